@@ -1,0 +1,1 @@
+"""The node: loop, mutators, LLM clients, problem packages, store and the `swarm` CLI."""

@@ -1,0 +1,354 @@
+"""The `swarm` command line: the only place that prints for humans and picks exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from node.loop import LoopSummary, Step
+    from node.mutators import Mutator
+    from research_dag import Outcome, Problem
+    from sandbox import Runtime
+
+app = typer.Typer(
+    name="swarm",
+    help="A peer-to-peer autoresearch swarm: mutate a strategy, evaluate it in a WebAssembly "
+    "sandbox, keep what wins, log every attempt.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold API keys
+)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+DATA_ENV = "SWARM_DATA_DIR"
+
+PackageDir = Annotated[
+    Path, typer.Argument(help="An experiment package directory (problem.toml, strategy.py, ...).")
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help=f"Where records are kept (default: ${DATA_ENV} or "
+                 "~/.local/share/swarm)."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document.")]
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _data_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "swarm"
+
+
+def _load_problem(directory: Path) -> Problem:
+    from node.problem import PackageError, load_package
+
+    try:
+        return load_package(directory)
+    except PackageError as error:
+        _fail(str(error), EXIT_USAGE)
+
+
+def _runtime(quiet: bool) -> Runtime:
+    from sandbox import RuntimeUnavailable, load_runtime
+
+    def progress(message: str) -> None:
+        if not quiet:
+            err.print(f"[dim]{message}[/]", highlight=False)
+
+    try:
+        return load_runtime(progress=progress)
+    except RuntimeUnavailable as error:
+        _fail(str(error))
+
+
+def _mutator(kind: str, model: str | None, base_url: str | None, max_tokens: int | None,
+             max_cost: float | None) -> tuple[Mutator, Callable[[], Any] | None]:
+    """The mutator and, for LLM ones, an async close function."""
+    from node.mutators import OfflineMutator
+
+    if kind == "offline":
+        return OfflineMutator(), None
+    if kind not in ("anthropic", "openai"):
+        _fail(f"unknown mutator {kind!r}: use offline, anthropic or openai", EXIT_USAGE)
+    from dataclasses import replace
+
+    from node.llm import BudgetMeter, LLMConfig, LLMNotConfigured, open_client
+    from node.mutators.llm import LLMMutator
+
+    try:
+        config = LLMConfig.from_env(kind, model=model, base_url=base_url)
+    except LLMNotConfigured as error:
+        _fail(str(error), EXIT_USAGE)
+    if max_tokens is not None:
+        config = replace(config, token_budget=max_tokens)
+    if max_cost is not None:
+        config = replace(config, money_budget_usd=max_cost)
+    client = open_client(config)
+    return LLMMutator(client, BudgetMeter(config)), client.aclose
+
+
+def _fmt(score: float | None) -> str:
+    return "-" if score is None else f"{score:.6g}"
+
+
+@app.command()
+def run(
+    package: PackageDir,
+    iterations: Annotated[int, typer.Option(min=1, max=100_000, help="Iterations this run.")] = 50,
+    mutator: Annotated[
+        str, typer.Option(help="offline (default, no network), anthropic or openai.")
+    ] = "offline",
+    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL (Ollama, vLLM...).")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Token budget for this run.")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Money budget (USD) for this run.")] = None,
+    fuel_budget: Annotated[
+        int | None, typer.Option(help="Stop after this much sandbox fuel in total.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the mutation choices.")] = 0,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the autoresearch loop on one problem, solo: mutate, evaluate, keep or revert, log."""
+    import trio
+
+    from node.loop import LoopConfig, ResearchLoop
+    from node.report import summary_json
+    from node.store import RecordStore, StoreError
+    from sandbox import Evaluator
+
+    problem = _load_problem(package)
+    runtime = _runtime(quiet=as_json)
+    chosen, close = _mutator(mutator, model, base_url, max_tokens, max_cost)
+    config = LoopConfig(iterations=iterations, fuel_budget=fuel_budget, seed=seed)
+    try:
+        store = RecordStore.open(_data_dir(data_dir) / "records.sqlite")
+    except StoreError as error:
+        _fail(str(error))
+    progress = _Progress(problem, iterations, enabled=not as_json)
+    with store, Evaluator(runtime, problem) as evaluator:
+        loop = ResearchLoop(problem, evaluator.evaluate, chosen, store, config,
+                            on_step=progress.step, on_mutator_failure=progress.mutator_failure)
+
+        async def main() -> LoopSummary:
+            try:
+                return await loop.run()
+            finally:
+                if close is not None:
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        await close()
+
+        try:
+            with progress:
+                summary = trio.run(main)
+        except KeyboardInterrupt:
+            runtime.ticker.interrupt_all(runtime.ticker.ticks_for(problem.budget.wall_s))
+            if loop.summary is not None:
+                _print_summary(loop.summary, as_json)
+            err.print("[yellow]interrupted[/]: every finished attempt is recorded.")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    if as_json:
+        out.print_json(json.dumps(summary_json(summary)))
+    else:
+        _print_summary(summary, as_json)
+
+
+def _print_summary(summary: LoopSummary, as_json: bool) -> None:
+    from node.report import summary_json
+
+    if as_json:
+        out.print_json(json.dumps(summary_json(summary)))
+        return
+    arrow = "↑" if summary.direction == "maximize" else "↓"
+    target = "" if summary.target is None else f" (target {_fmt(summary.target)})"
+    out.print(
+        f"[bold]{summary.problem_name}[/] {arrow} baseline {_fmt(summary.baseline_score)} → "
+        f"best [bold green]{_fmt(summary.best_score)}[/]{target}",
+        highlight=False,
+    )
+    tokens = summary.usage.input_tokens + summary.usage.output_tokens
+    spend = f", {tokens} tokens (${summary.usage.cost_usd:.4f})" if tokens else ""
+    out.print(
+        f"{summary.iterations} iterations, {summary.kept} kept, "
+        f"{summary.mutator_failures} failed proposals, fuel {summary.fuel_spent:,}{spend}; "
+        f"stopped: {summary.stop_reason.replace('_', ' ')}",
+        highlight=False,
+    )
+    if summary.best_experiment:
+        out.print(f"best experiment: {summary.best_experiment[:10]} "
+                  f"(swarm log {summary.problem_name} shows the changelog)", highlight=False)
+
+
+class _Progress:
+    """A live progress line for `swarm run`: iteration, best score, last change, fuel, tokens."""
+
+    def __init__(self, problem: Problem, total: int, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.enabled = enabled
+        self.problem = problem
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=err,
+            transient=True,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task(problem.name, total=total, status="baseline...")
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def step(self, step: Step, summary: LoopSummary) -> None:
+        if not self.enabled:
+            return
+        tokens = summary.usage.input_tokens + summary.usage.output_tokens
+        status = (f"best {_fmt(summary.best_score)} | last: {step.mutation_kind} "
+                  f"{step.status} | fuel {summary.fuel_spent:,}"
+                  + (f" | tokens {tokens:,}" if tokens else ""))
+        self.progress.update(self.task, advance=1, status=status)
+        if step.status == "keep":
+            self.progress.console.print(
+                f"[green]keep[/] #{step.iteration:<4} {_fmt(step.score):>10}  "
+                f"{step.mutation_kind}: {step.description}",
+                highlight=False,
+            )
+
+    def mutator_failure(self, reason: str) -> None:
+        if self.enabled:
+            self.progress.console.print(f"[yellow]proposal failed[/]: {reason}", highlight=False)
+
+
+@app.command("eval")
+def eval_command(
+    package: PackageDir,
+    strategy: Annotated[
+        Path | None,
+        typer.Option(help="A strategy file to evaluate instead of the package's own."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate one strategy once and show status, score, checklist, fuel and stderr."""
+    from node.problem import baseline_files
+    from node.report import outcome_json
+    from sandbox import Evaluator
+
+    problem = _load_problem(package)
+    files = baseline_files(problem)
+    if strategy is not None:
+        try:
+            files[problem.mutable[0]] = strategy.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            _fail(f"cannot read {strategy}: {error}", EXIT_USAGE)
+    runtime = _runtime(quiet=as_json)
+    with Evaluator(runtime, problem) as evaluator:
+        outcome = evaluator.evaluate(files)
+    if as_json:
+        out.print_json(json.dumps(outcome_json(outcome)))
+    else:
+        _print_outcome(problem, outcome)
+    if outcome.status != "ok":
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _print_outcome(problem: Problem, outcome: Outcome) -> None:
+    colour = "green" if outcome.status == "ok" else "red"
+    out.print(f"status: [bold {colour}]{outcome.status}[/]", highlight=False)
+    out.print(f"score:  {_fmt(outcome.score)} ({problem.metric.name}, "
+              f"{problem.metric.direction})", highlight=False)
+    for name, passed in outcome.items.items():
+        mark = "[green]✓[/]" if passed else "[red]✗[/]"
+        out.print(f"  {mark} {name}", highlight=False)
+    out.print(f"fuel:   strategy {outcome.strategy_fuel:,}, evaluator {outcome.evaluator_fuel:,}",
+              highlight=False)
+    for key, value in outcome.details.items():
+        out.print(f"  {key}: {value}", highlight=False)
+    if outcome.stderr_tail.strip():
+        out.print("stderr (tail):", highlight=False)
+        out.print(outcome.stderr_tail.rstrip(), markup=False, highlight=False)
+
+
+@app.command()
+def log(
+    package: PackageDir,
+    tsv: Annotated[
+        Path | None, typer.Option(help="Also write the changelog as TSV to this file ('-' = stdout).")
+    ] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the changelog of a problem: every attempt, kept or not, crashes included."""
+    from rich.table import Table
+
+    from node.report import changelog, changelog_tsv
+    from node.store import RecordStore, StoreError
+    from research_dag import Experiment
+
+    problem = _load_problem(package)
+    try:
+        with RecordStore.open(_data_dir(data_dir) / "records.sqlite") as store:
+            experiments = [
+                record
+                for record in store.iter_records(kind="experiment", problem=problem.id)
+                if isinstance(record, Experiment)
+            ]
+    except StoreError as error:
+        _fail(str(error))
+    rows = changelog(experiments, problem.metric)
+    if tsv is not None:
+        text = changelog_tsv(rows)
+        if str(tsv) == "-":
+            sys.stdout.write(text)
+            return
+        tsv.write_text(text)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(f"no experiments recorded for {problem.name} yet (swarm run {package})")
+        return
+    table = Table(title=f"{problem.name} ({problem.metric.name}, {problem.metric.direction})")
+    for column in ("commit", "score", "status", "mutation kind", "description"):
+        table.add_column(column, overflow="fold")
+    styles = {"keep": "green", "baseline": "bold", "discard": "dim"}
+    for row in rows:
+        table.add_row(row["commit"], _fmt(row["score"]), row["status"], row["mutation_kind"],
+                      row["description"], style=styles.get(row["status"], "red"))
+    out.print(table)
+    if tsv is not None:
+        out.print(f"wrote {len(rows)} rows to {tsv}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,269 @@
+"""The autoresearch loop on one node and one problem: mutate, evaluate, keep or revert, record."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+
+from node.mutators import MutationContext, MutationFailed, Mutator, Usage
+from node.problem import baseline_files
+from node.store import RecordStore
+from playbook import kind_stats, kind_weights
+from research_dag import Experiment, Outcome, Problem
+
+StopReason = Literal[
+    "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
+]
+Evaluate = Callable[[Mapping[str, str]], Outcome]
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    iterations: int = 50
+    fuel_budget: int | None = None  # total fuel (both phases) across this run's evaluations
+    plateau: int = 8  # tries without a finding before asking for a structural change
+    target_streak: int = 3  # stop once the best has met the target this many evaluations
+    recent: int = 8  # attempts shown to the mutator
+    max_mutator_failures: int = 10  # consecutive failed proposals before giving up
+    seed: int = 0
+    author: str = "local"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One attempt as the changelog shows it."""
+
+    iteration: int
+    experiment_id: str
+    status: str  # keep / discard / crash (or the outcome status for other failures)
+    score: float | None
+    best_score: float | None
+    mutation_kind: str
+    description: str
+    fuel: int
+
+
+@dataclass
+class LoopSummary:
+    problem_id: str
+    problem_name: str
+    direction: str
+    target: float | None
+    baseline_score: float | None
+    best_score: float | None
+    best_experiment: str | None
+    iterations: int = 0
+    kept: int = 0
+    mutator_failures: int = 0
+    fuel_spent: int = 0
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: StopReason = "iterations"
+    history: list[Step] = field(default_factory=list)
+
+
+def step_status(outcome: Outcome, kept: bool) -> str:
+    if outcome.status == "ok":
+        return "keep" if kept else "discard"
+    return "crash" if outcome.status == "crash" else outcome.status
+
+
+def strategy_digest(files: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return digest.hexdigest()
+
+
+class ResearchLoop:
+    """Runs iterations against a durable store; a restart with the same store resumes."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        evaluate: Evaluate,
+        mutator: Mutator,
+        store: RecordStore,
+        config: LoopConfig,
+        on_step: Callable[[Step, LoopSummary], None] | None = None,
+        on_mutator_failure: Callable[[str], None] | None = None,
+    ) -> None:
+        self.problem = problem
+        self.evaluate_fn = evaluate
+        self.mutator = mutator
+        self.store = store
+        self.config = config
+        self.on_step = on_step
+        self.on_mutator_failure = on_mutator_failure
+        self.metric = problem.metric
+        self._experiments: list[Experiment] = []
+        self._outcomes: dict[str, Outcome] = {}  # strategy digest -> outcome (deterministic)
+        self._best: Experiment | None = None
+        self._baseline: Experiment | None = None
+        self.summary: LoopSummary | None = None  # readable after an interrupt too
+
+    async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
+        digest = strategy_digest(files)
+        cached = self._outcomes.get(digest)
+        if cached is not None and cached.status != "timeout":
+            return cached
+        outcome = await trio.to_thread.run_sync(self.evaluate_fn, files, abandon_on_cancel=True)
+        self._outcomes[digest] = outcome
+        return outcome
+
+    async def _record(self, experiment: Experiment) -> None:
+        await trio.to_thread.run_sync(self.store.add, experiment)
+        self._experiments.append(experiment)
+
+    def _load_history(self) -> None:
+        for record in self.store.iter_records(kind="experiment", problem=self.problem.id):
+            assert isinstance(record, Experiment)
+            self._experiments.append(record)
+            self._outcomes.setdefault(strategy_digest(record.strategy), record.outcome)
+            if record.parent is None and self._baseline is None:
+                self._baseline = record
+            if self._better(record):
+                self._best = record
+
+    def _better(self, experiment: Experiment) -> bool:
+        outcome = experiment.outcome
+        if outcome.status != "ok" or outcome.score is None:
+            return False
+        best = self._best_score()
+        return best is None or self.metric.better(outcome.score, best)
+
+    def _best_score(self) -> float | None:
+        return None if self._best is None else self._best.outcome.score
+
+    def _experiment(self, files: Mapping[str, str], outcome: Outcome, **fields: str | None
+                    ) -> Experiment:
+        return Experiment.model_validate(
+            {
+                "problem": self.problem.id,
+                "strategy": dict(files),
+                "outcome": outcome,
+                "author": self.config.author,
+                "created_ms": int(time.time() * 1000),
+                **fields,
+            },
+            strict=False,
+        )
+
+    def _context(self, rng: random.Random, since_finding: int) -> MutationContext:
+        scores = {
+            e.id: (e.outcome.score if e.outcome.status == "ok" else None)
+            for e in self._experiments
+        }
+        stats = kind_stats(self._experiments, scores, self.metric)
+        best = self._best or self._baseline
+        assert best is not None
+        return MutationContext(
+            problem=self.problem,
+            best_files=dict(best.strategy),
+            best_score=self._best_score(),
+            recent=tuple(self._experiments[-self.config.recent :]),
+            kind_weights=kind_weights(stats),
+            structural=since_finding >= self.config.plateau,
+            rng=rng,
+        )
+
+    async def run(self) -> LoopSummary:
+        await trio.to_thread.run_sync(self._load_history)
+        if self._baseline is None:
+            files = baseline_files(self.problem)
+            outcome = await self._evaluate(files)
+            baseline = self._experiment(
+                files, outcome, mutation_kind="baseline", description="the package's own strategy",
+                mutator="baseline",
+            )
+            await self._record(baseline)
+            self._baseline = baseline
+            if self._better(baseline):
+                self._best = baseline
+        summary = self.summary = LoopSummary(
+            problem_id=self.problem.id,
+            problem_name=self.problem.name,
+            direction=self.metric.direction,
+            target=self.metric.target,
+            baseline_score=self._baseline.outcome.score,
+            best_score=self._best_score(),
+            best_experiment=None if self._best is None else self._best.id,
+        )
+        done_before = len(self._experiments)
+        # Seeded by history length, so a resumed run continues rather than repeats itself.
+        rng = random.Random(f"{self.config.seed}:{self.problem.id}:{done_before}")
+        since_finding = 0
+        failures = 0
+        streak = 0
+        try:
+            for iteration in range(done_before, done_before + self.config.iterations):
+                if self.config.fuel_budget is not None and summary.fuel_spent >= self.config.fuel_budget:
+                    summary.stop_reason = "fuel_budget"
+                    break
+                try:
+                    proposal = await self.mutator.propose(self._context(rng, since_finding))
+                except MutationFailed as failure:
+                    summary.mutator_failures += 1
+                    summary.usage = summary.usage + failure.usage
+                    failures += 1
+                    if self.on_mutator_failure:
+                        self.on_mutator_failure(failure.reason)
+                    if not failure.retryable or failures >= self.config.max_mutator_failures:
+                        summary.stop_reason = "mutator_exhausted"
+                        break
+                    continue
+                failures = 0
+                summary.usage = summary.usage + proposal.usage
+                parent = self._best or self._baseline
+                outcome = await self._evaluate(proposal.files)
+                experiment = self._experiment(
+                    proposal.files,
+                    outcome,
+                    parent=parent.id,
+                    diff=proposal.diff,
+                    mutation_kind=proposal.mutation_kind,
+                    description=proposal.description,
+                    hypothesis=proposal.hypothesis,
+                    mutator=self.mutator.name,
+                )
+                await self._record(experiment)
+                kept = self._better(experiment)
+                if kept:
+                    self._best = experiment
+                    since_finding = 0
+                    summary.kept += 1
+                else:
+                    since_finding += 1
+                summary.iterations += 1
+                summary.fuel_spent += outcome.fuel
+                summary.best_score = self._best_score()
+                summary.best_experiment = None if self._best is None else self._best.id
+                step = Step(
+                    iteration=iteration,
+                    experiment_id=experiment.id,
+                    status=step_status(outcome, kept),
+                    score=outcome.score,
+                    best_score=summary.best_score,
+                    mutation_kind=proposal.mutation_kind,
+                    description=proposal.description,
+                    fuel=outcome.fuel,
+                )
+                summary.history.append(step)
+                if self.on_step:
+                    self.on_step(step, summary)
+                best = summary.best_score
+                streak = streak + 1 if best is not None and self.metric.reached(best) else 0
+                if streak >= self.config.target_streak:
+                    summary.stop_reason = "target_reached"
+                    break
+        except (trio.Cancelled, KeyboardInterrupt):
+            summary.stop_reason = "interrupted"
+            raise
+        finally:
+            summary.best_score = self._best_score()
+        return summary

@@ -1,0 +1,201 @@
+"""Loading an experiment package from a directory into a Problem record, one message per defect."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, Problem
+
+MANIFEST = "problem.toml"
+EVALUATOR = "evaluate.py"
+TOP_KEYS = {"name", "statement", "domains", "entry", "mutable", "seed", "checklist", "metric",
+            "budget"}
+METRIC_KEYS = {"name", "direction", "target", "source"}
+BUDGET_KEYS = {"fuel", "memory_mb", "wall_s"}
+IGNORED_PARTS = {"__pycache__", ".git", ".DS_Store"}
+MAX_FILES = 4096
+
+
+class PackageError(ValueError):
+    """A malformed experiment package; `defects` lists every problem found, each actionable."""
+
+    def __init__(self, path: Path, defects: list[str]) -> None:
+        self.path = path
+        self.defects = defects
+        lines = "\n".join(f"  - {defect}" for defect in defects)
+        super().__init__(f"{path} is not a valid experiment package:\n{lines}")
+
+
+def _collect_files(root: Path, defects: list[str]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part in IGNORED_PARTS or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink():
+            defects.append(f"{relative} is a symbolic link; packages must hold plain files")
+            continue
+        if path.is_dir():
+            continue
+        if path.suffix == ".pyc":
+            continue
+        if len(files) >= MAX_FILES:
+            defects.append(f"more than {MAX_FILES} files; bundle data into fewer files")
+            break
+        content = path.read_bytes()
+        total += len(content)
+        files[relative.as_posix()] = content
+    if total > MAX_PACKAGE_BYTES:
+        defects.append(
+            f"the package holds {total} bytes; the limit is {MAX_PACKAGE_BYTES} bytes "
+            "(keep data small, or generate it in the evaluator from a seed)"
+        )
+    return files
+
+
+def _unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> list[str]:
+    return [
+        f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
+        for key in sorted(set(table) - allowed)
+    ]
+
+
+def _python_defects(name: str, content: bytes | None, function: str) -> list[str]:
+    """Checks a Python file parses and defines `function` at module level."""
+    if content is None:
+        return [f"{name} is missing"]
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return [f"{name} is not UTF-8 text"]
+    try:
+        tree = ast.parse(content, filename=name)
+    except SyntaxError as error:
+        return [f"{name} line {error.lineno}: syntax error: {error.msg}"]
+    except ValueError as error:
+        return [f"{name}: cannot be parsed: {error}"]
+    defined = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    if function not in defined:
+        return [f"{name} must define a top-level function {function}(...)"]
+    return []
+
+
+def _validation_defects(error: ValidationError, where: str) -> list[str]:
+    defects = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        prefix = f"{where}.{location}" if location else where
+        defects.append(f"{prefix}: {item.get('msg', 'invalid')}")
+    return defects
+
+
+def load_package(directory: Path) -> Problem:
+    """The Problem record of the package at `directory`; PackageError lists every defect."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise PackageError(root, [f"{root} does not exist or is not a directory"])
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        raise PackageError(root, [f"{MANIFEST} is missing (run `swarm init DIR` for a template)"])
+    try:
+        table = tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise PackageError(root, [f"{MANIFEST}: invalid TOML: {error}"]) from None
+    except UnicodeDecodeError:
+        raise PackageError(root, [f"{MANIFEST} is not UTF-8 text"]) from None
+
+    defects = _unknown_keys(table, TOP_KEYS, MANIFEST)
+    for key in ("name", "statement", "metric"):
+        if key not in table:
+            defects.append(f"{MANIFEST}: missing required key {key!r}")
+    metric_table = table.get("metric", {})
+    budget_table = table.get("budget", {})
+    metric: Metric | None = None
+    budget = Budget()
+    if not isinstance(metric_table, dict):
+        defects.append(f"{MANIFEST}: [metric] must be a table")
+    elif "metric" in table:
+        defects += _unknown_keys(metric_table, METRIC_KEYS, f"{MANIFEST} [metric]")
+        direction = metric_table.get("direction")
+        if direction not in ("maximize", "minimize"):
+            defects.append(
+                f"{MANIFEST} [metric]: direction must be \"maximize\" or \"minimize\", "
+                f"not {direction!r}"
+            )
+        else:
+            try:
+                metric = Metric.model_validate(_loose(metric_table), strict=False)
+            except ValidationError as error:
+                defects += _validation_defects(error, f"{MANIFEST} [metric]")
+    if not isinstance(budget_table, dict):
+        defects.append(f"{MANIFEST}: [budget] must be a table")
+    else:
+        defects += _unknown_keys(budget_table, BUDGET_KEYS, f"{MANIFEST} [budget]")
+        try:
+            budget = Budget.model_validate(_loose(budget_table), strict=False)
+        except ValidationError as error:
+            defects += _validation_defects(error, f"{MANIFEST} [budget]")
+
+    files = _collect_files(root, defects)
+    mutable = table.get("mutable", ["strategy.py"])
+    entry = table.get("entry", "solve")
+    if not isinstance(mutable, list) or not mutable or not all(isinstance(m, str) for m in mutable):
+        defects.append(f"{MANIFEST}: mutable must be a non-empty list of file names")
+        mutable = ["strategy.py"]
+    for index, name in enumerate(mutable):
+        if "/" in name or not name.endswith(".py"):
+            defects.append(f"{MANIFEST}: mutable file {name!r} must be a top-level .py file")
+        elif name == EVALUATOR:
+            defects.append(f"{MANIFEST}: the evaluator {EVALUATOR} cannot be mutable")
+        elif index == 0 and isinstance(entry, str):
+            defects += _python_defects(name, files.get(name), entry)
+        elif name not in files:
+            defects.append(f"{name} is missing")
+    defects += _python_defects(EVALUATOR, files.get(EVALUATOR), "evaluate")
+    if not any(path.startswith("data/private/") for path in files):
+        defects.append(
+            "data/private/ is empty: keep held-out labels or expected outputs there, "
+            "where the strategy cannot read them"
+        )
+    if defects:
+        raise PackageError(root, defects)
+    assert metric is not None
+    try:
+        return Problem.model_validate(
+            {
+                "name": table["name"],
+                "statement": table["statement"],
+                "domains": table.get("domains", []),
+                "metric": metric,
+                "checklist": table.get("checklist", []),
+                "budget": budget,
+                "mutable": mutable,
+                "entry": entry,
+                "seed": table.get("seed", 0),
+                "files": files,
+            },
+            strict=False,
+        )
+    except ValidationError as error:
+        raise PackageError(root, _validation_defects(error, MANIFEST)) from None
+
+
+def _loose(table: dict[str, Any]) -> dict[str, Any]:
+    """TOML ints where floats are expected are fine (target = 1)."""
+    return {key: (float(value) if key in ("target", "wall_s") and isinstance(value, int)
+                  and not isinstance(value, bool) else value) for key, value in table.items()}
+
+
+def baseline_files(problem: Problem) -> dict[str, str]:
+    """The package's own mutable files, as text."""
+    return {name: problem.files[name].decode("utf-8") for name in problem.mutable}

@@ -1,0 +1,85 @@
+"""Machine-readable and tabular views of loop results and the experiment changelog."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import Any
+
+from node.loop import LoopSummary, step_status
+from research_dag import Experiment, Metric, Outcome
+
+TSV_COLUMNS = ("commit", "parent", "score", "status", "mutation_kind", "description", "fuel")
+
+
+def summary_json(summary: LoopSummary) -> dict[str, Any]:
+    return {
+        "problem": summary.problem_id,
+        "name": summary.problem_name,
+        "direction": summary.direction,
+        "target": summary.target,
+        "baseline": summary.baseline_score,
+        "best": summary.best_score,
+        "best_experiment": summary.best_experiment,
+        "iterations": summary.iterations,
+        "kept": summary.kept,
+        "mutator_failures": summary.mutator_failures,
+        "fuel_spent": summary.fuel_spent,
+        "tokens": {
+            "input": summary.usage.input_tokens,
+            "output": summary.usage.output_tokens,
+            "cost_usd": round(summary.usage.cost_usd, 6),
+        },
+        "stop_reason": summary.stop_reason,
+        "history": [asdict(step) for step in summary.history],
+    }
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "status": outcome.status,
+        "score": outcome.score,
+        "items": dict(outcome.items),
+        "strategy_fuel": outcome.strategy_fuel,
+        "evaluator_fuel": outcome.evaluator_fuel,
+        "details": dict(outcome.details),
+        "stderr_tail": outcome.stderr_tail,
+    }
+
+
+def changelog(experiments: Iterable[Experiment], metric: Metric) -> list[dict[str, Any]]:
+    """Rows in recorded order; a row is `keep` when it beat the best before it."""
+    rows: list[dict[str, Any]] = []
+    best: float | None = None
+    for experiment in experiments:
+        outcome = experiment.outcome
+        score = outcome.score if outcome.status == "ok" else None
+        kept = score is not None and metric.better(score, best)
+        if kept:
+            best = score
+        rows.append(
+            {
+                "commit": experiment.id[:10],
+                "parent": (experiment.parent or "")[:10],
+                "score": score,
+                "status": step_status(outcome, kept) if experiment.parent else "baseline",
+                "mutation_kind": experiment.mutation_kind,
+                "description": experiment.description,
+                "fuel": outcome.fuel,
+            }
+        )
+    return rows
+
+
+def changelog_tsv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
+    writer.writerow(TSV_COLUMNS)
+    for row in rows:
+        score = "" if row["score"] is None else f"{row['score']:.6g}"
+        cells = [row["commit"], row["parent"], score, row["status"], row["mutation_kind"],
+                 str(row["description"]).replace("\t", " ").replace("\n", " "), row["fuel"]]
+        writer.writerow(cells)
+    return buffer.getvalue()

@@ -1,0 +1,279 @@
+"""The shared record model: every value nodes exchange, frozen, bounded and content-addressed."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Annotated, Any, Literal, TypeAlias
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+# Bounds keep a hostile peer or guest from inflating memory with one record.
+MAX_TEXT = 4_000
+MAX_NAME = 200
+MAX_ID = 64
+MAX_AUTHOR = 128
+MAX_SIGNATURE = 512
+MAX_SOURCE = 256_000
+MAX_PACKAGE_BYTES = 16 * 1024 * 1024
+MAX_LIST = 256
+MAX_STDERR_TAIL = 4_000
+
+RecordId: TypeAlias = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+ShortText: TypeAlias = Annotated[str, Field(max_length=MAX_NAME)]
+Text: TypeAlias = Annotated[str, Field(max_length=MAX_TEXT)]
+
+Direction: TypeAlias = Literal["maximize", "minimize"]
+Status: TypeAlias = Literal[
+    "ok",  # the evaluator scored the strategy
+    "crash",  # the strategy or evaluator raised / exited non-zero
+    "out_of_fuel",  # the deterministic instruction budget ran out
+    "timeout",  # the wall-clock safety net fired (not deterministic: never verified)
+    "out_of_memory",  # the memory limit was hit
+    "invalid_output",  # output missing, unparseable, too large, or a non-finite score
+    "invalid",  # the evaluator judged the output wrong (e.g. faster_code's checks failed)
+]
+
+
+class Frozen(BaseModel):
+    """Base of every record part: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Metric(Frozen):
+    name: ShortText
+    direction: Direction
+    target: float | None = None
+    # "evaluator": the score the evaluator reports; "fuel": the strategy phase's measured fuel
+    # (the evaluator then only judges validity).
+    source: Literal["evaluator", "fuel"] = "evaluator"
+
+    @field_validator("target")
+    @classmethod
+    def _finite_target(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("target must be a finite number")
+        return value
+
+    def better(self, candidate: float, incumbent: float | None) -> bool:
+        """True when `candidate` strictly improves on `incumbent` in this metric's direction."""
+        if incumbent is None:
+            return True
+        if self.direction == "maximize":
+            return candidate > incumbent
+        return candidate < incumbent
+
+    def reached(self, score: float) -> bool:
+        if self.target is None:
+            return False
+        if self.direction == "maximize":
+            return score >= self.target
+        return score <= self.target
+
+
+class Budget(Frozen):
+    """Per-evaluation limits. Fuel is per phase; wall time is a safety net, not a metric."""
+
+    fuel: Annotated[int, Field(ge=10_000_000, le=1_000_000_000_000)] = 20_000_000_000
+    memory_mb: Annotated[int, Field(ge=48, le=4096)] = 512
+    wall_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+
+class Outcome(Frozen):
+    """What one evaluation produced. Deterministic fields only, except `status == "timeout"`."""
+
+    status: Status
+    score: float | None = None
+    items: dict[ShortText, bool] = Field(default_factory=dict, max_length=MAX_LIST)
+    strategy_fuel: Annotated[int, Field(ge=0)] = 0
+    evaluator_fuel: Annotated[int, Field(ge=0)] = 0
+    stderr_tail: Annotated[str, Field(max_length=MAX_STDERR_TAIL)] = ""
+    details: dict[ShortText, float | int | str | bool] = Field(
+        default_factory=dict, max_length=MAX_LIST
+    )
+
+    @field_validator("score")
+    @classmethod
+    def _finite_score(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("score must be a finite number")
+        return value
+
+    @field_validator("details")
+    @classmethod
+    def _bounded_details(
+        cls, value: dict[str, float | int | str | bool]
+    ) -> dict[str, float | int | str | bool]:
+        for key, item in value.items():
+            if isinstance(item, str) and len(item) > MAX_NAME:
+                raise ValueError(f"details[{key!r}] is longer than {MAX_NAME} characters")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"details[{key!r}] is not finite")
+        return value
+
+    @property
+    def fuel(self) -> int:
+        return self.strategy_fuel + self.evaluator_fuel
+
+
+class RecordBase(Frozen):
+    """Fields every record has. `signature` is excluded from the canonical bytes it signs."""
+
+    author: Annotated[str, Field(max_length=MAX_AUTHOR)] = "local"
+    created_ms: Annotated[int, Field(ge=0)] = 0
+    signature: Annotated[bytes, Field(max_length=MAX_SIGNATURE)] = b""
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes the id and signature cover: msgpack, sorted keys, no signature."""
+        return canonical_encode(self.model_dump(mode="python", exclude={"signature"}))
+
+    @property
+    def id(self) -> str:
+        # Cached per instance: records are frozen, so the id never changes.
+        cached = self.__dict__.get("_id_cache")
+        if cached is None:
+            cached = hashlib.sha256(self.canonical_bytes()).hexdigest()
+            object.__setattr__(self, "_id_cache", cached)
+        return str(cached)
+
+    def short_id(self) -> str:
+        return self.id[:10]
+
+
+class Problem(RecordBase):
+    kind: Literal["problem"] = "problem"
+    name: ShortText
+    statement: Text
+    domains: list[ShortText] = Field(default_factory=list, max_length=32)
+    metric: Metric
+    checklist: list[ShortText] = Field(default_factory=list, max_length=64)
+    budget: Budget = Field(default_factory=Budget)
+    mutable: list[ShortText] = Field(min_length=1, max_length=16)
+    entry: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)] = "solve"
+    seed: int = 0
+    # Every file of the package by relative posix path (strategy, evaluator, data).
+    files: dict[Annotated[str, Field(max_length=MAX_NAME)], bytes] = Field(max_length=4096)
+
+    @field_validator("files")
+    @classmethod
+    def _bounded_files(cls, value: dict[str, bytes]) -> dict[str, bytes]:
+        total = sum(len(content) for content in value.values())
+        if total > MAX_PACKAGE_BYTES:
+            raise ValueError(f"package files total {total} bytes; the limit is {MAX_PACKAGE_BYTES}")
+        for path in value:
+            parts = path.split("/")
+            if path.startswith("/") or ".." in parts or "" in parts or "\\" in path:
+                raise ValueError(f"file path {path!r} must be relative, posix, without '..'")
+        return value
+
+
+class Experiment(RecordBase):
+    """One evaluation of one candidate strategy. The baseline has `parent=None`."""
+
+    kind: Literal["experiment"] = "experiment"
+    problem: RecordId
+    parent: RecordId | None = None
+    # The full mutable files of the candidate, so any peer can replay it.
+    strategy: dict[ShortText, Annotated[str, Field(max_length=MAX_SOURCE)]] = Field(
+        min_length=1, max_length=16
+    )
+    diff: Annotated[str, Field(max_length=MAX_SOURCE)] = ""
+    mutation_kind: ShortText = "baseline"
+    description: Text = ""
+    hypothesis: Text = ""
+    hypothesis_id: RecordId | None = None
+    mutator: ShortText = "offline"
+    outcome: Outcome
+
+
+class Verification(RecordBase):
+    kind: Literal["verification"] = "verification"
+    experiment: RecordId
+    outcome: Outcome
+    match: bool
+
+
+class Pattern(RecordBase):
+    kind: Literal["pattern"] = "pattern"
+    mutation_kind: ShortText
+    text: Text
+    supporting: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
+    contradicting: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
+    success_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    mean_delta: float = 0.0
+    domains: list[ShortText] = Field(default_factory=list, max_length=32)
+    retired: bool = False
+
+    @field_validator("mean_delta")
+    @classmethod
+    def _finite_delta(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("mean_delta must be finite")
+        return value
+
+
+class Hypothesis(RecordBase):
+    kind: Literal["hypothesis"] = "hypothesis"
+    pattern: RecordId
+    problem: RecordId
+    mutation_kind: ShortText
+    text: Text
+
+
+Record: TypeAlias = Annotated[
+    Problem | Experiment | Verification | Pattern | Hypothesis, Field(discriminator="kind")
+]
+RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
+
+
+class RecordError(ValueError):
+    """Bytes or a value that is not a valid record; the message says which field and why."""
+
+
+def canonical_encode(value: Any) -> bytes:
+    """Canonical msgpack: maps with sorted keys, floats always 64-bit, bytes as bin."""
+    packed: bytes = msgpack.packb(_canonical(value), use_bin_type=True, use_single_float=False)
+    return packed
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def encode_record(record: Record) -> bytes:
+    """Full wire/storage bytes of a record, signature included."""
+    return canonical_encode(record.model_dump(mode="python"))
+
+
+def decode_record(data: bytes) -> Record:
+    """Strictly decode bytes made by `encode_record`; raises RecordError on anything else."""
+    try:
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=MAX_PACKAGE_BYTES)
+    except (ValueError, msgpack.UnpackException, TypeError) as error:
+        raise RecordError(f"not a msgpack record: {error}") from None
+    if not isinstance(raw, dict):
+        raise RecordError("a record must be a map")
+    return validate_record(raw)
+
+
+def validate_record(raw: dict[str, Any]) -> Record:
+    from pydantic import ValidationError
+
+    try:
+        return RECORD_ADAPTER.validate_python(raw)
+    except ValidationError as error:
+        raise RecordError(_describe(error)) from None
+
+
+def _describe(error: Any) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "record"
+    more = error.error_count() - 1
+    suffix = f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""
+    return f"{where}: {first.get('msg', 'invalid')}{suffix}"

