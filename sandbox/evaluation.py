@@ -66,7 +66,16 @@ def _last_result(stdout: bytes) -> bytes | None:
     return line if end < 0 else line[:end]
 
 
-def _failure(run: GuestRun, phase: int) -> tuple[Status, str] | None:
+def _out_of_memory(run: GuestRun, stderr: str, memory_limit: int) -> bool:
+    """Python reports a failed allocation as MemoryError; when memory is exhausted it may not
+    even manage to print that cleanly, so a failure near the limit counts too."""
+    lines = stderr.strip().splitlines()
+    if lines and lines[-1].startswith("MemoryError"):
+        return True
+    return "MemoryError" in stderr and run.memory_bytes >= memory_limit * 0.9
+
+
+def _failure(run: GuestRun, phase: int, memory_limit: int) -> tuple[Status, str] | None:
     """The status of a run that did not finish normally, or None when it did."""
     stderr = _tail(run.stderr_tail)
     if run.trap == "out_of_fuel":
@@ -80,8 +89,7 @@ def _failure(run: GuestRun, phase: int) -> tuple[Status, str] | None:
         return "crash", (stderr + f"\n[sandbox] trap: {note}").strip()
     if run.exit_code == 0:
         return None
-    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-    if last.startswith("MemoryError"):
+    if _out_of_memory(run, stderr, memory_limit):
         return "out_of_memory", stderr
     if run.exit_code == EXIT_INVALID_OUTPUT:
         return "invalid_output", stderr
@@ -174,7 +182,7 @@ class Evaluator:
             limits,
             seed=problem.seed,
         )
-        failed = _failure(first, phase=1)
+        failed = _failure(first, phase=1, memory_limit=limits.memory_bytes)
         if failed is not None:
             status, stderr = failed
             fuel = first.fuel_used if status != "timeout" else 0
@@ -224,7 +232,7 @@ class Evaluator:
 
     def _score(self, first: GuestRun, second: GuestRun, strategy_stderr: str) -> Outcome:
         fuel = first.fuel_used
-        failed = _failure(second, phase=2)
+        failed = _failure(second, phase=2, memory_limit=self._limits().memory_bytes)
         if failed is not None:
             status, stderr = failed
             return Outcome(
