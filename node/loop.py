@@ -15,7 +15,7 @@ from node.mutators import MutationContext, MutationFailed, Mutator, Usage
 from node.problem import baseline_files
 from node.store import RecordStore
 from playbook import kind_stats, kind_weights
-from research_dag import Experiment, Outcome, Problem
+from research_dag import MAX_SOURCE, Experiment, Outcome, Problem
 
 StopReason = Literal[
     "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
@@ -78,6 +78,16 @@ def strategy_digest(files: Mapping[str, str]) -> str:
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
     return digest.hexdigest()
+
+
+def _oversize(files: Mapping[str, str], mutable: list[str]) -> str:
+    """Why a candidate cannot become a record (too big, or touching fixed files), or ''."""
+    if set(files) != set(mutable):
+        return f"the candidate must consist of exactly the mutable files {sorted(mutable)}"
+    for name, source in files.items():
+        if len(source) > MAX_SOURCE:
+            return f"{name} has {len(source)} characters; the limit is {MAX_SOURCE}"
+    return ""
 
 
 class ResearchLoop:
@@ -173,6 +183,7 @@ class ResearchLoop:
         )
 
     async def run(self) -> LoopSummary:
+        await trio.to_thread.run_sync(self.store.add, self.problem)
         await trio.to_thread.run_sync(self._load_history)
         if self._baseline is None:
             files = baseline_files(self.problem)
@@ -217,8 +228,18 @@ class ResearchLoop:
                         summary.stop_reason = "mutator_exhausted"
                         break
                     continue
-                failures = 0
                 summary.usage = summary.usage + proposal.usage
+                oversize = _oversize(proposal.files, self.problem.mutable)
+                if oversize:
+                    summary.mutator_failures += 1
+                    failures += 1
+                    if self.on_mutator_failure:
+                        self.on_mutator_failure(oversize)
+                    if failures >= self.config.max_mutator_failures:
+                        summary.stop_reason = "mutator_exhausted"
+                        break
+                    continue
+                failures = 0
                 parent = self._best or self._baseline
                 outcome = await self._evaluate(proposal.files)
                 experiment = self._experiment(

@@ -4,6 +4,7 @@ from research_dag.dag import Relation, ResearchDag, Snapshot
 from research_dag.records import (
     MAX_NAME,
     MAX_PACKAGE_BYTES,
+    MAX_SOURCE,
     MAX_STDERR_TAIL,
     Budget,
     Direction,
@@ -28,6 +29,7 @@ from research_dag.records import (
 __all__ = [
     "MAX_NAME",
     "MAX_PACKAGE_BYTES",
+    "MAX_SOURCE",
     "MAX_STDERR_TAIL",
     "Budget",
     "Direction",

@@ -1,0 +1,160 @@
+"""The autoresearch loop on real sandbox evaluations and a real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.loop import LoopConfig, ResearchLoop
+from node.mutators import MutationContext, MutationFailed, OfflineMutator
+from node.mutators.scripted import ScriptedMutator
+from node.store import RecordStore
+from research_dag import Experiment, Problem
+from sandbox import Evaluator
+
+
+def _scaled(scale: float) -> dict[str, str]:
+    return {
+        "strategy.py": "import json\n\nSCALE = %r\n\n\ndef solve(public_dir):\n"
+        "    with open(public_dir + '/info.json') as stream:\n"
+        "        info = json.load(stream)\n"
+        "    return {'x': SCALE * info['base']}\n" % scale
+    }
+
+
+def _experiments(store: RecordStore, problem: Problem) -> list[Experiment]:
+    found = [r for r in store.iter_records(kind="experiment", problem=problem.id)]
+    assert all(isinstance(r, Experiment) for r in found)
+    return found  # type: ignore[return-value]
+
+
+async def test_offline_loop_improves_and_records_every_attempt(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        loop = ResearchLoop(probe_problem, probe.evaluate, OfflineMutator(), store,
+                            LoopConfig(iterations=40, seed=1))
+        summary = await loop.run()
+        assert summary.baseline_score == 1.0
+        assert summary.best_score is not None and summary.best_score >= 10.0
+        assert summary.stop_reason == "target_reached"
+        # The best met the target on three evaluations running, then the loop stopped.
+        assert [s.best_score is not None and s.best_score >= 10 for s in summary.history][-3:] == [
+            True, True, True]
+        assert sum(s.status == "keep" for s in summary.history) == summary.kept
+        recorded = _experiments(store, probe_problem)
+        assert len(recorded) == summary.iterations + 1  # + the baseline
+        assert recorded[0].parent is None
+        assert summary.best_experiment == store.load_dag().best(probe_problem.id).id  # type: ignore[union-attr]
+
+
+async def test_a_restart_resumes_from_the_store(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    path = tmp_path / "records.sqlite"
+    with RecordStore.open(path) as store:
+        first = await ResearchLoop(probe_problem, probe.evaluate,
+                                   ScriptedMutator([_scaled(0.75), _scaled(0.6)]), store,
+                                   LoopConfig(iterations=2)).run()
+    assert first.best_score == 1.5
+    with RecordStore.open(path) as store:
+        second = await ResearchLoop(probe_problem, probe.evaluate,
+                                    ScriptedMutator([_scaled(1.0)]), store,
+                                    LoopConfig(iterations=5)).run()
+        assert second.baseline_score == 1.0
+        assert second.best_score == 2.0
+        assert second.stop_reason == "mutator_exhausted"
+        recorded = _experiments(store, probe_problem)
+    assert len(recorded) == 4  # one baseline, three attempts: nothing re-run, nothing lost
+    assert recorded[-1].parent == recorded[1].id  # mutated from the resumed best
+
+
+async def test_crashes_are_recorded_and_failed_proposals_do_not_stop_the_loop(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    broken = {"strategy.py": "def solve(d):\n    raise ValueError('nope')\n"}
+    script = [MutationFailed("malformed reply"), broken, _scaled(0.9), MutationFailed("refused")]
+    failures: list[str] = []
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        summary = await ResearchLoop(probe_problem, probe.evaluate, ScriptedMutator(script), store,
+                                     LoopConfig(iterations=10),
+                                     on_mutator_failure=failures.append).run()
+        statuses = [s.status for s in summary.history]
+        assert statuses == ["crash", "keep"]
+        assert failures == ["malformed reply", "refused", "the script is exhausted"]
+        assert summary.mutator_failures == 3
+        crash = _experiments(store, probe_problem)[1]
+        assert crash.outcome.status == "crash" and "ValueError: nope" in crash.outcome.stderr_tail
+
+
+async def test_too_many_failed_proposals_stop_the_loop(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    script = [MutationFailed(f"bad {i}") for i in range(20)]
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        summary = await ResearchLoop(probe_problem, probe.evaluate, ScriptedMutator(script), store,
+                                     LoopConfig(iterations=50, max_mutator_failures=4)).run()
+    assert (summary.stop_reason, summary.mutator_failures, summary.iterations) == (
+        "mutator_exhausted", 4, 0)
+
+
+async def test_oversized_or_foreign_candidates_are_refused(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    huge = {"strategy.py": "X = 1\n" * 100_000 + "def solve(d):\n    return {'x': 1}\n"}
+    foreign = {**_scaled(0.9), "evaluate.py": "def evaluate(o, a, b):\n    return {'score': 1e9}\n"}
+    failures: list[str] = []
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        summary = await ResearchLoop(probe_problem, probe.evaluate,
+                                     ScriptedMutator([huge, foreign]), store,
+                                     LoopConfig(iterations=5),
+                                     on_mutator_failure=failures.append).run()
+    assert summary.iterations == 0
+    assert "limit" in failures[0] and "mutable files" in failures[1]
+
+
+async def test_fuel_budget_stops_the_loop(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        summary = await ResearchLoop(probe_problem, probe.evaluate, OfflineMutator(), store,
+                                     LoopConfig(iterations=50, fuel_budget=1)).run()
+    assert (summary.stop_reason, summary.iterations) == ("fuel_budget", 1)
+
+
+async def test_cancelling_leaves_the_store_consistent(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    cancel = trio.CancelScope()
+
+    def third_call_cancels(context: MutationContext) -> dict[str, str]:
+        cancel.cancel()
+        return _scaled(3.0)
+
+    mutator = ScriptedMutator([_scaled(0.6), _scaled(0.7), third_call_cancels, _scaled(9.0)])
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        loop = ResearchLoop(probe_problem, probe.evaluate, mutator, store, LoopConfig(iterations=9))
+        with cancel:
+            await loop.run()
+        assert cancel.cancelled_caught
+        assert loop.summary is not None and loop.summary.stop_reason == "interrupted"
+        recorded = _experiments(store, probe_problem)
+    assert [e.outcome.score for e in recorded] == [1.0, 1.2, 1.4]
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        assert store.count() == 4  # the problem + 3 experiments; each decodes and verifies
+        assert len(list(store.iter_records())) == 4
+
+
+@pytest.mark.parametrize("seed", [3])
+async def test_same_seed_same_history(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path, seed: int
+) -> None:
+    histories = []
+    for run in range(2):
+        with RecordStore.open(tmp_path / f"{run}.sqlite") as store:
+            summary = await ResearchLoop(probe_problem, probe.evaluate, OfflineMutator(), store,
+                                         LoopConfig(iterations=6, seed=seed)).run()
+        histories.append([(s.score, s.description, s.fuel) for s in summary.history])
+    assert histories[0] == histories[1]
