@@ -12,7 +12,7 @@ def _main(config):
     except (ValueError, RecursionError) as error:
         sys.stderr.write(f"the strategy's output is not valid JSON: {error}\n")
         return EXIT_INVALID_OUTPUT
-    module = importlib.import_module(config["module"])
+    module = __import__(config["module"])
     report = module.evaluate(output, config["public_dir"], config["private_dir"])
     out = sys.stdout
     out.write(MARKER + json.dumps(report, allow_nan=True, default=repr) + "\n")

@@ -3,16 +3,17 @@
 The host prepends `SWARM_CONFIG = {...}` and appends one phase's code.
 """
 
-import importlib.abc
-import importlib.util
 import json
 import sys
+
+# The frozen bootstrap is loaded already; importing importlib.abc/util would cost ~8M fuel.
+import _frozen_importlib_external as _external
 
 MARKER = "\x1eswarm-result "
 EXIT_INVALID_OUTPUT = 3
 
 
-class _KnownFiles(importlib.abc.MetaPathFinder):
+class _KnownFiles:
     """Maps module names to known paths: guests cannot list directories."""
 
     def __init__(self, files):
@@ -22,7 +23,7 @@ class _KnownFiles(importlib.abc.MetaPathFinder):
         location = self.files.get(name)
         if location is None:
             return None
-        return importlib.util.spec_from_file_location(name, location)
+        return _external.spec_from_file_location(name, location)
 
 
 def _install_finder(config):

@@ -8,7 +8,7 @@ def _main(config):
     _install_finder(config)
     out = sys.stdout
     sys.stdout = sys.stderr  # the strategy's own prints are diagnostics, not output
-    module = importlib.import_module(config["module"])
+    module = __import__(config["module"])
     entry = getattr(module, config["entry"], None)
     if not callable(entry):
         sys.stderr.write(f"the strategy defines no callable {config['entry']!r}\n")

@@ -1,0 +1,88 @@
+"""The `swarm` command as a user runs it: real processes, real sandbox, real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from research_dag import Problem
+from sandbox import Evaluator
+
+PROBE = Path(__file__).parent / "fixtures" / "probe"
+
+
+def swarm(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if data_dir is not None:
+        env["SWARM_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-c", "from node.cli import main; main()", *args],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_eval_json_is_identical_in_two_processes_and_in_this_one(
+    probe: Evaluator, probe_problem: Problem
+) -> None:
+    first, second = swarm("eval", str(PROBE), "--json"), swarm("eval", str(PROBE), "--json")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    report = json.loads(first.stdout)
+    here = probe.evaluate({"strategy.py": (PROBE / "strategy.py").read_text()})
+    assert (report["status"], report["score"]) == ("ok", 1.0)
+    assert (report["strategy_fuel"], report["evaluator_fuel"]) == (
+        here.strategy_fuel, here.evaluator_fuel)
+    assert report["items"] == {"positive": True, "matches_label": True}
+
+
+def test_eval_of_another_strategy_file_shows_stderr(tmp_path: Path) -> None:
+    strategy = tmp_path / "mine.py"
+    strategy.write_text("def solve(d):\n    print('debugging here')\n    return {'x': 'no'}\n")
+    done = swarm("eval", str(PROBE), "--strategy", str(strategy))
+    assert done.returncode == 1
+    assert "status: invalid" in done.stdout and "debugging here" in done.stdout
+
+
+def test_run_json_summary_then_log_and_tsv(tmp_path: Path) -> None:
+    done = swarm("run", str(PROBE), "--iterations", "12", "--json", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["baseline"] == 1.0 and summary["best"] > 1.0
+    assert summary["direction"] == "maximize" and summary["target"] == 10.0
+    assert summary["iterations"] == len(summary["history"]) <= 12
+    assert summary["stop_reason"] in ("iterations", "target_reached")
+    assert {"iteration", "score", "status", "mutation_kind", "description", "fuel"} <= set(
+        summary["history"][0])
+    tsv = swarm("log", str(PROBE), "--tsv", "-", data_dir=tmp_path)
+    assert tsv.returncode == 0, tsv.stderr
+    lines = tsv.stdout.splitlines()
+    assert lines[0].split("\t") == ["commit", "parent", "score", "status", "mutation_kind",
+                                    "description", "fuel"]
+    assert len(lines) == 1 + 1 + summary["iterations"]
+    assert lines[1].split("\t")[3] == "baseline"
+    assert {line.split("\t")[3] for line in lines[2:]} <= {"keep", "discard", "crash",
+                                                            "invalid", "invalid_output"}
+    table = swarm("log", str(PROBE), data_dir=tmp_path)
+    assert table.returncode == 0 and "baseline" in table.stdout
+
+
+def test_bad_package_is_a_usage_error_with_every_defect(tmp_path: Path) -> None:
+    (tmp_path / "problem.toml").write_text('name = "x"\n[metric]\ndirection = "up"\n')
+    done = swarm("run", str(tmp_path))
+    assert done.returncode == 2
+    assert "statement" in done.stderr and "direction" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_llm_mutator_without_configuration_says_what_to_set(tmp_path: Path) -> None:
+    env_free = {k: v for k, v in os.environ.items() if "API_KEY" not in k and "BASE_URL" not in k}
+    done = subprocess.run(
+        [sys.executable, "-c", "from node.cli import main; main()", "run", str(PROBE),
+         "--mutator", "anthropic", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env_free, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "ANTHROPIC_API_KEY" in done.stderr
