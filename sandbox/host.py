@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,19 +173,54 @@ def _define(
     )
 
 
-def _linker(runtime: Runtime, virtual: _VirtualWasi) -> wasmtime.Linker:
-    i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
-    linker = wasmtime.Linker(runtime.engine)
-    linker.define_wasi()
-    linker.allow_shadowing = True
-    _define(linker, "random_get", [i32, i32], virtual.random_get, True)
-    _define(linker, "clock_time_get", [i32, i64, i32], virtual.clock_time_get, True)
-    _define(linker, "clock_res_get", [i32, i32], virtual.clock_res_get, True)
-    _define(linker, "poll_oneoff", _i32(4), virtual.poll_oneoff, True)
-    _define(linker, "fd_readdir", [i32, i32, i32, i64, i32], _denied, False)
-    _define(linker, "path_rename", _i32(6), _denied, False)
-    linker.define_func("host", "call", runtime.host_call_type, _no_host)
-    return linker
+class _Dispatch(threading.local):
+    """The virtual WASI state of the run on this thread: a guest runs on its caller's thread,
+    so one linker serves every run and each call finds its own run here."""
+
+    virtual: _VirtualWasi | None = None
+
+    def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        return EFAULT if self.virtual is None else self.virtual.random_get(caller, buf, length)
+
+    def clock_time_get(self, caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
+        if self.virtual is None:
+            return EFAULT
+        return self.virtual.clock_time_get(caller, clock, precision, out)
+
+    def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
+        return EFAULT if self.virtual is None else self.virtual.clock_res_get(caller, clock, out)
+
+    def poll_oneoff(
+        self, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int
+    ) -> int:
+        if self.virtual is None:
+            return EFAULT
+        return self.virtual.poll_oneoff(caller, subs, events, count, nevents)
+
+
+_DISPATCH = _Dispatch()
+_LINKERS: dict[int, wasmtime.Linker] = {}
+_LINKERS_LOCK = threading.Lock()
+
+
+def _linker(runtime: Runtime) -> wasmtime.Linker:
+    with _LINKERS_LOCK:
+        linker = _LINKERS.get(id(runtime))
+        if linker is not None:
+            return linker
+        i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+        linker = wasmtime.Linker(runtime.engine)
+        linker.define_wasi()
+        linker.allow_shadowing = True
+        _define(linker, "random_get", [i32, i32], _DISPATCH.random_get, True)
+        _define(linker, "clock_time_get", [i32, i64, i32], _DISPATCH.clock_time_get, True)
+        _define(linker, "clock_res_get", [i32, i32], _DISPATCH.clock_res_get, True)
+        _define(linker, "poll_oneoff", _i32(4), _DISPATCH.poll_oneoff, True)
+        _define(linker, "fd_readdir", [i32, i32, i32, i64, i32], _denied, False)
+        _define(linker, "path_rename", _i32(6), _denied, False)
+        linker.define_func("host", "call", runtime.host_call_type, _no_host)
+        _LINKERS[id(runtime)] = linker
+        return linker
 
 
 def run_guest(
@@ -213,7 +249,8 @@ def run_guest(
     trap: str | None = None
     memory_bytes = 0
     try:
-        linker = _linker(runtime, virtual)
+        linker = _linker(runtime)
+        _DISPATCH.virtual = virtual
         store.set_fuel(UNMETERED)  # instantiation is not the guest's work
         instance = linker.instantiate(store, runtime.module)
         exports = instance.exports(store)
@@ -243,6 +280,7 @@ def run_guest(
         trap = trap or f"host_error: {str(error).splitlines()[0][:200]}"
         fuel_used = 0
     finally:
+        _DISPATCH.virtual = None
         store.close()
     return GuestRun(
         exit_code=exit_code,

@@ -1,10 +1,12 @@
 """Guest prelude (runs inside the sandbox before either phase): imports from known files only.
 
-The host prepends `SWARM_CONFIG = {...}` and appends one phase's code.
+The host appends `SWARM_CONFIG = {...}` and one phase's code. Kept small and class-free: the
+guest compiles it on every run and compiling costs fuel.
 """
 
 import json
 import sys
+import types
 
 # The frozen bootstrap is loaded already; importing importlib.abc/util would cost ~8M fuel.
 import _frozen_importlib_external as _external
@@ -13,19 +15,13 @@ MARKER = "\x1eswarm-result "
 EXIT_INVALID_OUTPUT = 3
 
 
-class _KnownFiles:
-    """Maps module names to known paths: guests cannot list directories."""
-
-    def __init__(self, files):
-        self.files = files
-
-    def find_spec(self, name, path=None, target=None):
-        location = self.files.get(name)
-        if location is None:
-            return None
-        return _external.spec_from_file_location(name, location)
-
-
 def _install_finder(config):
-    sys.meta_path.insert(0, _KnownFiles(config["files"]))
+    """Map module names to known paths: guests cannot list directories."""
+    files = config["files"]
+
+    def find_spec(name, path=None, target=None):
+        location = files.get(name)
+        return None if location is None else _external.spec_from_file_location(name, location)
+
+    sys.meta_path.insert(0, types.SimpleNamespace(find_spec=find_spec))
     sys.path[:] = [entry for entry in sys.path if entry.endswith(".zip")]
