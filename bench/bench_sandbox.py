@@ -121,7 +121,9 @@ def _memory_per_evaluation(evaluator: Evaluator, strategy: str) -> tuple[int, in
     running = False
     sampler.join()
     guest = run_guest(
-        evaluator.runtime, WORKLOAD + "\nwork(1000)\n", [],
+        evaluator.runtime,
+        WORKLOAD + "\nwork(1000)\n",
+        [],
         Limits(fuel=10**10, memory_bytes=256 << 20, wall_s=60),
     ).memory_bytes
     return (peak - baseline) // 2, guest
@@ -142,14 +144,20 @@ def main() -> None:
         compute_samples, fuel = _sandboxed_compute(max(3, args.repeat // 4))
         sandbox_compute = _median_ms(compute_samples)
         per_eval_rss, guest_memory = _memory_per_evaluation(evaluator, strategy)
-    print(f"fixed cost   sandboxed evaluation (2 phases) {sandboxed:7.1f} ms | native "
-          f"`python -c print(1)` subprocess {native:7.1f} ms | ratio {sandboxed / native:.2f}x "
-          "(goal <= 0.5x)")
-    print(f"compute      sandboxed (fuel on) {sandbox_compute:7.1f} ms | native in-process "
-          f"{native_compute:7.1f} ms | ratio {sandbox_compute / native_compute:.2f}x "
-          f"(goal <= 2.5x) | {fuel:,} fuel")
-    print(f"memory       host RSS growth per running evaluation {per_eval_rss / 2**20:.1f} MiB"
-          f" | guest linear memory {guest_memory / 2**20:.1f} MiB")
+    print(
+        f"fixed cost   sandboxed evaluation (2 phases) {sandboxed:7.1f} ms | native "
+        f"`python -c print(1)` subprocess {native:7.1f} ms | ratio {sandboxed / native:.2f}x "
+        "(goal <= 0.5x)"
+    )
+    print(
+        f"compute      sandboxed (fuel on) {sandbox_compute:7.1f} ms | native in-process "
+        f"{native_compute:7.1f} ms | ratio {sandbox_compute / native_compute:.2f}x "
+        f"(goal <= 2.5x) | {fuel:,} fuel"
+    )
+    print(
+        f"memory       host RSS growth per running evaluation {per_eval_rss / 2**20:.1f} MiB"
+        f" | guest linear memory {guest_memory / 2**20:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -37,8 +37,9 @@ PackageDir = Annotated[
 ]
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help=f"Where records are kept (default: ${DATA_ENV} or "
-                 "~/.local/share/swarm)."),
+    typer.Option(
+        "--data-dir", help=f"Where records are kept (default: ${DATA_ENV} or ~/.local/share/swarm)."
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document.")]
 
@@ -80,14 +81,24 @@ def _runtime(quiet: bool) -> Runtime:
         _fail(str(error))
 
 
-def _mutator(kind: str, model: str | None, base_url: str | None, max_tokens: int | None,
-             max_cost: float | None) -> tuple[Mutator, Callable[[], Any] | None]:
+def _mutator(
+    kind: str,
+    model: str | None,
+    base_url: str | None,
+    max_tokens: int | None,
+    max_cost: float | None,
+) -> tuple[Mutator, Callable[[], Any] | None]:
     """The mutator and, for LLM ones, an async close function."""
     from node.mutators import OfflineMutator
 
     if kind == "offline":
         return OfflineMutator(), None
-    if kind not in ("anthropic", "openai"):
+    provider: Literal["anthropic", "openai"]
+    if kind == "anthropic":
+        provider = "anthropic"
+    elif kind == "openai":
+        provider = "openai"
+    else:
         _fail(f"unknown mutator {kind!r}: use offline, anthropic or openai", EXIT_USAGE)
     from dataclasses import replace
 
@@ -95,7 +106,7 @@ def _mutator(kind: str, model: str | None, base_url: str | None, max_tokens: int
     from node.mutators.llm import LLMMutator
 
     try:
-        config = LLMConfig.from_env(kind, model=model, base_url=base_url)
+        config = LLMConfig.from_env(provider, model=model, base_url=base_url)
     except LLMNotConfigured as error:
         _fail(str(error), EXIT_USAGE)
     if max_tokens is not None:
@@ -148,8 +159,15 @@ def run(
         _fail(str(error))
     progress = _Progress(problem, iterations, enabled=not as_json)
     with store, Evaluator(runtime, problem) as evaluator:
-        loop = ResearchLoop(problem, evaluator.evaluate, chosen, store, config,
-                            on_step=progress.step, on_mutator_failure=progress.mutator_failure)
+        loop = ResearchLoop(
+            problem,
+            evaluator.evaluate,
+            chosen,
+            store,
+            config,
+            on_step=progress.step,
+            on_mutator_failure=progress.mutator_failure,
+        )
 
         async def main() -> LoopSummary:
             try:
@@ -196,8 +214,11 @@ def _print_summary(summary: LoopSummary, as_json: bool) -> None:
         highlight=False,
     )
     if summary.best_experiment:
-        out.print(f"best experiment: {summary.best_experiment[:10]} "
-                  f"(swarm log {summary.problem_name} shows the changelog)", highlight=False)
+        out.print(
+            f"best experiment: {summary.best_experiment[:10]} "
+            f"(swarm log {summary.problem_name} shows the changelog)",
+            highlight=False,
+        )
 
 
 class _Progress:
@@ -230,9 +251,11 @@ class _Progress:
         if not self.enabled:
             return
         tokens = summary.usage.input_tokens + summary.usage.output_tokens
-        status = (f"best {_fmt(summary.best_score)} | last: {step.mutation_kind} "
-                  f"{step.status} | fuel {summary.fuel_spent:,}"
-                  + (f" | tokens {tokens:,}" if tokens else ""))
+        status = (
+            f"best {_fmt(summary.best_score)} | last: {step.mutation_kind} "
+            f"{step.status} | fuel {summary.fuel_spent:,}"
+            + (f" | tokens {tokens:,}" if tokens else "")
+        )
         self.progress.update(self.task, advance=1, status=status)
         if step.status == "keep":
             self.progress.console.print(
@@ -281,13 +304,17 @@ def eval_command(
 def _print_outcome(problem: Problem, outcome: Outcome) -> None:
     colour = "green" if outcome.status == "ok" else "red"
     out.print(f"status: [bold {colour}]{outcome.status}[/]", highlight=False)
-    out.print(f"score:  {_fmt(outcome.score)} ({problem.metric.name}, "
-              f"{problem.metric.direction})", highlight=False)
+    out.print(
+        f"score:  {_fmt(outcome.score)} ({problem.metric.name}, {problem.metric.direction})",
+        highlight=False,
+    )
     for name, passed in outcome.items.items():
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
         out.print(f"  {mark} {name}", highlight=False)
-    out.print(f"fuel:   strategy {outcome.strategy_fuel:,}, evaluator {outcome.evaluator_fuel:,}",
-              highlight=False)
+    out.print(
+        f"fuel:   strategy {outcome.strategy_fuel:,}, evaluator {outcome.evaluator_fuel:,}",
+        highlight=False,
+    )
     for key, value in outcome.details.items():
         out.print(f"  {key}: {value}", highlight=False)
     if outcome.stderr_tail.strip():
@@ -299,7 +326,8 @@ def _print_outcome(problem: Problem, outcome: Outcome) -> None:
 def log(
     package: PackageDir,
     tsv: Annotated[
-        Path | None, typer.Option(help="Also write the changelog as TSV to this file ('-' = stdout).")
+        Path | None,
+        typer.Option(help="Also write the changelog as TSV to this file ('-' = stdout)."),
     ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
@@ -339,8 +367,14 @@ def log(
         table.add_column(column, overflow="fold")
     styles = {"keep": "green", "baseline": "bold", "discard": "dim"}
     for row in rows:
-        table.add_row(row["commit"], _fmt(row["score"]), row["status"], row["mutation_kind"],
-                      row["description"], style=styles.get(row["status"], "red"))
+        table.add_row(
+            row["commit"],
+            _fmt(row["score"]),
+            row["status"],
+            row["mutation_kind"],
+            row["description"],
+            style=styles.get(row["status"], "red"),
+        )
     out.print(table)
     if tsv is not None:
         out.print(f"wrote {len(rows)} rows to {tsv}")

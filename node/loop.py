@@ -150,8 +150,9 @@ class ResearchLoop:
     def _best_score(self) -> float | None:
         return None if self._best is None else self._best.outcome.score
 
-    def _experiment(self, files: Mapping[str, str], outcome: Outcome, **fields: str | None
-                    ) -> Experiment:
+    def _experiment(
+        self, files: Mapping[str, str], outcome: Outcome, **fields: str | None
+    ) -> Experiment:
         return Experiment.model_validate(
             {
                 "problem": self.problem.id,
@@ -166,8 +167,7 @@ class ResearchLoop:
 
     def _context(self, rng: random.Random, since_finding: int) -> MutationContext:
         scores = {
-            e.id: (e.outcome.score if e.outcome.status == "ok" else None)
-            for e in self._experiments
+            e.id: (e.outcome.score if e.outcome.status == "ok" else None) for e in self._experiments
         }
         stats = kind_stats(self._experiments, scores, self.metric)
         best = self._best or self._baseline
@@ -189,7 +189,10 @@ class ResearchLoop:
             files = baseline_files(self.problem)
             outcome = await self._evaluate(files)
             baseline = self._experiment(
-                files, outcome, mutation_kind="baseline", description="the package's own strategy",
+                files,
+                outcome,
+                mutation_kind="baseline",
+                description="the package's own strategy",
                 mutator="baseline",
             )
             await self._record(baseline)
@@ -213,7 +216,10 @@ class ResearchLoop:
         streak = 0
         try:
             for iteration in range(done_before, done_before + self.config.iterations):
-                if self.config.fuel_budget is not None and summary.fuel_spent >= self.config.fuel_budget:
+                if (
+                    self.config.fuel_budget is not None
+                    and summary.fuel_spent >= self.config.fuel_budget
+                ):
                     summary.stop_reason = "fuel_budget"
                     break
                 try:

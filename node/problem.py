@@ -13,8 +13,17 @@ from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, Problem
 
 MANIFEST = "problem.toml"
 EVALUATOR = "evaluate.py"
-TOP_KEYS = {"name", "statement", "domains", "entry", "mutable", "seed", "checklist", "metric",
-            "budget"}
+TOP_KEYS = {
+    "name",
+    "statement",
+    "domains",
+    "entry",
+    "mutable",
+    "seed",
+    "checklist",
+    "metric",
+    "budget",
+}
 METRIC_KEYS = {"name", "direction", "target", "source"}
 BUDGET_KEYS = {"fuel", "memory_mb", "wall_s"}
 IGNORED_PARTS = {"__pycache__", ".git", ".DS_Store"}
@@ -81,9 +90,7 @@ def _python_defects(name: str, content: bytes | None, function: str) -> list[str
     except ValueError as error:
         return [f"{name}: cannot be parsed: {error}"]
     defined = {
-        node.name
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
     if function not in defined:
         return [f"{name} must define a top-level function {function}(...)"]
@@ -129,7 +136,7 @@ def load_package(directory: Path) -> Problem:
         direction = metric_table.get("direction")
         if direction not in ("maximize", "minimize"):
             defects.append(
-                f"{MANIFEST} [metric]: direction must be \"maximize\" or \"minimize\", "
+                f'{MANIFEST} [metric]: direction must be "maximize" or "minimize", '
                 f"not {direction!r}"
             )
         else:
@@ -192,8 +199,16 @@ def load_package(directory: Path) -> Problem:
 
 def _loose(table: dict[str, Any]) -> dict[str, Any]:
     """TOML ints where floats are expected are fine (target = 1)."""
-    return {key: (float(value) if key in ("target", "wall_s") and isinstance(value, int)
-                  and not isinstance(value, bool) else value) for key, value in table.items()}
+    return {
+        key: (
+            float(value)
+            if key in ("target", "wall_s")
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            else value
+        )
+        for key, value in table.items()
+    }
 
 
 def baseline_files(problem: Problem) -> dict[str, str]:

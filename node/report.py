@@ -79,7 +79,14 @@ def changelog_tsv(rows: list[dict[str, Any]]) -> str:
     writer.writerow(TSV_COLUMNS)
     for row in rows:
         score = "" if row["score"] is None else f"{row['score']:.6g}"
-        cells = [row["commit"], row["parent"], score, row["status"], row["mutation_kind"],
-                 str(row["description"]).replace("\t", " ").replace("\n", " "), row["fuel"]]
+        cells = [
+            row["commit"],
+            row["parent"],
+            score,
+            row["status"],
+            row["mutation_kind"],
+            str(row["description"]).replace("\t", " ").replace("\n", " "),
+            row["fuel"],
+        ]
         writer.writerow(cells)
     return buffer.getvalue()

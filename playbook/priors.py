@@ -42,7 +42,9 @@ def kind_stats(
         wins[kind] = wins.get(kind, 0) + 1
         deltas[kind] = deltas.get(kind, 0.0) + abs(score - parent_score)
     return {
-        kind: KindStats(kind, count, wins.get(kind, 0), deltas.get(kind, 0.0) / max(1, wins.get(kind, 0)))
+        kind: KindStats(
+            kind, count, wins.get(kind, 0), deltas.get(kind, 0.0) / max(1, wins.get(kind, 0))
+        )
         for kind, count in tries.items()
     }
 

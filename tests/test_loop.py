@@ -17,10 +17,10 @@ from sandbox import Evaluator
 
 def _scaled(scale: float) -> dict[str, str]:
     return {
-        "strategy.py": "import json\n\nSCALE = %r\n\n\ndef solve(public_dir):\n"
+        "strategy.py": f"import json\n\nSCALE = {scale!r}\n\n\ndef solve(public_dir):\n"
         "    with open(public_dir + '/info.json') as stream:\n"
         "        info = json.load(stream)\n"
-        "    return {'x': SCALE * info['base']}\n" % scale
+        "    return {'x': SCALE * info['base']}\n"
     }
 
 
@@ -34,15 +34,23 @@ async def test_offline_loop_improves_and_records_every_attempt(
     probe: Evaluator, probe_problem: Problem, tmp_path: Path
 ) -> None:
     with RecordStore.open(tmp_path / "records.sqlite") as store:
-        loop = ResearchLoop(probe_problem, probe.evaluate, OfflineMutator(), store,
-                            LoopConfig(iterations=40, seed=1))
+        loop = ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            OfflineMutator(),
+            store,
+            LoopConfig(iterations=40, seed=1),
+        )
         summary = await loop.run()
         assert summary.baseline_score == 1.0
         assert summary.best_score is not None and summary.best_score >= 10.0
         assert summary.stop_reason == "target_reached"
         # The best met the target on three evaluations running, then the loop stopped.
         assert [s.best_score is not None and s.best_score >= 10 for s in summary.history][-3:] == [
-            True, True, True]
+            True,
+            True,
+            True,
+        ]
         assert sum(s.status == "keep" for s in summary.history) == summary.kept
         recorded = _experiments(store, probe_problem)
         assert len(recorded) == summary.iterations + 1  # + the baseline
@@ -55,14 +63,22 @@ async def test_a_restart_resumes_from_the_store(
 ) -> None:
     path = tmp_path / "records.sqlite"
     with RecordStore.open(path) as store:
-        first = await ResearchLoop(probe_problem, probe.evaluate,
-                                   ScriptedMutator([_scaled(0.75), _scaled(0.6)]), store,
-                                   LoopConfig(iterations=2)).run()
+        first = await ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            ScriptedMutator([_scaled(0.75), _scaled(0.6)]),
+            store,
+            LoopConfig(iterations=2),
+        ).run()
     assert first.best_score == 1.5
     with RecordStore.open(path) as store:
-        second = await ResearchLoop(probe_problem, probe.evaluate,
-                                    ScriptedMutator([_scaled(1.0)]), store,
-                                    LoopConfig(iterations=5)).run()
+        second = await ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            ScriptedMutator([_scaled(1.0)]),
+            store,
+            LoopConfig(iterations=5),
+        ).run()
         assert second.baseline_score == 1.0
         assert second.best_score == 2.0
         assert second.stop_reason == "mutator_exhausted"
@@ -78,9 +94,14 @@ async def test_crashes_are_recorded_and_failed_proposals_do_not_stop_the_loop(
     script = [MutationFailed("malformed reply"), broken, _scaled(0.9), MutationFailed("refused")]
     failures: list[str] = []
     with RecordStore.open(tmp_path / "records.sqlite") as store:
-        summary = await ResearchLoop(probe_problem, probe.evaluate, ScriptedMutator(script), store,
-                                     LoopConfig(iterations=10),
-                                     on_mutator_failure=failures.append).run()
+        summary = await ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            ScriptedMutator(script),
+            store,
+            LoopConfig(iterations=10),
+            on_mutator_failure=failures.append,
+        ).run()
         statuses = [s.status for s in summary.history]
         assert statuses == ["crash", "keep"]
         assert failures == ["malformed reply", "refused", "the script is exhausted"]
@@ -94,10 +115,18 @@ async def test_too_many_failed_proposals_stop_the_loop(
 ) -> None:
     script = [MutationFailed(f"bad {i}") for i in range(20)]
     with RecordStore.open(tmp_path / "records.sqlite") as store:
-        summary = await ResearchLoop(probe_problem, probe.evaluate, ScriptedMutator(script), store,
-                                     LoopConfig(iterations=50, max_mutator_failures=4)).run()
+        summary = await ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            ScriptedMutator(script),
+            store,
+            LoopConfig(iterations=50, max_mutator_failures=4),
+        ).run()
     assert (summary.stop_reason, summary.mutator_failures, summary.iterations) == (
-        "mutator_exhausted", 4, 0)
+        "mutator_exhausted",
+        4,
+        0,
+    )
 
 
 async def test_oversized_or_foreign_candidates_are_refused(
@@ -107,10 +136,14 @@ async def test_oversized_or_foreign_candidates_are_refused(
     foreign = {**_scaled(0.9), "evaluate.py": "def evaluate(o, a, b):\n    return {'score': 1e9}\n"}
     failures: list[str] = []
     with RecordStore.open(tmp_path / "records.sqlite") as store:
-        summary = await ResearchLoop(probe_problem, probe.evaluate,
-                                     ScriptedMutator([huge, foreign]), store,
-                                     LoopConfig(iterations=5),
-                                     on_mutator_failure=failures.append).run()
+        summary = await ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            ScriptedMutator([huge, foreign]),
+            store,
+            LoopConfig(iterations=5),
+            on_mutator_failure=failures.append,
+        ).run()
     assert summary.iterations == 0
     assert "limit" in failures[0] and "mutable files" in failures[1]
 
@@ -119,8 +152,13 @@ async def test_fuel_budget_stops_the_loop(
     probe: Evaluator, probe_problem: Problem, tmp_path: Path
 ) -> None:
     with RecordStore.open(tmp_path / "records.sqlite") as store:
-        summary = await ResearchLoop(probe_problem, probe.evaluate, OfflineMutator(), store,
-                                     LoopConfig(iterations=50, fuel_budget=1)).run()
+        summary = await ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            OfflineMutator(),
+            store,
+            LoopConfig(iterations=50, fuel_budget=1),
+        ).run()
     assert (summary.stop_reason, summary.iterations) == ("fuel_budget", 1)
 
 
@@ -154,7 +192,12 @@ async def test_same_seed_same_history(
     histories = []
     for run in range(2):
         with RecordStore.open(tmp_path / f"{run}.sqlite") as store:
-            summary = await ResearchLoop(probe_problem, probe.evaluate, OfflineMutator(), store,
-                                         LoopConfig(iterations=6, seed=seed)).run()
+            summary = await ResearchLoop(
+                probe_problem,
+                probe.evaluate,
+                OfflineMutator(),
+                store,
+                LoopConfig(iterations=6, seed=seed),
+            ).run()
         histories.append([(s.score, s.description, s.fuel) for s in summary.history])
     assert histories[0] == histories[1]

@@ -2,13 +2,16 @@
 
 from node.mutators.base import MutationContext, MutationFailed, Mutator, Proposal, Usage
 from node.mutators.llm import LLMMutator
+from node.mutators.offline import OPERATOR_KINDS, OfflineMutator
 from node.mutators.patch import PatchError, apply_patch, make_diff
 
 __all__ = [
+    "OPERATOR_KINDS",
     "LLMMutator",
     "MutationContext",
     "MutationFailed",
     "Mutator",
+    "OfflineMutator",
     "PatchError",
     "Proposal",
     "Usage",

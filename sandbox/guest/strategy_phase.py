@@ -24,4 +24,4 @@ def _main(config):
     return 0
 
 
-raise SystemExit(_main(SWARM_CONFIG))  # noqa: F821 (the host's prelude defines it)
+raise SystemExit(_main(SWARM_CONFIG))

@@ -1,0 +1,208 @@
+"""The LLM mutator: show a model the problem and history, and turn its one diff into a Proposal."""
+
+from __future__ import annotations
+
+import ast
+import re
+from importlib import resources
+from string import Template
+
+# The module, not its names: node.llm imports node.mutators.base, so importing names from it here
+# would make `import node.llm` circular through node/mutators/__init__.py.
+from node import llm as chat
+from node.mutators.base import MutationContext, MutationFailed, Proposal, Usage
+from node.mutators.patch import PatchError, apply_patch, make_diff
+from research_dag import Experiment, Problem
+
+MAX_RECENT = 8
+STDERR_LINES = 12
+MAX_KIND = 60
+MAX_DESCRIPTION = 200
+MAX_HYPOTHESIS = 1_000
+MAX_FILE_CHARS = 256_000  # the bound research_dag puts on a strategy file and a diff
+DEFAULT_KIND = "llm_edit"
+_PROMPT_HEADER = re.compile(r"\A<!-- prompt: [^>]*-->\n")
+
+
+def load_prompt(name: str) -> str:
+    """A prompt file from node/prompts, without its `<!-- prompt: ... -->` version header."""
+    text = (resources.files("node") / "prompts" / name).read_text(encoding="utf-8")
+    return _PROMPT_HEADER.sub("", text)
+
+
+class LLMMutator:
+    """Asks a chat model for one change per call; every failure is a MutationFailed."""
+
+    def __init__(
+        self, client: chat.ChatClient, meter: chat.BudgetMeter, max_tokens: int = 4096
+    ) -> None:
+        self.client = client
+        self.meter = meter
+        self.name = client.name
+        self.max_tokens = max_tokens
+        self._system = load_prompt("mutate_system.md")
+        self._user = Template(load_prompt("mutate_user.md"))
+
+    async def propose(self, context: MutationContext) -> Proposal:
+        try:
+            self.meter.check()
+        except chat.LLMBudgetExceeded as error:
+            raise MutationFailed(f"{self.name}: {error}", retryable=False) from None
+        messages = [chat.ChatMessage("user", render_user_prompt(self._user, context))]
+        try:
+            reply = await self.client.complete(self._system, messages, self.max_tokens)
+        except chat.LLMError as error:
+            self.meter.add(error.usage)
+            tries = f" (after {error.attempts} attempts)" if error.attempts > 1 else ""
+            raise MutationFailed(
+                f"{self.name}: {error}{tries}", usage=error.usage, retryable=error.retryable
+            ) from None
+        self.meter.add(reply.usage)
+        return parse_reply(reply, context)
+
+
+def render_user_prompt(template: Template, context: MutationContext) -> str:
+    problem = context.problem
+    best = "none yet" if context.best_score is None else f"{context.best_score:.6g}"
+    guidance = "".join(f"- {line}\n" for line in context.guidance)
+    structural = (
+        "\n## Plateau\n\nRecent attempts found no improvement. Propose a bigger, structural "
+        "change this time: a different algorithm or approach, not another small tweak.\n"
+    )
+    return template.substitute(
+        name=problem.name,
+        statement=problem.statement.strip(),
+        metric=_render_metric(problem),
+        best_score=best,
+        entry=problem.entry,
+        files="\n\n".join(
+            f'<file path="{path}">\n{text.rstrip(chr(10))}\n</file>'
+            for path, text in context.best_files.items()
+        ),
+        recent=_render_recent(context.recent[-MAX_RECENT:]),
+        guidance=f"\n## Guidance from the swarm's playbook\n\n{guidance}" if guidance else "",
+        structural=structural if context.structural else "",
+    )
+
+
+def _render_metric(problem: Problem) -> str:
+    metric = problem.metric
+    better = "higher" if metric.direction == "maximize" else "lower"
+    lines = [f"`{metric.name}`: {metric.direction} it ({better} is better)."]
+    if metric.target is not None:
+        lines.append(f"Target: {metric.target:.6g}.")
+    if metric.source == "fuel":
+        lines.append(
+            "The score is the fuel (instructions) the strategy uses; "
+            "the evaluator only checks that its output is valid."
+        )
+    if problem.checklist:
+        lines.append("Checks the output must pass: " + ", ".join(problem.checklist) + ".")
+    budget = problem.budget
+    lines.append(f"Each evaluation may use {budget.fuel:,} fuel and {budget.memory_mb} MB memory.")
+    return "\n".join(lines)
+
+
+def _render_recent(recent: tuple[Experiment, ...]) -> str:
+    if not recent:
+        return "None yet: this is the first attempt."
+    blocks = []
+    for number, attempt in enumerate(recent, 1):
+        outcome = attempt.outcome
+        score = "no score" if outcome.score is None else f"score {outcome.score:.6g}"
+        lines = [
+            f"{number}. {attempt.mutation_kind}: {attempt.description or '(no description)'}",
+            f"   result: {outcome.status}, {score}",
+        ]
+        if attempt.hypothesis:
+            lines.append(f"   hypothesis: {attempt.hypothesis}")
+        tail = outcome.stderr_tail.strip().split("\n")[-STDERR_LINES:]
+        if outcome.status != "ok" and tail != [""]:
+            lines.append("   stderr (last lines):")
+            lines.extend(f"       {line}" for line in tail)
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+def parse_reply(reply: chat.ChatReply, context: MutationContext) -> Proposal:
+    """Turn a model's reply into a Proposal, or raise MutationFailed saying what was wrong."""
+    usage = reply.usage
+    if reply.stop_reason == "refusal":
+        raise MutationFailed("the model refused to propose a change", usage)
+    diff = _last_tag(reply.text, "diff")
+    if diff is None:
+        diff = _last_fenced_diff(reply.text)
+    if diff is None:
+        cut = " (the reply was cut off at max_tokens)" if reply.stop_reason == "max_tokens" else ""
+        raise MutationFailed(f"the reply has no <diff> section{cut}", usage)
+    diff = _strip_fence(diff)
+    if not diff.strip():
+        raise MutationFailed("the reply's diff is empty", usage)
+    try:
+        files = apply_patch(diff, context.best_files, context.problem.mutable)
+    except PatchError as error:
+        raise MutationFailed(f"the diff does not apply: {error}", usage) from None
+    changed = [path for path, text in files.items() if text != context.best_files.get(path)]
+    if not changed:
+        raise MutationFailed("the diff changes nothing", usage)
+    for path in changed:
+        _check_source(path, files[path], usage)
+    canonical = make_diff(context.best_files, files)
+    if len(canonical) > MAX_FILE_CHARS:
+        raise MutationFailed(f"the diff is longer than {MAX_FILE_CHARS} characters", usage)
+    hypothesis = _one_line(_last_tag(reply.text, "hypothesis") or "", MAX_HYPOTHESIS)
+    kind = normalise_kind(_last_tag(reply.text, "mutation_kind") or "")
+    description = _one_line(_last_tag(reply.text, "description") or "", MAX_DESCRIPTION)
+    return Proposal(
+        files=files,
+        diff=canonical,
+        mutation_kind=kind,
+        description=description or hypothesis[:MAX_DESCRIPTION] or f"edit {', '.join(changed)}",
+        hypothesis=hypothesis,
+        usage=usage,
+    )
+
+
+def _check_source(path: str, text: str, usage: Usage) -> None:
+    if len(text) > MAX_FILE_CHARS:
+        raise MutationFailed(f"{path} would be longer than {MAX_FILE_CHARS} characters", usage)
+    if not path.endswith(".py"):
+        return
+    try:
+        ast.parse(text, filename=path)
+    except SyntaxError as error:
+        raise MutationFailed(
+            f"the change breaks {path}: {error.msg} (line {error.lineno})", usage
+        ) from None
+    except ValueError as error:  # null bytes in the source
+        raise MutationFailed(f"the change breaks {path}: {error}", usage) from None
+
+
+def normalise_kind(raw: str) -> str:
+    """snake_case, ASCII, at most MAX_KIND characters; DEFAULT_KIND when nothing is left."""
+    kind = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw.strip())
+    kind = re.sub(r"[^A-Za-z0-9]+", "_", kind).strip("_").lower()
+    return kind[:MAX_KIND].rstrip("_") or DEFAULT_KIND
+
+
+def _last_tag(text: str, tag: str) -> str | None:
+    # The last one: a model that drafts before answering puts its final answer last.
+    found = re.findall(rf"<{tag}>(.*?)</{tag}>", text, flags=re.DOTALL)
+    return found[-1] if found else None
+
+
+def _last_fenced_diff(text: str) -> str | None:
+    found = re.findall(r"```(?:diff|patch|udiff)[^\n]*\n(.*?)```", text, flags=re.DOTALL)
+    return found[-1] if found else None
+
+
+def _strip_fence(diff: str) -> str:
+    body = diff.strip("\n")
+    if body.startswith("```") and body.rstrip().endswith("```"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.rstrip()[:-3]
+    return body
+
+
+def _one_line(text: str, limit: int) -> str:
+    return " ".join(text.split())[:limit]
