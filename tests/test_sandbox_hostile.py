@@ -227,10 +227,12 @@ def test_clock_random_and_hashes_are_deterministic(
         "    start = time.monotonic()\n"
         "    time.sleep(5)\n"
         "    return {'x': random.random(), 'now': time.time(), 'slept': time.monotonic() - start,"
-        " 'urandom': os.urandom(8).hex(), 'hash': hash('swarm')}\n"
+        " 'urandom': os.urandom(8).hex(), 'hash': hash('swarm'),"
+        " 'stat': list(os.stat(d + '/info.json')), 'exists': os.path.exists(d + '/nope')}\n"
     )
     with Evaluator(runtime, probe_problem) as evaluator:
         first = evaluator.evaluate({"strategy.py": source})
         second = evaluator.evaluate({"strategy.py": source})
     assert first.status == "ok"
     assert first == second
+    assert first.strategy_fuel == second.strategy_fuel > 0

@@ -9,7 +9,7 @@ from string import Template
 
 # The module, not its names: node.llm imports node.mutators.base, so importing names from it here
 # would make `import node.llm` circular through node/mutators/__init__.py.
-from node import llm as chat
+from node import chat
 from node.mutators.base import MutationContext, MutationFailed, Proposal, Usage
 from node.mutators.patch import PatchError, apply_patch, make_diff
 from research_dag import Experiment, Problem
