@@ -14,8 +14,8 @@ import trio
 from node.mutators import MutationContext, MutationFailed, Mutator, Usage
 from node.problem import baseline_files
 from node.store import RecordStore
-from playbook import kind_stats, kind_weights
-from research_dag import MAX_SOURCE, Experiment, Outcome, Problem
+from playbook import guidance_lines, kind_stats, kind_weights
+from research_dag import MAX_SOURCE, Experiment, Hypothesis, Outcome, Problem
 
 StopReason = Literal[
     "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
@@ -116,6 +116,7 @@ class ResearchLoop:
         self._best: Experiment | None = None
         self._baseline: Experiment | None = None
         self.summary: LoopSummary | None = None  # readable after an interrupt too
+        self._hypotheses: tuple[str, ...] = ()  # cross-domain suggestions from the DAG
 
     async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
         digest = strategy_digest(files)
@@ -131,6 +132,11 @@ class ResearchLoop:
         self._experiments.append(experiment)
 
     def _load_history(self) -> None:
+        self._hypotheses = tuple(
+            f"hypothesis ({record.mutation_kind}): {record.text}"
+            for record in self.store.iter_records(kind="hypothesis", problem=self.problem.id)
+            if isinstance(record, Hypothesis)
+        )
         for record in self.store.iter_records(kind="experiment", problem=self.problem.id):
             assert isinstance(record, Experiment)
             self._experiments.append(record)
@@ -178,6 +184,7 @@ class ResearchLoop:
             best_score=self._best_score(),
             recent=tuple(self._experiments[-self.config.recent :]),
             kind_weights=kind_weights(stats),
+            guidance=self._hypotheses + guidance_lines(stats),
             structural=since_finding >= self.config.plateau,
             rng=rng,
         )

@@ -57,3 +57,15 @@ def kind_weights(stats: dict[str, KindStats], floor: float = 0.25) -> dict[str, 
     smoothed = {kind: (s.wins + 1) / (s.tries + 2) for kind, s in stats.items()}
     mean = sum(smoothed.values()) / len(smoothed)
     return {kind: max(floor, value / mean) for kind, value in smoothed.items()}
+
+
+def guidance_lines(stats: dict[str, KindStats], limit: int = 6) -> tuple[str, ...]:
+    """Short, readable lines about what has worked on this problem, best kinds first."""
+    ranked = sorted(stats.values(), key=lambda s: (-s.success_rate, -s.tries, s.kind))
+    lines = []
+    for item in ranked[:limit]:
+        line = f"{item.kind}: {item.wins}/{item.tries} attempts improved the score"
+        if item.wins:
+            line += f" (mean gain {item.mean_delta:.4g})"
+        lines.append(line)
+    return tuple(lines)

@@ -201,3 +201,25 @@ async def test_same_seed_same_history(
             ).run()
         histories.append([(s.score, s.description, s.fuel) for s in summary.history])
     assert histories[0] == histories[1]
+
+
+async def test_the_mutator_reads_playbook_stats_and_hypotheses(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    from research_dag import Hypothesis
+
+    seen: list[MutationContext] = []
+
+    def remember(context: MutationContext) -> dict[str, str]:
+        seen.append(context)
+        return _scaled(0.5 + len(seen) / 10)
+
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add(Hypothesis(pattern="a" * 64, problem=probe_problem.id,
+                             mutation_kind="prune_element", text="prune weak factors"))
+        await ResearchLoop(probe_problem, probe.evaluate,
+                           ScriptedMutator([remember] * 3, kinds=["perturb_constant"] * 3),
+                           store, LoopConfig(iterations=3)).run()
+    assert seen[0].guidance == ("hypothesis (prune_element): prune weak factors",)
+    assert seen[2].guidance[1] == "perturb_constant: 2/2 attempts improved the score (mean gain 0.2)"
+    assert seen[2].kind_weights["perturb_constant"] == 1.0
