@@ -215,11 +215,23 @@ async def test_the_mutator_reads_playbook_stats_and_hypotheses(
         return _scaled(0.5 + len(seen) / 10)
 
     with RecordStore.open(tmp_path / "records.sqlite") as store:
-        store.add(Hypothesis(pattern="a" * 64, problem=probe_problem.id,
-                             mutation_kind="prune_element", text="prune weak factors"))
-        await ResearchLoop(probe_problem, probe.evaluate,
-                           ScriptedMutator([remember] * 3, kinds=["perturb_constant"] * 3),
-                           store, LoopConfig(iterations=3)).run()
+        store.add(
+            Hypothesis(
+                pattern="a" * 64,
+                problem=probe_problem.id,
+                mutation_kind="prune_element",
+                text="prune weak factors",
+            )
+        )
+        await ResearchLoop(
+            probe_problem,
+            probe.evaluate,
+            ScriptedMutator([remember] * 3, kinds=["perturb_constant"] * 3),
+            store,
+            LoopConfig(iterations=3),
+        ).run()
     assert seen[0].guidance == ("hypothesis (prune_element): prune weak factors",)
-    assert seen[2].guidance[1] == "perturb_constant: 2/2 attempts improved the score (mean gain 0.2)"
+    assert (
+        seen[2].guidance[1] == "perturb_constant: 2/2 attempts improved the score (mean gain 0.2)"
+    )
     assert seen[2].kind_weights["perturb_constant"] == 1.0
