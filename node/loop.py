@@ -102,6 +102,8 @@ class ResearchLoop:
         config: LoopConfig,
         on_step: Callable[[Step, LoopSummary], None] | None = None,
         on_mutator_failure: Callable[[str], None] | None = None,
+        on_record: Callable[[Experiment], None] | None = None,
+        trusted: Callable[[Experiment], bool] = lambda experiment: True,
     ) -> None:
         self.problem = problem
         self.evaluate_fn = evaluate
@@ -110,6 +112,10 @@ class ResearchLoop:
         self.config = config
         self.on_step = on_step
         self.on_mutator_failure = on_mutator_failure
+        self.on_record = on_record
+        # Which stored experiments may become parents: in a swarm, only our own and those we
+        # replayed ourselves (a peer's claim is data until verified).
+        self.trusted = trusted
         self.metric = problem.metric
         self._experiments: list[Experiment] = []
         self._outcomes: dict[str, Outcome] = {}  # strategy digest -> outcome (deterministic)
@@ -117,6 +123,11 @@ class ResearchLoop:
         self._baseline: Experiment | None = None
         self.summary: LoopSummary | None = None  # readable after an interrupt too
         self._hypotheses: tuple[str, ...] = ()  # cross-domain suggestions from the DAG
+        self._known: set[str] = set()
+        self._iteration = 0
+        self._rng = random.Random(0)
+        self._since_finding = 0
+        self._failures = 0
 
     async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
         digest = strategy_digest(files)
@@ -130,6 +141,9 @@ class ResearchLoop:
     async def _record(self, experiment: Experiment) -> None:
         await trio.to_thread.run_sync(self.store.add, experiment)
         self._experiments.append(experiment)
+        self._known.add(experiment.id)
+        if self.on_record:
+            self.on_record(experiment)
 
     def _load_history(self) -> None:
         self._hypotheses = tuple(
@@ -138,8 +152,10 @@ class ResearchLoop:
             if isinstance(record, Hypothesis)
         )
         for record in self.store.iter_records(kind="experiment", problem=self.problem.id):
-            assert isinstance(record, Experiment)
+            if not isinstance(record, Experiment) or not self.trusted(record):
+                continue
             self._experiments.append(record)
+            self._known.add(record.id)
             self._outcomes.setdefault(strategy_digest(record.strategy), record.outcome)
             if record.parent is None and self._baseline is None:
                 self._baseline = record
@@ -189,7 +205,8 @@ class ResearchLoop:
             rng=rng,
         )
 
-    async def run(self) -> LoopSummary:
+    async def prepare(self) -> LoopSummary:
+        """Load history (or evaluate the baseline) and open this run's summary."""
         await trio.to_thread.run_sync(self.store.add, self.problem)
         await trio.to_thread.run_sync(self._load_history)
         if self._baseline is None:
@@ -215,81 +232,112 @@ class ResearchLoop:
             best_score=self._best_score(),
             best_experiment=None if self._best is None else self._best.id,
         )
-        done_before = len(self._experiments)
+        self._iteration = len(self._experiments)
         # Seeded by history length, so a resumed run continues rather than repeats itself.
-        rng = random.Random(f"{self.config.seed}:{self.problem.id}:{done_before}")
-        since_finding = 0
-        failures = 0
+        self._rng = random.Random(f"{self.config.seed}:{self.problem.id}:{self._iteration}")
+        return summary
+
+    @property
+    def best(self) -> Experiment | None:
+        return self._best
+
+    def offer(self, experiment: Experiment) -> bool:
+        """Consider a trusted experiment from elsewhere (a verified peer result); adopt it as
+        the parent of the next mutation when it beats the current best."""
+        if experiment.problem != self.problem.id or experiment.id in self._known:
+            return False
+        self._known.add(experiment.id)
+        self._experiments.append(experiment)
+        self._outcomes.setdefault(strategy_digest(experiment.strategy), experiment.outcome)
+        if not self._better(experiment):
+            return False
+        self._best = experiment
+        self._since_finding = 0
+        if self.summary is not None:
+            self.summary.best_score = self._best_score()
+            self.summary.best_experiment = experiment.id
+        return True
+
+    def _fail_proposal(self, reason: str, retryable: bool) -> StopReason | None:
+        summary = self.summary
+        assert summary is not None
+        summary.mutator_failures += 1
+        self._failures += 1
+        if self.on_mutator_failure:
+            self.on_mutator_failure(reason)
+        if not retryable or self._failures >= self.config.max_mutator_failures:
+            return "mutator_exhausted"
+        return None
+
+    async def step(self) -> Step | StopReason | None:
+        """One iteration: a Step, a reason to stop, or None (a failed proposal; go on)."""
+        summary = self.summary
+        assert summary is not None, "call prepare() first"
+        if self.config.fuel_budget is not None and summary.fuel_spent >= self.config.fuel_budget:
+            return "fuel_budget"
+        try:
+            proposal = await self.mutator.propose(self._context(self._rng, self._since_finding))
+        except MutationFailed as failure:
+            summary.usage = summary.usage + failure.usage
+            return self._fail_proposal(failure.reason, failure.retryable)
+        summary.usage = summary.usage + proposal.usage
+        oversize = _oversize(proposal.files, self.problem.mutable)
+        if oversize:
+            return self._fail_proposal(oversize, retryable=True)
+        self._failures = 0
+        parent = self._best or self._baseline
+        assert parent is not None
+        outcome = await self._evaluate(proposal.files)
+        experiment = self._experiment(
+            proposal.files,
+            outcome,
+            parent=parent.id,
+            diff=proposal.diff,
+            mutation_kind=proposal.mutation_kind,
+            description=proposal.description,
+            hypothesis=proposal.hypothesis,
+            mutator=self.mutator.name,
+        )
+        await self._record(experiment)
+        kept = self._better(experiment)
+        if kept:
+            self._best = experiment
+            self._since_finding = 0
+            summary.kept += 1
+        else:
+            self._since_finding += 1
+        summary.iterations += 1
+        summary.fuel_spent += outcome.fuel
+        summary.best_score = self._best_score()
+        summary.best_experiment = None if self._best is None else self._best.id
+        step = Step(
+            iteration=self._iteration,
+            experiment_id=experiment.id,
+            status=step_status(outcome, kept),
+            score=outcome.score,
+            best_score=summary.best_score,
+            mutation_kind=proposal.mutation_kind,
+            description=proposal.description,
+            fuel=outcome.fuel,
+        )
+        self._iteration += 1
+        summary.history.append(step)
+        if self.on_step:
+            self.on_step(step, summary)
+        return step
+
+    async def run(self) -> LoopSummary:
+        """Prepare, then iterate until a stop rule fires (see LoopConfig)."""
+        summary = await self.prepare()
         streak = 0
         try:
-            for iteration in range(done_before, done_before + self.config.iterations):
-                if (
-                    self.config.fuel_budget is not None
-                    and summary.fuel_spent >= self.config.fuel_budget
-                ):
-                    summary.stop_reason = "fuel_budget"
+            for _ in range(self.config.iterations):
+                result = await self.step()
+                if isinstance(result, str):
+                    summary.stop_reason = result
                     break
-                try:
-                    proposal = await self.mutator.propose(self._context(rng, since_finding))
-                except MutationFailed as failure:
-                    summary.mutator_failures += 1
-                    summary.usage = summary.usage + failure.usage
-                    failures += 1
-                    if self.on_mutator_failure:
-                        self.on_mutator_failure(failure.reason)
-                    if not failure.retryable or failures >= self.config.max_mutator_failures:
-                        summary.stop_reason = "mutator_exhausted"
-                        break
+                if result is None:
                     continue
-                summary.usage = summary.usage + proposal.usage
-                oversize = _oversize(proposal.files, self.problem.mutable)
-                if oversize:
-                    summary.mutator_failures += 1
-                    failures += 1
-                    if self.on_mutator_failure:
-                        self.on_mutator_failure(oversize)
-                    if failures >= self.config.max_mutator_failures:
-                        summary.stop_reason = "mutator_exhausted"
-                        break
-                    continue
-                failures = 0
-                parent = self._best or self._baseline
-                outcome = await self._evaluate(proposal.files)
-                experiment = self._experiment(
-                    proposal.files,
-                    outcome,
-                    parent=parent.id,
-                    diff=proposal.diff,
-                    mutation_kind=proposal.mutation_kind,
-                    description=proposal.description,
-                    hypothesis=proposal.hypothesis,
-                    mutator=self.mutator.name,
-                )
-                await self._record(experiment)
-                kept = self._better(experiment)
-                if kept:
-                    self._best = experiment
-                    since_finding = 0
-                    summary.kept += 1
-                else:
-                    since_finding += 1
-                summary.iterations += 1
-                summary.fuel_spent += outcome.fuel
-                summary.best_score = self._best_score()
-                summary.best_experiment = None if self._best is None else self._best.id
-                step = Step(
-                    iteration=iteration,
-                    experiment_id=experiment.id,
-                    status=step_status(outcome, kept),
-                    score=outcome.score,
-                    best_score=summary.best_score,
-                    mutation_kind=proposal.mutation_kind,
-                    description=proposal.description,
-                    fuel=outcome.fuel,
-                )
-                summary.history.append(step)
-                if self.on_step:
-                    self.on_step(step, summary)
                 best = summary.best_score
                 streak = streak + 1 if best is not None and self.metric.reached(best) else 0
                 if streak >= self.config.target_streak:
