@@ -104,6 +104,7 @@ class ResearchLoop:
         on_mutator_failure: Callable[[str], None] | None = None,
         on_record: Callable[[Experiment], None] | None = None,
         trusted: Callable[[Experiment], bool] = lambda experiment: True,
+        seal: Callable[[Experiment], Experiment] = lambda experiment: experiment,
     ) -> None:
         self.problem = problem
         self.evaluate_fn = evaluate
@@ -116,6 +117,7 @@ class ResearchLoop:
         # Which stored experiments may become parents: in a swarm, only our own and those we
         # replayed ourselves (a peer's claim is data until verified).
         self.trusted = trusted
+        self.seal = seal  # signs a new experiment before it is stored or shared
         self.metric = problem.metric
         self._experiments: list[Experiment] = []
         self._outcomes: dict[str, Outcome] = {}  # strategy digest -> outcome (deterministic)
@@ -175,16 +177,18 @@ class ResearchLoop:
     def _experiment(
         self, files: Mapping[str, str], outcome: Outcome, **fields: str | None
     ) -> Experiment:
-        return Experiment.model_validate(
-            {
-                "problem": self.problem.id,
-                "strategy": dict(files),
-                "outcome": outcome,
-                "author": self.config.author,
-                "created_ms": int(time.time() * 1000),
-                **fields,
-            },
-            strict=False,
+        return self.seal(
+            Experiment.model_validate(
+                {
+                    "problem": self.problem.id,
+                    "strategy": dict(files),
+                    "outcome": outcome,
+                    "author": self.config.author,
+                    "created_ms": int(time.time() * 1000),
+                    **fields,
+                },
+                strict=False,
+            )
         )
 
     def _context(self, rng: random.Random, since_finding: int) -> MutationContext:

@@ -61,8 +61,11 @@ class RecordStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path) -> RecordStore:
-        """Open (creating if needed) the store at `path`, check its integrity and schema."""
+    def open(cls, path: Path, durable: bool = True) -> RecordStore:
+        """Open (creating if needed) the store at `path`, check its integrity and schema.
+
+        `durable=False` (simulations only) skips fsync: much faster, not crash-safe.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per call.
@@ -72,7 +75,7 @@ class RecordStore:
         store = cls(path, db)
         try:
             with store._using() as conn:
-                _prepare(conn, path)
+                _prepare(conn, path, durable)
         except BaseException:
             db.close()
             raise
@@ -222,7 +225,7 @@ class RecordStore:
         return record
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+def _prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> None:
     """Check the file, set durability pragmas and create or check the schema."""
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     check = [str(row[0]) for row in conn.execute("PRAGMA quick_check").fetchall()]
@@ -232,7 +235,7 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     # WAL + FULL: a commit is on disk (WAL fsynced) before add() returns, so a record that
     # add() reported survives kill -9 and power loss.
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'OFF'}")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise StoreError(

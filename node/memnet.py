@@ -1,0 +1,448 @@
+"""An in-memory `Network`: many nodes in one trio process gossiping over a simulated mesh."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import random
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from itertools import count
+
+import trio
+
+from node.network import (
+    MAX_MESSAGE_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+    GossipMessage,
+    NetworkError,
+    RequestHandler,
+    Validator,
+)
+
+ADDR_PREFIX = "/memory/"
+CHANNEL_SIZE = 1024  # per subscription and for peer events; a full channel drops, never blocks
+GRAYLIST_THRESHOLD = -100.0  # below it a node ignores the peer, as GossipSub's graylist does
+INVALID_MESSAGE_PENALTY = -20.0  # five rejected messages graylist a peer (libp2p: cut off ~6)
+SEEN_TTL_S = 120.0  # how long a message id stays de-duplicated (GossipSub's seen cache)
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """Counters for one peer id (summed over its lifetimes) or for the whole hub.
+
+    Every hop sent ends as exactly one of delivered, duplicates, rejected, dropped (counted at
+    the receiver) or is still in flight."""
+
+    published: int = 0  # messages this node originated
+    sent: int = 0  # hops sent: publishes and forwards, including those lost on the way
+    delivered: int = 0  # messages handed to this node's subscription channel
+    duplicates: int = 0  # hops carrying a message this node had already seen
+    rejected: int = 0  # hops this node's validator refused
+    dropped: int = 0  # hops lost, partitioned, from/to a down or graylisted node, or overflowed
+    requests: int = 0  # requests this node made
+    failed_requests: int = 0  # of those, the ones that raised NetworkError
+
+
+@dataclass(frozen=True)
+class HubStats:
+    total: NodeStats
+    nodes: Mapping[str, NodeStats]
+    in_flight: int  # hops scheduled and not yet resolved
+
+
+# (due time, sequence, sender, receiver, message, message id); the sequence breaks ties.
+_Hop = tuple[float, int, "MemoryNetwork", "MemoryNetwork", GossipMessage, bytes]
+
+
+class MemoryHub:
+    """The shared medium: links, latency, loss, partitions and the delivery scheduler.
+
+    Ordering rules (what makes a run reproducible): every gossip hop goes through one heap and
+    is resolved in (due time, send sequence) order by a single scheduler task; a node forwards
+    to its peers in the order it connected to them; loss, jitter and fanout draws come from one
+    generator seeded with `seed`, in that order; connects and requests draw from a generator
+    per node (seeded with `seed` and the peer id). So for a given seed and order of calls, the
+    deliveries, drops and stats are identical from run to run: always at latency 0 (a flood
+    then completes breadth-first in the scheduler's next turn) and under a `MockClock` at any
+    latency. The scheduler runs in the task group of one up node at a time; a fair lock hands
+    it to the next node (in opening order) when that one goes down.
+    """
+
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        jitter_s: float = 0.0,
+        loss: float = 0.0,
+        seed: int = 0,
+        fanout: int | None = None,
+    ) -> None:
+        if latency_s < 0 or jitter_s < 0 or not 0.0 <= loss <= 1.0:
+            raise ValueError("latency and jitter must be >= 0 and loss within [0, 1]")
+        if fanout is not None and fanout < 1:
+            raise ValueError("fanout must be at least 1")
+        self.latency_s = latency_s
+        self.jitter_s = jitter_s
+        self.loss = loss
+        self.seed = seed
+        self.fanout = fanout
+        self._rng = random.Random(seed)
+        self._nodes: dict[str, MemoryNetwork] = {}
+        self._counts: dict[str, Counter[str]] = {}
+        self._groups: dict[str, int] | None = None
+        self._heap: list[_Hop] = []
+        self._sequence = count()
+        self._scheduler_lock = trio.Lock()
+        self._wake: trio.CancelScope | None = None
+        self._idle = trio.lowlevel.ParkingLot()
+
+    # ----- public surface --------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def open_node(self, peer_id: str) -> AsyncIterator[MemoryNetwork]:
+        """A node that is up inside the block; leaving the block takes it down like a crash."""
+        if not peer_id or "/" in peer_id:
+            raise ValueError(f"peer id {peer_id!r} must be non-empty and contain no '/'")
+        if peer_id in self._nodes:
+            raise ValueError(f"{peer_id} is already up")
+        node = MemoryNetwork(self, peer_id)
+        self._nodes[peer_id] = node
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._schedule)
+            try:
+                yield node
+            finally:
+                # Down before the scheduler moves on, so nothing more reaches this node.
+                self._take_down(node)
+                nursery.cancel_scope.cancel()
+
+    def partition(self, groups: list[set[str]]) -> None:
+        """Fail deliveries, connects and requests between groups until `heal`; peers named in
+        no group form one more group together."""
+        placed: dict[str, int] = {}
+        for index, group in enumerate(groups):
+            for peer in group:
+                if peer in placed:
+                    raise ValueError(f"{peer} is in two partition groups")
+                placed[peer] = index
+        self._groups = placed
+
+    def heal(self) -> None:
+        self._groups = None
+
+    def stats(self) -> HubStats:
+        nodes = {peer: NodeStats(**counts) for peer, counts in sorted(self._counts.items())}
+        total: Counter[str] = Counter()
+        for counts in self._counts.values():
+            total.update(counts)
+        return HubStats(total=NodeStats(**total), nodes=nodes, in_flight=len(self._heap))
+
+    async def wait_idle(self) -> None:
+        """Wait until no gossip hop is in flight (returns at once, after a checkpoint, if none)."""
+        await trio.lowlevel.checkpoint()
+        while self._heap:
+            await self._idle.park()
+
+    # ----- internals used by MemoryNetwork -----------------------------------------------------
+
+    def _count(self, peer_id: str) -> Counter[str]:
+        return self._counts.setdefault(peer_id, Counter())
+
+    def _delay(self, rng: random.Random) -> float:
+        return self.latency_s + (rng.random() * self.jitter_s if self.jitter_s else 0.0)
+
+    def _split(self, a: str, b: str) -> bool:
+        groups = self._groups
+        return groups is not None and groups.get(a, -1) != groups.get(b, -1)
+
+    def _reach(self, sender: MemoryNetwork, peer_id: str) -> MemoryNetwork:
+        """The up node `peer_id` if `sender` may talk to it now, else NetworkError."""
+        target = self._nodes.get(peer_id)
+        if not sender._up:
+            raise NetworkError(f"{sender.peer_id} is down")
+        if target is None:
+            raise NetworkError(f"{peer_id} is not reachable (down or unknown)")
+        if self._split(sender.peer_id, peer_id):
+            raise NetworkError(f"{peer_id} is partitioned away from {sender.peer_id}")
+        if target.ignores(sender.peer_id):
+            raise NetworkError(f"{peer_id} refuses {sender.peer_id} (graylisted)")
+        return target
+
+    def _forward(
+        self,
+        node: MemoryNetwork,
+        came_from: str | None,
+        message: GossipMessage,
+        mid: bytes,
+        now: float,
+    ) -> None:
+        """Send one hop, leaving at `now`, to each connected peer subscribed to the topic (or to
+        `fanout` of them)."""
+        targets = [
+            peer
+            for peer_id, peer in node._links.items()
+            if peer_id != came_from
+            and peer_id != message.source
+            and message.topic in peer._subscriptions
+            and not node.ignores(peer_id)
+        ]
+        if self.fanout is not None and len(targets) > self.fanout:
+            targets = self._rng.sample(targets, self.fanout)
+        if not targets:
+            return
+        node._counts["sent"] += len(targets)
+        for peer in targets:
+            if self.loss and self._rng.random() < self.loss:
+                peer._counts["dropped"] += 1
+                continue
+            due = now + self._delay(self._rng)
+            heapq.heappush(self._heap, (due, next(self._sequence), node, peer, message, mid))
+            if self._wake is not None and due < self._wake.deadline:
+                self._wake.deadline = due
+
+    def _arrive(
+        self,
+        sender: MemoryNetwork,
+        node: MemoryNetwork,
+        message: GossipMessage,
+        mid: bytes,
+        now: float,
+    ) -> None:
+        counts = node._counts
+        subscription = node._subscriptions.get(message.topic)
+        if (
+            subscription is None
+            or not (sender._up and node._up)
+            or self._split(sender.peer_id, node.peer_id)
+            or node.ignores(sender.peer_id)
+        ):
+            counts["dropped"] += 1
+            return
+        if node._saw(mid):
+            counts["duplicates"] += 1
+            return
+        channel, validator = subscription
+        if validator is not None and not validator(message.source, message.data):
+            counts["rejected"] += 1
+            node.adjust_score(sender.peer_id, INVALID_MESSAGE_PENALTY)
+            return
+        try:
+            channel.send_nowait(message)
+        except trio.WouldBlock:
+            counts["dropped"] += 1  # a slow consumer loses messages; it still forwards them
+        except trio.BrokenResourceError:
+            del node._subscriptions[message.topic]  # the consumer closed its channel
+            counts["dropped"] += 1
+            return
+        else:
+            counts["delivered"] += 1
+        self._forward(node, sender.peer_id, message, mid, now)
+
+    async def _schedule(self) -> None:
+        """Resolve hops as they fall due; one node's task at a time holds the lock."""
+        async with self._scheduler_lock:
+            while True:
+                deadline = self._heap[0][0] if self._heap else math.inf
+                try:
+                    with trio.CancelScope(deadline=deadline) as self._wake:
+                        await trio.sleep_forever()
+                finally:
+                    self._wake = None
+                self._resolve_due()
+
+    def _resolve_due(self) -> None:
+        heap = self._heap
+        now = trio.current_time()
+        while heap and heap[0][0] <= now:
+            due, _, sender, node, message, mid = heapq.heappop(heap)
+            self._arrive(sender, node, message, mid, due)
+        if not heap:
+            self._idle.unpark_all()
+
+    def _take_down(self, node: MemoryNetwork) -> None:
+        node._up = False
+        del self._nodes[node.peer_id]
+        for peer_id in node._links:
+            peer = self._nodes.get(peer_id)
+            if peer is not None:
+                peer._links.pop(node.peer_id, None)
+        node._links.clear()
+        for channel, _ in node._subscriptions.values():
+            channel.close()
+        node._subscriptions.clear()
+        node._event_sender.close()
+        for scope in node._serving:
+            scope.cancel()
+        if not self._nodes:  # nobody is left to run the scheduler: what is in flight is lost
+            for _, _, _, receiver, _, _ in self._heap:
+                receiver._counts["dropped"] += 1
+            self._heap.clear()
+            self._idle.unpark_all()
+
+
+def parse_memory_addr(addr: str) -> str:
+    """The peer id in `/memory/<id>` (or `/memory/<id>/p2p/<id>`); NetworkError otherwise."""
+    parts = addr.split("/")
+    plain = len(parts) == 3
+    with_id = len(parts) == 5 and parts[3] == "p2p" and parts[4] == parts[2]
+    if (plain or with_id) and parts[:2] == ["", "memory"] and parts[2]:
+        return parts[2]
+    raise NetworkError(f"not a memory address: {addr!r} (expected /memory/<peer id>)")
+
+
+class MemoryNetwork:
+    """One node's view of the hub; meets the `Network` role (plus `score` for inspection)."""
+
+    def __init__(self, hub: MemoryHub, peer_id: str) -> None:
+        self._hub = hub
+        self._peer_id = peer_id
+        self._up = True
+        self._links: dict[str, MemoryNetwork] = {}  # connected peers, in connection order
+        self._subscriptions: dict[
+            str, tuple[trio.MemorySendChannel[GossipMessage], Validator | None]
+        ] = {}
+        self._serving: set[trio.CancelScope] = set()
+        self._counts = hub._count(peer_id)
+        self._event_sender, self._events = trio.open_memory_channel[str](CHANNEL_SIZE)
+        self._handlers: dict[str, RequestHandler] = {}
+        self._scores: dict[str, float] = {}
+        self._seen: dict[bytes, float] = {}
+        self._seen_order: deque[tuple[float, bytes]] = deque()
+        self._rng = random.Random(f"{hub.seed}/{peer_id}")
+
+    @property
+    def peer_id(self) -> str:
+        return self._peer_id
+
+    def listen_addrs(self) -> list[str]:
+        return [ADDR_PREFIX + self._peer_id]
+
+    def connected_peers(self) -> list[str]:
+        return list(self._links)
+
+    async def connect(self, addr: str) -> str:
+        peer_id = parse_memory_addr(addr)
+        if peer_id == self._peer_id:
+            raise NetworkError(f"{peer_id} cannot connect to itself")
+        hub = self._hub
+        await trio.sleep(hub._delay(self._rng) + hub._delay(self._rng))  # dial and handshake
+        peer = hub._reach(self, peer_id)
+        if self.ignores(peer_id):
+            raise NetworkError(f"{self._peer_id} refuses {peer_id} (graylisted)")
+        if peer_id not in self._links:
+            self._links[peer_id] = peer
+            peer._links[self._peer_id] = self
+            _offer(self._event_sender, peer_id)
+            _offer(peer._event_sender, self._peer_id)
+        return peer_id
+
+    async def subscribe(
+        self, topic: str, validator: Validator | None = None
+    ) -> trio.MemoryReceiveChannel[GossipMessage]:
+        await trio.lowlevel.checkpoint()
+        self._check_up()
+        existing = self._subscriptions.get(topic)
+        if existing is not None and existing[0].statistics().open_receive_channels:
+            raise ValueError(f"{self._peer_id} is already subscribed to {topic}")
+        send, receive = trio.open_memory_channel[GossipMessage](CHANNEL_SIZE)
+        self._subscriptions[topic] = (send, validator)
+        return receive
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"message of {len(data)} bytes is over {MAX_MESSAGE_BYTES}")
+        await trio.lowlevel.checkpoint()
+        self._check_up()
+        mid = hashlib.sha256(data).digest()
+        self._saw(mid)  # echoes from peers are duplicates: own publishes never come back
+        self._counts["published"] += 1
+        hub = self._hub
+        hub._forward(
+            self, None, GossipMessage(topic, self._peer_id, data), mid, trio.current_time()
+        )
+        hub._resolve_due()  # at latency 0 the whole flood, so its order is the order of calls
+
+    def handle_requests(self, protocol: str, handler: RequestHandler) -> None:
+        self._handlers[protocol] = handler
+
+    async def request(self, peer: str, protocol: str, data: bytes) -> bytes:
+        self._counts["requests"] += 1
+        try:
+            return await self._request(peer, protocol, data)
+        except NetworkError:
+            self._counts["failed_requests"] += 1
+            raise
+
+    async def _request(self, peer: str, protocol: str, data: bytes) -> bytes:
+        if len(data) > MAX_REQUEST_BYTES:
+            raise NetworkError(f"request to {peer} is {len(data)} bytes, over {MAX_REQUEST_BYTES}")
+        if peer not in self._links:
+            raise NetworkError(f"{self._peer_id} is not connected to {peer}")
+        server = await self._travel(peer, f"request to {peer}")
+        handler = server._handlers.get(protocol)
+        if handler is None:
+            raise NetworkError(f"{peer} does not serve {protocol}")
+        response: bytes | None = None
+        with trio.CancelScope() as serving:
+            server._serving.add(serving)
+            try:
+                response = await handler(self._peer_id, data)
+            # The handler is the serving peer's code: whatever it raises is that peer's failure,
+            # which a requester sees as a failed stream, as it would over libp2p.
+            except Exception as exc:
+                raise NetworkError(f"{peer} failed serving {protocol}: {exc!r}") from exc
+            finally:
+                server._serving.discard(serving)
+        if response is None:
+            raise NetworkError(f"{peer} went down while serving {protocol}")
+        if len(response) > MAX_RESPONSE_BYTES:
+            raise NetworkError(f"{peer} answered {len(response)} bytes, over {MAX_RESPONSE_BYTES}")
+        await self._travel(peer, f"response from {peer}")
+        return response
+
+    async def _travel(self, peer: str, what: str) -> MemoryNetwork:
+        """Wait one way's latency, then the peer if the exchange got through."""
+        hub = self._hub
+        lost = hub.loss > 0 and self._rng.random() < hub.loss
+        await trio.sleep(hub._delay(self._rng))
+        if lost:
+            raise NetworkError(f"{what} was lost")
+        return hub._reach(self, peer)
+
+    def adjust_score(self, peer: str, delta: float) -> None:
+        self._scores[peer] = self._scores.get(peer, 0.0) + delta
+
+    def score(self, peer: str) -> float:
+        return self._scores.get(peer, 0.0)
+
+    def ignores(self, peer: str) -> bool:
+        return self._scores.get(peer, 0.0) < GRAYLIST_THRESHOLD
+
+    def peer_events(self) -> trio.MemoryReceiveChannel[str]:
+        return self._events
+
+    def _saw(self, mid: bytes) -> bool:
+        """Whether `mid` was seen within SEEN_TTL_S; records it as seen now."""
+        now = trio.current_time()
+        order = self._seen_order
+        while order and order[0][0] <= now:
+            del self._seen[order.popleft()[1]]
+        if mid in self._seen:
+            return True
+        self._seen[mid] = now + SEEN_TTL_S
+        order.append((now + SEEN_TTL_S, mid))
+        return False
+
+    def _check_up(self) -> None:
+        if not self._up:
+            raise NetworkError(f"{self._peer_id} is down")
+
+
+def _offer(channel: trio.MemorySendChannel[str], item: str) -> None:
+    """Send without waiting; a full or abandoned channel loses the item."""
+    with suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        channel.send_nowait(item)

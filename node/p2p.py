@@ -1,0 +1,521 @@
+"""The real `Network`: a py-libp2p host (TCP + Noise + yamux) with GossipSub, kept in one module."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import multiaddr  # type: ignore[import-untyped]  # libp2p's own dependency; ships no types
+import trio
+from google.protobuf.message import DecodeError
+from libp2p import new_host
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee, ISubscriptionAPI
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.score import PeerScorer, ScoreParams, TopicScoreParams
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+
+from node.network import (
+    MAX_MESSAGE_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+    GossipMessage,
+    Network,
+    NetworkError,
+    RequestHandler,
+    Validator,
+)
+
+SEED_BYTES = 32
+FRAME_HEADER_BYTES = 4  # request/response frames: 4-byte big-endian length, then the bytes
+SERVE_TIMEOUT_S = 30.0  # server side: read the request, run the handler, write the response
+BOOTSTRAP_TIMEOUT_S = 20.0
+CLOSE_TIMEOUT_S = 5.0
+RESET_TIMEOUT_S = 1.0
+ADDR_TTL_S = 3600
+SUBSCRIPTION_BUFFER = 256
+PEER_EVENT_BUFFER = 256
+MESH_DEGREE, MESH_DEGREE_LOW, MESH_DEGREE_HIGH = 6, 4, 12  # go-libp2p's D, D_lo, D_hi
+# py-libp2p drops (and penalises) more than this many messages per second per topic from one
+# forwarder, our own publishes included; `publish` paces ours below it instead of losing them.
+SPAM_CAP_PER_TOPIC_S = 50.0
+_PACING_MARGIN_S = 0.1  # libp2p stamps a publish (wall clock) a moment after we do
+# Peer score thresholds (gossipsub v1.1); py-libp2p's defaults are -inf, i.e. scoring off.
+# Application standing (`adjust_score`) counts 1:1: at the trust layer's -50 per mismatch, a
+# peer's messages stop flowing either way after its second mismatch.
+GOSSIP_THRESHOLD = -10.0  # below: no gossip (IHAVE) to or from it, no mesh forwarding to it
+PUBLISH_THRESHOLD = -50.0  # below: its messages are dropped and ours are not sent to it
+GRAYLIST_THRESHOLD = -100.0  # below: its GRAFTs are refused too (node.memnet's graylist)
+INVALID_MESSAGE_WEIGHT, INVALID_MESSAGE_CAP = 20.0, 10.0  # per message a validator rejects
+BEHAVIOUR_PENALTY_THRESHOLD = 10.0  # libp2p's own penalties (floods, IWANT spam, equivocation)
+PENALTY_HALF_LIFE_S = 60.0
+
+_PROTOCOLS = [PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID]  # highest first, or py picks 1.0
+# What a failing stream, connection or dial raises inside py-libp2p (its exceptions derive from
+# BaseLibp2pError; sockets and trio streams surface the others).
+_LIBP2P_ERRORS = (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+_Libp2pValidator = Callable[[ID, rpc_pb2.Message], bool]
+
+
+@asynccontextmanager
+async def open_libp2p_network(
+    private_key: bytes,
+    listen: str = "/ip4/127.0.0.1/tcp/0",
+    bootstrap: Sequence[str] = (),
+    heartbeat_s: float = 1.0,
+) -> AsyncIterator[Network]:
+    """A running host whose peer id is the libp2p Ed25519 id of `private_key` (a 32-byte seed).
+
+    Dials `bootstrap` (NetworkError if none answers within BOOTSTRAP_TIMEOUT_S). An exception
+    from the body comes out as itself, not wrapped in py-libp2p's nested nursery groups."""
+    if len(private_key) != SEED_BYTES:
+        raise ValueError(f"private_key must be a {SEED_BYTES}-byte Ed25519 seed")
+    logger = logging.getLogger("libp2p")
+    if not logger.handlers:  # unless LIBP2P_DEBUG is set, keep its warnings off our stderr
+        logger.addHandler(logging.NullHandler())
+    listen_addr = _multiaddr(listen)
+    host, pubsub, router, scorer, standing = _build(private_key, listen_addr, heartbeat_s)
+    body_error: BaseException | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(host.run([listen_addr]))
+            except _LIBP2P_ERRORS as error:
+                raise NetworkError(f"cannot listen on {listen}: {error}") from error
+            await stack.enter_async_context(background_trio_service(pubsub))
+            await stack.enter_async_context(background_trio_service(router))
+            await pubsub.wait_until_ready()
+            stack.push_async_callback(_close_host, host)  # after our tasks, before the services
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(nursery.cancel_scope.cancel)
+            network = Libp2pNetwork(host, pubsub, router, scorer, standing, nursery)
+            stack.callback(network.peer_event_sender.close)
+            with trio.move_on_after(BOOTSTRAP_TIMEOUT_S):
+                await _bootstrap(network, bootstrap)
+            if bootstrap and not network.connected_peers():
+                raise NetworkError(f"no bootstrap peer answered: {', '.join(bootstrap)}")
+            try:
+                yield network
+            except BaseException as error:
+                body_error = error
+                raise
+    except BaseExceptionGroup as group:
+        if body_error is not None and _leaves(group) == [body_error]:
+            raise body_error from None  # eight nurseries deep otherwise
+        raise
+
+
+class Libp2pNetwork:
+    """`Network` over py-libp2p; made by `open_libp2p_network`, which owns its lifetime."""
+
+    def __init__(
+        self,
+        host: IHost,
+        pubsub: Pubsub,
+        router: GossipSub,
+        scorer: _FullScorer,
+        standing: dict[str, float],
+        nursery: trio.Nursery,
+    ) -> None:
+        self._host = host
+        self._pubsub = pubsub
+        self._router = router
+        self._scorer = scorer
+        self._standing = standing
+        self._nursery = nursery
+        self._own_id = host.get_id()
+        self._recent_publishes: dict[str, deque[float]] = {}
+        self.peer_event_sender, self._peer_events = trio.open_memory_channel[str](PEER_EVENT_BUFFER)
+        host.get_network().register_notifee(_PeerEvents(self))
+        self.handler_failures = 0  # request handlers that raised or answered oversize
+        self.validator_failures = 0  # validators that raised (counted as rejections)
+        self.dropped_peer_events = 0  # nobody was reading peer_events()
+
+    @property
+    def peer_id(self) -> str:
+        return self._own_id.to_base58()
+
+    def listen_addrs(self) -> list[str]:
+        suffix = f"/p2p/{self.peer_id}"
+        return [
+            f"{expanded}{suffix}"
+            for addr in self._host.get_transport_addrs()
+            for expanded in multiaddr.utils.get_thin_waist_addresses(addr) or [addr]
+        ]
+
+    def connected_peers(self) -> list[str]:
+        return [peer.to_base58() for peer in self._host.get_connected_peers()]
+
+    async def connect(self, addr: str) -> str:
+        info = _peer_info(addr)
+        peer = info.peer_id.to_base58()
+        if info.peer_id == self._own_id:
+            raise NetworkError(f"{addr} is this node's own address")
+        swarm = self._host.get_network()
+        if not swarm.get_connections(info.peer_id):
+            self._host.get_peerstore().add_addrs(info.peer_id, info.addrs, ADDR_TTL_S)
+            try:
+                # dial_addr, not host.connect: that dials one TCP address of all the peer ever
+                # advertised (not necessarily `addr`) and waits out a 250 ms happy-eyeballs
+                # delay even after success; a failed dial_peer also blocks the peer for 60 s.
+                await swarm.dial_addr(info.addrs[0], info.peer_id)
+            except _LIBP2P_ERRORS as error:
+                raise NetworkError(f"{peer}: cannot connect via {addr}: {error!r}") from error
+        return peer
+
+    async def subscribe(
+        self, topic: str, validator: Validator | None = None
+    ) -> trio.MemoryReceiveChannel[GossipMessage]:
+        """One subscriber per topic; closing the returned channel unsubscribes."""
+        if topic in self._pubsub.topic_ids:
+            raise ValueError(f"already subscribed to {topic}")
+        self._pubsub.set_topic_validator(topic, self._topic_validator(validator), False)
+        subscription = await self._pubsub.subscribe(topic)
+        sender, receiver = trio.open_memory_channel[GossipMessage](SUBSCRIPTION_BUFFER)
+        self._nursery.start_soon(self._forward, topic, subscription, sender)
+        return receiver
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Waits while our publishes on `topic` would exceed SPAM_CAP_PER_TOPIC_S."""
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
+        window = self._recent_publishes.setdefault(topic, deque())
+        while True:
+            now = trio.current_time()
+            while window and window[0] <= now - 1.0 - _PACING_MARGIN_S:
+                window.popleft()
+            if len(window) < SPAM_CAP_PER_TOPIC_S:
+                break
+            await trio.sleep_until(window[0] + 1.0 + _PACING_MARGIN_S)
+        window.append(now)
+        await self._pubsub.publish(topic, data)
+
+    def handle_requests(self, protocol: str, handler: RequestHandler) -> None:
+        async def serve(stream: INetStream) -> None:
+            await self._serve(stream, handler)
+
+        self._host.set_stream_handler(TProtocol(protocol), serve)
+
+    async def request(self, peer: str, protocol: str, data: bytes) -> bytes:
+        """Unbounded in time: wrap it in the caller's `trio.fail_after`."""
+        if len(data) > MAX_REQUEST_BYTES:
+            raise NetworkError(f"request to {peer} is {len(data)} bytes, over {MAX_REQUEST_BYTES}")
+        peer_id = _peer_id(peer)
+        try:
+            stream = await self._host.new_stream(peer_id, [TProtocol(protocol)])
+        except _LIBP2P_ERRORS as error:
+            raise NetworkError(f"{peer}: cannot open {protocol}: {error!r}") from error
+        done = False
+        try:
+            await _write_frame(stream, data)
+            response = await _read_frame(stream, MAX_RESPONSE_BYTES)
+            done = True
+        except _LIBP2P_ERRORS as error:
+            raise NetworkError(f"{peer}: {protocol} failed: {error!r}") from error
+        except NetworkError as error:
+            raise NetworkError(f"{peer}: {protocol}: {error}") from error
+        finally:
+            await (_close_stream(stream) if done else _reset_stream(stream))
+        return response
+
+    def adjust_score(self, peer: str, delta: float) -> None:
+        """Kept across reconnects; GossipSub reads it as the application-specific score."""
+        self._standing[peer] = self._standing.get(peer, 0.0) + delta
+
+    def peer_events(self) -> trio.MemoryReceiveChannel[str]:
+        """One reader: every call returns the same channel."""
+        return self._peer_events
+
+    def score(self, peer: str) -> float:
+        """The router's score for `peer` over our topics, the number its gates compare."""
+        return self._scorer.score(_peer_id(peer), list(self._pubsub.topic_ids))
+
+    async def wait_mesh(self, peer: str, topic: str) -> None:
+        """Until `peer` is in our mesh for `topic` (so our publishes go to it); no timeout."""
+        await self._router.wait_for_mesh(_peer_id(peer), topic, timeout=math.inf)
+
+    async def wait_subscribed(self, peer: str, topic: str) -> None:
+        """Until `peer` has told us it subscribes to `topic`; no timeout."""
+        await self._pubsub.wait_for_subscription(_peer_id(peer), topic, timeout=math.inf)
+
+    def _topic_validator(self, validator: Validator | None) -> _Libp2pValidator:
+        own = self._own_id.to_bytes()
+
+        def check(forwarder: ID, message: rpc_pb2.Message) -> bool:
+            if len(message.data) > MAX_MESSAGE_BYTES:
+                return False
+            if validator is None or message.from_id == own:
+                return True  # our own publishes were checked by their author: us
+            try:
+                return bool(validator(ID(message.from_id).to_base58(), bytes(message.data)))
+            except Exception:  # noqa: BLE001  # py-libp2p lets one stop all of pubsub
+                self.validator_failures += 1
+                return False
+
+        return check
+
+    async def _forward(
+        self,
+        topic: str,
+        subscription: ISubscriptionAPI,
+        sender: trio.MemorySendChannel[GossipMessage],
+    ) -> None:
+        own = self._own_id.to_bytes()
+        async with sender:
+            while True:
+                try:
+                    message = await subscription.get()
+                except trio.EndOfChannel:
+                    return
+                if message.from_id == own:  # libp2p hands our publishes back to us
+                    continue
+                source = ID(message.from_id).to_base58()
+                try:
+                    await sender.send(GossipMessage(topic, source, bytes(message.data)))
+                except trio.BrokenResourceError:  # the subscriber closed its end
+                    self._pubsub.remove_topic_validator(topic)
+                    await self._pubsub.unsubscribe(topic)
+                    return
+
+    async def _serve(self, stream: INetStream, handler: RequestHandler) -> None:
+        peer = stream.muxed_conn.peer_id.to_base58()
+        try:
+            with trio.fail_after(SERVE_TIMEOUT_S):
+                request = await _read_frame(stream, MAX_REQUEST_BYTES)
+                try:
+                    response = await handler(peer, request)
+                except Exception:  # noqa: BLE001  # peer-fed app code: fail the exchange only
+                    self.handler_failures += 1
+                    await _reset_stream(stream)
+                    return
+                if len(response) > MAX_RESPONSE_BYTES:
+                    self.handler_failures += 1
+                    await _reset_stream(stream)
+                    return
+                await _write_frame(stream, response)
+        except (*_LIBP2P_ERRORS, NetworkError, trio.TooSlowError):
+            await _reset_stream(stream)
+            return
+        await _close_stream(stream)
+
+
+class _FullScorer(PeerScorer):
+    """Gates on the whole score, as gossipsub v1.1 specifies: py-libp2p's single-topic
+    `allow_publish`/`allow_gossip` leave out the application-specific score (P6)."""
+
+    def allow_publish(self, peer: ID, topics: list[str]) -> bool:
+        return bool(topics) and self.score(peer, topics) >= self.params.publish_threshold
+
+    def allow_gossip(self, peer: ID, topics: list[str]) -> bool:
+        return bool(topics) and self.score(peer, topics) >= self.params.gossip_threshold
+
+
+class _PeerEvents(INotifee):
+    """Feeds `peer_events()` from the swarm's connection notifications (dialed and accepted)."""
+
+    def __init__(self, network: Libp2pNetwork) -> None:
+        self._network = network
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        try:
+            self._network.peer_event_sender.send_nowait(conn.muxed_conn.peer_id.to_base58())
+        except trio.WouldBlock:
+            self._network.dropped_peer_events += 1
+        except trio.ClosedResourceError:  # shutting down
+            pass
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        pass
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        pass
+
+
+def _build(
+    seed: bytes, listen_addr: multiaddr.Multiaddr, heartbeat_s: float
+) -> tuple[IHost, Pubsub, GossipSub, _FullScorer, dict[str, float]]:
+    key_pair = create_new_key_pair(seed)
+    host = new_host(
+        key_pair=key_pair,
+        # Noise only: by default py-libp2p also accepts plaintext, secio and TLS peers.
+        sec_opt={
+            NOISE_PROTOCOL_ID: NoiseTransport(
+                key_pair, noise_privkey=create_noise_key_pair().private_key
+            )
+        },
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=[listen_addr],
+        # One connection per peer: with more allowed, every dial waits out the 250 ms
+        # happy-eyeballs delay for a second connection that is never made.
+        connection_config=ConnectionConfig(max_connections_per_peer=1),
+        # Advertise what we listen on, not the ephemeral ports peers saw us dial from.
+        disable_identify_address_discovery=True,
+    )
+    standing: dict[str, float] = {}
+    decay = 0.5 ** (heartbeat_s / PENALTY_HALF_LIFE_S)  # libp2p decays once per heartbeat
+    params = ScoreParams(
+        p4_invalid_messages=TopicScoreParams(
+            weight=INVALID_MESSAGE_WEIGHT, cap=INVALID_MESSAGE_CAP, decay=decay
+        ),
+        p5_behavior_penalty_weight=1.0,
+        p5_behavior_penalty_decay=decay,
+        p5_behavior_penalty_threshold=BEHAVIOUR_PENALTY_THRESHOLD,
+        p6_appl_slack_weight=1.0,
+        publish_threshold=PUBLISH_THRESHOLD,
+        gossip_threshold=GOSSIP_THRESHOLD,
+        graylist_threshold=GRAYLIST_THRESHOLD,
+        accept_px_threshold=0.0,
+        app_specific_score_fn=lambda peer: standing.get(peer.to_base58(), 0.0),
+    )
+    router = GossipSub(
+        protocols=_PROTOCOLS,
+        degree=MESH_DEGREE,
+        degree_low=MESH_DEGREE_LOW,
+        degree_high=MESH_DEGREE_HIGH,
+        heartbeat_interval=heartbeat_s,  # type: ignore[arg-type]  # int-annotated; default 120 s
+        # Adaptive gossip stretches the heartbeat to 60 s about 30 s after start.
+        adaptive_gossip_enabled=False,
+        max_messages_per_topic_per_second=SPAM_CAP_PER_TOPIC_S,
+    )
+    router.scorer = scorer = _FullScorer(params)
+    pubsub = Pubsub(
+        host,
+        router,
+        strict_signing=True,
+        # A content hash, the same on every node: the default (sender + seqno) differs from
+        # js-libp2p's, and py's alternatives mix in the receiver's clock, breaking de-duplication.
+        msg_id_constructor=_message_id,
+    )
+
+    async def read_rpcs(stream: INetStream) -> None:
+        try:
+            await pubsub.stream_handler(stream)
+        except DecodeError:
+            # py-libp2p catches its own parse errors here but not protobuf's, which then stops
+            # the whole swarm: one malformed RPC from any peer would take this host down. It
+            # also writes RPCs over 64 KiB from two tasks at once, interleaving their yamux
+            # frames, so an honest peer can send one too. Drop that peer's connection.
+            await _reset_stream(stream)
+            with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+                with contextlib.suppress(*_LIBP2P_ERRORS):
+                    await host.disconnect(stream.muxed_conn.peer_id)
+
+    for protocol in _PROTOCOLS:
+        host.set_stream_handler(protocol, read_rpcs)  # replaces pubsub's own registration
+    return host, pubsub, router, scorer, standing
+
+
+def _message_id(message: rpc_pb2.Message) -> bytes:
+    return hashlib.sha256(message.data).digest()
+
+
+async def _bootstrap(network: Libp2pNetwork, addrs: Sequence[str]) -> None:
+    async def dial(addr: str) -> None:
+        with contextlib.suppress(NetworkError):
+            await network.connect(addr)
+
+    async with trio.open_nursery() as nursery:
+        for addr in addrs:
+            nursery.start_soon(dial, addr)
+
+
+async def _close_host(host: IHost) -> None:
+    # Closed explicitly, shielded and bounded: stopping py-libp2p's services instead cancels
+    # the swarm's own connection-closing loop at its first await and leaks every socket
+    # (https://github.com/libp2p/py-libp2p/issues/1485, and #1486: "which the manager-cancel
+    # path can't fully do"). Connections close concurrently: each takes ~0.2 s of sleeps.
+    with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+        async with trio.open_nursery() as nursery:
+            for conn in host.get_network().get_connections():
+                nursery.start_soon(_close_connection, conn)
+        await host.close()
+
+
+async def _close_connection(conn: INetConn) -> None:
+    with contextlib.suppress(*_LIBP2P_ERRORS):
+        await conn.close()
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found += _leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
+    return found
+
+
+def _multiaddr(text: str) -> multiaddr.Multiaddr:
+    try:
+        return multiaddr.Multiaddr(text)
+    except (ValueError, multiaddr.exceptions.Error) as error:
+        raise NetworkError(f"not a multiaddr: {text!r} ({error})") from error
+
+
+def _peer_info(addr: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(_multiaddr(addr))
+    except (ValueError, multiaddr.exceptions.Error) as error:
+        raise NetworkError(f"{addr!r} needs a /p2p/<peer id> ending ({error})") from error
+
+
+def _peer_id(peer: str) -> ID:
+    try:
+        return ID.from_base58(peer)
+    except ValueError as error:
+        raise NetworkError(f"not a peer id: {peer!r}") from error
+
+
+async def _read_frame(stream: INetStream, limit: int) -> bytes:
+    size = int.from_bytes(await _read_exactly(stream, FRAME_HEADER_BYTES), "big")
+    if size > limit:
+        raise NetworkError(f"a frame of {size} bytes exceeds the {limit}-byte limit")
+    return await _read_exactly(stream, size)
+
+
+async def _read_exactly(stream: INetStream, size: int) -> bytes:
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = await stream.read(size - len(buffer))
+        if not chunk:
+            raise NetworkError(f"the stream ended after {len(buffer)} of {size} bytes")
+        buffer += chunk
+    return bytes(buffer)
+
+
+async def _write_frame(stream: INetStream, data: bytes) -> None:
+    await stream.write(len(data).to_bytes(FRAME_HEADER_BYTES, "big") + data)
+
+
+async def _close_stream(stream: INetStream) -> None:
+    with trio.move_on_after(RESET_TIMEOUT_S, shield=True), contextlib.suppress(*_LIBP2P_ERRORS):
+        await stream.close()
+
+
+async def _reset_stream(stream: INetStream) -> None:
+    with trio.move_on_after(RESET_TIMEOUT_S, shield=True), contextlib.suppress(*_LIBP2P_ERRORS):
+        await stream.reset()

@@ -1,0 +1,373 @@
+"""The local multi-node simulator: N swarm nodes in one trio process on the in-memory network
+or real libp2p on 127.0.0.1, driven in evaluation rounds, with injected faults."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import trio
+import trio.testing
+
+from node.identity import Identity
+from node.loop import LoopConfig
+from node.memnet import MemoryHub
+from node.mutators import OfflineMutator
+from node.network import Network, NetworkError, problem_topic
+from node.store import RecordStore
+from node.swarm import NodeConfig, SwarmNode
+from node.trust import TrustConfig
+from research_dag import Outcome, Problem
+from sandbox import Evaluator, Runtime
+
+NetworkKind = Literal["memory", "libp2p"]
+SETTLE_CUSHION_S = {"memory": 0.0, "libp2p": 0.05}
+
+
+class FaultError(ValueError):
+    """A --faults value that cannot be parsed; the message says what is accepted."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    liars: float = 0.0  # fraction of nodes that inflate their claims
+    churn: float = 0.0  # fraction of nodes that crash mid-run and come back later
+    partition: int = 0  # rounds the swarm is split in two (starting at a quarter of the run)
+    spam: float = 0.0  # fraction of nodes that also publish garbage every round
+
+    @classmethod
+    def parse(cls, text: str) -> Faults:
+        """`liars=0.3,churn=0.2,partition=60s,spam=0.1`; time is counted in rounds, so
+        `60s` and `60` both mean 60 rounds (one round = one simulated second)."""
+        values: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, _, raw = part.partition("=")
+            key = key.strip()
+            if key not in ("liars", "churn", "partition", "spam") or not raw:
+                raise FaultError(
+                    f"unknown fault {part!r}: use liars=F, churn=F, spam=F (fractions 0..1) "
+                    "and partition=N (rounds, e.g. 60s)"
+                )
+            try:
+                if key == "partition":
+                    values[key] = int(raw.strip().removesuffix("s"))
+                else:
+                    values[key] = float(raw)
+            except ValueError:
+                raise FaultError(f"fault {key} needs a number, not {raw!r}") from None
+            if key != "partition" and not 0.0 <= values[key] <= 1.0:
+                raise FaultError(f"fault {key} is a fraction between 0 and 1")
+            if key == "partition" and values[key] < 0:
+                raise FaultError("partition is a number of rounds >= 0")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    nodes: int
+    problems: tuple[Problem, ...]
+    rounds: int = 50
+    network: NetworkKind = "memory"
+    faults: Faults = field(default_factory=Faults)
+    seed: int = 0
+    degree: int = 6  # connections each new node makes (mesh degree at scale)
+    sync_every: int = 5  # rounds between anti-entropy passes
+    k: int = 2  # matching replays for "verified"
+    stop_at_target: bool = True  # stop once every honest node has reached the target
+
+
+class SharedEvaluations:
+    """One evaluator per problem for all simulated nodes, memoised: evaluation is
+    deterministic, so the same candidate need not run twice in one simulation."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._evaluators: dict[str, Evaluator] = {}
+        self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], Outcome] = {}
+        self._lock = threading.Lock()
+        self.runs = 0
+        self.fuel = 0
+
+    def evaluator_for(self, problem: Problem) -> Callable[[Mapping[str, str]], Outcome]:
+        if problem.id not in self._evaluators:
+            self._evaluators[problem.id] = Evaluator(self.runtime, problem)
+        evaluator = self._evaluators[problem.id]
+
+        def evaluate(files: Mapping[str, str]) -> Outcome:
+            key = (problem.id, tuple(sorted(files.items())))
+            with self._lock:
+                cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            outcome = evaluator.evaluate(files)
+            with self._lock:
+                self._cache[key] = outcome
+                self.runs += 1
+                self.fuel += outcome.fuel
+            return outcome
+
+        return evaluate
+
+    def close(self) -> None:
+        for evaluator in self._evaluators.values():
+            evaluator.close()
+
+
+@dataclass
+class SimNode:
+    index: int
+    identity: Identity
+    liar: bool
+    spammer: bool
+    churn_at: int | None  # round it crashes (comes back `down_for` rounds later)
+    node: SwarmNode | None = None
+    reached: int | None = None  # round its best met the target
+    best: list[float | None] = field(default_factory=list)
+
+
+def _identity(seed: int, index: int) -> Identity:
+    return Identity.from_seed(hashlib.sha256(f"swarm-sim:{seed}:{index}".encode()).digest())
+
+
+def plan_nodes(config: SimConfig) -> list[SimNode]:
+    rng = random.Random(config.seed)
+    count = config.nodes
+    liars = set(rng.sample(range(1, count), min(count - 1, round(config.faults.liars * count))))
+    spammers = set(rng.sample(range(1, count), min(count - 1, round(config.faults.spam * count))))
+    churners = rng.sample(range(1, count), min(count - 1, round(config.faults.churn * count)))
+    churn_at = {i: rng.randrange(1, max(2, config.rounds // 2)) for i in churners}
+    # Node 0 is always honest and steady: it poses the problems.
+    return [
+        SimNode(i, _identity(config.seed, i), i in liars, i in spammers, churn_at.get(i))
+        for i in range(count)
+    ]
+
+
+@contextlib.asynccontextmanager
+async def open_network(
+    kind: NetworkKind, hub: MemoryHub | None, identity: Identity
+) -> AsyncIterator[Network]:
+    if kind == "memory":
+        assert hub is not None
+        async with hub.open_node(identity.peer_id) as network:
+            yield network
+    else:
+        from node.p2p import open_libp2p_network
+
+        async with open_libp2p_network(identity.private_key) as network:
+            yield network
+
+
+class Simulation:
+    """Runs one simulation; `report()` gives the JSON-ready results."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        runtime: Runtime,
+        on_round: Callable[[int, Simulation], None] | None = None,
+    ) -> None:
+        if config.nodes < 1 or not config.problems:
+            raise ValueError("a simulation needs at least one node and one problem")
+        self.config = config
+        self.evaluations = SharedEvaluations(runtime)
+        self.on_round = on_round
+        self.plan = plan_nodes(config)
+        self.hub = MemoryHub(seed=config.seed, fanout=config.degree if config.nodes > 50 else None)
+        self.rounds_run = 0
+        self.history: list[dict[str, Any]] = []
+        self.fakes: set[str] = set()
+        self._tmp = tempfile.TemporaryDirectory(prefix="swarm-sim-")
+        self._down_events: dict[int, trio.Event] = {}
+        self._up_events: dict[int, trio.Event] = {}
+
+    @property
+    def problem(self) -> Problem:
+        return self.config.problems[0]
+
+    async def run(self) -> dict[str, Any]:
+        try:
+            async with trio.open_nursery() as nursery:
+                for sim in self.plan:
+                    await nursery.start(self._host, sim)
+                await self._connect()
+                poser = self.plan[0].node
+                assert poser is not None
+                for problem in self.config.problems:
+                    await poser.pose(problem)
+                await self._settle()
+                await self._rounds(nursery)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.evaluations.close()
+            self._tmp.cleanup()
+        return self.report()
+
+    async def _host(self, sim: SimNode, *, task_status: trio.TaskStatus[None]) -> None:
+        """One node's lifetime: network, store and serve; restarts after churn."""
+        first = True
+        while True:
+            down = trio.Event()
+            async with open_network(self.config.network, self.hub, sim.identity) as network:
+                store = RecordStore.open(
+                    Path(self._tmp.name) / f"node-{sim.index}.sqlite", durable=False
+                )
+                try:
+                    node = SwarmNode(
+                        sim.identity,
+                        network,
+                        store,
+                        self.evaluations.evaluator_for,
+                        OfflineMutator(),
+                        NodeConfig(
+                            trust=TrustConfig(k=self.config.k),
+                            loop=LoopConfig(seed=self.config.seed * 1000 + sim.index),
+                            liar=sim.liar,
+                        ),
+                    )
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(node.serve)
+                        sim.node = node
+                        self._down_events[sim.index] = down
+                        if first:
+                            task_status.started()
+                            first = False
+                        else:
+                            await self._join(sim)
+                        await down.wait()
+                        nursery.cancel_scope.cancel()
+                finally:
+                    sim.node = None
+                    store.close()
+            back = self._up_events.setdefault(sim.index, trio.Event())
+            await back.wait()
+            self._up_events.pop(sim.index, None)
+
+    async def _connect(self) -> None:
+        rng = random.Random(self.config.seed + 1)
+        for sim in self.plan[1:]:
+            await self._join(sim, rng)
+
+    async def _join(self, sim: SimNode, rng: random.Random | None = None) -> None:
+        node = sim.node
+        assert node is not None
+        rng = rng or random.Random(self.config.seed + sim.index)
+        others = [s for s in self.plan if s.index != sim.index and s.node is not None]
+        earlier = [s for s in others if s.index < sim.index] or others
+        for peer in rng.sample(earlier, min(len(earlier), max(1, self.config.degree // 2))):
+            assert peer.node is not None
+            with contextlib.suppress(NetworkError):  # a failed dial is a fault, not a bug
+                await node.network.connect(peer.node.network.listen_addrs()[0])
+
+    async def _settle(self) -> None:
+        """Let gossip and intake finish: the hub empties, then every task goes idle."""
+        for _ in range(3):
+            if self.config.network == "memory":
+                await self.hub.wait_idle()
+            await trio.testing.wait_all_tasks_blocked(SETTLE_CUSHION_S[self.config.network])
+
+    async def _rounds(self, nursery: trio.Nursery) -> None:
+        config = self.config
+        start_partition = config.rounds // 4
+        for round_index in range(1, config.rounds + 1):
+            self._apply_faults(round_index, start_partition)
+            up = [sim for sim in self.plan if sim.node is not None]
+            async with trio.open_nursery() as work:
+                for sim in up:
+                    assert sim.node is not None
+                    work.start_soon(sim.node.research_round)
+            for sim in up:
+                if sim.spammer and sim.node is not None:
+                    with contextlib.suppress(NetworkError):
+                        await sim.node.network.publish(
+                            problem_topic(self.problem.id), b"\x00garbage" * 8
+                        )
+            await self._settle()
+            if round_index % config.sync_every == 0:
+                async with trio.open_nursery() as work:
+                    for sim in up:
+                        if sim.node is not None:
+                            work.start_soon(sim.node.sync_with_peers)
+                await self._settle()
+            self.rounds_run = round_index
+            self._measure(round_index)
+            if self.on_round:
+                self.on_round(round_index, self)
+            if config.stop_at_target and self._all_honest_reached():
+                break
+
+    def _apply_faults(self, round_index: int, start_partition: int) -> None:
+        faults = self.config.faults
+        if faults.partition and self.config.network == "memory":
+            if round_index == start_partition:
+                ids = [sim.identity.peer_id for sim in self.plan]
+                self.hub.partition([set(ids[: len(ids) // 2]), set(ids[len(ids) // 2 :])])
+            elif round_index == start_partition + faults.partition:
+                self.hub.heal()
+        down_for = max(2, self.config.rounds // 10)
+        for sim in self.plan:
+            if sim.churn_at == round_index and sim.node is not None:
+                self._down_events[sim.index].set()
+            if sim.churn_at is not None and round_index == sim.churn_at + down_for:
+                self._up_events.setdefault(sim.index, trio.Event()).set()
+
+    def _measure(self, round_index: int) -> None:
+        metric = self.problem.metric
+        for sim in self.plan:
+            score = None
+            if sim.node is not None:
+                best = sim.node.best(self.problem.id)
+                score = None if best is None else best.outcome.score
+                if sim.liar:
+                    self.fakes |= sim.node.fakes
+            elif sim.best:
+                score = sim.best[-1]
+            sim.best.append(score)
+            if sim.reached is None and score is not None and metric.reached(score):
+                sim.reached = round_index
+        honest = [s.best[-1] for s in self.plan if not s.liar and s.best[-1] is not None]
+        nodes = [s.node for s in self.plan if s.node is not None]
+        self.history.append(
+            {
+                "round": round_index,
+                "swarm_best": _best(honest, metric.direction),
+                "messages": sum(n.stats.published for n in nodes),
+                "verifications": sum(n.stats.replays for n in nodes),
+                "disputes": sum(n.stats.disputes for n in nodes),
+                "evaluations": self.evaluations.runs,
+                "fuel": self.evaluations.fuel,
+                "up": len(nodes),
+            }
+        )
+
+    def _all_honest_reached(self) -> bool:
+        if self.problem.metric.target is None:
+            return False
+        return all(sim.reached is not None for sim in self.plan if not sim.liar)
+
+    def accepted_fake_claims(self) -> int:
+        accepted = 0
+        for sim in self.plan:
+            if sim.liar or sim.node is None:
+                continue
+            ledger = sim.node.ledger
+            accepted += sum(1 for fake in self.fakes if ledger.my_replays.get(fake) is True)
+        return accepted
+
+    def report(self) -> dict[str, Any]:
+        from node.sim_report import build_report
+
+        return build_report(self)
+
+
+def _best(scores: list[float], direction: str) -> float | None:
+    if not scores:
+        return None
+    return max(scores) if direction == "maximize" else min(scores)

@@ -1,0 +1,373 @@
+"""A swarm node: researches its problems, takes in peers' records, replays claims before
+trusting them, and shares what it finds. Written against `Network`, so it runs on libp2p and
+on the in-memory network alike."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import trio
+
+from node.identity import Identity, sign_record
+from node.loop import LoopConfig, ResearchLoop, Step
+from node.mutators import Mutator
+from node.network import PROBLEMS_TOPIC, GossipMessage, Network, problem_topic
+from node.store import RecordStore
+from node.sync import SyncService
+from node.trust import Ledger, ReplayBudget, TrustConfig, outcomes_match
+from node.wire import DropCounter, WireError, decode_or_count, encode_batch
+from research_dag import Experiment, Outcome, Problem, Record, Verification
+
+Evaluate = Callable[[Mapping[str, str]], Outcome]
+EvaluatorFactory = Callable[[Problem], Evaluate]
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    problems: Literal["all"] | tuple[str, ...] = "all"
+    max_problems: int = 3  # problems researched at once
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    replay_queue: int = 256  # most pending claims kept (the best ones)
+    liar: bool = False  # simulation fault: publish inflated claims
+
+
+@dataclass
+class NodeStats:
+    evaluations: int = 0
+    replays: int = 0
+    replay_matches: int = 0
+    disputes: int = 0
+    adopted: int = 0  # peer experiments adopted as parents after a matching replay
+    published: int = 0  # envelopes
+    received: int = 0  # records taken in
+    ignored: int = 0  # records from authors below the standing floor
+    drops: DropCounter = field(default_factory=DropCounter)
+
+
+class SwarmNode:
+    """One node. `research_round` is one unit of work: an evaluation of its own, the replays
+    its budget allows, and one publish per topic. `swarm join` repeats it; the simulator
+    drives it round by round."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        network: Network,
+        store: RecordStore,
+        evaluator_for: EvaluatorFactory,
+        mutator: Mutator,
+        config: NodeConfig,
+    ) -> None:
+        self.identity = identity
+        self.me = identity.peer_id
+        self.network = network
+        self.store = store
+        self.evaluator_for = evaluator_for
+        self.mutator = mutator
+        self.config = config
+        self.dag = store.load_dag()
+        self.ledger = Ledger(me=self.me, config=config.trust)
+        self.budget = ReplayBudget(config.trust.replay_ratio, config.trust.replay_burst)
+        self.stats = NodeStats()
+        self.loops: dict[str, ResearchLoop] = {}
+        self._evaluate: dict[str, Evaluate] = {}
+        self._claims: dict[str, Experiment] = {}  # pending replays by experiment id
+        self._outbox: dict[str, list[Record]] = {}
+        self.fakes: set[str] = set()  # ids of claims this node forged (liar fault only)
+        self._turn = 0
+        self._nursery: trio.Nursery | None = None
+        self._topics: set[str] = set()
+        self.sync = SyncService(network, self)
+        self._restore_ledger()
+
+    # ----- state ---------------------------------------------------------------------------
+
+    def _restore_ledger(self) -> None:
+        for record in self.dag.records("verification"):
+            assert isinstance(record, Verification)
+            self.ledger.note(record)
+            if record.author == self.me:
+                claimed = self.dag.get(record.experiment)
+                if isinstance(claimed, Experiment):
+                    self.ledger.record_replay(claimed, record.match)
+
+    def known_problems(self) -> list[Problem]:
+        return [p for p in self.dag.problems() if isinstance(p, Problem)]
+
+    def _wanted(self, problem: Problem) -> bool:
+        chosen = self.config.problems
+        return chosen == "all" or problem.id in chosen
+
+    def best(self, problem_id: str) -> Experiment | None:
+        loop = self.loops.get(problem_id)
+        return None if loop is None else loop.best
+
+    # ----- intake ---------------------------------------------------------------------------
+
+    async def take(self, records: list[Record]) -> int:
+        """Store and index records from a peer (already decoded and signature-checked)."""
+        fresh: list[Record] = []
+        seen: set[str] = set()
+        for record in records:
+            if self.ledger.ignored(record.author):
+                self.stats.ignored += 1
+            elif record.id not in self.dag and record.id not in seen:
+                seen.add(record.id)
+                fresh.append(record)
+        if not fresh:
+            return 0
+        await trio.to_thread.run_sync(self.store.add_many, fresh)  # durable before indexed
+        for record in fresh:
+            self.dag.add(record)
+            if isinstance(record, Verification):
+                self.ledger.note(record)
+            elif isinstance(record, Experiment):
+                self._consider_claim(record)
+        self.stats.received += len(fresh)
+        return len(fresh)
+
+    def _consider_claim(self, experiment: Experiment) -> None:
+        """Queue a peer's result for replay when adopting it would help us."""
+        if experiment.author == self.me or experiment.outcome.status != "ok":
+            return
+        loop = self.loops.get(experiment.problem)
+        if loop is None or experiment.outcome.score is None:
+            return
+        best = loop.best
+        incumbent = None if best is None else best.outcome.score
+        if not loop.metric.better(experiment.outcome.score, incumbent):
+            return
+        self._claims[experiment.id] = experiment
+        if len(self._claims) > self.config.replay_queue:
+            worst = min(self._claims.values(), key=lambda e: self._rank(e))
+            del self._claims[worst.id]
+
+    def _rank(self, experiment: Experiment) -> float:
+        score = experiment.outcome.score or 0.0
+        loop = self.loops.get(experiment.problem)
+        return score if loop is None or loop.metric.direction == "maximize" else -score
+
+    # ----- what sync needs ------------------------------------------------------------------
+
+    def sync_scope(self) -> list[str] | None:
+        """Problems whose history we pull (None: everything; we also want problem records)."""
+        return None
+
+    def record_ids(self, problems: list[str] | None) -> set[str]:
+        if problems is None:
+            return {r.id for r in self.dag.records()}
+        wanted = set(problems)
+        ids = {p.id for p in self.known_problems()}
+        for record in self.dag.records():
+            problem = getattr(record, "problem", None)
+            if problem in wanted:
+                ids.add(record.id)
+            elif isinstance(record, Verification):
+                claimed = self.dag.get(record.experiment)
+                if isinstance(claimed, Experiment) and claimed.problem in wanted:
+                    ids.add(record.id)
+        return ids
+
+    def records_by_id(self, ids: list[str]) -> list[Record]:
+        found = [self.dag.get(record_id) for record_id in ids]
+        return [record for record in found if record is not None]
+
+    def has_record(self, record_id: str) -> bool:
+        return record_id in self.dag
+
+    async def receive(self, data: bytes) -> None:
+        records = decode_or_count(data, self.stats.drops)
+        if records is not None:
+            await self.take(records)
+
+    def _validate(self, source: str, data: bytes) -> bool:
+        """The gossip validator: cheap checks only (size, schema, signatures); never replays."""
+        if self.ledger.ignored(source):
+            return False
+        return decode_or_count(data, self.stats.drops) is not None
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Subscriptions and anti-entropy, until cancelled. Ready once subscribed."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self._subscribe(PROBLEMS_TOPIC)
+            for problem_id in sorted(self.loops):
+                await self._subscribe(problem_topic(problem_id))
+            nursery.start_soon(self._sync_on_connect)
+            task_status.started()
+
+    async def _subscribe(self, topic: str) -> None:
+        if topic in self._topics or self._nursery is None:
+            return
+        self._topics.add(topic)
+        channel = await self.network.subscribe(topic, validator=self._validate)
+        self._nursery.start_soon(self._drain, channel)
+
+    async def _drain(self, channel: trio.MemoryReceiveChannel[GossipMessage]) -> None:
+        async with channel:
+            async for message in channel:
+                await self.receive(message.data)
+
+    async def _sync_on_connect(self) -> None:
+        async with self.network.peer_events() as events:
+            async for peer in events:
+                await self.sync.sync_with(peer)
+
+    async def sync_with_peers(self) -> int:
+        """One anti-entropy pass with every connected peer (run periodically)."""
+        taken = 0
+        for peer in sorted(self.network.connected_peers()):
+            taken += await self.sync.sync_with(peer)
+        return taken
+
+    # ----- research -------------------------------------------------------------------------
+
+    async def join_problems(self) -> None:
+        """Start loops on wanted problems, up to `max_problems`, fewest workers first."""
+        candidates = [
+            p for p in self.known_problems() if self._wanted(p) and p.id not in self.loops
+        ]
+        candidates.sort(key=lambda p: (self._workers(p.id), p.id))
+        for problem in candidates[: max(0, self.config.max_problems - len(self.loops))]:
+            evaluate = self.evaluator_for(problem)
+            loop = ResearchLoop(
+                problem,
+                evaluate,
+                self.mutator,
+                self.store,
+                LoopConfig(**{**self.config.loop.__dict__, "author": self.me}),
+                on_record=lambda record: self._share(record),
+                trusted=self.ledger.trusted,
+                seal=self._seal,
+            )
+            self._evaluate[problem.id] = evaluate
+            self.loops[problem.id] = loop
+            await loop.prepare()
+            await self._subscribe(problem_topic(problem.id))
+            for record in self.dag.experiments(problem.id):
+                if isinstance(record, Experiment):
+                    self._consider_claim(record)
+
+    def _workers(self, problem_id: str) -> int:
+        return len({e.author for e in self.dag.experiments(problem_id)})
+
+    def _seal(self, experiment: Experiment) -> Experiment:
+        sealed = sign_record(experiment, self.identity)
+        assert isinstance(sealed, Experiment)
+        return sealed
+
+    def _share(self, record: Record) -> None:
+        self.dag.add(record)
+        topic = (
+            problem_topic(getattr(record, "problem", ""))
+            if not isinstance(record, Problem)
+            else PROBLEMS_TOPIC
+        )
+        if isinstance(record, Verification):
+            claimed = self.dag.get(record.experiment)
+            topic = problem_topic(claimed.problem) if isinstance(claimed, Experiment) else topic
+        self._outbox.setdefault(topic, []).append(record)
+
+    async def research_round(self) -> Step | None:
+        """One own evaluation (round-robin over joined problems), replays, one publish."""
+        await self.join_problems()
+        step: Step | None = None
+        if self.loops:
+            ids = sorted(self.loops)
+            loop = self.loops[ids[self._turn % len(ids)]]
+            self._turn += 1
+            result = await loop.step()
+            if isinstance(result, Step):
+                step = result
+                self.stats.evaluations += 1
+                self.budget.earn()
+                if self.config.liar:
+                    self._lie(loop, result)
+        await self.replay_claims()
+        await self.flush()
+        return step
+
+    def _lie(self, loop: ResearchLoop, step: Step) -> None:
+        """Fault injection: claim a much better score for the last candidate than it got."""
+        honest = self.dag.get(step.experiment_id)
+        if not isinstance(honest, Experiment) or honest.outcome.score is None:
+            return
+        inflated = honest.outcome.score + (1.0 if loop.metric.direction == "maximize" else -1.0)
+        fake = honest.model_copy(
+            update={
+                "outcome": honest.outcome.model_copy(update={"score": inflated}),
+                "description": honest.description + " ",
+                "signature": b"",
+            }
+        )
+        fake.__dict__.pop("_id_cache", None)
+        forged = self._seal(Experiment.model_validate(fake.model_dump(), strict=False))
+        self.fakes.add(forged.id)
+        self._share(forged)
+
+    async def replay_claims(self) -> None:
+        while self._claims and self.budget.spend():
+            claim = max(self._claims.values(), key=self._rank)
+            del self._claims[claim.id]
+            await self.replay(claim)
+
+    async def replay(self, claim: Experiment) -> Verification:
+        evaluate = self._evaluate[claim.problem]
+        replayed = await trio.to_thread.run_sync(
+            evaluate, dict(claim.strategy), abandon_on_cancel=True
+        )
+        matched = outcomes_match(claim.outcome, replayed)
+        verification = sign_record(
+            Verification(
+                experiment=claim.id, outcome=replayed, match=matched, author=self.me, created_ms=0
+            ),
+            self.identity,
+        )
+        assert isinstance(verification, Verification)
+        await trio.to_thread.run_sync(self.store.add, verification)
+        self.ledger.note(verification)
+        self.ledger.record_replay(claim, matched)
+        self.stats.replays += 1
+        if matched:
+            self.stats.replay_matches += 1
+            if self.loops[claim.problem].offer(claim):
+                self.stats.adopted += 1
+        else:
+            self.stats.disputes += 1
+            self.network.adjust_score(claim.author, -self.config.trust.score_penalty)
+        self._share(verification)
+        return verification
+
+    async def flush(self) -> None:
+        """Publish what this round produced: batched, one message per topic and batch."""
+        outbox, self._outbox = self._outbox, {}
+        for topic, records in sorted(outbox.items()):
+            for envelope in _envelopes(records):
+                await self.network.publish(topic, envelope)
+                self.stats.published += 1
+
+    async def pose(self, problem: Problem) -> Problem:
+        """Publish a problem (signed) so that peers can join it."""
+        signed = sign_record(problem, self.identity)
+        assert isinstance(signed, Problem)
+        await trio.to_thread.run_sync(self.store.add, signed)
+        self.dag.add(signed)
+        self._share(signed)
+        await self.flush()
+        return signed
+
+
+def _envelopes(records: list[Record]) -> list[bytes]:
+    """Gossip envelopes for `records`; a record too large for gossip is left to sync."""
+    try:
+        return encode_batch(records)
+    except WireError:
+        envelopes: list[bytes] = []
+        for record in records:
+            with contextlib.suppress(WireError):
+                envelopes += encode_batch([record])
+        return envelopes

@@ -1,0 +1,129 @@
+"""Trust: whether a replay reproduces a claim, what the swarm's verifications say about an
+experiment, each author's standing, and the budget that keeps replays from starving research."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from research_dag import Experiment, Outcome, Verification
+
+Verdict = Literal["own", "verified", "disputed", "pending"]
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    k: int = 2  # independent matching replays (not by the author) for "verified"
+    replay_ratio: float = 1.0  # replays earned per own evaluation
+    replay_burst: float = 4.0  # most replays that can be saved up
+    match_reward: float = 0.25
+    mismatch_penalty: float = 1.0
+    standing_floor: float = -2.0  # below this, an author's records are ignored
+    # Fed to the gossip layer's application-specific peer score per mismatch.
+    score_penalty: float = 50.0
+
+
+def outcomes_match(claimed: Outcome, replayed: Outcome) -> bool:
+    """Bit-identical status, score, checklist and fuel. A timeout is never reproducible."""
+    if "timeout" in (claimed.status, replayed.status):
+        return False
+    return (
+        claimed.status == replayed.status
+        and claimed.score == replayed.score
+        and claimed.items == replayed.items
+        and claimed.strategy_fuel == replayed.strategy_fuel
+        and claimed.evaluator_fuel == replayed.evaluator_fuel
+    )
+
+
+@dataclass
+class ReplayBudget:
+    """A token bucket: own evaluations earn replays, so a flood of claims cannot starve
+    the node's own research."""
+
+    ratio: float
+    burst: float
+    tokens: float = 1.0
+
+    def earn(self) -> None:
+        self.tokens = min(self.burst, self.tokens + self.ratio)
+
+    def spend(self) -> bool:
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+@dataclass
+class Ledger:
+    """This node's view of trust, rebuilt from records and its own replays."""
+
+    me: str
+    config: TrustConfig = field(default_factory=TrustConfig)
+    standing: dict[str, float] = field(default_factory=dict)
+    verifications: dict[str, list[Verification]] = field(default_factory=dict)
+    my_replays: dict[str, bool] = field(default_factory=dict)  # experiment id -> matched
+
+    def standing_of(self, author: str) -> float:
+        return self.standing.get(author, 0.0)
+
+    def ignored(self, author: str) -> bool:
+        return author != self.me and self.standing_of(author) < self.config.standing_floor
+
+    def note(self, verification: Verification) -> None:
+        found = self.verifications.setdefault(verification.experiment, [])
+        if all(v.id != verification.id for v in found):
+            found.append(verification)
+
+    def record_replay(self, experiment: Experiment, matched: bool) -> None:
+        """Our own replay is ground truth for us: it moves the author's standing."""
+        if experiment.id in self.my_replays:
+            return
+        self.my_replays[experiment.id] = matched
+        author = experiment.author
+        if matched:
+            self.standing[author] = self.standing_of(author) + self.config.match_reward
+        else:
+            self.standing[author] = self.standing_of(author) - self.config.mismatch_penalty
+
+    def trusted(self, experiment: Experiment) -> bool:
+        """May this experiment become the parent of our next mutation?"""
+        return experiment.author in (self.me, "local") or self.my_replays.get(experiment.id) is True
+
+    def verdict(self, experiment: Experiment) -> tuple[Verdict, int]:
+        """The swarm's verdict on a claim, and how many good-standing peers reproduced it."""
+        if self.my_replays.get(experiment.id) is False:
+            return "disputed", self._matches(experiment)
+        matches, mismatches = self._matches(experiment), self._mismatches(experiment)
+        if mismatches > matches:
+            return "disputed", matches
+        if matches >= self.config.k:
+            return "verified", matches
+        if experiment.author == self.me:
+            return "own", matches
+        return "pending", matches
+
+    def _voters(self, experiment: Experiment, match: bool) -> set[str]:
+        return {
+            v.author
+            for v in self.verifications.get(experiment.id, ())
+            if v.match is match and v.author != experiment.author and not self.ignored(v.author)
+        }
+
+    def _matches(self, experiment: Experiment) -> int:
+        return len(self._voters(experiment, True))
+
+    def _mismatches(self, experiment: Experiment) -> int:
+        return len(self._voters(experiment, False))
+
+
+def rebuild_ledger(me: str, records: Iterable[Verification], config: TrustConfig) -> Ledger:
+    """The ledger after a restart: our own verifications restore our replays' verdicts."""
+    ledger = Ledger(me=me, config=config)
+    for verification in records:
+        ledger.note(verification)
+        if verification.author == me:
+            ledger.my_replays[verification.experiment] = verification.match
+    return ledger
