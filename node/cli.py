@@ -386,3 +386,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         sys.exit(EXIT_INTERRUPTED)
+
+
+# The swarm commands register themselves on `app` (kept in their own module for size).
+from node import cli_swarm  # noqa: E402, F401

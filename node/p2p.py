@@ -169,7 +169,7 @@ class Libp2pNetwork:
         if info.peer_id == self._own_id:
             raise NetworkError(f"{addr} is this node's own address")
         swarm = self._host.get_network()
-        if not swarm.get_connections(info.peer_id):
+        if all(conn.is_closed for conn in swarm.get_connections(info.peer_id)):
             self._host.get_peerstore().add_addrs(info.peer_id, info.addrs, ADDR_TTL_S)
             try:
                 # dial_addr, not host.connect: that dials one TCP address of all the peer ever

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import trio
 import trio.testing
 
-from node.identity import Identity
+from node.identity import Identity, sign_record
 from node.loop import LoopConfig
 from node.memnet import MemoryHub
 from node.mutators import OfflineMutator
@@ -186,11 +186,13 @@ class Simulation:
         self.fakes: set[str] = set()
         self._tmp = tempfile.TemporaryDirectory(prefix="swarm-sim-")
         self._down_events: dict[int, trio.Event] = {}
+        # Problems as node 0 poses them: signed, so their ids are the ones the swarm uses.
+        self.problems = [_signed(p, self.plan[0].identity) for p in config.problems]
         self._up_events: dict[int, trio.Event] = {}
 
     @property
     def problem(self) -> Problem:
-        return self.config.problems[0]
+        return self.problems[0]
 
     async def run(self) -> dict[str, Any]:
         try:
@@ -200,7 +202,7 @@ class Simulation:
                 await self._connect()
                 poser = self.plan[0].node
                 assert poser is not None
-                for problem in self.config.problems:
+                for problem in self.problems:
                     await poser.pose(problem)
                 await self._settle()
                 await self._rounds(nursery)
@@ -365,6 +367,12 @@ class Simulation:
         from node.sim_report import build_report
 
         return build_report(self)
+
+
+def _signed(problem: Problem, identity: Identity) -> Problem:
+    signed = sign_record(problem, identity)
+    assert isinstance(signed, Problem)
+    return signed
 
 
 def _best(scores: list[float], direction: str) -> float | None:

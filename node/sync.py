@@ -36,6 +36,7 @@ class SyncService:
         self.rounds = 0
         self.fetched = 0
         self.failures = 0
+        self._served: set[str] = set()
         network.handle_requests(SYNC_PROTOCOL, self.handle)
 
     async def handle(self, peer: str, data: bytes) -> bytes:
@@ -44,7 +45,13 @@ class SyncService:
             ids = sorted(self.node.record_ids(request.problems))
             return encode_sync_response(SyncSummary.limited(ids))
         assert isinstance(request, SyncFetch)
-        return encode_sync_response(SyncRecords.limited(self.node.records_by_id(request.ids)))
+        response = SyncRecords.limited(self.node.records_by_id(request.ids))
+        self._served.update(record.id for record in response.records)
+        return encode_sync_response(response)
+
+    def served(self, record_id: str) -> bool:
+        """Has a peer fetched this record from us (e.g. the problem we just posed)?"""
+        return record_id in self._served
 
     async def sync_with(self, peer: str) -> int:
         """Pull every record `peer` holds that we lack (for our problems, plus all problem

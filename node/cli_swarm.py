@@ -1,0 +1,353 @@
+"""The swarm half of the `swarm` command: join, pose, status, leaderboard and simulate.
+
+Part of the CLI layer with node/cli.py: the only modules that print for humans.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+
+from node.cli import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    DataDir,
+    JsonFlag,
+    _data_dir,
+    _fail,
+    _fmt,
+    _load_problem,
+    _mutator,
+    _runtime,
+    app,
+    err,
+    out,
+)
+
+if TYPE_CHECKING:
+    from node.store import RecordStore
+    from node.swarm import SwarmNode
+    from research_dag import Problem
+
+Bootstrap = Annotated[
+    list[str] | None,
+    typer.Option("--bootstrap", help="A peer's multiaddr (repeatable), e.g. /ip4/.../p2p/..."),
+]
+SYNC_EVERY_S = 30.0
+POSE_WAIT_S = 20.0
+
+
+def _open_store(data_dir: Path | None) -> RecordStore:
+    from node.store import RecordStore, StoreError
+
+    try:
+        return RecordStore.open(_data_dir(data_dir) / "records.sqlite")
+    except StoreError as error:
+        _fail(str(error))
+
+
+def _identity(data_dir: Path | None) -> Any:
+    from node.identity import IdentityError, load_or_create
+
+    try:
+        return load_or_create(_data_dir(data_dir) / "identity.key")
+    except IdentityError as error:
+        _fail(str(error))
+
+
+@app.command()
+def join(
+    listen: Annotated[str, typer.Option(help="Multiaddr to listen on.")] = "/ip4/0.0.0.0/tcp/4001",
+    bootstrap: Bootstrap = None,
+    data_dir: DataDir = None,
+    mutator: Annotated[str, typer.Option(help="offline, anthropic or openai.")] = "offline",
+    problems: Annotated[
+        list[str] | None, typer.Option("--problems", help="'all' (default) or problem ids.")
+    ] = None,
+) -> None:
+    """Run a swarm node until Ctrl-C: research, share, verify peers' claims."""
+    import trio
+
+    from node.network import NetworkError
+    from node.p2p import open_libp2p_network
+    from node.swarm import NodeConfig, SwarmNode
+    from sandbox import Evaluator
+
+    identity = _identity(data_dir)
+    runtime = _runtime(quiet=False)
+    chosen, close = _mutator(mutator, None, None, None, None)
+    wanted: Literal["all"] | tuple[str, ...] = (
+        "all" if not problems or problems == ["all"] else tuple(problems)
+    )
+    evaluators: list[Evaluator] = []
+
+    def evaluator_for(problem: Problem) -> Any:
+        evaluator = Evaluator(runtime, problem)
+        evaluators.append(evaluator)
+        return evaluator.evaluate
+
+    async def main() -> None:
+        with _open_store(data_dir) as store:
+            async with open_libp2p_network(
+                identity.private_key, listen=listen, bootstrap=bootstrap or ()
+            ) as network:
+                node = SwarmNode(identity, network, store, evaluator_for, chosen,
+                                 NodeConfig(problems=wanted))
+                for addr in network.listen_addrs():
+                    out.print(f"listening on [bold]{addr}[/]", highlight=False)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(node.serve)
+                    nursery.start_soon(_sync_periodically, node)
+                    await _research_forever(node)
+
+    try:
+        trio.run(main)
+    except NetworkError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        err.print("[yellow]stopped[/]: every finished record is on disk; rejoin to resume.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        for evaluator in evaluators:
+            evaluator.close()
+        if close is not None:
+            trio.run(close)
+
+
+async def _sync_periodically(node: SwarmNode) -> None:
+    import trio
+
+    while True:
+        await trio.sleep(SYNC_EVERY_S)
+        await node.sync_with_peers()
+
+
+async def _research_forever(node: SwarmNode) -> None:
+    import trio
+
+    idle_reported = False
+    while True:
+        step = await node.research_round()
+        if step is None:
+            if not idle_reported:
+                err.print("[dim]no problem to work on yet: waiting for one to be posed[/]")
+                idle_reported = True
+            await trio.sleep(1.0)
+            continue
+        idle_reported = False
+        if step.status == "keep":
+            out.print(
+                f"[green]keep[/] {step.experiment_id[:10]} {_fmt(step.score):>10}  "
+                f"{step.mutation_kind}: {step.description}",
+                highlight=False,
+            )
+
+
+@app.command()
+def pose(
+    from_dir: Annotated[
+        Path | None, typer.Option("--from", help="An experiment package directory to publish.")
+    ] = None,
+    bootstrap: Bootstrap = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate a package with dry runs in the sandbox, then publish it to the swarm."""
+    import trio
+
+    from node.network import NetworkError
+    from node.p2p import open_libp2p_network
+    from node.swarm import NodeConfig, SwarmNode
+    from node.validate import DryRunFailed, dry_run
+    from sandbox import Evaluator
+
+    if from_dir is None:
+        _fail("give a package to publish with --from DIR (plain-English posing comes later)",
+              EXIT_USAGE)
+    problem = _load_problem(from_dir)
+    runtime = _runtime(quiet=as_json)
+    try:
+        report = dry_run(runtime, problem)
+    except DryRunFailed as error:
+        _fail(str(error))
+    identity = _identity(data_dir)
+
+    async def main() -> Problem:
+        with _open_store(data_dir) as store, Evaluator(runtime, problem) as evaluator:
+            async with open_libp2p_network(
+                identity.private_key, listen="/ip4/127.0.0.1/tcp/0", bootstrap=bootstrap or ()
+            ) as network:
+                node = SwarmNode(identity, network, store, lambda p: evaluator.evaluate,
+                                 _NoMutator(), NodeConfig(problems=()))
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(node.serve)
+                    signed = await node.pose(problem)
+                    if bootstrap:  # stay until a peer has pulled it, within reason
+                        with trio.move_on_after(POSE_WAIT_S):
+                            while not node.sync.served(signed.id):
+                                await trio.sleep(0.1)
+                    nursery.cancel_scope.cancel()
+                return signed
+
+    try:
+        signed = trio.run(main)
+    except NetworkError as error:
+        _fail(str(error))
+    if as_json:
+        out.print_json(json.dumps({"problem": signed.id, "name": signed.name, **report}))
+        return
+    out.print(f"dry runs: {report['status']} score {_fmt(report['score'])}, fuel "
+              f"{report['fuel']:,} of {report['budget_fuel']:,} per phase, identical twice",
+              highlight=False)
+    out.print(f"posed [bold]{signed.name}[/]: {signed.id}", highlight=False)
+
+
+class _NoMutator:
+    name = "none"
+
+    async def propose(self, context: Any) -> Any:
+        from node.mutators import MutationFailed
+
+        raise MutationFailed("this node only poses", retryable=False)
+
+
+@app.command()
+def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
+    """What this node's data directory holds: identity, records, problems and bests."""
+    from node.identity import load_or_create
+    from node.trust import Ledger
+
+    directory = _data_dir(data_dir)
+    identity = load_or_create(directory / "identity.key")
+    with _open_store(data_dir) as store:
+        dag = store.load_dag()
+    counts: dict[str, int] = {}
+    for record in dag.records():
+        counts[record.kind] = counts.get(record.kind, 0) + 1
+    ledger = Ledger(me=identity.peer_id)
+    problems: list[dict[str, Any]] = []
+    for problem in dag.problems():
+        best = dag.best(problem.id)
+        mine = sum(1 for e in dag.experiments(problem.id) if e.author == identity.peer_id)
+        problems.append({"id": problem.id, "name": problem.name, "experiments":
+                         len(dag.experiments(problem.id)), "mine": mine,
+                         "best": None if best is None else best.outcome.score})
+    report = {"peer_id": identity.peer_id, "data_dir": str(directory), "records": counts,
+              "problems": problems, "standing": ledger.standing}
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    out.print(f"peer id  {identity.peer_id}\ndata dir {directory}", highlight=False)
+    out.print("records  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"),
+              highlight=False)
+    for item in problems:
+        out.print(f"  {item['name']:<20} {item['id'][:12]}  {item['experiments']} experiments "
+                  f"({item['mine']} mine), best {_fmt(item['best'])}", highlight=False)
+
+
+@app.command()
+def leaderboard(
+    problem: Annotated[str | None, typer.Argument(help="A problem id (prefix) or name.")] = None,
+    data_dir: DataDir = None,
+    top: Annotated[int, typer.Option(min=1, help="Entries per problem.")] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Best strategies per problem, with how many peers reproduced each and disputed claims."""
+    from rich.table import Table
+
+    from node.identity import load_or_create
+    from node.leaderboard import leaderboard_rows
+
+    identity = load_or_create(_data_dir(data_dir) / "identity.key")
+    with _open_store(data_dir) as store:
+        dag = store.load_dag()
+    boards = leaderboard_rows(dag, identity.peer_id, problem, top)
+    if problem is not None and not boards:
+        _fail(f"no problem matching {problem!r} in {_data_dir(data_dir)}", EXIT_USAGE)
+    if as_json:
+        out.print_json(json.dumps(boards))
+        return
+    for board in boards:
+        table = Table(title=f"{board['name']} ({board['direction']}) {board['id'][:12]}")
+        for column in ("experiment", "score", "verdict", "replays", "author", "kind"):
+            table.add_column(column)
+        for row in board["rows"]:
+            style = {"verified": "green", "disputed": "red"}.get(row["verdict"], "")
+            table.add_row(row["id"][:10], _fmt(row["score"]), row["verdict"],
+                          str(row["matches"]), row["author"][:12], row["mutation_kind"],
+                          style=style)
+        out.print(table)
+        if board["disputed"]:
+            out.print(f"[red]{board['disputed']} disputed claim(s)[/] on this problem")
+
+
+@app.command()
+def simulate(
+    nodes: Annotated[int, typer.Option(min=1, max=100_000, help="How many nodes.")] = 4,
+    network: Annotated[str, typer.Option(help="memory (default; scales) or libp2p (real "
+                                         "hosts on 127.0.0.1, up to ~25).")] = "memory",
+    problem: Annotated[
+        list[Path] | None, typer.Option("--problem", help="A package directory (repeatable).")
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Evaluation rounds at most.")] = 50,
+    faults: Annotated[str, typer.Option(
+        help="e.g. liars=0.3,churn=0.2,partition=10,spam=0.1 (partition in rounds).")] = "",
+    seed: Annotated[int, typer.Option(help="Seed of the whole simulation.")] = 0,
+    report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run N nodes in this process on a bundled or given problem; report how the swarm did."""
+    import trio
+
+    from node.sim_report import render_html
+    from node.simulator import FaultError, Faults, SimConfig, Simulation
+
+    if network not in ("memory", "libp2p"):
+        _fail(f"unknown network {network!r}: use memory or libp2p", EXIT_USAGE)
+    try:
+        parsed = Faults.parse(faults)
+    except FaultError as error:
+        _fail(str(error), EXIT_USAGE)
+    directories = problem or [Path("examples/landing_copy")]
+    problems = tuple(_load_problem(directory) for directory in directories)
+    runtime = _runtime(quiet=as_json)
+    config = SimConfig(nodes=nodes, problems=problems, rounds=rounds,
+                       network="libp2p" if network == "libp2p" else "memory",
+                       faults=parsed, seed=seed)
+
+    def on_round(index: int, sim: Simulation) -> None:
+        if as_json:
+            return
+        last = sim.history[-1]
+        reached = sum(1 for s in sim.plan if s.reached is not None and not s.liar)
+        honest = sum(1 for s in sim.plan if not s.liar)
+        err.print(f"round {index:>4}: swarm best {_fmt(last['swarm_best'])}, "
+                  f"{reached}/{honest} honest nodes at target, {last['messages']} messages, "
+                  f"{last['verifications']} replays, {last['disputes']} disputes",
+                  highlight=False)
+
+    simulation = Simulation(config, runtime, on_round=on_round)
+    try:
+        result = trio.run(simulation.run)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if report is not None:
+        report.write_text(render_html(result))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    swarm = result["swarm"]
+    out.print(
+        f"{problems[0].name}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
+        f"swarm best {_fmt(swarm['best'])}; first at target in round "
+        f"{swarm['first_reached_target_round']}, all honest by round "
+        f"{swarm['all_honest_reached_round']}; {swarm['messages']} messages, "
+        f"{swarm['verifications']} replays, {swarm['disputes']} disputes, "
+        f"{swarm['accepted_fake_claims']} of {swarm['fake_claims']} fake claims accepted",
+        highlight=False,
+    )
+    if report is not None:
+        out.print(f"report: {report}")
