@@ -29,6 +29,9 @@ CHANNEL_SIZE = 1024  # per subscription and for peer events; a full channel drop
 GRAYLIST_THRESHOLD = -100.0  # below it a node ignores the peer, as GossipSub's graylist does
 INVALID_MESSAGE_PENALTY = -20.0  # five rejected messages graylist a peer (libp2p: cut off ~6)
 SEEN_TTL_S = 120.0  # how long a message id stays de-duplicated (GossipSub's seen cache)
+# Delayed hops fall due on this grid (rounded up, never early), so hops due at nearly the same
+# time share one scheduler wake-up: with jitter, 1,000 nodes run ~15x faster under a MockClock.
+TICK_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -182,27 +185,30 @@ class MemoryHub:
     ) -> None:
         """Send one hop, leaving at `now`, to each connected peer subscribed to the topic (or to
         `fanout` of them)."""
+        topic, source, scores = message.topic, message.source, node._scores
         targets = [
             peer
             for peer_id, peer in node._links.items()
             if peer_id != came_from
-            and peer_id != message.source
-            and message.topic in peer._subscriptions
-            and not node.ignores(peer_id)
+            and peer_id != source
+            and topic in peer._subscriptions
+            and not (scores and node.ignores(peer_id))
         ]
         if self.fanout is not None and len(targets) > self.fanout:
             targets = self._rng.sample(targets, self.fanout)
         if not targets:
             return
         node._counts["sent"] += len(targets)
+        rng, heap, sequence, wake = self._rng, self._heap, self._sequence, self._wake
         for peer in targets:
-            if self.loss and self._rng.random() < self.loss:
+            if self.loss and rng.random() < self.loss:
                 peer._counts["dropped"] += 1
                 continue
-            due = now + self._delay(self._rng)
-            heapq.heappush(self._heap, (due, next(self._sequence), node, peer, message, mid))
-            if self._wake is not None and due < self._wake.deadline:
-                self._wake.deadline = due
+            delay = self._delay(rng)
+            due = math.ceil((now + delay) / TICK_S) * TICK_S if delay else now
+            heapq.heappush(heap, (due, next(sequence), node, peer, message, mid))
+            if wake is not None and due < wake.deadline:
+                wake.deadline = due
 
     def _arrive(
         self,
@@ -212,23 +218,23 @@ class MemoryHub:
         mid: bytes,
         now: float,
     ) -> None:
-        counts = node._counts
+        counts, sender_id = node._counts, sender._peer_id
         subscription = node._subscriptions.get(message.topic)
         if (
             subscription is None
             or not (sender._up and node._up)
-            or self._split(sender.peer_id, node.peer_id)
-            or node.ignores(sender.peer_id)
+            or (self._groups is not None and self._split(sender_id, node._peer_id))
+            or (node._scores and node.ignores(sender_id))
         ):
             counts["dropped"] += 1
             return
-        if node._saw(mid):
+        if node._saw(mid, now):
             counts["duplicates"] += 1
             return
         channel, validator = subscription
         if validator is not None and not validator(message.source, message.data):
             counts["rejected"] += 1
-            node.adjust_score(sender.peer_id, INVALID_MESSAGE_PENALTY)
+            node.adjust_score(sender_id, INVALID_MESSAGE_PENALTY)
             return
         try:
             channel.send_nowait(message)
@@ -240,7 +246,7 @@ class MemoryHub:
             return
         else:
             counts["delivered"] += 1
-        self._forward(node, sender.peer_id, message, mid, now)
+        self._forward(node, sender_id, message, mid, now)
 
     async def _schedule(self) -> None:
         """Resolve hops as they fall due; one node's task at a time holds the lock."""
@@ -358,12 +364,11 @@ class MemoryNetwork:
         await trio.lowlevel.checkpoint()
         self._check_up()
         mid = hashlib.sha256(data).digest()
-        self._saw(mid)  # echoes from peers are duplicates: own publishes never come back
+        now = trio.current_time()
+        self._saw(mid, now)  # echoes from peers are duplicates: own publishes never come back
         self._counts["published"] += 1
         hub = self._hub
-        hub._forward(
-            self, None, GossipMessage(topic, self._peer_id, data), mid, trio.current_time()
-        )
+        hub._forward(self, None, GossipMessage(topic, self._peer_id, data), mid, now)
         hub._resolve_due()  # at latency 0 the whole flood, so its order is the order of calls
 
     def handle_requests(self, protocol: str, handler: RequestHandler) -> None:
@@ -425,9 +430,8 @@ class MemoryNetwork:
     def peer_events(self) -> trio.MemoryReceiveChannel[str]:
         return self._events
 
-    def _saw(self, mid: bytes) -> bool:
-        """Whether `mid` was seen within SEEN_TTL_S; records it as seen now."""
-        now = trio.current_time()
+    def _saw(self, mid: bytes, now: float) -> bool:
+        """Whether `mid` was seen within SEEN_TTL_S before `now`; records it as seen."""
         order = self._seen_order
         while order and order[0][0] <= now:
             del self._seen[order.popleft()[1]]

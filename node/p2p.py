@@ -83,43 +83,54 @@ async def open_libp2p_network(
 ) -> AsyncIterator[Network]:
     """A running host whose peer id is the libp2p Ed25519 id of `private_key` (a 32-byte seed).
 
-    Dials `bootstrap` (NetworkError if none answers within BOOTSTRAP_TIMEOUT_S). An exception
-    from the body comes out as itself, not wrapped in py-libp2p's nested nursery groups."""
+    Dials `bootstrap` (NetworkError if none answers within BOOTSTRAP_TIMEOUT_S). Our errors and
+    the body's come out as themselves, not wrapped in py-libp2p's nested nursery groups."""
     if len(private_key) != SEED_BYTES:
         raise ValueError(f"private_key must be a {SEED_BYTES}-byte Ed25519 seed")
     logger = logging.getLogger("libp2p")
     if not logger.handlers:  # unless LIBP2P_DEBUG is set, keep its warnings off our stderr
         logger.addHandler(logging.NullHandler())
     listen_addr = _multiaddr(listen)
-    host, pubsub, router, scorer, standing = _build(private_key, listen_addr, heartbeat_s)
-    body_error: BaseException | None = None
+    raised: BaseException | None = None  # ours or the body's, to come out bare
     try:
         async with AsyncExitStack() as stack:
             try:
-                await stack.enter_async_context(host.run([listen_addr]))
-            except _LIBP2P_ERRORS as error:
-                raise NetworkError(f"cannot listen on {listen}: {error}") from error
-            await stack.enter_async_context(background_trio_service(pubsub))
-            await stack.enter_async_context(background_trio_service(router))
-            await pubsub.wait_until_ready()
-            stack.push_async_callback(_close_host, host)  # after our tasks, before the services
-            nursery = await stack.enter_async_context(trio.open_nursery())
-            stack.callback(nursery.cancel_scope.cancel)
-            network = Libp2pNetwork(host, pubsub, router, scorer, standing, nursery)
-            stack.callback(network.peer_event_sender.close)
-            with trio.move_on_after(BOOTSTRAP_TIMEOUT_S):
-                await _bootstrap(network, bootstrap)
-            if bootstrap and not network.connected_peers():
-                raise NetworkError(f"no bootstrap peer answered: {', '.join(bootstrap)}")
+                network = await _start(stack, private_key, listen_addr, heartbeat_s)
+                with trio.move_on_after(BOOTSTRAP_TIMEOUT_S):
+                    await _bootstrap(network, bootstrap)
+                if bootstrap and not network.connected_peers():
+                    raise NetworkError(f"no bootstrap peer answered: {', '.join(bootstrap)}")
+            except NetworkError as error:
+                raised = error
+                raise
             try:
                 yield network
             except BaseException as error:
-                body_error = error
+                raised = error
                 raise
     except BaseExceptionGroup as group:
-        if body_error is not None and _leaves(group) == [body_error]:
-            raise body_error from None  # eight nurseries deep otherwise
+        if raised is not None and _leaves(group) == [raised]:
+            raise raised from None  # eight of py-libp2p's nurseries deep otherwise
         raise
+
+
+async def _start(
+    stack: AsyncExitStack, seed: bytes, listen_addr: multiaddr.Multiaddr, heartbeat_s: float
+) -> Libp2pNetwork:
+    host, pubsub, router, scorer, standing = _build(seed, listen_addr, heartbeat_s)
+    try:
+        await stack.enter_async_context(host.run([listen_addr]))
+    except _LIBP2P_ERRORS as error:
+        raise NetworkError(f"cannot listen on {listen_addr}: {error!r}") from error
+    await stack.enter_async_context(background_trio_service(pubsub))
+    await stack.enter_async_context(background_trio_service(router))
+    await pubsub.wait_until_ready()
+    stack.push_async_callback(_close_host, host)  # after our tasks end, before the services
+    nursery = await stack.enter_async_context(trio.open_nursery())
+    stack.callback(nursery.cancel_scope.cancel)
+    network = Libp2pNetwork(host, pubsub, router, scorer, standing, nursery, heartbeat_s)
+    stack.callback(network.peer_event_sender.close)
+    return network
 
 
 class Libp2pNetwork:
@@ -133,8 +144,10 @@ class Libp2pNetwork:
         scorer: _FullScorer,
         standing: dict[str, float],
         nursery: trio.Nursery,
+        heartbeat_s: float,
     ) -> None:
         self._host = host
+        self._heartbeat_s = heartbeat_s
         self._pubsub = pubsub
         self._router = router
         self._scorer = scorer
@@ -249,11 +262,19 @@ class Libp2pNetwork:
 
     async def wait_mesh(self, peer: str, topic: str) -> None:
         """Until `peer` is in our mesh for `topic` (so our publishes go to it); no timeout."""
-        await self._router.wait_for_mesh(_peer_id(peer), topic, timeout=math.inf)
+        peer_id = _peer_id(peer)
+        while peer_id not in self._router.mesh.get(topic, ()):
+            # Re-checked every heartbeat: the cleanup of a peer's old connection can drop the
+            # router's event without setting it, leaving a plain wait hanging forever.
+            with trio.move_on_after(self._heartbeat_s):
+                await self._router.wait_for_mesh(peer_id, topic, timeout=math.inf)
 
     async def wait_subscribed(self, peer: str, topic: str) -> None:
         """Until `peer` has told us it subscribes to `topic`; no timeout."""
-        await self._pubsub.wait_for_subscription(_peer_id(peer), topic, timeout=math.inf)
+        peer_id = _peer_id(peer)
+        while peer_id not in self._pubsub.peer_topics.get(topic, ()):
+            with trio.move_on_after(self._heartbeat_s):  # as in wait_mesh
+                await self._pubsub.wait_for_subscription(peer_id, topic, timeout=math.inf)
 
     def _topic_validator(self, validator: Validator | None) -> _Libp2pValidator:
         own = self._own_id.to_bytes()
@@ -420,11 +441,12 @@ def _build(
             # py-libp2p catches its own parse errors here but not protobuf's, which then stops
             # the whole swarm: one malformed RPC from any peer would take this host down. It
             # also writes RPCs over 64 KiB from two tasks at once, interleaving their yamux
-            # frames, so an honest peer can send one too. Drop that peer's connection.
+            # frames, so an honest peer can send one too. Drop the connection it came on (not
+            # host.disconnect: that forgets any newer connection to the peer made meanwhile).
             await _reset_stream(stream)
-            with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
-                with contextlib.suppress(*_LIBP2P_ERRORS):
-                    await host.disconnect(stream.muxed_conn.peer_id)
+            for conn in host.get_network().get_connections(stream.muxed_conn.peer_id):
+                if conn.muxed_conn is stream.muxed_conn:
+                    await _close_connection(conn)
 
     for protocol in _PROTOCOLS:
         host.set_stream_handler(protocol, read_rpcs)  # replaces pubsub's own registration
@@ -458,7 +480,7 @@ async def _close_host(host: IHost) -> None:
 
 
 async def _close_connection(conn: INetConn) -> None:
-    with contextlib.suppress(*_LIBP2P_ERRORS):
+    with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True), contextlib.suppress(*_LIBP2P_ERRORS):
         await conn.close()
 
 

@@ -261,16 +261,19 @@ class SwarmNode:
         return sealed
 
     def _share(self, record: Record) -> None:
+        """Queue a record for this round's publish, on the topic peers listen to for it."""
         self.dag.add(record)
-        topic = (
-            problem_topic(getattr(record, "problem", ""))
-            if not isinstance(record, Problem)
-            else PROBLEMS_TOPIC
-        )
-        if isinstance(record, Verification):
+        topic: str | None = None
+        if isinstance(record, Problem):
+            topic = PROBLEMS_TOPIC
+        elif isinstance(record, Experiment):
+            topic = problem_topic(record.problem)
+        elif isinstance(record, Verification):
             claimed = self.dag.get(record.experiment)
-            topic = problem_topic(claimed.problem) if isinstance(claimed, Experiment) else topic
-        self._outbox.setdefault(topic, []).append(record)
+            if isinstance(claimed, Experiment):
+                topic = problem_topic(claimed.problem)
+        if topic is not None:  # anything else travels by sync only (docs/protocol.md)
+            self._outbox.setdefault(topic, []).append(record)
 
     async def research_round(self) -> Step | None:
         """One own evaluation (round-robin over joined problems), replays, one publish."""
@@ -304,7 +307,6 @@ class SwarmNode:
                 "signature": b"",
             }
         )
-        fake.__dict__.pop("_id_cache", None)
         forged = self._seal(Experiment.model_validate(fake.model_dump(), strict=False))
         self.fakes.add(forged.id)
         self._share(forged)

@@ -42,8 +42,8 @@ class SyncService:
     async def handle(self, peer: str, data: bytes) -> bytes:
         request = decode_sync_request(data)  # WireError -> the network layer resets the stream
         if isinstance(request, SyncSummaryRequest):
-            ids = sorted(self.node.record_ids(request.problems))
-            return encode_sync_response(SyncSummary.limited(ids))
+            ids = self.node.record_ids(request.problems)
+            return encode_sync_response(SyncSummary.limited(ids, after=request.after))
         assert isinstance(request, SyncFetch)
         response = SyncRecords.limited(self.node.records_by_id(request.ids))
         self._served.update(record.id for record in response.records)

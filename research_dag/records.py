@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Annotated, Any, Literal, TypeAlias
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -16,9 +17,11 @@ MAX_ID = 64
 MAX_AUTHOR = 128
 MAX_SIGNATURE = 512
 MAX_SOURCE = 256_000
-MAX_PACKAGE_BYTES = 16 * 1024 * 1024
+# Under the 4 MiB sync response limit, so any problem can travel by sync (docs/protocol.md).
+MAX_PACKAGE_BYTES = 3 * 1024 * 1024
 MAX_LIST = 256
 MAX_STDERR_TAIL = 4_000
+MAX_U63 = 2**63 - 1  # integers stay within msgpack's 64-bit forms
 
 RecordId: TypeAlias = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 ShortText: TypeAlias = Annotated[str, Field(max_length=MAX_NAME)]
@@ -87,8 +90,8 @@ class Outcome(Frozen):
     status: Status
     score: float | None = None
     items: dict[ShortText, bool] = Field(default_factory=dict, max_length=MAX_LIST)
-    strategy_fuel: Annotated[int, Field(ge=0)] = 0
-    evaluator_fuel: Annotated[int, Field(ge=0)] = 0
+    strategy_fuel: Annotated[int, Field(ge=0, le=MAX_U63)] = 0
+    evaluator_fuel: Annotated[int, Field(ge=0, le=MAX_U63)] = 0
     stderr_tail: Annotated[str, Field(max_length=MAX_STDERR_TAIL)] = ""
     details: dict[ShortText, float | int | str | bool] = Field(
         default_factory=dict, max_length=MAX_LIST
@@ -122,8 +125,16 @@ class RecordBase(Frozen):
     """Fields every record has. `signature` is excluded from the canonical bytes it signs."""
 
     author: Annotated[str, Field(max_length=MAX_AUTHOR)] = "local"
-    created_ms: Annotated[int, Field(ge=0)] = 0
+    created_ms: Annotated[int, Field(ge=0, le=MAX_U63)] = 0
     signature: Annotated[bytes, Field(max_length=MAX_SIGNATURE)] = b""
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with `update`, a new record whose id is computed afresh (never the cached
+        id of the original)."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            copy.__dict__.pop("_id_cache", None)
+        return copy
 
     def canonical_bytes(self) -> bytes:
         """The bytes the id and signature cover: msgpack, sorted keys, no signature."""
@@ -152,7 +163,7 @@ class Problem(RecordBase):
     budget: Budget = Field(default_factory=Budget)
     mutable: list[ShortText] = Field(min_length=1, max_length=16)
     entry: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)] = "solve"
-    seed: int = 0
+    seed: Annotated[int, Field(ge=-MAX_U63, le=MAX_U63)] = 0
     # Every file of the package by relative posix path (strategy, evaluator, data).
     files: dict[Annotated[str, Field(max_length=MAX_NAME)], bytes] = Field(max_length=4096)
 
