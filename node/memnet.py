@@ -24,22 +24,20 @@ from node.network import (
     Validator,
 )
 
-ADDR_PREFIX = "/memory/"
 CHANNEL_SIZE = 1024  # per subscription and for peer events; a full channel drops, never blocks
 GRAYLIST_THRESHOLD = -100.0  # below it a node ignores the peer, as GossipSub's graylist does
-INVALID_MESSAGE_PENALTY = -20.0  # five rejected messages graylist a peer (libp2p: cut off ~6)
+INVALID_MESSAGE_PENALTY = -20.0  # six rejected messages graylist a peer (libp2p: cut off ~6)
 SEEN_TTL_S = 120.0  # how long a message id stays de-duplicated (GossipSub's seen cache)
 # Delayed hops fall due on this grid (rounded up, never early), so hops due at nearly the same
-# time share one scheduler wake-up: with jitter, 1,000 nodes run ~15x faster under a MockClock.
+# time share one scheduler wake-up: with jitter, 1,000 nodes run ~5x faster under a MockClock.
 TICK_S = 0.001
 
 
 @dataclass(frozen=True)
 class NodeStats:
-    """Counters for one peer id (summed over its lifetimes) or for the whole hub.
-
-    Every hop sent ends as exactly one of delivered, duplicates, rejected, dropped (counted at
-    the receiver) or is still in flight."""
+    """Counters for one peer id (over all its lifetimes) or for the whole hub. Every hop sent
+    ends as one of delivered, duplicates, rejected, dropped (counted at the receiver) or is
+    still in flight."""
 
     published: int = 0  # messages this node originated
     sent: int = 0  # hops sent: publishes and forwards, including those lost on the way
@@ -58,22 +56,26 @@ class HubStats:
     in_flight: int  # hops scheduled and not yet resolved
 
 
-# (due time, sequence, sender, receiver, message, message id); the sequence breaks ties.
-_Hop = tuple[float, int, "MemoryNetwork", "MemoryNetwork", GossipMessage, bytes]
+_Subscription = tuple[trio.MemorySendChannel[GossipMessage], Validator | None]
+# A message in transit: (the time it arrives or leaves, the message, its id: sha256 of data).
+_Message = tuple[float, GossipMessage, bytes]
+# (due time, sequence, sender, receiver, message); the sequence breaks ties in send order.
+_Hop = tuple[float, int, "MemoryNetwork", "MemoryNetwork", _Message]
 
 
 class MemoryHub:
     """The shared medium: links, latency, loss, partitions and the delivery scheduler.
 
-    Ordering rules (what makes a run reproducible): every gossip hop goes through one heap and
-    is resolved in (due time, send sequence) order by a single scheduler task; a node forwards
-    to its peers in the order it connected to them; loss, jitter and fanout draws come from one
-    generator seeded with `seed`, in that order; connects and requests draw from a generator
-    per node (seeded with `seed` and the peer id). So for a given seed and order of calls, the
-    deliveries, drops and stats are identical from run to run: always at latency 0 (a flood
-    then completes breadth-first in the scheduler's next turn) and under a `MockClock` at any
-    latency. The scheduler runs in the task group of one up node at a time; a fair lock hands
-    it to the next node (in opening order) when that one goes down.
+    Ordering rules: every gossip hop goes through one heap, resolved in (due time, send
+    sequence) order; a node forwards to its peers in the order it connected to them; loss,
+    jitter and fanout draws come from one generator seeded with `seed`, in that order; connects
+    and requests draw from one per node (seeded with `seed` and the peer id). At latency 0
+    `publish` runs the whole flood itself, breadth-first, so for a seed and an order of calls
+    every run delivers, drops and counts the same. With latency, a scheduler task resolves hops
+    when due (on a TICK_S grid): reproducible under a `MockClock` too, unless another task runs
+    at the same instant (trio randomises the order of ready tasks). The scheduler runs in one
+    up node's nursery at a time; a fair lock hands it on (in opening order) when that node goes
+    down. Validators must not raise: a bug would surface in `publish` or in that node.
     """
 
     def __init__(
@@ -84,17 +86,13 @@ class MemoryHub:
         seed: int = 0,
         fanout: int | None = None,
     ) -> None:
-        if latency_s < 0 or jitter_s < 0 or not 0.0 <= loss <= 1.0:
-            raise ValueError("latency and jitter must be >= 0 and loss within [0, 1]")
-        if fanout is not None and fanout < 1:
-            raise ValueError("fanout must be at least 1")
-        self.latency_s = latency_s
-        self.jitter_s = jitter_s
-        self.loss = loss
-        self.seed = seed
+        bad_fanout = fanout is not None and fanout < 1
+        if latency_s < 0 or jitter_s < 0 or not 0.0 <= loss <= 1.0 or bad_fanout:
+            raise ValueError("want latency, jitter >= 0, loss within [0, 1] and fanout >= 1")
+        self.latency_s, self.jitter_s, self.loss, self.seed = latency_s, jitter_s, loss, seed
         self.fanout = fanout
         self._rng = random.Random(seed)
-        self._nodes: dict[str, MemoryNetwork] = {}
+        self._nodes: dict[str, MemoryNetwork] = {}  # up nodes
         self._counts: dict[str, Counter[str]] = {}
         self._groups: dict[str, int] | None = None
         self._heap: list[_Hop] = []
@@ -103,8 +101,6 @@ class MemoryHub:
         self._wake: trio.CancelScope | None = None
         self._idle = trio.lowlevel.ParkingLot()
 
-    # ----- public surface --------------------------------------------------------------------
-
     @asynccontextmanager
     async def open_node(self, peer_id: str) -> AsyncIterator[MemoryNetwork]:
         """A node that is up inside the block; leaving the block takes it down like a crash."""
@@ -112,7 +108,7 @@ class MemoryHub:
             raise ValueError(f"peer id {peer_id!r} must be non-empty and contain no '/'")
         if peer_id in self._nodes:
             raise ValueError(f"{peer_id} is already up")
-        node = MemoryNetwork(self, peer_id)
+        node = MemoryNetwork(self, peer_id, self._counts.setdefault(peer_id, Counter()))
         self._nodes[peer_id] = node
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._schedule)
@@ -150,41 +146,29 @@ class MemoryHub:
         while self._heap:
             await self._idle.park()
 
-    # ----- internals used by MemoryNetwork -----------------------------------------------------
-
-    def _count(self, peer_id: str) -> Counter[str]:
-        return self._counts.setdefault(peer_id, Counter())
-
     def _delay(self, rng: random.Random) -> float:
         return self.latency_s + (rng.random() * self.jitter_s if self.jitter_s else 0.0)
 
     def _split(self, a: str, b: str) -> bool:
-        groups = self._groups
-        return groups is not None and groups.get(a, -1) != groups.get(b, -1)
+        return self._groups is not None and self._groups.get(a, -1) != self._groups.get(b, -1)
 
     def _reach(self, sender: MemoryNetwork, peer_id: str) -> MemoryNetwork:
         """The up node `peer_id` if `sender` may talk to it now, else NetworkError."""
-        target = self._nodes.get(peer_id)
+        target, me = self._nodes.get(peer_id), sender.peer_id
         if not sender._up:
-            raise NetworkError(f"{sender.peer_id} is down")
+            raise NetworkError(f"{me} is down")
         if target is None:
             raise NetworkError(f"{peer_id} is not reachable (down or unknown)")
-        if self._split(sender.peer_id, peer_id):
-            raise NetworkError(f"{peer_id} is partitioned away from {sender.peer_id}")
-        if target.ignores(sender.peer_id):
-            raise NetworkError(f"{peer_id} refuses {sender.peer_id} (graylisted)")
+        if self._split(me, peer_id):
+            raise NetworkError(f"{peer_id} is partitioned away from {me}")
+        if target.ignores(me):
+            raise NetworkError(f"{peer_id} refuses {me} (graylisted)")
         return target
 
-    def _forward(
-        self,
-        node: MemoryNetwork,
-        came_from: str | None,
-        message: GossipMessage,
-        mid: bytes,
-        now: float,
-    ) -> None:
-        """Send one hop, leaving at `now`, to each connected peer subscribed to the topic (or to
-        `fanout` of them)."""
+    def _forward(self, node: MemoryNetwork, came_from: str | None, hop: _Message) -> None:
+        """Send `hop` on from `node`, leaving when it arrived, to each connected peer
+        subscribed to its topic (or to `fanout` of them)."""
+        now, message, mid = hop
         topic, source, scores = message.topic, message.source, node._scores
         targets = [
             peer
@@ -196,8 +180,6 @@ class MemoryHub:
         ]
         if self.fanout is not None and len(targets) > self.fanout:
             targets = self._rng.sample(targets, self.fanout)
-        if not targets:
-            return
         node._counts["sent"] += len(targets)
         rng, heap, sequence, wake = self._rng, self._heap, self._sequence, self._wake
         for peer in targets:
@@ -206,18 +188,12 @@ class MemoryHub:
                 continue
             delay = self._delay(rng)
             due = math.ceil((now + delay) / TICK_S) * TICK_S if delay else now
-            heapq.heappush(heap, (due, next(sequence), node, peer, message, mid))
+            heapq.heappush(heap, (due, next(sequence), node, peer, (due, message, mid)))
             if wake is not None and due < wake.deadline:
                 wake.deadline = due
 
-    def _arrive(
-        self,
-        sender: MemoryNetwork,
-        node: MemoryNetwork,
-        message: GossipMessage,
-        mid: bytes,
-        now: float,
-    ) -> None:
+    def _arrive(self, sender: MemoryNetwork, node: MemoryNetwork, hop: _Message) -> None:
+        now, message, mid = hop
         counts, sender_id = node._counts, sender._peer_id
         subscription = node._subscriptions.get(message.topic)
         if (
@@ -246,7 +222,7 @@ class MemoryHub:
             return
         else:
             counts["delivered"] += 1
-        self._forward(node, sender_id, message, mid, now)
+        self._forward(node, sender_id, hop)
 
     async def _schedule(self) -> None:
         """Resolve hops as they fall due; one node's task at a time holds the lock."""
@@ -264,18 +240,16 @@ class MemoryHub:
         heap = self._heap
         now = trio.current_time()
         while heap and heap[0][0] <= now:
-            due, _, sender, node, message, mid = heapq.heappop(heap)
-            self._arrive(sender, node, message, mid, due)
+            _, _, sender, node, hop = heapq.heappop(heap)
+            self._arrive(sender, node, hop)
         if not heap:
             self._idle.unpark_all()
 
     def _take_down(self, node: MemoryNetwork) -> None:
         node._up = False
         del self._nodes[node.peer_id]
-        for peer_id in node._links:
-            peer = self._nodes.get(peer_id)
-            if peer is not None:
-                peer._links.pop(node.peer_id, None)
+        for peer in node._links.values():
+            peer._links.pop(node.peer_id, None)
         node._links.clear()
         for channel, _ in node._subscriptions.values():
             channel.close()
@@ -284,7 +258,7 @@ class MemoryHub:
         for scope in node._serving:
             scope.cancel()
         if not self._nodes:  # nobody is left to run the scheduler: what is in flight is lost
-            for _, _, _, receiver, _, _ in self._heap:
+            for _, _, _, receiver, _ in self._heap:
                 receiver._counts["dropped"] += 1
             self._heap.clear()
             self._idle.unpark_all()
@@ -301,20 +275,16 @@ def parse_memory_addr(addr: str) -> str:
 
 
 class MemoryNetwork:
-    """One node's view of the hub; meets the `Network` role (plus `score` for inspection)."""
+    """One node's view of the hub; meets the `Network` role (plus `score` and `ignores`)."""
 
-    def __init__(self, hub: MemoryHub, peer_id: str) -> None:
-        self._hub = hub
-        self._peer_id = peer_id
+    def __init__(self, hub: MemoryHub, peer_id: str, counts: Counter[str]) -> None:
+        self._hub, self._peer_id, self._counts = hub, peer_id, counts
         self._up = True
         self._links: dict[str, MemoryNetwork] = {}  # connected peers, in connection order
-        self._subscriptions: dict[
-            str, tuple[trio.MemorySendChannel[GossipMessage], Validator | None]
-        ] = {}
-        self._serving: set[trio.CancelScope] = set()
-        self._counts = hub._count(peer_id)
-        self._event_sender, self._events = trio.open_memory_channel[str](CHANNEL_SIZE)
+        self._subscriptions: dict[str, _Subscription] = {}
         self._handlers: dict[str, RequestHandler] = {}
+        self._serving: set[trio.CancelScope] = set()  # requests being handled here
+        self._event_sender, self._events = trio.open_memory_channel[str](CHANNEL_SIZE)
         self._scores: dict[str, float] = {}
         self._seen: dict[bytes, float] = {}
         self._seen_order: deque[tuple[float, bytes]] = deque()
@@ -325,7 +295,7 @@ class MemoryNetwork:
         return self._peer_id
 
     def listen_addrs(self) -> list[str]:
-        return [ADDR_PREFIX + self._peer_id]
+        return [f"/memory/{self._peer_id}"]
 
     def connected_peers(self) -> list[str]:
         return list(self._links)
@@ -363,13 +333,11 @@ class MemoryNetwork:
             raise ValueError(f"message of {len(data)} bytes is over {MAX_MESSAGE_BYTES}")
         await trio.lowlevel.checkpoint()
         self._check_up()
-        mid = hashlib.sha256(data).digest()
-        now = trio.current_time()
+        mid, now = hashlib.sha256(data).digest(), trio.current_time()
         self._saw(mid, now)  # echoes from peers are duplicates: own publishes never come back
         self._counts["published"] += 1
-        hub = self._hub
-        hub._forward(self, None, GossipMessage(topic, self._peer_id, data), mid, now)
-        hub._resolve_due()  # at latency 0 the whole flood, so its order is the order of calls
+        self._hub._forward(self, None, (now, GossipMessage(topic, self._peer_id, data), mid))
+        self._hub._resolve_due()  # at latency 0 the whole flood: its order is the call order
 
     def handle_requests(self, protocol: str, handler: RequestHandler) -> None:
         self._handlers[protocol] = handler
@@ -384,7 +352,7 @@ class MemoryNetwork:
 
     async def _request(self, peer: str, protocol: str, data: bytes) -> bytes:
         if len(data) > MAX_REQUEST_BYTES:
-            raise NetworkError(f"request to {peer} is {len(data)} bytes, over {MAX_REQUEST_BYTES}")
+            raise NetworkError(f"request to {peer}: {len(data)} bytes, over {MAX_REQUEST_BYTES}")
         if peer not in self._links:
             raise NetworkError(f"{self._peer_id} is not connected to {peer}")
         server = await self._travel(peer, f"request to {peer}")
@@ -392,7 +360,7 @@ class MemoryNetwork:
         if handler is None:
             raise NetworkError(f"{peer} does not serve {protocol}")
         response: bytes | None = None
-        with trio.CancelScope() as serving:
+        with trio.CancelScope() as serving:  # cancelled if the server goes down meanwhile
             server._serving.add(serving)
             try:
                 response = await handler(self._peer_id, data)
@@ -425,6 +393,7 @@ class MemoryNetwork:
         return self._scores.get(peer, 0.0)
 
     def ignores(self, peer: str) -> bool:
+        """Whether `peer` is graylisted here: its messages dropped, its requests refused."""
         return self._scores.get(peer, 0.0) < GRAYLIST_THRESHOLD
 
     def peer_events(self) -> trio.MemoryReceiveChannel[str]:

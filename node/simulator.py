@@ -8,7 +8,7 @@ import hashlib
 import random
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -269,11 +269,9 @@ class Simulation:
                 await node.network.connect(peer.node.network.listen_addrs()[0])
 
     async def _settle(self) -> None:
-        """Let gossip and intake finish: the hub empties, then every task goes idle."""
-        for _ in range(3):
-            if self.config.network == "memory":
-                await self.hub.wait_idle()
-            await trio.testing.wait_all_tasks_blocked(SETTLE_CUSHION_S[self.config.network])
+        nodes = [sim.node for sim in self.plan if sim.node is not None]
+        hub = self.hub if self.config.network == "memory" else None
+        await settle(hub, nodes, SETTLE_CUSHION_S[self.config.network])
 
     async def _rounds(self, nursery: trio.Nursery) -> None:
         config = self.config
@@ -367,6 +365,20 @@ class Simulation:
         from node.sim_report import build_report
 
         return build_report(self)
+
+
+async def settle(hub: MemoryHub | None, nodes: Iterable[SwarmNode], cushion: float = 0.0
+                 ) -> None:
+    """Let gossip and intake finish: the hub has nothing in flight, every task is blocked,
+    and no node is still storing what it received (intake writes in a worker thread)."""
+    nodes = list(nodes)
+    while True:
+        if hub is not None:
+            await hub.wait_idle()
+        await trio.testing.wait_all_tasks_blocked(cushion)
+        if not any(node.busy for node in nodes) and (hub is None or not hub.stats().in_flight):
+            return
+        await trio.sleep(0.001)  # a worker thread is writing: let it finish
 
 
 def _signed(problem: Problem, identity: Identity) -> Problem:

@@ -79,6 +79,7 @@ class SwarmNode:
         self._outbox: dict[str, list[Record]] = {}
         self.fakes: set[str] = set()  # ids of claims this node forged (liar fault only)
         self._turn = 0
+        self._intakes = 0
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
         self.sync = SyncService(network, self)
@@ -108,8 +109,20 @@ class SwarmNode:
 
     # ----- intake ---------------------------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        """Taking in records right now (simulations settle until no node is busy)."""
+        return self._intakes > 0
+
     async def take(self, records: list[Record]) -> int:
         """Store and index records from a peer (already decoded and signature-checked)."""
+        self._intakes += 1
+        try:
+            return await self._take(records)
+        finally:
+            self._intakes -= 1
+
+    async def _take(self, records: list[Record]) -> int:
         fresh: list[Record] = []
         seen: set[str] = set()
         for record in records:
@@ -232,6 +245,7 @@ class SwarmNode:
             p for p in self.known_problems() if self._wanted(p) and p.id not in self.loops
         ]
         candidates.sort(key=lambda p: (self._workers(p.id), p.id))
+        joined = False
         for problem in candidates[: max(0, self.config.max_problems - len(self.loops))]:
             evaluate = self.evaluator_for(problem)
             loop = ResearchLoop(
@@ -248,6 +262,9 @@ class SwarmNode:
             self.loops[problem.id] = loop
             await loop.prepare()
             await self._subscribe(problem_topic(problem.id))
+            joined = True
+        if joined:  # gossip before we subscribed never reached us: pull that history now
+            await self.sync_with_peers()
             for record in self.dag.experiments(problem.id):
                 if isinstance(record, Experiment):
                     self._consider_claim(record)
@@ -310,6 +327,13 @@ class SwarmNode:
         forged = self._seal(Experiment.model_validate(fake.model_dump(), strict=False))
         self.fakes.add(forged.id)
         self._share(forged)
+
+    async def catch_up(self) -> None:
+        """A round without research (idle time is replay time): replay one pending claim,
+        publish."""
+        self.budget.earn()
+        await self.replay_claims()
+        await self.flush()
 
     async def replay_claims(self) -> None:
         while self._claims and self.budget.spend():

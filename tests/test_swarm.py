@@ -1,0 +1,140 @@
+"""Swarm nodes on the in-memory network: a posed problem spreads, nodes improve it and
+converge, late joiners sync the full history, liars are disputed, restarts lose nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from node.identity import Identity
+from node.loop import LoopConfig
+from node.memnet import MemoryHub
+from node.mutators import OfflineMutator
+from node.simulator import Faults, SimConfig, Simulation, settle
+from node.store import RecordStore
+from node.swarm import NodeConfig, SwarmNode
+from research_dag import Experiment, Problem
+from sandbox import Evaluator, Runtime
+
+
+def _identity(index: int) -> Identity:
+    return Identity.from_seed(bytes([index + 1]) * 32)
+
+
+@asynccontextmanager
+async def _node(
+    hub: MemoryHub, index: int, path: Path, runtime: Runtime, liar: bool = False
+) -> AsyncIterator[SwarmNode]:
+    identity = _identity(index)
+    async with AsyncExitStack() as stack:
+        network = await stack.enter_async_context(hub.open_node(identity.peer_id))
+        store = stack.enter_context(RecordStore.open(path / f"{index}.sqlite"))
+        evaluators: dict[str, Evaluator] = {}
+
+        def evaluator_for(problem: Problem):  # type: ignore[no-untyped-def]
+            evaluators[problem.id] = stack.enter_context(Evaluator(runtime, problem))
+            return evaluators[problem.id].evaluate
+
+        node = SwarmNode(identity, network, store, evaluator_for, OfflineMutator(),
+                         NodeConfig(loop=LoopConfig(seed=index), liar=liar))
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        await nursery.start(node.serve)
+        yield node
+        nursery.cancel_scope.cancel()
+
+
+async def _settle(hub: MemoryHub, *nodes: SwarmNode) -> None:
+    await settle(hub, nodes)
+
+
+async def test_a_posed_problem_spreads_and_nodes_converge(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    hub = MemoryHub(seed=1)
+    async with _node(hub, 0, tmp_path, runtime) as a, _node(hub, 1, tmp_path, runtime) as b, \
+            _node(hub, 2, tmp_path, runtime) as c:
+        await b.network.connect(a.network.listen_addrs()[0])
+        await c.network.connect(b.network.listen_addrs()[0])  # c hears a only through b
+        await _settle(hub, a, b, c)
+        posed = await a.pose(probe_problem)
+        await _settle(hub, a, b, c)
+        assert all(posed.id in node.dag for node in (b, c))
+        for _ in range(12):
+            for node in (a, b, c):
+                await node.research_round()
+            await _settle(hub, a, b, c)
+        for _ in range(2):  # quiet rounds: the last claims get replayed and adopted
+            for node in (a, b, c):
+                await node.catch_up()
+            await _settle(hub, a, b, c)
+        bests = [node.best(posed.id) for node in (a, b, c)]
+        assert all(best is not None for best in bests)
+        scores = [best.outcome.score for best in bests if best is not None]
+        assert scores[0] is not None and scores[0] > 1.0  # improved on the baseline (1.0)
+        assert len(set(scores)) == 1  # converged on the same best score
+        assert sum(node.stats.adopted for node in (a, b, c)) > 0  # by adopting, after replay
+        # every record anyone made reached everyone
+        assert {r.id for r in a.dag.records()} == {r.id for r in c.dag.records()}
+
+
+async def test_a_late_joiner_syncs_the_full_history(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    hub = MemoryHub(seed=2)
+    async with _node(hub, 0, tmp_path, runtime) as a:
+        posed = await a.pose(probe_problem)
+        for _ in range(5):
+            await a.research_round()
+        history = {r.id for r in a.dag.records()}
+        async with _node(hub, 3, tmp_path, runtime) as late:
+            await late.network.connect(a.network.listen_addrs()[0])
+            await _settle(hub, a, late)  # sync runs on connect
+            assert {r.id for r in late.dag.records()} >= history
+            assert len(late.dag.experiments(posed.id)) == 6  # baseline + 5 attempts
+            await late.research_round()  # joins the problem, replays a's best claim
+            await _settle(hub, a, late)
+            best = late.best(posed.id)
+            assert best is not None and best.id == a.best(posed.id).id  # type: ignore[union-attr]
+
+
+async def test_liars_are_disputed_and_never_adopted(
+    runtime: Runtime, probe_problem: Problem
+) -> None:
+    simulation = Simulation(
+        SimConfig(nodes=5, problems=(probe_problem,), rounds=8, seed=3,
+                  faults=Faults.parse("liars=0.4"), stop_at_target=False),
+        runtime,
+    )
+    report = await simulation.run()
+    swarm = report["swarm"]
+    assert swarm["fake_claims"] > 0
+    assert swarm["disputes"] > 0
+    assert swarm["accepted_fake_claims"] == 0
+    liars = {n["peer_id"] for n in report["nodes"] if n["liar"]}
+    assert len(liars) == 2
+    honest_best = [n["best"] for n in report["nodes"] if not n["liar"]]
+    assert all(score is not None and score < 1e6 for score in honest_best)
+
+
+async def test_a_restarted_node_resumes_with_nothing_lost(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    hub = MemoryHub(seed=4)
+    async with _node(hub, 0, tmp_path, runtime) as a:
+        posed = await a.pose(probe_problem)
+        for _ in range(4):
+            await a.research_round()
+        before = {r.id for r in a.dag.records()}
+        best = a.best(posed.id)
+    async with _node(hub, 0, tmp_path, runtime) as again:
+        assert {r.id for r in again.dag.records()} == before
+        await again.research_round()
+        resumed = again.best(posed.id)
+        assert resumed is not None and best is not None
+        assert resumed.outcome.score is not None and best.outcome.score is not None
+        assert resumed.outcome.score >= best.outcome.score
+        mine = [e for e in again.dag.experiments(posed.id) if isinstance(e, Experiment)]
+        assert len(mine) == 6  # baseline + 4 + 1: the baseline was not evaluated again
