@@ -153,7 +153,6 @@ class Evaluator:
                 if path.endswith(".py"):
                     self._evaluator_modules[_module_name(path)] = f"/evaluator/{path}"
             _stage(target, content)
-        self._count = 0
 
     def close(self) -> None:
         shutil.rmtree(self._root, ignore_errors=True)
@@ -175,10 +174,10 @@ class Evaluator:
 
     def evaluate(self, strategy: Mapping[str, str]) -> Outcome:
         """One evaluation. Never raises for anything the strategy or evaluator does."""
-        self._count += 1
-        run_dir = self._root / f"run-{self._count}"
+        # A fresh directory per run: one Evaluator may serve several threads at once.
+        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._root))
         strategy_dir, output_dir = run_dir / "strategy", run_dir / "output"
-        strategy_dir.mkdir(parents=True, mode=0o700)
+        strategy_dir.mkdir(mode=0o700)
         output_dir.mkdir(mode=0o700)
         try:
             return self._evaluate(strategy, strategy_dir, output_dir)
