@@ -342,7 +342,8 @@ def simulate(
     swarm = result["swarm"]
     out.print(
         f"{problems[0].name}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
-        f"swarm best {_fmt(swarm['best'])}; first at target in round "
+        f"baseline {_fmt(swarm['baseline'])} → swarm best {_fmt(swarm['best'])}; "
+        f"first at target in round "
         f"{swarm['first_reached_target_round']}, all honest by round "
         f"{swarm['all_honest_reached_round']}; {swarm['messages']} messages, "
         f"{swarm['verifications']} replays, {swarm['disputes']} disputes, "

@@ -122,12 +122,9 @@ class MemoryHub:
     def partition(self, groups: list[set[str]]) -> None:
         """Fail deliveries, connects and requests between groups until `heal`; peers named in
         no group form one more group together."""
-        placed: dict[str, int] = {}
-        for index, group in enumerate(groups):
-            for peer in group:
-                if peer in placed:
-                    raise ValueError(f"{peer} is in two partition groups")
-                placed[peer] = index
+        placed = {peer: index for index, group in enumerate(groups) for peer in group}
+        if len(placed) < sum(len(group) for group in groups):
+            raise ValueError("a peer is in two partition groups")
         self._groups = placed
 
     def heal(self) -> None:
@@ -135,9 +132,7 @@ class MemoryHub:
 
     def stats(self) -> HubStats:
         nodes = {peer: NodeStats(**counts) for peer, counts in sorted(self._counts.items())}
-        total: Counter[str] = Counter()
-        for counts in self._counts.values():
-            total.update(counts)
+        total = sum(self._counts.values(), Counter[str]())
         return HubStats(total=NodeStats(**total), nodes=nodes, in_flight=len(self._heap))
 
     async def wait_idle(self) -> None:

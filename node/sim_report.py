@@ -48,6 +48,7 @@ def build_report(sim: Simulation) -> dict[str, Any]:
             for s in sim.plan
         ],
         "swarm": {
+            "baseline": sim.baseline,
             "best": last.get("swarm_best"),
             "first_reached_target_round": min(reached) if reached else None,
             "all_honest_reached_round": max(reached) if len(reached) == len(honest) else None,

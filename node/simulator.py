@@ -184,6 +184,7 @@ class Simulation:
         self.rounds_run = 0
         self.history: list[dict[str, Any]] = []
         self.fakes: set[str] = set()
+        self.baseline: float | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="swarm-sim-")
         self._down_events: dict[int, trio.Event] = {}
         # Problems as node 0 poses them: signed, so their ids are the ones the swarm uses.
@@ -320,6 +321,12 @@ class Simulation:
 
     def _measure(self, round_index: int) -> None:
         metric = self.problem.metric
+        if self.baseline is None:
+            for sim in self.plan:
+                loop = None if sim.node is None else sim.node.loops.get(self.problem.id)
+                if loop is not None and loop.summary is not None:
+                    self.baseline = loop.summary.baseline_score
+                    break
         for sim in self.plan:
             score = None
             if sim.node is not None:
