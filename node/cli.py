@@ -177,15 +177,18 @@ def run(
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
                         await close()
 
+        interrupted = False
         try:
             with progress:
                 summary = trio.run(main)
-        except KeyboardInterrupt:
+        except* KeyboardInterrupt:  # trio may deliver it inside an exception group
+            interrupted = True
+        if interrupted:
             runtime.ticker.interrupt_all(runtime.ticker.ticks_for(problem.budget.wall_s))
             if loop.summary is not None:
                 _print_summary(loop.summary, as_json, package)
             err.print("[yellow]interrupted[/]: every finished attempt is recorded.")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(EXIT_INTERRUPTED)
     if as_json:
         out.print_json(json.dumps(summary_json(summary)))
     else:

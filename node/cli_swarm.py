@@ -103,18 +103,23 @@ def join(
                     nursery.start_soon(_sync_periodically, node)
                     await _research_forever(node)
 
+    interrupted, failure = False, ""
     try:
         trio.run(main)
-    except NetworkError as error:
-        _fail(str(error))
-    except KeyboardInterrupt:
-        err.print("[yellow]stopped[/]: every finished record is on disk; rejoin to resume.")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except* KeyboardInterrupt:  # trio's nurseries deliver it inside exception groups
+        interrupted = True
+    except* NetworkError as group:
+        failure = str(group.exceptions[0])
     finally:
         for evaluator in evaluators:
             evaluator.close()
         if close is not None:
             trio.run(close)
+    if failure:
+        _fail(failure)
+    if interrupted:
+        err.print("[yellow]stopped[/]: every finished record is on disk; rejoin to resume.")
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 async def _sync_periodically(node: SwarmNode) -> None:
@@ -194,8 +199,8 @@ def pose(
 
     try:
         signed = trio.run(main)
-    except NetworkError as error:
-        _fail(str(error))
+    except* NetworkError as group:
+        _fail(str(group.exceptions[0]))
     if as_json:
         out.print_json(json.dumps({"problem": signed.id, "name": signed.name, **report}))
         return

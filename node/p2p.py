@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -337,6 +338,30 @@ class Libp2pNetwork:
         await _close_stream(stream)
 
 
+class _SerialPubsub(Pubsub):
+    """Writes one RPC at a time per stream. py-libp2p writes to a peer's pubsub stream from
+    several tasks (the send loop, replays of recent messages to a new subscriber, flushes of
+    pending ones) and yamux cuts writes into 64 KiB frames, so two RPCs over 64 KiB interleave
+    and corrupt the stream (reproduced: 200 KB messages published as a peer subscribes)."""
+
+    def __init__(self, host: IHost, router: GossipSub) -> None:
+        super().__init__(
+            host,
+            router,
+            strict_signing=True,
+            # A content hash, the same on every node: the default (sender + seqno) differs from
+            # js-libp2p's, and py's alternatives mix in the receiver's clock, which breaks
+            # de-duplication.
+            msg_id_constructor=_message_id,
+        )
+        self._write_locks = weakref.WeakKeyDictionary[INetStream, trio.Lock]()
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        lock = self._write_locks.setdefault(stream, trio.Lock())
+        async with lock:
+            return await super().write_msg(stream, rpc_msg)
+
+
 class _FullScorer(PeerScorer):
     """Gates on the whole score, as gossipsub v1.1 specifies: py-libp2p's single-topic
     `allow_publish`/`allow_gossip` leave out the application-specific score (P6)."""
@@ -425,24 +450,17 @@ def _build(
         max_messages_per_topic_per_second=SPAM_CAP_PER_TOPIC_S,
     )
     router.scorer = scorer = _FullScorer(params)
-    pubsub = Pubsub(
-        host,
-        router,
-        strict_signing=True,
-        # A content hash, the same on every node: the default (sender + seqno) differs from
-        # js-libp2p's, and py's alternatives mix in the receiver's clock, breaking de-duplication.
-        msg_id_constructor=_message_id,
-    )
+    pubsub = _SerialPubsub(host, router)
 
     async def read_rpcs(stream: INetStream) -> None:
         try:
             await pubsub.stream_handler(stream)
         except DecodeError:
             # py-libp2p catches its own parse errors here but not protobuf's, which then stops
-            # the whole swarm: one malformed RPC from any peer would take this host down. It
-            # also writes RPCs over 64 KiB from two tasks at once, interleaving their yamux
-            # frames, so an honest peer can send one too. Drop the connection it came on (not
-            # host.disconnect: that forgets any newer connection to the peer made meanwhile).
+            # the whole swarm: one malformed RPC from any peer would take this host down (and
+            # an unpatched py-libp2p peer sends them: see _SerialPubsub). Drop the connection
+            # it came on (not host.disconnect: that also forgets any newer connection to the
+            # peer made meanwhile, leaving it open but untracked).
             await _reset_stream(stream)
             for conn in host.get_network().get_connections(stream.muxed_conn.peer_id):
                 if conn.muxed_conn is stream.muxed_conn:
