@@ -1,4 +1,5 @@
-"""The real `Network`: a py-libp2p host (TCP + Noise + yamux) with GossipSub, kept in one module."""
+"""The real `Network`: a py-libp2p host (TCP + Noise + yamux) with GossipSub; the one module that
+imports libp2p, and where its defaults and failure modes are configured away or contained."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import hashlib
 import logging
 import math
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -36,20 +36,18 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
-    MAX_RESPONSE_BYTES,
     GossipMessage,
     Network,
     NetworkError,
     RequestHandler,
     Validator,
 )
+from node.p2p_exchange import exchange, reset_stream, serve
+from node.p2p_pacing import PublishPacer
 
 SEED_BYTES = 32
-FRAME_HEADER_BYTES = 4  # request/response frames: 4-byte big-endian length, then the bytes
-SERVE_TIMEOUT_S = 30.0  # server side: read the request, run the handler, write the response
 BOOTSTRAP_TIMEOUT_S = 20.0
 CLOSE_TIMEOUT_S = 5.0
-RESET_TIMEOUT_S = 1.0
 ADDR_TTL_S = 3600
 SUBSCRIPTION_BUFFER = 256
 PEER_EVENT_BUFFER = 256
@@ -57,7 +55,8 @@ MESH_DEGREE, MESH_DEGREE_LOW, MESH_DEGREE_HIGH = 6, 4, 12  # go-libp2p's D, D_lo
 # py-libp2p drops (and penalises) more than this many messages per second per topic from one
 # forwarder, our own publishes included; `publish` paces ours below it instead of losing them.
 SPAM_CAP_PER_TOPIC_S = 50.0
-_PACING_MARGIN_S = 0.1  # libp2p stamps a publish (wall clock) a moment after we do
+OUTBOUND_QUEUE_ROOM = 16  # `publish` waits (up to ROOM_WAIT_S) while a peer's queue is longer
+ROOM_WAIT_S = 2.0  # then publishes anyway: a stalled peer loses it, and sync repairs that
 # Peer score thresholds (gossipsub v1.1); py-libp2p's defaults are -inf, i.e. scoring off.
 # Application standing (`adjust_score`) counts 1:1: at the trust layer's -50 per mismatch, a
 # peer's messages stop flowing either way after its second mismatch.
@@ -118,19 +117,21 @@ async def open_libp2p_network(
 async def _start(
     stack: AsyncExitStack, seed: bytes, listen_addr: multiaddr.Multiaddr, heartbeat_s: float
 ) -> Libp2pNetwork:
-    host, pubsub, router, scorer, standing = _build(seed, listen_addr, heartbeat_s)
+    host, pubsub, router, scorer = _build(seed, listen_addr, heartbeat_s)
     try:
         await stack.enter_async_context(host.run([listen_addr]))
     except _LIBP2P_ERRORS as error:
         raise NetworkError(f"cannot listen on {listen_addr}: {error!r}") from error
+    if not host.get_transport_addrs():  # py-libp2p only logs a failed bind (port taken, not TCP)
+        raise NetworkError(f"cannot listen on {listen_addr}")
     await stack.enter_async_context(background_trio_service(pubsub))
     await stack.enter_async_context(background_trio_service(router))
     await pubsub.wait_until_ready()
     stack.push_async_callback(_close_host, host)  # after our tasks end, before the services
     nursery = await stack.enter_async_context(trio.open_nursery())
     stack.callback(nursery.cancel_scope.cancel)
-    network = Libp2pNetwork(host, pubsub, router, scorer, standing, nursery, heartbeat_s)
-    stack.callback(network.peer_event_sender.close)
+    network = Libp2pNetwork(host, pubsub, router, scorer, nursery, heartbeat_s)
+    stack.callback(network._peer_event_sender.close)
     return network
 
 
@@ -140,10 +141,9 @@ class Libp2pNetwork:
     def __init__(
         self,
         host: IHost,
-        pubsub: Pubsub,
+        pubsub: _SerialPubsub,
         router: GossipSub,
         scorer: _FullScorer,
-        standing: dict[str, float],
         nursery: trio.Nursery,
         heartbeat_s: float,
     ) -> None:
@@ -152,11 +152,12 @@ class Libp2pNetwork:
         self._pubsub = pubsub
         self._router = router
         self._scorer = scorer
-        self._standing = standing
         self._nursery = nursery
         self._own_id = host.get_id()
-        self._recent_publishes: dict[str, deque[float]] = {}
-        self.peer_event_sender, self._peer_events = trio.open_memory_channel[str](PEER_EVENT_BUFFER)
+        self._pacer = PublishPacer(SPAM_CAP_PER_TOPIC_S)
+        self._peer_event_sender, self._peer_events = trio.open_memory_channel[str](
+            PEER_EVENT_BUFFER
+        )
         host.get_network().register_notifee(_PeerEvents(self))
         self.handler_failures = 0  # request handlers that raised or answered oversize
         self.validator_failures = 0  # validators that raised (counted as rejections)
@@ -207,25 +208,22 @@ class Libp2pNetwork:
         return receiver
 
     async def publish(self, topic: str, data: bytes) -> None:
-        """Waits while our publishes on `topic` would exceed SPAM_CAP_PER_TOPIC_S."""
+        """Waits while our publishes on `topic` would exceed SPAM_CAP_PER_TOPIC_S, and while a
+        peer's outbound queue is backed up (see _SerialPubsub)."""
         if len(data) > MAX_MESSAGE_BYTES:
             raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")
-        window = self._recent_publishes.setdefault(topic, deque())
-        while True:
-            now = trio.current_time()
-            while window and window[0] <= now - 1.0 - _PACING_MARGIN_S:
-                window.popleft()
-            if len(window) < SPAM_CAP_PER_TOPIC_S:
-                break
-            await trio.sleep_until(window[0] + 1.0 + _PACING_MARGIN_S)
-        window.append(now)
+        await self._pacer.wait_turn(topic)
+        with trio.move_on_after(ROOM_WAIT_S):
+            await self._pubsub.wait_for_room()
         await self._pubsub.publish(topic, data)
 
     def handle_requests(self, protocol: str, handler: RequestHandler) -> None:
-        async def serve(stream: INetStream) -> None:
-            await self._serve(stream, handler)
+        async def answer(stream: INetStream) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            if not await serve(stream, peer, handler, _LIBP2P_ERRORS):
+                self.handler_failures += 1
 
-        self._host.set_stream_handler(TProtocol(protocol), serve)
+        self._host.set_stream_handler(TProtocol(protocol), answer)
 
     async def request(self, peer: str, protocol: str, data: bytes) -> bytes:
         """Unbounded in time: wrap it in the caller's `trio.fail_after`."""
@@ -236,22 +234,15 @@ class Libp2pNetwork:
             stream = await self._host.new_stream(peer_id, [TProtocol(protocol)])
         except _LIBP2P_ERRORS as error:
             raise NetworkError(f"{peer}: cannot open {protocol}: {error!r}") from error
-        done = False
         try:
-            await _write_frame(stream, data)
-            response = await _read_frame(stream, MAX_RESPONSE_BYTES)
-            done = True
-        except _LIBP2P_ERRORS as error:
-            raise NetworkError(f"{peer}: {protocol} failed: {error!r}") from error
+            return await exchange(stream, data, _LIBP2P_ERRORS)
         except NetworkError as error:
             raise NetworkError(f"{peer}: {protocol}: {error}") from error
-        finally:
-            await (_close_stream(stream) if done else _reset_stream(stream))
-        return response
 
     def adjust_score(self, peer: str, delta: float) -> None:
         """Kept across reconnects; GossipSub reads it as the application-specific score."""
-        self._standing[peer] = self._standing.get(peer, 0.0) + delta
+        standing = self._scorer.standing
+        standing[peer] = standing.get(peer, 0.0) + delta
 
     def peer_events(self) -> trio.MemoryReceiveChannel[str]:
         """One reader: every call returns the same channel."""
@@ -270,21 +261,16 @@ class Libp2pNetwork:
             with trio.move_on_after(self._heartbeat_s):
                 await self._router.wait_for_mesh(peer_id, topic, timeout=math.inf)
 
-    async def wait_subscribed(self, peer: str, topic: str) -> None:
-        """Until `peer` has told us it subscribes to `topic`; no timeout."""
-        peer_id = _peer_id(peer)
-        while peer_id not in self._pubsub.peer_topics.get(topic, ()):
-            with trio.move_on_after(self._heartbeat_s):  # as in wait_mesh
-                await self._pubsub.wait_for_subscription(peer_id, topic, timeout=math.inf)
-
     def _topic_validator(self, validator: Validator | None) -> _Libp2pValidator:
         own = self._own_id.to_bytes()
 
         def check(forwarder: ID, message: rpc_pb2.Message) -> bool:
+            if message.from_id == own:
+                return True  # checked by `publish`; the validator guards against peers
             if len(message.data) > MAX_MESSAGE_BYTES:
                 return False
-            if validator is None or message.from_id == own:
-                return True  # our own publishes were checked by their author: us
+            if validator is None:
+                return True
             try:
                 return bool(validator(ID(message.from_id).to_base58(), bytes(message.data)))
             except Exception:  # noqa: BLE001  # py-libp2p lets one stop all of pubsub
@@ -316,33 +302,15 @@ class Libp2pNetwork:
                     await self._pubsub.unsubscribe(topic)
                     return
 
-    async def _serve(self, stream: INetStream, handler: RequestHandler) -> None:
-        peer = stream.muxed_conn.peer_id.to_base58()
-        try:
-            with trio.fail_after(SERVE_TIMEOUT_S):
-                request = await _read_frame(stream, MAX_REQUEST_BYTES)
-                try:
-                    response = await handler(peer, request)
-                except Exception:  # noqa: BLE001  # peer-fed app code: fail the exchange only
-                    self.handler_failures += 1
-                    await _reset_stream(stream)
-                    return
-                if len(response) > MAX_RESPONSE_BYTES:
-                    self.handler_failures += 1
-                    await _reset_stream(stream)
-                    return
-                await _write_frame(stream, response)
-        except (*_LIBP2P_ERRORS, NetworkError, trio.TooSlowError):
-            await _reset_stream(stream)
-            return
-        await _close_stream(stream)
-
 
 class _SerialPubsub(Pubsub):
-    """Writes one RPC at a time per stream. py-libp2p writes to a peer's pubsub stream from
-    several tasks (the send loop, replays of recent messages to a new subscriber, flushes of
-    pending ones) and yamux cuts writes into 64 KiB frames, so two RPCs over 64 KiB interleave
-    and corrupt the stream (reproduced: 200 KB messages published as a peer subscribes)."""
+    """Pubsub that writes one RPC at a time per stream and lets a publisher wait for room.
+
+    py-libp2p writes to a peer's pubsub stream from several tasks (the send loop, replays of
+    recent messages to a new subscriber, flushes of pending ones) and yamux cuts writes into
+    64 KiB frames, so two RPCs over 64 KiB interleave and corrupt the stream (reproduced: 200 KB
+    messages published as a peer subscribes). And it drops whatever overflows a peer's 32-RPC
+    outbound queue (each publish queues two: the message and an IDONTWANT)."""
 
     def __init__(self, host: IHost, router: GossipSub) -> None:
         super().__init__(
@@ -355,16 +323,31 @@ class _SerialPubsub(Pubsub):
             msg_id_constructor=_message_id,
         )
         self._write_locks = weakref.WeakKeyDictionary[INetStream, trio.Lock]()
+        self._written = trio.Event()
 
     async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
-        lock = self._write_locks.setdefault(stream, trio.Lock())
-        async with lock:
-            return await super().write_msg(stream, rpc_msg)
+        async with self._write_locks.setdefault(stream, trio.Lock()):
+            written = await super().write_msg(stream, rpc_msg)
+        self._written.set()
+        self._written = trio.Event()
+        return written
+
+    async def wait_for_room(self) -> None:
+        """Until every peer's outbound queue is at most OUTBOUND_QUEUE_ROOM long."""
+        while any(len(queue) > OUTBOUND_QUEUE_ROOM for queue in self.peer_queues.values()):
+            await self._written.wait()
 
 
 class _FullScorer(PeerScorer):
     """Gates on the whole score, as gossipsub v1.1 specifies: py-libp2p's single-topic
-    `allow_publish`/`allow_gossip` leave out the application-specific score (P6)."""
+    `allow_publish`/`allow_gossip` leave out the application-specific score (P6). Holds that
+    score: `adjust_score`'s running sums by peer, kept across reconnects."""
+
+    standing: dict[str, float]
+
+    def __init__(self, params: ScoreParams) -> None:
+        super().__init__(params)
+        self.standing = {}
 
     def allow_publish(self, peer: ID, topics: list[str]) -> bool:
         return bool(topics) and self.score(peer, topics) >= self.params.publish_threshold
@@ -376,14 +359,15 @@ class _FullScorer(PeerScorer):
 class _PeerEvents(INotifee):
     """Feeds `peer_events()` from the swarm's connection notifications (dialed and accepted)."""
 
-    def __init__(self, network: Libp2pNetwork) -> None:
-        self._network = network
+    def __init__(self, owner: Libp2pNetwork) -> None:
+        self._owner = owner
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
+        owner = self._owner
         try:
-            self._network.peer_event_sender.send_nowait(conn.muxed_conn.peer_id.to_base58())
+            owner._peer_event_sender.send_nowait(conn.muxed_conn.peer_id.to_base58())
         except trio.WouldBlock:
-            self._network.dropped_peer_events += 1
+            owner.dropped_peer_events += 1
         except trio.ClosedResourceError:  # shutting down
             pass
 
@@ -405,7 +389,7 @@ class _PeerEvents(INotifee):
 
 def _build(
     seed: bytes, listen_addr: multiaddr.Multiaddr, heartbeat_s: float
-) -> tuple[IHost, Pubsub, GossipSub, _FullScorer, dict[str, float]]:
+) -> tuple[IHost, _SerialPubsub, GossipSub, _FullScorer]:
     key_pair = create_new_key_pair(seed)
     host = new_host(
         key_pair=key_pair,
@@ -423,7 +407,6 @@ def _build(
         # Advertise what we listen on, not the ephemeral ports peers saw us dial from.
         disable_identify_address_discovery=True,
     )
-    standing: dict[str, float] = {}
     decay = 0.5 ** (heartbeat_s / PENALTY_HALF_LIFE_S)  # libp2p decays once per heartbeat
     params = ScoreParams(
         p4_invalid_messages=TopicScoreParams(
@@ -437,7 +420,6 @@ def _build(
         gossip_threshold=GOSSIP_THRESHOLD,
         graylist_threshold=GRAYLIST_THRESHOLD,
         accept_px_threshold=0.0,
-        app_specific_score_fn=lambda peer: standing.get(peer.to_base58(), 0.0),
     )
     router = GossipSub(
         protocols=_PROTOCOLS,
@@ -450,6 +432,7 @@ def _build(
         max_messages_per_topic_per_second=SPAM_CAP_PER_TOPIC_S,
     )
     router.scorer = scorer = _FullScorer(params)
+    params.app_specific_score_fn = lambda peer: scorer.standing.get(peer.to_base58(), 0.0)
     pubsub = _SerialPubsub(host, router)
 
     async def read_rpcs(stream: INetStream) -> None:
@@ -461,14 +444,14 @@ def _build(
             # an unpatched py-libp2p peer sends them: see _SerialPubsub). Drop the connection
             # it came on (not host.disconnect: that also forgets any newer connection to the
             # peer made meanwhile, leaving it open but untracked).
-            await _reset_stream(stream)
+            await reset_stream(stream, _LIBP2P_ERRORS)
             for conn in host.get_network().get_connections(stream.muxed_conn.peer_id):
                 if conn.muxed_conn is stream.muxed_conn:
                     await _close_connection(conn)
 
     for protocol in _PROTOCOLS:
         host.set_stream_handler(protocol, read_rpcs)  # replaces pubsub's own registration
-    return host, pubsub, router, scorer, standing
+    return host, pubsub, router, scorer
 
 
 def _message_id(message: rpc_pb2.Message) -> bytes:
@@ -528,34 +511,3 @@ def _peer_id(peer: str) -> ID:
         return ID.from_base58(peer)
     except ValueError as error:
         raise NetworkError(f"not a peer id: {peer!r}") from error
-
-
-async def _read_frame(stream: INetStream, limit: int) -> bytes:
-    size = int.from_bytes(await _read_exactly(stream, FRAME_HEADER_BYTES), "big")
-    if size > limit:
-        raise NetworkError(f"a frame of {size} bytes exceeds the {limit}-byte limit")
-    return await _read_exactly(stream, size)
-
-
-async def _read_exactly(stream: INetStream, size: int) -> bytes:
-    buffer = bytearray()
-    while len(buffer) < size:
-        chunk = await stream.read(size - len(buffer))
-        if not chunk:
-            raise NetworkError(f"the stream ended after {len(buffer)} of {size} bytes")
-        buffer += chunk
-    return bytes(buffer)
-
-
-async def _write_frame(stream: INetStream, data: bytes) -> None:
-    await stream.write(len(data).to_bytes(FRAME_HEADER_BYTES, "big") + data)
-
-
-async def _close_stream(stream: INetStream) -> None:
-    with trio.move_on_after(RESET_TIMEOUT_S, shield=True), contextlib.suppress(*_LIBP2P_ERRORS):
-        await stream.close()
-
-
-async def _reset_stream(stream: INetStream) -> None:
-    with trio.move_on_after(RESET_TIMEOUT_S, shield=True), contextlib.suppress(*_LIBP2P_ERRORS):
-        await stream.reset()

@@ -42,26 +42,26 @@ async def exchange(stream: ByteStream, request: bytes, errors: StreamErrors) -> 
     return response
 
 
-async def serve(stream: ByteStream, peer: str, handler: RequestHandler, errors: StreamErrors) -> bool:
+async def serve(
+    stream: ByteStream, peer: str, handler: RequestHandler, errors: StreamErrors
+) -> bool:
     """Answer one request with `handler`, within SERVE_TIMEOUT_S. Any failure resets the stream;
     returns False when the handler itself failed (raised, or answered over the limit)."""
-    try:
+    handler_failed = answered = False
+    with contextlib.suppress(NetworkError, trio.TooSlowError, *errors):
         with trio.fail_after(SERVE_TIMEOUT_S):
             request = await read_frame(stream, MAX_REQUEST_BYTES)
             try:
                 response = await handler(peer, request)
             except Exception:  # noqa: BLE001  # peer-fed app code: fail this exchange only
-                await reset_stream(stream, errors)
-                return False
-            if len(response) > MAX_RESPONSE_BYTES:
-                await reset_stream(stream, errors)
-                return False
-            await write_frame(stream, response)
-    except (*errors, NetworkError, trio.TooSlowError):
-        await reset_stream(stream, errors)
-        return True
-    await close_stream(stream, errors)
-    return True
+                handler_failed = True
+            else:
+                handler_failed = len(response) > MAX_RESPONSE_BYTES
+                if not handler_failed:
+                    await write_frame(stream, response)
+                    answered = True
+    await (close_stream(stream, errors) if answered else reset_stream(stream, errors))
+    return not handler_failed
 
 
 async def read_frame(stream: ByteStream, limit: int) -> bytes:
