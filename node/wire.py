@@ -271,7 +271,11 @@ def _unpack(data: bytes, limit: int, what: str, keys: set[str] | None) -> dict[s
         raise WireError(f"{what} lacks an integer version 'v'")
     if version != WIRE_VERSION:
         raise WireError(f"unsupported version {version}", "version")
-    if canonical_encode(raw) != data:
+    try:
+        canonical = canonical_encode(raw)
+    except (RecordError, OverflowError) as error:  # non-string keys, out-of-range ints
+        raise WireError(f"{what} is not canonically encodable: {error}") from None
+    if canonical != data:
         raise WireError(f"{what} is not canonically encoded (see docs/protocol.md)")
     if keys is not None:
         _check_keys(raw, keys, what)

@@ -251,6 +251,8 @@ def canonical_encode(value: Any) -> bytes:
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise RecordError("map keys must be strings")
         return {key: _canonical(value[key]) for key in sorted(value)}
     if isinstance(value, list | tuple):
         return [_canonical(item) for item in value]
