@@ -1,0 +1,191 @@
+"""Swarm figures, as ratios against baselines run in the same process.
+
+    .venv/bin/python bench/bench_swarm.py [--quick] [--only rounds,liars,scale,propagation]
+
+- rounds: evaluation rounds until the swarm first reaches the target, 1 vs 4 vs 16 nodes on
+  the same problem (median over seeds); the ratio 1-node / N-node (team goal: >= 12x at 16).
+- liars: 16 nodes, 30 % of them liars: fake claims honest nodes accepted (goal 0) and the
+  honest slowdown (rounds with liars / rounds without).
+- scale: the most nodes one simulator process holds: wall time per round and memory, for the
+  in-memory network and for real libp2p hosts on 127.0.0.1.
+- propagation: 25 libp2p nodes; time for a new record to reach every node (p50/p99; goal
+  p99 <= 1 s) and the share delivered by gossip alone and with one sync pass (goal 100 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import resource
+import statistics
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from node.identity import Identity, sign_record  # noqa: E402
+from node.mutators import OfflineMutator  # noqa: E402
+from node.problem import load_package  # noqa: E402
+from node.simulator import Faults, SimConfig, Simulation  # noqa: E402
+from node.store import RecordStore  # noqa: E402
+from node.swarm import NodeConfig, SwarmNode  # noqa: E402
+from research_dag import Experiment, Outcome, Problem  # noqa: E402
+from sandbox import Runtime, load_runtime  # noqa: E402
+
+HARD = ROOT / "examples" / "finance_factors"
+CHEAP = ROOT / "tests" / "fixtures" / "probe"
+
+
+def _simulate(runtime: Runtime, problem: Problem, nodes: int, seed: int, rounds: int,
+              faults: str = "", network: str = "memory") -> dict[str, Any]:
+    config = SimConfig(nodes=nodes, problems=(problem,), rounds=rounds, seed=seed,
+                       faults=Faults.parse(faults),
+                       network="libp2p" if network == "libp2p" else "memory")
+    return trio.run(Simulation(config, runtime).run)
+
+
+def _rounds_to_target(report: dict[str, Any], cap: int) -> int:
+    first = report["swarm"]["first_reached_target_round"]
+    return cap + 1 if first is None else int(first)  # not reached: counted as cap + 1
+
+
+def bench_rounds(runtime: Runtime, seeds: int, cap: int) -> None:
+    problem = load_package(HARD)
+    medians = {}
+    for nodes in (1, 4, 16):
+        rounds = [_rounds_to_target(_simulate(runtime, problem, nodes, seed, cap), cap)
+                  for seed in range(seeds)]
+        medians[nodes] = statistics.median(rounds)
+        print(f"rounds       {problem.name}: {nodes:>2} node(s): rounds to target {rounds} "
+              f"(median {medians[nodes]})", flush=True)
+    for nodes in (4, 16):
+        print(f"rounds       1 node / {nodes} nodes = {medians[1] / medians[nodes]:.1f}x fewer "
+              f"rounds{' (goal >= 12x)' if nodes == 16 else ''}", flush=True)
+
+
+def bench_liars(runtime: Runtime, seeds: int, cap: int) -> None:
+    problem = load_package(HARD)
+    clean, lying, accepted, fakes = [], [], 0, 0
+    for seed in range(seeds):
+        clean.append(_rounds_to_target(_simulate(runtime, problem, 16, seed, cap), cap))
+        report = _simulate(runtime, problem, 16, seed, cap, faults="liars=0.3")
+        lying.append(_rounds_to_target(report, cap))
+        accepted += report["swarm"]["accepted_fake_claims"]
+        fakes += report["swarm"]["fake_claims"]
+    slowdown = statistics.median(lying) / statistics.median(clean)
+    print(f"liars        16 nodes, 30 % liars: {accepted} of {fakes} fake claims accepted "
+          f"(goal 0); honest rounds to target {lying} vs {clean} without liars: slowdown "
+          f"{slowdown:.2f}x", flush=True)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_scale(runtime: Runtime, sizes: list[int], libp2p_sizes: list[int]) -> None:
+    problem = load_package(CHEAP)
+    for network, counts in (("memory", sizes), ("libp2p", libp2p_sizes)):
+        for nodes in counts:
+            started = time.perf_counter()
+            report = _simulate(runtime, problem, nodes, 0, 3, network=network)
+            elapsed = time.perf_counter() - started
+            per_round = elapsed / max(1, report["rounds_run"])
+            print(f"scale        {network}: {nodes:>5} nodes, {report['rounds_run']} rounds, "
+                  f"{per_round:6.2f} s per round (incl. start-up), peak RSS {_rss_mb():.0f} MB, "
+                  f"swarm best {report['swarm']['best']}", flush=True)
+
+
+async def _propagation(runtime: Runtime, nodes: int, trials: int, deadline_s: float
+                       ) -> tuple[list[float], int, int, int]:
+    from node.p2p import open_libp2p_network
+
+    problem = load_package(CHEAP)
+    rng = random.Random(7)
+    async with AsyncExitStack() as stack:
+        tmp = stack.enter_context(__import__("tempfile").TemporaryDirectory())
+        swarm: list[SwarmNode] = []
+        for index in range(nodes):
+            identity = Identity.from_seed(hashlib.sha256(b"prop%d" % index).digest())
+            bootstrap = [swarm[j].network.listen_addrs()[0]
+                         for j in rng.sample(range(index), min(index, 3))]
+            network = await stack.enter_async_context(
+                open_libp2p_network(identity.private_key, bootstrap=bootstrap))
+            store = stack.enter_context(RecordStore.open(Path(tmp) / f"{index}.sqlite",
+                                                         durable=False))
+            node = SwarmNode(identity, network, store, lambda p: (lambda files: None),  # type: ignore[arg-type,return-value]
+                             OfflineMutator(), NodeConfig(problems=()))
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(nursery.cancel_scope.cancel)  # serve runs until cancelled
+            await nursery.start(node.serve)
+            swarm.append(node)
+        posed = await swarm[0].pose(problem)
+        for node in swarm:
+            await node._subscribe(f"/swarm/1/problem/{posed.id}")
+        await trio.sleep(3.0)  # a few 1 s heartbeats for meshes to form (a bench, not a test)
+        spreads: list[float] = []
+        gossip_delivered = synced = total = 0
+        for trial in range(trials):
+            source = swarm[rng.randrange(nodes)]
+            record = sign_record(
+                Experiment(problem=posed.id, strategy={"strategy.py": f"# trial {trial}\n"},
+                           outcome=Outcome(status="crash"), created_ms=trial),
+                source.identity)
+            started = trio.current_time()
+            source._share(record)
+            await source.flush()
+            missing = set(range(nodes)) - {swarm.index(source)}
+            with trio.move_on_after(deadline_s):
+                while missing:
+                    missing = {i for i in missing if record.id not in swarm[i].dag}
+                    await trio.sleep(0.002)
+            elapsed = trio.current_time() - started
+            total += nodes - 1
+            gossip_delivered += nodes - 1 - len(missing)
+            if not missing:
+                spreads.append(elapsed)
+            for i in missing:
+                await swarm[i].sync_with_peers()
+            synced += sum(1 for i in range(nodes) if record.id in swarm[i].dag) - 1
+            await trio.sleep(0.2)
+        return spreads, gossip_delivered, synced, total
+
+
+def bench_propagation(runtime: Runtime, nodes: int, trials: int) -> None:
+    spreads, gossip, synced, total = trio.run(_propagation, runtime, nodes, trials, 1.0)
+    ordered = sorted(spreads)
+    p50 = statistics.median(ordered) if ordered else float("nan")
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
+    print(f"propagation  libp2p, {nodes} nodes, {trials} records: time to reach every node "
+          f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (goal p99 <= 1000 ms); "
+          f"gossip alone delivered {100 * gossip / total:.1f} %, with one sync pass "
+          f"{100 * synced / total:.1f} % (goal 100 %)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and sizes")
+    parser.add_argument("--only", default="rounds,liars,scale,propagation")
+    args = parser.parse_args()
+    runtime = load_runtime(progress=lambda message: print(message, file=sys.stderr))
+    only = set(args.only.split(","))
+    seeds, cap = (2, 60) if args.quick else (5, 120)
+    if "rounds" in only:
+        bench_rounds(runtime, seeds, cap)
+    if "liars" in only:
+        bench_liars(runtime, seeds, cap)
+    if "scale" in only:
+        bench_scale(runtime, [100, 300] if args.quick else [100, 300, 1000],
+                    [10, 25] if args.quick else [10, 25, 50])
+    if "propagation" in only:
+        bench_propagation(runtime, 25, 10 if args.quick else 30)
+
+
+if __name__ == "__main__":
+    main()
