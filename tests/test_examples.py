@@ -1,0 +1,68 @@
+"""The bundled examples: each loads, evaluates deterministically in the sandbox, resists
+gaming, and improves on its baseline under the offline loop (all seeded: no flakiness)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.loop import LoopConfig, ResearchLoop
+from node.mutators import OfflineMutator
+from node.problem import baseline_files, load_package
+from node.store import RecordStore
+from node.validate import dry_run
+from research_dag import Problem
+from sandbox import Evaluator, Runtime
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+NAMES = ["landing_copy", "finance_factors", "search_ranking", "tiny_training", "faster_code"]
+# Iterations each example gets here (fewer than the 50 of the done criteria, for speed) and
+# the seed; the loop is deterministic, so these runs always end the same way.
+ITERATIONS = {
+    "landing_copy": 50,
+    "finance_factors": 15,
+    "search_ranking": 15,
+    "tiny_training": 8,
+    "faster_code": 15,
+}
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def example(request: pytest.FixtureRequest) -> Problem:
+    return load_package(EXAMPLES / request.param)
+
+
+def test_the_baseline_passes_the_dry_runs(runtime: Runtime, example: Problem) -> None:
+    report = dry_run(runtime, example)  # ok, identical twice, within half the fuel budget
+    assert report["status"] == "ok"
+
+
+def test_gaming_outputs_never_score_better(runtime: Runtime, example: Problem) -> None:
+    with Evaluator(runtime, example) as evaluator:
+        baseline = evaluator.evaluate(baseline_files(example))
+        assert baseline.status == "ok" and baseline.score is not None
+        for output in ("float('nan')", "float('inf')", "None", "[]", "{}", "'x' * 100", "0"):
+            gamed = evaluator.evaluate(
+                {example.mutable[0]: f"def solve(d):\n    return {output}\n"}
+            )
+            if gamed.status == "ok" and gamed.score is not None:
+                assert not example.metric.better(gamed.score, baseline.score), output
+
+
+async def test_the_offline_loop_improves_on_the_baseline(
+    runtime: Runtime, example: Problem, tmp_path: Path
+) -> None:
+    with Evaluator(runtime, example) as evaluator, RecordStore.open(tmp_path / "r.sqlite") as store:
+        summary = await ResearchLoop(
+            example,
+            evaluator.evaluate,
+            OfflineMutator(),
+            store,
+            LoopConfig(iterations=ITERATIONS[example.name], seed=0),
+        ).run()
+    assert summary.baseline_score is not None and summary.best_score is not None
+    assert example.metric.better(summary.best_score, summary.baseline_score)
+    if example.name == "landing_copy":  # the done criterion: <= 60 % to >= 95 %, 3 running
+        assert summary.baseline_score <= 0.6
+        assert summary.stop_reason == "target_reached"
