@@ -149,3 +149,28 @@ def test_ctrl_c_exits_130_and_keeps_every_finished_attempt(tmp_path: Path) -> No
     assert len(records) >= 2  # the baseline and at least the kept attempt
     log = swarm("log", str(package), "--json", data_dir=tmp_path / "data")
     assert log.returncode == 0 and len(json.loads(log.stdout)) == len(records)
+
+
+def test_pose_validates_then_status_and_leaderboard_show_the_problem(tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    posed = swarm("pose", "--from", str(PROBE), "--data-dir", str(data), "--json")
+    assert posed.returncode == 0, posed.stderr
+    report = json.loads(posed.stdout)
+    assert report["status"] == "ok" and len(report["problem"]) == 64
+    status = json.loads(swarm("status", "--data-dir", str(data), "--json").stdout)
+    assert [p["id"] for p in status["problems"]] == [report["problem"]]
+    assert status["records"] == {"problem": 1}
+    board = json.loads(swarm("leaderboard", "--data-dir", str(data), "--json").stdout)
+    assert board[0]["id"] == report["problem"] and board[0]["rows"] == []
+    missing = swarm("leaderboard", "nope", "--data-dir", str(data))
+    assert missing.returncode == 2 and "no problem matching" in missing.stderr
+    # a package whose baseline crashes is refused before anything is published
+    broken = tmp_path / "broken"
+    shutil.copytree(PROBE, broken)
+    (broken / "strategy.py").write_text("def solve(d):\n    raise RuntimeError('no')\n")
+    refused = swarm("pose", "--from", str(broken), "--data-dir", str(tmp_path / "other"))
+    assert refused.returncode == 1
+    assert "does not evaluate: crash" in refused.stderr and "RuntimeError" in refused.stderr
+    assert not (tmp_path / "other" / "records.sqlite").exists()
