@@ -295,6 +295,9 @@ class SwarmNode:
     async def research_round(self) -> Step | None:
         """One own evaluation (round-robin over joined problems), replays, one publish."""
         await self.join_problems()
+        # Replays first: a claim that reproduces is adopted before we mutate, so this round's
+        # change builds on the freshest verified best (one round per improvement, not two).
+        await self.replay_claims()
         step: Step | None = None
         if self.loops:
             ids = sorted(self.loops)
@@ -307,7 +310,6 @@ class SwarmNode:
                 self.budget.earn()
                 if self.config.liar:
                     self._lie(loop, result)
-        await self.replay_claims()
         await self.flush()
         return step
 

@@ -21,6 +21,7 @@ MAX_SOURCE = 256_000
 MAX_PACKAGE_BYTES = 3 * 1024 * 1024
 MAX_LIST = 256
 MAX_STDERR_TAIL = 4_000
+FUEL_MIN_GAIN = 0.005  # 0.5 %
 MAX_U63 = 2**63 - 1  # integers stay within msgpack's 64-bit forms
 
 RecordId: TypeAlias = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -61,9 +62,19 @@ class Metric(Frozen):
         return value
 
     def better(self, candidate: float, incumbent: float | None) -> bool:
-        """True when `candidate` strictly improves on `incumbent` in this metric's direction."""
+        """True when `candidate` strictly improves on `incumbent` in this metric's direction.
+
+        A fuel metric needs a real gain (FUEL_MIN_GAIN): any edit, even to an unused
+        setting, shifts fuel by a few instructions, and keeping such noise would lock the
+        search onto pointless edits.
+        """
         if incumbent is None:
             return True
+        if self.source == "fuel":
+            margin = abs(incumbent) * FUEL_MIN_GAIN
+            if self.direction == "maximize":
+                return candidate > incumbent + margin
+            return candidate < incumbent - margin
         if self.direction == "maximize":
             return candidate > incumbent
         return candidate < incumbent
