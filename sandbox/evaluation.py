@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, Status
 from sandbox.host import GuestRun, Limits, Mount, run_guest
-from sandbox.runtime import Runtime
+from sandbox.runtime import Runtime, RuntimeUnavailable
 
 GUEST_DIR = Path(__file__).parent / "guest"
 MARKER = b"\x1eswarm-result "
@@ -64,9 +64,43 @@ def _compact(name: str) -> str:
     return ast.unparse(tree)
 
 
-def _guest_source(phase: str, config: dict[str, Any]) -> str:
-    prelude, body = _compact("prelude.py"), _compact(f"{phase}.py")
-    return f"{prelude}\nSWARM_CONFIG = json.loads({json.dumps(config)!r})\n{body}"
+ENTRY_LINE = "raise SystemExit(_main(SWARM_CONFIG))"
+DRIVER_LIMITS = Limits(fuel=10_000_000_000, memory_bytes=256 * 1024 * 1024, wall_s=60.0)
+
+
+def _compiled_driver(runtime: Runtime, phase: str) -> str:
+    """The phase's driver (prelude + phase code) compiled once per process *by the guest*
+    and marshalled: each run then loads bytecode instead of compiling ~60 lines, which
+    saves ~7M fuel (~3 ms) per phase. Same runtime, same bytes, same fuel everywhere."""
+    with runtime.drivers_lock:
+        cached = runtime.compiled_drivers.get(phase)
+        if cached is not None:
+            return cached
+        body = _compact(f"{phase}.py").replace(ENTRY_LINE, "")
+        source = f"{_compact('prelude.py')}\n{body}"
+        compiler = (
+            "import marshal, sys\n"
+            f"sys.stdout.write(marshal.dumps(compile({source!r}, '<swarm-{phase}>', 'exec')).hex())"
+        )
+        done = run_guest(runtime, compiler, [], DRIVER_LIMITS)
+        blob = done.stdout.decode("ascii", errors="replace").strip()
+        if done.exit_code != 0 or not blob or any(c not in "0123456789abcdef" for c in blob):
+            raise RuntimeUnavailable(
+                f"the sandbox could not compile its {phase} driver: "
+                f"{done.trap or done.stderr_tail.decode(errors='replace')[-300:]}"
+            )
+        runtime.compiled_drivers[phase] = blob
+        return blob
+
+
+def _guest_source(runtime: Runtime, phase: str, config: dict[str, Any]) -> str:
+    blob = _compiled_driver(runtime, phase)
+    return (
+        "import json, marshal\n"
+        f"SWARM_CONFIG = json.loads({json.dumps(config)!r})\n"
+        f"exec(marshal.loads(bytes.fromhex('{blob}')))\n"
+        f"{ENTRY_LINE}\n"
+    )
 
 
 def _module_name(path: str) -> str:
@@ -205,7 +239,7 @@ class Evaluator:
         public = Mount(self._public, "/data/public")
         first = run_guest(
             self.runtime,
-            _guest_source("strategy_phase", config),
+            _guest_source(self.runtime, "strategy_phase", config),
             [Mount(strategy_dir, "/strategy"), public],
             limits,
             seed=problem.seed,
@@ -238,6 +272,7 @@ class Evaluator:
         second = run_guest(
             self.runtime,
             _guest_source(
+                self.runtime,
                 "evaluator_phase",
                 {
                     "files": self._evaluator_modules,

@@ -147,6 +147,9 @@ class Runtime:
             raise RuntimeUnavailable("the runtime module's host.call import is not a function")
         self.host_call_type = call_type
         self.stat_trampoline = StatTrampoline(engine)
+        # Guest driver code compiled by the guest itself, marshalled (hex), per phase.
+        self.compiled_drivers: dict[str, str] = {}
+        self.drivers_lock = threading.Lock()
 
 
 _RUNTIMES: dict[Path, Runtime] = {}
