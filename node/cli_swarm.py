@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
@@ -151,8 +151,30 @@ async def _research_forever(node: SwarmNode) -> None:
             )
 
 
+TEMPLATE = Path(__file__).parent / "templates" / "package"
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the package.")],
+) -> None:
+    """Scaffold an experiment package from a template, for people who write their own."""
+    import shutil
+
+    if directory.exists() and any(directory.iterdir()):
+        _fail(f"{directory} exists and is not empty; choose a new directory", EXIT_USAGE)
+    shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    out.print(f"created {directory}: edit problem.toml, strategy.py, evaluate.py and data/, "
+              f"then `swarm eval {directory}` and `swarm pose --from {directory}`",
+              highlight=False)
+
+
 @app.command()
 def pose(
+    statement: Annotated[
+        str | None, typer.Argument(help="A plain-English problem (needs an LLM).")
+    ] = None,
     from_dir: Annotated[
         Path | None, typer.Option("--from", help="An experiment package directory to publish.")
     ] = None,
@@ -170,8 +192,7 @@ def pose(
     from sandbox import Evaluator
 
     if from_dir is None:
-        _fail("give a package to publish with --from DIR (plain-English posing comes later)",
-              EXIT_USAGE)
+        _pose_from_text(statement)
     problem = _load_problem(from_dir)
     runtime = _runtime(quiet=as_json)
     try:
@@ -208,6 +229,27 @@ def pose(
               f"{report['fuel']:,} of {report['budget_fuel']:,} per phase, identical twice",
               highlight=False)
     out.print(f"posed [bold]{signed.name}[/]: {signed.id}", highlight=False)
+
+
+def _pose_from_text(statement: str | None) -> NoReturn:
+    from node.llm import LLMConfig, LLMNotConfigured
+
+    if not statement:
+        _fail("give a plain-English problem or a package: swarm pose --from DIR", EXIT_USAGE)
+    configured = False
+    providers: tuple[Literal["anthropic", "openai"], ...] = ("anthropic", "openai")
+    for provider in providers:
+        try:
+            LLMConfig.from_env(provider)
+            configured = True
+        except LLMNotConfigured:
+            continue
+    if not configured:
+        _fail("posing from plain English needs an LLM: set ANTHROPIC_API_KEY (or "
+              "OPENAI_BASE_URL and SWARM_LLM_MODEL for a local model), or write a package "
+              "with `swarm init DIR` and publish it with `swarm pose --from DIR`", EXIT_USAGE)
+    _fail("writing a package from plain English is not built yet; use `swarm init DIR` and "
+          "`swarm pose --from DIR`")
 
 
 class _NoMutator:

@@ -174,3 +174,25 @@ def test_pose_validates_then_status_and_leaderboard_show_the_problem(tmp_path: P
     assert refused.returncode == 1
     assert "does not evaluate: crash" in refused.stderr and "RuntimeError" in refused.stderr
     assert not (tmp_path / "other" / "records.sqlite").exists()
+
+
+def test_init_scaffolds_a_package_that_evaluates_and_can_improve(tmp_path: Path) -> None:
+    target = tmp_path / "mine"
+    assert swarm("init", str(target)).returncode == 0
+    report = json.loads(swarm("eval", str(target), "--json").stdout)
+    assert (report["status"], report["score"]) == ("ok", 0.5)  # room to improve
+    again = swarm("init", str(target))
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_plain_english_pose_without_an_llm_says_what_to_set(tmp_path: Path) -> None:
+    env_free = {k: v for k, v in os.environ.items() if "API_KEY" not in k and "BASE_URL" not in k}
+    done = subprocess.run(
+        [sys.executable, "-c", "from node.cli import main; main()", "pose", "optimize my sort",
+         "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, env=env_free, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "ANTHROPIC_API_KEY" in done.stderr and "swarm init" in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 3  # one message (wrapped by the terminal)
+    assert not (tmp_path / "d").exists()  # nothing half-written
