@@ -2,13 +2,14 @@
 Noise-only security, py-libp2p's failure modes contained, and a clean shutdown.
 
 Readiness is waited on, not slept for: `wait_mesh` blocks on GossipSub's own mesh event, under
-a `trio.fail_after` bound. One poll remains (a disconnect has no event; 50 ms steps, bounded),
-and the fixed waits are the windows in which a message must *not* arrive (SILENCE_S; a message
-takes ~10 ms here)."""
+a `trio.fail_after` bound. Two polls remain (a disconnect and an unsubscribe have no event;
+short steps, bounded), and the fixed waits are the windows in which a message must *not* arrive
+(SILENCE_S; a message takes ~10 ms here)."""
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,9 +19,13 @@ import pytest
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from libp2p.abc import INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.utils.varint import encode_varint_prefixed, read_varint_prefixed_bytes_limited
 
 from node.network import MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, GossipMessage, NetworkError
-from node.p2p import Libp2pNetwork, open_libp2p_network
+from node.p2p import IDONTWANT_MIN_BYTES, Libp2pNetwork, _ChunkedStream, open_libp2p_network
 
 TOPIC = "/swarm/1/test"
 ECHO = "/swarm/test-echo/1.0.0"
@@ -128,6 +133,97 @@ async def test_a_burst_of_own_publishes_is_paced_not_dropped() -> None:
         with trio.fail_after(STEP_S):
             got = {(await channel.receive()).data for _ in range(80)}
         assert got == {b"burst %d" % n for n in range(80)}
+
+
+async def test_closing_a_subscription_unsubscribes() -> None:
+    async with open_hosts(2) as [a, b]:
+        channel = await a.subscribe(TOPIC)
+        await b.subscribe(TOPIC)
+        await mesh(b, a)
+        await channel.aclose()
+        await b.publish(TOPIC, b"to a closed subscription")  # noticed on delivery
+        with trio.fail_after(STEP_S):
+            while TOPIC in a._pubsub.topic_ids:  # the unsubscribe runs in a task: poll
+                await trio.sleep(0.01)
+        again = await a.subscribe(TOPIC)
+        # No mesh wait: leaving sent PRUNEs with a 10 s backoff; if that keeps a out, gossip
+        # delivers.
+        await b.publish(TOPIC, b"subscribed again")
+        assert (await receive(again)).data == b"subscribed again"
+
+
+async def test_idontwant_is_sent_for_large_messages_only() -> None:
+    # As go-libp2p does: for a small message an IDONTWANT costs more than the duplicate it spares.
+    async with open_hosts(2) as [a, b]:
+        channel = await a.subscribe(TOPIC)
+        await b.subscribe(TOPIC)
+        await mesh(b, a)
+        small, large = b"small", bytes(IDONTWANT_MIN_BYTES)
+        await b.publish(TOPIC, small)
+        await b.publish(TOPIC, large)
+        # b's IDONTWANT for its own publish is queued ahead of the message (control first).
+        assert [(await receive(channel)).data for _ in range(2)] == [small, large]
+        refused = {mid for mids in a._router.dont_send_message_ids.values() for mid in mids}
+        assert refused == {hashlib.sha256(large).digest()}
+
+
+class _ScriptedStream(INetStream):
+    """A stream that serves `incoming` in one piece and keeps what is written to it."""
+
+    def __init__(self, incoming: bytes) -> None:
+        self.muxed_conn = None  # type: ignore[assignment]  # no connection under it
+        self.metric_send_channel = None
+        self.incoming = incoming
+        self.reads: list[int | None] = []
+        self.written = b""
+
+    async def read(self, n: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint()
+        self.reads.append(n)
+        chunk, self.incoming = self.incoming, b""
+        return chunk
+
+    async def write(self, data: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        self.written += data
+
+    async def close(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def reset(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def get_protocol(self) -> TProtocol | None:
+        return None
+
+    def set_protocol(self, protocol_id: TProtocol) -> None:
+        pass
+
+    def get_remote_address(self) -> tuple[str, int] | None:
+        return None
+
+
+async def test_pubsub_streams_are_read_in_chunks_not_byte_by_byte() -> None:
+    # py-libp2p reads a length prefix one byte per read, and its yamux answers each read with
+    # a window-update frame.
+    rpcs = [bytes([n]) * size for n, size in enumerate((1, 300, 70_000))]
+    stream = _ScriptedStream(b"".join(encode_varint_prefixed(rpc) for rpc in rpcs))
+    chunked = _ChunkedStream(stream)
+    assert [await read_varint_prefixed_bytes_limited(chunked, 1 << 20) for _ in rpcs] == rpcs
+    assert len(stream.reads) == 1
+
+
+async def test_rpcs_go_out_without_the_signed_peer_record() -> None:
+    # Every receiver would verify it (Ed25519) for every RPC; the stream's hello carries it.
+    async with open_hosts(1) as [host]:
+        stream = _ScriptedStream(b"")
+        rpc = rpc_pb2.RPC(senderRecord=b"record", publish=[rpc_pb2.Message(data=b"x")])
+        assert await host._pubsub.write_msg(stream, rpc)
+        sent = rpc_pb2.RPC()
+        written = _ChunkedStream(_ScriptedStream(stream.written))
+        sent.ParseFromString(await read_varint_prefixed_bytes_limited(written, 1 << 20))
+        assert not sent.HasField("senderRecord")
+        assert sent.publish[0].data == b"x"
 
 
 async def test_a_rejecting_validator_stops_delivery() -> None:
