@@ -347,8 +347,19 @@ class SwarmNode:
         await self.flush()
 
     async def replay_claims(self) -> None:
-        while self._claims and self.budget.spend():
+        """Replay the best pending claims the budget allows; drop those already overtaken."""
+        while self._claims:
             claim = max(self._claims.values(), key=self._rank)
+            loop = self.loops.get(claim.problem)
+            best = None if loop is None else loop.best
+            score = claim.outcome.score
+            if loop is None or score is None or (
+                best is not None and not loop.metric.better(score, best.outcome.score)
+            ):
+                del self._claims[claim.id]  # no longer an improvement for us: not worth a replay
+                continue
+            if not self.budget.spend():
+                return
             del self._claims[claim.id]
             await self.replay(claim)
 
