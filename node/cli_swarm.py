@@ -37,6 +37,7 @@ Bootstrap = Annotated[
     typer.Option("--bootstrap", help="A peer's multiaddr (repeatable), e.g. /ip4/.../p2p/..."),
 ]
 SYNC_EVERY_S = 30.0
+STATUS_EVERY = 10  # rounds between live status lines
 POSE_WAIT_S = 20.0
 
 
@@ -97,7 +98,7 @@ def join(
                 node = SwarmNode(identity, network, store, evaluator_for, chosen,
                                  NodeConfig(problems=wanted))
                 for addr in network.listen_addrs():
-                    out.print(f"listening on [bold]{addr}[/]", highlight=False)
+                    out.print(f"listening on [bold]{addr}[/]", highlight=False, soft_wrap=True)
                 async with trio.open_nursery() as nursery:
                     await nursery.start(node.serve)
                     nursery.start_soon(_sync_periodically, node)
@@ -122,6 +123,19 @@ def join(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
+def _status_line(node: SwarmNode) -> str:
+    """One line of live progress: peers, each joined problem's best, trust activity."""
+    bests = []
+    for _, loop in sorted(node.loops.items()):
+        best = loop.best
+        score = None if best is None else best.outcome.score
+        bests.append(f"{loop.problem.name} best {_fmt(score)}")
+    stats = node.stats
+    return (f"{len(node.network.connected_peers())} peers | " + (", ".join(bests) or "no problem")
+            + f" | {stats.evaluations} evaluations, {stats.replays} replays "
+            f"({stats.disputes} disputed), {stats.received} records received")
+
+
 async def _sync_periodically(node: SwarmNode) -> None:
     import trio
 
@@ -134,8 +148,12 @@ async def _research_forever(node: SwarmNode) -> None:
     import trio
 
     idle_reported = False
+    rounds = 0
     while True:
         step = await node.research_round()
+        rounds += 1
+        if rounds % STATUS_EVERY == 0:
+            err.print(f"[dim]{_status_line(node)}[/]", highlight=False)
         if step is None:
             if not idle_reported:
                 err.print("[dim]no problem to work on yet: waiting for one to be posed[/]")
@@ -228,7 +246,7 @@ def pose(
     out.print(f"dry runs: {report['status']} score {_fmt(report['score'])}, fuel "
               f"{report['fuel']:,} of {report['budget_fuel']:,} per phase, identical twice",
               highlight=False)
-    out.print(f"posed [bold]{signed.name}[/]: {signed.id}", highlight=False)
+    out.print(f"posed [bold]{signed.name}[/]: {signed.id}", highlight=False, soft_wrap=True)
 
 
 def _pose_from_text(statement: str | None) -> NoReturn:
