@@ -5,6 +5,7 @@ on the in-memory network alike."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -262,7 +263,7 @@ class SwarmNode:
                 evaluate,
                 self.mutator,
                 self.store,
-                LoopConfig(**{**self.config.loop.__dict__, "author": self.me}),
+                dataclasses.replace(self.config.loop, author=self.me),
                 on_record=lambda record: self._share(record),
                 trusted=self.ledger.trusted,
                 seal=self._seal,
@@ -335,7 +336,7 @@ class SwarmNode:
                 "signature": b"",
             }
         )
-        forged = self._seal(Experiment.model_validate(fake.model_dump(), strict=False))
+        forged = self._seal(fake)  # model_copy(update=...) already drops the cached id
         self.fakes.add(forged.id)
         self._share(forged)
 

