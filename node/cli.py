@@ -391,5 +391,5 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-# The swarm commands register themselves on `app` (kept in their own module for size).
-from node import cli_swarm  # noqa: E402, F401
+# The swarm and pose commands register themselves on `app` (their own modules, for size).
+from node import cli_pose, cli_swarm  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""The swarm half of the `swarm` command: join, pose, status, leaderboard and simulate.
+"""The swarm half of the `swarm` command: join, status, leaderboard and simulate.
 
 Part of the CLI layer with node/cli.py: the only modules that print for humans.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -38,7 +38,6 @@ Bootstrap = Annotated[
 ]
 SYNC_EVERY_S = 30.0
 STATUS_EVERY = 10  # rounds between live status lines
-POSE_WAIT_S = 20.0
 
 
 def _open_store(data_dir: Path | None) -> RecordStore:
@@ -167,116 +166,6 @@ async def _research_forever(node: SwarmNode) -> None:
                 f"{step.mutation_kind}: {step.description}",
                 highlight=False,
             )
-
-
-TEMPLATE = Path(__file__).parent / "templates" / "package"
-
-
-@app.command()
-def init(
-    directory: Annotated[Path, typer.Argument(help="Where to create the package.")],
-) -> None:
-    """Scaffold an experiment package from a template, for people who write their own."""
-    import shutil
-
-    if directory.exists() and any(directory.iterdir()):
-        _fail(f"{directory} exists and is not empty; choose a new directory", EXIT_USAGE)
-    shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    out.print(f"created {directory}: edit problem.toml, strategy.py, evaluate.py and data/, "
-              f"then `swarm eval {directory}` and `swarm pose --from {directory}`",
-              highlight=False)
-
-
-@app.command()
-def pose(
-    statement: Annotated[
-        str | None, typer.Argument(help="A plain-English problem (needs an LLM).")
-    ] = None,
-    from_dir: Annotated[
-        Path | None, typer.Option("--from", help="An experiment package directory to publish.")
-    ] = None,
-    bootstrap: Bootstrap = None,
-    data_dir: DataDir = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Validate a package with dry runs in the sandbox, then publish it to the swarm."""
-    import trio
-
-    from node.network import NetworkError
-    from node.p2p import open_libp2p_network
-    from node.swarm import NodeConfig, SwarmNode
-    from node.validate import DryRunFailed, dry_run
-    from sandbox import Evaluator
-
-    if from_dir is None:
-        _pose_from_text(statement)
-    problem = _load_problem(from_dir)
-    runtime = _runtime(quiet=as_json)
-    try:
-        report = dry_run(runtime, problem)
-    except DryRunFailed as error:
-        _fail(str(error))
-    identity = _identity(data_dir)
-
-    async def main() -> Problem:
-        with _open_store(data_dir) as store, Evaluator(runtime, problem) as evaluator:
-            async with open_libp2p_network(
-                identity.private_key, listen="/ip4/127.0.0.1/tcp/0", bootstrap=bootstrap or ()
-            ) as network:
-                node = SwarmNode(identity, network, store, lambda p: evaluator.evaluate,
-                                 _NoMutator(), NodeConfig(problems=()))
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(node.serve)
-                    signed = await node.pose(problem)
-                    if bootstrap:  # stay until a peer has pulled it, within reason
-                        with trio.move_on_after(POSE_WAIT_S):
-                            while not node.sync.served(signed.id):
-                                await trio.sleep(0.1)
-                    nursery.cancel_scope.cancel()
-                return signed
-
-    try:
-        signed = trio.run(main)
-    except* NetworkError as group:
-        _fail(str(group.exceptions[0]))
-    if as_json:
-        out.print_json(json.dumps({"problem": signed.id, "name": signed.name, **report}))
-        return
-    out.print(f"dry runs: {report['status']} score {_fmt(report['score'])}, fuel "
-              f"{report['fuel']:,} of {report['budget_fuel']:,} per phase, identical twice",
-              highlight=False)
-    out.print(f"posed [bold]{signed.name}[/]: {signed.id}", highlight=False, soft_wrap=True)
-
-
-def _pose_from_text(statement: str | None) -> NoReturn:
-    from node.llm import LLMConfig, LLMNotConfigured
-
-    if not statement:
-        _fail("give a plain-English problem or a package: swarm pose --from DIR", EXIT_USAGE)
-    configured = False
-    providers: tuple[Literal["anthropic", "openai"], ...] = ("anthropic", "openai")
-    for provider in providers:
-        try:
-            LLMConfig.from_env(provider)
-            configured = True
-        except LLMNotConfigured:
-            continue
-    if not configured:
-        _fail("posing from plain English needs an LLM: set ANTHROPIC_API_KEY (or "
-              "OPENAI_BASE_URL and SWARM_LLM_MODEL for a local model), or write a package "
-              "with `swarm init DIR` and publish it with `swarm pose --from DIR`", EXIT_USAGE)
-    _fail("writing a package from plain English is not built yet; use `swarm init DIR` and "
-          "`swarm pose --from DIR`")
-
-
-class _NoMutator:
-    name = "none"
-
-    async def propose(self, context: Any) -> Any:
-        from node.mutators import MutationFailed
-
-        raise MutationFailed("this node only poses", retryable=False)
 
 
 @app.command()

@@ -27,6 +27,8 @@ MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 64
 MAX_DETAILS = 32
 STAGED_MTIME = 1_704_067_200  # 2024-01-01, the virtual clock's origin
+SHIFTED_SEED = 0x5EED_5EED
+SHIFTED_CLOCK_NS = 366 * 86_400 * 1_000_000_000
 
 
 class EvaluatorReport(BaseModel):
@@ -164,9 +166,20 @@ def _stage(path: Path, content: bytes) -> None:
 class Evaluator:
     """Scores candidate strategies of one problem; stages its fixed files once."""
 
-    def __init__(self, runtime: Runtime, problem: Problem, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        problem: Problem,
+        workdir: Path | None = None,
+        *,
+        shifted_world: int = 0,
+    ) -> None:
+        """`shifted_world=n > 0` runs the evaluator phase with other ambient randomness and a
+        clock n years later: a sound evaluator scores the same there (`node.validate`)."""
         self.runtime = runtime
         self.problem = problem
+        self._evaluator_seed = problem.seed + 1 + SHIFTED_SEED * shifted_world
+        self._evaluator_clock_ns = SHIFTED_CLOCK_NS * shifted_world
         self._root = Path(tempfile.mkdtemp(prefix="swarm-eval-", dir=workdir))
         self._public = self._root / "public"
         self._private = self._root / "private"
@@ -289,7 +302,8 @@ class Evaluator:
                 Mount(output_dir, "/output"),
             ],
             limits,
-            seed=problem.seed + 1,
+            seed=self._evaluator_seed,
+            clock_start_ns=self._evaluator_clock_ns,
         )
         return self._score(first, second, stderr)
 

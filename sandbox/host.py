@@ -82,9 +82,9 @@ class _Capture:
 class _VirtualWasi:
     """Deterministic replacements for the WASI calls that read the world."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, clock_start_ns: int = 0) -> None:
         self.rng = random.Random(seed)
-        self.now_ns = 0
+        self.now_ns = clock_start_ns
 
     def _memory(self, caller: wasmtime.Caller) -> Any:
         return caller.get("memory")
@@ -243,9 +243,12 @@ def run_guest(
     mounts: list[Mount],
     limits: Limits,
     seed: int = 0,
+    clock_start_ns: int = 0,
 ) -> GuestRun:
-    """Run `code` as one turn of a fresh interpreter. Never raises for anything the guest does."""
-    virtual = _VirtualWasi(seed)
+    """Run `code` as one turn of a fresh interpreter. Never raises for anything the guest does.
+
+    `seed` seeds the guest's randomness; its clocks start `clock_start_ns` after the origin."""
+    virtual = _VirtualWasi(seed, clock_start_ns)
     stdout = _Capture(limits.stdout_bytes, keep_tail=False)
     stderr = _Capture(limits.stderr_bytes, keep_tail=True)
     config = wasmtime.WasiConfig()

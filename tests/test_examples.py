@@ -11,7 +11,7 @@ from node.loop import LoopConfig, ResearchLoop
 from node.mutators import OfflineMutator
 from node.problem import baseline_files, load_package
 from node.store import RecordStore
-from node.validate import dry_run
+from node.validate import validate_problem
 from research_dag import Problem
 from sandbox import Evaluator, Runtime
 
@@ -33,9 +33,13 @@ def example(request: pytest.FixtureRequest) -> Problem:
     return load_package(EXAMPLES / request.param)
 
 
-def test_the_baseline_passes_the_dry_runs(runtime: Runtime, example: Problem) -> None:
-    report = dry_run(runtime, example)  # ok, identical twice, within half the fuel budget
-    assert report["status"] == "ok"
+def test_every_example_passes_every_publication_check(runtime: Runtime, example: Problem) -> None:
+    validation = validate_problem(runtime, example)
+    assert [c.name for c in validation.checks] == [
+        "baseline", "deterministic", "headroom", "target", "world", "gaming", "discriminates",
+        "sealed", "held_out", "no_leak",
+    ]
+    assert validation.ok, validation.failures
 
 
 def test_gaming_outputs_never_score_better(runtime: Runtime, example: Problem) -> None:

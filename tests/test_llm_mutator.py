@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from recorded_llm import KEY, Script, message, no_sleep, status
 
 from node.llm import (
     AnthropicClient,
@@ -27,8 +28,6 @@ from node.mutators import (
 )
 from node.mutators.llm import normalise_kind
 from research_dag import Experiment, Metric, Outcome, Problem
-
-KEY = "sk-ant-api03-SECRETSECRETSECRET"
 
 STRATEGY = textwrap.dedent(
     '''\
@@ -114,52 +113,6 @@ def context(**overrides: Any) -> MutationContext:
         "guidance": ("pattern prune_element: zeroing a weak weight helped on 3 problems",),
     }
     return MutationContext(**{**fields, **overrides})
-
-
-class Script:
-    """A MockTransport handler that plays replies in order and records every request."""
-
-    def __init__(self, *replies: httpx.Response) -> None:
-        self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
-
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.replies[min(len(self.requests), len(self.replies)) - 1]
-
-    def prompt(self, index: int = -1) -> str:
-        body = json.loads(self.requests[index].content)
-        return "\n".join(message["content"] for message in body["messages"])
-
-
-def message(
-    text: str, stop_reason: str = "end_turn", tokens: tuple[int, int] = (2100, 180)
-) -> httpx.Response:
-    return httpx.Response(
-        200,
-        headers={"request-id": "req_011CVmT9tE2NnNqXbA7h5kSq"},
-        json={
-            "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-5-5",
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1]},
-        },
-    )
-
-
-def status(code: int, kind: str, text: str, **headers: str) -> httpx.Response:
-    body = {"type": "error", "error": {"type": kind, "message": text}}
-    return httpx.Response(
-        code, json=body, headers={k.replace("_", "-"): v for k, v in headers.items()}
-    )
-
-
-async def no_sleep(seconds: float) -> None:
-    await trio.lowlevel.checkpoint()
 
 
 @asynccontextmanager

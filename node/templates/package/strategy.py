@@ -3,7 +3,7 @@
 import json
 
 WEIGHTS = [1.0, 1.0, 1.0]  # one weight per input feature
-THRESHOLD = 0.05
+THRESHOLD = 0.9
 
 
 def solve(public_dir):

@@ -1,0 +1,113 @@
+"""Adversarial strategies a package's evaluator must see through before it is published: broken,
+degraded, constant, non-finite, score-faking and snooping variants of the baseline strategy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from research_dag import Problem
+
+# What each probe does to the baseline's output, as a person reads it in a report.
+GAMING = {
+    "none": "returns None",
+    "empty": "returns an empty value of the output's type",
+    "zero": "returns the output with every number 0 and every string empty",
+    "one": "returns the output with every number 1 and every string 'x'",
+    "nan": "returns the output with every number NaN",
+    "inf": "returns the output with every number +infinity",
+    "ninf": "returns the output with every number -infinity",
+    "first": "returns every list filled with its first element (a constant answer)",
+    "fake_score": 'prints a fake {"score": ...} line and returns None',
+}
+# Degradations that keep the output's shape: an evaluator that measures anything scores at
+# least one of them worse than the baseline (or rejects it).
+DEGRADED = ("zero", "one", "reverse", "first")
+DESCRIPTIONS = {**GAMING, "reverse": "returns the output with every list reversed"}
+LEAK_MARKER = "SWARM-PROBE-READ:"
+
+# Appended to the first mutable file; rebinds the entry point to a wrapper around the
+# original. Plain guest Python (it runs inside the sandbox, never on the host).
+_WRAPPER = '''
+
+# ---- swarm validation probe: never published ----
+def _swarm_probe(original, kind, snoop):
+    import math
+    import os
+    import sys
+
+    numbers = {"zero": 0, "one": 1, "nan": math.nan, "inf": math.inf, "ninf": -math.inf}
+    strings = {"zero": "", "one": "x"}
+
+    def transform(value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return numbers.get(kind, value)
+        if isinstance(value, str):
+            return strings.get(kind, value)
+        if isinstance(value, list):
+            items = [transform(item) for item in value]
+            if kind == "reverse":
+                items.reverse()
+            if kind == "first" and items:
+                items = [items[0]] * len(items)
+            return items
+        if isinstance(value, dict):
+            return {key: transform(item) for key, item in value.items()}
+        return value
+
+    def entry(*args, **kwargs):
+        if kind == "snoop":
+            for path in snoop:
+                try:
+                    with open(path, "rb") as stream:
+                        stream.read(1)
+                except OSError:
+                    continue
+                print(%(marker)r + path, file=sys.stderr)
+            return original(*args, **kwargs)
+        if kind == "fake_score":
+            line = '{"score": 1e300, "items": {}, "valid": true}\\n'
+            print(line, end="")
+            os.write(1, line.encode())
+            return None
+        if kind == "none":
+            return None
+        value = original(*args, **kwargs)
+        if kind == "empty":
+            return type(value)() if isinstance(value, (list, dict, str)) else 0
+        return transform(value)
+
+    return entry
+
+
+%(entry)s = _swarm_probe(%(entry)s, %(kind)r, %(snoop)s)
+'''
+
+
+def probe_files(problem: Problem, baseline: Mapping[str, str], kind: str) -> dict[str, str]:
+    """The baseline's files with the entry point wrapped by probe `kind`."""
+    if kind not in DESCRIPTIONS and kind != "snoop":
+        raise ValueError(f"unknown probe {kind!r}")
+    first = problem.mutable[0]
+    files = dict(baseline)
+    files[first] = baseline[first] + _WRAPPER % {
+        "marker": LEAK_MARKER,
+        "entry": problem.entry,
+        "kind": kind,
+        "snoop": json.dumps(snoop_paths(problem)),
+    }
+    return files
+
+
+def snoop_paths(problem: Problem) -> list[str]:
+    """Where the evaluator's files and the private data would be, were they mounted."""
+    mutable = set(problem.mutable)
+    paths = []
+    for path in sorted(problem.files):
+        if path.startswith("data/private/"):
+            paths.append("/" + path)
+        elif not path.startswith("data/") and path not in mutable and path != "problem.toml":
+            paths.extend((f"/evaluator/{path}", f"/strategy/{path}", f"/data/public/{path}"))
+    return paths
