@@ -45,6 +45,34 @@ def message(
     )
 
 
+def openai_completion(
+    text: str, finish: str = "stop", tokens: tuple[int, int] = (1200, 300)
+) -> httpx.Response:
+    return httpx.Response(
+        200,
+        json={
+            "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+            "object": "chat.completion",
+            "created": 1741570283,
+            "model": "qwen2.5-coder:7b",
+            "system_fingerprint": "fp_ollama",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": tokens[0],
+                "completion_tokens": tokens[1],
+                "total_tokens": sum(tokens),
+            },
+        },
+    )
+
+
 def status(code: int, kind: str, text: str, **headers: str) -> httpx.Response:
     body = {"type": "error", "error": {"type": kind, "message": text}}
     return httpx.Response(

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from recorded_llm import openai_completion
 
 from node.llm import (
     AnthropicClient,
@@ -58,34 +59,6 @@ def anthropic_message(
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
                 "service_tier": "standard",
-            },
-        },
-    )
-
-
-def openai_completion(
-    text: str, finish: str = "stop", tokens: tuple[int, int] = (1200, 300)
-) -> httpx.Response:
-    return httpx.Response(
-        200,
-        json={
-            "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-            "object": "chat.completion",
-            "created": 1741570283,
-            "model": "qwen2.5-coder:7b",
-            "system_fingerprint": "fp_ollama",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": tokens[0],
-                "completion_tokens": tokens[1],
-                "total_tokens": sum(tokens),
             },
         },
     )

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from recorded_llm import KEY, Script, message, no_sleep, status
+from recorded_llm import KEY, Script, message, no_sleep, openai_completion, status
 
-from node.llm import AnthropicClient, BudgetMeter, LLMConfig
+from node.llm import AnthropicClient, BudgetMeter, LLMConfig, OpenAICompatibleClient
 from node.poser import PoseConfig, Poser, PoseResult, ReplyError, parse_reply, write_package
 from node.problem import load_package
 from sandbox import Runtime
@@ -170,3 +170,12 @@ async def test_the_token_budget_caps_the_repairs(runtime: Runtime) -> None:
     assert not result.ok and len(script.requests) == 1  # the repair was never asked for
     assert result.stopped == "token budget spent: 7600 of 7000 tokens"
     assert meter.spent.input_tokens + meter.spent.output_tokens == sum(TOKENS)
+
+
+async def test_an_openai_compatible_local_model_can_pose_too(runtime: Runtime) -> None:
+    script = Script(openai_completion((REPLIES / "good.txt").read_text(), tokens=TOKENS))
+    config = LLMConfig("openai", "qwen2.5-coder:7b", base_url="http://127.0.0.1:11434/v1")
+    async with OpenAICompatibleClient(config, httpx.MockTransport(script)) as client:
+        result = await Poser(client, BudgetMeter(config), runtime).pose(STATEMENT)
+    assert result.ok and result.spent.cost_usd == 0.0  # a local model costs nothing
+    assert str(script.requests[0].url) == "http://127.0.0.1:11434/v1/chat/completions"
