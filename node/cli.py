@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from node.loop import LoopSummary, Step
@@ -45,7 +46,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one machine-readab
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Messages quote TOML tables ([budget]) and file contents: never rich markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

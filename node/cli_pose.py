@@ -86,6 +86,8 @@ def pose(
 
     With a plain-English STATEMENT, an LLM writes the package first and repairs it until the
     dry runs pass."""
+    from rich.markup import escape
+
     from node.validate import validate_problem
 
     if from_dir is not None and statement:
@@ -115,7 +117,7 @@ def pose(
             validation = validate_problem(runtime, problem, progress)
         if not validation.ok:
             for check in validation.failures:
-                err.print(f"[red]✗[/] {check.name}: {check.message}", highlight=False)
+                err.print(f"[red]✗[/] {check.name}: {escape(check.message)}", highlight=False)
             _fail(f"{from_dir} is not fit to publish: {len(validation.failures)} check(s) "
                   "failed (above)")
     signed = _publish(problem, bootstrap, data_dir, quiet=as_json)

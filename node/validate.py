@@ -14,7 +14,8 @@ from sandbox import Evaluator, Runtime
 HEADROOM = 0.5  # the baseline may use at most half of each phase's fuel budget
 MIN_LEAK_BYTES = 32  # shorter private files may appear in public data by coincidence
 SHIFTED_WORLDS = 2  # one shift can miss a random subsample that happens to score the same
-REJECTED = ("invalid", "invalid_output", "crash")  # a probe's status that counts as seen through
+# The evaluator saw through a probe (a crash would be the probe's own failure, not its verdict).
+REJECTED = ("invalid", "invalid_output")
 
 Progress = Callable[[str], None]
 
