@@ -90,16 +90,17 @@ def pose(
 
     from node.validate import validate_problem
 
+    costs: dict[str, Any] = {}
     if from_dir is not None and statement:
         _fail("give either a plain-English problem or --from DIR, not both", EXIT_USAGE)
     if from_dir is None:
-        problem, validation, written = _pose_from_text(
+        problem, validation, written, costs = _pose_from_text(
             statement, out_dir, _PoseLLM(llm, model, base_url, max_tokens, max_cost, attempts),
             data_dir, as_json)
         if out_dir is not None:
             if as_json:
                 out.print_json(json.dumps({"written": str(out_dir), "name": problem.name,
-                                           **validation.summary()}))
+                                           **validation.summary(), **costs}))
             else:
                 out.print(f"wrote [bold]{problem.name}[/] to {out_dir}: review it, then "
                           f"`swarm pose --from {out_dir}` to publish",
@@ -124,7 +125,7 @@ def pose(
     summary = validation.summary()
     if as_json:
         out.print_json(json.dumps({"problem": signed.id, "name": signed.name,
-                                   "status": "ok", **summary}))
+                                   "status": "ok", **summary, **costs}))
         return
     out.print(f"dry runs: baseline score {_fmt(validation.baseline_score)}, fuel "
               f"{summary['fuel']:,} of {problem.budget.fuel:,} per phase, "
@@ -244,7 +245,7 @@ def _pose_from_text(
     flags: _PoseLLM,
     data_dir: Path | None,
     as_json: bool,
-) -> tuple[Problem, Validation, Path]:
+) -> tuple[Problem, Validation, Path, dict[str, Any]]:
     """Have the model write and repair a package; write it to `out_dir` (or the data dir)."""
     import trio
 
@@ -275,25 +276,25 @@ def _pose_from_text(
     spent = result.spent
     cost = (f"{spent.input_tokens:,} tokens in, {spent.output_tokens:,} out, "
             f"~${spent.cost_usd:.4f} ({config.model}), {len(result.attempts)} attempt(s)")
+    costs = {"tokens_in": spent.input_tokens, "tokens_out": spent.output_tokens,
+             "cost_usd": spent.cost_usd, "model": config.model, "attempts": len(result.attempts)}
     if not result.ok:
         if as_json:
-            out.print_json(json.dumps({"ok": False, "report": result.report(), "tokens_in":
-                                       spent.input_tokens, "tokens_out": spent.output_tokens,
-                                       "cost_usd": spent.cost_usd}))
+            out.print_json(json.dumps({"ok": False, "report": result.report(), **costs}))
         else:
             err.print(result.report(), highlight=False, markup=False, soft_wrap=True)
-            err.print(f"[dim]{cost}[/]", highlight=False)
+            err.print(cost, style="dim", highlight=False, markup=False)
         _fail(f"no package passed validation ({result.stopped or 'attempts used up'}); "
               "nothing was written or published")
     if not as_json:
-        err.print(f"[dim]{cost}[/]", highlight=False)
+        err.print(cost, style="dim", highlight=False, markup=False)
     assert result.problem is not None and result.validation is not None
     target = out_dir or _free_dir(_data_dir(data_dir) / "posed" / result.problem.name)
     try:
         write_package(result.files, target)
     except OSError as error:
         _fail(f"cannot write the package to {target}: {error}")
-    return result.problem, result.validation, target
+    return result.problem, result.validation, target, costs
 
 
 def _free_dir(base: Path) -> Path:

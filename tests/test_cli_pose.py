@@ -112,6 +112,7 @@ def test_pose_without_out_publishes_and_keeps_the_package(api: RecordedAPI, tmp_
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["name"] == "spam_keywords" and report["checks"]["gaming"]
+    assert (report["tokens_in"], report["tokens_out"], report["attempts"]) == (5200, 2400, 1)
     kept = load_package(data / "posed" / "spam_keywords")
     assert kept.name == "spam_keywords"
     status = json.loads(swarm(api, "status", "--data-dir", str(data), "--json").stdout)
