@@ -43,6 +43,10 @@ DataDir = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document.")]
+Model = Annotated[str | None, typer.Option(help="LLM model name.")]
+BaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (Ollama, vLLM...).")]
+MaxTokens = Annotated[int | None, typer.Option(help="Token budget (input + output).")]
+MaxCost = Annotated[float | None, typer.Option(help="Money budget (USD).")]
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
@@ -130,12 +134,10 @@ def run(
     mutator: Annotated[
         str, typer.Option(help="offline (default, no network), anthropic or openai.")
     ] = "offline",
-    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible base URL (Ollama, vLLM...).")
-    ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Token budget for this run.")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Money budget (USD) for this run.")] = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    max_tokens: MaxTokens = None,
+    max_cost: MaxCost = None,
     fuel_budget: Annotated[
         int | None, typer.Option(help="Stop after this much sandbox fuel in total.")
     ] = None,

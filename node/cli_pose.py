@@ -15,8 +15,12 @@ import typer
 
 from node.cli import (
     EXIT_USAGE,
+    BaseUrl,
     DataDir,
     JsonFlag,
+    MaxCost,
+    MaxTokens,
+    Model,
     _data_dir,
     _fail,
     _fmt,
@@ -69,12 +73,10 @@ def pose(
     llm: Annotated[
         str, typer.Option(help="anthropic, openai, or auto (the first one configured).")
     ] = "auto",
-    model: Annotated[str | None, typer.Option(help="LLM model name.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible base URL (Ollama, vLLM...).")
-    ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Token budget for this pose.")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Money budget (USD), this pose.")] = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    max_tokens: MaxTokens = None,
+    max_cost: MaxCost = None,
     attempts: Annotated[
         int, typer.Option(min=1, max=20, help="Packages the model may write (1 + repairs).")
     ] = 4,

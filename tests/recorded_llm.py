@@ -31,7 +31,7 @@ def message(
 ) -> httpx.Response:
     return httpx.Response(
         200,
-        headers={"request-id": "req_011CVmT9tE2NnNqXbA7h5kSq"},
+        headers={"request-id": "req_011CVmT9tE2NnNqXbA7h5kSq", "content-type": "application/json"},
         json={
             "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
             "type": "message",
@@ -40,7 +40,13 @@ def message(
             "content": [{"type": "text", "text": text}],
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1]},
+            "usage": {
+                "input_tokens": tokens[0],
+                "output_tokens": tokens[1],
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "service_tier": "standard",
+            },
         },
     )
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from recorded_llm import openai_completion
+from recorded_llm import message, openai_completion
 
 from node.llm import (
     AnthropicClient,
@@ -42,26 +42,7 @@ Reply = httpx.Response | Callable[[httpx.Request], Awaitable[httpx.Response]]
 def anthropic_message(
     text: str, stop_reason: str = "end_turn", tokens: tuple[int, int] = (1200, 300)
 ) -> httpx.Response:
-    return httpx.Response(
-        200,
-        headers={"request-id": "req_011CVmT9tE2NnNqXbA7h5kSq", "content-type": "application/json"},
-        json={
-            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-5-5",
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": tokens[0],
-                "output_tokens": tokens[1],
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "service_tier": "standard",
-            },
-        },
-    )
+    return message(text, stop_reason, tokens)
 
 
 def error_reply(
