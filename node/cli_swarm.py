@@ -67,6 +67,9 @@ def join(
     problems: Annotated[
         list[str] | None, typer.Option("--problems", help="'all' (default) or problem ids.")
     ] = None,
+    mdns: Annotated[bool, typer.Option(
+        "--mdns/--no-mdns", help="Find peers on the LAN by mDNS (on the --listen interface).")
+    ] = True,
 ) -> None:
     """Run a swarm node until Ctrl-C: research, share, verify peers' claims."""
     import trio
@@ -92,7 +95,7 @@ def join(
     async def main() -> None:
         with _open_store(data_dir) as store:
             async with open_libp2p_network(
-                identity.private_key, listen=listen, bootstrap=bootstrap or ()
+                identity.private_key, listen=listen, bootstrap=bootstrap or (), mdns=mdns
             ) as network:
                 node = SwarmNode(identity, network, store, evaluator_for, chosen,
                                  NodeConfig(problems=wanted))

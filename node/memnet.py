@@ -7,7 +7,7 @@ import heapq
 import math
 import random
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from itertools import count
@@ -156,6 +156,8 @@ class MemoryHub:
             raise NetworkError(f"{peer_id} is not reachable (down or unknown)")
         if self._split(me, peer_id):
             raise NetworkError(f"{peer_id} is partitioned away from {me}")
+        if peer_id in sender._blocked or me in target._blocked:
+            raise NetworkError(f"{peer_id} and {me} are blocked from each other")
         if target.ignores(me):
             raise NetworkError(f"{peer_id} refuses {me} (graylisted)")
         return target
@@ -195,6 +197,8 @@ class MemoryHub:
             subscription is None
             or not (sender._up and node._up)
             or (self._groups is not None and self._split(sender_id, node._peer_id))
+            or (node._blocked and sender_id in node._blocked)
+            or (sender._blocked and node._peer_id in sender._blocked)
             or (node._scores and node.ignores(sender_id))
         ):
             counts["dropped"] += 1
@@ -281,6 +285,7 @@ class MemoryNetwork:
         self._serving: set[trio.CancelScope] = set()  # requests being handled here
         self._event_sender, self._events = trio.open_memory_channel[str](CHANNEL_SIZE)
         self._scores: dict[str, float] = {}
+        self._blocked: set[str] = set()
         self._seen: dict[bytes, float] = {}
         self._seen_order: deque[tuple[float, bytes]] = deque()
         self._rng = random.Random(f"{hub.seed}/{peer_id}")
@@ -383,6 +388,16 @@ class MemoryNetwork:
 
     def adjust_score(self, peer: str, delta: float) -> None:
         self._scores[peer] = self._scores.get(peer, 0.0) + delta
+
+    async def block(self, peers: Iterable[str]) -> None:
+        """Unlinks `peers` and refuses them until `unblock` (hops in flight are dropped)."""
+        await trio.lowlevel.checkpoint()
+        self._blocked.update(peers)
+        for peer_id in self._blocked & self._links.keys():
+            self._links.pop(peer_id)._links.pop(self._peer_id, None)
+
+    def unblock(self, peers: Iterable[str]) -> None:
+        self._blocked.difference_update(peers)
 
     def score(self, peer: str) -> float:
         return self._scores.get(peer, 0.0)

@@ -7,7 +7,7 @@ and fast tests). Everything above this module is written against `Network` only.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,6 +72,15 @@ class Network(Protocol):
 
     def adjust_score(self, peer: str, delta: float) -> None:
         """Feed the application-specific peer score (negative for a lying peer)."""
+        ...
+
+    async def block(self, peers: Iterable[str]) -> None:
+        """Cut `peers` off (a partition): close the connections to them, refuse new ones both
+        ways and drop their gossip until `unblock`; requests to them raise NetworkError."""
+        ...
+
+    def unblock(self, peers: Iterable[str]) -> None:
+        """Undo `block`; closed connections stay closed until someone dials again."""
         ...
 
     def peer_events(self) -> trio.MemoryReceiveChannel[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import multiaddr  # type: ignore[import-untyped]  # libp2p's own dependency; ships no types
@@ -24,7 +24,6 @@ from node.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
     GossipMessage,
-    Network,
     NetworkError,
     RequestHandler,
     Validator,
@@ -33,6 +32,7 @@ from node.p2p_exchange import exchange, serve
 from node.p2p_host import (
     _LIBP2P_ERRORS,
     CLOSE_TIMEOUT_S,
+    MESH_DEGREE_HIGH,
     SPAM_CAP_PER_TOPIC_S,
     _build,
     _close_connection,
@@ -40,6 +40,7 @@ from node.p2p_host import (
     _PeerEvents,
     _SerialPubsub,
 )
+from node.p2p_mdns import Sighting, interfaces_for, open_mdns
 from node.p2p_pacing import PublishPacer
 
 SEED_BYTES = 32
@@ -48,6 +49,9 @@ ADDR_TTL_S = 3600
 SUBSCRIPTION_BUFFER = 256
 PEER_EVENT_BUFFER = 256
 ROOM_WAIT_S = 2.0  # then publishes anyway: a stalled peer loses it, and sync repairs that
+MDNS_DIALS = 4  # peers heard by mDNS dialed at once; the others wait (or drop) in its channel
+MDNS_ENOUGH_PEERS = MESH_DEGREE_HIGH  # connected to this many, mDNS dials no more
+MDNS_DIAL_TIMEOUT_S = 10.0  # per address tried
 
 _Libp2pValidator = Callable[[ID, rpc_pb2.Message], bool]
 
@@ -58,11 +62,14 @@ async def open_libp2p_network(
     listen: str = "/ip4/127.0.0.1/tcp/0",
     bootstrap: Sequence[str] = (),
     heartbeat_s: float = 1.0,
-) -> AsyncIterator[Network]:
+    mdns: bool = False,
+) -> AsyncIterator[Libp2pNetwork]:
     """A running host whose peer id is the libp2p Ed25519 id of `private_key` (a 32-byte seed).
 
-    Dials `bootstrap` (NetworkError if none answers within BOOTSTRAP_TIMEOUT_S). Our errors and
-    the body's come out as themselves, not wrapped in py-libp2p's nested nursery groups."""
+    Dials `bootstrap` (NetworkError if none answers within BOOTSTRAP_TIMEOUT_S). With `mdns`,
+    announces itself and dials the peers it hears by mDNS on the interface it listens on (on
+    every interface for a wildcard address). Our errors and the body's come out as themselves,
+    not wrapped in py-libp2p's nested nursery groups."""
     if len(private_key) != SEED_BYTES:
         raise ValueError(f"private_key must be a {SEED_BYTES}-byte Ed25519 seed")
     logger = logging.getLogger("libp2p")
@@ -73,7 +80,7 @@ async def open_libp2p_network(
     try:
         async with AsyncExitStack() as stack:
             try:
-                network = await _start(stack, private_key, listen_addr, heartbeat_s)
+                network = await _start(stack, private_key, listen_addr, heartbeat_s, mdns)
                 with trio.move_on_after(BOOTSTRAP_TIMEOUT_S):
                     await _bootstrap(network, bootstrap)
                 if bootstrap and not network.connected_peers():
@@ -92,10 +99,10 @@ async def open_libp2p_network(
         raise
 
 
-async def _start(
-    stack: AsyncExitStack, seed: bytes, listen_addr: multiaddr.Multiaddr, heartbeat_s: float
-) -> Libp2pNetwork:
+async def _start(stack: AsyncExitStack, seed: bytes, listen_addr: multiaddr.Multiaddr,
+                 heartbeat_s: float, mdns: bool) -> Libp2pNetwork:
     host, pubsub, router, scorer = _build(seed, listen_addr, heartbeat_s)
+    stack.callback(pubsub.seen_messages.stop)  # its sweeper thread, which nothing else stops
     try:
         await stack.enter_async_context(host.run([listen_addr]))
     except _LIBP2P_ERRORS as error:
@@ -111,6 +118,10 @@ async def _start(
     network = Libp2pNetwork(host, pubsub, router, scorer, nursery, heartbeat_s)
     stack.callback(network._peer_event_sender.close)
     stack.callback(network._close_subscriptions)
+    if mdns:
+        interfaces = interfaces_for(str(listen_addr))
+        heard = open_mdns(network.peer_id, network.listen_addrs(), interfaces)
+        nursery.start_soon(network._dial_sightings, await stack.enter_async_context(heard))
     return network
 
 
@@ -144,6 +155,7 @@ class Libp2pNetwork:
         self.validator_failures = 0  # validators that raised (counted as rejections)
         self.dropped_peer_events = 0  # nobody was reading peer_events()
         self.dropped_messages = 0  # gossip a subscriber was too far behind to take
+        self.mdns_dial_failures = 0  # peers heard by mDNS that no address of theirs reached
 
     @property
     def peer_id(self) -> str:
@@ -158,13 +170,16 @@ class Libp2pNetwork:
         ]
 
     def connected_peers(self) -> list[str]:
-        return [peer.to_base58() for peer in self._host.get_connected_peers()]
+        blocked = self._pubsub.blocked
+        return [p.to_base58() for p in self._host.get_connected_peers() if p not in blocked]
 
     async def connect(self, addr: str) -> str:
         info = _peer_info(addr)
         peer = info.peer_id.to_base58()
         if info.peer_id == self._own_id:
             raise NetworkError(f"{addr} is this node's own address")
+        if info.peer_id in self._pubsub.blocked:
+            raise NetworkError(f"{peer} is blocked")
         swarm = self._host.get_network()
         if all(conn.is_closed for conn in swarm.get_connections(info.peer_id)):
             self._host.get_peerstore().add_addrs(info.peer_id, info.addrs, ADDR_TTL_S)
@@ -212,6 +227,8 @@ class Libp2pNetwork:
         if len(data) > MAX_REQUEST_BYTES:
             raise NetworkError(f"request to {peer} is {len(data)} bytes, over {MAX_REQUEST_BYTES}")
         peer_id = _peer_id(peer)
+        if peer_id in self._pubsub.blocked:
+            raise NetworkError(f"{peer} is blocked")
         try:
             stream = await self._host.new_stream(peer_id, [TProtocol(protocol)])
         except _LIBP2P_ERRORS as error:
@@ -220,6 +237,22 @@ class Libp2pNetwork:
             return await exchange(stream, data, _LIBP2P_ERRORS)
         except NetworkError as error:
             raise NetworkError(f"{peer}: {protocol}: {error}") from error
+
+    async def block(self, peers: Iterable[str]) -> None:
+        """Cut `peers` off until `unblock`: closes our connections to them, refuses new ones
+        either way, drops RPCs from and to them meanwhile (gossip included); requests to them
+        raise NetworkError."""
+        ids = [_peer_id(peer) for peer in peers]
+        self._pubsub.blocked.update(ids)
+        swarm = self._host.get_network()
+        async with trio.open_nursery() as nursery:
+            for peer_id in ids:
+                for conn in swarm.get_connections(peer_id):
+                    nursery.start_soon(_close_connection, conn)
+
+    def unblock(self, peers: Iterable[str]) -> None:
+        """Lets `peers` connect again; what `block` closed stays closed until dialed again."""
+        self._pubsub.blocked.difference_update(_peer_id(peer) for peer in peers)
 
     def adjust_score(self, peer: str, delta: float) -> None:
         """Kept across reconnects; GossipSub reads it as the application-specific score."""
@@ -242,6 +275,34 @@ class Libp2pNetwork:
             # router's event without setting it, leaving a plain wait hanging forever.
             with trio.move_on_after(self._heartbeat_s):
                 await self._router.wait_for_mesh(peer_id, topic, timeout=math.inf)
+
+    async def _dial_sightings(self, sightings: trio.MemoryReceiveChannel[Sighting]) -> None:
+        """Dials peers heard by mDNS: MDNS_DIALS at a time, a peer once while it is being
+        dialed or connected, and none once MDNS_ENOUGH_PEERS are connected."""
+        dialing: set[str] = set()
+        slots = trio.Semaphore(MDNS_DIALS)
+        async with trio.open_nursery() as nursery:
+            async for sighting in sightings:
+                connected = self.connected_peers()
+                known = sighting.peer in dialing or sighting.peer in connected
+                if known or len(connected) >= MDNS_ENOUGH_PEERS:
+                    continue
+                await slots.acquire()
+                dialing.add(sighting.peer)
+                nursery.start_soon(self._dial_sighting, sighting, slots, dialing)
+
+    async def _dial_sighting(
+        self, sighting: Sighting, slots: trio.Semaphore, dialing: set[str]
+    ) -> None:
+        try:
+            for addr in sighting.addrs:
+                with trio.move_on_after(MDNS_DIAL_TIMEOUT_S), contextlib.suppress(NetworkError):
+                    await self.connect(addr)
+                    return
+            self.mdns_dial_failures += 1
+        finally:
+            dialing.discard(sighting.peer)
+            slots.release()
 
     def _topic_validator(self, validator: Validator | None) -> _Libp2pValidator:
         own = self._own_id.to_bytes()

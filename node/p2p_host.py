@@ -21,6 +21,7 @@ from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import PeerScorer, ScoreParams, TopicScoreParams
@@ -80,6 +81,7 @@ class _SerialPubsub(Pubsub):
         self._write_locks = weakref.WeakKeyDictionary[INetStream, trio.Lock]()
         self._written = trio.Event()
         self.on_message: Callable[[str, rpc_pb2.Message], None] = lambda topic, message: None
+        self.blocked: set[ID] = set()  # peers `Libp2pNetwork.block` cut off: no RPCs either way
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         # Straight to `on_message`, not into a channel of py-libp2p's (32 deep, dropping when
@@ -95,6 +97,8 @@ class _SerialPubsub(Pubsub):
         # each stream, which is written past this method. (An RPC queued for several peers
         # loses it for all of them, as it should.)
         rpc_msg.ClearField("senderRecord")
+        if self.blocked and stream.muxed_conn.peer_id in self.blocked:
+            return False  # its connection is closing; nothing more goes out to it meanwhile
         async with self._write_locks.setdefault(stream, trio.Lock()):
             written = await super().write_msg(stream, rpc_msg)
         self._written.set()
@@ -105,6 +109,21 @@ class _SerialPubsub(Pubsub):
         """Until every peer's outbound queue is at most OUTBOUND_QUEUE_ROOM long."""
         while any(len(queue) > OUTBOUND_QUEUE_ROOM for queue in self.peer_queues.values()):
             await self._written.wait()
+
+
+class _ContentKeyedCache(MessageCache):
+    """The gossip message cache keyed by our message id (`_message_id`, a content hash), as
+    IHAVE advertises and IWANT asks for messages. py-libp2p 0.8.1's `MessageCache.put` keys by
+    `default_msg_id_fn` (from + seqno) whatever the pubsub's `msg_id_constructor`, since
+    https://github.com/libp2p/py-libp2p/pull/1242 (issue #861): its IHAVEs then carry ids no
+    content-addressed peer knows, and the IWANTs those peers send back for our ids find nothing
+    (go-libp2p's mcache keys by the configured id function)."""
+
+    def put(self, msg: rpc_pb2.Message) -> None:
+        mid = _message_id(msg)
+        if mid not in self.msgs:
+            self.msgs[mid] = msg
+            self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
 
 class _GossipSub(GossipSub):
@@ -190,6 +209,11 @@ class _PeerEvents(INotifee):
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         owner = self._owner
+        if conn.muxed_conn.peer_id in owner._pubsub.blocked:
+            # Refused: closed from our own task, not inside the swarm's registration of it.
+            with contextlib.suppress(RuntimeError):  # our nursery is closed: shutting down
+                owner._nursery.start_soon(_close_connection, conn)
+            return
         try:
             owner._peer_event_sender.send_nowait(conn.muxed_conn.peer_id.to_base58())
         except trio.WouldBlock:
@@ -257,11 +281,15 @@ def _build(
         adaptive_gossip_enabled=False,
         max_messages_per_topic_per_second=SPAM_CAP_PER_TOPIC_S,
     )
+    router.mcache = _ContentKeyedCache(router.mcache.window_size, router.mcache.history_size)
     router.scorer = scorer = _FullScorer(params)
     params.app_specific_score_fn = lambda peer: scorer.standing.get(peer.to_base58(), 0.0)
     pubsub = _SerialPubsub(host, router)
 
     async def read_rpcs(stream: INetStream) -> None:
+        if pubsub.blocked and stream.muxed_conn.peer_id in pubsub.blocked:  # closing
+            await reset_stream(stream, _LIBP2P_ERRORS)
+            return
         try:
             await pubsub.stream_handler(_ChunkedStream(stream))
         except DecodeError:

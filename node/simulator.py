@@ -21,6 +21,7 @@ from node.loop import LoopConfig
 from node.memnet import MemoryHub
 from node.mutators import OfflineMutator
 from node.network import Network, NetworkError, problem_topic
+from node.sim_partition import Partition
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from node.trust import TrustConfig
@@ -190,6 +191,7 @@ class Simulation:
         # Problems as node 0 poses them: signed, so their ids are the ones the swarm uses.
         self.problems = [_signed(p, self.plan[0].identity) for p in config.problems]
         self._up_events: dict[int, trio.Event] = {}
+        self.partition = Partition([sim.identity.peer_id for sim in self.plan])
 
     @property
     def problem(self) -> Problem:
@@ -219,6 +221,8 @@ class Simulation:
         while True:
             down = trio.Event()
             async with open_network(self.config.network, self.hub, sim.identity) as network:
+                if self.partition.active:  # restarted mid-partition: still on its side
+                    await network.block(self.partition.other_half(sim.index))
                 store = RecordStore.open(
                     Path(self._tmp.name) / f"node-{sim.index}.sqlite", durable=False
                 )
@@ -278,7 +282,7 @@ class Simulation:
         config = self.config
         start_partition = config.rounds // 4
         for round_index in range(1, config.rounds + 1):
-            self._apply_faults(round_index, start_partition)
+            await self._apply_faults(round_index, start_partition)
             up = [sim for sim in self.plan if sim.node is not None]
             async with trio.open_nursery() as work:
                 for sim in up:
@@ -304,14 +308,13 @@ class Simulation:
             if config.stop_at_target and self._all_honest_reached():
                 break
 
-    def _apply_faults(self, round_index: int, start_partition: int) -> None:
+    async def _apply_faults(self, round_index: int, start_partition: int) -> None:
         faults = self.config.faults
-        if faults.partition and self.config.network == "memory":
-            if round_index == start_partition:
-                ids = [sim.identity.peer_id for sim in self.plan]
-                self.hub.partition([set(ids[: len(ids) // 2]), set(ids[len(ids) // 2 :])])
-            elif round_index == start_partition + faults.partition:
-                self.hub.heal()
+        up = {sim.index: sim.node.network for sim in self.plan if sim.node is not None}
+        if faults.partition and round_index == start_partition:
+            await self.partition.split(up)
+        elif faults.partition and round_index == start_partition + faults.partition:
+            await self.partition.heal(up)
         down_for = max(2, self.config.rounds // 10)
         for sim in self.plan:
             if sim.churn_at == round_index and sim.node is not None:

