@@ -33,7 +33,7 @@ from node.p2p_host import (
     _LIBP2P_ERRORS,
     CLOSE_TIMEOUT_S,
     MESH_DEGREE_HIGH,
-    SPAM_CAP_PER_TOPIC_S,
+    OWN_PUBLISH_PER_S,
     _build,
     _close_connection,
     _FullScorer,
@@ -144,7 +144,7 @@ class Libp2pNetwork:
         self._scorer = scorer
         self._nursery = nursery
         self._own_id = host.get_id()
-        self._pacer = PublishPacer(SPAM_CAP_PER_TOPIC_S)
+        self._pacer = PublishPacer(OWN_PUBLISH_PER_S)
         self._peer_event_sender, self._peer_events = trio.open_memory_channel[str](
             PEER_EVENT_BUFFER
         )
@@ -205,7 +205,7 @@ class Libp2pNetwork:
         return receiver
 
     async def publish(self, topic: str, data: bytes) -> None:
-        """Waits while our publishes on `topic` would exceed SPAM_CAP_PER_TOPIC_S, and while a
+        """Waits while our publishes on `topic` would exceed OWN_PUBLISH_PER_S, and while a
         peer's outbound queue is backed up (see _SerialPubsub)."""
         if len(data) > MAX_MESSAGE_BYTES:
             raise ValueError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}")

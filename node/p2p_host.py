@@ -37,8 +37,11 @@ if TYPE_CHECKING:
 
 MESH_DEGREE, MESH_DEGREE_LOW, MESH_DEGREE_HIGH = 6, 4, 12  # go-libp2p's D, D_lo, D_hi
 # py-libp2p drops (and penalises) more than this many messages per second per topic from one
-# forwarder, our own publishes included; `publish` paces ours below it instead of losing them.
-SPAM_CAP_PER_TOPIC_S = 50.0
+# forwarder, our own publishes included; `publish` paces ours at OWN_PUBLISH_PER_S instead of
+# losing them. The cap is twice the pace because a receiver counts arrivals by its own clock:
+# under load, evenly paced publishes arrive bunched (seen: "Rate limit exceeded" at load 6).
+SPAM_CAP_PER_TOPIC_S = 100.0
+OWN_PUBLISH_PER_S = 50.0
 OUTBOUND_QUEUE_ROOM = 16  # `publish` waits (up to ROOM_WAIT_S) while a peer's queue is longer
 IDONTWANT_MIN_BYTES = 1024  # go-libp2p's IDontWantMessageThreshold (rust: 1000, js: 512)
 READ_CHUNK_BYTES = 64 * 1024  # an inbound pubsub stream is read this much at a time
