@@ -3,7 +3,10 @@ failure worded as what to change (for a person, or for the model that wrote the 
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from node.probes import DEGRADED, DESCRIPTIONS, GAMING, LEAK_MARKER, probe_files
@@ -13,6 +16,7 @@ from sandbox import Evaluator, Runtime
 
 HEADROOM = 0.5  # the baseline may use at most half of each phase's fuel budget
 MIN_LEAK_BYTES = 32  # shorter private files may appear in public data by coincidence
+MAX_PARALLEL = 4  # probe evaluations at once (each is one CPU-bound sandbox run)
 SHIFTED_WORLDS = 2  # one shift can miss a random subsample that happens to score the same
 # The evaluator saw through a probe (a crash would be the probe's own failure, not its verdict).
 REJECTED = ("invalid", "invalid_output")
@@ -79,12 +83,25 @@ class _Session:
         self.files = baseline_files(problem)
         self.progress = progress
         self.evaluations = 0
+        self._lock = threading.Lock()
 
     def evaluate(self, evaluator: Evaluator, files: dict[str, str], label: str) -> Outcome:
-        if self.progress is not None:
-            self.progress(f"dry run: {label}")
-        self.evaluations += 1
+        with self._lock:
+            self.evaluations += 1
+            if self.progress is not None:
+                self.progress(f"dry run: {label}")
         return evaluator.evaluate(files)
+
+    def evaluate_all(
+        self, evaluator: Evaluator, jobs: dict[str, tuple[dict[str, str], str]]
+    ) -> dict[str, Outcome]:
+        """Independent evaluations side by side (one Evaluator serves several threads; each
+        run is deterministic, so the order they finish in changes nothing)."""
+        workers = max(1, min(len(jobs), os.cpu_count() or 1, MAX_PARALLEL))
+        with ThreadPoolExecutor(workers, thread_name_prefix="dry-run") as pool:
+            futures = {name: pool.submit(self.evaluate, evaluator, files, label)
+                       for name, (files, label) in jobs.items()}
+            return {name: future.result() for name, future in futures.items()}
 
 
 def validate_problem(
@@ -185,10 +202,11 @@ def _worse(problem: Problem, probe: Outcome, baseline: Outcome) -> bool:
 
 def _probes(session: _Session, evaluator: Evaluator, baseline: Outcome) -> Iterator[Check]:
     problem = session.problem
-    outcomes: dict[str, Outcome] = {}
-    for kind in (*GAMING, *(k for k in DEGRADED if k not in GAMING)):
-        files = probe_files(problem, session.files, kind)
-        outcomes[kind] = session.evaluate(evaluator, files, f"a strategy that {DESCRIPTIONS[kind]}")
+    kinds = (*GAMING, *(k for k in DEGRADED if k not in GAMING))
+    outcomes = session.evaluate_all(evaluator, {
+        kind: (probe_files(problem, session.files, kind), f"a strategy that {DESCRIPTIONS[kind]}")
+        for kind in kinds
+    })
     beaten = [
         f"a strategy that {DESCRIPTIONS[kind]} scores {_fmt(outcomes[kind].score)}"
         for kind in GAMING if _beats(problem, outcomes[kind], baseline)
