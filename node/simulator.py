@@ -16,6 +16,7 @@ from typing import Any, Literal
 import trio
 import trio.testing
 
+from node.decoded import SHARED_BYTES, SHARED_MESSAGES, DecodedMessages
 from node.identity import Identity, sign_record
 from node.loop import LoopConfig
 from node.memnet import MemoryHub
@@ -179,6 +180,8 @@ class Simulation:
             raise ValueError("a simulation needs at least one node and one problem")
         self.config = config
         self.evaluations = SharedEvaluations(runtime)
+        # Decoding is pure: every node meets the same messages, so one decode serves them all.
+        self.decoded = DecodedMessages(SHARED_MESSAGES, SHARED_BYTES)
         self.on_round = on_round
         self.plan = plan_nodes(config)
         self.hub = MemoryHub(seed=config.seed, fanout=config.degree if config.nodes > 50 else None)
@@ -238,6 +241,7 @@ class Simulation:
                             loop=LoopConfig(seed=self.config.seed * 1000 + sim.index),
                             liar=sim.liar,
                         ),
+                        self.decoded,
                     )
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.serve)

@@ -4,7 +4,6 @@ on the in-memory network alike."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,17 +11,20 @@ from typing import Literal
 
 import trio
 
+from node.decoded import DecodedMessages
 from node.identity import Identity, sign_record
 from node.loop import LoopConfig, ResearchLoop, Step
 from node.mutators import Mutator
 from node.network import PROBLEMS_TOPIC, GossipMessage, Network, problem_topic
+from node.outbox import Outbox, topic_of
 from node.store import RecordStore
 from node.sync import SyncService
-from node.trust import Ledger, ReplayBudget, TrustConfig, outcomes_match
-from node.wire import DropCounter, WireError, decode_or_count, encode_batch
+from node.trust import Ledger, PendingClaims, ReplayBudget, TrustConfig, outcomes_match
+from node.wire import DropCounter
 from research_dag import Experiment, Outcome, Problem, Record, Verification
 
-VALIDATED_KEPT = 64  # decoded gossip awaiting `receive`; past that, the oldest is decoded again
+# Messages taken in per store transaction: what piled up while the previous batch was written.
+INTAKE_BATCH = 256
 Evaluate = Callable[[Mapping[str, str]], Outcome]
 EvaluatorFactory = Callable[[Problem], Evaluate]
 
@@ -63,6 +65,7 @@ class SwarmNode:
         evaluator_for: EvaluatorFactory,
         mutator: Mutator,
         config: NodeConfig,
+        decoded: DecodedMessages | None = None,
     ) -> None:
         self.identity = identity
         self.me = identity.peer_id
@@ -77,15 +80,16 @@ class SwarmNode:
         self.stats = NodeStats()
         self.loops: dict[str, ResearchLoop] = {}
         self._evaluate: dict[str, Evaluate] = {}
-        self._claims: dict[str, Experiment] = {}  # pending replays by experiment id
-        self._outbox: dict[str, list[Record]] = {}
+        self.claims = PendingClaims(config.replay_queue, self._rank)
+        self.outbox = Outbox(network)
         self.fakes: set[str] = set()  # ids of claims this node forged (liar fault only)
         self._turn = 0
         self._intakes = 0
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
-        self._validated: dict[bytes, list[Record]] = {}  # gossip `_validate` decoded, by data
-        self.sync = SyncService(network, self)
+        # What `_validate` decoded, for `receive`; a simulation passes one shared by all nodes.
+        self.decoded = DecodedMessages() if decoded is None else decoded
+        self.sync = SyncService(network, self, self.decoded)
         self._restore_ledger()
 
     # ----- state ---------------------------------------------------------------------------
@@ -157,61 +161,25 @@ class SwarmNode:
         incumbent = None if best is None else best.outcome.score
         if not loop.metric.better(experiment.outcome.score, incumbent):
             return
-        self._claims[experiment.id] = experiment
-        if len(self._claims) > self.config.replay_queue:
-            worst = min(self._claims.values(), key=lambda e: self._rank(e))
-            del self._claims[worst.id]
+        self.claims.add(experiment)
 
     def _rank(self, experiment: Experiment) -> float:
         score = experiment.outcome.score or 0.0
         loop = self.loops.get(experiment.problem)
         return score if loop is None or loop.metric.direction == "maximize" else -score
 
-    # ----- what sync needs ------------------------------------------------------------------
+    # ----- gossip and sync -------------------------------------------------------------------
 
     def sync_scope(self) -> list[str] | None:
         """Problems whose history we pull (None: everything; we also want problem records)."""
         return None
 
-    def record_ids(self, problems: list[str] | None) -> set[str]:
-        if problems is None:
-            return {r.id for r in self.dag.records()}
-        wanted = set(problems)
-        ids = {p.id for p in self.known_problems()}
-        for record in self.dag.records():
-            problem = getattr(record, "problem", None)
-            if problem in wanted:
-                ids.add(record.id)
-            elif isinstance(record, Verification):
-                claimed = self.dag.get(record.experiment)
-                if isinstance(claimed, Experiment) and claimed.problem in wanted:
-                    ids.add(record.id)
-        return ids
-
-    def records_by_id(self, ids: list[str]) -> list[Record]:
-        found = [self.dag.get(record_id) for record_id in ids]
-        return [record for record in found if record is not None]
-
-    def has_record(self, record_id: str) -> bool:
-        return record_id in self.dag
-
-    async def receive(self, data: bytes) -> None:
-        records = self._validated.pop(data, None) or decode_or_count(data, self.stats.drops)
-        if records is not None:
-            await self.take(records)
-
     def _validate(self, source: str, data: bytes) -> bool:
         """The gossip validator: cheap checks only (size, schema, signatures); never replays.
-        Keeps what it decoded for `receive` (decoding is ~13 % of a relay's CPU)."""
+        What it decoded stays in `decoded` for intake (decoding is most of a relay's CPU)."""
         if self.ledger.ignored(source):
             return False
-        records = decode_or_count(data, self.stats.drops)
-        if records is None:
-            return False
-        if len(self._validated) >= VALIDATED_KEPT:  # a message the network dropped after us
-            del self._validated[next(iter(self._validated))]
-        self._validated[data] = records
-        return True
+        return self.decoded.envelope(data, self.stats.drops) is not None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Subscriptions and anti-entropy, until cancelled. Ready once subscribed."""
@@ -231,9 +199,19 @@ class SwarmNode:
         self._nursery.start_soon(self._drain, channel)
 
     async def _drain(self, channel: trio.MemoryReceiveChannel[GossipMessage]) -> None:
+        """Take in gossip; what arrived while the last batch was being stored goes into one
+        batch, so a burst costs one store transaction (one worker-thread hop), not one each."""
         async with channel:
             async for message in channel:
-                await self.receive(message.data)
+                records = self.decoded.envelope(message.data, self.stats.drops) or []
+                for _ in range(INTAKE_BATCH - 1):
+                    try:
+                        more = channel.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    records += self.decoded.envelope(more.data, self.stats.drops) or []
+                if records:
+                    await self.take(records)
 
     async def _sync_on_connect(self) -> None:
         async with self.network.peer_events() as events:
@@ -290,17 +268,9 @@ class SwarmNode:
     def _share(self, record: Record) -> None:
         """Queue a record for this round's publish, on the topic peers listen to for it."""
         self.dag.add(record)
-        topic: str | None = None
-        if isinstance(record, Problem):
-            topic = PROBLEMS_TOPIC
-        elif isinstance(record, Experiment):
-            topic = problem_topic(record.problem)
-        elif isinstance(record, Verification):
-            claimed = self.dag.get(record.experiment)
-            if isinstance(claimed, Experiment):
-                topic = problem_topic(claimed.problem)
-        if topic is not None:  # anything else travels by sync only (docs/protocol.md)
-            self._outbox.setdefault(topic, []).append(record)
+        topic = topic_of(record, self.dag)
+        if topic is not None:
+            self.outbox.add(topic, record)
 
     async def research_round(self) -> Step | None:
         """One own evaluation (round-robin over joined problems), replays, one publish."""
@@ -349,20 +319,22 @@ class SwarmNode:
 
     async def replay_claims(self) -> None:
         """Replay the best pending claims the budget allows; drop those already overtaken."""
-        while self._claims:
-            claim = max(self._claims.values(), key=self._rank)
+        while (claim := self._next_claim()) is not None and self.budget.spend():
+            self.claims.discard(claim.id)
+            await self.replay(claim)  # claims arrive meanwhile: look again afterwards
+
+    def _next_claim(self) -> Experiment | None:
+        """The best pending claim that would still improve on our best."""
+        for claim in self.claims.best_first():
             loop = self.loops.get(claim.problem)
             best = None if loop is None else loop.best
             score = claim.outcome.score
-            if loop is None or score is None or (
-                best is not None and not loop.metric.better(score, best.outcome.score)
+            if loop is not None and score is not None and (
+                best is None or loop.metric.better(score, best.outcome.score)
             ):
-                del self._claims[claim.id]  # no longer an improvement for us: not worth a replay
-                continue
-            if not self.budget.spend():
-                return
-            del self._claims[claim.id]
-            await self.replay(claim)
+                return claim
+            self.claims.discard(claim.id)  # no longer an improvement for us: not worth a replay
+        return None
 
     async def replay(self, claim: Experiment) -> Verification:
         evaluate = self._evaluate[claim.problem]
@@ -393,11 +365,7 @@ class SwarmNode:
 
     async def flush(self) -> None:
         """Publish what this round produced: batched, one message per topic and batch."""
-        outbox, self._outbox = self._outbox, {}
-        for topic, records in sorted(outbox.items()):
-            for envelope in _envelopes(records):
-                await self.network.publish(topic, envelope)
-                self.stats.published += 1
+        self.stats.published += await self.outbox.flush()
 
     async def pose(self, problem: Problem) -> Problem:
         """Publish a problem (signed) so that peers can join it."""
@@ -409,14 +377,3 @@ class SwarmNode:
         await self.flush()
         return signed
 
-
-def _envelopes(records: list[Record]) -> list[bytes]:
-    """Gossip envelopes for `records`; a record too large for gossip is left to sync."""
-    try:
-        return encode_batch(records)
-    except WireError:
-        envelopes: list[bytes] = []
-        for record in records:
-            with contextlib.suppress(WireError):
-                envelopes += encode_batch([record])
-        return envelopes

@@ -9,6 +9,7 @@ from typing import Protocol
 
 import trio
 
+from node.decoded import DecodedMessages
 from node.network import SYNC_PROTOCOL, Network, NetworkError
 from node.wire import (
     MAX_FETCH_IDS,
@@ -18,36 +19,57 @@ from node.wire import (
     SyncSummaryRequest,
     WireError,
     decode_sync_request,
-    decode_sync_response,
     encode_sync_request,
     encode_sync_response,
 )
-from research_dag import Record
+from research_dag import Experiment, Record, ResearchDag, Verification
 
 SYNC_TIMEOUT_S = 30.0
+SUMMARIES_KEPT = 16  # encoded summaries kept per record count (by problems and cursor)
 
 
 class SyncService:
     """Serves this node's records to peers and pulls what it is missing from them."""
 
-    def __init__(self, network: Network, node: SyncedNode) -> None:
+    def __init__(
+        self, network: Network, node: SyncedNode, decoded: DecodedMessages | None = None
+    ) -> None:
         self.network = network
         self.node = node
+        self.decoded = DecodedMessages() if decoded is None else decoded
         self.rounds = 0
         self.fetched = 0
         self.failures = 0
         self._served: set[str] = set()
+        # Summaries answered since the record count last changed: every peer asks in the same
+        # sync pass, and a summary costs O(records) to build and encode.
+        self._summaries: dict[tuple[tuple[str, ...] | None, str | None], bytes] = {}
+        self._summarised_at = -1
         network.handle_requests(SYNC_PROTOCOL, self.handle)
 
     async def handle(self, peer: str, data: bytes) -> bytes:
         request = decode_sync_request(data)  # WireError -> the network layer resets the stream
         if isinstance(request, SyncSummaryRequest):
-            ids = self.node.record_ids(request.problems)
-            return encode_sync_response(SyncSummary.limited(ids, after=request.after))
+            return self._summary(request)
         assert isinstance(request, SyncFetch)
-        response = SyncRecords.limited(self.node.records_by_id(request.ids))
+        found = [self.node.dag.get(record_id) for record_id in request.ids]
+        response = SyncRecords.limited(record for record in found if record is not None)
         self._served.update(record.id for record in response.records)
         return encode_sync_response(response)
+
+    def _summary(self, request: SyncSummaryRequest) -> bytes:
+        count = len(self.node.dag)  # the record set only grows: same count, same set
+        if count != self._summarised_at or len(self._summaries) >= SUMMARIES_KEPT:
+            self._summaries.clear()  # a peer paging with many cursors cannot grow it unbounded
+            self._summarised_at = count
+        problems = None if request.problems is None else tuple(request.problems)
+        key = (problems, request.after)
+        response = self._summaries.get(key)
+        if response is None:
+            ids = record_ids(self.node.dag, request.problems)
+            response = encode_sync_response(SyncSummary.limited(ids, after=request.after))
+            self._summaries[key] = response
+        return response
 
     def served(self, record_id: str) -> bool:
         """Has a peer fetched this record from us (e.g. the problem we just posed)?"""
@@ -68,26 +90,23 @@ class SyncService:
         after: str | None = None
         while True:  # page through the peer's summary
             request = SyncSummaryRequest(problems=self.node.sync_scope(), after=after)
-            summary = decode_sync_response(
+            summary = self.decoded.sync_summary(
                 await self.network.request(peer, SYNC_PROTOCOL, encode_sync_request(request))
             )
-            if not isinstance(summary, SyncSummary):
-                raise WireError("expected a summary")
-            missing += [i for i in summary.ids if not self.node.has_record(i)]
+            dag = self.node.dag
+            missing += [record_id for record_id in summary.ids if record_id not in dag]
             if not summary.truncated or not summary.ids:
                 break
             after = summary.ids[-1]
         taken = 0
         while missing:
             chunk, missing = missing[:MAX_FETCH_IDS], missing[MAX_FETCH_IDS:]
-            response = decode_sync_response(
+            response = self.decoded.sync_records(
                 await self.network.request(
                     peer, SYNC_PROTOCOL, encode_sync_request(SyncFetch(ids=chunk))
                 ),
                 requested=chunk,
             )
-            if not isinstance(response, SyncRecords):
-                raise WireError("expected records")
             if not response.records:
                 break  # the peer cannot send these (too large, or gone): stop, don't spin
             taken += await self.node.take(_parents_first(response.records))
@@ -106,15 +125,31 @@ def _parents_first(records: Iterable[Record]) -> list[Record]:
     return sorted(records, key=lambda r: (order.get(r.kind, 4), r.created_ms, r.id))
 
 
+def record_ids(dag: ResearchDag, problems: list[str] | None) -> set[str]:
+    """What a summary lists: every record, or those of `problems` plus all problem records."""
+    if problems is None:
+        return {r.id for r in dag.records()}
+    wanted = set(problems)
+    ids = {p.id for p in dag.problems()}
+    for record in dag.records():
+        problem = getattr(record, "problem", None)
+        if problem in wanted:
+            ids.add(record.id)
+        elif isinstance(record, Verification):
+            claimed = dag.get(record.experiment)
+            if isinstance(claimed, Experiment) and claimed.problem in wanted:
+                ids.add(record.id)
+    return ids
+
+
 class SyncedNode(Protocol):
     """What the sync service needs from a node (SwarmNode implements it)."""
 
+    @property
+    def dag(self) -> ResearchDag:
+        """The records this node holds (they only grow)."""
+        ...
+
     def sync_scope(self) -> list[str] | None: ...
-
-    def record_ids(self, problems: list[str] | None) -> set[str]: ...
-
-    def records_by_id(self, ids: list[str]) -> list[Record]: ...
-
-    def has_record(self, record_id: str) -> bool: ...
 
     async def take(self, records: list[Record]) -> int: ...

@@ -1,9 +1,10 @@
 """Trust: whether a replay reproduces a claim, what the swarm's verifications say about an
-experiment, each author's standing, and the budget that keeps replays from starving research."""
+experiment, each author's standing, which pending claims to replay first, and the budget that
+keeps replays from starving research."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,6 +57,36 @@ class ReplayBudget:
         return True
 
 
+class PendingClaims:
+    """Peers' claimed improvements waiting for our replay, best first.
+
+    Holds up to `2 * limit` and then keeps the best `limit`: trimming in bulk costs one sort
+    per `limit` arrivals instead of a scan per arrival (at 300 simulated nodes the per-arrival
+    scan was a tenth of a round's CPU).
+    """
+
+    def __init__(self, limit: int, rank: Callable[[Experiment], float]) -> None:
+        self.limit = limit
+        self._rank = rank
+        self._pending: dict[str, Experiment] = {}
+
+    def add(self, experiment: Experiment) -> None:
+        self._pending[experiment.id] = experiment
+        if len(self._pending) > 2 * self.limit:
+            kept = self.best_first()[: self.limit]
+            self._pending = {claim.id: claim for claim in kept}
+
+    def discard(self, experiment_id: str) -> None:
+        self._pending.pop(experiment_id, None)
+
+    def best_first(self) -> list[Experiment]:
+        """Highest rank first; equal ranks in arrival order (sorted is stable)."""
+        return sorted(self._pending.values(), key=self._rank, reverse=True)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
 @dataclass
 class Ledger:
     """This node's view of trust, rebuilt from records and its own replays."""
@@ -63,7 +94,8 @@ class Ledger:
     me: str
     config: TrustConfig = field(default_factory=TrustConfig)
     standing: dict[str, float] = field(default_factory=dict)
-    verifications: dict[str, list[Verification]] = field(default_factory=dict)
+    # experiment id -> its verifications by id (a set: the same one arrives by gossip and sync)
+    verifications: dict[str, dict[str, Verification]] = field(default_factory=dict)
     my_replays: dict[str, bool] = field(default_factory=dict)  # experiment id -> matched
 
     def standing_of(self, author: str) -> float:
@@ -73,9 +105,8 @@ class Ledger:
         return author != self.me and self.standing_of(author) < self.config.standing_floor
 
     def note(self, verification: Verification) -> None:
-        found = self.verifications.setdefault(verification.experiment, [])
-        if all(v.id != verification.id for v in found):
-            found.append(verification)
+        found = self.verifications.setdefault(verification.experiment, {})
+        found.setdefault(verification.id, verification)
 
     def record_replay(self, experiment: Experiment, matched: bool) -> None:
         """Our own replay is ground truth for us: it moves the author's standing."""
@@ -108,7 +139,7 @@ class Ledger:
     def _voters(self, experiment: Experiment, match: bool) -> set[str]:
         return {
             v.author
-            for v in self.verifications.get(experiment.id, ())
+            for v in self.verifications.get(experiment.id, {}).values()
             if v.match is match and v.author != experiment.author and not self.ignored(v.author)
         }
 

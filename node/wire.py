@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import msgpack
 
@@ -223,7 +223,18 @@ def encode_sync_response(response: SyncResponse) -> bytes:
     )
 
 
-def decode_sync_response(data: bytes, requested: Collection[str] | None = None) -> SyncResponse:
+class KnownRecords(Protocol):
+    """Records already decoded and verified, by their exact encoded bytes (node/decoded.py):
+    decoding is a pure function of the bytes, so equal bytes need no second check."""
+
+    def recall(self, item: bytes) -> Record | None: ...
+
+    def keep(self, item: bytes, record: Record) -> None: ...
+
+
+def decode_sync_response(
+    data: bytes, requested: Collection[str] | None = None, known: KnownRecords | None = None
+) -> SyncResponse:
     """A summary or the records of a fetch, as strict as `decode_batch`.
 
     Pass the fetched ids as `requested` to refuse records nobody asked for.
@@ -234,7 +245,7 @@ def decode_sync_response(data: bytes, requested: Collection[str] | None = None) 
             raise WireError("truncated must be a boolean")
         return SyncSummary(_unpack_ids(raw["ids"], "ids"), raw["truncated"])
     _check_keys(raw, {"v", "records"}, "sync response")
-    records = _decode_records(_records_field(raw))
+    records = _decode_records(_records_field(raw), known)
     if requested is not None:
         for index, record in enumerate(records):
             if record.id not in requested:
@@ -294,29 +305,37 @@ def _records_field(raw: dict[str, Any]) -> list[bytes]:
     return items
 
 
-def _decode_records(items: list[bytes]) -> list[Record]:
+def _decode_records(items: list[bytes], known: KnownRecords | None = None) -> list[Record]:
     records: list[Record] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        try:
-            record = decode_record(item)
-        except RecordError as error:
-            raise WireError(f"record {index}: {error}", "invalid_record") from None
-        if encode_record(record) != item:
-            raise WireError(
-                f"record {index} ({record.kind}) is not canonically encoded", "invalid_record"
-            )
+        record = None if known is None else known.recall(item)
+        if record is None:
+            record = _decode_item(index, item)
+            if known is not None:
+                known.keep(item, record)
         if record.id in seen:
             raise WireError(
                 f"record {index} repeats record {seen[record.id]} ({record.id})", "invalid_record"
             )
         seen[record.id] = index
-        if not verify_record(record):
-            raise WireError(
-                f"record {index} ({record.id}): {_signature_problem(record)}", "signature"
-            )
         records.append(record)
     return records
+
+
+def _decode_item(index: int, item: bytes) -> Record:
+    """One record: valid, canonically encoded and signed by its author."""
+    try:
+        record = decode_record(item)
+    except RecordError as error:
+        raise WireError(f"record {index}: {error}", "invalid_record") from None
+    if encode_record(record) != item:
+        raise WireError(
+            f"record {index} ({record.kind}) is not canonically encoded", "invalid_record"
+        )
+    if not verify_record(record):
+        raise WireError(f"record {index} ({record.id}): {_signature_problem(record)}", "signature")
+    return record
 
 
 def _require_signed(record: Record) -> None:

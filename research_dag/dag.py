@@ -45,10 +45,26 @@ class ResearchDag:
         import networkx as nx
 
         # networkx is untyped; it stays behind this class and every value read out is re-typed.
-        self._graph: Any = nx.MultiDiGraph()
+        self._indexed: Any = nx.MultiDiGraph()
+        self._unindexed: list[Record] = []  # added, not yet in the graph (see `_graph`)
         self._records: dict[str, Record] = {}
         for record in records:
             self.add(record)
+
+    @property
+    def _graph(self) -> Any:
+        """The graph, brought up to date. Records enter it at the first query after they were
+        added, not in `add`: a swarm node takes in every peer's records but queries the graph
+        rarely, and indexing (~40 us a record in networkx) was a fifth of a large simulation's
+        CPU. Records enter in the order they were added, so the graph is the same either way."""
+        if self._unindexed:
+            pending, self._unindexed = self._unindexed, []
+            graph = self._indexed
+            for record in pending:
+                graph.add_node(record.id)
+                for source, target, rel in _edges_of(record):
+                    graph.add_edge(source, target, key=rel)
+        return self._indexed
 
     # ---- growing -------------------------------------------------------------------------
 
@@ -62,9 +78,7 @@ class ResearchDag:
         if record_id in self._records:
             return False
         self._records[record_id] = record
-        self._graph.add_node(record_id)
-        for source, target, rel in _edges_of(record):
-            self._graph.add_edge(source, target, key=rel)
+        self._unindexed.append(record)
         return True
 
     def __contains__(self, record_id: object) -> bool:

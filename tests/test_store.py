@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.store import RecordStore, StoreCorrupt, StoreError
+from node.store import INSERT_ROWS, RecordStore, StoreCorrupt, StoreError
 from research_dag import (
     Experiment,
     Metric,
@@ -276,3 +276,25 @@ async def test_worker_threads_share_one_store(tmp_path: Path) -> None:
                 nursery.start_soon(write, worker)
         assert store.count() == 80
         assert [store.get_meta(f"w{w}") for w in range(4)] == [bytes([19])] * 4
+
+
+def test_a_batch_larger_than_one_statement_counts_only_new_records(tmp_path: Path) -> None:
+    p = make_problem()
+    records = [make_experiment(p, f"e{i}") for i in range(2 * INSERT_ROWS + 7)]
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        assert store.add_many(records[::3]) == len(records[::3])
+        assert store.add_many(records) == len(records) - len(records[::3])
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        assert {r.id for r in store.iter_records()} == {r.id for r in records}
+
+
+def test_a_copy_with_another_signature_is_stored_with_its_own_bytes(tmp_path: Path) -> None:
+    # encode_record is cached per instance: a copy with a new signature must not reuse it.
+    original = make_experiment(make_problem(), "signed")
+    encode_record(original)
+    resigned = original.model_copy(update={"signature": b"\x01" * 64})
+    assert encode_record(resigned) != encode_record(original)
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add(resigned)
+        stored = store.get(resigned.id)
+    assert stored is not None and stored.signature == b"\x01" * 64

@@ -16,7 +16,14 @@ from node.mutators import OfflineMutator
 from node.simulator import Faults, SimConfig, Simulation, settle
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
-from research_dag import Experiment, Problem
+from node.trust import PendingClaims
+from node.wire import (
+    SyncSummary,
+    SyncSummaryRequest,
+    decode_sync_response,
+    encode_sync_request,
+)
+from research_dag import Experiment, Outcome, Problem
 from sandbox import Evaluator, Runtime
 
 
@@ -78,6 +85,8 @@ async def test_a_posed_problem_spreads_and_nodes_converge(
         assert sum(node.stats.adopted for node in (a, b, c)) > 0  # by adopting, after replay
         # every record anyone made reached everyone
         assert {r.id for r in a.dag.records()} == {r.id for r in c.dag.records()}
+        for node in (a, b, c):  # and was stored before it was indexed (intake is batched)
+            assert {r.id for r in node.store.iter_records()} >= {r.id for r in node.dag.records()}
 
 
 async def test_a_late_joiner_syncs_the_full_history(
@@ -138,3 +147,43 @@ async def test_a_restarted_node_resumes_with_nothing_lost(
         assert resumed.outcome.score >= best.outcome.score
         mine = [e for e in again.dag.experiments(posed.id) if isinstance(e, Experiment)]
         assert len(mine) == 6  # baseline + 4 + 1: the baseline was not evaluated again
+
+
+async def _summary(node: SwarmNode) -> set[str]:
+    request = encode_sync_request(SyncSummaryRequest())
+    summary = decode_sync_response(await node.sync.handle("peer", request))
+    assert isinstance(summary, SyncSummary)
+    return set(summary.ids)
+
+
+async def test_a_summary_answered_again_includes_records_taken_since(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    hub = MemoryHub(seed=5)
+    async with _node(hub, 0, tmp_path, runtime) as a:
+        await a.pose(probe_problem)
+        first = await _summary(a)
+        assert first == {r.id for r in a.dag.records()}
+        assert await _summary(a) == first  # answered again from what was built
+        await a.research_round()
+        again = await _summary(a)
+        assert again > first and again == {r.id for r in a.dag.records()}
+
+
+def test_pending_claims_come_best_first_and_keep_the_best_when_trimmed() -> None:
+    def claim(score: float, tag: str) -> Experiment:
+        return Experiment(problem="0" * 64, strategy={"strategy.py": f"# {tag}\n"},
+                          outcome=Outcome(status="ok", score=score))
+
+    claims = PendingClaims(limit=3, rank=lambda e: e.outcome.score or 0.0)
+    tied = [claim(5.0, "first"), claim(5.0, "second")]
+    for experiment in (claim(1.0, "low"), *tied, claim(9.0, "high"), claim(2.0, "two")):
+        claims.add(experiment)
+    assert [e.outcome.score for e in claims.best_first()] == [9.0, 5.0, 5.0, 2.0, 1.0]
+    assert claims.best_first()[1:3] == tied  # equal ranks keep their arrival order
+    claims.add(claim(3.0, "three"))  # up to twice the limit are held
+    assert len(claims) == 6
+    claims.add(claim(0.5, "half"))  # past twice the limit: only the best three stay
+    assert [e.outcome.score for e in claims.best_first()] == [9.0, 5.0, 5.0]
+    claims.discard(tied[0].id)
+    assert len(claims) == 2
