@@ -174,6 +174,12 @@ def _define(
     )
 
 
+# wasmtime-py keeps custom stdout/stderr callbacks in a module-level slab (wasmtime._slab.Slab)
+# whose allocate/deallocate are not thread-safe: two runs starting or ending at once on
+# different threads could share a slot (seen as a TypeError in a 4-node simulation).
+_OUTPUT_SLAB_LOCK = threading.Lock()
+
+
 class _Dispatch(threading.local):
     """The virtual WASI state of the run on this thread: a guest runs on its caller's thread,
     so one linker serves every run and each call finds its own run here."""
@@ -254,8 +260,9 @@ def run_guest(
     config = wasmtime.WasiConfig()
     config.argv = [GUEST_ARGV0]
     config.env = [("HOME", "/nonexistent"), ("TMPDIR", "/nonexistent")]
-    config.stdout_custom = stdout.write
-    config.stderr_custom = stderr.write
+    with _OUTPUT_SLAB_LOCK:
+        config.stdout_custom = stdout.write
+        config.stderr_custom = stderr.write
     config.preopen_dir(str(runtime.stdlib_dir), GUEST_STDLIB_DIR, False)
     for mount in mounts:
         config.preopen_dir(str(mount.host_path), mount.guest_path, False)
@@ -306,7 +313,8 @@ def run_guest(
     finally:
         _DISPATCH.virtual = None
         _DISPATCH.stat = None
-        store.close()
+        with _OUTPUT_SLAB_LOCK:  # dropping the store's WASI context frees the output slots
+            store.close()
     return GuestRun(
         exit_code=exit_code,
         trap=trap,
