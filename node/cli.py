@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -74,6 +75,7 @@ def _load_problem(directory: Path) -> Problem:
         _fail(str(error), EXIT_USAGE)
 
 
+@functools.cache  # one per process: `swarm pose` validates, then publishes, with the same one
 def _runtime(quiet: bool) -> Runtime:
     from sandbox import RuntimeUnavailable, load_runtime
 

@@ -108,7 +108,7 @@ class _Recent(Generic[T]):
         return found
 
     def keep(self, data: bytes, value: T) -> None:
-        if len(data) > self.max_bytes:
+        if len(data) > self.max_bytes or data in self._kept:
             return
         self._kept[data] = value
         self._bytes += len(data)
