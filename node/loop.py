@@ -105,6 +105,7 @@ class ResearchLoop:
         on_record: Callable[[Experiment], None] | None = None,
         trusted: Callable[[Experiment], bool] = lambda experiment: True,
         seal: Callable[[Experiment], Experiment] = lambda experiment: experiment,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.problem = problem
         self.evaluate_fn = evaluate
@@ -118,6 +119,11 @@ class ResearchLoop:
         # replayed ourselves (a peer's claim is data until verified).
         self.trusted = trusted
         self.seal = seal  # signs a new experiment before it is stored or shared
+        self.now_ms = now_ms
+        # Records are named by their content: two identical attempts (a repeated candidate
+        # whose cached outcome is recorded in the same millisecond) would be one record and one
+        # changelog row. Our timestamps therefore strictly increase, across restarts too.
+        self._last_ms = 0
         self.metric = problem.metric
         self._experiments: list[Experiment] = []
         self._outcomes: dict[str, Outcome] = {}  # strategy digest -> outcome (deterministic)
@@ -154,7 +160,11 @@ class ResearchLoop:
             if isinstance(record, Hypothesis)
         )
         for record in self.store.iter_records(kind="experiment", problem=self.problem.id):
-            if not isinstance(record, Experiment) or not self.trusted(record):
+            if not isinstance(record, Experiment):
+                continue
+            if record.author == self.config.author:
+                self._last_ms = max(self._last_ms, record.created_ms)
+            if not self.trusted(record):
                 continue
             self._experiments.append(record)
             self._known.add(record.id)
@@ -177,6 +187,7 @@ class ResearchLoop:
     def _experiment(
         self, files: Mapping[str, str], outcome: Outcome, **fields: str | None
     ) -> Experiment:
+        self._last_ms = max(self.now_ms(), self._last_ms + 1)
         return self.seal(
             Experiment.model_validate(
                 {
@@ -184,7 +195,7 @@ class ResearchLoop:
                     "strategy": dict(files),
                     "outcome": outcome,
                     "author": self.config.author,
-                    "created_ms": int(time.time() * 1000),
+                    "created_ms": self._last_ms,
                     **fields,
                 },
                 strict=False,

@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from node.loop import LoopConfig, ResearchLoop
-from node.mutators import MutationContext, MutationFailed, OfflineMutator
+from node.mutators import MutationContext, MutationFailed, OfflineMutator, Proposal
 from node.mutators.scripted import ScriptedMutator
 from node.store import RecordStore
 from research_dag import Experiment, Problem
@@ -235,3 +235,38 @@ async def test_the_mutator_reads_playbook_stats_and_hypotheses(
         seen[2].guidance[1] == "perturb_constant: 2/2 attempts improved the score (mean gain 0.2)"
     )
     assert seen[2].kind_weights["perturb_constant"] == 1.0
+
+
+class _SameChange:
+    """Proposes one identical change, with one identical description, every time."""
+
+    name = "same"
+
+    async def propose(self, context: MutationContext) -> Proposal:
+        await trio.lowlevel.checkpoint()
+        return Proposal(files=_scaled(0.75), diff="", mutation_kind="perturb", description="x")
+
+
+async def test_every_attempt_is_its_own_record_even_when_identical_and_simultaneous(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """Issue 8 finding 10: a repeated candidate's cached outcome recorded within the same
+    millisecond made an identical record (same content id), and the changelog lost a row.
+    The clock here never moves, so without strictly increasing timestamps every repeat
+    would collapse into one record."""
+    path = tmp_path / "records.sqlite"
+    for run in range(2):  # a restart keeps the timestamps increasing
+        with RecordStore.open(path) as store:
+            summary = await ResearchLoop(
+                probe_problem,
+                probe.evaluate,
+                _SameChange(),
+                store,
+                LoopConfig(iterations=5),
+                now_ms=lambda: 1_000,
+            ).run()
+            assert summary.iterations == 5
+            recorded = _experiments(store, probe_problem)
+            assert len(recorded) == 1 + 5 * (run + 1)
+            assert len({r.id for r in recorded}) == len(recorded)
+            assert len({r.created_ms for r in recorded}) == len(recorded)
