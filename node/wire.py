@@ -13,7 +13,15 @@ import msgpack
 
 from node.identity import verify_record
 from node.network import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
-from research_dag import Record, RecordError, canonical_encode, decode_record, encode_record
+from research_dag import (
+    MAX_NESTING,
+    Record,
+    RecordError,
+    canonical_encode,
+    decode_record,
+    encode_record,
+    nesting_exceeds,
+)
 
 WIRE_VERSION = 1
 MAX_BATCH_RECORDS = 64  # records per gossip envelope
@@ -262,6 +270,10 @@ def _unpack(data: bytes, limit: int, what: str, keys: set[str] | None) -> dict[s
         raise WireError(f"{what} must be bytes, not {type(data).__name__}")
     if len(data) > limit:
         raise WireError(f"{what} of {len(data)} bytes exceeds the limit of {limit}", "oversize")
+    # Before anything builds or walks the value: ~500 levels made canonical_encode overflow
+    # the stack from a 507-byte sync reply (issue 8, finding 11). Messages nest 2 deep.
+    if nesting_exceeds(data):
+        raise WireError(f"{what} nests arrays and maps more than {MAX_NESTING} deep")
     try:
         raw = msgpack.unpackb(
             data,

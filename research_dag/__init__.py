@@ -1,7 +1,26 @@
 """Records and the Research DAG: the bottom layer; imports no other package of ours."""
 
+from research_dag.canonical import (
+    MAX_NESTING,
+    RecordError,
+    canonical_encode,
+    nesting_exceeds,
+    nests_deeper,
+)
 from research_dag.dag import Relation, ResearchDag, Snapshot
+from research_dag.paths import (
+    MAX_PATH,
+    MAX_PATH_DEPTH,
+    MutablePath,
+    PackagePath,
+    PathError,
+    check_mutable_path,
+    check_package_path,
+    check_path_set,
+)
 from research_dag.records import (
+    EVALUATOR,
+    MAX_MUTABLE,
     MAX_NAME,
     MAX_PACKAGE_BYTES,
     MAX_SOURCE,
@@ -17,18 +36,22 @@ from research_dag.records import (
     Problem,
     Record,
     RecordBase,
-    RecordError,
     Status,
     Verification,
-    canonical_encode,
     decode_record,
     encode_record,
+    encoded_record_id,
     validate_record,
 )
 
 __all__ = [
+    "EVALUATOR",
+    "MAX_MUTABLE",
     "MAX_NAME",
+    "MAX_NESTING",
     "MAX_PACKAGE_BYTES",
+    "MAX_PATH",
+    "MAX_PATH_DEPTH",
     "MAX_SOURCE",
     "MAX_STDERR_TAIL",
     "Budget",
@@ -37,7 +60,10 @@ __all__ = [
     "Frozen",
     "Hypothesis",
     "Metric",
+    "MutablePath",
     "Outcome",
+    "PackagePath",
+    "PathError",
     "Pattern",
     "Problem",
     "Record",
@@ -49,7 +75,13 @@ __all__ = [
     "Status",
     "Verification",
     "canonical_encode",
+    "check_mutable_path",
+    "check_package_path",
+    "check_path_set",
     "decode_record",
     "encode_record",
+    "encoded_record_id",
+    "nesting_exceeds",
+    "nests_deeper",
     "validate_record",
 ]

@@ -8,7 +8,24 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self, TypeAlias
 
 import msgpack
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from research_dag.canonical import (
+    MAX_NESTING,
+    RecordError,
+    canonical_encode,
+    nesting_exceeds,
+    nests_deeper,
+)
+from research_dag.paths import MutablePath, PackagePath, check_path_set
 
 # Bounds keep a hostile peer or guest from inflating memory with one record.
 MAX_TEXT = 4_000
@@ -21,6 +38,8 @@ MAX_SOURCE = 256_000
 MAX_PACKAGE_BYTES = 3 * 1024 * 1024
 MAX_LIST = 256
 MAX_STDERR_TAIL = 4_000
+MAX_MUTABLE = 16
+EVALUATOR = "evaluate.py"  # the package's fixed evaluator (docs/experiment-package.md)
 FUEL_MIN_GAIN = 0.005  # 0.5 %
 MAX_U63 = 2**63 - 1  # integers stay within msgpack's 64-bit forms
 
@@ -173,11 +192,14 @@ class Problem(RecordBase):
     metric: Metric
     checklist: list[ShortText] = Field(default_factory=list, max_length=64)
     budget: Budget = Field(default_factory=Budget)
-    mutable: list[ShortText] = Field(min_length=1, max_length=16)
+    mutable: list[MutablePath] = Field(min_length=1, max_length=MAX_MUTABLE)
     entry: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)] = "solve"
     seed: Annotated[int, Field(ge=-MAX_U63, le=MAX_U63)] = 0
+    # A fixed top-level .py file whose generate(seed, public_dir) draws each candidate's
+    # inputs (docs/experiment-package.md#fresh-inputs); None: the inputs are fixed files.
+    generator: MutablePath | None = None
     # Every file of the package by relative posix path (strategy, evaluator, data).
-    files: dict[Annotated[str, Field(max_length=MAX_NAME)], bytes] = Field(max_length=4096)
+    files: dict[PackagePath, bytes] = Field(max_length=4096)
 
     @field_validator("files")
     @classmethod
@@ -185,11 +207,28 @@ class Problem(RecordBase):
         total = sum(len(content) for content in value.values())
         if total > MAX_PACKAGE_BYTES:
             raise ValueError(f"package files total {total} bytes; the limit is {MAX_PACKAGE_BYTES}")
-        for path in value:
-            parts = path.split("/")
-            if path.startswith("/") or ".." in parts or "" in parts or "\\" in path:
-                raise ValueError(f"file path {path!r} must be relative, posix, without '..'")
+        check_path_set(value)
         return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """What a loop, a replay and staging take for granted (issue 8, finding 2)."""
+        if len(set(self.mutable)) != len(self.mutable):
+            raise ValueError("mutable names a file twice")
+        for name in self.mutable:
+            content = self.files.get(name)
+            if content is None:
+                raise ValueError(f"mutable file {name!r} is not one of the package files")
+            if name == EVALUATOR:
+                raise ValueError(f"the evaluator {EVALUATOR} cannot be mutable")
+            try:
+                content.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"mutable file {name!r} is not UTF-8 text") from None
+        if not self.mutable[0].endswith(".py"):
+            raise ValueError(f"the first mutable file {self.mutable[0]!r} (the entry module)"
+                             " must be a .py file")
+        return self
 
 
 class Experiment(RecordBase):
@@ -199,8 +238,10 @@ class Experiment(RecordBase):
     problem: RecordId
     parent: RecordId | None = None
     # The full mutable files of the candidate, so any peer can replay it.
-    strategy: dict[ShortText, Annotated[str, Field(max_length=MAX_SOURCE)]] = Field(
-        min_length=1, max_length=16
+    # Keys are checked against the problem's `mutable` at intake (node/swarm.py): that takes
+    # two records.
+    strategy: dict[MutablePath, Annotated[str, Field(max_length=MAX_SOURCE)]] = Field(
+        min_length=1, max_length=MAX_MUTABLE
     )
     diff: Annotated[str, Field(max_length=MAX_SOURCE)] = ""
     mutation_kind: ShortText = "baseline"
@@ -209,6 +250,12 @@ class Experiment(RecordBase):
     hypothesis_id: RecordId | None = None
     mutator: ShortText = "offline"
     outcome: Outcome
+
+    @field_validator("strategy")
+    @classmethod
+    def _distinct_files(cls, value: dict[str, str]) -> dict[str, str]:
+        check_path_set(value)
+        return value
 
 
 class Verification(RecordBase):
@@ -251,26 +298,6 @@ Record: TypeAlias = Annotated[
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 
 
-class RecordError(ValueError):
-    """Bytes or a value that is not a valid record; the message says which field and why."""
-
-
-def canonical_encode(value: Any) -> bytes:
-    """Canonical msgpack: maps with sorted keys, floats always 64-bit, bytes as bin."""
-    packed: bytes = msgpack.packb(_canonical(value), use_bin_type=True, use_single_float=False)
-    return packed
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        if not all(isinstance(key, str) for key in value):
-            raise RecordError("map keys must be strings")
-        return {key: _canonical(value[key]) for key in sorted(value)}
-    if isinstance(value, list | tuple):
-        return [_canonical(item) for item in value]
-    return value
-
-
 def encode_record(record: Record) -> bytes:
     """Full wire/storage bytes of a record, signature included.
 
@@ -287,18 +314,42 @@ def encode_record(record: Record) -> bytes:
 
 def decode_record(data: bytes) -> Record:
     """Strictly decode bytes made by `encode_record`; raises RecordError on anything else."""
+    return _validated(_unpack_map(data))
+
+
+def encoded_record_id(data: bytes) -> str:
+    """The id that encoded record bytes claim to have (the hash of their canonical form without
+    the signature), whether or not they pass today's schema; RecordError if they are not a
+    canonical msgpack map. Tells a record written under older rules from a damaged one."""
+    raw = _unpack_map(data)
+    raw.pop("signature", None)
+    return hashlib.sha256(canonical_encode(raw)).hexdigest()
+
+
+def _unpack_map(data: bytes) -> dict[str, Any]:
+    if not isinstance(data, bytes):
+        raise RecordError(f"a record is bytes, not {type(data).__name__}")
+    if nesting_exceeds(data):  # before msgpack or pydantic build or walk anything
+        raise RecordError(f"arrays and maps nest more than {MAX_NESTING} deep")
     try:
         raw = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=MAX_PACKAGE_BYTES)
     except (ValueError, msgpack.UnpackException, TypeError) as error:
         raise RecordError(f"not a msgpack record: {error}") from None
     if not isinstance(raw, dict):
         raise RecordError("a record must be a map")
-    return validate_record(raw)
+    return raw
 
 
 def validate_record(raw: dict[str, Any]) -> Record:
-    from pydantic import ValidationError
+    """A record from plain values (as msgpack decodes them); RecordError for anything else."""
+    if not isinstance(raw, dict):
+        raise RecordError(f"a record is a map, not {type(raw).__name__}")
+    if nests_deeper(raw):
+        raise RecordError(f"arrays and maps nest more than {MAX_NESTING} deep")
+    return _validated(raw)
 
+
+def _validated(raw: dict[str, Any]) -> Record:
     try:
         return RECORD_ADAPTER.validate_python(raw)
     except ValidationError as error:

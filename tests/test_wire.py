@@ -178,7 +178,7 @@ def test_oversize_and_truncated_messages_are_refused() -> None:
         (VALID_ENVELOPE[:-1] + b"\xcc\x01", "not canonically encoded"),  # v as uint8
         (b"\xc1", "not msgpack"),  # reserved byte
         (b"\xd4\x01\x00", "not msgpack"),  # ext type
-        (b"\x91" * 5000 + b"\x80", "not msgpack"),  # deep nesting
+        (b"\x91" * 5000 + b"\x80", "more than 16 deep"),  # deep nesting
         (b"\xdd\xff\xff\xff\xff", "not msgpack"),  # a 4-billion-element array header
     ],
 )

@@ -1,0 +1,134 @@
+"""Canonical msgpack, the one encoding of every record and message, and the nesting bound that
+is checked (on bytes or on values, iteratively) before anything recurses into hostile input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+# Records nest 3 deep (a record, its outcome, the outcome's details) and wire messages 2; the
+# bound leaves room for growth and stays far below Python's recursion limit (1000), which
+# canonical encoding once hit at ~500 levels from a 507-byte message (issue 8, finding 11).
+MAX_NESTING = 16
+
+# Bytes following a header byte, for formats whose size the header fixes.
+_FIXED = {
+    0xC0: 0, 0xC2: 0, 0xC3: 0,  # nil, false, true
+    0xCA: 4, 0xCB: 8,  # float32, float64
+    0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,  # uint8..64
+    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,  # int8..64
+    0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17,  # fixext 1..16: type byte + data
+}
+# Formats followed by a big-endian length of this many bytes, then that many bytes
+# (ext: one more, its type).
+_SIZED = {
+    0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0),  # bin8..32
+    0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),  # ext8..32
+    0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0),  # str8..32
+}
+# Containers with a big-endian count of this many bytes; maps hold two objects per entry.
+_CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
+
+
+def nesting_exceeds(data: bytes, limit: int = MAX_NESTING) -> bool:
+    """True when the first msgpack object in `data` nests arrays and maps more than `limit`
+    deep (a scalar is depth 0, `[]` and `[1]` depth 1, `[[1]]` depth 2).
+
+    Iterative and O(len(data)): it visits each object once and skips string and binary
+    payloads by their length. Malformed or truncated bytes give False as soon as the scan
+    cannot go on; the decoder that runs next refuses them with its own error.
+    """
+    view = memoryview(data)
+    end = len(view)
+    position = 0
+    pending: list[int] = []  # objects still to read in each open container, innermost last
+    while position < end:
+        header = view[position]
+        position += 1
+        count = 0
+        if header <= 0x7F or header >= 0xE0:  # positive and negative fixint
+            pass
+        elif header <= 0x8F:  # fixmap
+            count = 2 * (header & 0x0F)
+        elif header <= 0x9F:  # fixarray
+            count = header & 0x0F
+        elif header <= 0xBF:  # fixstr
+            position += header & 0x1F
+        elif header in _FIXED:
+            position += _FIXED[header]
+        elif header in _SIZED:
+            width, extra = _SIZED[header]
+            if position + width > end:
+                return False
+            position += width + extra + int.from_bytes(view[position : position + width], "big")
+        elif header in _CONTAINERS:
+            width, per_entry = _CONTAINERS[header]
+            if position + width > end:
+                return False
+            count = per_entry * int.from_bytes(view[position : position + width], "big")
+            position += width
+        else:  # 0xC1: never used
+            return False
+        is_container = header in _CONTAINERS or 0x80 <= header <= 0x9F
+        if is_container and count:
+            if len(pending) + 1 > limit:
+                return True
+            pending.append(count)
+            continue
+        if is_container and len(pending) + 1 > limit:
+            return True
+        # A complete object: it fills one slot of each enclosing container that it completes.
+        while pending:
+            pending[-1] -= 1
+            if pending[-1]:
+                break
+            pending.pop()
+        if not pending:
+            return False
+    return False
+
+
+class RecordError(ValueError):
+    """Bytes or a value that is not a valid record; the message says which field and why."""
+
+
+def canonical_encode(value: Any) -> bytes:
+    """Canonical msgpack: maps with sorted keys, floats always 64-bit, bytes as bin.
+
+    RecordError for a map key that is not a string or nesting deeper than MAX_NESTING (also a
+    value that contains itself), so a hostile value never exhausts the interpreter's stack.
+    """
+    packed: bytes = msgpack.packb(
+        _canonical(value, MAX_NESTING), use_bin_type=True, use_single_float=False
+    )
+    return packed
+
+
+def _canonical(value: Any, depth_left: int) -> Any:
+    if isinstance(value, dict | list | tuple):
+        if depth_left <= 0:
+            raise RecordError(f"arrays and maps nest more than {MAX_NESTING} deep")
+        if isinstance(value, dict):
+            if not all(isinstance(key, str) for key in value):
+                raise RecordError("map keys must be strings")
+            return {key: _canonical(value[key], depth_left - 1) for key in sorted(value)}
+        return [_canonical(item, depth_left - 1) for item in value]
+    return value
+
+
+def nests_deeper(value: Any, limit: int = MAX_NESTING) -> bool:
+    """`nesting_exceeds` for values already built: iterative, so a value nested (or containing
+    itself) beyond any depth costs a bounded walk, never the interpreter's stack."""
+    if not isinstance(value, dict | list | tuple):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
