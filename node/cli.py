@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -12,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from node.untrusted_text import json_text, markup, visible
 
 if TYPE_CHECKING:
     from node.loop import LoopSummary, Step
@@ -28,8 +28,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,  # locals may hold API keys
 )
-out = Console()
-err = Console(stderr=True)
+# No emoji codes: `:name:` in a peer's text must print as typed.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 DATA_ENV = "SWARM_DATA_DIR"
@@ -52,8 +53,14 @@ MaxCost = Annotated[float | None, typer.Option(help="Money budget (USD).")]
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     # Messages quote TOML tables ([budget]) and file contents: never rich markup.
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {markup(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _print_json(document: Any) -> None:
+    """The only way a command prints --json: ASCII, so no peer's control or bidi character
+    reaches the terminal raw."""
+    out.print_json(json_text(document), ensure_ascii=True)
 
 
 def _data_dir(given: Path | None) -> Path:
@@ -196,21 +203,25 @@ def run(
             err.print("[yellow]interrupted[/]: every finished attempt is recorded.")
             raise typer.Exit(EXIT_INTERRUPTED)
     if as_json:
-        out.print_json(json.dumps(summary_json(summary)))
+        _print_json(summary_json(summary))
     else:
         _print_summary(summary, as_json, package)
+    if summary.best_score is None:  # not even the baseline scored: a failed run, not a result
+        _fail(f"no evaluation succeeded (the baseline and {summary.iterations} attempt(s) all "
+              f"failed); `swarm eval {package}` shows why")
 
 
 def _print_summary(summary: LoopSummary, as_json: bool, package: Path) -> None:
     from node.report import summary_json
 
     if as_json:
-        out.print_json(json.dumps(summary_json(summary)))
+        _print_json(summary_json(summary))
         return
     arrow = "↑" if summary.direction == "maximize" else "↓"
     target = "" if summary.target is None else f" (target {_fmt(summary.target)})"
     out.print(
-        f"[bold]{summary.problem_name}[/] {arrow} baseline {_fmt(summary.baseline_score)} → "
+        f"[bold]{markup(summary.problem_name)}[/] {arrow} "
+        f"baseline {_fmt(summary.baseline_score)} → "
         f"best [bold green]{_fmt(summary.best_score)}[/]{target}",
         highlight=False,
     )
@@ -247,7 +258,8 @@ class _Progress:
             transient=True,
             disable=not enabled,
         )
-        self.task = self.progress.add_task(problem.name, total=total, status="baseline...")
+        self.task = self.progress.add_task(markup(problem.name), total=total,
+                                           status="baseline...")
 
     def __enter__(self) -> _Progress:
         self.progress.__enter__()
@@ -261,7 +273,7 @@ class _Progress:
             return
         tokens = summary.usage.input_tokens + summary.usage.output_tokens
         status = (
-            f"best {_fmt(summary.best_score)} | last: {step.mutation_kind} "
+            f"best {_fmt(summary.best_score)} | last: {markup(step.mutation_kind)} "
             f"{step.status} | fuel {summary.fuel_spent:,}"
             + (f" | tokens {tokens:,}" if tokens else "")
         )
@@ -269,13 +281,14 @@ class _Progress:
         if step.status == "keep":
             self.progress.console.print(
                 f"[green]keep[/] #{step.iteration:<4} {_fmt(step.score):>10}  "
-                f"{step.mutation_kind}: {step.description}",
+                f"{markup(step.mutation_kind)}: {markup(step.description)}",
                 highlight=False,
             )
 
     def mutator_failure(self, reason: str) -> None:
         if self.enabled:
-            self.progress.console.print(f"[yellow]proposal failed[/]: {reason}", highlight=False)
+            self.progress.console.print(f"[yellow]proposal failed[/]: {markup(reason)}",
+                                        highlight=False)
 
 
 @app.command("eval")
@@ -295,15 +308,20 @@ def eval_command(
     problem = _load_problem(package)
     files = baseline_files(problem)
     if strategy is not None:
-        try:
-            files[problem.mutable[0]] = strategy.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            _fail(f"cannot read {strategy}: {error}", EXIT_USAGE)
+        from node.package_files import UnreadableFile, read_regular
+        from research_dag import MAX_SOURCE
+
+        try:  # bounded: `--strategy /dev/zero` is refused, not read until memory runs out
+            files[problem.mutable[0]] = read_regular(strategy, MAX_SOURCE).decode("utf-8")
+        except UnreadableFile as error:
+            _fail(str(error), EXIT_USAGE)
+        except UnicodeDecodeError:
+            _fail(f"{strategy} is not UTF-8 text", EXIT_USAGE)
     runtime = _runtime(quiet=as_json)
     with Evaluator(runtime, problem) as evaluator:
         outcome = evaluator.evaluate(files)
     if as_json:
-        out.print_json(json.dumps(outcome_json(outcome)))
+        _print_json(outcome_json(outcome))
     else:
         _print_outcome(problem, outcome)
     if outcome.status != "ok":
@@ -314,21 +332,23 @@ def _print_outcome(problem: Problem, outcome: Outcome) -> None:
     colour = "green" if outcome.status == "ok" else "red"
     out.print(f"status: [bold {colour}]{outcome.status}[/]", highlight=False)
     out.print(
-        f"score:  {_fmt(outcome.score)} ({problem.metric.name}, {problem.metric.direction})",
+        f"score:  {_fmt(outcome.score)} ({markup(problem.metric.name)}, "
+        f"{problem.metric.direction})",
         highlight=False,
     )
     for name, passed in outcome.items.items():
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
-        out.print(f"  {mark} {name}", highlight=False)
+        out.print(f"  {mark} {markup(name)}", highlight=False)
     out.print(
         f"fuel:   strategy {outcome.strategy_fuel:,}, evaluator {outcome.evaluator_fuel:,}",
         highlight=False,
     )
     for key, value in outcome.details.items():
-        out.print(f"  {key}: {value}", highlight=False)
+        out.print(f"  {markup(key)}: {markup(str(value))}", highlight=False, soft_wrap=True)
     if outcome.stderr_tail.strip():
         out.print("stderr (tail):", highlight=False)
-        out.print(outcome.stderr_tail.rstrip(), markup=False, highlight=False)
+        out.print(visible(outcome.stderr_tail.rstrip()), markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 @app.command()
@@ -366,12 +386,14 @@ def log(
             return
         tsv.write_text(text)
     if as_json:
-        out.print_json(json.dumps(rows))
+        _print_json(rows)
         return
     if not rows:
-        out.print(f"no experiments recorded for {problem.name} yet (swarm run {package})")
+        out.print(f"no experiments recorded for {markup(problem.name)} yet "
+                  f"(swarm run {markup(str(package))})", highlight=False)
         return
-    table = Table(title=f"{problem.name} ({problem.metric.name}, {problem.metric.direction})")
+    table = Table(title=f"{markup(problem.name)} ({markup(problem.metric.name)}, "
+                  f"{problem.metric.direction})")
     for column in ("commit", "score", "status", "mutation kind", "description"):
         table.add_column(column, overflow="fold")
     styles = {"keep": "green", "baseline": "bold", "discard": "dim"}
@@ -380,13 +402,13 @@ def log(
             row["commit"],
             _fmt(row["score"]),
             row["status"],
-            row["mutation_kind"],
-            row["description"],
+            markup(row["mutation_kind"]),
+            markup(row["description"]),
             style=styles.get(row["status"], "red"),
         )
     out.print(table)
     if tsv is not None:
-        out.print(f"wrote {len(rows)} rows to {tsv}")
+        out.print(f"wrote {len(rows)} rows to {markup(str(tsv))}", highlight=False)
 
 
 def main() -> None:

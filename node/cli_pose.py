@@ -6,7 +6,6 @@ Part of the CLI layer with node/cli.py: the only modules that print for humans.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -25,12 +24,14 @@ from node.cli import (
     _fail,
     _fmt,
     _load_problem,
+    _print_json,
     _runtime,
     app,
     err,
     out,
 )
 from node.cli_swarm import Bootstrap, _identity, _open_store
+from node.untrusted_text import markup, visible
 
 if TYPE_CHECKING:
     from node.llm import LLMConfig
@@ -88,8 +89,6 @@ def pose(
 
     With a plain-English STATEMENT, an LLM writes the package first and repairs it until the
     dry runs pass."""
-    from rich.markup import escape
-
     from node.validate import validate_problem
 
     costs: dict[str, Any] = {}
@@ -101,15 +100,17 @@ def pose(
             data_dir, as_json)
         if out_dir is not None:
             if as_json:
-                out.print_json(json.dumps({"written": str(out_dir), "name": problem.name,
-                                           **validation.summary(), **costs}))
+                _print_json({"written": str(out_dir), "name": problem.name,
+                                           **validation.summary(), **costs})
             else:
-                out.print(f"wrote [bold]{problem.name}[/] to {out_dir}: review it, then "
-                          f"`swarm pose --from {out_dir}` to publish",
+                out.print(f"wrote [bold]{markup(problem.name)}[/] to {markup(str(out_dir))}: "
+                          "review it, then "
+                          f"`swarm pose --from {markup(str(out_dir))}` to publish",
                           highlight=False, soft_wrap=True)
             return
         if not as_json:
-            out.print(f"saved the package to {written}", highlight=False, soft_wrap=True)
+            out.print(f"saved the package to {markup(str(written))}", highlight=False,
+                      soft_wrap=True)
     else:
         if out_dir is not None:
             _fail("--out goes with a plain-English problem (a --from package is already on disk)",
@@ -120,20 +121,21 @@ def pose(
             validation = validate_problem(runtime, problem, progress)
         if not validation.ok:
             for check in validation.failures:
-                err.print(f"[red]✗[/] {check.name}: {escape(check.message)}", highlight=False)
+                err.print(f"[red]✗[/] {markup(check.name)}: {markup(check.message)}",
+                          highlight=False)
             _fail(f"{from_dir} is not fit to publish: {len(validation.failures)} check(s) "
                   "failed (above)")
     signed = _publish(problem, bootstrap, data_dir, quiet=as_json)
     summary = validation.summary()
     if as_json:
-        out.print_json(json.dumps({"problem": signed.id, "name": signed.name,
-                                   "status": "ok", **summary, **costs}))
+        _print_json({"problem": signed.id, "name": signed.name,
+                                   "status": "ok", **summary, **costs})
         return
     out.print(f"dry runs: baseline score {_fmt(validation.baseline_score)}, fuel "
               f"{summary['fuel']:,} of {problem.budget.fuel:,} per phase, "
               f"{len(validation.checks)} checks passed ({validation.evaluations} evaluations)",
               highlight=False)
-    out.print(f"posed [bold]{signed.name}[/]: {signed.id}", highlight=False, soft_wrap=True)
+    out.print(f"posed [bold]{markup(signed.name)}[/]: {signed.id}", highlight=False, soft_wrap=True)
 
 
 class _PoseProgress:
@@ -148,9 +150,10 @@ class _PoseProgress:
         if self.quiet:
             return
         if not message.startswith("dry run:"):
-            err.print(message, style="dim", highlight=False, markup=False, soft_wrap=True)
+            err.print(visible(message), style="dim", highlight=False, markup=False,
+                      soft_wrap=True)
         elif self.status is not None:
-            self.status.update(message)
+            self.status.update(markup(message))
             self.status.start()
 
     def __enter__(self) -> _PoseProgress:
@@ -282,9 +285,9 @@ def _pose_from_text(
              "cost_usd": spent.cost_usd, "model": config.model, "attempts": len(result.attempts)}
     if not result.ok:
         if as_json:
-            out.print_json(json.dumps({"ok": False, "report": result.report(), **costs}))
+            _print_json({"ok": False, "report": result.report(), **costs})
         else:
-            err.print(result.report(), highlight=False, markup=False, soft_wrap=True)
+            err.print(visible(result.report()), highlight=False, markup=False, soft_wrap=True)
             err.print(cost, style="dim", highlight=False, markup=False)
         _fail(f"no package passed validation ({result.stopped or 'attempts used up'}); "
               "nothing was written or published")

@@ -5,7 +5,6 @@ Part of the CLI layer with node/cli.py: the only modules that print for humans.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -21,11 +20,13 @@ from node.cli import (
     _fmt,
     _load_problem,
     _mutator,
+    _print_json,
     _runtime,
     app,
     err,
     out,
 )
+from node.untrusted_text import markup
 
 if TYPE_CHECKING:
     from node.store import RecordStore
@@ -131,7 +132,7 @@ def _status_line(node: SwarmNode) -> str:
     for _, loop in sorted(node.loops.items()):
         best = loop.best
         score = None if best is None else best.outcome.score
-        bests.append(f"{loop.problem.name} best {_fmt(score)}")
+        bests.append(f"{markup(loop.problem.name)} best {_fmt(score)}")
     stats = node.stats
     return (f"{len(node.network.connected_peers())} peers | " + (", ".join(bests) or "no problem")
             + f" | {stats.evaluations} evaluations, {stats.replays} replays "
@@ -166,7 +167,7 @@ async def _research_forever(node: SwarmNode) -> None:
         if step.status == "keep":
             out.print(
                 f"[green]keep[/] {step.experiment_id[:10]} {_fmt(step.score):>10}  "
-                f"{step.mutation_kind}: {step.description}",
+                f"{markup(step.mutation_kind)}: {markup(step.description)}",
                 highlight=False,
             )
 
@@ -195,13 +196,14 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     report = {"peer_id": identity.peer_id, "data_dir": str(directory), "records": counts,
               "problems": problems, "standing": ledger.standing}
     if as_json:
-        out.print_json(json.dumps(report))
+        _print_json(report)
         return
     out.print(f"peer id  {identity.peer_id}\ndata dir {directory}", highlight=False)
     out.print("records  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"),
               highlight=False)
     for item in problems:
-        out.print(f"  {item['name']:<20} {item['id'][:12]}  {item['experiments']} experiments "
+        out.print(f"  {markup(item['name']):<20} {item['id'][:12]}  "
+                  f"{item['experiments']} experiments "
                   f"({item['mine']} mine), best {_fmt(item['best'])}", highlight=False)
 
 
@@ -225,16 +227,17 @@ def leaderboard(
     if problem is not None and not boards:
         _fail(f"no problem matching {problem!r} in {_data_dir(data_dir)}", EXIT_USAGE)
     if as_json:
-        out.print_json(json.dumps(boards))
+        _print_json(boards)
         return
     for board in boards:
-        table = Table(title=f"{board['name']} ({board['direction']}) {board['id'][:12]}")
+        table = Table(title=f"{markup(board['name'])} ({board['direction']}) {board['id'][:12]}")
         for column in ("experiment", "score", "verdict", "replays", "author", "kind"):
             table.add_column(column)
         for row in board["rows"]:
             style = {"verified": "green", "disputed": "red"}.get(row["verdict"], "")
             table.add_row(row["id"][:10], _fmt(row["score"]), row["verdict"],
-                          str(row["matches"]), row["author"][:12], row["mutation_kind"],
+                          str(row["matches"]), markup(row["author"][:12]),
+                          markup(row["mutation_kind"]),
                           style=style)
         out.print(table)
         if board["disputed"]:
@@ -294,11 +297,11 @@ def simulate(
     if report is not None:
         report.write_text(render_html(result))
     if as_json:
-        out.print_json(json.dumps(result))
+        _print_json(result)
         return
     swarm = result["swarm"]
     out.print(
-        f"{problems[0].name}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
+        f"{markup(problems[0].name)}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
         f"baseline {_fmt(swarm['baseline'])} → swarm best {_fmt(swarm['best'])}; "
         f"first at target in round "
         f"{swarm['first_reached_target_round']}, all honest by round "
@@ -308,4 +311,4 @@ def simulate(
         highlight=False,
     )
     if report is not None:
-        out.print(f"report: {report}")
+        out.print(f"report: {markup(str(report))}", highlight=False)

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from node.package_files import UnreadableFile, read_regular, walk_package
 from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, Problem
 
 MANIFEST = "problem.toml"
@@ -28,6 +29,7 @@ METRIC_KEYS = {"name", "direction", "target", "source"}
 BUDGET_KEYS = {"fuel", "memory_mb", "wall_s"}
 IGNORED_PARTS = {"__pycache__", ".git", ".DS_Store"}
 MAX_FILES = 4096
+MAX_MANIFEST_BYTES = 64 * 1024
 
 
 class PackageError(ValueError):
@@ -43,26 +45,24 @@ class PackageError(ValueError):
 def _collect_files(root: Path, defects: list[str]) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     total = 0
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if any(part in IGNORED_PARTS or part.startswith(".") for part in relative.parts):
-            continue
-        if path.is_symlink():
-            defects.append(f"{relative} is a symbolic link; packages must hold plain files")
-            continue
-        if path.is_dir():
-            continue
-        if path.suffix == ".pyc":
+    found, strays = walk_package(root, IGNORED_PARTS)
+    defects += strays
+    for relative in found:
+        if relative.suffix == ".pyc":
             continue
         if len(files) >= MAX_FILES:
             defects.append(f"more than {MAX_FILES} files; bundle data into fewer files")
             break
-        content = path.read_bytes()
+        try:  # bounded by what is left: one oversized file cannot exhaust memory
+            content = read_regular(root / relative, MAX_PACKAGE_BYTES - total)
+        except UnreadableFile:
+            total = MAX_PACKAGE_BYTES + 1
+            break
         total += len(content)
         files[relative.as_posix()] = content
     if total > MAX_PACKAGE_BYTES:
         defects.append(
-            f"the package holds {total} bytes; the limit is {MAX_PACKAGE_BYTES} bytes "
+            f"the package holds more than {MAX_PACKAGE_BYTES} bytes; that is the limit "
             "(keep data small, or generate it in the evaluator from a seed)"
         )
     return files
@@ -89,6 +89,8 @@ def _python_defects(name: str, content: bytes | None, function: str) -> list[str
         return [f"{name} line {error.lineno}: syntax error: {error.msg}"]
     except ValueError as error:
         return [f"{name}: cannot be parsed: {error}"]
+    except (RecursionError, MemoryError):  # the parser's own depth limits (issue 8, finding 8)
+        return [f"{name} is nested too deeply to parse (split long chained expressions)"]
     defined = {
         node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
@@ -112,14 +114,18 @@ def load_package(directory: Path) -> Problem:
     if not root.is_dir():
         raise PackageError(root, [f"{root} does not exist or is not a directory"])
     manifest = root / MANIFEST
-    if not manifest.is_file():
+    if not manifest.exists() and not manifest.is_symlink():
         raise PackageError(root, [f"{MANIFEST} is missing (run `swarm init DIR` for a template)"])
     try:
-        table = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        table = tomllib.loads(read_regular(manifest, MAX_MANIFEST_BYTES).decode("utf-8"))
+    except UnreadableFile as error:
+        raise PackageError(root, [str(error)]) from None
     except tomllib.TOMLDecodeError as error:
         raise PackageError(root, [f"{MANIFEST}: invalid TOML: {error}"]) from None
     except UnicodeDecodeError:
         raise PackageError(root, [f"{MANIFEST} is not UTF-8 text"]) from None
+    except (RecursionError, MemoryError):  # tomllib recurses per nested array or table
+        raise PackageError(root, [f"{MANIFEST} is nested too deeply"]) from None
 
     defects = _unknown_keys(table, TOP_KEYS, MANIFEST)
     for key in ("name", "statement", "metric"):

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from node.loop import LoopSummary, step_status
+from node.untrusted_text import visible
 from research_dag import Experiment, Metric, Outcome
 
 TSV_COLUMNS = ("commit", "parent", "score", "status", "mutation_kind", "description", "fuel")
@@ -84,8 +85,9 @@ def changelog_tsv(rows: list[dict[str, Any]]) -> str:
             row["parent"],
             score,
             row["status"],
-            row["mutation_kind"],
-            str(row["description"]).replace("\t", " ").replace("\n", " "),
+            visible(row["mutation_kind"]),
+            # Peers write descriptions: a TSV cell holds no tab, newline or terminal control.
+            visible(str(row["description"]).replace("\t", " ").replace("\n", " ")),
             row["fuel"],
         ]
         writer.writerow(cells)

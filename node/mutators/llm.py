@@ -176,6 +176,8 @@ def _check_source(path: str, text: str, usage: Usage) -> None:
         ) from None
     except ValueError as error:  # null bytes in the source
         raise MutationFailed(f"the change breaks {path}: {error}", usage) from None
+    except (RecursionError, MemoryError):  # the parser's depth limits (issue 8, finding 8)
+        raise MutationFailed(f"the change nests {path} too deeply to parse", usage) from None
 
 
 def normalise_kind(raw: str) -> str:

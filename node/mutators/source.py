@@ -12,16 +12,35 @@ import warnings
 _FIXED_COMMENT = re.compile(r"#\s*swarm:\s*fixed\s*")
 _FIXED_LINE = re.compile(r"#\s*swarm:\s*fixed\s*$")
 _SHOWN = 40  # characters of source quoted in a description
+# Deepest AST the operators walk: real strategies nest under 20; the walk recurses about two
+# frames a level, which must stay well inside Python's default limit of 1,000.
+MAX_DEPTH = 200
 
 
 def parse(text: str) -> ast.Module | None:
-    """The module's AST, or None when it does not parse (warnings about the source ignored)."""
+    """The module's AST, or None when it does not parse or nests deeper than MAX_DEPTH
+    (warnings about the source ignored)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError):
+            tree = ast.parse(text)
+        # The parser's own limits: 200,000 chained additions raise RecursionError or
+        # MemoryError depending on the operator (issue 8, finding 8).
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
+    return None if _deeper_than(tree, MAX_DEPTH) else tree
+
+
+def _deeper_than(tree: ast.AST, limit: int) -> bool:
+    """Measured without recursion, so that the recursive site walk never meets a tree it
+    cannot finish (a few thousand nested unary minuses parse, then overflowed the walk)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def shorten(text: str) -> str:

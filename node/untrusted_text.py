@@ -1,0 +1,61 @@
+"""The one sanitiser for text a guest, a problem author or a peer wrote, before anything shows it.
+
+A terminal obeys what it is sent: ESC and C1 sequences clear the screen, retitle the window,
+write the clipboard (OSC 52) or plant links (OSC 8); bidi overrides reorder what a reader sees;
+rich reads `[...]` as markup (`[/]` raises, `[link=...]` makes a hyperlink). `visible` makes
+every such character show as an escape instead of acting; `markup` additionally escapes rich
+markup for strings embedded in a markup template; `json_text` is the only JSON writer, and it
+escapes every non-ASCII character, so `--json` never carries a raw control or bidi character.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+from rich.markup import escape
+
+__all__ = ["json_text", "markup", "visible"]
+
+KEPT = frozenset("\n\t")
+# Bidi embeddings, overrides and isolates and the implicit marks (all category Cf, listed for
+# the reader: they are the Trojan Source characters, CVE-2021-42574).
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+# Cc: C0, DEL and C1 controls. Cf: format characters (bidi, zero-width, soft hyphen, tags).
+# Cs: lone surrogates (unencodable: printing one raises). Zl/Zp: line and paragraph
+# separators, which some terminals and editors break lines on.
+SHOWN_AS_ESCAPES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def visible(text: str) -> str:
+    """`text` with every control, format, bidi and separator character but newline and tab
+    shown as a Python-style escape (`\\x1b`, `\\u202e`): nothing in it acts on a terminal."""
+    if text.isascii() and text.isprintable():  # the common case, in C
+        return text
+    return "".join(
+        char
+        if char in KEPT or (char not in BIDI and unicodedata.category(char) not in SHOWN_AS_ESCAPES)
+        else _escaped(char)
+        for char in text
+    )
+
+
+def markup(text: str) -> str:
+    """`visible(text)` for embedding in a rich markup template: its brackets print as text."""
+    return escape(visible(text))
+
+
+def json_text(document: Any) -> str:
+    """The one JSON form of a CLI result: ASCII only (every control and bidi character arrives
+    as a \\u escape, never raw), indented for people, parseable by anything."""
+    return json.dumps(document, ensure_ascii=True, indent=2)
