@@ -174,37 +174,49 @@ async def _research_forever(node: SwarmNode) -> None:
 
 @app.command()
 def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """What this node's data directory holds: identity, records, problems and bests."""
-    from node.identity import load_or_create
-    from node.trust import Ledger
+    """What this node's data directory holds: identity, records, problems, their verified
+    bests and each peer's standing."""
+    from node.leaderboard import ledger_from, standings, verified_best
 
     directory = _data_dir(data_dir)
-    identity = load_or_create(directory / "identity.key")
+    identity = _identity(data_dir)
     with _open_store(data_dir) as store:
         dag = store.load_dag()
     counts: dict[str, int] = {}
     for record in dag.records():
         counts[record.kind] = counts.get(record.kind, 0) + 1
-    ledger = Ledger(me=identity.peer_id)
+    ledger = ledger_from(dag, identity.peer_id)
     problems: list[dict[str, Any]] = []
     for problem in dag.problems():
-        best = dag.best(problem.id)
-        mine = sum(1 for e in dag.experiments(problem.id) if e.author == identity.peer_id)
-        problems.append({"id": problem.id, "name": problem.name, "experiments":
-                         len(dag.experiments(problem.id)), "mine": mine,
-                         "best": None if best is None else best.outcome.score})
+        experiments = dag.experiments(problem.id)
+        best = verified_best(dag, ledger, problem.id)
+        problems.append({
+            "id": problem.id, "name": problem.name, "experiments": len(experiments),
+            "mine": sum(1 for e in experiments if e.author == identity.peer_id),
+            "best": None if best is None else best.outcome.score,
+            "best_experiment": None if best is None else best.id,
+            "disputed": sum(1 for e in experiments if ledger.verdict(e)[0] == "disputed"),
+        })
+    peers = standings(dag, ledger)
     report = {"peer_id": identity.peer_id, "data_dir": str(directory), "records": counts,
-              "problems": problems, "standing": ledger.standing}
+              "problems": problems, "standing": peers}
     if as_json:
         _print_json(report)
         return
-    out.print(f"peer id  {identity.peer_id}\ndata dir {directory}", highlight=False)
+    out.print(f"peer id  {identity.peer_id}\ndata dir {markup(str(directory))}", highlight=False)
     out.print("records  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"),
               highlight=False)
     for item in problems:
+        disputed = f", [red]{item['disputed']} disputed[/]" if item["disputed"] else ""
         out.print(f"  {markup(item['name']):<20} {item['id'][:12]}  "
                   f"{item['experiments']} experiments "
-                  f"({item['mine']} mine), best {_fmt(item['best'])}", highlight=False)
+                  f"({item['mine']} mine), verified best {_fmt(item['best'])}{disputed}",
+                  highlight=False)
+    for peer, row in peers.items():
+        out.print(f"  peer {markup(peer[:16]):<16} standing {row['standing']:+.2f}: "
+                  f"{row['verified']} verified, {row['pending']} pending, "
+                  f"{row['disputed']} disputed" + (" [red](ignored)[/]" if row["ignored"] else ""),
+                  highlight=False)
 
 
 @app.command()
@@ -217,10 +229,9 @@ def leaderboard(
     """Best strategies per problem, with how many peers reproduced each and disputed claims."""
     from rich.table import Table
 
-    from node.identity import load_or_create
     from node.leaderboard import leaderboard_rows
 
-    identity = load_or_create(_data_dir(data_dir) / "identity.key")
+    identity = _identity(data_dir)
     with _open_store(data_dir) as store:
         dag = store.load_dag()
     boards = leaderboard_rows(dag, identity.peer_id, problem, top)
@@ -240,6 +251,7 @@ def leaderboard(
                           markup(row["mutation_kind"]),
                           style=style)
         out.print(table)
+        out.print(f"verified best {_fmt(board['best'])}", highlight=False)
         if board["disputed"]:
             out.print(f"[red]{board['disputed']} disputed claim(s)[/] on this problem")
 

@@ -120,20 +120,31 @@ class Ledger:
             self.standing[author] = self.standing_of(author) - self.config.mismatch_penalty
 
     def trusted(self, experiment: Experiment) -> bool:
-        """May this experiment become the parent of our next mutation?"""
+        """May this experiment become the parent of our next mutation? Stricter than
+        `verified` (only our own evaluation or replay), so the loop's best is always one."""
         return experiment.author in (self.me, "local") or self.my_replays.get(experiment.id) is True
+
+    def verified(self, experiment: Experiment) -> bool:
+        """May this result be shown as a best? The one definition every view uses (issue 8,
+        finding 12): our own evaluation; or our own replay matched; or, unless our replay
+        failed, at least k good-standing peers other than the author reproduced it with every
+        dispute answered (k more matches than mismatches). A forged claim is none of these."""
+        if experiment.author in (self.me, "local"):
+            return True
+        mine = self.my_replays.get(experiment.id)
+        if mine is not None:
+            return mine
+        return self._matches(experiment) - self._mismatches(experiment) >= self.config.k
 
     def verdict(self, experiment: Experiment) -> tuple[Verdict, int]:
         """The swarm's verdict on a claim, and how many good-standing peers reproduced it."""
-        if self.my_replays.get(experiment.id) is False:
-            return "disputed", self._matches(experiment)
-        matches, mismatches = self._matches(experiment), self._mismatches(experiment)
-        if mismatches > matches:
-            return "disputed", matches
-        if matches >= self.config.k:
-            return "verified", matches
-        if experiment.author == self.me:
+        matches = self._matches(experiment)
+        if experiment.author in (self.me, "local"):
             return "own", matches
+        if self.verified(experiment):
+            return "verified", matches
+        if self.my_replays.get(experiment.id) is False or self._mismatches(experiment):
+            return "disputed", matches
         return "pending", matches
 
     def _voters(self, experiment: Experiment, match: bool) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from research_dag.records import (
@@ -112,15 +112,27 @@ class ResearchDag:
     def experiments(self, problem_id: str) -> list[Experiment]:
         return self._of_kind(Experiment, self._linked(problem_id, "has_experiment"))
 
-    def best(self, problem_id: str) -> Experiment | None:
-        """The ok, scored experiment with the best score; ties go to the earliest, then least id."""
+    def best(
+        self, problem_id: str, verified: Callable[[Experiment], bool] | None = None
+    ) -> Experiment | None:
+        """The ok, scored experiment with the best score among those `verified` accepts; ties go
+        to the earliest, then least id.
+
+        A DAG holds peers' claims as they made them, forged ones included: anything that shows
+        a best to a person passes the trust ledger's `verified` (node/trust.py). Only a solo
+        store, where every record is the node's own, may leave it out.
+        """
         problem = self._records.get(problem_id)
         if not isinstance(problem, Problem):
             return None
         best: Experiment | None = None
         for experiment in self.experiments(problem_id):
             score = _ok_score(experiment)
-            if score is not None and problem.metric.better(score, _score_of(best)):
+            if (
+                score is not None
+                and problem.metric.better(score, _score_of(best))
+                and (verified is None or verified(experiment))
+            ):
                 best = experiment
         return best
 

@@ -130,6 +130,16 @@ def test_best_breaks_exact_ties_by_smallest_id() -> None:
     assert dag.best(p.id) == min(a, b, key=lambda e: e.id)
 
 
+def test_best_skips_what_the_verifier_does_not_accept() -> None:
+    # Issue 8 finding 12: a forged higher claim is never the best a view shows.
+    dag, p, e = history("maximize")
+    forged = make_experiment(p, "forged", parent=e["e3"], score=1e9, at=99)
+    dag.add(forged)
+    assert dag.best(p.id) == forged  # unfiltered: the claim as made
+    assert dag.best(p.id, lambda x: x.id != forged.id) == e["e3"]
+    assert dag.best(p.id, lambda x: False) is None
+
+
 def test_best_is_none_without_problem_or_ok_experiment() -> None:
     p = make_problem()
     crash = make_experiment(p, "c", status="crash")
