@@ -6,6 +6,8 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
+from node.untrusted_text import json_text, visible
+
 if TYPE_CHECKING:
     from node.simulator import Simulation
 
@@ -132,14 +134,14 @@ def render_html(report: dict[str, Any]) -> str:
         f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
         for key, value in swarm.items()
     )
-    data = html.escape(json.dumps(report))
-    name = html.escape(problem["name"])
+    data = html.escape(json_text(report))
+    name = html.escape(visible(problem["name"]))  # an author's text: no bidi reordering
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>swarm simulation: {name}</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:780px}}
 table{{border-collapse:collapse}}th,td{{text-align:left;padding:2px 12px 2px 0}}
 .legend{{color:#666;font-size:12px}}svg text{{font-size:11px;fill:#444}}</style></head>
-<body><h1>{html.escape(problem["name"])} — {report["config"]["nodes"]} nodes,
+<body><h1>{name} — {report["config"]["nodes"]} nodes,
 {html.escape(report["config"]["network"])} network, {rounds} rounds</h1>
 <p>{html.escape(problem["direction"])} (target {problem["target"]}); faults
 {html.escape(json.dumps(report["config"]["faults"]))}</p>

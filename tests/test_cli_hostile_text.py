@@ -142,3 +142,16 @@ def test_peer_text_is_inert_in_log_status_and_leaderboard(
         json.loads(text)
     elif command[0] == "log":
         assert "\\x1b]52;c;" in text.replace("\n", "")  # shown, folded across table lines
+
+
+def test_the_simulation_page_shows_an_authors_name_inert() -> None:
+    from node.sim_report import render_html
+
+    name = "\u202e<script>alert(1)</script>\x1b]0;t\x07"
+    page = render_html({
+        "config": {"nodes": 1, "network": "memory", "faults": {},
+                   "problem": {"name": name, "direction": "maximize", "target": None}},
+        "nodes": [], "swarm": {"best": 1.0}, "history": [],
+    })
+    _assert_inert(page)
+    assert "<script>" not in page and "\\u202e&lt;script&gt;" in page

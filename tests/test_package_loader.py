@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ PROBE = Path(__file__).parent / "fixtures" / "probe"
 DEEP = "def solve(d):\n    return {'x': " + "+".join(["1"] * 200_000) + "}\n"
 # Ways to nest one expression inside the next, each within the parser's limits at a depth
 # where the old site walk (two frames a level) overflowed the stack.
-NESTINGS = {
+NESTINGS: dict[str, Callable[[int], str]] = {
     "unary": lambda depth: "-" * depth + "1",
     "not": lambda depth: "not " * depth + "x",
     "ifexp": lambda depth: "1 if x else " * depth + "1",
@@ -103,14 +104,14 @@ def test_symlinked_files_and_directories_are_never_followed(package: Path, tmp_p
     (package / "data" / "public" / "linked").unlink()
     (package / "problem.toml").rename(tmp_path / "real.toml")
     (package / "problem.toml").symlink_to(tmp_path / "real.toml")
-    with pytest.raises(PackageError, match="problem.toml is a symbolic link"):
+    with pytest.raises(PackageError, match=r"problem\.toml is a symbolic link"):
         load_package(package)
 
 
 def test_a_deeply_nested_manifest_is_a_defect(package: Path) -> None:
     manifest = package / "problem.toml"
     manifest.write_text(manifest.read_text() + "\n[extra]\nx = " + "[" * 5000 + "]" * 5000)
-    with pytest.raises(PackageError, match="problem.toml is nested too deeply"):
+    with pytest.raises(PackageError, match=r"problem\.toml is nested too deeply"):
         load_package(package)
 
 
