@@ -13,6 +13,7 @@ import trio
 
 from node.decoded import DecodedMessages
 from node.identity import Identity, sign_record
+from node.intake import refusal, strategy_refusal
 from node.loop import LoopConfig, ResearchLoop, Step
 from node.mutators import Mutator
 from node.network import PROBLEMS_TOPIC, GossipMessage, Network, problem_topic
@@ -21,7 +22,7 @@ from node.store import RecordStore
 from node.sync import SyncService
 from node.trust import Ledger, PendingClaims, ReplayBudget, TrustConfig, outcomes_match
 from node.wire import DropCounter
-from research_dag import Experiment, Outcome, Problem, Record, Verification
+from research_dag import MAX_STDERR_TAIL, Experiment, Outcome, Problem, Record, Verification
 
 # Messages taken in per store transaction: what piled up while the previous batch was written.
 INTAKE_BATCH = 256
@@ -49,6 +50,7 @@ class NodeStats:
     published: int = 0  # envelopes
     received: int = 0  # records taken in
     ignored: int = 0  # records from authors below the standing floor
+    refused: int = 0  # valid records contradicting ones we hold (also in drops: inconsistent)
     drops: DropCounter = field(default_factory=DropCounter)
 
 
@@ -89,7 +91,7 @@ class SwarmNode:
         self._topics: set[str] = set()
         # What `_validate` decoded, for `receive`; a simulation passes one shared by all nodes.
         self.decoded = DecodedMessages() if decoded is None else decoded
-        self.sync = SyncService(network, self, self.decoded)
+        self.sync = SyncService(network, self, self.decoded, self.stats.drops)
         self._restore_ledger()
 
     # ----- state ---------------------------------------------------------------------------
@@ -122,7 +124,8 @@ class SwarmNode:
         return self._intakes > 0
 
     async def take(self, records: list[Record]) -> int:
-        """Store and index records from a peer (already decoded and signature-checked)."""
+        """Store and index records from a peer (already decoded and signature-checked); those
+        that contradict a record we hold are refused, counted and charged to their author."""
         self._intakes += 1
         try:
             return await self._take(records)
@@ -130,18 +133,23 @@ class SwarmNode:
             self._intakes -= 1
 
     async def _take(self, records: list[Record]) -> int:
-        fresh: list[Record] = []
-        seen: set[str] = set()
+        fresh: dict[str, Record] = {}
+
+        def lookup(record_id: str) -> Record | None:  # what we hold, with this batch's earlier
+            return fresh.get(record_id) or self.dag.get(record_id)
+
         for record in records:
             if self.ledger.ignored(record.author):
                 self.stats.ignored += 1
-            elif record.id not in self.dag and record.id not in seen:
-                seen.add(record.id)
-                fresh.append(record)
+            elif record.id not in self.dag and record.id not in fresh:
+                if refusal(record, lookup) is None:
+                    fresh[record.id] = record
+                else:
+                    self._refuse(record)
         if not fresh:
             return 0
-        await trio.to_thread.run_sync(self.store.add_many, fresh)  # durable before indexed
-        for record in fresh:
+        await trio.to_thread.run_sync(self.store.add_many, list(fresh.values()))  # durable first
+        for record in fresh.values():
             self.dag.add(record)
             if isinstance(record, Verification):
                 self.ledger.note(record)
@@ -150,6 +158,16 @@ class SwarmNode:
         self.stats.received += len(fresh)
         return len(fresh)
 
+    def _refuse(self, record: Record) -> None:
+        """A signed record that contradicts what we hold: its author signed it, so the author
+        pays (the relay may not have known; a record that fails alone is dropped earlier, at
+        decode, and the gossip layer penalises whoever forwarded it)."""
+        self.stats.refused += 1
+        self.stats.drops.add("inconsistent")
+        penalty = self.config.trust.mismatch_penalty
+        self.ledger.standing[record.author] = self.ledger.standing_of(record.author) - penalty
+        self.network.adjust_score(record.author, -self.config.trust.score_penalty)
+
     def _consider_claim(self, experiment: Experiment) -> None:
         """Queue a peer's result for replay when adopting it would help us."""
         if experiment.author == self.me or experiment.outcome.status != "ok":
@@ -157,6 +175,8 @@ class SwarmNode:
         loop = self.loops.get(experiment.problem)
         if loop is None or experiment.outcome.score is None:
             return
+        if strategy_refusal(experiment, loop.problem) is not None:
+            return  # taken in before its problem was: never replayed (refused on the wire)
         best = loop.best
         incumbent = None if best is None else best.outcome.score
         if not loop.metric.better(experiment.outcome.score, incumbent):
@@ -337,10 +357,14 @@ class SwarmNode:
         return None
 
     async def replay(self, claim: Experiment) -> Verification:
-        evaluate = self._evaluate[claim.problem]
-        replayed = await trio.to_thread.run_sync(
-            evaluate, dict(claim.strategy), abandon_on_cancel=True
-        )
+        why = strategy_refusal(claim, self.loops[claim.problem].problem)
+        if why is None:
+            evaluate = self._evaluate[claim.problem]
+            replayed = await trio.to_thread.run_sync(
+                evaluate, dict(claim.strategy), abandon_on_cancel=True
+            )
+        else:  # never staged: its files are not the problem's to write (issue 8, finding 1)
+            replayed = Outcome(status="invalid", stderr_tail=why[:MAX_STDERR_TAIL])
         matched = outcomes_match(claim.outcome, replayed)
         verification = sign_record(
             Verification(

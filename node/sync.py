@@ -13,6 +13,7 @@ from node.decoded import DecodedMessages
 from node.network import SYNC_PROTOCOL, Network, NetworkError
 from node.wire import (
     MAX_FETCH_IDS,
+    DropCounter,
     SyncFetch,
     SyncRecords,
     SyncSummary,
@@ -26,17 +27,25 @@ from research_dag import Experiment, Record, ResearchDag, Verification
 
 SYNC_TIMEOUT_S = 30.0
 SUMMARIES_KEPT = 16  # encoded summaries kept per record count (by problems and cursor)
+# Fed to the peer's score per malformed or invalid sync response, as GossipSub scores an
+# invalid message (node.memnet.INVALID_MESSAGE_PENALTY): a handful cut the peer off.
+INVALID_RESPONSE_PENALTY = -20.0
 
 
 class SyncService:
     """Serves this node's records to peers and pulls what it is missing from them."""
 
     def __init__(
-        self, network: Network, node: SyncedNode, decoded: DecodedMessages | None = None
+        self,
+        network: Network,
+        node: SyncedNode,
+        decoded: DecodedMessages | None = None,
+        drops: DropCounter | None = None,
     ) -> None:
         self.network = network
         self.node = node
         self.decoded = DecodedMessages() if decoded is None else decoded
+        self.drops = DropCounter() if drops is None else drops  # responses refused, by reason
         self.rounds = 0
         self.fetched = 0
         self.failures = 0
@@ -77,11 +86,18 @@ class SyncService:
 
     async def sync_with(self, peer: str) -> int:
         """Pull every record `peer` holds that we lack (for our problems, plus all problem
-        records). Returns how many records were taken in; never raises for a bad peer."""
+        records). Returns how many records were taken in; never raises for a bad peer: a
+        response that is not a valid message is counted in `drops` by its reason and lowers
+        the peer's score (issue 8, finding 11: a deep reply once stopped the node here)."""
         try:
             with trio.fail_after(SYNC_TIMEOUT_S):
                 return await self._pull(peer)
-        except (NetworkError, WireError, trio.TooSlowError):
+        except WireError as error:
+            self.failures += 1
+            self.drops.add(error.reason)
+            self.network.adjust_score(peer, INVALID_RESPONSE_PENALTY)
+            return 0
+        except (NetworkError, trio.TooSlowError):
             self.failures += 1
             return 0
 

@@ -31,7 +31,10 @@ MAX_SUMMARY_PROBLEMS = 256  # problem ids a summary request may filter on
 ID_BYTES = 32  # a record id travels as its raw sha256 digest
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
-DropReason: TypeAlias = Literal["oversize", "malformed", "version", "signature", "invalid_record"]
+# "inconsistent": a valid, signed record that contradicts one the node holds (node/intake.py).
+DropReason: TypeAlias = Literal[
+    "oversize", "malformed", "version", "signature", "invalid_record", "inconsistent"
+]
 
 
 class WireError(Exception):
