@@ -11,10 +11,9 @@ escapes every non-ASCII character, so `--json` never carries a raw control or bi
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from typing import Any
-
-from rich.markup import escape
 
 __all__ = ["json_text", "markup", "visible"]
 
@@ -51,8 +50,26 @@ def visible(text: str) -> str:
 
 
 def markup(text: str) -> str:
-    """`visible(text)` for embedding in a rich markup template: its brackets print as text."""
-    return escape(visible(text))
+    """`visible(text)` for embedding in a rich markup template: it prints exactly as
+    `visible(text)`, brackets and backslashes included, whatever tag follows it."""
+    return _BACKSLASHES_BEFORE_BRACKET.sub(_escape_run, visible(text))
+
+
+# rich.markup.escape misses two cases of rich's parser (rich 15): plain text loses the
+# backslash of every `\[` (so `\[` printed as `[`), and a trailing backslash run merges with
+# whatever tag the template puts next. Each run of backslashes before a bracket, or at the end,
+# is written so the parser gives back exactly that run, whatever follows.
+_BACKSLASHES_BEFORE_BRACKET = re.compile(r"(\\*)(\[|\Z)")
+_TAG = re.compile(r"\[[a-z#/@][^[]*?]")  # what rich.markup reads as a tag
+
+
+def _escape_run(match: re.Match[str]) -> str:
+    run, bracket = match.group(1), match.group(2)
+    if not bracket:  # the end: a run before a tag is halved, so give it an empty tag of its own
+        return run * 2 + "[b][/b]" if run else ""
+    if _TAG.match(match.string, match.start(2)):  # a tag: halved, plus one escaping it
+        return run * 2 + "\\["
+    return run + "\\["  # plain text: one backslash of `\[` is dropped
 
 
 def json_text(document: Any) -> str:
