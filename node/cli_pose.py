@@ -54,8 +54,9 @@ def init(
         _fail(f"{directory} exists and is not empty; choose a new directory", EXIT_USAGE)
     shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    out.print(f"created {directory}: edit problem.toml, strategy.py, evaluate.py and data/, "
-              f"then `swarm eval {directory}` and `swarm pose --from {directory}`",
+    shown = markup(str(directory))
+    out.print(f"created {shown}: edit problem.toml, strategy.py, evaluate.py and data/, "
+              f"then `swarm eval {shown}` and `swarm pose --from {shown}`",
               highlight=False)
 
 
