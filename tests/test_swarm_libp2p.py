@@ -119,8 +119,10 @@ def _read_keeps(process: subprocess.Popen[str], count: int) -> list[str]:
         if line.startswith("keep"):
             keeps.append(line.split()[1])
             if len(keeps) == count:
-                break
-    return keeps
+                return keeps
+    process.wait(timeout=30)
+    stderr = process.stderr.read() if process.stderr else ""
+    raise AssertionError(f"swarm join exited {process.returncode} after {keeps}: {stderr}")
 
 
 def test_a_node_killed_with_sigkill_restarts_with_no_record_lost(
