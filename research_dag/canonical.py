@@ -29,6 +29,8 @@ _SIZED = {
 }
 # Containers with a big-endian count of this many bytes; maps hold two objects per entry.
 _CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
+# Every byte that cannot open an array or a map (fixmap, fixarray, array16/32, map16/32).
+_NOT_CONTAINER = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or b in _CONTAINERS))
 
 
 def nesting_exceeds(data: bytes, limit: int = MAX_NESTING) -> bool:
@@ -39,6 +41,11 @@ def nesting_exceeds(data: bytes, limit: int = MAX_NESTING) -> bool:
     payloads by their length. Malformed or truncated bytes give False as soon as the scan
     cannot go on; the decoder that runs next refuses them with its own error.
     """
+    # Each level needs a header byte of its own: with no more such bytes than `limit` anywhere
+    # (a record's text is mostly ASCII), the walk is not needed. Counted in C: the walk costs
+    # ~0.2 us an object, half of decoding a small record before its signature check.
+    if len(data.translate(None, _NOT_CONTAINER)) <= limit:
+        return False
     view = memoryview(data)
     end = len(view)
     position = 0

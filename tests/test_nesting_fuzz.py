@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from hostile_peer import ATTACKER, connect, open_victim
 from hypothesis import given, settings
@@ -172,3 +173,28 @@ async def test_the_deep_sync_reply_is_a_counted_malformed_message_and_the_node_k
             await attacker.request(victim.me, SYNC_PROTOCOL, ATTACK)
         await victim.pose(probe_problem)
         assert await victim.research_round() is not None  # still researching
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text()
+    | st.binary(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                  max_size=4),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300)
+@given(VALUES, st.integers(0, 6))
+def test_the_byte_scan_measures_the_depth_msgpack_builds(value: Any, limit: int) -> None:
+    data = msgpack.packb(value, use_bin_type=True)
+    assert nesting_exceeds(data, limit) == (_depth(value) > limit)
+    assert nesting_exceeds(data + b"\x91\x91\x91", limit) == (_depth(value) > limit)  # one object
