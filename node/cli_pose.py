@@ -6,6 +6,7 @@ Part of the CLI layer with node/cli.py: the only modules that print for humans.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -295,12 +296,19 @@ def _pose_from_text(
     if not as_json:
         err.print(cost, style="dim", highlight=False, markup=False)
     assert result.problem is not None and result.validation is not None
-    target = out_dir or _free_dir(_data_dir(data_dir) / "posed" / result.problem.name)
+    target = out_dir or _free_dir(_data_dir(data_dir) / "posed" / _dir_name(result.problem.name))
     try:
         write_package(result.files, target)
     except OSError as error:
         _fail(f"cannot write the package to {target}: {error}")
     return result.problem, result.validation, target, costs
+
+
+def _dir_name(problem_name: str) -> str:
+    """A directory name made from a problem name a model wrote: '/', '..', a leading '-' or
+    '.', control characters and the like never reach the filesystem."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", problem_name).strip(".-")[:64]
+    return name or "problem"
 
 
 def _free_dir(base: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -13,7 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from node.cli_pose import _dir_name
 from node.problem import load_package
 
 REPLIES = Path(__file__).parent / "fixtures" / "pose"
@@ -144,3 +148,12 @@ def test_the_cost_budget_stops_a_pose_and_bad_flags_are_usage_errors(
     both = swarm(api, "pose", STATEMENT, "--from", str(tmp_path / "full"))
     assert both.returncode == 2 and "not both" in both.stderr
     assert len(api.requests) == 1  # usage errors cost nothing
+
+
+@given(st.text(max_size=300))
+def test_a_posed_problem_name_becomes_one_safe_directory_name(name: str) -> None:
+    """A model writes the problem name; saved under the data dir's posed/, it must stay one
+    plain path component there (no '/', '..', leading '-' or '.', controls)."""
+    made = _dir_name(name)
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", made)
+    assert Path(made).name == made and made not in (".", "..")
