@@ -20,7 +20,7 @@ from node.mutators.base import Usage
 from node.mutators.llm import load_prompt
 from node.problem import PackageError, load_package
 from node.validate import Progress, Validation, validate_problem
-from research_dag import MAX_PACKAGE_BYTES, Problem
+from research_dag import MAX_PACKAGE_BYTES, PathError, Problem, check_package_path
 from sandbox import Runtime
 
 MAX_FILES = 256
@@ -103,15 +103,11 @@ def parse_reply(text: str) -> tuple[dict[str, bytes], list[str]]:
 
 def check_path(raw: str) -> str:
     """A package-relative path the package may contain, or ReplyError."""
-    path = PurePosixPath(raw.strip())
+    try:
+        path = PurePosixPath(check_package_path(raw.strip()))
+    except PathError as error:
+        raise ReplyError(f"{raw!r:.80} is not a package-relative path: {error}") from None
     parts = path.parts
-    if (
-        not parts
-        or path.is_absolute()
-        or "\\" in raw
-        or any(part in ("..", ".") or part.startswith(".") for part in parts)
-    ):
-        raise ReplyError(f"{raw!r} is not a package-relative path")
     allowed = (
         str(path) == "problem.toml"
         or (len(parts) == 1 and path.suffix == ".py")
