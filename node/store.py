@@ -232,23 +232,31 @@ class RecordStore:
             record = decode_record(bytes(body))
         except RecordError as error:
             if _intact(bytes(body), record_id):
-                if record_id not in self.outdated:
-                    self.outdated.add(record_id)
-                    _log.warning(
-                        "record store %s: skipping record %s (seq %d): it no longer passes"
-                        " the record schema (%s)", self.path, record_id, seq, error
-                    )
+                self._skip_outdated(record_id, seq, str(error))
                 return None
             raise StoreCorrupt(
                 f"record store {self.path}: record {record_id} (seq {seq}) does not decode"
                 f" ({error}); {_RECOVERY}"
             ) from None
         if record.id != record_id or record.kind != kind:
+            if record.kind == kind and _intact(bytes(body), record_id):
+                # Decodes, but today's encoding of it differs (a field was added with a value
+                # the old bytes lack): its id would change, so it is not this record any more.
+                self._skip_outdated(record_id, seq, f"it now hashes to {record.id}")
+                return None
             raise StoreCorrupt(
                 f"record store {self.path}: record {record_id} (seq {seq}) hashes to"
                 f" {record.id} ({record.kind}); its body was altered; {_RECOVERY}"
             )
         return record
+
+    def _skip_outdated(self, record_id: str, seq: int, why: str) -> None:
+        if record_id not in self.outdated:
+            self.outdated.add(record_id)
+            _log.warning(
+                "record store %s: skipping record %s (seq %d): it no longer passes the record"
+                " schema (%s)", self.path, record_id, seq, why
+            )
 
 
 def _prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
 
 import msgpack
 from pydantic import (
@@ -158,6 +158,19 @@ class RecordBase(Frozen):
     created_ms: Annotated[int, Field(ge=0, le=MAX_U63)] = 0
     signature: Annotated[bytes, Field(max_length=MAX_SIGNATURE)] = b""
 
+    # Fields added after wire version 1 was published: left out of the encoding while they
+    # hold None, so every record made before they existed keeps its bytes, id and signature
+    # (docs/protocol.md, section 4, "Added fields").
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
+    def plain(self, *, signed: bool = True) -> dict[str, Any]:
+        """The record as the plain values its encoding holds (without the signature unless
+        `signed`)."""
+        exclude = {name for name in self.ADDED_FIELDS if getattr(self, name) is None}
+        if not signed:
+            exclude.add("signature")
+        return self.model_dump(mode="python", exclude=exclude)
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy; with `update`, a new record whose id and encoding are computed afresh (never
         the cached ones of the original)."""
@@ -169,7 +182,7 @@ class RecordBase(Frozen):
 
     def canonical_bytes(self) -> bytes:
         """The bytes the id and signature cover: msgpack, sorted keys, no signature."""
-        return canonical_encode(self.model_dump(mode="python", exclude={"signature"}))
+        return canonical_encode(self.plain(signed=False))
 
     @property
     def id(self) -> str:
@@ -185,6 +198,8 @@ class RecordBase(Frozen):
 
 
 class Problem(RecordBase):
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"generator"})
+
     kind: Literal["problem"] = "problem"
     name: ShortText
     statement: Text
@@ -225,6 +240,17 @@ class Problem(RecordBase):
                 content.decode("utf-8")
             except UnicodeDecodeError:
                 raise ValueError(f"mutable file {name!r} is not UTF-8 text") from None
+        generator = self.generator
+        if generator is not None and (
+            generator not in self.files
+            or generator in self.mutable
+            or generator == EVALUATOR
+            or not generator.endswith(".py")
+        ):
+            raise ValueError(
+                f"the generator {generator!r} must be a .py file of the package, neither mutable"
+                " nor the evaluator"
+            )
         if not self.mutable[0].endswith(".py"):
             raise ValueError(f"the first mutable file {self.mutable[0]!r} (the entry module)"
                              " must be a .py file")
@@ -307,7 +333,7 @@ def encode_record(record: Record) -> bytes:
     """
     cached = record.__dict__.get("_encoded_cache")
     if cached is None:
-        cached = canonical_encode(record.model_dump(mode="python"))
+        cached = canonical_encode(record.plain())
         object.__setattr__(record, "_encoded_cache", cached)
     return bytes(cached)
 

@@ -150,8 +150,7 @@ async def test_a_problem_whose_mutable_file_is_missing_never_reaches_a_loop(
     runtime: Runtime, probe_problem: Problem, tmp_path: Path
 ) -> None:
     """Finding 2: this record made research_round raise KeyError in baseline_files."""
-    fields = {**probe_problem.model_dump(mode="python"), "mutable": ["missing.py"],
-              "name": "broken"}
+    fields = {**probe_problem.plain(), "mutable": ["missing.py"], "name": "broken"}
     broken = signed_bytes(fields)
     hub = MemoryHub(seed=84)
     async with open_victim(hub, runtime, tmp_path) as victim, \

@@ -161,6 +161,10 @@ def _problem(**fields: Any) -> dict[str, Any]:
         ({"mutable": ["../strategy.py"]}, "mutable"),
         ({"files": {"strategy.py": b"", "../../x": b""}}, "files"),
         ({"files": {"strategy.py": b"", "data": b"", "data/x": b""}}, "file and a directory"),
+        ({"generator": "inputs.py"}, "generator"),  # not one of the files
+        ({"generator": "strategy.py"}, "generator"),  # mutable
+        ({"generator": "evaluate.py"}, "generator"),
+        ({"generator": "data/inputs.py"}, "generator"),  # not at the top
     ],
 )
 def test_inconsistent_problems_are_refused_when_decoded(fields: dict[str, Any], why: str) -> None:

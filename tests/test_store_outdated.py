@@ -14,7 +14,7 @@ import pytest
 
 from node.identity import Identity, sign_record
 from node.store import RecordStore, StoreCorrupt
-from research_dag import Experiment, Outcome, canonical_encode
+from research_dag import Experiment, Metric, Outcome, Problem, canonical_encode
 
 AUTHOR = Identity.from_seed(b"\x21" * 32)
 
@@ -79,3 +79,27 @@ def test_an_outdated_body_under_another_id_is_still_corruption(tmp_path: Path) -
     _insert(path, "2" * 64, body)
     with RecordStore.open(path) as store, pytest.raises(StoreCorrupt, match="does not decode"):
         store.load_dag()
+
+
+def test_a_record_that_now_hashes_differently_is_skipped_not_corrupt(tmp_path: Path) -> None:
+    """Interim builds encoded an unset Problem.generator as nil; today it is left out (an added
+    field), so such a stored problem decodes to a record with another id: not this one."""
+    problem = Problem(name="p", statement="s", metric=Metric(name="m", direction="maximize"),
+                      mutable=["strategy.py"], files={"strategy.py": b"x = 1\n"})
+    raw = {**problem.model_dump(mode="python", exclude={"signature"}), "generator": None}
+    unsigned = canonical_encode(raw)
+    interim_id = hashlib.sha256(unsigned).hexdigest()
+    assert interim_id != problem.id
+    path = tmp_path / "records.sqlite"
+    with RecordStore.open(path):
+        pass
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO records (id, kind, problem, created_ms, body) VALUES (?, ?, ?, ?, ?)",
+        (interim_id, "problem", interim_id, 0, canonical_encode({**raw, "signature": b""})),
+    )
+    db.commit()
+    db.close()
+    with RecordStore.open(path) as store:
+        assert list(store.load_dag().records()) == []
+        assert store.outdated == {interim_id}

@@ -536,3 +536,16 @@ def test_the_protocol_document_worked_example_is_current() -> None:
         f"({len(envelope)} bytes), whose message id is\n`{hashlib.sha256(envelope).hexdigest()}`"
         in doc
     )
+
+
+def test_an_unset_added_field_is_left_out_so_old_records_keep_their_ids() -> None:
+    problem = Problem(name="p", statement="s", metric=Metric(name="m", direction="maximize"),
+                      mutable=["strategy.py"], files={"strategy.py": b"x = 1\n", "gen.py": b""})
+    version_1 = problem.model_dump(mode="python", exclude={"signature", "generator"})
+    assert problem.canonical_bytes() == canonical_encode(version_1)
+    with_generator = problem.model_copy(update={"generator": "gen.py"})
+    assert b"generator" in with_generator.canonical_bytes()
+    signed = sign_record(problem, IDENTITY)
+    explicit_nil = canonical_encode({**signed.plain(), "generator": None})
+    with pytest.raises(WireError, match="not canonically encoded"):
+        decode_batch(canonical_encode({"v": 1, "records": [explicit_nil]}))
