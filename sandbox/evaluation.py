@@ -3,11 +3,9 @@ interpreter, the host measures the strategy's fuel, and only the evaluator's pha
 
 from __future__ import annotations
 
-import ast
-import functools
+import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -16,19 +14,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, Status
+from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, Status, canonical_encode
+from sandbox.drivers import EXIT_DONE, EXIT_INVALID_OUTPUT, guest_source, last_result
 from sandbox.host import GuestRun, Limits, Mount, run_guest
-from sandbox.runtime import Runtime, RuntimeUnavailable
+from sandbox.runtime import Runtime
+from sandbox.staging import StagingError, stage_file
 
-GUEST_DIR = Path(__file__).parent / "guest"
-MARKER = b"\x1eswarm-result "
-EXIT_INVALID_OUTPUT = 3
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 MAX_ITEMS = 64
 MAX_DETAILS = 32
 STAGED_MTIME = 1_704_067_200  # 2024-01-01, the virtual clock's origin
 SHIFTED_SEED = 0x5EED_5EED
 SHIFTED_CLOCK_NS = 366 * 86_400 * 1_000_000_000
+INPUTS_DOMAIN = b"swarm-inputs\x00"
 
 
 class EvaluatorReport(BaseModel):
@@ -48,61 +46,17 @@ class EvaluatorReport(BaseModel):
         return value
 
 
-@functools.cache
-def _compact(name: str) -> str:
-    """A guest file without docstrings or comments: the guest compiles it on every run, and
-    compiling costs fuel (~5M for the commented prelude, ~1M compact)."""
-    tree = ast.parse((GUEST_DIR / name).read_text())
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            body[0] = ast.Pass()
-    return ast.unparse(tree)
+def candidate_digest(strategy: Mapping[str, str]) -> bytes:
+    """SHA-256 of the candidate's files in canonical msgpack (the same bytes on every peer)."""
+    return hashlib.sha256(canonical_encode(dict(strategy))).digest()
 
 
-ENTRY_LINE = "raise SystemExit(_main(SWARM_CONFIG))"
-DRIVER_LIMITS = Limits(fuel=10_000_000_000, memory_bytes=256 * 1024 * 1024, wall_s=60.0)
-
-
-def _compiled_driver(runtime: Runtime, phase: str) -> str:
-    """The phase's driver (prelude + phase code) compiled once per process *by the guest*
-    and marshalled: each run then loads bytecode instead of compiling ~60 lines, which
-    saves ~7M fuel (~3 ms) per phase. Same runtime, same bytes, same fuel everywhere."""
-    with runtime.drivers_lock:
-        cached = runtime.compiled_drivers.get(phase)
-        if cached is not None:
-            return cached
-        body = _compact(f"{phase}.py").replace(ENTRY_LINE, "")
-        source = f"{_compact('prelude.py')}\n{body}"
-        compiler = (
-            "import marshal, sys\n"
-            f"sys.stdout.write(marshal.dumps(compile({source!r}, '<swarm-{phase}>', 'exec')).hex())"
-        )
-        done = run_guest(runtime, compiler, [], DRIVER_LIMITS)
-        blob = done.stdout.decode("ascii", errors="replace").strip()
-        if done.exit_code != 0 or not blob or any(c not in "0123456789abcdef" for c in blob):
-            raise RuntimeUnavailable(
-                f"the sandbox could not compile its {phase} driver: "
-                f"{done.trap or done.stderr_tail.decode(errors='replace')[-300:]}"
-            )
-        runtime.compiled_drivers[phase] = blob
-        return blob
-
-
-def _guest_source(runtime: Runtime, phase: str, config: dict[str, Any]) -> str:
-    blob = _compiled_driver(runtime, phase)
-    return (
-        "import json, marshal\n"
-        f"SWARM_CONFIG = json.loads({json.dumps(config)!r})\n"
-        f"exec(marshal.loads(bytes.fromhex('{blob}')))\n"
-        f"{ENTRY_LINE}\n"
-    )
+def inputs_seed(problem_id: str, strategy: Mapping[str, str]) -> int:
+    """The seed a package's generator draws this candidate's inputs from: the first 8 bytes of
+    SHA-256("swarm-inputs" NUL, problem id, candidate digest), top bit cleared. Any peer
+    replays it; no candidate can choose it without changing itself, and so its seed."""
+    material = INPUTS_DOMAIN + bytes.fromhex(problem_id) + candidate_digest(strategy)
+    return int.from_bytes(hashlib.sha256(material).digest()[:8], "big") >> 1
 
 
 def _module_name(path: str) -> str:
@@ -112,15 +66,6 @@ def _module_name(path: str) -> str:
 def _tail(data: bytes, limit: int = MAX_STDERR_TAIL) -> str:
     text = data.decode("utf-8", errors="replace")
     return text[-limit:]
-
-
-def _last_result(stdout: bytes) -> bytes | None:
-    index = stdout.rfind(MARKER)
-    if index < 0:
-        return None
-    line = stdout[index + len(MARKER) :]
-    end = line.find(b"\n")
-    return line if end < 0 else line[:end]
 
 
 def _out_of_memory(run: GuestRun, stderr: str, memory_limit: int) -> bool:
@@ -133,7 +78,7 @@ def _out_of_memory(run: GuestRun, stderr: str, memory_limit: int) -> bool:
 
 
 def _failure(run: GuestRun, phase: int, memory_limit: int) -> tuple[Status, str] | None:
-    """The status of a run that did not finish normally, or None when it did."""
+    """The status of a run whose driver did not finish, or None when it did."""
     stderr = _tail(run.stderr_tail)
     if run.trap == "out_of_fuel":
         return "out_of_fuel", stderr
@@ -144,27 +89,37 @@ def _failure(run: GuestRun, phase: int, memory_limit: int) -> tuple[Status, str]
     if run.trap is not None:
         note = "stack overflow (recursion too deep)" if run.trap == "stack_overflow" else run.trap
         return "crash", (stderr + f"\n[sandbox] trap: {note}").strip()
-    if run.exit_code == 0:
+    if run.exit_code == EXIT_DONE:
         return None
     if _out_of_memory(run, stderr, memory_limit):
         return "out_of_memory", stderr
     if run.exit_code == EXIT_INVALID_OUTPUT:
         return "invalid_output", stderr
+    if phase == 1 and run.exit_code == 0:
+        # Only proc_exit ends a strategy turn with 0 (the driver maps SystemExit(0) itself).
+        return "invalid_output", (
+            stderr + "\n[sandbox] no result: the strategy ended the interpreter itself "
+            "(os._exit(0)) instead of returning from its entry point"
+        ).strip()
     # Phase 2 raising means the evaluator rejected what the strategy produced.
     status: Status = "crash" if phase == 1 else "invalid_output"
     return status, (stderr + f"\n[sandbox] exit code {run.exit_code}").strip()
 
 
-def _stage(path: Path, content: bytes) -> None:
-    """Write a file the guest will see, with a fixed timestamp: guests can read mtimes (the
-    importer does), and the fuel they spend must not depend on when a file was written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    os.utime(path, (STAGED_MTIME, STAGED_MTIME))
+def _refused(why: str) -> Outcome:
+    """A candidate that is not a strategy of this problem: nothing of it was run."""
+    return Outcome(
+        status="invalid",
+        stderr_tail=f"[sandbox] {why}"[-MAX_STDERR_TAIL:],
+        details={"failed_phase": 0},
+    )
 
 
 class Evaluator:
-    """Scores candidate strategies of one problem; stages its fixed files once."""
+    """Scores candidate strategies of one problem; stages its fixed files once.
+
+    Raises StagingError (a ValueError) for a problem whose file names cannot be staged safely;
+    the record schema refuses those already, so this is defence in depth."""
 
     def __init__(
         self,
@@ -173,33 +128,48 @@ class Evaluator:
         workdir: Path | None = None,
         *,
         shifted_world: int = 0,
+        inputs_problem_id: str | None = None,
     ) -> None:
         """`shifted_world=n > 0` runs the evaluator phase with other ambient randomness and a
-        clock n years later: a sound evaluator scores the same there (`node.validate`)."""
+        clock n years later: a sound evaluator scores the same there (`node.validate`).
+        `inputs_problem_id` draws fresh inputs as for that problem (validation compares a
+        modified copy of a problem with the original on the same inputs)."""
         self.runtime = runtime
         self.problem = problem
+        self._inputs_problem_id = inputs_problem_id or problem.id
         self._evaluator_seed = problem.seed + 1 + SHIFTED_SEED * shifted_world
         self._evaluator_clock_ns = SHIFTED_CLOCK_NS * shifted_world
         self._root = Path(tempfile.mkdtemp(prefix="swarm-eval-", dir=workdir))
         self._public = self._root / "public"
         self._private = self._root / "private"
         self._evaluator = self._root / "evaluator"
+        self._generator = self._root / "generator"
         self._evaluator_modules: dict[str, str] = {}
-        for directory in (self._public, self._private, self._evaluator):
+        self._generator_modules: dict[str, str] = {}
+        for directory in (self._public, self._private, self._evaluator, self._generator):
             directory.mkdir(mode=0o700)
+        try:
+            self._stage_problem(problem)
+        except StagingError:
+            self.close()
+            raise
+
+    def _stage_problem(self, problem: Problem) -> None:
         mutable = set(problem.mutable)
         for path, content in problem.files.items():
             if path.startswith("data/public/"):
-                target = self._public / path.removeprefix("data/public/")
+                stage_file(self._public, path.removeprefix("data/public/"), content, STAGED_MTIME)
             elif path.startswith("data/private/"):
-                target = self._private / path.removeprefix("data/private/")
-            elif path in mutable or path == "problem.toml" or path.startswith("data/"):
-                continue
-            else:
-                target = self._evaluator / path
+                stage_file(self._private, path.removeprefix("data/private/"), content, STAGED_MTIME)
+            elif path not in mutable and path != "problem.toml" and not path.startswith("data/"):
+                stage_file(self._evaluator, path, content, STAGED_MTIME)
                 if path.endswith(".py"):
                     self._evaluator_modules[_module_name(path)] = f"/evaluator/{path}"
-            _stage(target, content)
+        generator = problem.generator
+        if generator is not None and generator in problem.files and generator not in mutable:
+            # The generator alone runs in phase 1 too, before the strategy is imported.
+            stage_file(self._generator, generator, problem.files[generator], STAGED_MTIME)
+            self._generator_modules[_module_name(generator)] = f"/generator/{generator}"
 
     def close(self) -> None:
         shutil.rmtree(self._root, ignore_errors=True)
@@ -220,55 +190,90 @@ class Evaluator:
         )
 
     def evaluate(self, strategy: Mapping[str, str]) -> Outcome:
-        """One evaluation. Never raises for anything the strategy or evaluator does."""
+        """One evaluation. Never raises for anything the strategy or evaluator does, nor for
+        a candidate whose file names are not exactly the problem's mutable files (`invalid`)."""
         # A fresh directory per run: one Evaluator may serve several threads at once.
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._root))
-        strategy_dir, output_dir = run_dir / "strategy", run_dir / "output"
-        strategy_dir.mkdir(mode=0o700)
-        output_dir.mkdir(mode=0o700)
         try:
-            return self._evaluate(strategy, strategy_dir, output_dir)
+            ran = self._run_strategy(strategy, run_dir)
+            if isinstance(ran, Outcome):
+                return ran
+            first, result, seed = ran
+            output_dir = run_dir / "output"
+            output_dir.mkdir(mode=0o700)
+            stage_file(output_dir, "output.json", result, STAGED_MTIME)
+            return self._run_evaluator(first, output_dir, seed)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    def _evaluate(
-        self, strategy: Mapping[str, str], strategy_dir: Path, output_dir: Path
-    ) -> Outcome:
+    def strategy_output(self, strategy: Mapping[str, str]) -> bytes | None:
+        """Phase 1 alone: the candidate's result as JSON bytes, or None if it produced none
+        (the publication checks replay a baseline's output as a literal)."""
+        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._root))
+        try:
+            ran = self._run_strategy(strategy, run_dir)
+            return None if isinstance(ran, Outcome) else ran[1]
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _stage_strategy(self, strategy: Mapping[str, str], strategy_dir: Path) -> str | None:
+        """Stage the candidate's files; why not, if its names are not the mutable files."""
+        if set(strategy) != set(self.problem.mutable):
+            given = ", ".join(sorted(map(repr, strategy)))
+            expected = ", ".join(sorted(map(repr, self.problem.mutable)))
+            return (
+                f"the candidate's files ({given:.300}) are not the problem's mutable files "
+                f"({expected:.300})"
+            )
+        try:
+            for path, source in strategy.items():
+                stage_file(strategy_dir, path, source.encode("utf-8"), STAGED_MTIME)
+        except (StagingError, UnicodeEncodeError) as error:
+            return f"the candidate cannot be staged: {error}"
+        return None
+
+    def _run_strategy(
+        self, strategy: Mapping[str, str], run_dir: Path
+    ) -> Outcome | tuple[GuestRun, bytes, int | None]:
+        """Phase 1: the strategy's run, its result and the inputs seed, or the outcome that
+        ends the evaluation there."""
         problem = self.problem
-        modules: dict[str, str] = {}
-        for path, source in strategy.items():
-            target = strategy_dir / path
-            _stage(target, source.encode("utf-8"))
-            if path.endswith(".py"):
-                modules[_module_name(path)] = f"/strategy/{path}"
-        entry_module = _module_name(problem.mutable[0])
-        config = {
-            "files": modules,
-            "module": entry_module,
+        strategy_dir = run_dir / "strategy"
+        strategy_dir.mkdir(mode=0o700)
+        refused = self._stage_strategy(strategy, strategy_dir)
+        if refused is not None:
+            return _refused(refused)
+        modules = {
+            _module_name(path): f"/strategy/{path}" for path in strategy if path.endswith(".py")
+        }
+        seed = inputs_seed(self._inputs_problem_id, strategy) if problem.generator else None
+        config: dict[str, Any] = {
+            "files": {**modules, **self._generator_modules},
+            "module": _module_name(problem.mutable[0]),
             "entry": problem.entry,
             "public_dir": "/data/public",
         }
+        if problem.generator is not None:
+            config |= {"generator": _module_name(problem.generator), "seed": seed}
         limits = self._limits()
-        public = Mount(self._public, "/data/public")
         first = run_guest(
             self.runtime,
-            _guest_source(self.runtime, "strategy_phase", config),
-            [Mount(strategy_dir, "/strategy"), public],
+            guest_source(self.runtime, "strategy_phase", config),
+            [Mount(strategy_dir, "/strategy"), Mount(self._public, "/data/public")]
+            + ([Mount(self._generator, "/generator")] if self._generator_modules else []),
             limits,
             seed=problem.seed,
         )
         failed = _failure(first, phase=1, memory_limit=limits.memory_bytes)
         if failed is not None:
             status, stderr = failed
-            fuel = first.fuel_used if status != "timeout" else 0
             return Outcome(
                 status=status,
-                strategy_fuel=fuel,
+                strategy_fuel=first.fuel_used if status != "timeout" else 0,
                 stderr_tail=stderr[-MAX_STDERR_TAIL:],
                 details={"failed_phase": 1},
             )
-        result = _last_result(first.stdout)
-        stderr = _tail(first.stderr_tail)
+        result = last_result(first.stdout)
         if first.stdout_overflow or result is None or len(result) > MAX_OUTPUT_BYTES:
             why = (
                 f"the strategy's output exceeds {MAX_OUTPUT_BYTES} bytes"
@@ -278,34 +283,39 @@ class Evaluator:
             return Outcome(
                 status="invalid_output",
                 strategy_fuel=first.fuel_used,
-                stderr_tail=(stderr + f"\n[sandbox] {why}").strip()[-MAX_STDERR_TAIL:],
+                stderr_tail=(_tail(first.stderr_tail) + f"\n[sandbox] {why}").strip()[
+                    -MAX_STDERR_TAIL:
+                ],
                 details={"failed_phase": 1},
             )
-        _stage(output_dir / "output.json", result)
+        return first, result, seed
+
+    def _run_evaluator(self, first: GuestRun, output_dir: Path, seed: int | None) -> Outcome:
+        """Phase 2 on phase 1's result, in a fresh interpreter."""
+        problem = self.problem
+        config: dict[str, Any] = {
+            "files": self._evaluator_modules,
+            "module": "evaluate",
+            "output_path": "/output/output.json",
+            "public_dir": "/data/public",
+            "private_dir": "/data/private",
+        }
+        if problem.generator is not None:
+            config |= {"generator": _module_name(problem.generator), "seed": seed}
         second = run_guest(
             self.runtime,
-            _guest_source(
-                self.runtime,
-                "evaluator_phase",
-                {
-                    "files": self._evaluator_modules,
-                    "module": "evaluate",
-                    "output_path": "/output/output.json",
-                    "public_dir": "/data/public",
-                    "private_dir": "/data/private",
-                },
-            ),
+            guest_source(self.runtime, "evaluator_phase", config),
             [
                 Mount(self._evaluator, "/evaluator"),
-                public,
+                Mount(self._public, "/data/public"),
                 Mount(self._private, "/data/private"),
                 Mount(output_dir, "/output"),
             ],
-            limits,
+            self._limits(),
             seed=self._evaluator_seed,
             clock_start_ns=self._evaluator_clock_ns,
         )
-        return self._score(first, second, stderr)
+        return self._score(first, second, _tail(first.stderr_tail))
 
     def _score(self, first: GuestRun, second: GuestRun, strategy_stderr: str) -> Outcome:
         fuel = first.fuel_used
@@ -319,7 +329,7 @@ class Evaluator:
                 stderr_tail=stderr[-MAX_STDERR_TAIL:],
                 details={"failed_phase": 2},
             )
-        report_bytes = _last_result(second.stdout)
+        report_bytes = last_result(second.stdout)
         report, why = _parse_report(report_bytes)
         if report is None:
             return Outcome(
@@ -350,6 +360,7 @@ class Evaluator:
             details=details,
             stderr_tail=strategy_stderr[-MAX_STDERR_TAIL:],
         )
+
 
 
 def _parse_report(data: bytes | None) -> tuple[EvaluatorReport | None, str]:

@@ -12,12 +12,14 @@ def _main(config):
     except (ValueError, RecursionError) as error:
         sys.stderr.write(f"the strategy's output is not valid JSON: {error}\n")
         return EXIT_INVALID_OUTPUT
+    # The same seed draws the same inputs the strategy saw, for the evaluator's reference.
+    inputs = _inputs(config)
     module = __import__(config["module"])
-    report = module.evaluate(output, config["public_dir"], config["private_dir"])
+    report = module.evaluate(output, config["public_dir"], config["private_dir"], *inputs)
     out = sys.stdout
     out.write(MARKER + json.dumps(report, allow_nan=True, default=repr) + "\n")
     out.flush()
-    return 0
+    return EXIT_DONE
 
 
 raise SystemExit(_main(SWARM_CONFIG))
