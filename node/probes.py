@@ -1,5 +1,5 @@
 """Adversarial strategies a package's evaluator must see through before it is published: broken,
-degraded, constant, non-finite, score-faking and snooping variants of the baseline strategy."""
+degraded, constant, non-finite, score-faking, snooping and memorising variants of the baseline."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ GAMING = {
 # least one of them worse than the baseline (or rejects it).
 DEGRADED = ("zero", "one", "reverse", "first")
 DESCRIPTIONS = {**GAMING, "reverse": "returns the output with every list reversed"}
+MEMORISER = "returns the baseline's own output as a literal"
 LEAK_MARKER = "SWARM-PROBE-READ:"
 
 # Appended to the first mutable file; rebinds the entry point to a wrapper around the
@@ -111,3 +112,29 @@ def snoop_paths(problem: Problem) -> list[str]:
         elif not path.startswith("data/") and path not in mutable and path != "problem.toml":
             paths.extend((f"/evaluator/{path}", f"/strategy/{path}", f"/data/public/{path}"))
     return paths
+
+
+# Appended to the first mutable file: the entry point answers from memory, computing nothing.
+_MEMORISER = '''
+
+# ---- swarm validation probe: never published ----
+def _swarm_memoriser(*args, **kwargs):
+    import json
+
+    return json.loads(%(output)r)
+
+
+%(entry)s = _swarm_memoriser
+'''
+
+
+def memoriser_files(problem: Problem, baseline: Mapping[str, str], output: bytes) -> dict[str, str]:
+    """The baseline's files with the entry point returning `output` (the baseline's own result
+    as JSON) as a literal: on fixed inputs this is right and costs almost nothing."""
+    first = problem.mutable[0]
+    files = dict(baseline)
+    files[first] = baseline[first] + _MEMORISER % {
+        "output": output.decode("utf-8", errors="replace"),
+        "entry": problem.entry,
+    }
+    return files

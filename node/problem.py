@@ -21,6 +21,7 @@ TOP_KEYS = {
     "entry",
     "mutable",
     "seed",
+    "generator",
     "checklist",
     "metric",
     "budget",
@@ -175,6 +176,14 @@ def load_package(directory: Path) -> Problem:
         elif name not in files:
             defects.append(f"{name} is missing")
     defects += _python_defects(EVALUATOR, files.get(EVALUATOR), "evaluate")
+    generator = table.get("generator")
+    if generator is not None:  # docs/experiment-package.md#fresh-inputs
+        if not isinstance(generator, str) or "/" in generator or not generator.endswith(".py"):
+            defects.append(f"{MANIFEST}: generator must name a top-level .py file")
+        elif generator in mutable or generator == EVALUATOR:
+            defects.append(f"{MANIFEST}: the generator {generator} must be a fixed file of its own")
+        else:
+            defects += _python_defects(generator, files.get(generator), "generate")
     if not any(path.startswith("data/private/") for path in files):
         defects.append(
             "data/private/ is empty: keep held-out labels or expected outputs there, "
@@ -195,6 +204,7 @@ def load_package(directory: Path) -> Problem:
                 "mutable": mutable,
                 "entry": entry,
                 "seed": table.get("seed", 0),
+                "generator": generator,
                 "files": files,
             },
             strict=False,

@@ -3,13 +3,22 @@ failure worded as what to change (for a person, or for the model that wrote the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from node.probes import DEGRADED, DESCRIPTIONS, GAMING, LEAK_MARKER, probe_files
+from node.probes import (
+    DEGRADED,
+    DESCRIPTIONS,
+    GAMING,
+    LEAK_MARKER,
+    MEMORISER,
+    memoriser_files,
+    probe_files,
+)
 from node.problem import baseline_files
 from research_dag import Outcome, Problem
 from sandbox import Evaluator, Runtime
@@ -85,12 +94,18 @@ class _Session:
         self.evaluations = 0
         self._lock = threading.Lock()
 
-    def evaluate(self, evaluator: Evaluator, files: dict[str, str], label: str) -> Outcome:
+    @contextlib.contextmanager
+    def count(self, label: str) -> Iterator[None]:
+        """Count one sandbox evaluation and report it as progress."""
         with self._lock:
             self.evaluations += 1
             if self.progress is not None:
                 self.progress(f"dry run: {label}")
-        return evaluator.evaluate(files)
+        yield
+
+    def evaluate(self, evaluator: Evaluator, files: dict[str, str], label: str) -> Outcome:
+        with self.count(label):
+            return evaluator.evaluate(files)
 
     def evaluate_all(
         self, evaluator: Evaluator, jobs: dict[str, tuple[dict[str, str], str]]
@@ -124,6 +139,7 @@ def validate_problem(
         checks.append(_target(problem, first))
         checks.append(_world(session, first))
         checks.extend(_probes(session, evaluator, first))
+        checks.append(_memoriser(session, evaluator, first))
     checks.append(_held_out(session, first))
     checks.append(_no_leak(problem))
     return Validation(checks, first, session.evaluations)
@@ -236,12 +252,33 @@ def _probes(session: _Session, evaluator: Evaluator, baseline: Outcome) -> Itera
         yield Check("sealed", True, "the strategy cannot read the evaluator or private data")
 
 
+def _memoriser(session: _Session, evaluator: Evaluator, baseline: Outcome) -> Check:
+    """The baseline's own output returned as a literal must not beat the baseline: over fixed
+    inputs it would under any fuel metric, and then the loop rewards remembering answers."""
+    problem = session.problem
+    with session.count("the baseline's output, for the memoriser"):
+        output = evaluator.strategy_output(session.files)
+    if output is None:  # the baseline evaluated, so its strategy phase gives a result
+        return Check("memoriser", False, "the baseline gave no output the second time")
+    memo = session.evaluate(evaluator, memoriser_files(problem, session.files, output),
+                            f"a strategy that {MEMORISER}")
+    if not _beats(problem, memo, baseline):
+        return Check("memoriser", True, "answering from memory does not beat the baseline")
+    return Check("memoriser", False, (
+        f"a strategy that {MEMORISER} scores {_fmt(memo.score)}, better than the baseline's "
+        f"{_fmt(baseline.score)}: the inputs are fixed, so remembering answers beats computing "
+        "them; draw inputs per candidate with a generator (problem.toml `generator`): see "
+        "docs/experiment-package.md#fresh-inputs"))
+
+
 def _held_out(session: _Session, baseline: Outcome) -> Check:
     """The evaluator must use data/private: blanking it changes the outcome."""
     problem = session.problem
     blank = {path: (b"" if path.startswith("data/private/") else content)
              for path, content in problem.files.items()}
-    with Evaluator(session.runtime, problem.model_copy(update={"files": blank})) as evaluator:
+    # The same fresh inputs as the original problem: only the private data differs.
+    blanked = problem.model_copy(update={"files": blank})
+    with Evaluator(session.runtime, blanked, inputs_problem_id=problem.id) as evaluator:
         outcome = session.evaluate(evaluator, session.files, "evaluator without its private data")
     if (outcome.status, outcome.score) != (baseline.status, baseline.score):
         return Check("held_out", True, "the score depends on data/private")

@@ -37,7 +37,7 @@ def test_every_example_passes_every_publication_check(runtime: Runtime, example:
     validation = validate_problem(runtime, example)
     assert [c.name for c in validation.checks] == [
         "baseline", "deterministic", "headroom", "target", "world", "gaming", "discriminates",
-        "sealed", "held_out", "no_leak",
+        "sealed", "memoriser", "held_out", "no_leak",
     ]
     assert validation.ok, validation.failures
 
@@ -48,7 +48,7 @@ def test_gaming_outputs_never_score_better(runtime: Runtime, example: Problem) -
         assert baseline.status == "ok" and baseline.score is not None
         for output in ("float('nan')", "float('inf')", "None", "[]", "{}", "'x' * 100", "0"):
             gamed = evaluator.evaluate(
-                {example.mutable[0]: f"def solve(d):\n    return {output}\n"}
+                {example.mutable[0]: f"def solve(*args):\n    return {output}\n"}
             )
             if gamed.status == "ok" and gamed.score is not None:
                 assert not example.metric.better(gamed.score, baseline.score), output

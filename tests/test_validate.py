@@ -3,6 +3,7 @@ is likely to write is caught by its check, and only that check, with a message s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from node.validate import DryRunFailed, dry_run, validate_problem
 from sandbox import Runtime
 
 GOOD = Path(__file__).parent / "fixtures" / "pose" / "good.txt"
+FIXED_INPUTS = Path(__file__).parent / "fixtures" / "faster_code_fixed"
 Edit = Callable[[dict[str, bytes]], None]
 
 
@@ -86,3 +88,16 @@ def test_a_baseline_near_its_fuel_budget_has_no_headroom(runtime: Runtime, tmp_p
     write_package(files, tmp_path / "tight")
     with pytest.raises(DryRunFailed, match=r"headroom: the baseline uses [\d,]+ fuel"):
         dry_run(runtime, load_package(tmp_path / "tight"))
+
+
+def test_a_package_with_fixed_inputs_and_a_fuel_metric_is_refused(runtime: Runtime) -> None:
+    """Issue 8 finding 7c: the old faster_code (fixed cases, fuel score) rewarded returning its
+    answers as a literal; the memoriser probe refuses it, and only it, saying what to change."""
+    validation = validate_problem(runtime, load_package(FIXED_INPUTS))
+    assert [c.name for c in validation.failures] == ["memoriser"]
+    message = validation.failures[0].message
+    assert message.startswith("a strategy that returns the baseline's own output as a literal "
+                              "scores ")
+    assert re.search(r"better than the baseline's 1\.3\d+e\+09: the inputs are fixed", message)
+    assert message.endswith("draw inputs per candidate with a generator (problem.toml "
+                            "`generator`): see docs/experiment-package.md#fresh-inputs")

@@ -1,26 +1,16 @@
-"""Writes data/ for faster_code: ranges of integers (public) and their prime counts/sums (private).
+"""Writes data/private/primes.json for faster_code: every prime the generator's ranges can reach,
+which the evaluator uses to compute the expected answers of each candidate's ranges.
 
-Some ranges overlap, so remembering verdicts pays; one starts at 1 and one contains 2, so the
-edge cases are checked. The expected answers come from a plain sieve here.
 Deterministic; rerun with `python generate.py`.
 """
 
 import json
 from pathlib import Path
 
+from inputs import SLOTS
+
 HERE = Path(__file__).resolve().parent
-CASES = [
-    [1, 60],
-    [2, 2],
-    [90, 260],
-    [500, 700],
-    [600, 760],
-    [961, 1030],
-    [1200, 1320],
-    [1250, 1300],
-    [1600, 1690],
-    [2000, 2060],
-]
+LIMIT = max(band + width + length + length // 2 for band, width, length in SLOTS)
 
 
 def sieve(limit):
@@ -34,12 +24,7 @@ def sieve(limit):
 
 
 if __name__ == "__main__":
-    flags = sieve(max(hi for _, hi in CASES))
-    expected = []
-    for lo, hi in CASES:
-        primes = [n for n in range(lo, hi + 1) if flags[n]]
-        expected.append([len(primes), sum(primes)])
-    for path, value in ((HERE / "data" / "public" / "cases.json", CASES),
-                        (HERE / "data" / "private" / "expected.json", expected)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(value) + "\n", encoding="utf-8")
+    primes = [n for n, prime in enumerate(sieve(LIMIT)) if prime]
+    path = HERE / "data" / "private" / "primes.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"limit": LIMIT, "primes": primes}) + "\n", encoding="utf-8")

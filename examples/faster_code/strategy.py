@@ -1,11 +1,11 @@
-"""Counts the primes in each range [lo, hi] of data/public/cases.json, and sums them.
+"""Counts the primes in each range [lo, hi] of `cases`, and sums them.
 
-solve() returns [[count, sum], ...], one pair per range. The evaluator only checks the answers
-(it keeps the expected ones private); the score is the fuel this function burns, so make it
-faster without changing a single answer.
+solve() returns [[count, sum], ...], one pair per range. Each candidate gets ranges of its own
+(drawn by the package's inputs.py from a seed the host derives from the candidate's files), so
+answers must be computed, not remembered. The evaluator only checks the answers; the score is
+the fuel this function burns, so make it faster without changing a single answer.
 """
 
-import json
 import math
 
 REPEATS = 2  # compute everything this many times (a leftover from benchmarking)
@@ -49,9 +49,7 @@ def memoized(verdict):
     return check
 
 
-def solve(public_dir):
-    with open(f"{public_dir}/cases.json") as handle:
-        cases = json.load(handle)
+def solve(public_dir, cases):
     answers = []
     for _ in range(REPEATS):
         verdict = memoized(is_prime) if MEMOIZE else is_prime
