@@ -240,6 +240,10 @@ class Evaluator:
         problem = self.problem
         strategy_dir = run_dir / "strategy"
         strategy_dir.mkdir(mode=0o700)
+        if problem.generator is not None and not self._generator_modules:
+            # Never let a candidate's own file (or nothing) stand in for the generator.
+            return _refused(f"the problem's generator {problem.generator!r:.100} is not one "
+                            "of its fixed files")
         refused = self._stage_strategy(strategy, strategy_dir)
         if refused is not None:
             return _refused(refused)

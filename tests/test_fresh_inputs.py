@@ -98,3 +98,16 @@ def test_the_generator_is_declared_sensibly(tmp_path: Path) -> None:
         files["problem.toml"] = files["problem.toml"].replace('generator = "draw.py"', line)
         with pytest.raises(PackageError, match=words):
             load_package(write(files, tmp_path / name))
+
+
+def test_a_generator_the_candidate_could_write_is_refused(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """A record bypassing the loader, whose generator is a mutable file or no file at all."""
+    problem = load_package(write(ECHO, tmp_path))
+    strategy = baseline_files(problem)
+    for generator in ("strategy.py", "nowhere.py"):
+        with Evaluator(runtime, problem.model_copy(update={"generator": generator})) as evaluator:
+            outcome = evaluator.evaluate(strategy)
+        assert (outcome.status, outcome.details) == ("invalid", {"failed_phase": 0})
+        assert f"generator '{generator}' is not one of its fixed files" in outcome.stderr_tail
