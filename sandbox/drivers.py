@@ -85,12 +85,3 @@ def last_result(stdout: bytes) -> bytes | None:
     end = line.find(b"\n")
     return line if end < 0 else line[:end]
 
-
-def only_result(stdout: bytes) -> bytes | None:
-    """The payload when stdout is exactly one result line, as the driver writes it (its JSON
-    escapes control characters, so it holds no newline and no marker); None when anything
-    else reached stdout: the strategy wrote there itself (os.write(1, ...), sys.__stdout__)."""
-    if not stdout.startswith(MARKER) or not stdout.endswith(b"\n"):
-        return None
-    payload = stdout[len(MARKER) : -1]
-    return None if b"\n" in payload or MARKER in payload else payload
