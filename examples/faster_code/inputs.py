@@ -5,7 +5,7 @@ answers remembered from another run are worth nothing: they must be computed. Ev
 same shape, so candidates do nearly the same work: two edge cases, then four slots of two
 overlapping ranges each (remembering verdicts across ranges pays), each slot starting at a
 random offset within its band. A few lines of splitmix64 rather than `import random`: this runs
-in the strategy's phase, and importing `random` would add ~12M fuel to every score.
+in the strategy's phase, and importing `random` would add ~8M fuel to every score.
 """
 
 EDGE_CASES = [[1, 60], [2, 2]]  # 1 is not prime; 2 is the only even prime
