@@ -55,7 +55,8 @@ async def test_a_good_package_validates_first_time_and_is_written_for_review(
     assert result.ok and result.problem is not None and result.validation is not None
     assert [a.failures for a in result.attempts] == [[]]
     assert result.problem.name == "spam_keywords" and result.validation.baseline_score == 0.625
-    assert result.validation.evaluations == 16  # twice, 2 shifted worlds, 11 probes, held-out
+    assert result.validation.evaluations == 18  # twice, 2 shifted worlds, 11 probes,
+    # the memoriser (the baseline's output, then that output as a literal), held-out
     assert (result.spent.input_tokens, result.spent.output_tokens) == TOKENS
     assert result.spent.cost_usd == pytest.approx((5_200 * 2.0 + 2_400 * 10.0) / 1e6)
     request = script.requests[0]
