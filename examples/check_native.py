@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import importlib.util
 import json
 import math
@@ -46,13 +47,19 @@ RECENT = 8  # as node/loop.py: attempts shown to the mutator
 
 PHASE1 = r"""
 import importlib.util, json, sys, time
-work, entry, public, timed = sys.argv[1:5]
+work, entry, public, timed, generator, seed = sys.argv[1:7]
 started = time.perf_counter() if timed == "timed" else 0.0   # no clock in the sandbox: exact fuel
 real_stdout, sys.stdout = sys.stdout, sys.stderr   # the strategy's prints go to stderr
+args = [public]
+if generator:  # fresh inputs per candidate, drawn before the strategy is imported
+    spec = importlib.util.spec_from_file_location("inputs", generator)
+    inputs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(inputs)
+    args.append(json.loads(json.dumps(inputs.generate(int(seed), public))))
 spec = importlib.util.spec_from_file_location("strategy", work + "/strategy.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-output = getattr(module, entry)(public)
+output = getattr(module, entry)(*args)
 encoded = json.dumps(output, allow_nan=True)
 seconds = time.perf_counter() - started if timed == "timed" else 0.0
 real_stdout.write(json.dumps({"seconds": seconds, "output": encoded}))
@@ -60,7 +67,7 @@ real_stdout.write(json.dumps({"seconds": seconds, "output": encoded}))
 
 PHASE2 = r"""
 import importlib.util, json, sys, time
-package, out_path, public, private, timed = sys.argv[1:6]
+package, out_path, public, private, timed, generator, seed = sys.argv[1:8]
 with open(out_path) as handle:
     output = json.load(handle)
 started = time.perf_counter() if timed == "timed" else 0.0
@@ -68,8 +75,14 @@ real_stdout, sys.stdout = sys.stdout, sys.stderr
 spec = importlib.util.spec_from_file_location("evaluate", package + "/evaluate.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+args = [output, public, private]
+if generator:
+    spec = importlib.util.spec_from_file_location("inputs", generator)
+    inputs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(inputs)
+    args.append(json.loads(json.dumps(inputs.generate(int(seed), public))))
 try:
-    result = module.evaluate(output, public, private)
+    result = module.evaluate(*args)
     error = None
 except Exception as exc:  # an evaluator may raise on malformed output: invalid_output
     result, error = None, f"{type(exc).__name__}: {exc}"[:200]
@@ -108,6 +121,26 @@ class Package:
     @property
     def fuel_metric(self) -> bool:
         return self.metric.get("source", "evaluator") == "fuel"
+
+    def seed_for(self, strategy: str) -> int:
+        """A seed per candidate, as the sandbox draws one (not the same numbers: a native check
+        only needs fresh inputs per candidate, not the swarm's exact draw)."""
+        return int.from_bytes(hashlib.sha256(strategy.encode()).digest()[:8], "big") >> 1
+
+    def inputs_args(self, root: str, strategy: str) -> list[str]:
+        generator = self.manifest.get("generator")
+        if not generator:
+            return ["", "0"]
+        return [f"{root}/{generator}", str(self.seed_for(strategy))]
+
+    def draw_inputs(self, strategy: str) -> object:
+        generator = self.manifest.get("generator")
+        if not generator:
+            return None
+        spec = importlib.util.spec_from_file_location("inputs", self.path / generator)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return json.loads(json.dumps(module.generate(self.seed_for(strategy), str(self.public))))
 
     @property
     def public(self) -> Path:
@@ -149,11 +182,12 @@ class NativeRunner:
 
     def phase1(self, pkg: Package, strategy: str, work: Path) -> tuple[str | None, float, str]:
         (work / "strategy.py").write_text(strategy)
+        self.strategy = strategy  # phase 2 draws the same inputs
         best, output = math.inf, None
         for _ in range(self.repeats):
             done = subprocess.run(
                 [self.python, "-c", PHASE1, str(work), pkg.manifest.get("entry", "solve"),
-                 str(pkg.public), "timed"],
+                 str(pkg.public), "timed", *pkg.inputs_args(str(pkg.path), strategy)],
                 capture_output=True, text=True, timeout=120,
             )
             if done.returncode != 0:
@@ -168,7 +202,7 @@ class NativeRunner:
         out.write_text(output)
         done = subprocess.run(
             [self.python, "-c", PHASE2, str(pkg.path), str(out), str(pkg.public), str(pkg.private),
-             "timed"],
+             "timed", *pkg.inputs_args(str(pkg.path), self.strategy)],
             capture_output=True, text=True, timeout=120,
         )
         if done.returncode != 0:
@@ -199,9 +233,12 @@ class WasmRunner(NativeRunner):
 
     def phase1(self, pkg: Package, strategy: str, work: Path) -> tuple[str | None, float, str]:
         (work / "strategy.py").write_text(strategy)
-        grants = [(str(work), "/work"), (str(pkg.public), "/data/public")]
+        self.strategy = strategy
+        grants = [(str(work), "/work"), (str(pkg.public), "/data/public"),
+                  (str(pkg.path), "/package")]
         done, seconds = self._guest(pkg, PHASE1, ["/work", pkg.manifest.get("entry", "solve"),
-                                                  "/data/public", "untimed"], grants)
+                                                  "/data/public", "untimed",
+                                                  *pkg.inputs_args("/package", strategy)], grants)
         self.last_fuel = done["fuel"]
         if done["exit"] != 0:
             tail = (done["stderr"].strip().splitlines() or [done["trapped"]])[-1]
@@ -214,7 +251,8 @@ class WasmRunner(NativeRunner):
         grants = [(str(work / "o2"), "/work"), (str(pkg.path), "/package"),
                   (str(pkg.public), "/data/public"), (str(pkg.private), "/data/private")]
         done, seconds = self._guest(pkg, PHASE2, ["/package", "/work/output.json",
-                                                  "/data/public", "/data/private", "untimed"],
+                                                  "/data/public", "/data/private", "untimed",
+                                                  *pkg.inputs_args("/package", self.strategy)],
                                     grants)
         if done["exit"] != 0:
             return {"result": None, "error": done["stderr"][-300:], "seconds": seconds}
@@ -268,13 +306,16 @@ class InProcess:
         started = time.perf_counter()
         try:
             exec(compile(strategy, "strategy.py", "exec"), module.__dict__)
+            inputs = pkg.draw_inputs(strategy)
+            args = [str(pkg.public)] + ([] if inputs is None else [inputs])
             output = json.loads(json.dumps(getattr(module, pkg.manifest.get("entry", "solve"))(
-                str(pkg.public))))
+                *args)))
         except Exception as exc:  # a mutated strategy may fail in any way: a crash outcome
             return Outcome("crash", note=f"{type(exc).__name__}: {exc}"[:120])
         seconds = time.perf_counter() - started
         try:
-            result = self.evaluator.evaluate(output, str(pkg.public), str(pkg.private))
+            extra = [] if inputs is None else [inputs]
+            result = self.evaluator.evaluate(output, str(pkg.public), str(pkg.private), *extra)
             error = None
         except Exception as exc:  # evaluator raising = invalid output
             result, error = None, str(exc)
