@@ -13,11 +13,13 @@ from typing import Any
 
 import wasmtime
 
+from sandbox.deadline import RunClock
 from sandbox.filestat import BoundStat
 from sandbox.runtime import GUEST_ARGV0, GUEST_STDLIB_DIR, Runtime
+from sandbox.stdio import Capture, Stdio
 
 # WASI preview1 errno values.
-ESUCCESS, EACCES, EFAULT, EINVAL = 0, 2, 21, 28
+ESUCCESS, EACCES, EFAULT, EINVAL, EIO = 0, 2, 21, 28, 29
 NANOS = 1_000_000_000
 # Virtual time: a fixed start (2024-01-01T00:00:00Z) that advances a microsecond per read, so
 # code that times itself gets repeatable values and `time.sleep` ends at once.
@@ -26,6 +28,12 @@ CLOCK_STEP_NS = 1_000
 SUBSCRIPTION_SIZE, EVENT_SIZE = 48, 32
 MAX_SUBSCRIPTIONS = 4096
 UNMETERED = 2**63 - 1
+U32 = 0xFFFF_FFFF
+# random_get fills big buffers a chunk at a time, checking the deadline in between, so a
+# 1 GiB request costs no more host memory than a chunk and cannot outlive the budget.
+# A multiple of 4: Random.randbytes(a) + randbytes(b) == randbytes(a + b) for such an `a`,
+# so chunking leaves every guest's random bytes as they were.
+RANDOM_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -56,42 +64,28 @@ class GuestRun:
     memory_bytes: int  # guest linear memory at the end
 
 
-class _Capture:
-    """A bounded output stream: keeps the head (stdout) or the tail (stderr)."""
-
-    def __init__(self, limit: int, keep_tail: bool) -> None:
-        self.limit = limit
-        self.keep_tail = keep_tail
-        self.data = bytearray()
-        self.overflow = False
-
-    def write(self, chunk: bytes) -> int:
-        if self.keep_tail:
-            self.data += chunk
-            if len(self.data) > self.limit:
-                del self.data[: len(self.data) - self.limit]
-                self.overflow = True
-        elif len(self.data) + len(chunk) > self.limit:
-            self.data += chunk[: max(0, self.limit - len(self.data))]
-            self.overflow = True
-        else:
-            self.data += chunk
-        return len(chunk)
-
-
-class _VirtualWasi:
+class VirtualWasi:
     """Deterministic replacements for the WASI calls that read the world."""
 
-    def __init__(self, seed: int, clock_start_ns: int = 0) -> None:
+    def __init__(self, seed: int, clock: RunClock, clock_start_ns: int = 0) -> None:
         self.rng = random.Random(seed)
+        self.clock = clock
         self.now_ns = clock_start_ns
 
     def _memory(self, caller: wasmtime.Caller) -> Any:
         return caller.get("memory")
 
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
+        buf, length = buf & U32, length & U32
+        memory = self._memory(caller)
         try:
-            self._memory(caller).write(caller, self.rng.randbytes(length), buf)
+            if buf + length > memory.data_len(caller):
+                return EFAULT
+            for offset in range(0, length, RANDOM_CHUNK):
+                if self.clock.expired():
+                    return EIO  # the run is over: the next epoch check traps it
+                size = min(RANDOM_CHUNK, length - offset)
+                memory.write(caller, self.rng.randbytes(size), buf + offset)
         except (IndexError, ValueError, OverflowError):
             return EFAULT
         return ESUCCESS
@@ -174,18 +168,20 @@ def _define(
     )
 
 
-# wasmtime-py keeps custom stdout/stderr callbacks in a module-level slab (wasmtime._slab.Slab)
-# whose allocate/deallocate are not thread-safe: two runs starting or ending at once on
-# different threads could share a slot (seen as a TypeError in a 4-node simulation).
-_OUTPUT_SLAB_LOCK = threading.Lock()
-
-
 class _Dispatch(threading.local):
     """The virtual WASI state of the run on this thread: a guest runs on its caller's thread,
     so one linker serves every run and each call finds its own run here."""
 
-    virtual: _VirtualWasi | None = None
+    virtual: VirtualWasi | None = None
     stat: BoundStat | None = None
+    stdio: Stdio | None = None
+
+    def fd_write(
+        self, caller: wasmtime.Caller, fd: int, iovs: int, iovs_len: int, nwritten: int
+    ) -> int:
+        if self.stdio is None:
+            return EFAULT
+        return self.stdio.fd_write(caller, fd, iovs, iovs_len, nwritten)
 
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
         return EFAULT if self.virtual is None else self.virtual.random_get(caller, buf, length)
@@ -234,6 +230,7 @@ def _linker(runtime: Runtime) -> wasmtime.Linker:
         _define(linker, "clock_time_get", [i32, i64, i32], _DISPATCH.clock_time_get, True)
         _define(linker, "clock_res_get", [i32, i32], _DISPATCH.clock_res_get, True)
         _define(linker, "poll_oneoff", _i32(4), _DISPATCH.poll_oneoff, True)
+        _define(linker, "fd_write", _i32(4), _DISPATCH.fd_write, True)
         _define(linker, "fd_filestat_get", _i32(2), _DISPATCH.fd_filestat_get, True)
         _define(linker, "path_filestat_get", _i32(5), _DISPATCH.path_filestat_get, True)
         _define(linker, "fd_readdir", [i32, i32, i32, i64, i32], _denied, False)
@@ -253,16 +250,13 @@ def run_guest(
 ) -> GuestRun:
     """Run `code` as one turn of a fresh interpreter. Never raises for anything the guest does.
 
-    `seed` seeds the guest's randomness; its clocks start `clock_start_ns` after the origin."""
-    virtual = _VirtualWasi(seed, clock_start_ns)
-    stdout = _Capture(limits.stdout_bytes, keep_tail=False)
-    stderr = _Capture(limits.stderr_bytes, keep_tail=True)
+    `seed` seeds the guest's randomness; its clocks start `clock_start_ns` after the origin.
+    The call returns within `limits.wall_s + DEADLINE_SLACK_S` of starting (sandbox.deadline)."""
+    stdout = Capture(limits.stdout_bytes, keep_tail=False)
+    stderr = Capture(limits.stderr_bytes, keep_tail=True)
     config = wasmtime.WasiConfig()
     config.argv = [GUEST_ARGV0]
     config.env = [("HOME", "/nonexistent"), ("TMPDIR", "/nonexistent")]
-    with _OUTPUT_SLAB_LOCK:
-        config.stdout_custom = stdout.write
-        config.stderr_custom = stderr.write
     config.preopen_dir(str(runtime.stdlib_dir), GUEST_STDLIB_DIR, False)
     for mount in mounts:
         config.preopen_dir(str(mount.host_path), mount.guest_path, False)
@@ -272,49 +266,28 @@ def run_guest(
     exit_code: int | None = None
     trap: str | None = None
     memory_bytes = 0
+    fuel_used = 0
     try:
-        linker = _linker(runtime)
-        _DISPATCH.virtual = virtual
-        store.set_fuel(UNMETERED)  # instantiation is not the guest's work
-        _DISPATCH.stat = runtime.stat_trampoline.bind(store)
-        instance = linker.instantiate(store, runtime.module)
-        exports = instance.exports(store)
-        memory, alloc, turn = exports["memory"], exports["host_alloc"], exports["turn"]
-        if not (
-            isinstance(memory, wasmtime.Memory)
-            and isinstance(alloc, wasmtime.Func)
-            and isinstance(turn, wasmtime.Func)
-        ):
-            raise wasmtime.WasmtimeError("the runtime module lacks memory/host_alloc/turn exports")
-        data = code.encode()
-        store.set_fuel(limits.fuel)
-        with runtime.ticker.running():
-            store.set_epoch_deadline(runtime.ticker.ticks_for(limits.wall_s))
-            try:
-                pointer = alloc(store, len(data))
-                if not pointer:
-                    raise MemoryError("the guest could not allocate its code")
-                memory.write(store, data, pointer)
-                exit_code = turn(store, pointer, len(data))
-            except wasmtime.ExitTrap as exit_trap:
-                exit_code = exit_trap.code
-            except wasmtime.Trap as error:
-                trap = _trap_name(error)
-            except MemoryError:
-                trap = "out_of_memory"
-        remaining = store.get_fuel()
-        fuel_used = limits.fuel - remaining
-        if trap == "timeout":
-            fuel_used = 0  # fuel read after an epoch interrupt is not meaningful
-        memory_bytes = memory.data_len(store)
-    except wasmtime.WasmtimeError as error:
-        trap = trap or f"host_error: {str(error).splitlines()[0][:200]}"
-        fuel_used = 0
+        with runtime.ticker.running(store, limits.wall_s) as clock:
+            _DISPATCH.virtual = VirtualWasi(seed, clock, clock_start_ns)
+            _DISPATCH.stdio = Stdio(stdout, stderr)
+            if clock.reason is None:  # else the process is exiting: no guest may start
+                try:
+                    exit_code, trap, fuel_used, memory_bytes = _turn(
+                        runtime, store, code, limits
+                    )
+                except wasmtime.Trap as error:  # while instantiating
+                    trap = _trap_name(error)
+                except wasmtime.WasmtimeError as error:
+                    trap = f"host_error: {str(error).splitlines()[0][:200]}"
+            if trap == "timeout" or clock.reason is not None:
+                trap = clock.reason or "timeout"
+                fuel_used = 0  # fuel read after an interrupt is not meaningful
     finally:
         _DISPATCH.virtual = None
         _DISPATCH.stat = None
-        with _OUTPUT_SLAB_LOCK:  # dropping the store's WASI context frees the output slots
-            store.close()
+        _DISPATCH.stdio = None
+        store.close()
     return GuestRun(
         exit_code=exit_code,
         trap=trap,
@@ -324,6 +297,42 @@ def run_guest(
         stderr_tail=bytes(stderr.data),
         memory_bytes=memory_bytes,
     )
+
+
+def _turn(
+    runtime: Runtime, store: wasmtime.Store, code: str, limits: Limits
+) -> tuple[int | None, str | None, int, int]:
+    """Instantiate and run one turn: (exit code, trap, fuel used, memory bytes)."""
+    exit_code: int | None = None
+    trap: str | None = None
+    linker = _linker(runtime)
+    store.set_fuel(UNMETERED)  # instantiation is not the guest's work
+    _DISPATCH.stat = runtime.stat_trampoline.bind(store)
+    instance = linker.instantiate(store, runtime.module)
+    exports = instance.exports(store)
+    memory, alloc, turn = exports["memory"], exports["host_alloc"], exports["turn"]
+    if not (
+        isinstance(memory, wasmtime.Memory)
+        and isinstance(alloc, wasmtime.Func)
+        and isinstance(turn, wasmtime.Func)
+    ):
+        raise wasmtime.WasmtimeError("the runtime module lacks memory/host_alloc/turn exports")
+    data = code.encode()
+    store.set_fuel(limits.fuel)
+    try:
+        pointer = alloc(store, len(data))
+        if not pointer:
+            raise MemoryError("the guest could not allocate its code")
+        memory.write(store, data, pointer)
+        exit_code = turn(store, pointer, len(data))
+    except wasmtime.ExitTrap as exit_trap:
+        exit_code = exit_trap.code
+    except wasmtime.Trap as error:
+        trap = _trap_name(error)
+    except MemoryError:
+        trap = "out_of_memory"
+    fuel_used = limits.fuel - store.get_fuel()
+    return exit_code, trap, fuel_used, memory.data_len(store)
 
 
 _TRAP_NAMES = {

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import wasmtime
 
+from sandbox.deadline import EpochTicker
 from sandbox.filestat import StatTrampoline
 
 # The guest's argv[0] and where the reactor expects its stdlib (sys.path[0] is
@@ -24,7 +25,6 @@ from sandbox.filestat import StatTrampoline
 GUEST_ARGV0 = "/usr/local/bin/python.wasm"
 GUEST_STDLIB_DIR = "/usr/local/lib"
 GUEST_STDLIB_NAME = "python315.zip"
-EPOCH_TICK_S = 0.02
 CACHE_ENV = "SWARM_CACHE_DIR"
 STDLIB_MTIME = 1_704_067_200
 # Flags that change the compiled code: all of them are part of the cache key.
@@ -89,47 +89,6 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-class EpochTicker:
-    """Advances the engine's epoch while any guest runs, so wall-clock deadlines can fire."""
-
-    def __init__(self, engine: wasmtime.Engine) -> None:
-        self._engine = engine
-        self._active = 0
-        self._condition = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._interrupts = 0
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        with self._condition:
-            self._active += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._tick, name="swarm-epoch", daemon=True)
-                self._thread.start()
-            self._condition.notify_all()
-        try:
-            yield
-        finally:
-            with self._condition:
-                self._active -= 1
-
-    def _tick(self) -> None:
-        while True:
-            with self._condition:
-                while self._active == 0:
-                    self._condition.wait()
-            time.sleep(EPOCH_TICK_S)
-            self._engine.increment_epoch()
-
-    def ticks_for(self, seconds: float) -> int:
-        return max(1, int(seconds / EPOCH_TICK_S) + 1)
-
-    def interrupt_all(self, max_ticks: int) -> None:
-        """Push the epoch past every deadline so every running guest traps (used at shutdown)."""
-        for _ in range(max_ticks + 1):
-            self._engine.increment_epoch()
 
 
 class Runtime:
