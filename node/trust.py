@@ -127,8 +127,9 @@ class Ledger:
     def verified(self, experiment: Experiment) -> bool:
         """May this result be shown as a best? The one definition every view uses (issue 8,
         finding 12): our own evaluation; or our own replay matched; or, unless our replay
-        failed, at least k good-standing peers other than the author reproduced it with every
-        dispute answered (k more matches than mismatches). A forged claim is none of these."""
+        failed, at least k peers in good standing other than the author reproduced it with
+        every dispute answered (k more matches than mismatches). A forged claim is none of
+        these, and neither is one vouched for by fresh identities (see `vouches`)."""
         if experiment.author in (self.me, "local"):
             return True
         mine = self.my_replays.get(experiment.id)
@@ -137,7 +138,8 @@ class Ledger:
         return self._matches(experiment) - self._mismatches(experiment) >= self.config.k
 
     def verdict(self, experiment: Experiment) -> tuple[Verdict, int]:
-        """The swarm's verdict on a claim, and how many good-standing peers reproduced it."""
+        """The swarm's verdict on a claim, and how many peers in good standing (`vouches`)
+        reproduced it."""
         matches = self._matches(experiment)
         if experiment.author in (self.me, "local"):
             return "own", matches
@@ -147,11 +149,23 @@ class Ledger:
             return "disputed", matches
         return "pending", matches
 
+    def vouches(self, author: str) -> bool:
+        """Does a matching replay by `author` count towards `verified`? Ours does; a peer's
+        only when our own replays reproduced some claim of theirs (positive standing): peer ids
+        cost nothing, so k fresh identities signing `match` for a forged claim must not verify
+        it. Disputes count from anyone not ignored: they can only keep a result from being
+        shown."""
+        return author == self.me or self.standing_of(author) > 0
+
     def _voters(self, experiment: Experiment, match: bool) -> set[str]:
         return {
             v.author
             for v in self.verifications.get(experiment.id, {}).values()
-            if v.match is match and v.author != experiment.author and not self.ignored(v.author)
+            if v.match is match
+            and v.author != experiment.author
+            # A vote whose flag contradicts its own outcome says nothing.
+            and outcomes_match(experiment.outcome, v.outcome) is match
+            and (self.vouches(v.author) if match else not self.ignored(v.author))
         }
 
     def _matches(self, experiment: Experiment) -> int:

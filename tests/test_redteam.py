@@ -1,0 +1,126 @@
+"""Attacks on the issue 8 hardening as a stranger would make them (a malicious peer, problem
+author or strategy), each reproduced against the real code, with the safe outcome asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.identity import Identity, sign_record
+from node.leaderboard import ledger_from
+from node.store import RecordStore
+from node.trust import Ledger
+from research_dag import Experiment, Metric, Outcome, Problem, Record, ResearchDag, Verification
+
+PROBE = Path(__file__).parent / "fixtures" / "probe"
+ME = Identity.from_seed(b"\x01" * 32)
+LIAR = Identity.from_seed(b"\x66" * 32)
+SYBILS = [Identity.from_seed(bytes([0x70 + n]) * 32) for n in range(4)]
+PROBLEM = Problem(name="p", statement="s", metric=Metric(name="x", direction="maximize"),
+                  mutable=["strategy.py"], files={"strategy.py": b"x=1", "evaluate.py": b"",
+                                                  "data/private/a": b"1"})
+
+
+def _swarm(*args: str, data_dir: Path) -> tuple[int, str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", "from node.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SWARM_DATA_DIR": str(data_dir)},
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def _forged(problem: Problem, score: float, strategy: dict[str, str] | None = None,
+            created_ms: int = 1) -> Experiment:
+    claim = Experiment(problem=problem.id, strategy=strategy or {"strategy.py": "x = 1e9\n"},
+                       outcome=Outcome(status="ok", score=score), created_ms=created_ms)
+    signed = sign_record(claim, LIAR)
+    assert isinstance(signed, Experiment)
+    return signed
+
+
+def _vote(claim: Experiment, voter: Identity, match: bool = True,
+          outcome: Outcome | None = None) -> Verification:
+    vote = Verification(experiment=claim.id, outcome=outcome or claim.outcome, match=match)
+    signed = sign_record(vote, voter)
+    assert isinstance(signed, Verification)
+    return signed
+
+
+# ---- Sybil verification: k fresh identities vouching for a forged claim -------------------
+
+
+def test_fresh_identities_vouching_for_a_forged_claim_do_not_verify_it(tmp_path: Path) -> None:
+    """Peer ids cost nothing: a liar signs a 1e9 claim and two identities of its own sign
+    matching Verifications. `swarm status` and `swarm leaderboard` showed it as the verified
+    best (k = 2 distinct authors, none ignored); now only peers whose claims our own replays
+    reproduced vouch, and nothing is shown as the best."""
+    claim = _forged(PROBLEM, 1e9)
+    records: list[Record] = [PROBLEM, claim, *(_vote(claim, sybil) for sybil in SYBILS)]
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add_many(records)
+    (tmp_path / "identity.key").write_bytes(ME.to_key_file_bytes())
+    code, out, err = _swarm("status", "--json", data_dir=tmp_path)
+    assert code == 0, err
+    [shown] = json.loads(out)["problems"]
+    assert shown["best"] is None and shown["best_experiment"] is None
+    code, out, err = _swarm("leaderboard", "--json", data_dir=tmp_path)
+    assert code == 0, err
+    [board] = json.loads(out)
+    assert board["best"] is None
+    assert [row["verdict"] for row in board["rows"]] == ["pending"]
+
+
+def test_a_vote_counts_once_our_replay_reproduced_a_claim_of_its_author() -> None:
+    claim = _forged(PROBLEM, 5.0)
+    honest = [sign_record(Experiment(problem=PROBLEM.id, strategy={"strategy.py": f"x={n}"},
+                                     outcome=Outcome(status="ok", score=1.0)), voter)
+              for n, voter in enumerate(SYBILS[:2])]
+    ours = [_vote(experiment, ME) for experiment in honest]  # type: ignore[arg-type]
+    votes = [_vote(claim, voter) for voter in SYBILS[:2]]
+    dag = ResearchDag([PROBLEM, claim, *honest, *votes])
+    assert dag.best(PROBLEM.id, ledger_from(dag, ME.peer_id).verified) is None
+    for vote in ours:
+        dag.add(vote)
+    assert dag.best(PROBLEM.id, ledger_from(dag, ME.peer_id).verified) == claim
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    votes=st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.booleans()), max_size=12),
+    standing=st.lists(st.sampled_from([-3.0, -1.0, 0.0]), min_size=4, max_size=4),
+)
+def test_no_set_of_votes_by_unproven_peers_verifies_a_claim(
+    votes: list[tuple[int, bool, bool]], standing: list[float]
+) -> None:
+    """Whatever peers without a reproduced claim sign (matches, disputes, flags that contradict
+    their own outcome), a claim we did not replay is never verified or shown as a best."""
+    claim = _forged(PROBLEM, 7.0)
+    ledger = Ledger(me=ME.peer_id)
+    for voter, level in zip(SYBILS, standing, strict=True):
+        ledger.standing[voter.peer_id] = level
+    for index, match, same_outcome in votes:
+        outcome = claim.outcome if same_outcome else Outcome(status="ok", score=1.0)
+        ledger.note(_vote(claim, SYBILS[index], match, outcome))
+    assert not ledger.verified(claim)
+    assert ledger.verdict(claim)[0] in ("pending", "disputed")
+    dag = ResearchDag([PROBLEM, claim])
+    assert dag.best(PROBLEM.id, ledger.verified) is None
+
+
+def test_a_match_flag_that_contradicts_its_own_outcome_is_no_vote() -> None:
+    claim = _forged(PROBLEM, 7.0)
+    ledger = Ledger(me=ME.peer_id)
+    for voter in SYBILS[:2]:
+        ledger.standing[voter.peer_id] = 1.0
+        ledger.note(_vote(claim, voter, True, Outcome(status="crash")))
+    assert ledger.verdict(claim) == ("pending", 0)
+    for voter in SYBILS[:2]:
+        ledger.note(_vote(claim, voter, True))
+    assert ledger.verdict(claim) == ("verified", 2)
