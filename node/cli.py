@@ -17,7 +17,8 @@ from node.untrusted_text import json_text, markup, visible
 if TYPE_CHECKING:
     from node.loop import LoopSummary, Step
     from node.mutators import Mutator
-    from research_dag import Outcome, Problem
+    from node.store import RecordStore
+    from research_dag import Experiment, Outcome, Problem
     from sandbox import Runtime
 
 app = typer.Typer(
@@ -132,6 +133,29 @@ def _mutator(
     return LLMMutator(client, BudgetMeter(config)), client.aclose
 
 
+def _trusted(store: RecordStore, data_dir: Path | None) -> Callable[[Experiment], bool]:
+    """Which stored experiments a solo run may build on and a changelog may keep: ours (a solo
+    run's, and a swarm node's under its peer id) and peers' claims our own replays reproduced.
+    A data directory `swarm join` also used holds every peer's claims, forged ones too: taken
+    as they are, a peer's 1e9 became the run's baseline and best."""
+    from node.identity import IDENTITY_FILE, IdentityError, load_or_create
+    from node.leaderboard import ledger_from
+    from node.store import StoreError
+
+    key = _data_dir(data_dir) / IDENTITY_FILE
+    me = "local"
+    if key.exists() or key.is_symlink():  # a solo data directory has no identity: none made
+        try:
+            me = load_or_create(key).peer_id
+        except IdentityError as error:
+            _fail(str(error))
+    try:
+        dag = store.load_dag()
+    except StoreError as error:
+        _fail(str(error))
+    return ledger_from(dag, me).trusted
+
+
 def _fmt(score: float | None) -> str:
     return "-" if score is None else f"{score:.6g}"
 
@@ -180,6 +204,7 @@ def run(
             config,
             on_step=progress.step,
             on_mutator_failure=progress.mutator_failure,
+            trusted=_trusted(store, data_dir),
         )
 
         async def main() -> LoopSummary:
@@ -376,9 +401,10 @@ def log(
                 for record in store.iter_records(kind="experiment", problem=problem.id)
                 if isinstance(record, Experiment)
             ]
+            trusted = _trusted(store, data_dir)
     except StoreError as error:
         _fail(str(error))
-    rows = changelog(experiments, problem.metric)
+    rows = changelog(experiments, problem.metric, trusted)
     if tsv is not None:
         text = changelog_tsv(rows)
         if str(tsv) == "-":
@@ -396,7 +422,7 @@ def log(
                   f"{problem.metric.direction})")
     for column in ("commit", "score", "status", "mutation kind", "description"):
         table.add_column(column, overflow="fold")
-    styles = {"keep": "green", "baseline": "bold", "discard": "dim"}
+    styles = {"keep": "green", "baseline": "bold", "discard": "dim", "unverified": "yellow"}
     for row in rows:
         table.add_row(
             row["commit"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -50,22 +50,33 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def changelog(experiments: Iterable[Experiment], metric: Metric) -> list[dict[str, Any]]:
-    """Rows in recorded order; a row is `keep` when it beat the best before it."""
+def changelog(
+    experiments: Iterable[Experiment],
+    metric: Metric,
+    trusted: Callable[[Experiment], bool] = lambda experiment: True,
+) -> list[dict[str, Any]]:
+    """Rows in recorded order; a row is `keep` when it beat the best before it. A row that
+    `trusted` refuses (a peer's claim we have not reproduced, in a data directory a swarm node
+    also used) is `unverified`: shown, never kept, never the best a later row must beat."""
     rows: list[dict[str, Any]] = []
     best: float | None = None
     for experiment in experiments:
         outcome = experiment.outcome
         score = outcome.score if outcome.status == "ok" else None
-        kept = score is not None and metric.better(score, best)
+        believed = trusted(experiment)
+        kept = believed and score is not None and metric.better(score, best)
         if kept:
             best = score
+        if not believed:
+            status = "unverified"
+        else:
+            status = step_status(outcome, kept) if experiment.parent else "baseline"
         rows.append(
             {
                 "commit": experiment.id[:10],
                 "parent": (experiment.parent or "")[:10],
                 "score": score,
-                "status": step_status(outcome, kept) if experiment.parent else "baseline",
+                "status": status,
                 "mutation_kind": experiment.mutation_kind,
                 "description": experiment.description,
                 "fuel": outcome.fuel,
@@ -85,10 +96,14 @@ def changelog_tsv(rows: list[dict[str, Any]]) -> str:
             row["parent"],
             score,
             row["status"],
-            visible(row["mutation_kind"]),
-            # Peers write descriptions: a TSV cell holds no tab, newline or terminal control.
-            visible(str(row["description"]).replace("\t", " ").replace("\n", " ")),
+            # Peers write both: a TSV cell holds no tab, newline or terminal control.
+            _cell(row["mutation_kind"]),
+            _cell(row["description"]),
             row["fuel"],
         ]
         writer.writerow(cells)
     return buffer.getvalue()
+
+
+def _cell(text: object) -> str:
+    return visible(str(text).replace("\t", " ").replace("\n", " "))

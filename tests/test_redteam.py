@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from node.identity import Identity, sign_record
 from node.leaderboard import ledger_from
+from node.problem import load_package
 from node.store import RecordStore
 from node.trust import Ledger
 from research_dag import Experiment, Metric, Outcome, Problem, Record, ResearchDag, Verification
@@ -124,3 +125,46 @@ def test_a_match_flag_that_contradicts_its_own_outcome_is_no_vote() -> None:
     for voter in SYBILS[:2]:
         ledger.note(_vote(claim, voter, True))
     assert ledger.verdict(claim) == ("verified", 2)
+
+
+# ---- a data directory a swarm node also used: peers' claims in a solo run and its log -----
+
+
+def test_a_solo_run_never_builds_on_or_reports_a_peers_unverified_claim(tmp_path: Path) -> None:
+    """`swarm run` and `swarm join` share the default data directory. The solo loop took every
+    stored experiment of its problem as its own: a peer's forged 1e9 became the run's baseline
+    and best (and a claim naming other files stopped it, 'mutator exhausted', exit 0). Now it
+    builds only on its own results and claims its node replayed; `swarm log` marks the rest
+    `unverified`, never `keep`."""
+    problem = load_package(PROBE)
+    forged = _forged(problem, 1e9, {"strategy.py": "def solve(d):\n    return {'x': 1e9}\n"})
+    strange = _forged(problem, 2e9, {"other.py": "x = 1\n"}, created_ms=2)
+    replayed = sign_record(Experiment(
+        problem=problem.id, parent="ab" * 32, created_ms=3, outcome=Outcome(status="ok", score=4.0),
+        strategy={"strategy.py": "def solve(d):\n    return {'x': 4.0}\n"}), SYBILS[0])
+    assert isinstance(replayed, Experiment)
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add_many([problem, forged, strange, replayed, _vote(replayed, ME)])
+    (tmp_path / "identity.key").write_bytes(ME.to_key_file_bytes())
+
+    code, out, err = _swarm("run", str(PROBE), "--iterations", "1", "--json", data_dir=tmp_path)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["baseline"] == 1.0  # the package's own strategy, evaluated here
+    assert 4.0 <= summary["best"] < 1e9  # built on the claim we reproduced, not the forgeries
+    assert summary["stop_reason"] == "iterations" and summary["iterations"] == 1
+
+    code, out, err = _swarm("log", str(PROBE), "--json", data_dir=tmp_path)
+    assert code == 0, err
+    status = {row["commit"]: row["status"] for row in json.loads(out)}
+    assert status[forged.id[:10]] == status[strange.id[:10]] == "unverified"
+    assert status[replayed.id[:10]] == "keep"
+
+
+def test_tsv_cells_a_peer_wrote_hold_no_tab_or_newline() -> None:
+    from node.report import changelog, changelog_tsv
+
+    claim = _forged(PROBLEM, 1.0).model_copy(
+        update={"mutation_kind": "a\tb\nc", "description": "d\te\nf"})
+    lines = changelog_tsv(changelog([claim], PROBLEM.metric)).splitlines()
+    assert len(lines) == 2 and all(line.count("\t") == 6 for line in lines)
