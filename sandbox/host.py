@@ -183,33 +183,44 @@ class _Dispatch(threading.local):
             return EFAULT
         return self.stdio.fd_write(caller, fd, iovs, iovs_len, nwritten)
 
+    # Guest pointers and lengths arrive as signed i32s; above 2 GiB of guest memory (budgets
+    # allow 4 GiB) they are negative, and wasmtime-py's Memory treats a negative offset as
+    # counting from the end. Every pointer is read as the unsigned number it is.
     def random_get(self, caller: wasmtime.Caller, buf: int, length: int) -> int:
-        return EFAULT if self.virtual is None else self.virtual.random_get(caller, buf, length)
+        if self.virtual is None:
+            return EFAULT
+        return self.virtual.random_get(caller, buf & U32, length & U32)
 
     def clock_time_get(self, caller: wasmtime.Caller, clock: int, precision: int, out: int) -> int:
         if self.virtual is None:
             return EFAULT
-        return self.virtual.clock_time_get(caller, clock, precision, out)
+        return self.virtual.clock_time_get(caller, clock, precision, out & U32)
 
     def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
-        return EFAULT if self.virtual is None else self.virtual.clock_res_get(caller, clock, out)
+        if self.virtual is None:
+            return EFAULT
+        return self.virtual.clock_res_get(caller, clock, out & U32)
 
     def poll_oneoff(
         self, caller: wasmtime.Caller, subs: int, events: int, count: int, nevents: int
     ) -> int:
         if self.virtual is None:
             return EFAULT
-        return self.virtual.poll_oneoff(caller, subs, events, count, nevents)
+        return self.virtual.poll_oneoff(
+            caller, subs & U32, events & U32, count & U32, nevents & U32
+        )
 
     def fd_filestat_get(self, caller: wasmtime.Caller, fd: int, out: int) -> int:
-        return EFAULT if self.stat is None else self.stat.fd_filestat_get(caller, fd, out)
+        return EFAULT if self.stat is None else self.stat.fd_filestat_get(caller, fd, out & U32)
 
     def path_filestat_get(
         self, caller: wasmtime.Caller, fd: int, flags: int, path: int, length: int, out: int
     ) -> int:
         if self.stat is None:
             return EFAULT
-        return self.stat.path_filestat_get(caller, fd, flags, path, length, out)
+        return self.stat.path_filestat_get(
+            caller, fd, flags, path & U32, length & U32, out & U32
+        )
 
 
 _DISPATCH = _Dispatch()
