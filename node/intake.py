@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from node.trust import outcomes_match
 from research_dag import Experiment, Hypothesis, Pattern, Problem, Record, Verification
 
 Lookup = Callable[[str], Record | None]
@@ -33,16 +34,33 @@ def refusal(record: Record, lookup: Lookup) -> str | None:
                     f"experiment {record.id}: its parent {record.parent} is not an experiment"
                     " of the same problem"
                 )
+        if record.hypothesis_id is not None:
+            hypothesis = lookup(record.hypothesis_id)
+            if hypothesis is not None and not isinstance(hypothesis, Hypothesis):
+                return (
+                    f"experiment {record.id}: the hypothesis it tests, {record.hypothesis_id},"
+                    f" is a {hypothesis.kind}"
+                )
     elif isinstance(record, Verification):
         claimed = lookup(record.experiment)
         if claimed is not None and not isinstance(claimed, Experiment):
             return f"verification {record.id}: {record.experiment} is a {claimed.kind}"
+        if claimed is not None and outcomes_match(claimed.outcome, record.outcome) != record.match:
+            return (
+                f"verification {record.id}: match={record.match} contradicts its own outcome"
+                " compared with the claim's"
+            )
     elif isinstance(record, Hypothesis):
         problem, pattern = lookup(record.problem), lookup(record.pattern)
         if problem is not None and not isinstance(problem, Problem):
             return f"hypothesis {record.id}: its problem {record.problem} is a {problem.kind}"
         if pattern is not None and not isinstance(pattern, Pattern):
             return f"hypothesis {record.id}: its pattern {record.pattern} is a {pattern.kind}"
+    elif isinstance(record, Pattern):
+        for cited in (*record.supporting, *record.contradicting):
+            found = lookup(cited)
+            if found is not None and not isinstance(found, Experiment):
+                return f"pattern {record.id}: it cites {cited}, a {found.kind}, as evidence"
     return None
 
 

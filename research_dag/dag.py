@@ -110,7 +110,25 @@ class ResearchDag:
         return self._of_kind(Problem, self._records.values())
 
     def experiments(self, problem_id: str) -> list[Experiment]:
-        return self._of_kind(Experiment, self._linked(problem_id, "has_experiment"))
+        """The problem's experiments; once the problem is held, only those consistent with it.
+
+        A record that names one not held yet is taken in unchecked (the DAG is order-free), so
+        a claim naming files the problem does not declare, or a parent of another problem, can
+        precede its problem: it stays stored but is never counted, ranked or shown as a best.
+        """
+        found = self._of_kind(Experiment, self._linked(problem_id, "has_experiment"))
+        problem = self._records.get(problem_id)
+        if not isinstance(problem, Problem):
+            return found
+        return [e for e in found if self._fits(e, problem)]
+
+    def _fits(self, experiment: Experiment, problem: Problem) -> bool:
+        if set(experiment.strategy) != set(problem.mutable):
+            return False
+        parent = None if experiment.parent is None else self._records.get(experiment.parent)
+        return parent is None or (
+            isinstance(parent, Experiment) and parent.problem == experiment.problem
+        )
 
     def best(
         self, problem_id: str, verified: Callable[[Experiment], bool] | None = None

@@ -9,15 +9,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hostile_peer import ATTACKER, claim_fields, connect, envelope, open_victim, signed_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.identity import Identity, sign_record
-from node.leaderboard import ledger_from
-from node.problem import load_package
+from node.leaderboard import leaderboard_rows, ledger_from
+from node.memnet import MemoryHub
+from node.network import problem_topic
+from node.problem import baseline_files, load_package
+from node.simulator import settle
 from node.store import RecordStore
 from node.trust import Ledger
-from research_dag import Experiment, Metric, Outcome, Problem, Record, ResearchDag, Verification
+from research_dag import (
+    Experiment,
+    Metric,
+    Outcome,
+    Pattern,
+    Problem,
+    Record,
+    ResearchDag,
+    Verification,
+)
+from sandbox import Runtime
 
 PROBE = Path(__file__).parent / "fixtures" / "probe"
 ME = Identity.from_seed(b"\x01" * 32)
@@ -168,3 +182,65 @@ def test_tsv_cells_a_peer_wrote_hold_no_tab_or_newline() -> None:
         update={"mutation_kind": "a\tb\nc", "description": "d\te\nf"})
     lines = changelog_tsv(changelog([claim], PROBLEM.metric)).splitlines()
     assert len(lines) == 2 and all(line.count("\t") == 6 for line in lines)
+
+
+# ---- records consistent alone, inconsistent with the records they name --------------------
+
+
+async def test_records_naming_others_of_the_wrong_kind_or_contradicting_them_are_refused(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """A Verification whose `match` contradicts its own outcome (match=True for an outcome
+    other than the claim's: a vote for a forgery), an Experiment testing a 'hypothesis' that
+    is a problem, a Pattern citing a problem as evidence: each valid alone, each refused at
+    intake once the record it names is held, and charged to its author."""
+    hub = MemoryHub(seed=84)
+    async with open_victim(hub, runtime, tmp_path) as victim, \
+            hub.open_node(ATTACKER.peer_id) as attacker:
+        problem = await victim.pose(probe_problem)
+        await victim.join_problems()
+        await connect(hub, attacker, victim)
+        [baseline] = victim.dag.experiments(problem.id)
+        lie = Verification(experiment=baseline.id, match=True,
+                           outcome=Outcome(status="ok", score=1e9))
+        pattern = Pattern(mutation_kind="perturb", text="t", supporting=[problem.id])
+        inconsistent = [
+            lie.model_dump(mode="python"),
+            claim_fields(problem, baseline_files(problem), hypothesis_id=problem.id),
+            pattern.model_dump(mode="python"),
+        ]
+        for fields in inconsistent:
+            await attacker.publish(problem_topic(problem.id), envelope(signed_bytes(fields)))
+        await settle(hub, [victim])
+        assert victim.stats.drops.counts["inconsistent"] == victim.stats.refused == 3
+        assert victim.ledger.standing_of(ATTACKER.peer_id) == -3.0
+        assert victim.ledger.verifications.get(baseline.id, {}) == {}
+        assert await victim.research_round() is not None
+
+
+def test_a_claim_that_precedes_its_problem_is_never_counted_ranked_or_best() -> None:
+    """Intake cannot check a claim against a problem it does not hold yet; once the problem
+    arrives, a claim naming files it does not declare (or a parent of another problem) stays
+    out of every view of the problem, even vouched for by peers in good standing."""
+    other = Experiment(problem="cd" * 32, strategy={"strategy.py": "x=0"},
+                       outcome=Outcome(status="ok", score=1.0))
+    claims = [
+        _forged(PROBLEM, 1e9, {"evil.py": "x = 1\n"}),
+        _forged(PROBLEM, 2e9, {"strategy.py": "x = 2\n", "helper.py": "y = 1\n"}, created_ms=2),
+        sign_record(Experiment(problem=PROBLEM.id, parent=other.id, created_ms=3,
+                               strategy={"strategy.py": "x = 3\n"},
+                               outcome=Outcome(status="ok", score=3e9)), LIAR),
+    ]
+    fair = _forged(PROBLEM, 5.0, created_ms=4)
+    dag = ResearchDag([other, *claims, fair])
+    ledger = Ledger(me=ME.peer_id)
+    for claim in (*claims, fair):
+        assert isinstance(claim, Experiment)
+        for voter in SYBILS[:2]:
+            ledger.standing[voter.peer_id] = 1.0
+            ledger.note(_vote(claim, voter))
+    dag.add(PROBLEM)
+    assert dag.experiments(PROBLEM.id) == [fair]
+    assert dag.best(PROBLEM.id, ledger.verified) == fair
+    assert [row["id"] for row in leaderboard_rows(dag, ME.peer_id, None, 10)[0]["rows"]] == [
+        fair.id]
