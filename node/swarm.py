@@ -253,7 +253,7 @@ class SwarmNode:
             p for p in self.known_problems() if self._wanted(p) and p.id not in self.loops
         ]
         candidates.sort(key=lambda p: (self._workers(p.id), p.id))
-        joined = False
+        joined: list[Problem] = []
         for problem in candidates[: max(0, self.config.max_problems - len(self.loops))]:
             evaluate = self.evaluator_for(problem)
             loop = ResearchLoop(
@@ -270,11 +270,11 @@ class SwarmNode:
             self.loops[problem.id] = loop
             await loop.prepare()
             await self._subscribe(problem_topic(problem.id))
-            joined = True
+            joined.append(problem)
         if joined:  # gossip before we subscribed never reached us: pull that history now
             await self.sync_with_peers()
-            for record in self.dag.experiments(problem.id):
-                if isinstance(record, Experiment):
+            for problem in joined:  # every problem joined, not only the last one
+                for record in self.dag.experiments(problem.id):
                     self._consider_claim(record)
 
     def _workers(self, problem_id: str) -> int:

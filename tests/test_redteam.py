@@ -30,6 +30,7 @@ from research_dag import (
     Record,
     ResearchDag,
     Verification,
+    decode_record,
 )
 from sandbox import Runtime
 
@@ -244,3 +245,19 @@ def test_a_claim_that_precedes_its_problem_is_never_counted_ranked_or_best() -> 
     assert dag.best(PROBLEM.id, ledger.verified) == fair
     assert [row["id"] for row in leaderboard_rows(dag, ME.peer_id, None, 10)[0]["rows"]] == [
         fair.id]
+
+
+async def test_claims_held_before_joining_are_considered_for_every_problem_joined(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """Joining several problems at once considered the held claims of the last one only."""
+    hub = MemoryHub(seed=85)
+    async with open_victim(hub, runtime, tmp_path) as victim:
+        problems = [await victim.pose(probe_problem.model_copy(update={"name": name}))
+                    for name in ("first", "second")]
+        claims = [decode_record(signed_bytes(claim_fields(problem, baseline_files(problem))))
+                  for problem in problems]
+        assert await victim.take(claims) == 2
+        await victim.join_problems()
+        assert sorted(victim.loops) == sorted(problem.id for problem in problems)
+        assert {claim.id for claim in victim.claims.best_first()} == {c.id for c in claims}
