@@ -10,12 +10,16 @@ between a check and the open), and read up to a limit plus one byte, which is re
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-__all__ = ["UnreadableFile", "read_regular", "walk_package"]
+__all__ = ["MAX_DEFECTS", "MAX_ENTRIES", "UnreadableFile", "read_regular", "walk_package"]
+
+MAX_ENTRIES = 3 * 4096  # directory entries a walk looks at: files, directories, anything
+MAX_DEFECTS = 32  # stray entries (pipes, links, devices) listed one by one
 
 _KINDS = {
     stat.S_IFDIR: "a directory",
@@ -65,27 +69,47 @@ def read_regular(path: Path, limit: int) -> bytes:
 def walk_package(root: Path, skip: AbstractSet[str]) -> tuple[list[Path], list[str]]:
     """Every regular file under `root` (relative, sorted) and a defect for everything else
     that is neither a regular file nor a directory. Never follows a link; `skip` names parts
-    (and any dot-part) left out entirely."""
+    (and any dot-part) left out entirely.
+
+    Bounded: it looks at MAX_ENTRIES directory entries at most (a package holds 4,096 files;
+    200,000 empty files took 2.6 s and 270 MB before the loader refused them) and lists
+    MAX_DEFECTS defects at most (3,000 named pipes printed 3,000 lines)."""
     files: list[Path] = []
     defects: list[str] = []
+    strays = 0
+    seen = 0
     pending = [Path()]
     while pending:  # iterative: a deep tree cannot exhaust the stack
         relative = pending.pop()
         try:
-            entries = sorted(os.scandir(root / relative), key=lambda entry: entry.name)
+            with os.scandir(root / relative) as listing:
+                entries = list(itertools.islice(listing, MAX_ENTRIES - seen + 1))
         except OSError as error:
             defects.append(f"{relative.as_posix()}: cannot list: {error.strerror or error}")
             continue
-        for entry in entries:
+        seen += len(entries)
+        if seen > MAX_ENTRIES:
+            defects.append(f"more than {MAX_ENTRIES:,} files and directories; a package holds"
+                           " a few thousand files at most (bundle data into fewer files)")
+            break
+        for entry in sorted(entries, key=lambda entry: entry.name):
             name = relative / entry.name
             if entry.name in skip or entry.name.startswith("."):
                 continue
-            mode = entry.stat(follow_symlinks=False).st_mode
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as error:  # removed or replaced while we looked
+                defects.append(f"{name.as_posix()}: cannot stat: {error.strerror or error}")
+                continue
             if stat.S_ISDIR(mode):
                 pending.append(name)
             elif stat.S_ISREG(mode):
                 files.append(name)
             else:
-                defects.append(f"{name.as_posix()} is {_kind(mode)}; packages hold regular "
-                               "files only")
+                strays += 1
+                if strays <= MAX_DEFECTS:
+                    defects.append(f"{name.as_posix()} is {_kind(mode)}; packages hold regular "
+                                   "files only")
+    if strays > MAX_DEFECTS:
+        defects.append(f"{strays - MAX_DEFECTS:,} more entries that are not regular files")
     return sorted(files), defects

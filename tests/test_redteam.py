@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hostile_peer import ATTACKER, claim_fields, connect, envelope, open_victim, signed_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ from node.identity import Identity, sign_record
 from node.leaderboard import leaderboard_rows, ledger_from
 from node.memnet import MemoryHub
 from node.network import problem_topic
-from node.problem import baseline_files, load_package
+from node.problem import PackageError, baseline_files, load_package
 from node.simulator import settle
 from node.store import RecordStore
 from node.trust import Ledger
@@ -261,3 +263,35 @@ async def test_claims_held_before_joining_are_considered_for_every_problem_joine
         await victim.join_problems()
         assert sorted(victim.loops) == sorted(problem.id for problem in problems)
         assert {claim.id for claim in victim.claims.best_first()} == {c.id for c in claims}
+
+
+# ---- the package loader: a package directory is input from a stranger --------------------
+
+
+def test_a_package_of_very_many_entries_is_refused_after_a_bounded_look(tmp_path: Path) -> None:
+    from node.package_files import MAX_ENTRIES
+
+    package = tmp_path / "package"
+    shutil.copytree(PROBE, package)
+    bulk = package / "data" / "public" / "bulk"
+    bulk.mkdir()
+    for index in range(MAX_ENTRIES + 1):
+        (bulk / f"f{index}").touch()
+    with pytest.raises(PackageError) as refused:
+        load_package(package)
+    assert any(f"more than {MAX_ENTRIES:,} files and directories" in defect
+               for defect in refused.value.defects)
+
+
+def test_a_package_of_many_named_pipes_lists_a_bounded_number_of_defects(tmp_path: Path) -> None:
+    from node.package_files import MAX_DEFECTS
+
+    package = tmp_path / "package"
+    shutil.copytree(PROBE, package)
+    for index in range(MAX_DEFECTS + 10):
+        os.mkfifo(package / "data" / "public" / f"pipe{index}")
+    with pytest.raises(PackageError) as refused:
+        load_package(package)
+    defects = refused.value.defects
+    assert sum("named pipe" in defect for defect in defects) == MAX_DEFECTS
+    assert "10 more entries that are not regular files" in defects
