@@ -48,10 +48,15 @@ def read_regular(path: Path, limit: int) -> bytes:
         if os.path.islink(path):
             raise UnreadableFile(f"{path} is a symbolic link; give a regular file") from None
         raise UnreadableFile(f"cannot read {path}: {error.strerror or error}") from None
+    try:  # on the descriptor: a file object refuses a directory with IsADirectoryError
+        mode = os.fstat(descriptor).st_mode
+    except OSError as error:
+        os.close(descriptor)
+        raise UnreadableFile(f"cannot read {path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise UnreadableFile(f"{path} is {_kind(mode)}; only regular files can be read")
     with os.fdopen(descriptor, "rb", buffering=0) as stream:
-        mode = os.fstat(stream.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnreadableFile(f"{path} is {_kind(mode)}; only regular files can be read")
         data = bytearray()
         while len(data) <= limit:  # a read may return less than asked: loop to EOF or limit
             try:

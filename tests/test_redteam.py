@@ -295,3 +295,47 @@ def test_a_package_of_many_named_pipes_lists_a_bounded_number_of_defects(tmp_pat
     defects = refused.value.defects
     assert sum("named pipe" in defect for defect in defects) == MAX_DEFECTS
     assert "10 more entries that are not regular files" in defects
+
+
+def _non_regular(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / kind
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link":
+        path.symlink_to(PROBE / "strategy.py")
+    elif kind == "loop":
+        path.symlink_to(path)
+    elif kind == "socket":
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(path))
+    elif kind == "device":
+        return Path("/dev/null")
+    return path  # "missing"
+
+
+@pytest.mark.parametrize(
+    "kind", ["directory", "fifo", "link", "loop", "socket", "device", "missing"])
+def test_reading_anything_but_a_regular_file_is_unreadable_file(tmp_path: Path, kind: str
+                                                                   ) -> None:
+    """A directory passed the open (O_RDONLY opens one) and then raised IsADirectoryError
+    from the file object: `swarm eval --strategy DIR` and a package whose problem.toml is a
+    directory ended in a traceback."""
+    from node.package_files import UnreadableFile, read_regular
+
+    with pytest.raises(UnreadableFile):
+        read_regular(_non_regular(tmp_path, kind), 1000)
+
+
+def test_a_manifest_or_strategy_that_is_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    package = tmp_path / "package"
+    shutil.copytree(PROBE, package)
+    code, _, err = _swarm("eval", str(package), "--strategy", str(tmp_path), data_dir=tmp_path)
+    assert code == 2 and "is a directory; only regular files" in err and "Traceback" not in err
+    (package / "problem.toml").unlink()
+    (package / "problem.toml").mkdir()
+    code, _, err = _swarm("eval", str(package), data_dir=tmp_path)
+    assert code == 2 and "is a directory; only regular files" in err and "Traceback" not in err
