@@ -262,7 +262,45 @@ def run_guest(
     """Run `code` as one turn of a fresh interpreter. Never raises for anything the guest does.
 
     `seed` seeds the guest's randomness; its clocks start `clock_start_ns` after the origin.
-    The call returns within `limits.wall_s + DEADLINE_SLACK_S` of starting (sandbox.deadline)."""
+    The call returns within `limits.wall_s + DEADLINE_SLACK_S` of starting (sandbox.deadline).
+    On the main thread, Ctrl-C stops every guest and raises KeyboardInterrupt once they left."""
+    args = (runtime, code, mounts, limits, seed, clock_start_ns)
+    if threading.current_thread() is not threading.main_thread():
+        return _run_guest(*args)
+    # CPython runs signal handlers on the main thread, between any two bytecodes: a guest run
+    # there would get KeyboardInterrupt inside a host call, before wasmtime-py's trampoline can
+    # catch it, and crash the process (SIGSEGV on Ctrl-C in `swarm eval`). The guest runs on a
+    # thread of its own; the main thread only waits, where an interrupt is safe.
+    done: list[GuestRun] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            done.append(_run_guest(*args))
+        except BaseException as error:  # noqa: BLE001 - re-raised below, on the caller's thread
+            failed.append(error)
+
+    worker = threading.Thread(target=work, name="swarm-guest")
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        runtime.ticker.interrupt_all()
+        worker.join()
+        raise
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _run_guest(
+    runtime: Runtime,
+    code: str,
+    mounts: list[Mount],
+    limits: Limits,
+    seed: int,
+    clock_start_ns: int,
+) -> GuestRun:
     stdout = Capture(limits.stdout_bytes, keep_tail=False)
     stderr = Capture(limits.stderr_bytes, keep_tail=True)
     config = wasmtime.WasiConfig()

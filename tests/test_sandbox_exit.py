@@ -106,7 +106,7 @@ SLOW_STRATEGY = """import sys
 
 def solve(public_dir):
     total = 0
-    for i in range(3_000_000):
+    for i in range(ITERATIONS):
         total += i
         if i % 100_000 == 0:
             print(i, file=sys.stderr)
@@ -114,16 +114,30 @@ def solve(public_dir):
 """
 
 
-@pytest.mark.parametrize("delay_s", [0.0, 0.1, 0.2, 0.3, 0.5, 0.8])
-def test_ctrl_c_mid_evaluation_exits_130(tmp_path: Path, delay_s: float) -> None:
+# `swarm run` evaluates on trio's worker threads: the abort came from the guest left running
+# there at exit. `swarm eval` evaluates on the main thread, where Ctrl-C landed inside a host
+# call once stdout and stderr were served by Python (SIGSEGV before the guest got a thread).
+CTRL_C_CASES = [
+    ("run", 3_000_000, delay) for delay in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8)
+] + [("eval", 30_000_000, delay) for delay in (0.0, 0.2, 0.4)]
+
+
+@pytest.mark.parametrize(("command", "iterations", "delay_s"), CTRL_C_CASES)
+def test_ctrl_c_mid_evaluation_exits_130(
+    tmp_path: Path, command: str, iterations: int, delay_s: float
+) -> None:
     package = tmp_path / "slow"
     shutil.copytree(PROBE, package)
-    (package / "strategy.py").write_text(SLOW_STRATEGY)
-    scratch = _tmp(tmp_path, f"sigint-{delay_s}")
+    (package / "strategy.py").write_text(SLOW_STRATEGY.replace("ITERATIONS", str(iterations)))
+    manifest = package / "problem.toml"
+    budget = manifest.read_text().replace("fuel = 2_000_000_000", "fuel = 1_000_000_000_000")
+    manifest.write_text(budget)  # the wall clock or Ctrl-C ends these runs, not fuel
+    scratch = _tmp(tmp_path, f"sigint-{command}-{delay_s}")
+    options = ["--iterations", "3", "--data-dir", str(tmp_path / "data")]
     try:
         process = subprocess.Popen(
-            [sys.executable, "-c", SWARM, "run", str(package), "--iterations", "3",
-             "--data-dir", str(tmp_path / "data")],
+            [sys.executable, "-c", SWARM, command, str(package)]
+            + (options if command == "run" else []),
             cwd=ROOT, env=_env(scratch), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         # No readiness signal crosses the sandbox: the staged strategy file is the sign that
