@@ -410,7 +410,10 @@ def log(
         if str(tsv) == "-":
             sys.stdout.write(text)
             return
-        tsv.write_text(text)
+        try:
+            tsv.write_text(text)
+        except OSError as error:
+            _fail(f"cannot write {tsv}: {error.strerror or error}")
     if as_json:
         _print_json(rows)
         return

@@ -51,10 +51,13 @@ def init(
     """Scaffold an experiment package from a template, for people who write their own."""
     import shutil
 
-    if directory.exists() and any(directory.iterdir()):
-        _fail(f"{directory} exists and is not empty; choose a new directory", EXIT_USAGE)
-    shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        _fail(f"{directory} exists and is not an empty directory; choose a new one", EXIT_USAGE)
+    try:
+        shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    except (OSError, shutil.Error) as error:
+        _fail(f"cannot create {directory}: {error}")
     shown = markup(str(directory))
     out.print(f"created {shown}: edit problem.toml, strategy.py, evaluate.py and data/, "
               f"then `swarm eval {shown}` and `swarm pose --from {shown}`",

@@ -307,7 +307,10 @@ def simulate(
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if report is not None:
-        report.write_text(render_html(result))
+        try:
+            report.write_text(render_html(result))
+        except OSError as error:
+            _fail(f"cannot write the report to {report}: {error.strerror or error}")
     if as_json:
         _print_json(result)
         return

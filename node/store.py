@@ -74,7 +74,11 @@ class RecordStore:
 
         `durable=False` (simulations only) skips fsync: much faster, not crash-safe.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # e.g. a --data-dir under a regular file
+            raise StoreError(f"cannot create the directory of record store {path}: {error}"
+                             ) from None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per call.
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

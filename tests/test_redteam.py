@@ -339,3 +339,20 @@ def test_a_manifest_or_strategy_that_is_a_directory_is_a_usage_error(tmp_path: P
     (package / "problem.toml").mkdir()
     code, _, err = _swarm("eval", str(package), data_dir=tmp_path)
     assert code == 2 and "is a directory; only regular files" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [
+    ("init", "{file}"),
+    ("init", "{file}/package"),
+    ("log", str(PROBE), "--tsv", "{dir}"),
+    ("run", str(PROBE), "--iterations", "1", "--data-dir", "{file}/data"),
+    ("simulate", "--nodes", "1", "--rounds", "1", "--problem", str(PROBE), "--report", "{dir}"),
+])
+def test_a_path_the_filesystem_refuses_is_one_error_line_not_a_traceback(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "file").touch()
+    args = [part.format(file=tmp_path / "file", dir=tmp_path) for part in command]
+    code, _, err = _swarm(*args, data_dir=tmp_path)
+    assert code in (1, 2) and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("error: "), err
