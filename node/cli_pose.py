@@ -52,7 +52,8 @@ def init(
     import shutil
 
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        _fail(f"{directory} exists and is not an empty directory; choose a new one", EXIT_USAGE)
+        _fail(f"{directory} exists and is not empty or not a directory; choose a new one",
+              EXIT_USAGE)
     try:
         shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
