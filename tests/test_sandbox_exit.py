@@ -4,8 +4,10 @@ The abort was a Rust panic ("panic in a function that cannot unwind") in a tokio
 custom stdout/stderr streams called back into Python from wasmtime's threads, last of all to
 finalise themselves after the store was gone; when that raced interpreter exit, CPython ended
 the thread with pthread_exit and the unwind through Rust aborted the process (3 of 12 `swarm
-eval` runs with TMPDIR on tmpfs; 4 of 30 runs of the first script below). A guest still
-running in an abandoned thread at exit (Ctrl-C during `swarm run`) did the same.
+eval` runs with TMPDIR on tmpfs; 4 of 30 runs of the first script below; 2 of 20 Ctrl-C stops
+of `swarm run`). Python now runs only on threads Python started, and at exit every guest still
+running in an abandoned thread (Ctrl-C during `swarm run`) is stopped before finalisation, so
+none can call back into a finalising interpreter.
 """
 
 from __future__ import annotations
