@@ -384,7 +384,17 @@ def _validated(raw: dict[str, Any]) -> Record:
 
 def _describe(error: Any) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ())) or "record"
+    where = ".".join(_shown(part) for part in first.get("loc", ())) or "record"
     more = error.error_count() - 1
     suffix = f" (and {more} more problem{'s' if more != 1 else ''})" if more else ""
     return f"{where}: {first.get('msg', 'invalid')}{suffix}"
+
+
+def _shown(part: object) -> str:
+    """A location part for a message: a map key is whatever the sender wrote (a strategy key of
+    ESC, BEL and bidi characters reached the terminal through the store's log line), so any
+    key but plain printable ASCII is shown as its escaped repr, and long ones are cut."""
+    text = str(part)
+    if text.isascii() and text.isprintable() and len(text) <= 80:
+        return text
+    return f"{text!r:.80}"

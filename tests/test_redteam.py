@@ -3,9 +3,11 @@ author or strategy), each reproduced against the real code, with the safe outcom
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ from node.problem import PackageError, baseline_files, load_package
 from node.simulator import settle
 from node.store import RecordStore
 from node.trust import Ledger
+from node.untrusted_text import visible
 from research_dag import (
     Experiment,
     Metric,
@@ -30,9 +33,12 @@ from research_dag import (
     Pattern,
     Problem,
     Record,
+    RecordError,
     ResearchDag,
     Verification,
+    canonical_encode,
     decode_record,
+    validate_record,
 )
 from sandbox import Runtime
 
@@ -356,3 +362,45 @@ def test_a_path_the_filesystem_refuses_is_one_error_line_not_a_traceback(
     code, _, err = _swarm(*args, data_dir=tmp_path)
     assert code in (1, 2) and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("error: "), err
+
+
+# ---- messages made from hostile input ------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.text(min_size=1, max_size=120), field=st.sampled_from(["strategy", "items"]))
+def test_a_record_error_never_carries_a_raw_control_or_bidi_character(key: str, field: str
+                                                                       ) -> None:
+    """pydantic names a bad map key by the key itself: RecordError quoted it raw."""
+    raw = Experiment(problem=PROBLEM.id, strategy={"strategy.py": "x"},
+                     outcome=Outcome(status="ok", score=1.0)).plain()
+    if field == "strategy":
+        raw["strategy"] = {key: "x"}
+    else:
+        raw["outcome"] = {**raw["outcome"], "items": {key: 1}}  # not a bool
+    try:
+        validate_record(raw)
+    except RecordError as error:
+        assert visible(str(error)) == str(error)
+
+
+def test_the_store_log_line_for_an_outdated_record_is_inert(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record stored under older rules with a strategy key of terminal escapes: `swarm
+    status` logged the key raw to stderr when it skipped the record."""
+    raw = Experiment(problem=PROBLEM.id, strategy={"strategy.py": "x"},
+                     outcome=Outcome(status="ok", score=1.0)).plain(signed=False)
+    raw["strategy"] = {"\x1b]0;pwned\x07\u202e.py": "x"}
+    body = canonical_encode(raw)
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        pass
+    with sqlite3.connect(tmp_path / "records.sqlite") as db:
+        db.execute("INSERT INTO records (id, kind, problem, created_ms, body)"
+                   " VALUES (?, 'experiment', ?, 0, ?)",
+                   (hashlib.sha256(body).hexdigest(), PROBLEM.id, body))
+    db.close()
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        assert len(store.load_dag()) == 0 and len(store.outdated) == 1
+    [line] = [record.getMessage() for record in caplog.records]
+    assert "no longer passes" in line and visible(line) == line
