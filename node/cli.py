@@ -222,7 +222,7 @@ def run(
         except* KeyboardInterrupt:  # trio may deliver it inside an exception group
             interrupted = True
         if interrupted:
-            runtime.ticker.interrupt_all(runtime.ticker.ticks_for(problem.budget.wall_s))
+            runtime.ticker.interrupt_all()
             if loop.summary is not None:
                 _print_summary(loop.summary, as_json, package)
             err.print("[yellow]interrupted[/]: every finished attempt is recorded.")

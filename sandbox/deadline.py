@@ -119,10 +119,8 @@ class EpochTicker:
         with self._condition:
             return self._condition.wait_for(lambda: len(self._clocks) >= count, timeout=timeout)
 
-    def interrupt_all(self, _max_ticks: int = 0) -> None:
-        """Stop every running guest and wait (bounded) until each has left wasmtime.
-
-        (`_max_ticks` is ignored: callers of the old tick-counting API may still pass it.)"""
+    def interrupt_all(self) -> None:
+        """Stop every running guest and wait (bounded) until each has left wasmtime."""
         with self._condition:
             if self._clocks:
                 for clock in self._clocks:
@@ -132,10 +130,6 @@ class EpochTicker:
                 self._advance(pushed)
                 self._origin -= pushed * EPOCH_TICK_S  # real time did not move: keep in step
             self._condition.wait_for(lambda: not self._clocks, timeout=STOP_WAIT_S)
-
-    def ticks_for(self, seconds: float) -> int:
-        """Kept for callers of the old tick-counting API; deadlines are per run now."""
-        return max(1, math.ceil(seconds / EPOCH_TICK_S))
 
     def close(self) -> None:
         """No guest starts after this; running ones are stopped and waited for (at exit)."""
