@@ -240,6 +240,7 @@ class Simulation:
                             trust=TrustConfig(k=self.config.k),
                             loop=LoopConfig(seed=self.config.seed * 1000 + sim.index),
                             liar=sim.liar,
+                            max_budget=None,  # the operator chose these problems
                         ),
                         self.decoded,
                     )

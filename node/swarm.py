@@ -22,7 +22,15 @@ from node.store import RecordStore
 from node.sync import SyncService
 from node.trust import Ledger, PendingClaims, ReplayBudget, TrustConfig, outcomes_match
 from node.wire import DropCounter
-from research_dag import MAX_STDERR_TAIL, Experiment, Outcome, Problem, Record, Verification
+from research_dag import (
+    MAX_STDERR_TAIL,
+    Budget,
+    Experiment,
+    Outcome,
+    Problem,
+    Record,
+    Verification,
+)
 
 # Messages taken in per store transaction: what piled up while the previous batch was written.
 INTAKE_BATCH = 256
@@ -38,6 +46,11 @@ class NodeConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
     replay_queue: int = 256  # most pending claims kept (the best ones)
     liar: bool = False  # simulation fault: publish inflated claims
+    # The most a stranger's problem may ask of this machine per evaluation (its fuel, memory
+    # and wall time; None: no cap). A record allows 4 GiB and an hour, and a fresh problem is
+    # joined first (fewest workers): without a cap, anyone could post problems that take a
+    # joining node's memory and time. Our own problems, and ones chosen by id, are exempt.
+    max_budget: Budget | None = field(default_factory=Budget)
 
 
 @dataclass
@@ -110,7 +123,9 @@ class SwarmNode:
 
     def _wanted(self, problem: Problem) -> bool:
         chosen = self.config.problems
-        return chosen == "all" or problem.id in chosen
+        if chosen != "all":
+            return problem.id in chosen
+        return problem.author == self.me or _within(problem.budget, self.config.max_budget)
 
     def best(self, problem_id: str) -> Experiment | None:
         loop = self.loops.get(problem_id)
@@ -401,3 +416,10 @@ class SwarmNode:
         await self.flush()
         return signed
 
+
+
+def _within(budget: Budget, cap: Budget | None) -> bool:
+    if cap is None:
+        return True
+    return (budget.fuel <= cap.fuel and budget.memory_mb <= cap.memory_mb
+            and budget.wall_s <= cap.wall_s)

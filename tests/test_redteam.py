@@ -27,6 +27,7 @@ from node.store import RecordStore
 from node.trust import Ledger
 from node.untrusted_text import visible
 from research_dag import (
+    Budget,
     Experiment,
     Metric,
     Outcome,
@@ -404,3 +405,31 @@ def test_the_store_log_line_for_an_outdated_record_is_inert(
         assert len(store.load_dag()) == 0 and len(store.outdated) == 1
     [line] = [record.getMessage() for record in caplog.records]
     assert "no longer passes" in line and visible(line) == line
+
+
+# ---- a stranger's problem asking for the machine ------------------------------------------
+
+
+async def test_a_strangers_problem_beyond_the_budget_cap_is_not_joined(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """A record allows 4 GiB and an hour per evaluation, and a fresh problem (no workers) is
+    joined first: posted by anyone, it took every joining node's memory and time. A node joins
+    a stranger's problem only within its cap (the default budget); its own and those chosen
+    by id are exempt."""
+    hub = MemoryHub(seed=86)
+    async with open_victim(hub, runtime, tmp_path) as victim:
+        greedy = [
+            decode_record(signed_bytes(probe_problem.model_copy(update={
+                "name": name, "budget": Budget.model_validate(budget)}).model_dump(mode="python")))
+            for name, budget in (("memory", {"memory_mb": 4096}), ("time", {"wall_s": 3600.0}),
+                                 ("fuel", {"fuel": 10**12}))
+        ]
+        fair = decode_record(signed_bytes(probe_problem.model_dump(mode="python")))
+        assert await victim.take([*greedy, fair]) == 4
+        await victim.join_problems()
+        assert list(victim.loops) == [fair.id]
+        mine = await victim.pose(probe_problem.model_copy(update={
+            "name": "mine", "budget": Budget(memory_mb=1024)}))
+        await victim.join_problems()
+        assert sorted(victim.loops) == sorted([fair.id, mine.id])
