@@ -20,7 +20,7 @@ from research_dag import (
     canonical_encode,
     decode_record,
     encode_record,
-    nesting_exceeds,
+    msgpack_excess,
 )
 
 WIRE_VERSION = 1
@@ -29,6 +29,9 @@ MAX_FETCH_IDS = 1024  # ids per fetch request (32 KiB of ids: fits MAX_REQUEST_B
 MAX_SUMMARY_IDS = 100_000  # ids per summary (3.2 MB: fits MAX_RESPONSE_BYTES)
 MAX_SUMMARY_PROBLEMS = 256  # problem ids a summary request may filter on
 ID_BYTES = 32  # a record id travels as its raw sha256 digest
+# More msgpack objects than any message holds (a fetch response: a map of 2, its keys and
+# values, MAX_FETCH_IDS records as bin): the nesting scan stops there (research_dag).
+MAX_MESSAGE_OBJECTS = 2 * MAX_FETCH_IDS
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
 # "inconsistent": a valid, signed record that contradicts one the node holds (node/intake.py).
@@ -275,8 +278,11 @@ def _unpack(data: bytes, limit: int, what: str, keys: set[str] | None) -> dict[s
         raise WireError(f"{what} of {len(data)} bytes exceeds the limit of {limit}", "oversize")
     # Before anything builds or walks the value: ~500 levels made canonical_encode overflow
     # the stack from a 507-byte sync reply (issue 8, finding 11). Messages nest 2 deep.
-    if nesting_exceeds(data):
+    excess = msgpack_excess(data, max_objects=MAX_MESSAGE_OBJECTS)
+    if excess == "deep":
         raise WireError(f"{what} nests arrays and maps more than {MAX_NESTING} deep")
+    if excess == "many":
+        raise WireError(f"{what} holds more than {MAX_MESSAGE_OBJECTS} msgpack objects")
     try:
         raw = msgpack.unpackb(
             data,

@@ -4,6 +4,7 @@ from research_dag.canonical import (
     MAX_NESTING,
     RecordError,
     canonical_encode,
+    msgpack_excess,
     nesting_exceeds,
     nests_deeper,
 )
@@ -20,9 +21,11 @@ from research_dag.paths import (
 )
 from research_dag.records import (
     EVALUATOR,
+    MAX_LIST,
     MAX_MUTABLE,
     MAX_NAME,
     MAX_PACKAGE_BYTES,
+    MAX_RECORD_OBJECTS,
     MAX_SOURCE,
     MAX_STDERR_TAIL,
     Budget,
@@ -46,12 +49,14 @@ from research_dag.records import (
 
 __all__ = [
     "EVALUATOR",
+    "MAX_LIST",
     "MAX_MUTABLE",
     "MAX_NAME",
     "MAX_NESTING",
     "MAX_PACKAGE_BYTES",
     "MAX_PATH",
     "MAX_PATH_DEPTH",
+    "MAX_RECORD_OBJECTS",
     "MAX_SOURCE",
     "MAX_STDERR_TAIL",
     "Budget",
@@ -81,6 +86,7 @@ __all__ = [
     "decode_record",
     "encode_record",
     "encoded_record_id",
+    "msgpack_excess",
     "nesting_exceeds",
     "nests_deeper",
     "validate_record",

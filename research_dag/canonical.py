@@ -3,7 +3,7 @@ is checked (on bytes or on values, iteratively) before anything recurses into ho
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 
@@ -41,15 +41,32 @@ def nesting_exceeds(data: bytes, limit: int = MAX_NESTING) -> bool:
     payloads by their length. Malformed or truncated bytes give False as soon as the scan
     cannot go on; the decoder that runs next refuses them with its own error.
     """
+    return msgpack_excess(data, limit) == "deep"
+
+
+def msgpack_excess(
+    data: bytes, limit: int = MAX_NESTING, max_objects: int | None = None
+) -> Literal["deep", "many"] | None:
+    """"deep" when the first msgpack object in `data` nests more than `limit` deep (as for
+    `nesting_exceeds`), "many" when the walk meets more than `max_objects` objects first,
+    else None.
+
+    The walk costs ~0.3 us an object in Python: 4 MiB of empty arrays held it for 1.2 s (0.15 s
+    for a 512 KiB gossip envelope) before msgpack refused the message. A caller whose valid
+    input holds fewer objects stops it at `max_objects`. The walk runs only when `data` holds
+    more container headers than `limit`; with fewer, msgpack's own length limits bound what it
+    builds.
+    """
     # Each level needs a header byte of its own: with no more such bytes than `limit` anywhere
     # (a record's text is mostly ASCII), the walk is not needed. Counted in C: the walk costs
     # ~0.2 us an object, half of decoding a small record before its signature check.
     if len(data.translate(None, _NOT_CONTAINER)) <= limit:
-        return False
+        return None
     view = memoryview(data)
     end = len(view)
     position = 0
     pending: list[int] = []  # objects still to read in each open container, innermost last
+    objects = 0
     while position < end:
         header = view[position]
         position += 1
@@ -67,24 +84,27 @@ def nesting_exceeds(data: bytes, limit: int = MAX_NESTING) -> bool:
         elif header in _SIZED:
             width, extra = _SIZED[header]
             if position + width > end:
-                return False
+                return None
             position += width + extra + int.from_bytes(view[position : position + width], "big")
         elif header in _CONTAINERS:
             width, per_entry = _CONTAINERS[header]
             if position + width > end:
-                return False
+                return None
             count = per_entry * int.from_bytes(view[position : position + width], "big")
             position += width
         else:  # 0xC1: never used
-            return False
+            return None
+        objects += 1
+        if max_objects is not None and objects > max_objects:
+            return "many"
         is_container = header in _CONTAINERS or 0x80 <= header <= 0x9F
         if is_container and count:
             if len(pending) + 1 > limit:
-                return True
+                return "deep"
             pending.append(count)
             continue
         if is_container and len(pending) + 1 > limit:
-            return True
+            return "deep"
         # A complete object: it fills one slot of each enclosing container that it completes.
         while pending:
             pending[-1] -= 1
@@ -92,8 +112,8 @@ def nesting_exceeds(data: bytes, limit: int = MAX_NESTING) -> bool:
                 break
             pending.pop()
         if not pending:
-            return False
-    return False
+            return None
+    return None
 
 
 class RecordError(ValueError):

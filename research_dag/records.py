@@ -22,7 +22,7 @@ from research_dag.canonical import (
     MAX_NESTING,
     RecordError,
     canonical_encode,
-    nesting_exceeds,
+    msgpack_excess,
     nests_deeper,
 )
 from research_dag.paths import MutablePath, PackagePath, check_path_set
@@ -39,6 +39,11 @@ MAX_PACKAGE_BYTES = 3 * 1024 * 1024
 MAX_LIST = 256
 MAX_STDERR_TAIL = 4_000
 MAX_MUTABLE = 16
+MAX_FILES = 4096
+# More msgpack objects than any valid record holds (a Problem of MAX_FILES files is ~8,500:
+# a key and a value per file, plus its lists), so the nesting scan stops there instead of
+# walking millions of tiny objects a hostile record packs into 4 MiB. Raise it with the bounds.
+MAX_RECORD_OBJECTS = 4 * MAX_FILES + 4 * MAX_LIST
 EVALUATOR = "evaluate.py"  # the package's fixed evaluator (docs/experiment-package.md)
 FUEL_MIN_GAIN = 0.005  # 0.5 %
 MAX_U63 = 2**63 - 1  # integers stay within msgpack's 64-bit forms
@@ -214,7 +219,7 @@ class Problem(RecordBase):
     # inputs (docs/experiment-package.md#fresh-inputs); None: the inputs are fixed files.
     generator: MutablePath | None = None
     # Every file of the package by relative posix path (strategy, evaluator, data).
-    files: dict[PackagePath, bytes] = Field(max_length=4096)
+    files: dict[PackagePath, bytes] = Field(max_length=MAX_FILES)
 
     @field_validator("files")
     @classmethod
@@ -355,8 +360,11 @@ def encoded_record_id(data: bytes) -> str:
 def _unpack_map(data: bytes) -> dict[str, Any]:
     if not isinstance(data, bytes):
         raise RecordError(f"a record is bytes, not {type(data).__name__}")
-    if nesting_exceeds(data):  # before msgpack or pydantic build or walk anything
+    excess = msgpack_excess(data, max_objects=MAX_RECORD_OBJECTS)  # before anything is built
+    if excess == "deep":
         raise RecordError(f"arrays and maps nest more than {MAX_NESTING} deep")
+    if excess == "many":
+        raise RecordError(f"more than {MAX_RECORD_OBJECTS} msgpack objects (no record has so many)")
     try:
         raw = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=MAX_PACKAGE_BYTES)
     except (ValueError, msgpack.UnpackException, TypeError) as error:

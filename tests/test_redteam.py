@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,13 +21,21 @@ from hypothesis import strategies as st
 from node.identity import Identity, sign_record
 from node.leaderboard import leaderboard_rows, ledger_from
 from node.memnet import MemoryHub
-from node.network import problem_topic
+from node.network import (
+    MAX_MESSAGE_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+    problem_topic,
+)
 from node.problem import PackageError, baseline_files, load_package
 from node.simulator import settle
 from node.store import RecordStore
 from node.trust import Ledger
 from node.untrusted_text import visible
+from node.wire import WireError, decode_batch, decode_sync_request, decode_sync_response
 from research_dag import (
+    MAX_LIST,
+    MAX_MUTABLE,
     Budget,
     Experiment,
     Metric,
@@ -39,6 +48,7 @@ from research_dag import (
     Verification,
     canonical_encode,
     decode_record,
+    encode_record,
     validate_record,
 )
 from sandbox import Runtime
@@ -433,3 +443,43 @@ async def test_a_strangers_problem_beyond_the_budget_cap_is_not_joined(
             "name": "mine", "budget": Budget(memory_mb=1024)}))
         await victim.join_problems()
         assert sorted(victim.loops) == sorted([fair.id, mine.id])
+
+
+# ---- decoders: shallow but wide ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("decode", "limit"), [
+    (decode_batch, MAX_MESSAGE_BYTES), (decode_sync_response, MAX_RESPONSE_BYTES),
+    (decode_sync_request, MAX_REQUEST_BYTES), (decode_record, MAX_RESPONSE_BYTES)])
+def test_a_message_of_millions_of_empty_arrays_is_refused_before_they_are_walked(
+    decode: Callable[[bytes], object], limit: int
+) -> None:
+    """The nesting scan walks objects in Python (~0.3 us each): a 4 MiB sync reply of empty
+    arrays held a node's event loop for 1.2 s, a 512 KiB envelope 0.15 s, before msgpack's
+    length limits refused them. The scan now stops past what any valid message or record
+    holds."""
+    count = limit - 32
+    data = b"\x82\xa7records\xdd" + count.to_bytes(4, "big") + b"\x90" * count + b"\xa1v\x01"
+    with pytest.raises((WireError, RecordError), match="msgpack objects"):
+        decode(data)
+
+
+def test_the_largest_valid_records_are_within_the_object_bound() -> None:
+    ids = [f"{n:064x}" for n in range(MAX_LIST)]
+    problem = Problem(
+        name="p", statement="s", metric=Metric(name="x", direction="maximize"),
+        domains=["d"] * 32, checklist=["c"] * 64,
+        mutable=["strategy.py", *(f"m{n}" for n in range(MAX_MUTABLE - 1))],
+        files={"strategy.py": b"x", **{f"m{n}": b"" for n in range(MAX_MUTABLE - 1)},
+               **{f"data/f{n}": b"\x90" for n in range(4096 - MAX_MUTABLE)}})
+    outcome = Outcome(status="ok", score=1.0, items={f"i{n}": True for n in range(MAX_LIST)},
+                      details={f"d{n}": n for n in range(MAX_LIST)})
+    largest: list[Record] = [
+        problem,
+        Experiment(problem=problem.id, strategy={name: "x" for name in problem.mutable},
+                   outcome=outcome),
+        Verification(experiment=ids[0], outcome=outcome, match=True),
+        Pattern(mutation_kind="k", text="t", supporting=ids, contradicting=ids, domains=["d"] * 32),
+    ]
+    for record in largest:
+        assert decode_record(encode_record(record)) == record
