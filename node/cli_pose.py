@@ -178,6 +178,7 @@ def _publish(
 
     from node.network import NetworkError
     from node.p2p import open_libp2p_network
+    from node.store import StoreError
     from node.swarm import NodeConfig, SwarmNode
     from sandbox import Evaluator
 
@@ -203,7 +204,7 @@ def _publish(
 
     try:
         return trio.run(main)
-    except* NetworkError as group:
+    except* (NetworkError, StoreError) as group:  # StoreError: a damaged or locked store
         _fail(str(group.exceptions[0]))
 
 

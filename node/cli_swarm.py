@@ -31,7 +31,7 @@ from node.untrusted_text import markup
 if TYPE_CHECKING:
     from node.store import RecordStore
     from node.swarm import SwarmNode
-    from research_dag import Problem
+    from research_dag import Problem, ResearchDag
 
 Bootstrap = Annotated[
     list[str] | None,
@@ -48,6 +48,17 @@ def _open_store(data_dir: Path | None) -> RecordStore:
         return RecordStore.open(_data_dir(data_dir) / "records.sqlite")
     except StoreError as error:
         _fail(str(error))
+
+
+def _load_dag(data_dir: Path | None) -> ResearchDag:
+    """Every record of the data directory; one error line if the store is damaged."""
+    from node.store import StoreError
+
+    with _open_store(data_dir) as store:
+        try:
+            return store.load_dag()
+        except StoreError as error:
+            _fail(str(error))
 
 
 def _identity(data_dir: Path | None) -> Any:
@@ -77,6 +88,7 @@ def join(
 
     from node.network import NetworkError
     from node.p2p import open_libp2p_network
+    from node.store import StoreError
     from node.swarm import NodeConfig, SwarmNode
     from sandbox import Evaluator
 
@@ -112,7 +124,7 @@ def join(
         trio.run(main)
     except* KeyboardInterrupt:  # trio's nurseries deliver it inside exception groups
         interrupted = True
-    except* NetworkError as group:
+    except* (NetworkError, StoreError) as group:  # StoreError: damaged, locked, disk full
         failure = str(group.exceptions[0])
     finally:
         for evaluator in evaluators:
@@ -180,8 +192,7 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
 
     directory = _data_dir(data_dir)
     identity = _identity(data_dir)
-    with _open_store(data_dir) as store:
-        dag = store.load_dag()
+    dag = _load_dag(data_dir)
     counts: dict[str, int] = {}
     for record in dag.records():
         counts[record.kind] = counts.get(record.kind, 0) + 1
@@ -232,8 +243,7 @@ def leaderboard(
     from node.leaderboard import leaderboard_rows
 
     identity = _identity(data_dir)
-    with _open_store(data_dir) as store:
-        dag = store.load_dag()
+    dag = _load_dag(data_dir)
     boards = leaderboard_rows(dag, identity.peer_id, problem, top)
     if problem is not None and not boards:
         _fail(f"no problem matching {problem!r} in {_data_dir(data_dir)}", EXIT_USAGE)

@@ -483,3 +483,19 @@ def test_the_largest_valid_records_are_within_the_object_bound() -> None:
     ]
     for record in largest:
         assert decode_record(encode_record(record)) == record
+
+
+@pytest.mark.parametrize("command", [
+    ("status",), ("leaderboard",), ("join", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns")])
+def test_a_damaged_store_is_one_error_line_in_every_command(tmp_path: Path,
+                                                            command: tuple[str, ...]) -> None:
+    """StoreCorrupt (a body altered on disk) escaped `swarm status`, `leaderboard` and `join`
+    as a traceback; `run` and `log` already said what to do."""
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add(PROBLEM)
+    with sqlite3.connect(tmp_path / "records.sqlite") as db:
+        db.execute("UPDATE records SET body = x'c1'")
+    db.close()
+    code, _, err = _swarm(*command, data_dir=tmp_path)
+    assert code == 1 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("error: record store ") and "move it aside" in err
