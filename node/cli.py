@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import typer
 from rich.console import Console
 
-from node.untrusted_text import json_text, markup, visible
+from node.untrusted_text import inline, json_text, markup, visible
 
 if TYPE_CHECKING:
     from node.loop import LoopSummary, Step
@@ -245,7 +245,7 @@ def _print_summary(summary: LoopSummary, as_json: bool, package: Path) -> None:
     arrow = "↑" if summary.direction == "maximize" else "↓"
     target = "" if summary.target is None else f" (target {_fmt(summary.target)})"
     out.print(
-        f"[bold]{markup(summary.problem_name)}[/] {arrow} "
+        f"[bold]{inline(summary.problem_name)}[/] {arrow} "
         f"baseline {_fmt(summary.baseline_score)} → "
         f"best [bold green]{_fmt(summary.best_score)}[/]{target}",
         highlight=False,
@@ -283,7 +283,7 @@ class _Progress:
             transient=True,
             disable=not enabled,
         )
-        self.task = self.progress.add_task(markup(problem.name), total=total,
+        self.task = self.progress.add_task(inline(problem.name), total=total,
                                            status="baseline...")
 
     def __enter__(self) -> _Progress:
@@ -298,7 +298,7 @@ class _Progress:
             return
         tokens = summary.usage.input_tokens + summary.usage.output_tokens
         status = (
-            f"best {_fmt(summary.best_score)} | last: {markup(step.mutation_kind)} "
+            f"best {_fmt(summary.best_score)} | last: {inline(step.mutation_kind)} "
             f"{step.status} | fuel {summary.fuel_spent:,}"
             + (f" | tokens {tokens:,}" if tokens else "")
         )
@@ -306,7 +306,7 @@ class _Progress:
         if step.status == "keep":
             self.progress.console.print(
                 f"[green]keep[/] #{step.iteration:<4} {_fmt(step.score):>10}  "
-                f"{markup(step.mutation_kind)}: {markup(step.description)}",
+                f"{inline(step.mutation_kind)}: {inline(step.description)}",
                 highlight=False,
             )
 
@@ -357,19 +357,19 @@ def _print_outcome(problem: Problem, outcome: Outcome) -> None:
     colour = "green" if outcome.status == "ok" else "red"
     out.print(f"status: [bold {colour}]{outcome.status}[/]", highlight=False)
     out.print(
-        f"score:  {_fmt(outcome.score)} ({markup(problem.metric.name)}, "
+        f"score:  {_fmt(outcome.score)} ({inline(problem.metric.name)}, "
         f"{problem.metric.direction})",
         highlight=False,
     )
     for name, passed in outcome.items.items():
         mark = "[green]✓[/]" if passed else "[red]✗[/]"
-        out.print(f"  {mark} {markup(name)}", highlight=False)
+        out.print(f"  {mark} {inline(name)}", highlight=False)
     out.print(
         f"fuel:   strategy {outcome.strategy_fuel:,}, evaluator {outcome.evaluator_fuel:,}",
         highlight=False,
     )
     for key, value in outcome.details.items():
-        out.print(f"  {markup(key)}: {markup(str(value))}", highlight=False, soft_wrap=True)
+        out.print(f"  {inline(key)}: {inline(str(value))}", highlight=False, soft_wrap=True)
     if outcome.stderr_tail.strip():
         out.print("stderr (tail):", highlight=False)
         out.print(visible(outcome.stderr_tail.rstrip()), markup=False, highlight=False,
@@ -418,10 +418,10 @@ def log(
         _print_json(rows)
         return
     if not rows:
-        out.print(f"no experiments recorded for {markup(problem.name)} yet "
+        out.print(f"no experiments recorded for {inline(problem.name)} yet "
                   f"(swarm run {markup(str(package))})", highlight=False)
         return
-    table = Table(title=f"{markup(problem.name)} ({markup(problem.metric.name)}, "
+    table = Table(title=f"{inline(problem.name)} ({inline(problem.metric.name)}, "
                   f"{problem.metric.direction})")
     for column in ("commit", "score", "status", "mutation kind", "description"):
         table.add_column(column, overflow="fold")
@@ -431,7 +431,7 @@ def log(
             row["commit"],
             _fmt(row["score"]),
             row["status"],
-            markup(row["mutation_kind"]),
+            inline(row["mutation_kind"]),
             markup(row["description"]),
             style=styles.get(row["status"], "red"),
         )

@@ -32,7 +32,7 @@ from node.cli import (
     out,
 )
 from node.cli_swarm import Bootstrap, _identity, _open_store
-from node.untrusted_text import markup, visible
+from node.untrusted_text import inline, markup, visible
 
 if TYPE_CHECKING:
     from node.llm import LLMConfig
@@ -109,7 +109,7 @@ def pose(
                 _print_json({"written": str(out_dir), "name": problem.name,
                                            **validation.summary(), **costs})
             else:
-                out.print(f"wrote [bold]{markup(problem.name)}[/] to {markup(str(out_dir))}: "
+                out.print(f"wrote [bold]{inline(problem.name)}[/] to {markup(str(out_dir))}: "
                           "review it, then "
                           f"`swarm pose --from {markup(str(out_dir))}` to publish",
                           highlight=False, soft_wrap=True)
@@ -127,7 +127,7 @@ def pose(
             validation = validate_problem(runtime, problem, progress)
         if not validation.ok:
             for check in validation.failures:
-                err.print(f"[red]✗[/] {markup(check.name)}: {markup(check.message)}",
+                err.print(f"[red]✗[/] {inline(check.name)}: {markup(check.message)}",
                           highlight=False)
             _fail(f"{from_dir} is not fit to publish: {len(validation.failures)} check(s) "
                   "failed (above)")
@@ -141,7 +141,7 @@ def pose(
               f"{summary['fuel']:,} of {problem.budget.fuel:,} per phase, "
               f"{len(validation.checks)} checks passed ({validation.evaluations} evaluations)",
               highlight=False)
-    out.print(f"posed [bold]{markup(signed.name)}[/]: {signed.id}", highlight=False, soft_wrap=True)
+    out.print(f"posed [bold]{inline(signed.name)}[/]: {signed.id}", highlight=False, soft_wrap=True)
 
 
 class _PoseProgress:

@@ -26,7 +26,7 @@ from node.cli import (
     err,
     out,
 )
-from node.untrusted_text import markup
+from node.untrusted_text import inline, markup
 
 if TYPE_CHECKING:
     from node.store import RecordStore
@@ -144,7 +144,7 @@ def _status_line(node: SwarmNode) -> str:
     for _, loop in sorted(node.loops.items()):
         best = loop.best
         score = None if best is None else best.outcome.score
-        bests.append(f"{markup(loop.problem.name)} best {_fmt(score)}")
+        bests.append(f"{inline(loop.problem.name)} best {_fmt(score)}")
     stats = node.stats
     return (f"{len(node.network.connected_peers())} peers | " + (", ".join(bests) or "no problem")
             + f" | {stats.evaluations} evaluations, {stats.replays} replays "
@@ -179,7 +179,7 @@ async def _research_forever(node: SwarmNode) -> None:
         if step.status == "keep":
             out.print(
                 f"[green]keep[/] {step.experiment_id[:10]} {_fmt(step.score):>10}  "
-                f"{markup(step.mutation_kind)}: {markup(step.description)}",
+                f"{inline(step.mutation_kind)}: {inline(step.description)}",
                 highlight=False,
             )
 
@@ -219,12 +219,12 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
               highlight=False)
     for item in problems:
         disputed = f", [red]{item['disputed']} disputed[/]" if item["disputed"] else ""
-        out.print(f"  {markup(item['name']):<20} {item['id'][:12]}  "
+        out.print(f"  {inline(item['name']):<20} {item['id'][:12]}  "
                   f"{item['experiments']} experiments "
                   f"({item['mine']} mine), verified best {_fmt(item['best'])}{disputed}",
                   highlight=False)
     for peer, row in peers.items():
-        out.print(f"  peer {markup(peer[:16]):<16} standing {row['standing']:+.2f}: "
+        out.print(f"  peer {inline(peer[:16]):<16} standing {row['standing']:+.2f}: "
                   f"{row['verified']} verified, {row['pending']} pending, "
                   f"{row['disputed']} disputed" + (" [red](ignored)[/]" if row["ignored"] else ""),
                   highlight=False)
@@ -251,14 +251,14 @@ def leaderboard(
         _print_json(boards)
         return
     for board in boards:
-        table = Table(title=f"{markup(board['name'])} ({board['direction']}) {board['id'][:12]}")
+        table = Table(title=f"{inline(board['name'])} ({board['direction']}) {board['id'][:12]}")
         for column in ("experiment", "score", "verdict", "replays", "author", "kind"):
             table.add_column(column)
         for row in board["rows"]:
             style = {"verified": "green", "disputed": "red"}.get(row["verdict"], "")
             table.add_row(row["id"][:10], _fmt(row["score"]), row["verdict"],
-                          str(row["matches"]), markup(row["author"][:12]),
-                          markup(row["mutation_kind"]),
+                          str(row["matches"]), inline(row["author"][:12]),
+                          inline(row["mutation_kind"]),
                           style=style)
         out.print(table)
         out.print(f"verified best {_fmt(board['best'])}", highlight=False)
@@ -326,7 +326,7 @@ def simulate(
         return
     swarm = result["swarm"]
     out.print(
-        f"{markup(problems[0].name)}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
+        f"{inline(problems[0].name)}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
         f"baseline {_fmt(swarm['baseline'])} → swarm best {_fmt(swarm['best'])}; "
         f"first at target in round "
         f"{swarm['first_reached_target_round']}, all honest by round "

@@ -15,7 +15,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["json_text", "markup", "visible"]
+__all__ = ["inline", "json_text", "markup", "visible"]
 
 KEPT = frozenset("\n\t")
 # Bidi embeddings, overrides and isolates and the implicit marks (all category Cf, listed for
@@ -36,23 +36,32 @@ def _escaped(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-def visible(text: str) -> str:
+def visible(text: str, *, one_line: bool = False) -> str:
     """`text` with every control, format, bidi and separator character but newline and tab
-    shown as a Python-style escape (`\\x1b`, `\\u202e`): nothing in it acts on a terminal."""
+    shown as a Python-style escape (`\\x1b`, `\\u202e`): nothing in it acts on a terminal.
+    `one_line`: newline and tab too, for a field printed within a line of ours (a name, a
+    kind, an author), where a newline would start a line that reads as ours."""
     if text.isascii() and text.isprintable():  # the common case, in C
         return text
+    kept = frozenset() if one_line else KEPT
     return "".join(
         char
-        if char in KEPT or (char not in BIDI and unicodedata.category(char) not in SHOWN_AS_ESCAPES)
+        if char in kept or (char not in BIDI and unicodedata.category(char) not in SHOWN_AS_ESCAPES)
         else _escaped(char)
         for char in text
     )
 
 
-def markup(text: str) -> str:
+def markup(text: str, *, one_line: bool = False) -> str:
     """`visible(text)` for embedding in a rich markup template: it prints exactly as
     `visible(text)`, brackets and backslashes included, whatever tag follows it."""
-    return _BACKSLASHES_BEFORE_BRACKET.sub(_escape_run, visible(text))
+    return _BACKSLASHES_BEFORE_BRACKET.sub(_escape_run, visible(text, one_line=one_line))
+
+
+def inline(text: str) -> str:
+    """`markup(text)` for a field inside one line of output: a peer's problem named
+    "x\\n  peer 12D3... standing +9.00" printed a standing line of its own in `swarm status`."""
+    return markup(text, one_line=True)
 
 
 # rich.markup.escape misses two cases of rich's parser (rich 15): plain text loses the

@@ -11,12 +11,14 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from hostile_peer import ATTACKER, claim_fields, connect, envelope, open_victim, signed_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from node.identity import Identity, sign_record
 from node.leaderboard import leaderboard_rows, ledger_from
@@ -31,7 +33,7 @@ from node.problem import PackageError, baseline_files, load_package
 from node.simulator import settle
 from node.store import RecordStore
 from node.trust import Ledger
-from node.untrusted_text import visible
+from node.untrusted_text import inline, visible
 from node.wire import WireError, decode_batch, decode_sync_request, decode_sync_response
 from research_dag import (
     MAX_LIST,
@@ -499,3 +501,32 @@ def test_a_damaged_store_is_one_error_line_in_every_command(tmp_path: Path,
     code, _, err = _swarm(*command, data_dir=tmp_path)
     assert code == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("error: record store ") and "move it aside" in err
+
+
+# ---- one-line fields: a newline in a name starts a line that reads as ours -----------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(st.text(), st.lists(st.sampled_from(
+    ["\n", "\t", "\r", "\x1b", "[", "]", "\\", "[/]", "\u2028", "\u202e", "a"]), max_size=30
+).map("".join)))
+def test_an_inline_field_renders_on_one_line_exactly_as_its_visible_form(text: str) -> None:
+    plain = StringIO()
+    Console(file=plain, width=10_000, emoji=False, highlight=False, force_terminal=False
+            ).print(f"[bold]{inline(text)}[/] tail", end="", soft_wrap=True)
+    shown = visible(text, one_line=True)
+    assert plain.getvalue() == f"{shown} tail"
+    assert "\n" not in shown and "\t" not in shown
+
+
+def test_a_peers_problem_name_cannot_print_a_line_of_its_own_in_swarm_status(
+    tmp_path: Path
+) -> None:
+    forged_line = "  peer 12D3KooWFAKEFAKEFAKE standing +9.00: 50 verified, 0 pending, 0 disputed"
+    posed = sign_record(PROBLEM.model_copy(update={"name": "x\n" + forged_line[:180]}), LIAR)
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add(posed)
+    code, out, err = _swarm("status", data_dir=tmp_path)
+    assert code == 0, err
+    assert not any(line.startswith("  peer 12D3KooWFAKE") for line in out.splitlines())
+    assert "x\\x0a  peer 12D3KooWFAKE" in out
