@@ -139,8 +139,9 @@ def _trusted(store: RecordStore, data_dir: Path | None) -> Callable[[Experiment]
     A data directory `swarm join` also used holds every peer's claims, forged ones too: taken
     as they are, a peer's 1e9 became the run's baseline and best."""
     from node.identity import IDENTITY_FILE, IdentityError, load_or_create
-    from node.leaderboard import ledger_from
     from node.store import StoreError
+    from node.trust import TrustConfig, rebuild_ledger
+    from research_dag import Verification
 
     key = _data_dir(data_dir) / IDENTITY_FILE
     me = "local"
@@ -149,11 +150,12 @@ def _trusted(store: RecordStore, data_dir: Path | None) -> Callable[[Experiment]
             me = load_or_create(key).peer_id
         except IdentityError as error:
             _fail(str(error))
-    try:
-        dag = store.load_dag()
+    try:  # our replays only: decoding the whole store cost a big swarm directory seconds
+        mine = [record for record in store.iter_records(kind="verification")
+                if isinstance(record, Verification) and record.author == me]
     except StoreError as error:
         _fail(str(error))
-    return ledger_from(dag, me).trusted
+    return rebuild_ledger(me, mine, TrustConfig()).trusted
 
 
 def _fmt(score: float | None) -> str:
