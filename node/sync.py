@@ -102,18 +102,32 @@ class SyncService:
             return 0
 
     async def _pull(self, peer: str) -> int:
-        missing: list[str] = []
+        """Page through the peer's summary, fetching each page's missing records before asking
+        for the next page: a peer listing endless pages of ids it never sends once made us
+        gather every page first (100,000 ids a page, gigabytes within the time limit); now a
+        page it cannot deliver ends the pass."""
+        taken = 0
         after: str | None = None
-        while True:  # page through the peer's summary
+        while True:
             request = SyncSummaryRequest(problems=self.node.sync_scope(), after=after)
             summary = self.decoded.sync_summary(
                 await self.network.request(peer, SYNC_PROTOCOL, encode_sync_request(request))
             )
             dag = self.node.dag
-            missing += [record_id for record_id in summary.ids if record_id not in dag]
-            if not summary.truncated or not summary.ids:
+            fetched, delivered = await self._fetch(
+                peer, [record_id for record_id in summary.ids if record_id not in dag]
+            )
+            taken += fetched
+            if not delivered or not summary.truncated or not summary.ids:
                 break
             after = summary.ids[-1]
+        self.rounds += 1
+        self.fetched += taken
+        return taken
+
+    async def _fetch(self, peer: str, missing: list[str]) -> tuple[int, bool]:
+        """Take in the records `missing` names from `peer`; how many, and whether it sent
+        every one (False: it stopped sending, too large or gone, and we stop asking)."""
         taken = 0
         while missing:
             chunk, missing = missing[:MAX_FETCH_IDS], missing[MAX_FETCH_IDS:]
@@ -124,14 +138,12 @@ class SyncService:
                 requested=chunk,
             )
             if not response.records:
-                break  # the peer cannot send these (too large, or gone): stop, don't spin
+                return taken, False  # don't spin on what the peer cannot send
             taken += await self.node.take(_parents_first(response.records))
             got = {record.id for record in response.records}
             # A responder stops at the size limit: ask again for the rest of the chunk.
             missing = [i for i in chunk if i not in got] + missing
-        self.rounds += 1
-        self.fetched += taken
-        return taken
+        return taken, True
 
 
 def _parents_first(records: Iterable[Record]) -> list[Record]:

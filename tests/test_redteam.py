@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
@@ -27,6 +29,7 @@ from node.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,
+    SYNC_PROTOCOL,
     problem_topic,
 )
 from node.problem import PackageError, baseline_files, load_package
@@ -34,7 +37,16 @@ from node.simulator import settle
 from node.store import RecordStore
 from node.trust import Ledger
 from node.untrusted_text import inline, visible
-from node.wire import WireError, decode_batch, decode_sync_request, decode_sync_response
+from node.wire import (
+    SyncFetch,
+    SyncRecords,
+    SyncSummary,
+    WireError,
+    decode_batch,
+    decode_sync_request,
+    decode_sync_response,
+    encode_sync_response,
+)
 from research_dag import (
     MAX_LIST,
     MAX_MUTABLE,
@@ -530,3 +542,34 @@ def test_a_peers_problem_name_cannot_print_a_line_of_its_own_in_swarm_status(
     assert code == 0, err
     assert not any(line.startswith("  peer 12D3KooWFAKE") for line in out.splitlines())
     assert "x\\x0a  peer 12D3KooWFAKE" in out
+
+
+# ---- sync: a peer listing endless pages of ids ---------------------------------------------
+
+
+async def test_a_peer_listing_endless_pages_of_ids_it_never_sends_costs_one_page(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """The victim gathered every page of a summary before fetching anything: 100,000 ids a
+    page, pages without end, gigabytes of ids within the 30 s limit. Now each page is fetched
+    before the next is asked for, and a page the peer does not deliver ends the pass."""
+    hub = MemoryHub(seed=87)
+    asked: Counter[str] = Counter()
+    rng = random.Random(0)
+
+    async def answer(peer: str, data: bytes) -> bytes:
+        request = decode_sync_request(data)
+        if isinstance(request, SyncFetch):
+            asked["fetch"] += 1
+            return encode_sync_response(SyncRecords([]))
+        asked["summary"] += 1
+        ids = sorted(f"{rng.getrandbits(256):064x}" for _ in range(100))
+        return encode_sync_response(SyncSummary(ids, truncated=asked["summary"] < 50))
+
+    async with open_victim(hub, runtime, tmp_path) as victim, \
+            hub.open_node(ATTACKER.peer_id) as attacker:
+        attacker.handle_requests(SYNC_PROTOCOL, answer)
+        await connect(hub, attacker, victim)  # the victim pulls on connect
+        assert asked == {"summary": 1, "fetch": 1}
+        assert await victim.sync_with_peers() == 0
+        assert asked == {"summary": 2, "fetch": 2}
