@@ -138,8 +138,8 @@ class Ledger:
         return self._matches(experiment) - self._mismatches(experiment) >= self.config.k
 
     def verdict(self, experiment: Experiment) -> tuple[Verdict, int]:
-        """The swarm's verdict on a claim, and how many peers in good standing (`vouches`)
-        reproduced it."""
+        """The swarm's verdict on a claim (votes by peers in good standing only, `vouches`), and
+        how many such peers reproduced it."""
         matches = self._matches(experiment)
         if experiment.author in (self.me, "local"):
             return "own", matches
@@ -150,11 +150,11 @@ class Ledger:
         return "pending", matches
 
     def vouches(self, author: str) -> bool:
-        """Does a matching replay by `author` count towards `verified`? Ours does; a peer's
-        only when our own replays reproduced some claim of theirs (positive standing): peer ids
-        cost nothing, so k fresh identities signing `match` for a forged claim must not verify
-        it. Disputes count from anyone not ignored: they can only keep a result from being
-        shown."""
+        """Does a replay by `author` count in `verified` and `verdict`? Ours does; a peer's
+        only when our own replays reproduced some claim of theirs (positive standing). Peer ids
+        cost nothing: k fresh identities signing `match` verified a forged claim, and one
+        signing a mismatch kept an honest best from being shown and marked its author's claims
+        disputed."""
         return author == self.me or self.standing_of(author) > 0
 
     def _voters(self, experiment: Experiment, match: bool) -> set[str]:
@@ -165,7 +165,7 @@ class Ledger:
             and v.author != experiment.author
             # A vote whose flag contradicts its own outcome says nothing.
             and outcomes_match(experiment.outcome, v.outcome) is match
-            and (self.vouches(v.author) if match else not self.ignored(v.author))
+            and self.vouches(v.author)
         }
 
     def _matches(self, experiment: Experiment) -> int:

@@ -573,3 +573,16 @@ async def test_a_peer_listing_endless_pages_of_ids_it_never_sends_costs_one_page
         assert asked == {"summary": 1, "fetch": 1}
         assert await victim.sync_with_peers() == 0
         assert asked == {"summary": 2, "fetch": 2}
+
+
+def test_a_fresh_identity_disputing_an_honest_result_hides_nothing() -> None:
+    """One new peer id signing a mismatch for a claim that peers in good standing reproduced
+    kept it from being shown as the best and marked it (and its author) disputed."""
+    claim = _forged(PROBLEM, 7.0)
+    ledger = Ledger(me=ME.peer_id)
+    for voter in SYBILS[:2]:
+        ledger.standing[voter.peer_id] = 1.0
+        ledger.note(_vote(claim, voter))
+    ledger.note(_vote(claim, SYBILS[3], False, Outcome(status="crash")))
+    assert ledger.verdict(claim) == ("verified", 2)
+    assert ResearchDag([PROBLEM, claim]).best(PROBLEM.id, ledger.verified) == claim

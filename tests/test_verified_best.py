@@ -152,7 +152,7 @@ def test_k_matching_replays_verify_only_when_every_dispute_is_answered() -> None
     claim = Experiment(problem=PROBLEM.id, strategy={"strategy.py": "x=2"}, author="p1",
                        outcome=Outcome(status="ok", score=2.0))
     ledger = Ledger(me="me", config=TrustConfig(k=2))
-    for voter in ("p2", "p4", "p5"):  # our replays reproduced a claim of each: they vouch
+    for voter in ("p2", "p3", "p4", "p5"):  # our replays reproduced a claim of each: they vote
         ledger.standing[voter] = ledger.config.match_reward
 
     def vote(author: str, match: bool) -> None:
