@@ -16,14 +16,14 @@ from node.wire import (
     DropCounter,
     SyncFetch,
     SyncRecords,
-    SyncSummary,
     SyncSummaryRequest,
     WireError,
     decode_sync_request,
+    encode_summary_page,
     encode_sync_request,
     encode_sync_response,
 )
-from research_dag import Experiment, Record, ResearchDag, Verification
+from research_dag import Record, ResearchDag
 
 SYNC_TIMEOUT_S = 30.0
 SUMMARIES_KEPT = 16  # encoded summaries kept per record count (by problems and cursor)
@@ -50,9 +50,10 @@ class SyncService:
         self.fetched = 0
         self.failures = 0
         self._served: set[str] = set()
-        # Summaries answered since the record count last changed: every peer asks in the same
-        # sync pass, and a summary costs O(records) to build and encode.
-        self._summaries: dict[tuple[tuple[str, ...] | None, str | None], bytes] = {}
+        # The ids a summary lists (by problem filter) as sorted raw digests, since the record
+        # count last changed: every peer asks in the same sync pass, and listing costs
+        # O(records); a page of it, for any cursor, is then one slice.
+        self._summaries: dict[tuple[str, ...] | None, bytes] = {}
         self._summarised_at = -1
         network.handle_requests(SYNC_PROTOCOL, self.handle)
 
@@ -69,16 +70,15 @@ class SyncService:
     def _summary(self, request: SyncSummaryRequest) -> bytes:
         count = len(self.node.dag)  # the record set only grows: same count, same set
         if count != self._summarised_at or len(self._summaries) >= SUMMARIES_KEPT:
-            self._summaries.clear()  # a peer paging with many cursors cannot grow it unbounded
+            self._summaries.clear()  # a peer asking with many filters cannot grow it unbounded
             self._summarised_at = count
-        problems = None if request.problems is None else tuple(request.problems)
-        key = (problems, request.after)
-        response = self._summaries.get(key)
-        if response is None:
-            ids = record_ids(self.node.dag, request.problems)
-            response = encode_sync_response(SyncSummary.limited(ids, after=request.after))
-            self._summaries[key] = response
-        return response
+        key = None if request.problems is None else tuple(sorted(set(request.problems)))
+        digests = self._summaries.get(key)
+        if digests is None:
+            ids = sorted(record_ids(self.node.dag, request.problems))
+            digests = b"".join(bytes.fromhex(record_id) for record_id in ids)
+            self._summaries[key] = digests
+        return encode_summary_page(digests, request.after)  # any cursor: one slice
 
     def served(self, record_id: str) -> bool:
         """Has a peer fetched this record from us (e.g. the problem we just posed)?"""
@@ -154,19 +154,19 @@ def _parents_first(records: Iterable[Record]) -> list[Record]:
 
 
 def record_ids(dag: ResearchDag, problems: list[str] | None) -> set[str]:
-    """What a summary lists: every record, or those of `problems` plus all problem records."""
+    """What a summary lists: every record, or those of `problems` plus all problem records.
+
+    Found along the DAG's edges (a problem's experiments, their verifications, its hypotheses),
+    so a filter costs what it lists, not a pass over every record.
+    """
     if problems is None:
-        return {r.id for r in dag.records()}
-    wanted = set(problems)
+        return dag.ids()
     ids = {p.id for p in dag.problems()}
-    for record in dag.records():
-        problem = getattr(record, "problem", None)
-        if problem in wanted:
-            ids.add(record.id)
-        elif isinstance(record, Verification):
-            claimed = dag.get(record.experiment)
-            if isinstance(claimed, Experiment) and claimed.problem in wanted:
-                ids.add(record.id)
+    for problem_id in set(problems):
+        for experiment in dag.children(problem_id, "has_experiment"):
+            ids.add(experiment.id)
+            ids.update(v.id for v in dag.children(experiment.id, "verified_by"))
+        ids.update(h.id for h in dag.hypotheses_for(problem_id))
     return ids
 
 

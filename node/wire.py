@@ -229,6 +229,30 @@ def decode_sync_request(data: bytes) -> SyncRequest:
     raise WireError(f"unknown sync request type {kind!r:.40}")
 
 
+def encode_summary_page(digests: bytes, after: str | None) -> bytes:
+    """`encode_sync_response(SyncSummary.limited(ids, after))` for ids already held as their
+    sorted, distinct raw digests concatenated: a binary search and one slice, so that a
+    summary page costs O(page), not a sort of every id a node holds (a request with a fresh
+    `after` cost 70 ms at 50,000 records, and anyone may send one)."""
+    count = len(digests) // ID_BYTES
+    start = 0
+    if after is not None:
+        _check_ids([after], "after", 1)
+        bound, low, high = bytes.fromhex(after), 0, count
+        while low < high:  # the first id above `after`
+            middle = (low + high) // 2
+            if digests[middle * ID_BYTES : (middle + 1) * ID_BYTES] <= bound:
+                low = middle + 1
+            else:
+                high = middle
+        start = low
+    end = min(count, start + MAX_SUMMARY_IDS)
+    return canonical_encode(
+        {"v": WIRE_VERSION, "ids": digests[start * ID_BYTES : end * ID_BYTES],
+         "truncated": end < count}
+    )
+
+
 def encode_sync_response(response: SyncResponse) -> bytes:
     if isinstance(response, SyncRecords):
         return _records_message([encode_record(record) for record in response.records])

@@ -48,6 +48,7 @@ class ResearchDag:
         self._indexed: Any = nx.MultiDiGraph()
         self._unindexed: list[Record] = []  # added, not yet in the graph (see `_graph`)
         self._records: dict[str, Record] = {}
+        self._problems: list[Problem] = []  # few, and asked for often (every sync summary)
         for record in records:
             self.add(record)
 
@@ -79,6 +80,8 @@ class ResearchDag:
             return False
         self._records[record_id] = record
         self._unindexed.append(record)
+        if isinstance(record, Problem):
+            self._problems.append(record)
         return True
 
     def __contains__(self, record_id: object) -> bool:
@@ -89,6 +92,10 @@ class ResearchDag:
 
     def get(self, record_id: str) -> Record | None:
         return self._records.get(record_id)
+
+    def ids(self) -> set[str]:
+        """The ids of every record held (unsorted: `records` sorts, which costs O(n log n))."""
+        return set(self._records)
 
     def records(self, kind: str | None = None) -> list[Record]:
         """Records (of one kind, if given) ordered by created_ms, then id."""
@@ -107,7 +114,7 @@ class ResearchDag:
     # ---- queries -------------------------------------------------------------------------
 
     def problems(self) -> list[Problem]:
-        return self._of_kind(Problem, self._records.values())
+        return sorted(self._problems, key=_order)
 
     def experiments(self, problem_id: str) -> list[Experiment]:
         """The problem's experiments; once the problem is held, only those consistent with it.

@@ -35,9 +35,11 @@ from node.network import (
 from node.problem import PackageError, baseline_files, load_package
 from node.simulator import settle
 from node.store import RecordStore
+from node.sync import record_ids
 from node.trust import Ledger
 from node.untrusted_text import inline, visible
 from node.wire import (
+    MAX_SUMMARY_IDS,
     SyncFetch,
     SyncRecords,
     SyncSummary,
@@ -45,6 +47,7 @@ from node.wire import (
     decode_batch,
     decode_sync_request,
     decode_sync_response,
+    encode_summary_page,
     encode_sync_response,
 )
 from research_dag import (
@@ -52,6 +55,7 @@ from research_dag import (
     MAX_MUTABLE,
     Budget,
     Experiment,
+    Hypothesis,
     Metric,
     Outcome,
     Pattern,
@@ -586,3 +590,66 @@ def test_a_fresh_identity_disputing_an_honest_result_hides_nothing() -> None:
     ledger.note(_vote(claim, SYBILS[3], False, Outcome(status="crash")))
     assert ledger.verdict(claim) == ("verified", 2)
     assert ResearchDag([PROBLEM, claim]).best(PROBLEM.id, ledger.verified) == claim
+
+
+# ---- sync summaries: any cursor, any filter, anyone may ask --------------------------------
+
+HEX_IDS = st.lists(st.binary(min_size=32, max_size=32).map(bytes.hex), max_size=40, unique=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ids=HEX_IDS, after=st.none() | st.binary(min_size=32, max_size=32).map(bytes.hex),
+       pick=st.integers(0, 40))
+def test_a_summary_page_sliced_from_the_cache_is_the_summary(
+    ids: list[str], after: str | None, pick: int
+) -> None:
+    """A summary used to sort every id the node holds per request (70 ms at 50,000 records for
+    each fresh `after` anyone sent); pages are now slices of one sorted cache."""
+    if ids and pick < len(ids) and after is None:
+        after = ids[pick]  # a cursor that is one of the ids, as paging sends
+    digests = b"".join(bytes.fromhex(record_id) for record_id in sorted(ids))
+    assert encode_summary_page(digests, after) == encode_sync_response(
+        SyncSummary.limited(ids, after))
+
+
+def test_a_full_summary_page_is_truncated_like_the_summary() -> None:
+    ids = sorted(f"{n:064x}" for n in range(MAX_SUMMARY_IDS + 5))
+    digests = b"".join(bytes.fromhex(record_id) for record_id in ids)
+    for after in (None, ids[3], ids[7]):
+        assert encode_summary_page(digests, after) == encode_sync_response(
+            SyncSummary.limited(ids, after))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_filtered_summary_lists_what_it_always_listed(data: st.DataObject) -> None:
+    """Records of the wanted problems are now found along the DAG's edges (a filter cost a
+    pass over every record); what is listed is unchanged."""
+    other = PROBLEM.model_copy(update={"name": "other"})
+    pool = [PROBLEM.id, other.id, "ef" * 32]
+    records: list[Record] = [PROBLEM, other]
+    for n in range(data.draw(st.integers(0, 12))):
+        kind = data.draw(st.sampled_from(["experiment", "verification", "hypothesis"]))
+        target = data.draw(st.sampled_from(pool))
+        if kind == "experiment":
+            record: Record = Experiment(problem=target, strategy={"strategy.py": str(n)},
+                                        outcome=Outcome(status="crash"))
+        elif kind == "verification":
+            record = Verification(experiment=target, outcome=Outcome(status="crash"),
+                                  match=False, created_ms=n)
+        else:
+            record = Hypothesis(pattern=target, problem=target, mutation_kind="k", text=str(n))
+        records.append(record)
+        pool.append(record.id)
+    dag = ResearchDag(records)
+    wanted = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+
+    def problem_of(record: Record) -> str | None:
+        if isinstance(record, Verification):
+            claimed = dag.get(record.experiment)
+            return claimed.problem if isinstance(claimed, Experiment) else None
+        return getattr(record, "problem", None)
+
+    expected = {r.id for r in records if isinstance(r, Problem) or problem_of(r) in wanted}
+    assert record_ids(dag, wanted) == expected
+    assert record_ids(dag, None) == {r.id for r in records}
