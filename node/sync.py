@@ -113,6 +113,9 @@ class SyncService:
             summary = self.decoded.sync_summary(
                 await self.network.request(peer, SYNC_PROTOCOL, encode_sync_request(request))
             )
+            if after is not None and summary.ids and summary.ids[0] <= after:
+                # The same page again (or an earlier one): paging would never end.
+                raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
             dag = self.node.dag
             fetched, delivered = await self._fetch(
                 peer, [record_id for record_id in summary.ids if record_id not in dag]

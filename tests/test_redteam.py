@@ -653,3 +653,28 @@ def test_a_filtered_summary_lists_what_it_always_listed(data: st.DataObject) -> 
     expected = {r.id for r in records if isinstance(r, Problem) or problem_of(r) in wanted}
     assert record_ids(dag, wanted) == expected
     assert record_ids(dag, None) == {r.id for r in records}
+
+
+async def test_a_peer_repeating_a_summary_page_is_a_malformed_reply_not_an_endless_pass(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    hub = MemoryHub(seed=88)
+    asked: Counter[str] = Counter()
+
+    async with open_victim(hub, runtime, tmp_path) as victim, \
+            hub.open_node(ATTACKER.peer_id) as attacker:
+        held: list[str] = []
+
+        async def answer(peer: str, data: bytes) -> bytes:
+            request = decode_sync_request(data)
+            asked[type(request).__name__] += 1
+            if asked["SyncSummaryRequest"] > 50:  # what the old pass did, without end
+                return encode_sync_response(SyncSummary([], truncated=False))
+            return encode_sync_response(SyncSummary(held, truncated=True))
+
+        attacker.handle_requests(SYNC_PROTOCOL, answer)
+        await victim.pose(PROBLEM)
+        held = sorted(victim.dag.ids())  # what the victim holds: nothing to fetch, page on
+        await connect(hub, attacker, victim)
+        assert asked == {"SyncSummaryRequest": 2}
+        assert victim.stats.drops.counts["malformed"] == 1 and victim.sync.failures == 1
