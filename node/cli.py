@@ -217,12 +217,16 @@ def run(
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
                         await close()
 
-        interrupted = False
+        interrupted, failure = False, ""
         try:
             with progress:
                 summary = trio.run(main)
         except* KeyboardInterrupt:  # trio may deliver it inside an exception group
             interrupted = True
+        except* StoreError as group:  # damaged, locked by another process, disk full
+            failure = str(group.exceptions[0])
+        if failure:
+            _fail(failure)
         if interrupted:
             runtime.ticker.interrupt_all()
             if loop.summary is not None:

@@ -678,3 +678,15 @@ async def test_a_peer_repeating_a_summary_page_is_a_malformed_reply_not_an_endle
         await connect(hub, attacker, victim)
         assert asked == {"SyncSummaryRequest": 2}
         assert victim.stats.drops.counts["malformed"] == 1 and victim.sync.failures == 1
+
+
+def test_a_damaged_store_met_during_a_run_is_one_error_line(tmp_path: Path) -> None:
+    problem = load_package(PROBE)
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add_many([problem, _forged(problem, 1.0)])
+    with sqlite3.connect(tmp_path / "records.sqlite") as db:
+        db.execute("UPDATE records SET body = x'c1' WHERE kind = 'experiment'")
+    db.close()
+    code, _, err = _swarm("run", str(PROBE), "--iterations", "1", data_dir=tmp_path)
+    assert code == 1 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("error: record store ") and "move it aside" in err
