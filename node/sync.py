@@ -4,6 +4,7 @@ repaired."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -26,7 +27,8 @@ from node.wire import (
 from research_dag import Record, ResearchDag
 
 SYNC_TIMEOUT_S = 30.0
-SUMMARIES_KEPT = 16  # encoded summaries kept per record count (by problems and cursor)
+SUMMARIES_KEPT = 16  # filtered id lists kept per record count (by problems)
+INSERTED_ONE_BY_ONE = 64  # new ids merged into the summary list by binary insertion
 # Fed to the peer's score per malformed or invalid sync response, as GossipSub scores an
 # invalid message (node.memnet.INVALID_MESSAGE_PENALTY): a handful cut the peer off.
 INVALID_RESPONSE_PENALTY = -20.0
@@ -50,10 +52,10 @@ class SyncService:
         self.fetched = 0
         self.failures = 0
         self._served: set[str] = set()
-        # The ids a summary lists (by problem filter) as sorted raw digests, since the record
-        # count last changed: every peer asks in the same sync pass, and listing costs
-        # O(records); a page of it, for any cursor, is then one slice.
-        self._summaries: dict[tuple[str, ...] | None, bytes] = {}
+        # The ids a summary lists as sorted raw digests: all of them, and by problem filter
+        # since the record count last changed; a page of one, for any cursor, is one slice.
+        self._all: list[bytes] = []
+        self._summaries: dict[tuple[str, ...], list[bytes]] = {}
         self._summarised_at = -1
         network.handle_requests(SYNC_PROTOCOL, self.handle)
 
@@ -68,15 +70,26 @@ class SyncService:
         return encode_sync_response(response)
 
     def _summary(self, request: SyncSummaryRequest) -> bytes:
-        count = len(self.node.dag)  # the record set only grows: same count, same set
+        dag = self.node.dag
+        if request.problems is None:  # what every node asks for: kept up to date as records
+            # arrive, so a new record (anyone can send one) never costs a sort of all of them
+            new = [bytes.fromhex(record_id) for record_id in dag.ids_since(len(self._all))]
+            if len(new) <= INSERTED_ONE_BY_ONE:
+                for digest in new:
+                    bisect.insort(self._all, digest)
+            else:  # many: one merge of two sorted runs (timsort), not one shift of all per id
+                self._all += sorted(new)
+                self._all.sort()
+            return encode_summary_page(self._all, request.after)
+        count = len(dag)  # the record set only grows: same count, same set
         if count != self._summarised_at or len(self._summaries) >= SUMMARIES_KEPT:
             self._summaries.clear()  # a peer asking with many filters cannot grow it unbounded
             self._summarised_at = count
-        key = None if request.problems is None else tuple(sorted(set(request.problems)))
+        key = tuple(sorted(set(request.problems)))
         digests = self._summaries.get(key)
         if digests is None:
-            ids = sorted(record_ids(self.node.dag, request.problems))
-            digests = b"".join(bytes.fromhex(record_id) for record_id in ids)
+            ids = sorted(record_ids(dag, request.problems))
+            digests = [bytes.fromhex(record_id) for record_id in ids]
             self._summaries[key] = digests
         return encode_summary_page(digests, request.after)  # any cursor: one slice
 

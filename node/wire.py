@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections import Counter
@@ -229,27 +230,18 @@ def decode_sync_request(data: bytes) -> SyncRequest:
     raise WireError(f"unknown sync request type {kind!r:.40}")
 
 
-def encode_summary_page(digests: bytes, after: str | None) -> bytes:
+def encode_summary_page(digests: Sequence[bytes], after: str | None) -> bytes:
     """`encode_sync_response(SyncSummary.limited(ids, after))` for ids already held as their
-    sorted, distinct raw digests concatenated: a binary search and one slice, so that a
-    summary page costs O(page), not a sort of every id a node holds (a request with a fresh
-    `after` cost 70 ms at 50,000 records, and anyone may send one)."""
-    count = len(digests) // ID_BYTES
+    sorted, distinct raw digests: a binary search and one page, so that a summary costs
+    O(page), not a sort of every id a node holds (a request with a fresh `after` cost 70 ms at
+    50,000 records, and anyone may send one)."""
     start = 0
     if after is not None:
         _check_ids([after], "after", 1)
-        bound, low, high = bytes.fromhex(after), 0, count
-        while low < high:  # the first id above `after`
-            middle = (low + high) // 2
-            if digests[middle * ID_BYTES : (middle + 1) * ID_BYTES] <= bound:
-                low = middle + 1
-            else:
-                high = middle
-        start = low
-    end = min(count, start + MAX_SUMMARY_IDS)
+        start = bisect.bisect_right(digests, bytes.fromhex(after))
+    end = min(len(digests), start + MAX_SUMMARY_IDS)
     return canonical_encode(
-        {"v": WIRE_VERSION, "ids": digests[start * ID_BYTES : end * ID_BYTES],
-         "truncated": end < count}
+        {"v": WIRE_VERSION, "ids": b"".join(digests[start:end]), "truncated": end < len(digests)}
     )
 
 

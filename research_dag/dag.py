@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -96,6 +97,11 @@ class ResearchDag:
     def ids(self) -> set[str]:
         """The ids of every record held (unsorted: `records` sorts, which costs O(n log n))."""
         return set(self._records)
+
+    def ids_since(self, count: int) -> list[str]:
+        """The ids of the records added after the first `count`, in the order they were added
+        (records are never removed, so a caller keeping `len(self)` sees only the new ones)."""
+        return list(itertools.islice(self._records, count, None))
 
     def records(self, kind: str | None = None) -> list[Record]:
         """Records (of one kind, if given) ordered by created_ms, then id."""

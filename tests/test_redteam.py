@@ -43,11 +43,13 @@ from node.wire import (
     SyncFetch,
     SyncRecords,
     SyncSummary,
+    SyncSummaryRequest,
     WireError,
     decode_batch,
     decode_sync_request,
     decode_sync_response,
     encode_summary_page,
+    encode_sync_request,
     encode_sync_response,
 )
 from research_dag import (
@@ -607,14 +609,14 @@ def test_a_summary_page_sliced_from_the_cache_is_the_summary(
     each fresh `after` anyone sent); pages are now slices of one sorted cache."""
     if ids and pick < len(ids) and after is None:
         after = ids[pick]  # a cursor that is one of the ids, as paging sends
-    digests = b"".join(bytes.fromhex(record_id) for record_id in sorted(ids))
+    digests = [bytes.fromhex(record_id) for record_id in sorted(ids)]
     assert encode_summary_page(digests, after) == encode_sync_response(
         SyncSummary.limited(ids, after))
 
 
 def test_a_full_summary_page_is_truncated_like_the_summary() -> None:
     ids = sorted(f"{n:064x}" for n in range(MAX_SUMMARY_IDS + 5))
-    digests = b"".join(bytes.fromhex(record_id) for record_id in ids)
+    digests = [bytes.fromhex(record_id) for record_id in ids]
     for after in (None, ids[3], ids[7]):
         assert encode_summary_page(digests, after) == encode_sync_response(
             SyncSummary.limited(ids, after))
@@ -690,3 +692,22 @@ def test_a_damaged_store_met_during_a_run_is_one_error_line(tmp_path: Path) -> N
     code, _, err = _swarm("run", str(PROBE), "--iterations", "1", data_dir=tmp_path)
     assert code == 1 and "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("error: record store ") and "move it aside" in err
+
+
+async def test_summaries_stay_exact_as_records_arrive_one_or_many_at_a_time(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    hub = MemoryHub(seed=89)
+    rng = random.Random(3)
+    async with open_victim(hub, runtime, tmp_path) as victim, \
+            hub.open_node(ATTACKER.peer_id) as attacker:
+        await connect(hub, attacker, victim)
+        for batch in (1, 3, 200, 1, 65, 64, 2):
+            for _ in range(batch):
+                victim.dag.add(Hypothesis(pattern="ab" * 32, problem="cd" * 32,
+                                          mutation_kind="k", text=str(rng.random())))
+            ids = sorted(victim.dag.ids())
+            for after in (None, ids[0], rng.choice(ids), f"{rng.getrandbits(256):064x}"):
+                request = encode_sync_request(SyncSummaryRequest(after=after))
+                answer = await attacker.request(victim.me, SYNC_PROTOCOL, request)
+                assert answer == encode_sync_response(SyncSummary.limited(ids, after))
