@@ -312,8 +312,13 @@ def _pose_from_text(
 def _dir_name(problem_name: str) -> str:
     """A directory name made from a problem name a model wrote: '/', '..', a leading '-' or
     '.', control characters and the like never reach the filesystem."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", problem_name).strip(".-")[:64]
-    return name or "problem"
+    from research_dag import PathError, check_mutable_path
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", problem_name).strip(".-")[:56].rstrip(".-")
+    try:  # the package path rules too: 'con' or 'nul.x' names a device on Windows
+        return check_mutable_path(name or "problem")
+    except PathError:
+        return f"problem-{name}"
 
 
 def _free_dir(base: Path) -> Path:

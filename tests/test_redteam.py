@@ -711,3 +711,15 @@ async def test_summaries_stay_exact_as_records_arrive_one_or_many_at_a_time(
                 request = encode_sync_request(SyncSummaryRequest(after=after))
                 answer = await attacker.request(victim.me, SYNC_PROTOCOL, request)
                 assert answer == encode_sync_response(SyncSummary.limited(ids, after))
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.one_of(st.text(max_size=300), st.sampled_from(
+    ["con", "NUL", "aux.txt", "com1", "lpt9.tar.gz", "-.-", "a" * 200 + ".", "x" * 63 + ".y"])))
+def test_a_posed_problem_directory_name_passes_the_package_path_rules(name: str) -> None:
+    """'con' or 'nul.x' passed the directory-name rules and names a device on Windows."""
+    from node.cli_pose import _dir_name
+    from research_dag import check_mutable_path
+
+    made = _dir_name(name)
+    assert check_mutable_path(made) == made and len(made) <= 64
