@@ -21,6 +21,8 @@ StopReason = Literal[
     "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
 ]
 Evaluate = Callable[[Mapping[str, str]], Outcome]
+MAX_HYPOTHESES = 5  # hypotheses from the DAG shown to a mutator
+MAX_HYPOTHESIS_TEXT = 300  # characters of each
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,11 @@ def strategy_digest(files: Mapping[str, str]) -> str:
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
     return digest.hexdigest()
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _oversize(files: Mapping[str, str], mutable: list[str]) -> str:
@@ -154,10 +161,18 @@ class ResearchLoop:
             self.on_record(experiment)
 
     def _load_history(self) -> None:
-        self._hypotheses = tuple(
-            f"hypothesis ({record.mutation_kind}): {record.text}"
+        hypotheses = [
+            record
             for record in self.store.iter_records(kind="hypothesis", problem=self.problem.id)
             if isinstance(record, Hypothesis)
+        ]
+        # Any peer may sign hypotheses, and they reach a model's prompt: a few, our own first
+        # then the newest, each one bounded line (no prompt of unbounded size or cost, no
+        # peer text laid out as sections of its own).
+        hypotheses.sort(key=lambda h: (h.author != self.config.author, -h.created_ms, h.id))
+        self._hypotheses = tuple(
+            _one_line(f"hypothesis ({record.mutation_kind}): {record.text}", MAX_HYPOTHESIS_TEXT)
+            for record in hypotheses[:MAX_HYPOTHESES]
         )
         for record in self.store.iter_records(kind="experiment", problem=self.problem.id):
             if not isinstance(record, Experiment):
