@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from node.package_files import FileTooLarge, UnreadableFile, read_regular
 from research_dag import Record
 
 IDENTITY_FILE = "identity.key"  # conventional name inside a node's data directory
@@ -25,6 +26,7 @@ MAX_PEER_ID_CHARS = 128  # the records' author bound; also caps base58 work on h
 # Field 1 as a varint (tag 0x08), KeyType Ed25519 = 1; field 2 length-delimited (tag 0x12).
 _ED25519_PUBLIC_PREFIX = bytes([0x08, 0x01, 0x12, PUBLIC_KEY_BYTES])
 _ED25519_PRIVATE_PREFIX = bytes([0x08, 0x01, 0x12, SEED_BYTES + PUBLIC_KEY_BYTES])
+KEY_FILE_BYTES = len(_ED25519_PRIVATE_PREFIX) + SEED_BYTES + PUBLIC_KEY_BYTES
 # Multihash "identity" (code 0x00) then the digest length: the key is inlined, not hashed.
 _IDENTITY_MULTIHASH = bytes([0x00, len(_ED25519_PUBLIC_PREFIX) + PUBLIC_KEY_BYTES])
 
@@ -94,16 +96,26 @@ def public_key_from_peer_id(peer_id: str) -> bytes:
 def load_or_create(path: Path) -> Identity:
     """The identity in key file `path`, creating it (mode 0600, atomically) if absent."""
     try:
-        data = path.read_bytes()
+        os.lstat(path)
     except FileNotFoundError:
         return _create(path)
     except OSError as error:
         raise IdentityError(f"cannot read identity key file {path}: {error}") from None
+    try:  # a regular file, bounded: a pipe or device there must not block or fill memory
+        data = read_regular(path, 2 * KEY_FILE_BYTES)
+    except FileTooLarge:
+        raise IdentityError(
+            f"identity key file {path} is corrupt (far larger than a {KEY_FILE_BYTES}-byte libp2p"
+            " Ed25519 private key); restore it from a backup, or delete it to start over under a"
+            " new peer id"
+        ) from None
+    except UnreadableFile as error:
+        raise IdentityError(f"cannot read identity key file: {error}") from None
     return _parse_key_file(path, data)
 
 
 def _parse_key_file(path: Path, data: bytes) -> Identity:
-    expected = len(_ED25519_PRIVATE_PREFIX) + SEED_BYTES + PUBLIC_KEY_BYTES
+    expected = KEY_FILE_BYTES
     if len(data) != expected or not data.startswith(_ED25519_PRIVATE_PREFIX):
         raise IdentityError(
             f"identity key file {path} is corrupt (expected a {expected}-byte libp2p Ed25519"

@@ -16,7 +16,14 @@ import stat
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-__all__ = ["MAX_DEFECTS", "MAX_ENTRIES", "UnreadableFile", "read_regular", "walk_package"]
+__all__ = [
+    "MAX_DEFECTS",
+    "MAX_ENTRIES",
+    "FileTooLarge",
+    "UnreadableFile",
+    "read_regular",
+    "walk_package",
+]
 
 MAX_ENTRIES = 3 * 4096  # directory entries a walk looks at: files, directories, anything
 MAX_DEFECTS = 32  # stray entries (pipes, links, devices) listed one by one
@@ -33,6 +40,10 @@ _KINDS = {
 
 class UnreadableFile(ValueError):
     """A file that is not a regular file, is too large, or cannot be read; says which and why."""
+
+
+class FileTooLarge(UnreadableFile):
+    """A regular file longer than the limit it was read with."""
 
 
 def _kind(mode: int) -> str:
@@ -67,7 +78,7 @@ def read_regular(path: Path, limit: int) -> bytes:
                 break
             data += chunk
     if len(data) > limit:
-        raise UnreadableFile(f"{path} is larger than the limit of {limit:,} bytes")
+        raise FileTooLarge(f"{path} is larger than the limit of {limit:,} bytes")
     return bytes(data)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from node.package_files import UnreadableFile, read_regular, walk_package
+from node.package_files import FileTooLarge, UnreadableFile, read_regular, walk_package
 from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, Problem
 
 MANIFEST = "problem.toml"
@@ -56,9 +56,12 @@ def _collect_files(root: Path, defects: list[str]) -> dict[str, bytes]:
             break
         try:  # bounded by what is left: one oversized file cannot exhaust memory
             content = read_regular(root / relative, MAX_PACKAGE_BYTES - total)
-        except UnreadableFile:
+        except FileTooLarge:
             total = MAX_PACKAGE_BYTES + 1
             break
+        except UnreadableFile as error:  # unreadable, or swapped for a pipe during the walk
+            defects.append(str(error))
+            continue
         total += len(content)
         files[relative.as_posix()] = content
     if total > MAX_PACKAGE_BYTES:

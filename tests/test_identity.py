@@ -268,3 +268,21 @@ def test_load_or_create_reports_an_unusable_directory(tmp_path: Path) -> None:
     with pytest.raises(IdentityError, match="identity key file") as caught:
         load_or_create(path)
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "directory"])
+def test_load_or_create_refuses_a_key_file_that_is_not_a_small_regular_file(
+    tmp_path: Path, kind: str
+) -> None:
+    """A named pipe as identity.key would block a node forever; a huge file would be read
+    into memory; a directory is not a key. Each is one clear error."""
+    path = tmp_path / IDENTITY_FILE
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        path.write_bytes(b"\0" * 10_000_000)
+    else:
+        path.mkdir()
+    with pytest.raises(IdentityError, match="identity key file") as caught:
+        load_or_create(path)
+    assert str(path) in str(caught.value)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.mutators.sites import collect_sites
-from node.package_files import UnreadableFile, read_regular
+from node.package_files import FileTooLarge, UnreadableFile, read_regular
 from node.problem import PackageError, load_package
 from research_dag import MAX_SOURCE
 
@@ -119,8 +119,14 @@ def test_reads_stop_one_byte_past_the_limit(tmp_path: Path) -> None:
     exact = tmp_path / "exact"
     exact.write_bytes(b"x" * 1000)
     assert read_regular(exact, 1000) == b"x" * 1000
-    with pytest.raises(UnreadableFile, match="larger than the limit of 999 bytes"):
+    with pytest.raises(FileTooLarge, match="larger than the limit of 999 bytes"):
         read_regular(exact, 999)
+    # Only size is FileTooLarge: the loader reports any other unreadable file as itself, not
+    # as "the package holds more than 3 MiB".
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(UnreadableFile, match="named pipe") as refused:
+        read_regular(tmp_path / "pipe", 1000)
+    assert not isinstance(refused.value, FileTooLarge)
 
 
 @settings(max_examples=40, deadline=None)
