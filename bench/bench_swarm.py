@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from node.identity import Identity, sign_record  # noqa: E402
 from node.mutators import OfflineMutator  # noqa: E402
 from node.problem import load_package  # noqa: E402
-from node.simulator import Faults, SimConfig, Simulation  # noqa: E402
+from node.sim import Faults, SimConfig, Simulation  # noqa: E402
 from node.store import RecordStore  # noqa: E402
 from node.swarm import NodeConfig, SwarmNode  # noqa: E402
 from research_dag import Experiment, Outcome, Problem  # noqa: E402
@@ -151,7 +151,7 @@ def bench_scale(sizes: list[int], libp2p_sizes: list[int], rounds: int) -> None:
 
 async def _propagation(runtime: Runtime, nodes: int, trials: int, deadline_s: float
                        ) -> tuple[list[float], list[float], int, int, int]:
-    from node.p2p import open_libp2p_network
+    from node.net.libp2p import open_libp2p_network
 
     problem = load_package(CHEAP)
     rng = random.Random(7)

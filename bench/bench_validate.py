@@ -1,5 +1,5 @@
 """What the publication checks cost: for each bundled example, the time of the whole validation
-(`node.validate.validate_problem`) against one evaluation of its baseline, in the same process.
+(`node.publish.validate_problem`) against one evaluation of its baseline, in the same process.
 
     .venv/bin/python bench/bench_validate.py [--repeat 3]
 """
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from node.problem import baseline_files, load_package
-from node.validate import validate_problem
+from node.publish.validate import validate_problem
 from sandbox import Evaluator, load_runtime
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from node.identity import Identity, sign_record
-from node.wire import decode_batch, encode_batch
+from node.net.wire import decode_batch, encode_batch
 from research_dag import (
     Experiment,
     Metric,

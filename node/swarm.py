@@ -11,17 +11,23 @@ from typing import Literal
 
 import trio
 
-from node.decoded import DecodedMessages
 from node.identity import Identity, sign_record
 from node.intake import refusal, strategy_refusal
 from node.loop import LoopConfig, ResearchLoop, Step
 from node.mutators import Mutator
-from node.network import PROBLEMS_TOPIC, GossipMessage, Network, problem_topic
-from node.outbox import Outbox, topic_of
+from node.net import (
+    PROBLEMS_TOPIC,
+    DecodedMessages,
+    DropCounter,
+    GossipMessage,
+    Network,
+    Outbox,
+    SyncService,
+    problem_topic,
+    topic_of,
+)
 from node.store import RecordStore
-from node.sync import SyncService
 from node.trust import Ledger, PendingClaims, ReplayBudget, TrustConfig, outcomes_match
-from node.wire import DropCounter
 from research_dag import (
     MAX_STDERR_TAIL,
     Budget,

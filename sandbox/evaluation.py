@@ -131,7 +131,7 @@ class Evaluator:
         inputs_problem_id: str | None = None,
     ) -> None:
         """`shifted_world=n > 0` runs the evaluator phase with other ambient randomness and a
-        clock n years later: a sound evaluator scores the same there (`node.validate`).
+        clock n years later: a sound evaluator scores the same there (`node.publish.validate`).
         `inputs_problem_id` draws fresh inputs as for that problem (validation compares a
         modified copy of a problem with the original on the same inputs)."""
         self.runtime = runtime

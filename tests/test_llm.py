@@ -300,7 +300,7 @@ async def test_open_client_picks_the_provider_and_closes_it() -> None:
         chat: ChatClient = client
         assert (await chat.complete("s", USER, 8)).text == "hi"
     assert client._sdk.is_closed()
-    plain = open_client(config("openai"))  # without `async with`, as node/cli.py uses it
+    plain = open_client(config("openai"))  # without `async with`, as node/cli/options.py uses it
     assert isinstance(plain, OpenAICompatibleClient)
     await plain.aclose()
     assert plain._http.is_closed
@@ -371,8 +371,8 @@ def test_budget_meter_refuses_once_tokens_or_money_are_spent() -> None:
 
 @pytest.mark.parametrize("first", ["node.llm", "node.mutators", "node.mutators.llm"])
 def test_importing_llm_modules_does_not_import_anthropic(first: str) -> None:
-    # A fresh interpreter: both import orders must work (node.llm and node.mutators import each
-    # other's modules) and leave the heavy SDK unloaded until a client is built.
+    # A fresh interpreter: every import order must work (node.mutators imports node.llm, which
+    # imports nothing of node) and leave the heavy SDK unloaded until a client is built.
     code = (
         f"import sys, {first}, node.llm, node.mutators; "
         "print(sorted(m for m in ('anthropic', 'httpx', 'httpx2') if m in sys.modules))"

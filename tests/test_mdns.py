@@ -11,8 +11,8 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.p2p import Libp2pNetwork, open_libp2p_network
-from node.p2p_mdns import MAX_ADDRS, _announcement, _sighting, interfaces_for
+from node.net.libp2p import Libp2pNetwork, open_libp2p_network
+from node.net.mdns import MAX_ADDRS, _announcement, _sighting, interfaces_for
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 FIND_S = 20.0  # registration probes for ~1.7 s; then one announcement reaches the other

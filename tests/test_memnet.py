@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from node.memnet import (
+from node.net.memory import (
     CHANNEL_SIZE,
     GRAYLIST_THRESHOLD,
     INVALID_MESSAGE_PENALTY,
@@ -20,7 +20,7 @@ from node.memnet import (
     MemoryNetwork,
     parse_memory_addr,
 )
-from node.network import (
+from node.net.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,

@@ -15,11 +15,11 @@ from hostile_peer import ATTACKER, connect, open_victim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.decoded import DecodedMessages
-from node.memnet import MemoryHub, MemoryNetwork
-from node.network import SYNC_PROTOCOL, NetworkError
-from node.sync import INVALID_RESPONSE_PENALTY
-from node.wire import (
+from node.net.decoded import DecodedMessages
+from node.net.memory import MemoryHub, MemoryNetwork
+from node.net.network import SYNC_PROTOCOL, NetworkError
+from node.net.sync import INVALID_RESPONSE_PENALTY
+from node.net.wire import (
     DropCounter,
     WireError,
     decode_batch,

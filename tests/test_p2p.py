@@ -24,9 +24,9 @@ from libp2p.custom_types import TProtocol
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import encode_varint_prefixed, read_varint_prefixed_bytes_limited
 
-from node.network import MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, GossipMessage, NetworkError
-from node.p2p import Libp2pNetwork, open_libp2p_network
-from node.p2p_host import IDONTWANT_MIN_BYTES, _ChunkedStream
+from node.net.libp2p import Libp2pNetwork, open_libp2p_network
+from node.net.libp2p_host import IDONTWANT_MIN_BYTES, _ChunkedStream
+from node.net.network import MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, GossipMessage, NetworkError
 
 TOPIC = "/swarm/1/test"
 ECHO = "/swarm/test-echo/1.0.0"

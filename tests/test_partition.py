@@ -14,13 +14,12 @@ import trio
 from libp2p.pubsub.pb import rpc_pb2
 
 from node.identity import Identity
-from node.memnet import MemoryHub
 from node.mutators import OfflineMutator
-from node.network import SYNC_PROTOCOL, NetworkError
-from node.p2p import Libp2pNetwork, open_libp2p_network
-from node.p2p_host import _ContentKeyedCache
-from node.sim_partition import Partition
-from node.simulator import NetworkKind, open_network
+from node.net.libp2p import Libp2pNetwork, open_libp2p_network
+from node.net.libp2p_host import _ContentKeyedCache
+from node.net.memory import MemoryHub
+from node.net.network import SYNC_PROTOCOL, NetworkError
+from node.sim import NetworkKind, Partition, open_network
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from research_dag import Problem

@@ -91,7 +91,10 @@ def test_paths_real_packages_use_are_accepted(path: str) -> None:
 
 def test_every_shipped_package_passes_the_schema() -> None:
     packages = [p for p in (ROOT / "examples").iterdir() if (p / "problem.toml").is_file()]
-    packages += [ROOT / "node" / "templates" / "package", ROOT / "tests" / "fixtures" / "probe"]
+    packages += [
+        ROOT / "node" / "publish" / "templates" / "package",
+        ROOT / "tests" / "fixtures" / "probe",
+    ]
     for package in packages:
         problem = load_package(package)
         for path in problem.files:

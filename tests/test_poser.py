@@ -14,8 +14,8 @@ import trio
 from recorded_llm import KEY, Script, message, no_sleep, openai_completion, status
 
 from node.llm import AnthropicClient, BudgetMeter, LLMConfig, OpenAICompatibleClient
-from node.poser import PoseConfig, Poser, PoseResult, ReplyError, parse_reply, write_package
 from node.problem import load_package
+from node.publish.poser import PoseConfig, Poser, PoseResult, ReplyError, parse_reply, write_package
 from sandbox import Runtime
 
 REPLIES = Path(__file__).parent / "fixtures" / "pose"

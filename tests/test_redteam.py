@@ -24,21 +24,16 @@ from rich.console import Console
 
 from node.identity import Identity, sign_record
 from node.leaderboard import leaderboard_rows, ledger_from
-from node.memnet import MemoryHub
-from node.network import (
+from node.net.memory import MemoryHub
+from node.net.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,
     SYNC_PROTOCOL,
     problem_topic,
 )
-from node.problem import PackageError, baseline_files, load_package
-from node.simulator import settle
-from node.store import RecordStore
-from node.sync import record_ids
-from node.trust import Ledger
-from node.untrusted_text import inline, visible
-from node.wire import (
+from node.net.sync import record_ids
+from node.net.wire import (
     MAX_SUMMARY_IDS,
     SyncFetch,
     SyncRecords,
@@ -52,6 +47,11 @@ from node.wire import (
     encode_sync_request,
     encode_sync_response,
 )
+from node.problem import PackageError, baseline_files, load_package
+from node.sim import settle
+from node.store import RecordStore
+from node.trust import Ledger
+from node.untrusted_text import inline, visible
 from research_dag import (
     MAX_LIST,
     MAX_MUTABLE,

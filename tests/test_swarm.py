@@ -11,18 +11,18 @@ import trio
 
 from node.identity import Identity
 from node.loop import LoopConfig
-from node.memnet import MemoryHub
 from node.mutators import OfflineMutator
-from node.simulator import Faults, SimConfig, Simulation, settle
-from node.store import RecordStore
-from node.swarm import NodeConfig, SwarmNode
-from node.trust import PendingClaims
-from node.wire import (
+from node.net.memory import MemoryHub
+from node.net.wire import (
     SyncSummary,
     SyncSummaryRequest,
     decode_sync_response,
     encode_sync_request,
 )
+from node.sim import Faults, SimConfig, Simulation, settle
+from node.store import RecordStore
+from node.swarm import NodeConfig, SwarmNode
+from node.trust import PendingClaims
 from research_dag import Experiment, Outcome, Problem
 from sandbox import Evaluator, Runtime
 

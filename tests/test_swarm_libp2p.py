@@ -17,9 +17,9 @@ import trio
 from node.identity import Identity, load_or_create, sign_record
 from node.loop import LoopConfig
 from node.mutators import OfflineMutator
-from node.network import PROBLEMS_TOPIC, problem_topic
-from node.p2p import Libp2pNetwork, open_libp2p_network
-from node.simulator import settle
+from node.net.libp2p import Libp2pNetwork, open_libp2p_network
+from node.net.network import PROBLEMS_TOPIC, problem_topic
+from node.sim import settle
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from research_dag import Experiment, Problem

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from node.poser import parse_reply, write_package
 from node.problem import load_package
-from node.validate import DryRunFailed, dry_run, validate_problem
+from node.publish.poser import parse_reply, write_package
+from node.publish.validate import DryRunFailed, dry_run, validate_problem
 from sandbox import Runtime
 
 GOOD = Path(__file__).parent / "fixtures" / "pose" / "good.txt"

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from node.identity import Identity
 from node.leaderboard import ledger_from
 from node.loop import LoopConfig
-from node.memnet import MemoryHub
 from node.mutators import OfflineMutator
-from node.simulator import settle
+from node.net.memory import MemoryHub
+from node.sim import settle
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from node.trust import Ledger, TrustConfig

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.identity import Identity, sign_record, verify_record
-from node.network import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
-from node.wire import (
+from node.net.network import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
+from node.net.wire import (
     MAX_BATCH_RECORDS,
     MAX_FETCH_IDS,
     MAX_SUMMARY_IDS,

@@ -1,7 +1,7 @@
 """`swarm init` and `swarm pose`: scaffold a package, or have an LLM write one from plain
 English, validate it with dry runs in the sandbox, and publish it.
 
-Part of the CLI layer with node/cli.py: the only modules that print for humans.
+Part of the CLI layer, node/cli/: the only modules that print for humans.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from node.cli import (
+from node.cli.options import (
     EXIT_USAGE,
     BaseUrl,
+    Bootstrap,
     DataDir,
     JsonFlag,
     MaxCost,
@@ -24,38 +25,37 @@ from node.cli import (
     _data_dir,
     _fail,
     _fmt,
+    _identity,
     _load_problem,
+    _open_store,
     _print_json,
     _runtime,
-    app,
     err,
     out,
 )
-from node.cli_swarm import Bootstrap, _identity, _open_store
 from node.untrusted_text import inline, markup, visible
 
 if TYPE_CHECKING:
     from node.llm import LLMConfig
-    from node.validate import Validation
+    from node.publish import Validation
     from research_dag import Problem
 
 POSE_WAIT_S = 20.0
 
-TEMPLATE = Path(__file__).parent / "templates" / "package"
 
-
-@app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the package.")],
 ) -> None:
     """Scaffold an experiment package from a template, for people who write their own."""
     import shutil
 
+    from node.publish import PACKAGE_TEMPLATE
+
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         _fail(f"{directory} exists and is not empty or not a directory; choose a new one",
               EXIT_USAGE)
     try:
-        shutil.copytree(TEMPLATE, directory, dirs_exist_ok=True,
+        shutil.copytree(PACKAGE_TEMPLATE, directory, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     except (OSError, shutil.Error) as error:
         _fail(f"cannot create {directory}: {error}")
@@ -65,7 +65,6 @@ def init(
               highlight=False)
 
 
-@app.command()
 def pose(
     statement: Annotated[
         str | None, typer.Argument(help="A plain-English problem (needs an LLM).")
@@ -95,7 +94,7 @@ def pose(
 
     With a plain-English STATEMENT, an LLM writes the package first and repairs it until the
     dry runs pass."""
-    from node.validate import validate_problem
+    from node.publish import validate_problem
 
     costs: dict[str, Any] = {}
     if from_dir is not None and statement:
@@ -176,8 +175,7 @@ def _publish(
     """Sign and announce a validated problem; with peers, wait (bounded) until one has it."""
     import trio
 
-    from node.network import NetworkError
-    from node.p2p import open_libp2p_network
+    from node.net import NetworkError, open_libp2p_network
     from node.store import StoreError
     from node.swarm import NodeConfig, SwarmNode
     from sandbox import Evaluator
@@ -262,7 +260,7 @@ def _pose_from_text(
     import trio
 
     from node.llm import BudgetMeter, open_client
-    from node.poser import PoseConfig, Poser, write_package
+    from node.publish import PoseConfig, Poser, write_package
 
     if not statement or not statement.strip():
         _fail("give a plain-English problem or a package: swarm pose --from DIR", EXIT_USAGE)

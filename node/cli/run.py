@@ -1,136 +1,42 @@
-"""The `swarm` command line: the only place that prints for humans and picks exit codes."""
+"""`swarm run`, `swarm eval` and `swarm log`: one node, one problem, solo: the research loop,
+one evaluation, and the changelog of what was tried."""
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from node.untrusted_text import inline, json_text, markup, visible
+from node.cli.options import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    BaseUrl,
+    DataDir,
+    JsonFlag,
+    MaxCost,
+    MaxTokens,
+    Model,
+    PackageDir,
+    _data_dir,
+    _fail,
+    _fmt,
+    _load_problem,
+    _mutator,
+    _print_json,
+    _runtime,
+    err,
+    out,
+)
+from node.untrusted_text import inline, markup, visible
 
 if TYPE_CHECKING:
     from node.loop import LoopSummary, Step
-    from node.mutators import Mutator
     from node.store import RecordStore
     from research_dag import Experiment, Outcome, Problem
-    from sandbox import Runtime
-
-app = typer.Typer(
-    name="swarm",
-    help="A peer-to-peer autoresearch swarm: mutate a strategy, evaluate it in a WebAssembly "
-    "sandbox, keep what wins, log every attempt.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,  # locals may hold API keys
-)
-# No emoji codes: `:name:` in a peer's text must print as typed.
-out = Console(emoji=False)
-err = Console(stderr=True, emoji=False)
-
-EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-DATA_ENV = "SWARM_DATA_DIR"
-
-PackageDir = Annotated[
-    Path, typer.Argument(help="An experiment package directory (problem.toml, strategy.py, ...).")
-]
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help=f"Where records are kept (default: ${DATA_ENV} or ~/.local/share/swarm)."
-    ),
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document.")]
-Model = Annotated[str | None, typer.Option(help="LLM model name.")]
-BaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (Ollama, vLLM...).")]
-MaxTokens = Annotated[int | None, typer.Option(help="Token budget (input + output).")]
-MaxCost = Annotated[float | None, typer.Option(help="Money budget (USD).")]
-
-
-def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    # Messages quote TOML tables ([budget]) and file contents: never rich markup.
-    err.print(f"[bold red]error:[/] {markup(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _print_json(document: Any) -> None:
-    """The only way a command prints --json: ASCII, so no peer's control or bidi character
-    reaches the terminal raw."""
-    out.print_json(json_text(document), ensure_ascii=True)
-
-
-def _data_dir(given: Path | None) -> Path:
-    if given is not None:
-        return given
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "swarm"
-
-
-def _load_problem(directory: Path) -> Problem:
-    from node.problem import PackageError, load_package
-
-    try:
-        return load_package(directory)
-    except PackageError as error:
-        _fail(str(error), EXIT_USAGE)
-
-
-@functools.cache  # one per process: `swarm pose` validates, then publishes, with the same one
-def _runtime(quiet: bool) -> Runtime:
-    from sandbox import RuntimeUnavailable, load_runtime
-
-    def progress(message: str) -> None:
-        if not quiet:
-            err.print(f"[dim]{message}[/]", highlight=False)
-
-    try:
-        return load_runtime(progress=progress)
-    except RuntimeUnavailable as error:
-        _fail(str(error))
-
-
-def _mutator(
-    kind: str,
-    model: str | None,
-    base_url: str | None,
-    max_tokens: int | None,
-    max_cost: float | None,
-) -> tuple[Mutator, Callable[[], Any] | None]:
-    """The mutator and, for LLM ones, an async close function."""
-    from node.mutators import OfflineMutator
-
-    if kind == "offline":
-        return OfflineMutator(), None
-    provider: Literal["anthropic", "openai"]
-    if kind == "anthropic":
-        provider = "anthropic"
-    elif kind == "openai":
-        provider = "openai"
-    else:
-        _fail(f"unknown mutator {kind!r}: use offline, anthropic or openai", EXIT_USAGE)
-    from dataclasses import replace
-
-    from node.llm import BudgetMeter, LLMConfig, LLMNotConfigured, open_client
-    from node.mutators.llm import LLMMutator
-
-    try:
-        config = LLMConfig.from_env(provider, model=model, base_url=base_url)
-    except LLMNotConfigured as error:
-        _fail(str(error), EXIT_USAGE)
-    if max_tokens is not None:
-        config = replace(config, token_budget=max_tokens)
-    if max_cost is not None:
-        config = replace(config, money_budget_usd=max_cost)
-    client = open_client(config)
-    return LLMMutator(client, BudgetMeter(config)), client.aclose
 
 
 def _trusted(store: RecordStore, data_dir: Path | None) -> Callable[[Experiment], bool]:
@@ -158,11 +64,6 @@ def _trusted(store: RecordStore, data_dir: Path | None) -> Callable[[Experiment]
     return rebuild_ledger(me, mine, TrustConfig()).trusted
 
 
-def _fmt(score: float | None) -> str:
-    return "-" if score is None else f"{score:.6g}"
-
-
-@app.command()
 def run(
     package: PackageDir,
     iterations: Annotated[int, typer.Option(min=1, max=100_000, help="Iterations this run.")] = 50,
@@ -322,7 +223,6 @@ class _Progress:
                                         highlight=False)
 
 
-@app.command("eval")
 def eval_command(
     package: PackageDir,
     strategy: Annotated[
@@ -382,7 +282,6 @@ def _print_outcome(problem: Problem, outcome: Outcome) -> None:
                   soft_wrap=True)
 
 
-@app.command()
 def log(
     package: PackageDir,
     tsv: Annotated[
@@ -444,15 +343,3 @@ def log(
     out.print(table)
     if tsv is not None:
         out.print(f"wrote {len(rows)} rows to {markup(str(tsv))}", highlight=False)
-
-
-def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
-        sys.exit(EXIT_INTERRUPTED)
-
-
-# The swarm and pose commands register themselves on `app` (their own modules, for size).
-from node import cli_pose, cli_swarm  # noqa: E402, F401

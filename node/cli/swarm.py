@@ -1,6 +1,6 @@
 """The swarm half of the `swarm` command: join, status, leaderboard and simulate.
 
-Part of the CLI layer with node/cli.py: the only modules that print for humans.
+Part of the CLI layer, node/cli/: the only modules that print for humans.
 """
 
 from __future__ import annotations
@@ -10,44 +10,32 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from node.cli import (
+from node.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    Bootstrap,
     DataDir,
     JsonFlag,
     _data_dir,
     _fail,
     _fmt,
+    _identity,
     _load_problem,
     _mutator,
+    _open_store,
     _print_json,
     _runtime,
-    app,
     err,
     out,
 )
 from node.untrusted_text import inline, markup
 
 if TYPE_CHECKING:
-    from node.store import RecordStore
     from node.swarm import SwarmNode
     from research_dag import Problem, ResearchDag
 
-Bootstrap = Annotated[
-    list[str] | None,
-    typer.Option("--bootstrap", help="A peer's multiaddr (repeatable), e.g. /ip4/.../p2p/..."),
-]
 SYNC_EVERY_S = 30.0
 STATUS_EVERY = 10  # rounds between live status lines
-
-
-def _open_store(data_dir: Path | None) -> RecordStore:
-    from node.store import RecordStore, StoreError
-
-    try:
-        return RecordStore.open(_data_dir(data_dir) / "records.sqlite")
-    except StoreError as error:
-        _fail(str(error))
 
 
 def _load_dag(data_dir: Path | None) -> ResearchDag:
@@ -61,16 +49,6 @@ def _load_dag(data_dir: Path | None) -> ResearchDag:
             _fail(str(error))
 
 
-def _identity(data_dir: Path | None) -> Any:
-    from node.identity import IdentityError, load_or_create
-
-    try:
-        return load_or_create(_data_dir(data_dir) / "identity.key")
-    except IdentityError as error:
-        _fail(str(error))
-
-
-@app.command()
 def join(
     listen: Annotated[str, typer.Option(help="Multiaddr to listen on.")] = "/ip4/0.0.0.0/tcp/4001",
     bootstrap: Bootstrap = None,
@@ -86,8 +64,7 @@ def join(
     """Run a swarm node until Ctrl-C: research, share, verify peers' claims."""
     import trio
 
-    from node.network import NetworkError
-    from node.p2p import open_libp2p_network
+    from node.net import NetworkError, open_libp2p_network
     from node.store import StoreError
     from node.swarm import NodeConfig, SwarmNode
     from sandbox import Evaluator
@@ -184,7 +161,6 @@ async def _research_forever(node: SwarmNode) -> None:
             )
 
 
-@app.command()
 def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """What this node's data directory holds: identity, records, problems, their verified
     bests and each peer's standing."""
@@ -230,7 +206,6 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
                   highlight=False)
 
 
-@app.command()
 def leaderboard(
     problem: Annotated[str | None, typer.Argument(help="A problem id (prefix) or name.")] = None,
     data_dir: DataDir = None,
@@ -266,7 +241,6 @@ def leaderboard(
             out.print(f"[red]{board['disputed']} disputed claim(s)[/] on this problem")
 
 
-@app.command()
 def simulate(
     nodes: Annotated[int, typer.Option(min=1, max=100_000, help="How many nodes.")] = 4,
     network: Annotated[str, typer.Option(help="memory (default; scales) or libp2p (real "
@@ -284,8 +258,7 @@ def simulate(
     """Run N nodes in this process on a bundled or given problem; report how the swarm did."""
     import trio
 
-    from node.sim_report import render_html
-    from node.simulator import FaultError, Faults, SimConfig, Simulation
+    from node.sim import FaultError, Faults, SimConfig, Simulation, render_html
 
     if network not in ("memory", "libp2p"):
         _fail(f"unknown network {network!r}: use memory or libp2p", EXIT_USAGE)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import ClassVar, Literal, Protocol
 
 import trio
-
-from node.mutators.base import Usage
 
 Provider = Literal["anthropic", "openai"]
 Sleep = Callable[[float], Awaitable[None]]
@@ -21,6 +21,24 @@ PRICES: dict[Provider, tuple[float, float]] = {"anthropic": (2.0, 10.0), "openai
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 MAX_RETRY_AFTER_S = 300.0
 MAX_ERROR_TEXT = 300
+_PROMPT_HEADER = re.compile(r"\A<!-- prompt: [^>]*-->\n")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What model calls cost (one proposal, one pose): tokens and estimated money; zero for the
+    offline operators."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cost_usd + other.cost_usd,
+        )
 
 
 @dataclass(frozen=True)
@@ -232,3 +250,9 @@ async def call_with_retries(
         backoff = min(config.backoff_base_s * 2**attempt, config.backoff_max_s)
         await sleep(backoff if retry_after is None else retry_after)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def load_prompt(name: str) -> str:
+    """A prompt file from node/llm/prompts, without its `<!-- prompt: ... -->` version header."""
+    text = (resources.files("node.llm") / "prompts" / name).read_text(encoding="utf-8")
+    return _PROMPT_HEADER.sub("", text)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import trio
 
-from node.chat import (
+from node.llm.chat import (
     DEFAULT_ANTHROPIC_MODEL,
     DEFAULT_OPENAI_BASE_URL,
     MAX_ERROR_TEXT,

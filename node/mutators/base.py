@@ -6,23 +6,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from node.llm import Usage
 from research_dag import Experiment, Problem
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What one proposal cost: tokens and estimated money (zero for offline operators)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cost_usd + other.cost_usd,
-        )
 
 
 @dataclass(frozen=True)

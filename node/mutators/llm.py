@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import ast
 import re
-from importlib import resources
 from string import Template
 
-# The module, not its names: node.llm imports node.mutators.base, so importing names from it here
-# would make `import node.llm` circular through node/mutators/__init__.py.
-from node import chat
-from node.mutators.base import MutationContext, MutationFailed, Proposal, Usage
+from node.llm import (
+    BudgetMeter,
+    ChatClient,
+    ChatMessage,
+    ChatReply,
+    LLMBudgetExceeded,
+    LLMError,
+    Usage,
+    load_prompt,
+)
+from node.mutators.base import MutationContext, MutationFailed, Proposal
 from node.mutators.patch import PatchError, apply_patch, make_diff
 from research_dag import Experiment, Problem
 
@@ -21,20 +27,13 @@ MAX_DESCRIPTION = 200
 MAX_HYPOTHESIS = 1_000
 MAX_FILE_CHARS = 256_000  # the bound research_dag puts on a strategy file and a diff
 DEFAULT_KIND = "llm_edit"
-_PROMPT_HEADER = re.compile(r"\A<!-- prompt: [^>]*-->\n")
-
-
-def load_prompt(name: str) -> str:
-    """A prompt file from node/prompts, without its `<!-- prompt: ... -->` version header."""
-    text = (resources.files("node") / "prompts" / name).read_text(encoding="utf-8")
-    return _PROMPT_HEADER.sub("", text)
 
 
 class LLMMutator:
     """Asks a chat model for one change per call; every failure is a MutationFailed."""
 
     def __init__(
-        self, client: chat.ChatClient, meter: chat.BudgetMeter, max_tokens: int = 4096
+        self, client: ChatClient, meter: BudgetMeter, max_tokens: int = 4096
     ) -> None:
         self.client = client
         self.meter = meter
@@ -46,12 +45,12 @@ class LLMMutator:
     async def propose(self, context: MutationContext) -> Proposal:
         try:
             self.meter.check()
-        except chat.LLMBudgetExceeded as error:
+        except LLMBudgetExceeded as error:
             raise MutationFailed(f"{self.name}: {error}", retryable=False) from None
-        messages = [chat.ChatMessage("user", render_user_prompt(self._user, context))]
+        messages = [ChatMessage("user", render_user_prompt(self._user, context))]
         try:
             reply = await self.client.complete(self._system, messages, self.max_tokens)
-        except chat.LLMError as error:
+        except LLMError as error:
             self.meter.add(error.usage)
             tries = f" (after {error.attempts} attempts)" if error.attempts > 1 else ""
             raise MutationFailed(
@@ -124,7 +123,7 @@ def _render_recent(recent: tuple[Experiment, ...]) -> str:
     return "\n".join(blocks)
 
 
-def parse_reply(reply: chat.ChatReply, context: MutationContext) -> Proposal:
+def parse_reply(reply: ChatReply, context: MutationContext) -> Proposal:
     """Turn a model's reply into a Proposal, or raise MutationFailed saying what was wrong."""
     usage = reply.usage
     if reply.stop_reason == "refusal":

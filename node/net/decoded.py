@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from node.wire import (
+from node.net.wire import (
     DropCounter,
     DropReason,
     SyncRecords,

@@ -1,5 +1,6 @@
-"""One request/response exchange per stream, for `node.p2p`: length-prefixed frames, size limits,
-and the stream reset on any failure (kept free of libp2p: it needs only read/write/close/reset)."""
+"""One request/response exchange per stream, for `node.net.libp2p`: length-prefixed frames, size
+limits, and the stream reset on any failure (kept free of libp2p: it needs only
+read/write/close/reset)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Protocol
 
 import trio
 
-from node.network import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, NetworkError, RequestHandler
+from node.net.network import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, NetworkError, RequestHandler
 
 FRAME_HEADER_BYTES = 4  # a frame: 4-byte big-endian length, then that many bytes
 SERVE_TIMEOUT_S = 30.0  # server side: read the request, run the handler, write the response

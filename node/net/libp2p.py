@@ -1,6 +1,6 @@
 """The real `Network`: a py-libp2p host (TCP + Noise + yamux) with GossipSub. With
-node/p2p_host.py (how the host is built) it is the only code that imports libp2p; py-libp2p's
-exceptions stop here and come out as NetworkError."""
+node/net/libp2p_host.py (how the host is built) it is the only code that imports libp2p;
+py-libp2p's exceptions stop here and come out as NetworkError."""
 
 from __future__ import annotations
 
@@ -20,16 +20,8 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.network import (
-    MAX_MESSAGE_BYTES,
-    MAX_REQUEST_BYTES,
-    GossipMessage,
-    NetworkError,
-    RequestHandler,
-    Validator,
-)
-from node.p2p_exchange import exchange, serve
-from node.p2p_host import (
+from node.net.exchange import exchange, serve
+from node.net.libp2p_host import (
     _LIBP2P_ERRORS,
     CLOSE_TIMEOUT_S,
     MESH_DEGREE_HIGH,
@@ -40,8 +32,16 @@ from node.p2p_host import (
     _PeerEvents,
     _SerialPubsub,
 )
-from node.p2p_mdns import Sighting, interfaces_for, open_mdns
-from node.p2p_pacing import PublishPacer
+from node.net.mdns import Sighting, interfaces_for, open_mdns
+from node.net.network import (
+    MAX_MESSAGE_BYTES,
+    MAX_REQUEST_BYTES,
+    GossipMessage,
+    NetworkError,
+    RequestHandler,
+    Validator,
+)
+from node.net.pacing import PublishPacer
 
 SEED_BYTES = 32
 BOOTSTRAP_TIMEOUT_S = 20.0
@@ -150,12 +150,17 @@ class Libp2pNetwork:
         )
         self._subscribers: dict[str, trio.MemorySendChannel[GossipMessage]] = {}
         pubsub.on_message = self._deliver
-        host.get_network().register_notifee(_PeerEvents(self))
+        host.get_network().register_notifee(
+            _PeerEvents(pubsub.blocked, nursery, self._peer_event_sender, self._drop_peer_event)
+        )
         self.handler_failures = 0  # request handlers that raised or answered oversize
         self.validator_failures = 0  # validators that raised (counted as rejections)
         self.dropped_peer_events = 0  # nobody was reading peer_events()
         self.dropped_messages = 0  # gossip a subscriber was too far behind to take
         self.mdns_dial_failures = 0  # peers heard by mDNS that no address of theirs reached
+
+    def _drop_peer_event(self) -> None:
+        self.dropped_peer_events += 1
 
     @property
     def peer_id(self) -> str:

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 import multiaddr  # type: ignore[import-untyped]  # libp2p's own dependency; ships no types
 import trio
@@ -30,10 +29,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
-from node.p2p_exchange import reset_stream
-
-if TYPE_CHECKING:
-    from node.p2p import Libp2pNetwork
+from node.net.exchange import reset_stream
 
 MESH_DEGREE, MESH_DEGREE_LOW, MESH_DEGREE_HIGH = 6, 4, 12  # go-libp2p's D, D_lo, D_hi
 # py-libp2p drops (and penalises) more than this many messages per second per topic from one
@@ -50,7 +46,7 @@ READ_CHUNK_BYTES = 64 * 1024  # an inbound pubsub stream is read this much at a 
 # peer's messages stop flowing either way after its second mismatch.
 GOSSIP_THRESHOLD = -10.0  # below: no gossip (IHAVE) to or from it, no mesh forwarding to it
 PUBLISH_THRESHOLD = -50.0  # below: its messages are dropped and ours are not sent to it
-GRAYLIST_THRESHOLD = -100.0  # below: its GRAFTs are refused too (node.memnet's graylist)
+GRAYLIST_THRESHOLD = -100.0  # below: its GRAFTs are refused too (node.net.memory's graylist)
 INVALID_MESSAGE_WEIGHT, INVALID_MESSAGE_CAP = 20.0, 10.0  # per message a validator rejects
 BEHAVIOUR_PENALTY_THRESHOLD = 10.0  # libp2p's own penalties (floods, IWANT spam, equivocation)
 PENALTY_HALF_LIFE_S = 60.0
@@ -205,22 +201,33 @@ class _FullScorer(PeerScorer):
 
 
 class _PeerEvents(INotifee):
-    """Feeds `peer_events()` from the swarm's connection notifications (dialed and accepted)."""
+    """Feeds `peer_events()` from the swarm's connection notifications (dialed and accepted).
 
-    def __init__(self, owner: Libp2pNetwork) -> None:
-        self._owner = owner
+    Given only what it touches (not the network object), so the host code needs no import of
+    node/net/libp2p.py, which imports this module."""
+
+    def __init__(
+        self,
+        blocked: set[ID],
+        nursery: trio.Nursery,
+        sender: trio.MemorySendChannel[str],
+        on_dropped: Callable[[], None],
+    ) -> None:
+        self._blocked = blocked
+        self._nursery = nursery
+        self._sender = sender
+        self._on_dropped = on_dropped
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        owner = self._owner
-        if conn.muxed_conn.peer_id in owner._pubsub.blocked:
+        if conn.muxed_conn.peer_id in self._blocked:
             # Refused: closed from our own task, not inside the swarm's registration of it.
             with contextlib.suppress(RuntimeError):  # our nursery is closed: shutting down
-                owner._nursery.start_soon(_close_connection, conn)
+                self._nursery.start_soon(_close_connection, conn)
             return
         try:
-            owner._peer_event_sender.send_nowait(conn.muxed_conn.peer_id.to_base58())
+            self._sender.send_nowait(conn.muxed_conn.peer_id.to_base58())
         except trio.WouldBlock:
-            owner.dropped_peer_events += 1
+            self._on_dropped()
         except trio.ClosedResourceError:  # shutting down
             pass
 

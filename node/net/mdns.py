@@ -1,4 +1,4 @@
-"""LAN discovery for `node.p2p` by mDNS, as the libp2p mDNS spec lays it out (service
+"""LAN discovery for `node.net.libp2p` by mDNS, as the libp2p mDNS spec lays it out (service
 `_p2p._udp.local`, one `dnsaddr=<multiaddr>` TXT string per address): announces this node and
 reports the peers it hears, on chosen interfaces only. The one module of ours that imports
 zeroconf (libp2p's own dependency), and only where mDNS starts.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from node.network import NetworkError
+from node.net.network import NetworkError
 
 if TYPE_CHECKING:
     from zeroconf import ServiceInfo, ServiceStateChange, Zeroconf

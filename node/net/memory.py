@@ -14,7 +14,7 @@ from itertools import count
 
 import trio
 
-from node.network import (
+from node.net.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,

@@ -1,8 +1,8 @@
 """The network role a node needs: gossip topics, request/response streams and peer scoring.
 
-Two implementations meet it: `node.p2p` (real libp2p: TCP + Noise + yamux + GossipSub) and
-`node.memnet` (an in-memory network with latency, loss and partitions, for large simulations
-and fast tests). Everything above this module is written against `Network` only.
+Two implementations meet it: `node.net.libp2p` (real libp2p: TCP + Noise + yamux + GossipSub)
+and `node.net.memory` (an in-memory network with latency, loss and partitions, for large
+simulations and fast tests). Everything above this module is written against `Network` only.
 """
 
 from __future__ import annotations

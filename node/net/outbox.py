@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 
-from node.network import PROBLEMS_TOPIC, Network, problem_topic
-from node.wire import WireError, encode_batch
+from node.net.network import PROBLEMS_TOPIC, Network, problem_topic
+from node.net.wire import WireError, encode_batch
 from research_dag import Experiment, Problem, Record, ResearchDag, Verification
 
 

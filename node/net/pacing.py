@@ -1,5 +1,5 @@
-"""Paces a node's own publishes per topic under a messages-per-second cap, for `node.p2p`: the
-caller waits its turn instead of the router silently dropping what goes over."""
+"""Paces a node's own publishes per topic under a messages-per-second cap, for `node.net.libp2p`:
+the caller waits its turn instead of the router silently dropping what goes over."""
 
 from __future__ import annotations
 

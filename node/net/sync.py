@@ -10,9 +10,9 @@ from typing import Protocol
 
 import trio
 
-from node.decoded import DecodedMessages
-from node.network import SYNC_PROTOCOL, Network, NetworkError
-from node.wire import (
+from node.net.decoded import DecodedMessages
+from node.net.network import SYNC_PROTOCOL, Network, NetworkError
+from node.net.wire import (
     MAX_FETCH_IDS,
     DropCounter,
     SyncFetch,
@@ -30,7 +30,7 @@ SYNC_TIMEOUT_S = 30.0
 SUMMARIES_KEPT = 16  # filtered id lists kept per record count (by problems)
 INSERTED_ONE_BY_ONE = 64  # new ids merged into the summary list by binary insertion
 # Fed to the peer's score per malformed or invalid sync response, as GossipSub scores an
-# invalid message (node.memnet.INVALID_MESSAGE_PENALTY): a handful cut the peer off.
+# invalid message (node.net.memory.INVALID_MESSAGE_PENALTY): a handful cut the peer off.
 INVALID_RESPONSE_PENALTY = -20.0
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 import msgpack
 
 from node.identity import verify_record
-from node.network import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
+from node.net.network import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from research_dag import (
     MAX_NESTING,
     Record,
@@ -254,7 +254,7 @@ def encode_sync_response(response: SyncResponse) -> bytes:
 
 
 class KnownRecords(Protocol):
-    """Records already decoded and verified, by their exact encoded bytes (node/decoded.py):
+    """Records already decoded and verified, by their exact encoded bytes (node/net/decoded.py):
     decoding is a pure function of the bytes, so equal bytes need no second check."""
 
     def recall(self, item: bytes) -> Record | None: ...

@@ -15,16 +15,25 @@ from string import Template
 
 import trio
 
-from node import chat
-from node.mutators.base import Usage
-from node.mutators.llm import load_prompt
+from node.llm import (
+    BudgetMeter,
+    ChatClient,
+    ChatMessage,
+    ChatReply,
+    LLMBudgetExceeded,
+    LLMError,
+    Usage,
+    load_prompt,
+)
 from node.problem import PackageError, load_package
-from node.validate import Progress, Validation, validate_problem
+from node.publish.validate import Progress, Validation, validate_problem
 from research_dag import MAX_PACKAGE_BYTES, PathError, Problem, check_package_path
 from sandbox import Runtime
 
 MAX_FILES = 256
 MAX_STATEMENT = 2_000
+# What `swarm init` copies for people who write a package by hand instead of posing one.
+PACKAGE_TEMPLATE = Path(__file__).parent / "templates" / "package"
 _FILE_BLOCK = re.compile(
     r'<file\s+path\s*=\s*"(?P<path>[^"\n]{1,300})"\s*>\n?(?P<body>.*?)</file>', re.DOTALL
 )
@@ -153,8 +162,8 @@ class Poser:
 
     def __init__(
         self,
-        client: chat.ChatClient,
-        meter: chat.BudgetMeter,
+        client: ChatClient,
+        meter: BudgetMeter,
         runtime: Runtime,
         config: PoseConfig | None = None,
         progress: Progress | None = None,
@@ -177,18 +186,18 @@ class Poser:
         if not statement or len(statement) > MAX_STATEMENT:
             raise ValueError(f"the problem statement must be 1 to {MAX_STATEMENT} characters")
         result = PoseResult(statement)
-        messages = [chat.ChatMessage("user", self._user.substitute(statement=statement))]
+        messages = [ChatMessage("user", self._user.substitute(statement=statement))]
         for number in range(1, self.config.attempts + 1):
             try:
                 self.meter.check()
-            except chat.LLMBudgetExceeded as error:
+            except LLMBudgetExceeded as error:
                 result.stopped = str(error)
                 break
             self._say(f"asking {self.client.name} for the package (attempt {number} of "
                       f"{self.config.attempts})")
             try:
                 reply = await self.client.complete(self._system, messages, self.config.max_tokens)
-            except chat.LLMError as error:
+            except LLMError as error:
                 self.meter.add(error.usage)
                 result.spent = result.spent + error.usage
                 tries = f" after {error.attempts} tries" if error.attempts > 1 else ""
@@ -196,7 +205,7 @@ class Poser:
                 break
             self.meter.add(reply.usage)
             result.spent = result.spent + reply.usage
-            messages.append(chat.ChatMessage("assistant", reply.text))
+            messages.append(ChatMessage("assistant", reply.text))
             changed, failures = await self._judge(result, reply)
             result.attempts.append(Attempt(number, changed, failures, reply.usage))
             if not failures:
@@ -204,12 +213,12 @@ class Poser:
             for failure in failures:
                 self._say(f"attempt {number} failed: {failure}")
             feedback = "\n".join(f"- {failure}" for failure in failures)
-            messages.append(chat.ChatMessage("user", self._repair.substitute(
+            messages.append(ChatMessage("user", self._repair.substitute(
                 attempt=number, attempts=self.config.attempts, failures=feedback)))
         return result
 
     async def _judge(
-        self, result: PoseResult, reply: chat.ChatReply
+        self, result: PoseResult, reply: ChatReply
     ) -> tuple[list[str], list[str]]:
         """Apply the reply to the package and validate it: (changed paths, failures)."""
         result.problem, result.validation = None, None

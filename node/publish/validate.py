@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from node.probes import (
+from node.problem import baseline_files
+from node.publish.probes import (
     DEGRADED,
     DESCRIPTIONS,
     GAMING,
@@ -19,7 +20,6 @@ from node.probes import (
     memoriser_files,
     probe_files,
 )
-from node.problem import baseline_files
 from research_dag import Outcome, Problem
 from sandbox import Evaluator, Runtime
 

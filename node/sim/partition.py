@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 
-from node.network import Network, NetworkError
+from node.net import Network, NetworkError
 
 
 class Partition:

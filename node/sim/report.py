@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import html
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from node.sim.results import SimResults
 from node.untrusted_text import json_text, visible
-
-if TYPE_CHECKING:
-    from node.simulator import Simulation
 
 WIDTH, HEIGHT, PAD = 720, 260, 40
 
 
-def build_report(sim: Simulation) -> dict[str, Any]:
-    config = sim.config
-    problem = sim.problem
-    honest = [s for s in sim.plan if not s.liar]
-    reached = [s.reached for s in honest if s.reached is not None]
-    last = sim.history[-1] if sim.history else {}
+def build_report(results: SimResults) -> dict[str, Any]:
+    config = results.config
+    problem = results.problem
+    honest = [s for s in results.nodes if not s.liar]
+    reached = [s.reached_target_round for s in honest if s.reached_target_round is not None]
+    last = results.history[-1] if results.history else {}
     return {
         "config": {
             "nodes": config.nodes,
@@ -35,22 +33,22 @@ def build_report(sim: Simulation) -> dict[str, Any]:
                 "target": problem.metric.target,
             },
         },
-        "rounds_run": sim.rounds_run,
+        "rounds_run": results.rounds_run,
         "nodes": [
             {
                 "index": s.index,
-                "peer_id": s.identity.peer_id,
+                "peer_id": s.peer_id,
                 "liar": s.liar,
                 "spammer": s.spammer,
-                "churned": s.churn_at is not None,
-                "best": s.best[-1] if s.best else None,
-                "reached_target_round": s.reached,
-                "best_by_round": s.best,
+                "churned": s.churned,
+                "best": s.best_by_round[-1] if s.best_by_round else None,
+                "reached_target_round": s.reached_target_round,
+                "best_by_round": s.best_by_round,
             }
-            for s in sim.plan
+            for s in results.nodes
         ],
         "swarm": {
-            "baseline": sim.baseline,
+            "baseline": results.baseline,
             "best": last.get("swarm_best"),
             "first_reached_target_round": min(reached) if reached else None,
             "all_honest_reached_round": max(reached) if len(reached) == len(honest) else None,
@@ -59,10 +57,10 @@ def build_report(sim: Simulation) -> dict[str, Any]:
             "disputes": last.get("disputes", 0),
             "evaluations": last.get("evaluations", 0),
             "fuel": last.get("fuel", 0),
-            "fake_claims": len(sim.fakes),
-            "accepted_fake_claims": sim.accepted_fake_claims(),
+            "fake_claims": results.fake_claims,
+            "accepted_fake_claims": results.accepted_fake_claims,
         },
-        "history": sim.history,
+        "history": results.history,
     }
 
 

@@ -11,78 +11,34 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import trio
 import trio.testing
 
-from node.decoded import SHARED_BYTES, SHARED_MESSAGES, DecodedMessages
 from node.identity import Identity, sign_record
 from node.loop import LoopConfig
-from node.memnet import MemoryHub
 from node.mutators import OfflineMutator
-from node.network import Network, NetworkError, problem_topic
-from node.sim_partition import Partition
+from node.net import (
+    SHARED_BYTES,
+    SHARED_MESSAGES,
+    DecodedMessages,
+    MemoryHub,
+    Network,
+    NetworkError,
+    problem_topic,
+)
+from node.sim.config import NetworkKind, SimConfig
+from node.sim.partition import Partition
+from node.sim.report import build_report
+from node.sim.results import NodeResult, SimResults
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from node.trust import TrustConfig
 from research_dag import Outcome, Problem
 from sandbox import Evaluator, Runtime
 
-NetworkKind = Literal["memory", "libp2p"]
 SETTLE_CUSHION_S = {"memory": 0.0, "libp2p": 0.05}
-
-
-class FaultError(ValueError):
-    """A --faults value that cannot be parsed; the message says what is accepted."""
-
-
-@dataclass(frozen=True)
-class Faults:
-    liars: float = 0.0  # fraction of nodes that inflate their claims
-    churn: float = 0.0  # fraction of nodes that crash mid-run and come back later
-    partition: int = 0  # rounds the swarm is split in two (starting at a quarter of the run)
-    spam: float = 0.0  # fraction of nodes that also publish garbage every round
-
-    @classmethod
-    def parse(cls, text: str) -> Faults:
-        """`liars=0.3,churn=0.2,partition=60s,spam=0.1`; time is counted in rounds, so
-        `60s` and `60` both mean 60 rounds (one round = one simulated second)."""
-        values: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            key, _, raw = part.partition("=")
-            key = key.strip()
-            if key not in ("liars", "churn", "partition", "spam") or not raw:
-                raise FaultError(
-                    f"unknown fault {part!r}: use liars=F, churn=F, spam=F (fractions 0..1) "
-                    "and partition=N (rounds, e.g. 60s)"
-                )
-            try:
-                if key == "partition":
-                    values[key] = int(raw.strip().removesuffix("s"))
-                else:
-                    values[key] = float(raw)
-            except ValueError:
-                raise FaultError(f"fault {key} needs a number, not {raw!r}") from None
-            if key != "partition" and not 0.0 <= values[key] <= 1.0:
-                raise FaultError(f"fault {key} is a fraction between 0 and 1")
-            if key == "partition" and values[key] < 0:
-                raise FaultError("partition is a number of rounds >= 0")
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    nodes: int
-    problems: tuple[Problem, ...]
-    rounds: int = 50
-    network: NetworkKind = "memory"
-    faults: Faults = field(default_factory=Faults)
-    seed: int = 0
-    degree: int = 6  # connections each new node makes (mesh degree at scale)
-    sync_every: int = 5  # rounds between anti-entropy passes
-    k: int = 2  # matching replays for "verified"
-    stop_at_target: bool = True  # stop once every honest node has reached the target
 
 
 class SharedEvaluations:
@@ -161,7 +117,7 @@ async def open_network(
         async with hub.open_node(identity.peer_id) as network:
             yield network
     else:
-        from node.p2p import open_libp2p_network
+        from node.net import open_libp2p_network
 
         async with open_libp2p_network(identity.private_key) as network:
             yield network
@@ -376,10 +332,32 @@ class Simulation:
             accepted += sum(1 for fake in self.fakes if ledger.my_replays.get(fake) is True)
         return accepted
 
-    def report(self) -> dict[str, Any]:
-        from node.sim_report import build_report
+    def results(self) -> SimResults:
+        """What this simulation measured so far, as plain values (no live nodes)."""
+        return SimResults(
+            config=self.config,
+            problem=self.problem,
+            rounds_run=self.rounds_run,
+            nodes=tuple(
+                NodeResult(
+                    index=sim.index,
+                    peer_id=sim.identity.peer_id,
+                    liar=sim.liar,
+                    spammer=sim.spammer,
+                    churned=sim.churn_at is not None,
+                    best_by_round=sim.best,
+                    reached_target_round=sim.reached,
+                )
+                for sim in self.plan
+            ),
+            baseline=self.baseline,
+            history=self.history,
+            fake_claims=len(self.fakes),
+            accepted_fake_claims=self.accepted_fake_claims(),
+        )
 
-        return build_report(self)
+    def report(self) -> dict[str, Any]:
+        return build_report(self.results())
 
 
 async def settle(hub: MemoryHub | None, nodes: Iterable[SwarmNode], cushion: float = 0.0

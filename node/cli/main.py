@@ -1,0 +1,37 @@
+"""The `swarm` entry point: the one Typer app, every command registered on it in help order, and
+Ctrl-C outside a command's own handling turned into exit code 130."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from node.cli import pose, run, swarm
+from node.cli.options import EXIT_INTERRUPTED, err
+
+app = typer.Typer(
+    name="swarm",
+    help="A peer-to-peer autoresearch swarm: mutate a strategy, evaluate it in a WebAssembly "
+    "sandbox, keep what wins, log every attempt.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold API keys
+)
+app.command()(run.run)
+app.command("eval")(run.eval_command)
+app.command()(run.log)
+app.command()(swarm.join)
+app.command()(swarm.status)
+app.command()(swarm.leaderboard)
+app.command()(swarm.simulate)
+app.command()(pose.init)
+app.command()(pose.pose)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(EXIT_INTERRUPTED)
