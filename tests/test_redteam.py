@@ -718,7 +718,7 @@ async def test_summaries_stay_exact_as_records_arrive_one_or_many_at_a_time(
     ["con", "NUL", "aux.txt", "com1", "lpt9.tar.gz", "-.-", "a" * 200 + ".", "x" * 63 + ".y"])))
 def test_a_posed_problem_directory_name_passes_the_package_path_rules(name: str) -> None:
     """'con' or 'nul.x' passed the directory-name rules and names a device on Windows."""
-    from node.cli_pose import _dir_name
+    from node.cli.pose import _dir_name
     from research_dag import check_mutable_path
 
     made = _dir_name(name)
