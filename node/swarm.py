@@ -50,7 +50,7 @@ class NodeConfig:
     max_problems: int = 3  # problems researched at once
     trust: TrustConfig = field(default_factory=TrustConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
-    replay_queue: int = 256  # most pending claims kept (the best ones)
+    replay_queue: int = 256  # most adoption candidates kept (the best ones)
     liar: bool = False  # simulation fault: publish inflated claims
     # The most a stranger's problem may ask of this machine per evaluation (its fuel, memory
     # and wall time; None: no cap). A record allows 4 GiB and an hour, and a fresh problem is
@@ -70,6 +70,8 @@ class NodeStats:
     received: int = 0  # records taken in
     ignored: int = 0  # records from authors below the standing floor
     refused: int = 0  # valid records contradicting ones we hold (also in drops: inconsistent)
+    sampled: int = 0  # replays of claims that would not improve our best (standing samples)
+    expired: int = 0  # queued claims dropped unreplayed after claim_ttl_rounds
     drops: DropCounter = field(default_factory=DropCounter)
 
 
@@ -101,7 +103,11 @@ class SwarmNode:
         self.stats = NodeStats()
         self.loops: dict[str, ResearchLoop] = {}
         self._evaluate: dict[str, Evaluate] = {}
+        # Adoption candidates (beat our best), best first; and the sample of other claimed
+        # improvements, oldest first (docs/protocol.md section 9).
         self.claims = PendingClaims(config.replay_queue, self._rank)
+        self.samples = PendingClaims(config.trust.sample_queue, _arrival_order)
+        self._round = 0  # research and catch-up rounds so far: the clock of expiry and decay
         self.outbox = Outbox(network)
         self.fakes: set[str] = set()  # ids of claims this node forged (liar fault only)
         self._turn = 0
@@ -122,7 +128,7 @@ class SwarmNode:
             if record.author == self.me:
                 claimed = self.dag.get(record.experiment)
                 if isinstance(claimed, Experiment):
-                    self.ledger.record_replay(claimed, record.match)
+                    self._record_replay(claimed, record.match)
 
     def known_problems(self) -> list[Problem]:
         return [p for p in self.dag.problems() if isinstance(p, Problem)]
@@ -190,19 +196,31 @@ class SwarmNode:
         self.network.adjust_score(record.author, -self.config.trust.score_penalty)
 
     def _consider_claim(self, experiment: Experiment) -> None:
-        """Queue a peer's result for replay when adopting it would help us."""
+        """Queue a peer's claimed improvement for replay (docs/protocol.md section 9): always
+        when adopting it would improve our best; otherwise when it is in our sample, or its
+        author's standing has never been measured."""
         if experiment.author == self.me or experiment.outcome.status != "ok":
             return
+        if experiment.id in self.ledger.my_replays:
+            return
         loop = self.loops.get(experiment.problem)
-        if loop is None or experiment.outcome.score is None:
+        score = experiment.outcome.score
+        if loop is None or score is None:
             return
         if strategy_refusal(experiment, loop.problem) is not None:
             return  # taken in before its problem was: never replayed (refused on the wire)
         best = loop.best
         incumbent = None if best is None else best.outcome.score
-        if not loop.metric.better(experiment.outcome.score, incumbent):
+        if loop.metric.better(score, incumbent):
+            self.claims.add(experiment, self._round)
             return
-        self.claims.add(experiment)
+        parent = None if experiment.parent is None else self.dag.get(experiment.parent)
+        if not isinstance(parent, Experiment) or parent.outcome.status != "ok":
+            return  # not a claimed improvement over a parent we hold (a baseline, a crash)
+        if not loop.metric.better(score, parent.outcome.score):
+            return
+        if self.ledger.sampled(experiment) or not self.ledger.measured(experiment.author):
+            self.samples.add(experiment, self._round)
 
     def _rank(self, experiment: Experiment) -> float:
         score = experiment.outcome.score or 0.0
@@ -358,11 +376,28 @@ class SwarmNode:
         await self.replay_claims()
         await self.flush()
 
+    def _tick(self) -> None:
+        """One round passes: queued claims expire, negative standing and scores decay."""
+        self._round += 1
+        ttl = self.config.trust.claim_ttl_rounds
+        self.stats.expired += self.claims.expire(self._round, ttl)
+        self.stats.expired += self.samples.expire(self._round, ttl)
+        self.ledger.decay()
+        self.network.decay_scores(self.config.trust.decay_per_round)
+
     async def replay_claims(self) -> None:
-        """Replay the best pending claims the budget allows; drop those already overtaken."""
+        """Replay the best adoption candidates the budget allows (dropping those overtaken),
+        then sampled claims with what the budget has left."""
+        self._tick()
         while (claim := self._next_claim()) is not None and self.budget.spend():
             self.claims.discard(claim.id)
             await self.replay(claim)  # claims arrive meanwhile: look again afterwards
+        while self.samples and not self._next_claim() and self.budget.spend():
+            sample = self.samples.best_first()[0]
+            self.samples.discard(sample.id)
+            if sample.id not in self.ledger.my_replays:
+                self.stats.sampled += 1
+                await self.replay(sample)
 
     def _next_claim(self) -> Experiment | None:
         """The best pending claim that would still improve on our best."""
@@ -396,7 +431,7 @@ class SwarmNode:
         assert isinstance(verification, Verification)
         await trio.to_thread.run_sync(self.store.add, verification)
         self.ledger.note(verification)
-        self.ledger.record_replay(claim, matched)
+        self._record_replay(claim, matched)
         self.stats.replays += 1
         if matched:
             self.stats.replay_matches += 1
@@ -404,9 +439,19 @@ class SwarmNode:
                 self.stats.adopted += 1
         else:
             self.stats.disputes += 1
-            self.network.adjust_score(claim.author, -self.config.trust.score_penalty)
         self._share(verification)
         return verification
+
+    def _record_replay(self, claim: Experiment, matched: bool) -> None:
+        """Our replay moves the author's standing and, in proportion, its gossip score: down
+        per mismatch, back up per match (the way back, with decay)."""
+        if claim.id in self.ledger.my_replays:
+            return
+        self.ledger.record_replay(claim, matched)
+        trust = self.config.trust
+        self.network.adjust_score(
+            claim.author, trust.score_reward if matched else -trust.score_penalty
+        )
 
     async def flush(self) -> None:
         """Publish what this round produced: batched, one message per topic and batch."""
@@ -422,6 +467,12 @@ class SwarmNode:
         await self.flush()
         return signed
 
+
+
+def _arrival_order(experiment: Experiment) -> float:
+    """Every sampled claim ranks alike, so the queue keeps arrival order (`created_ms` is the
+    author's to choose)."""
+    return 0.0
 
 
 def _within(budget: Budget, cap: Budget | None) -> bool:

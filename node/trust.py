@@ -4,6 +4,7 @@ keeps replays from starving research."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,14 +16,34 @@ Verdict = Literal["own", "verified", "disputed", "pending"]
 
 @dataclass(frozen=True)
 class TrustConfig:
+    """Every number of the trust rules; docs/protocol.md section 9 states each one."""
+
     k: int = 2  # independent matching replays (not by the author) for "verified"
     replay_ratio: float = 1.0  # replays earned per own evaluation
     replay_burst: float = 4.0  # most replays that can be saved up
-    match_reward: float = 0.25
-    mismatch_penalty: float = 1.0
+    match_reward: float = 0.25  # standing per claim of theirs our replay reproduced
+    mismatch_penalty: float = 1.0  # standing per failed replay or inconsistent record
     standing_floor: float = -2.0  # below this, an author's records are ignored
-    # Fed to the gossip layer's application-specific peer score per mismatch.
+    # Fed to the gossip layer's application-specific peer score per mismatch, and given back
+    # per match in the same proportion (50 per point of standing).
     score_penalty: float = 50.0
+    # Claims that would not improve our best: this share of them, drawn by a hash of our peer
+    # id and the claim's id, is replayed when the budget has room (and every claim of an
+    # author none of whose claims we have replayed yet), so every author's standing is measured.
+    sample_rate: float = 0.25
+    sample_queue: int = 64  # most sampled claims waiting (oldest dropped first)
+    claim_ttl_rounds: int = 50  # a queued claim not replayed within this many rounds expires
+    # Negative standing (and negative gossip score) halves every this many rounds: the way
+    # back for a peer that failed a replay once; positive standing does not decay.
+    standing_half_life_rounds: float = 100.0
+
+    @property
+    def score_reward(self) -> float:
+        return self.score_penalty * self.match_reward / self.mismatch_penalty
+
+    @property
+    def decay_per_round(self) -> float:
+        return float(0.5 ** (1.0 / self.standing_half_life_rounds))
 
 
 def outcomes_match(claimed: Outcome, replayed: Outcome) -> bool:
@@ -58,7 +79,8 @@ class ReplayBudget:
 
 
 class PendingClaims:
-    """Peers' claimed improvements waiting for our replay, best first.
+    """Peers' claims waiting for our replay, best first, each until it is replayed, discarded
+    or `expire`d.
 
     Holds up to `2 * limit` and then keeps the best `limit`: trimming in bulk costs one sort
     per `limit` arrivals instead of a scan per arrival (at 300 simulated nodes the per-arrival
@@ -69,19 +91,35 @@ class PendingClaims:
         self.limit = limit
         self._rank = rank
         self._pending: dict[str, Experiment] = {}
+        self._since: dict[str, int] = {}  # claim id -> the round it was queued in
+        self.expired = 0
 
-    def add(self, experiment: Experiment) -> None:
+    def add(self, experiment: Experiment, now: int = 0) -> None:
         self._pending[experiment.id] = experiment
+        self._since.setdefault(experiment.id, now)
         if len(self._pending) > 2 * self.limit:
             kept = self.best_first()[: self.limit]
             self._pending = {claim.id: claim for claim in kept}
+            self._since = {claim.id: self._since[claim.id] for claim in kept}
 
     def discard(self, experiment_id: str) -> None:
         self._pending.pop(experiment_id, None)
+        self._since.pop(experiment_id, None)
+
+    def expire(self, now: int, ttl: int) -> int:
+        """Drop the claims queued more than `ttl` rounds before `now`; how many."""
+        old = [claim_id for claim_id, since in self._since.items() if now - since > ttl]
+        for claim_id in old:
+            self.discard(claim_id)
+        self.expired += len(old)
+        return len(old)
 
     def best_first(self) -> list[Experiment]:
         """Highest rank first; equal ranks in arrival order (sorted is stable)."""
         return sorted(self._pending.values(), key=self._rank, reverse=True)
+
+    def __contains__(self, experiment_id: object) -> bool:
+        return experiment_id in self._pending
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -97,6 +135,7 @@ class Ledger:
     # experiment id -> its verifications by id (a set: the same one arrives by gossip and sync)
     verifications: dict[str, dict[str, Verification]] = field(default_factory=dict)
     my_replays: dict[str, bool] = field(default_factory=dict)  # experiment id -> matched
+    measured_authors: set[str] = field(default_factory=set)  # authors we replayed a claim of
 
     def standing_of(self, author: str) -> float:
         return self.standing.get(author, 0.0)
@@ -114,10 +153,30 @@ class Ledger:
             return
         self.my_replays[experiment.id] = matched
         author = experiment.author
+        self.measured_authors.add(author)
         if matched:
             self.standing[author] = self.standing_of(author) + self.config.match_reward
         else:
             self.standing[author] = self.standing_of(author) - self.config.mismatch_penalty
+
+    def measured(self, author: str) -> bool:
+        """Have we replayed any claim of `author`'s (so its standing says something)?"""
+        return author in self.measured_authors
+
+    def sampled(self, experiment: Experiment) -> bool:
+        """Is this claim in our deterministic random sample? A hash of our peer id and the
+        claim's id: the same answer after a restart, and different nodes sample different
+        claims, so the swarm replays more of them than any one node."""
+        digest = hashlib.sha256(f"{self.me}/{experiment.id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") < self.config.sample_rate * 2**64
+
+    def decay(self) -> None:
+        """One round's way back: every negative standing moves toward 0 (half-life
+        `standing_half_life_rounds`); positive standing, earned by reproduced claims, stays."""
+        factor = self.config.decay_per_round
+        for author, standing in self.standing.items():
+            if standing < 0:
+                self.standing[author] = standing * factor
 
     def trusted(self, experiment: Experiment) -> bool:
         """May this experiment become the parent of our next mutation? Stricter than

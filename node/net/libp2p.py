@@ -264,6 +264,12 @@ class Libp2pNetwork:
         standing = self._scorer.standing
         standing[peer] = standing.get(peer, 0.0) + delta
 
+    def decay_scores(self, factor: float) -> None:
+        standing = self._scorer.standing
+        for peer, score in standing.items():
+            if score < 0:
+                standing[peer] = score * factor
+
     def peer_events(self) -> trio.MemoryReceiveChannel[str]:
         """One reader: every call returns the same channel."""
         return self._peer_events

@@ -389,6 +389,11 @@ class MemoryNetwork:
     def adjust_score(self, peer: str, delta: float) -> None:
         self._scores[peer] = self._scores.get(peer, 0.0) + delta
 
+    def decay_scores(self, factor: float) -> None:
+        for peer, score in self._scores.items():
+            if score < 0:
+                self._scores[peer] = score * factor
+
     async def block(self, peers: Iterable[str]) -> None:
         """Unlinks `peers` and refuses them until `unblock` (hops in flight are dropped)."""
         await trio.lowlevel.checkpoint()

@@ -74,6 +74,11 @@ class Network(Protocol):
         """Feed the application-specific peer score (negative for a lying peer)."""
         ...
 
+    def decay_scores(self, factor: float) -> None:
+        """Move every negative application score toward 0 (multiply it by `factor` < 1): the
+        way back for a peer penalised once (docs/protocol.md section 9)."""
+        ...
+
     async def block(self, peers: Iterable[str]) -> None:
         """Cut `peers` off (a partition): close the connections to them, refuse new ones both
         ways and drop their gossip until `unblock`; requests to them raise NetworkError."""
