@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import sqlite3
 import threading
+import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import TypeAlias
+
+import msgpack
 
 from research_dag import (
+    MAX_SOURCE,
     Experiment,
     Hypothesis,
     Problem,
     Record,
     RecordError,
     ResearchDag,
+    canonical_encode,
     decode_record,
     encode_record,
     encoded_record_id,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 PAGE_ROWS = 256  # rows read per lock hold while iterating, so writers never wait long
-# Rows per INSERT statement: 5 parameters each, within the 999 of SQLite before 3.32.
-INSERT_ROWS = 199
+# Rows per INSERT statement: 6 parameters each, within the 999 of SQLite before 3.32.
+INSERT_ROWS = 166
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -41,6 +50,24 @@ CREATE INDEX IF NOT EXISTS records_kind ON records (kind, seq);
 CREATE INDEX IF NOT EXISTS records_problem ON records (problem, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+# Version 2: an experiment's strategy files live once each in `blobs`, keyed by the sha256 of
+# their bytes and stored as a zlib delta against the parent experiment's copy of the same file
+# (most attempts change one line); the record row keeps `refs` ({path: digest}) and a body
+# without the files. A row with NULL refs holds the record's full bytes (every row version 1
+# wrote, and every record that is not an experiment), so both layouts are read.
+_SCHEMA_2 = """
+ALTER TABLE records ADD COLUMN refs BLOB NULL;
+CREATE TABLE IF NOT EXISTS blobs (
+    digest BLOB PRIMARY KEY,
+    base BLOB NULL,
+    depth INTEGER NOT NULL,
+    data BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+# Deltas chain back to a full copy at most this many steps, so reading a file decompresses at
+# most this many blobs (and a damaged blob spoils at most this many descendants' files).
+MAX_DELTA_DEPTH = 16
+BLOB_CACHE = 256  # file contents kept decompressed (a loop's next children share a parent)
 
 _RECOVERY = "move it aside; the swarm can re-sync history"
 _log = logging.getLogger(__name__)
@@ -67,6 +94,7 @@ class RecordStore:
         # Intact records that today's schema refuses (written under older, looser rules, e.g.
         # before paths had a schema): skipped on read, never handed to a loop or a replay.
         self.outdated: set[str] = set()
+        self._blobs: OrderedDict[bytes, bytes] = OrderedDict()  # digest -> file, recent last
 
     @classmethod
     def open(cls, path: Path, durable: bool = True) -> RecordStore:
@@ -121,18 +149,20 @@ class RecordStore:
 
         Rows go in multi-row INSERTs: called from a worker thread, every statement releases and
         retakes the GIL, and retaking it waits for a busy trio thread's switch interval (5 ms),
-        so one statement per row made a batch of hundreds take seconds.
+        so one statement per row made a batch of hundreds take seconds. An experiment's files
+        go into `blobs` in the same transaction, so a record is never stored without them.
         """
-        rows = [_row(record) for record in records]
+        batch = list(records)
         with self._using() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                rows = self._rows(conn, batch)
                 added = 0
                 for start in range(0, len(rows), INSERT_ROWS):
                     chunk = rows[start : start + INSERT_ROWS]
                     added += conn.execute(
-                        "INSERT OR IGNORE INTO records (id, kind, problem, created_ms, body)"
-                        " VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                        "INSERT OR IGNORE INTO records (id, kind, problem, created_ms, body, refs)"
+                        " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)),
                         [value for row in chunk for value in row],
                     ).rowcount
                 conn.execute("COMMIT")
@@ -145,9 +175,10 @@ class RecordStore:
     def get(self, record_id: str) -> Record | None:
         with self._using() as conn:
             row = conn.execute(
-                "SELECT seq, id, kind, body FROM records WHERE id = ?", (record_id,)
+                "SELECT seq, id, kind, body, refs FROM records WHERE id = ?", (record_id,)
             ).fetchone()
-        return None if row is None else self._verified(row)
+            read = None if row is None else self._read(conn, row)
+        return None if read is None else self._verified(read)
 
     def __contains__(self, record_id: object) -> bool:
         if not isinstance(record_id, str):
@@ -179,12 +210,13 @@ class RecordStore:
         if problem is not None:
             where += " AND problem = ?"
             filters.append(problem)
-        query = f"SELECT seq, id, kind, body FROM records WHERE {where} ORDER BY seq LIMIT ?"
+        query = f"SELECT seq, id, kind, body, refs FROM records WHERE {where} ORDER BY seq LIMIT ?"
         last_seq = 0
         while True:
             with self._using() as conn:
                 rows = conn.execute(query, (last_seq, *filters, PAGE_ROWS)).fetchall()
-            for row in rows:
+                read = [self._read(conn, row) for row in rows]
+            for row in read:
                 record = self._verified(row)
                 if record is not None:
                     yield record
@@ -229,9 +261,127 @@ class RecordStore:
                     f"record store {self.path} is damaged ({error}); {_RECOVERY}"
                 ) from None
 
-    def _verified(self, row: tuple[int, str, str, bytes]) -> Record | None:
+    def _rows(self, conn: sqlite3.Connection, records: list[Record]) -> list[_Row]:
+        """The rows for `records`; experiments' files go into `blobs` on the way."""
+        refs_in_batch: dict[str, dict[str, bytes]] = {}
+        rows: list[_Row] = []
+        for record in records:
+            if not isinstance(record, Experiment):
+                rows.append((record.id, record.kind, _problem_of(record), record.created_ms,
+                             encode_record(record), None))
+                continue
+            refs: dict[str, bytes] = {}
+            for path, text in record.strategy.items():
+                content = text.encode()
+                digest = hashlib.sha256(content).digest()
+                refs[path] = digest
+                base = self._parent_blob(conn, record.parent, path, refs_in_batch)
+                self._put_blob(conn, digest, content, base)
+            refs_in_batch[record.id] = refs
+            stripped = record.plain()
+            stripped["strategy"] = refs
+            files = _files_dictionary(refs, {refs[p]: record.strategy[p].encode() for p in refs})
+            rows.append((record.id, record.kind, record.problem, record.created_ms,
+                         _deflate(canonical_encode(stripped), files), canonical_encode(refs)))
+        return rows
+
+    def _parent_blob(self, conn: sqlite3.Connection, parent: str | None, path: str,
+                     in_batch: dict[str, dict[str, bytes]]) -> bytes | None:
+        """The digest of the parent experiment's copy of `path`: the base of a small delta."""
+        if parent is None:
+            return None
+        refs = in_batch.get(parent)
+        if refs is None:
+            row = conn.execute("SELECT refs FROM records WHERE id = ?", (parent,)).fetchone()
+            if row is None or row[0] is None:
+                return None
+            try:
+                refs = _unpack_refs(bytes(row[0]))
+            except _Damaged:
+                return None  # reading that record will say so; this file is stored whole
+        return refs.get(path)
+
+    def _put_blob(self, conn: sqlite3.Connection, digest: bytes, content: bytes,
+                  base: bytes | None) -> None:
+        if conn.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone():
+            return
+        data: bytes | None = None
+        depth, stored_base = 0, None
+        if base is not None and base != digest:
+            row = conn.execute("SELECT depth FROM blobs WHERE digest = ?", (base,)).fetchone()
+            if row is not None and int(row[0]) + 1 < MAX_DELTA_DEPTH:
+                with contextlib.suppress(_Damaged):  # a damaged base: store this file whole
+                    data = _deflate(content, self._blob(conn, base))
+                    depth, stored_base = int(row[0]) + 1, base
+        if data is None:
+            data = _deflate(content, None)
+        conn.execute("INSERT INTO blobs (digest, base, depth, data) VALUES (?, ?, ?, ?)",
+                     (digest, stored_base, depth, data))
+        self._remember_blob(digest, content)
+
+    def _blob(self, conn: sqlite3.Connection, digest: bytes) -> bytes:
+        """A file's bytes by digest: its delta chain inflated and every step's hash checked."""
+        cached = self._blobs.get(digest)
+        if cached is not None:
+            self._blobs.move_to_end(digest)
+            return cached
+        chain: list[tuple[bytes, bytes]] = []
+        content: bytes | None = None
+        wanted: bytes | None = digest
+        while wanted is not None:
+            content = self._blobs.get(wanted)
+            if content is not None:
+                break
+            if len(chain) > MAX_DELTA_DEPTH:
+                raise _Damaged(f"blob {digest.hex()[:16]} chains past {MAX_DELTA_DEPTH} deltas")
+            row = conn.execute("SELECT base, data FROM blobs WHERE digest = ?", (wanted,)
+                               ).fetchone()
+            if row is None:
+                raise _Damaged(f"blob {wanted.hex()[:16]} is missing")
+            chain.append((wanted, bytes(row[1])))
+            wanted = None if row[0] is None else bytes(row[0])
+        for step, data in reversed(chain):
+            content = _inflate(data, content, MAX_BLOB_BYTES)
+            if hashlib.sha256(content).digest() != step:
+                raise _Damaged(f"blob {step.hex()[:16]} does not hash to its name")
+            self._remember_blob(step, content)
+        assert content is not None
+        return content
+
+    def _remember_blob(self, digest: bytes, content: bytes) -> None:
+        self._blobs[digest] = content
+        self._blobs.move_to_end(digest)
+        while len(self._blobs) > BLOB_CACHE:
+            self._blobs.popitem(last=False)
+
+    def _read(self, conn: sqlite3.Connection, row: tuple[int, str, str, bytes, bytes | None]
+              ) -> _Read:
+        """The row with its record's full bytes re-assembled (or why they cannot be)."""
+        seq, record_id, kind, body, refs = row
+        if refs is None:
+            return seq, record_id, kind, bytes(body)
+        try:
+            digests = _unpack_refs(bytes(refs))
+            files = {digest: self._blob(conn, digest) for digest in digests.values()}
+            raw = msgpack.unpackb(_inflate(bytes(body), _files_dictionary(digests, files),
+                                           MAX_BODY_BYTES), raw=False)
+            if not isinstance(raw, dict) or not isinstance(raw.get("strategy"), dict):
+                raise _Damaged("its stored body is not a record without files")
+            raw["strategy"] = {path: files[digest].decode()
+                               for path, digest in raw["strategy"].items()}
+            return seq, record_id, kind, canonical_encode(raw)
+        except (_Damaged, KeyError, TypeError, ValueError, UnicodeDecodeError,
+                msgpack.UnpackException) as error:
+            return seq, record_id, kind, f"{type(error).__name__}: {error}"
+
+    def _verified(self, row: _Read) -> Record | None:
         """The row's record; None if it is outdated; StoreCorrupt if it was altered."""
         seq, record_id, kind, body = row
+        if isinstance(body, str):
+            raise StoreCorrupt(
+                f"record store {self.path}: record {record_id} (seq {seq}) does not decode"
+                f" ({body}); {_RECOVERY}"
+            )
         try:
             record = decode_record(bytes(body))
         except RecordError as error:
@@ -280,10 +430,11 @@ def _prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> None
             f"record store {path} has schema version {version}; this swarm reads up to"
             f" {SCHEMA_VERSION}: upgrade swarm or use another data directory"
         )
-    if version == 0:
+    if version < SCHEMA_VERSION:  # a new file, or one version 1 wrote: upgraded in place
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA.split(";"):
+            steps = (_SCHEMA, _SCHEMA_2) if version == 0 else (_SCHEMA_2,)
+            for statement in ";".join(steps).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -302,8 +453,59 @@ def _intact(body: bytes, record_id: str) -> bool:
         return False
 
 
-def _row(record: Record) -> tuple[str, str, str | None, int, bytes]:
-    return record.id, record.kind, _problem_of(record), record.created_ms, encode_record(record)
+# (id, kind, problem, created_ms, body, refs) as stored; (seq, id, kind, full bytes or why
+# they cannot be re-assembled) as read.
+_Row: TypeAlias = tuple[str, str, str | None, int, bytes, bytes | None]
+_Read: TypeAlias = tuple[int, str, str, bytes | str]
+MAX_BLOB_BYTES = 4 * MAX_SOURCE  # a strategy file's UTF-8 bytes at most
+MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any record without its files
+# A preset dictionary for an experiment's body (the record without its files): its field names,
+# then its own files (a diff quotes their lines). Fixed forever: stored bodies need it to inflate.
+_BODY_WORDS = (
+    b"authorcreated_msdescriptiondiffhypothesishypothesis_idkindexperimentmutation_kind"
+    b"mutatorofflineoutcomeparentproblemsignaturestatusscoreitemsstrategy_fuelevaluator_fuel"
+    b"stderr_taildetailsstrategy.pybaselineperturb_constantokcrashTraceback (most recent call"
+    b" last):\n"
+)
+
+
+class _Damaged(Exception):
+    """A stored body or file cannot be re-assembled (the store file was altered or damaged)."""
+
+
+def _files_dictionary(refs: dict[str, bytes], files: dict[bytes, bytes]) -> bytes:
+    return (_BODY_WORDS + b"".join(files[refs[path]] for path in sorted(refs)))[-32768:]
+
+
+def _deflate(data: bytes, dictionary: bytes | None) -> bytes:
+    if dictionary:
+        packer = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    else:
+        packer = zlib.compressobj(6)
+    return packer.compress(data) + packer.flush()
+
+
+def _inflate(data: bytes, dictionary: bytes | None, limit: int) -> bytes:
+    unpacker = zlib.decompressobj(zdict=dictionary) if dictionary else zlib.decompressobj()
+    try:
+        out = unpacker.decompress(data, limit)
+    except zlib.error as error:
+        raise _Damaged(f"does not inflate: {error}") from None
+    if unpacker.unconsumed_tail or not unpacker.eof:
+        raise _Damaged("inflates to more than its bound, or is cut short")
+    return out
+
+
+def _unpack_refs(data: bytes) -> dict[str, bytes]:
+    try:
+        refs = msgpack.unpackb(data, raw=False)
+    except (ValueError, msgpack.UnpackException) as error:
+        raise _Damaged(f"its file list does not decode: {error}") from None
+    if not isinstance(refs, dict) or not all(
+        isinstance(k, str) and isinstance(v, bytes) and len(v) == 32 for k, v in refs.items()
+    ):
+        raise _Damaged("its file list is not a map of paths to sha256 digests")
+    return refs
 
 
 def _problem_of(record: Record) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.store import INSERT_ROWS, RecordStore, StoreCorrupt, StoreError
+from node.store import INSERT_ROWS, SCHEMA_VERSION, RecordStore, StoreCorrupt, StoreError
 from research_dag import (
     Experiment,
     Metric,
@@ -140,7 +140,7 @@ def test_reopen_keeps_records_meta_and_schema(tmp_path: Path) -> None:
         assert store.get_meta("rng") == b"\x00state-2"
         assert store.get_meta("iteration") == b"7"
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     raw.close()
 
