@@ -32,9 +32,11 @@ from research_dag import (
     MAX_STDERR_TAIL,
     Budget,
     Experiment,
+    Hypothesis,
     Outcome,
     Problem,
     Record,
+    ResearchDag,
     Verification,
 )
 
@@ -233,12 +235,19 @@ class SwarmNode:
         """Problems whose history we pull (None: everything; we also want problem records)."""
         return None
 
-    def _validate(self, source: str, data: bytes) -> bool:
-        """The gossip validator: cheap checks only (size, schema, signatures); never replays.
-        What it decoded stays in `decoded` for intake (decoding is most of a relay's CPU)."""
+    def _validate(self, topic: str, source: str, data: bytes) -> bool:
+        """The gossip validator: cheap checks only (size, schema, signatures, the topic);
+        never replays. What it decoded stays in `decoded` for intake (decoding is most of a
+        relay's CPU)."""
         if self.ledger.ignored(source):
             return False
-        return self.decoded.envelope(data, self.stats.drops) is not None
+        records = self.decoded.envelope(data, self.stats.drops)
+        if records is None:
+            return False
+        if any(_misplaced(record, topic, self.dag) for record in records):
+            self.stats.drops.add("topic")  # an experiment on the problems topic was accepted
+            return False
+        return True
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Subscriptions and anti-entropy, until cancelled. Ready once subscribed."""
@@ -254,7 +263,9 @@ class SwarmNode:
         if topic in self._topics or self._nursery is None:
             return
         self._topics.add(topic)
-        channel = await self.network.subscribe(topic, validator=self._validate)
+        channel = await self.network.subscribe(
+            topic, validator=lambda source, data: self._validate(topic, source, data)
+        )
         self._nursery.start_soon(self._drain, channel)
 
     async def _drain(self, channel: trio.MemoryReceiveChannel[GossipMessage]) -> None:
@@ -467,6 +478,19 @@ class SwarmNode:
         await self.flush()
         return signed
 
+
+
+def _misplaced(record: Record, topic: str, dag: ResearchDag) -> bool:
+    """Does `record` not belong on gossip `topic` (docs/protocol.md section 3, Topics)? A
+    Verification of an experiment we do not hold yet cannot be placed: it passes."""
+    if isinstance(record, Problem):
+        return topic != PROBLEMS_TOPIC
+    if isinstance(record, Experiment | Hypothesis):
+        return topic != problem_topic(record.problem)
+    if isinstance(record, Verification):
+        claimed = dag.get(record.experiment)
+        return isinstance(claimed, Experiment) and topic != problem_topic(claimed.problem)
+    return True  # a Pattern travels by sync only
 
 
 def _arrival_order(experiment: Experiment) -> float:

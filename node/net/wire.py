@@ -35,10 +35,14 @@ ID_BYTES = 32  # a record id travels as its raw sha256 digest
 MAX_MESSAGE_OBJECTS = 2 * MAX_FETCH_IDS
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
-# "inconsistent": a valid, signed record that contradicts one the node holds (node/intake.py).
+# "inconsistent": a valid, signed record that contradicts one the node holds (node/intake.py);
+# "topic": a valid envelope holding a record that does not belong on the topic it came on.
 DropReason: TypeAlias = Literal[
-    "oversize", "malformed", "version", "signature", "invalid_record", "inconsistent"
+    "oversize", "malformed", "version", "signature", "invalid_record", "inconsistent", "topic"
 ]
+DROP_REASONS: tuple[DropReason, ...] = (
+    "oversize", "malformed", "version", "invalid_record", "signature", "topic", "inconsistent"
+)
 
 
 class WireError(Exception):
