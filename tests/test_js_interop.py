@@ -23,12 +23,14 @@ from node.loop import LoopConfig
 from node.mutators import OfflineMutator
 from node.net import PROBLEMS_TOPIC, problem_topic
 from node.net.libp2p import Libp2pNetwork, open_libp2p_network
+from node.net.wire import DropReason
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from research_dag import Experiment, Pattern, Problem
 from sandbox import Evaluator, Runtime
 
 JS_DIR = Path(__file__).parent / "js"
+PROTOCOL_DOC = Path(__file__).parent.parent / "docs" / "protocol.md"
 STEP_S = 20.0  # bound on each step that waits for the other side
 STOP_S = 5.0  # the JS peer exits this soon after it says "stopped"
 PYTHON = Identity.from_seed(b"\x21" * 32)
@@ -150,12 +152,24 @@ async def wait_until_held(node: SwarmNode, record_id: str) -> None:
             await trio.sleep(0.02)
 
 
-async def wait_drops(node: SwarmNode, signature: int, invalid_record: int) -> None:
+async def wait_drops(node: SwarmNode, at_least: dict[DropReason, int]) -> None:
     """Until the node has counted this many drops under each reason."""
     counts = node.stats.drops.counts
     with trio.fail_after(STEP_S):
-        while counts["signature"] < signature or counts["invalid_record"] < invalid_record:
+        while any(counts[reason] < n for reason, n in at_least.items()):
             await trio.sleep(0.02)  # a validator runs as the message arrives: bounded poll
+
+
+def test_the_js_codec_reproduces_the_documents_test_vectors() -> None:
+    # From the values docs/protocol.md lists, the JS encoder rebuilds each vector byte for byte
+    # (worked example, whole-number floats), and the JS decoder opens the given bytes.
+    result = subprocess.run(
+        [node_command(), str(JS_DIR / "vectors.mjs"), str(PROTOCOL_DOC)],
+        capture_output=True, text=True, timeout=30, cwd=JS_DIR,
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0, (lines, result.stderr[-2000:])
+    assert lines[-1] == {"vectors": 4, "failures": 0}
 
 
 async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
@@ -202,7 +216,9 @@ async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
             await wait_until_held(node, good["id"])
             accepted = node.store.get(good["id"])
             assert isinstance(accepted, Experiment) and accepted.author == js_id
-            assert accepted.outcome.score == 1.0 and accepted.outcome.details["ratio"] == 2.0
+            assert accepted.outcome.score == 1.0 and isinstance(accepted.outcome.score, float)
+            assert accepted.outcome.details == {"label": 3, "ratio": 2.0}
+            assert [type(accepted.outcome.details[k]) for k in ("label", "ratio")] == [int, float]
 
             # a record only the JS peer holds reaches the node by the node's sync
             await js.send(cmd="publish", record="pattern", hold=True)
@@ -210,19 +226,24 @@ async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
             assert await node.sync.sync_with(js_id) == 1
             assert isinstance(node.store.get(pattern["id"]), Pattern)
 
-            # bad records are refused, each counted under its reason (§3 validation)
+            # bad records are refused, each counted under its reason (§3 validation). Each
+            # costs the JS peer 20 of its score on that topic; past -50 the node would drop its
+            # messages unread, uncounted: three on the problem's topic, one on the problems topic.
             counts = node.stats.drops.counts
-            signature, invalid_record = counts["signature"], counts["invalid_record"]
+            expected: dict[DropReason, int] = {"signature": 1, "invalid_record": 2, "topic": 1}
+            before = {reason: counts[reason] for reason in expected}
             refused = []
-            for bad in ("signature", "float_as_int", "path"):
-                await js.send(cmd="publish", record="experiment", problem=posed.id,
-                              topic=topic, bad=bad)
+            for bad, on in (("signature", topic), ("float_as_int", topic), ("path", topic),
+                            ("topic", PROBLEMS_TOPIC)):
+                await js.send(cmd="publish", record="experiment", problem=posed.id, topic=on,
+                              bad=bad)
                 refused.append((await js.wait_event("published", bad=bad))["id"])
-            await wait_drops(node, signature + 1, invalid_record + 2)
-            assert (counts["signature"], counts["invalid_record"]) == (
-                signature + 1, invalid_record + 2
-            )
+            await wait_drops(node, {reason: before[reason] + n for reason, n in expected.items()})
+            assert {reason: counts[reason] - before[reason] for reason in expected} == expected
             assert not any(record_id in node.store for record_id in refused)
+
+            every_gossip = [e for e in js.events if e["event"] == "gossip"]
+            assert all(e["verified"] for e in every_gossip), every_gossip
 
             # keep-alive: the node answered every ping in time (issue 10, point 4)
             stopped = await js.stop()

@@ -8,7 +8,8 @@
 //
 // Commands: {"cmd": "sync"} | {"cmd": "subscribe", "topic"} | {"cmd": "publish", "topic",
 // "record": "experiment" | "pattern", "problem", "bad": null | "signature" | "float_as_int" |
-// "path", "hold": bool} | {"cmd": "stop"}.
+// "path" | "topic" (a good record sent to the given, wrong, topic), "hold": bool} |
+// {"cmd": "stop"}.
 
 import './node20.mjs' // first: a built-in Node 20 lacks (see there)
 import { createHash } from 'node:crypto'
@@ -23,7 +24,8 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import {
-  Signer, WireError, decodeCanonical, encode, encodeRecord, envelope, f64, openEnvelope, recordId
+  Signer, WireError, decodeCanonical, encode, encodeRecord, envelope, f64, openEnvelope, openRecord,
+  recordId
 } from './records.mjs'
 
 const SYNC = '/swarm/sync/1.0.0' // §7
@@ -82,7 +84,10 @@ libp2p.addEventListener('peer:disconnect', (evt) => {
 function topicFits (topic, record) {
   if (record.kind === 'problem') return topic === PROBLEMS_TOPIC
   if (record.kind === 'experiment' || record.kind === 'hypothesis') return topic === `/swarm/1/problem/${record.problem}`
-  return record.kind === 'verification' && topic.startsWith('/swarm/1/problem/')
+  if (record.kind !== 'verification' || !topic.startsWith('/swarm/1/problem/')) return false
+  // its experiment's problem's topic; one we do not hold cannot be placed, and passes
+  const experiment = held.get(record.experiment)
+  return experiment === undefined || topic === `/swarm/1/problem/${openRecord(experiment).record.problem}`
 }
 
 function checkMessage (topic, data) {

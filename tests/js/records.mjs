@@ -237,6 +237,7 @@ export function openRecord (bytes) {
   const record = decodeCanonical(bytes)
   if (record === null || typeof record !== 'object' || Array.isArray(record)) throw new WireError('a record is not a map')
   if (!KINDS.has(record.kind)) throw new WireError(`unknown kind ${record.kind}`)
+  checkNumbers(record)
   const signature = record.signature
   if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new WireError('unsigned')
   const publicKey = typeof record.author === 'string' ? publicKeyOf(record.author) : null
@@ -247,6 +248,29 @@ export function openRecord (bytes) {
 }
 
 export const encodeRecord = (record) => encode(record)
+
+// §4 "One form only": the float fields hold float64 (or nil where allowed), every other number
+// is an integer; `details` values keep their own type. Checked by field, not by value.
+const FLOAT_FIELDS = {
+  experiment: { outcome: { score: 'nil' } },
+  verification: { outcome: { score: 'nil' } },
+  problem: { metric: { target: 'nil' }, budget: { wall_s: 'float' } },
+  pattern: { success_rate: 'float', mean_delta: 'float' }
+}
+
+function checkNumbers (record) {
+  const floats = FLOAT_FIELDS[record.kind] ?? {}
+  const walk = (value, spec, path) => {
+    if (spec === 'float' || spec === 'nil') {
+      if (!(value instanceof F64) && !(spec === 'nil' && value === null)) throw new WireError(`${path} is not a float64`)
+    } else if (value instanceof F64) {
+      if (!/\.details\.[^.]+$/.test(path)) throw new WireError(`${path} is a float in an integer field`)
+    } else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
+      for (const [key, item] of Object.entries(value)) walk(item, spec?.[key], `${path}.${key}`)
+    }
+  }
+  walk(record, floats, record.kind)
+}
 
 // §3 "The envelope": {"records": [bin...], "v": 1}, checked in the document's order.
 export function openEnvelope (bytes, maxRecords = 64) {
