@@ -129,6 +129,38 @@ def _mutator(
     return LLMMutator(client, BudgetMeter(config)), client.aclose
 
 
+def _find_problem(query: str, problems: list[Problem], where: Path) -> Problem | None:
+    """The one problem `query` names among `problems`: a full id, an id prefix, a name, or an
+    experiment package directory (the problem with its id, else the stored problems with its
+    name and files: a posed copy has another id, its author's). Several: one line each, exit 2.
+    None: a package directory that matches nothing stored (nothing recorded for it yet)."""
+    from node.untrusted_text import inline
+
+    package = Path(query)
+    if (package / "problem.toml").is_file():
+        own = _load_problem(package)
+        exact = [p for p in problems if p.id == own.id]
+        matches = exact or [p for p in problems if p.name == own.name and p.files == own.files]
+        if not matches:
+            return None
+    else:
+        exact = [p for p in problems if p.id == query]
+        matches = exact or [
+            p for p in problems if p.name == query or (len(query) >= 4 and p.id.startswith(query))
+        ]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        _fail(f"no problem matching {query!r} in {where} (give a name, an id prefix of 4+ hex "
+              "characters, or a package directory)", EXIT_USAGE)
+    err.print(f"[bold red]error:[/] {len(matches)} problems match {markup(repr(query))}; "
+              "give an id prefix:", highlight=False, soft_wrap=True)
+    for problem in sorted(matches, key=lambda p: p.id):
+        err.print(f"  {problem.id[:16]}  {markup(inline(problem.name))}  by "
+                  f"{markup(inline(problem.author[:20]))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
 def _fmt(score: float | None) -> str:
     return "-" if score is None else f"{score:.6g}"
 

@@ -23,6 +23,7 @@ from node.cli.options import (
     PackageDir,
     _data_dir,
     _fail,
+    _find_problem,
     _fmt,
     _load_problem,
     _mutator,
@@ -283,7 +284,10 @@ def _print_outcome(problem: Problem, outcome: Outcome) -> None:
 
 
 def log(
-    package: PackageDir,
+    problem_query: Annotated[str, typer.Argument(
+        metavar="PROBLEM",
+        help="A package directory, a problem name or an id prefix (as swarm status lists them).",
+    )],
     tsv: Annotated[
         Path | None,
         typer.Option(help="Also write the changelog as TSV to this file ('-' = stdout)."),
@@ -296,11 +300,14 @@ def log(
 
     from node.report import changelog, changelog_tsv
     from node.store import RecordStore, StoreError
-    from research_dag import Experiment
+    from research_dag import Experiment, Problem
 
-    problem = _load_problem(package)
+    directory = _data_dir(data_dir)
     try:
-        with RecordStore.open(_data_dir(data_dir) / "records.sqlite") as store:
+        with RecordStore.open(directory / "records.sqlite") as store:
+            stored = [p for p in store.iter_records(kind="problem") if isinstance(p, Problem)]
+            found = _find_problem(problem_query, stored, directory)
+            problem = _load_problem(Path(problem_query)) if found is None else found
             experiments = [
                 record
                 for record in store.iter_records(kind="experiment", problem=problem.id)
@@ -324,7 +331,7 @@ def log(
         return
     if not rows:
         out.print(f"no experiments recorded for {inline(problem.name)} yet "
-                  f"(swarm run {markup(str(package))})", highlight=False)
+                  f"(swarm run {markup(problem_query)})", highlight=False)
         return
     table = Table(title=f"{inline(problem.name)} ({inline(problem.metric.name)}, "
                   f"{problem.metric.direction})")

@@ -5,6 +5,9 @@ Part of the CLI layer, node/cli/: the only modules that print for humans.
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -18,6 +21,7 @@ from node.cli.options import (
     JsonFlag,
     _data_dir,
     _fail,
+    _find_problem,
     _fmt,
     _identity,
     _load_problem,
@@ -35,7 +39,10 @@ if TYPE_CHECKING:
     from research_dag import Problem, ResearchDag
 
 SYNC_EVERY_S = 30.0
-STATUS_EVERY = 10  # rounds between live status lines
+STATUS_EVERY = 10  # rounds between live status lines (and node-status.json writes)
+NODE_STATUS_FILE = "node-status.json"  # a running node's counters, for `swarm status`
+ProblemArg = Annotated[str | None, typer.Argument(
+    metavar="[PROBLEM]", help="A problem name, id prefix or package directory.")]
 
 
 def _load_dag(data_dir: Path | None) -> ResearchDag:
@@ -82,6 +89,8 @@ def join(
         evaluators.append(evaluator)
         return evaluator.evaluate
 
+    status_path = _data_dir(data_dir) / NODE_STATUS_FILE
+
     async def main() -> None:
         with _open_store(data_dir) as store:
             async with open_libp2p_network(
@@ -91,10 +100,13 @@ def join(
                                  NodeConfig(problems=wanted))
                 for addr in network.listen_addrs():
                     out.print(f"listening on [bold]{addr}[/]", highlight=False, soft_wrap=True)
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(node.serve)
-                    nursery.start_soon(_sync_periodically, node)
-                    await _research_forever(node)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(node.serve)
+                        nursery.start_soon(_sync_periodically, node)
+                        await _research_forever(node, status_path)
+                finally:  # Ctrl-C too: the counters of the whole run
+                    _write_node_status(status_path, node)
 
     interrupted, failure = False, ""
     try:
@@ -136,7 +148,43 @@ async def _sync_periodically(node: SwarmNode) -> None:
         await node.sync_with_peers()
 
 
-async def _research_forever(node: SwarmNode) -> None:
+def node_counters(node: SwarmNode) -> dict[str, Any]:
+    """What a running node counted since it started: drops by reason, trust and intake."""
+    stats = node.stats
+    return {
+        "written_ms": int(time.time() * 1000), "peer_id": node.me,
+        "peers": len(node.network.connected_peers()), "drops": stats.drops.by_reason(),
+        "evaluations": stats.evaluations, "replays": stats.replays,
+        "replay_matches": stats.replay_matches, "disputes": stats.disputes,
+        "sampled": stats.sampled, "expired": stats.expired, "adopted": stats.adopted,
+        "received": stats.received, "ignored": stats.ignored, "refused": stats.refused,
+        "published": stats.published, "sync_failures": node.sync.failures,
+    }
+
+
+def _write_node_status(path: Path, node: SwarmNode) -> None:
+    """Replaced whole (write, then rename), so a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(json.dumps(node_counters(node)))  # drops in protocol order
+        os.replace(partial, path)
+    except OSError as error:  # a full disk must not stop the node: the counters are a view
+        err.print(f"[yellow]cannot write {markup(str(path))}[/]: {error.strerror or error}",
+                  highlight=False)
+
+
+def _read_node_status(path: Path) -> dict[str, Any] | None:
+    """The counters a node last wrote, or None (never joined, or the file is not ours)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("drops"), dict):
+        return None
+    return data
+
+
+async def _research_forever(node: SwarmNode, status_path: Path) -> None:
     import trio
 
     idle_reported = False
@@ -146,6 +194,7 @@ async def _research_forever(node: SwarmNode) -> None:
         rounds += 1
         if rounds % STATUS_EVERY == 0:
             err.print(f"[dim]{_status_line(node)}[/]", highlight=False)
+            await trio.to_thread.run_sync(_write_node_status, status_path, node)
         if step is None:
             if not idle_reported:
                 err.print("[dim]no problem to work on yet: waiting for one to be posed[/]")
@@ -161,9 +210,10 @@ async def _research_forever(node: SwarmNode) -> None:
             )
 
 
-def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """What this node's data directory holds: identity, records, problems, their verified
-    bests and each peer's standing."""
+def status(problem: ProblemArg = None, data_dir: DataDir = None,
+           as_json: JsonFlag = False) -> None:
+    """What this node's data directory holds: identity, records, problems (or one), their
+    verified bests, each peer's standing, and what the node last counted (drops by reason)."""
     from node.leaderboard import ledger_from, standings, verified_best
 
     directory = _data_dir(data_dir)
@@ -173,26 +223,39 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     for record in dag.records():
         counts[record.kind] = counts.get(record.kind, 0) + 1
     ledger = ledger_from(dag, identity.peer_id)
+    shown = list(dag.problems())
+    if problem is not None:
+        found = _find_problem(problem, shown, directory)
+        if found is None:
+            _fail(f"no problem of package {problem!r} in {directory}", EXIT_USAGE)
+        shown = [found]
     problems: list[dict[str, Any]] = []
-    for problem in dag.problems():
-        experiments = dag.experiments(problem.id)
-        best = verified_best(dag, ledger, problem.id)
+    for entry in shown:
+        experiments = dag.experiments(entry.id)
+        best = verified_best(dag, ledger, entry.id)
         problems.append({
-            "id": problem.id, "name": problem.name, "experiments": len(experiments),
+            "id": entry.id, "name": entry.name, "experiments": len(experiments),
             "mine": sum(1 for e in experiments if e.author == identity.peer_id),
             "best": None if best is None else best.outcome.score,
             "best_experiment": None if best is None else best.id,
             "disputed": sum(1 for e in experiments if ledger.verdict(e)[0] == "disputed"),
         })
     peers = standings(dag, ledger)
+    node = _read_node_status(directory / NODE_STATUS_FILE)
     report = {"peer_id": identity.peer_id, "data_dir": str(directory), "records": counts,
-              "problems": problems, "standing": peers}
+              "problems": problems, "standing": peers, "node": node}
     if as_json:
         _print_json(report)
         return
     out.print(f"peer id  {identity.peer_id}\ndata dir {markup(str(directory))}", highlight=False)
     out.print("records  " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"),
               highlight=False)
+    if node is not None:
+        drops = ", ".join(f"{inline(str(k))} {inline(str(n))}" for k, n in node["drops"].items())
+        written = time.strftime("%Y-%m-%d %H:%M:%S",
+                                time.localtime(float(node.get("written_ms", 0)) / 1000))
+        out.print(f"drops    {drops} (counted by the node since it started; as of {written})",
+                  highlight=False, soft_wrap=True)
     for item in problems:
         disputed = f", [red]{item['disputed']} disputed[/]" if item["disputed"] else ""
         out.print(f"  {inline(item['name']):<20} {item['id'][:12]}  "
@@ -207,7 +270,7 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
 
 
 def leaderboard(
-    problem: Annotated[str | None, typer.Argument(help="A problem id (prefix) or name.")] = None,
+    problem: ProblemArg = None,
     data_dir: DataDir = None,
     top: Annotated[int, typer.Option(min=1, help="Entries per problem.")] = 10,
     as_json: JsonFlag = False,
@@ -219,9 +282,13 @@ def leaderboard(
 
     identity = _identity(data_dir)
     dag = _load_dag(data_dir)
-    boards = leaderboard_rows(dag, identity.peer_id, problem, top)
-    if problem is not None and not boards:
-        _fail(f"no problem matching {problem!r} in {_data_dir(data_dir)}", EXIT_USAGE)
+    wanted = None
+    if problem is not None:
+        found = _find_problem(problem, list(dag.problems()), _data_dir(data_dir))
+        if found is None:
+            _fail(f"no problem of package {problem!r} in {_data_dir(data_dir)}", EXIT_USAGE)
+        wanted = found.id
+    boards = leaderboard_rows(dag, identity.peer_id, wanted, top)
     if as_json:
         _print_json(boards)
         return

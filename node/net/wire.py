@@ -66,6 +66,10 @@ class DropCounter:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def by_reason(self) -> dict[str, int]:
+        """Every reason in protocol order, zeros included (what `swarm status` shows)."""
+        return {reason: self.counts[reason] for reason in DROP_REASONS}
+
 
 # ---- gossip envelopes -----------------------------------------------------------------------
 
