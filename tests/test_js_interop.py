@@ -26,7 +26,7 @@ from node.net.libp2p import Libp2pNetwork, open_libp2p_network
 from node.net.wire import DropReason
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
-from research_dag import Experiment, Pattern, Problem
+from research_dag import Experiment, Hypothesis, Pattern, Problem, Verification
 from sandbox import Evaluator, Runtime
 
 JS_DIR = Path(__file__).parent / "js"
@@ -225,6 +225,26 @@ async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
             pattern = await js.wait_event("held")
             assert await node.sync.sync_with(js_id) == 1
             assert isinstance(node.store.get(pattern["id"]), Pattern)
+
+            # §7 summaries: a problem filter lists every problem and that problem's records
+            # (not patterns); `after` pages; ids out of order make a request the node resets
+            held = list(node.store.iter_records())
+            ours = {r.id for r in held if isinstance(r, (Experiment, Hypothesis))
+                    and r.problem == posed.id}
+            filtered = ours | {r.id for r in held if isinstance(r, Problem)} | {
+                r.id for r in held if isinstance(r, Verification) and r.experiment in ours}
+            await js.send(cmd="summary", problems=[posed.id])
+            summary = await js.wait_event("summary")
+            assert set(summary["ids"]) == filtered and pattern["id"] not in filtered
+            everything = sorted(r.id for r in held)
+            await js.send(cmd="summary", after=everything[0])
+            assert await js.wait_event("summary") == {
+                "event": "summary", "ids": everything[1:], "truncated": False}
+            await js.send(cmd="fetch", ids=everything[1::-1])
+            refused_fetch = await js.wait_event("fetched")
+            assert refused_fetch["error"] == "StreamResetError: stream reset", refused_fetch
+            await js.send(cmd="fetch", ids=everything[:2])
+            assert (await js.wait_event("fetched"))["count"] == 2
 
             # bad records are refused, each counted under its reason (§3 validation). Each
             # costs the JS peer 20 of its score on that topic; past -50 the node would drop its

@@ -6,7 +6,8 @@
 // --ping-ms: js-libp2p's keep-alive ping interval (default 10 s), shorter in the test so that
 // pings happen while the node works; a ping not answered in time drops the connection.
 //
-// Commands: {"cmd": "sync"} | {"cmd": "subscribe", "topic"} | {"cmd": "publish", "topic",
+// Commands: {"cmd": "sync"} | {"cmd": "summary", "problems", "after"} | {"cmd": "fetch", "ids"}
+// | {"cmd": "subscribe", "topic"} | {"cmd": "publish", "topic",
 // "record": "experiment" | "pattern", "problem", "bad": null | "signature" | "float_as_int" |
 // "path" | "topic" (a good record sent to the given, wrong, topic), "hold": bool} |
 // {"cmd": "stop"}.
@@ -273,6 +274,22 @@ async function run (cmd) {
     const peer = libp2p.getPeers()[0]
     const taken = await syncWith(peer)
     emit('synced', { peer: peer.toString(), ids: taken.map((t) => t.id), kinds: taken.map((t) => t.kind) })
+  } else if (cmd.cmd === 'summary') { // one summary exchange, as asked: §7 filters and paging
+    const summary = await request(libp2p.getPeers()[0], {
+      after: cmd.after == null ? null : Buffer.from(cmd.after, 'hex'),
+      problems: cmd.problems == null ? null : idsBin(cmd.problems),
+      type: 'summary',
+      v: 1
+    })
+    emit('summary', { ids: idsOf(summary.ids), truncated: summary.truncated })
+  } else if (cmd.cmd === 'fetch') { // ids sent in the order given: unsorted is a bad request
+    const ids = Buffer.concat(cmd.ids.map((id) => Buffer.from(id, 'hex')))
+    try {
+      const response = await request(libp2p.getPeers()[0], { ids, type: 'fetch', v: 1 })
+      emit('fetched', { count: response.records.length, error: null })
+    } catch (error) {
+      emit('fetched', { count: null, error: `${error.name}: ${error.message}` })
+    }
   } else if (cmd.cmd === 'subscribe') {
     pubsub.subscribe(cmd.topic)
     emit('subscribed', { topic: cmd.topic })
