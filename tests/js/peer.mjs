@@ -21,6 +21,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@chainsafe/libp2p-gossipsub'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { identify } from '@libp2p/identify'
+import { TopicValidatorResult } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -100,19 +101,29 @@ function checkMessage (topic, data) {
   return opened
 }
 
+// §3: the validator REJECTs a message any of whose checks fail (GossipSub then penalises the
+// forwarder and does not relay it); what passes is announced as it is delivered.
+function validator (topic) {
+  return (propagationSource, message) => {
+    try {
+      checkMessage(topic, message.data)
+      return TopicValidatorResult.Accept
+    } catch (error) {
+      emit('gossip', { topic, from: propagationSource.toString(), verified: false, why: String(error.message) })
+      return TopicValidatorResult.Reject
+    }
+  }
+}
+
 pubsub.addEventListener('message', (evt) => {
   const { topic, data, from } = evt.detail
-  const messageId = createHash('sha256').update(data).digest('hex')
-  try {
-    const opened = checkMessage(topic, data)
-    emit('gossip', {
-      topic, from: from.toString(), message_id: messageId, verified: true,
-      ids: opened.map((o) => o.id), kinds: opened.map((o) => o.record.kind),
-      authors: opened.map((o) => o.record.author)
-    })
-  } catch (error) {
-    emit('gossip', { topic, from: from.toString(), message_id: messageId, verified: false, why: String(error.message) })
-  }
+  const opened = openEnvelope(data) // accepted by the validator: cannot throw
+  emit('gossip', {
+    topic, from: from.toString(), verified: true,
+    message_id: createHash('sha256').update(data).digest('hex'),
+    ids: opened.map((o) => o.id), kinds: opened.map((o) => o.record.kind),
+    authors: opened.map((o) => o.record.author)
+  })
 })
 
 // ---- sync (§7): frames are a 4-byte big-endian length, then a canonical msgpack map ------------
@@ -291,6 +302,7 @@ async function run (cmd) {
       emit('fetched', { count: null, error: `${error.name}: ${error.message}` })
     }
   } else if (cmd.cmd === 'subscribe') {
+    pubsub.topicValidators.set(cmd.topic, validator(cmd.topic))
     pubsub.subscribe(cmd.topic)
     emit('subscribed', { topic: cmd.topic })
   } else if (cmd.cmd === 'publish') {
