@@ -1,6 +1,8 @@
 """A js-libp2p peer (tests/js/peer.mjs, written from docs/protocol.md alone) against a real
 Python node on 127.0.0.1: it joins, syncs the history, receives and verifies gossip, serves a
-record the node pulls by sync, publishes a record the node accepts and bad ones it refuses.
+record the node pulls by sync, publishes a claim the node accepts (and replays: the node's
+Verification reaches the JS peer) and bad records it refuses, counted by reason. The JS codec
+also rebuilds the document's test vectors byte for byte.
 
 The JS peer prints one JSON line per event and the test waits on those lines, each wait bounded.
 Its packages come from tests/js/package-lock.json: `.ci/run` runs `npm ci --prefix tests/js`."""
@@ -216,7 +218,7 @@ async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
             await wait_until_held(node, good["id"])
             accepted = node.store.get(good["id"])
             assert isinstance(accepted, Experiment) and accepted.author == js_id
-            assert accepted.outcome.score == 1.0 and isinstance(accepted.outcome.score, float)
+            assert accepted.outcome.score == 1e9 and isinstance(accepted.outcome.score, float)
             assert accepted.outcome.details == {"label": 3, "ratio": 2.0}
             assert [type(accepted.outcome.details[k]) for k in ("label", "ratio")] == [int, float]
 
@@ -261,6 +263,15 @@ async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
             await wait_drops(node, {reason: before[reason] + n for reason, n in expected.items()})
             assert {reason: counts[reason] - before[reason] for reason in expected} == expected
             assert not any(record_id in node.store for record_id in refused)
+
+            # the node replays the JS peer's claim (it beats every best) and its Verification,
+            # a mismatch (the strategy scores 1.0), reaches the JS peer and verifies there
+            await node.catch_up()
+            [verdict] = [r for r in node.store.iter_records()
+                         if isinstance(r, Verification) and r.experiment == good["id"]]
+            assert verdict.author == node.me and verdict.match is False
+            await js.send(cmd="sync")
+            assert verdict.id in (await js.wait_event("synced"))["held"]
 
             every_gossip = [e for e in js.events if e["event"] == "gossip"]
             assert all(e["verified"] for e in every_gossip), every_gossip
