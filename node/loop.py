@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,6 +37,10 @@ class LoopConfig:
     max_mutator_failures: int = 10  # consecutive failed proposals before giving up
     seed: int = 0
     author: str = "local"
+    # Memory stays bounded whatever the uptime (docs/storage.md): the newest `window` attempts
+    # (kind priors, the outcome memo, ids already offered) and `history` changelog steps.
+    window: int = 1000
+    history: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -132,13 +138,15 @@ class ResearchLoop:
         # changelog row. Our timestamps therefore strictly increase, across restarts too.
         self._last_ms = 0
         self.metric = problem.metric
-        self._experiments: list[Experiment] = []
-        self._outcomes: dict[str, Outcome] = {}  # strategy digest -> outcome (deterministic)
+        self._experiments: deque[Experiment] = deque(maxlen=max(1, config.window))
+        self._count = 0  # attempts this loop has held in all (the window keeps the newest)
+        # strategy digest -> outcome (deterministic), the newest `window`
+        self._outcomes: OrderedDict[str, Outcome] = OrderedDict()
         self._best: Experiment | None = None
         self._baseline: Experiment | None = None
         self.summary: LoopSummary | None = None  # readable after an interrupt too
         self._hypotheses: tuple[str, ...] = ()  # cross-domain suggestions from the DAG
-        self._known: set[str] = set()
+        self._known: OrderedDict[str, None] = OrderedDict()  # the newest `window` ids held
         self._iteration = 0
         self._rng = random.Random(0)
         self._since_finding = 0
@@ -150,13 +158,27 @@ class ResearchLoop:
         if cached is not None and cached.status != "timeout":
             return cached
         outcome = await trio.to_thread.run_sync(self.evaluate_fn, files, abandon_on_cancel=True)
-        self._outcomes[digest] = outcome
+        self._remember_outcome(digest, outcome, replace=True)
         return outcome
+
+    def _remember_outcome(self, digest: str, outcome: Outcome, replace: bool = False) -> None:
+        if replace or digest not in self._outcomes:
+            self._outcomes[digest] = outcome
+        self._outcomes.move_to_end(digest)
+        while len(self._outcomes) > max(1, self.config.window):
+            self._outcomes.popitem(last=False)
+
+    def _hold(self, experiment: Experiment) -> None:
+        """Count an attempt into the working set (the oldest beyond the window leave it)."""
+        self._experiments.append(experiment)
+        self._count += 1
+        self._known[experiment.id] = None
+        while len(self._known) > max(1, self.config.window):
+            self._known.popitem(last=False)
 
     async def _record(self, experiment: Experiment) -> None:
         await trio.to_thread.run_sync(self.store.add, experiment)
-        self._experiments.append(experiment)
-        self._known.add(experiment.id)
+        self._hold(experiment)
         if self.on_record:
             self.on_record(experiment)
 
@@ -181,9 +203,8 @@ class ResearchLoop:
                 self._last_ms = max(self._last_ms, record.created_ms)
             if not self.trusted(record):
                 continue
-            self._experiments.append(record)
-            self._known.add(record.id)
-            self._outcomes.setdefault(strategy_digest(record.strategy), record.outcome)
+            self._hold(record)
+            self._remember_outcome(strategy_digest(record.strategy), record.outcome)
             if record.parent is None and self._baseline is None:
                 self._baseline = record
             if self._better(record):
@@ -228,7 +249,8 @@ class ResearchLoop:
             problem=self.problem,
             best_files=dict(best.strategy),
             best_score=self._best_score(),
-            recent=tuple(self._experiments[-self.config.recent :]),
+            recent=tuple(itertools.islice(
+                self._experiments, max(0, len(self._experiments) - self.config.recent), None)),
             kind_weights=kind_weights(stats),
             guidance=self._hypotheses + guidance_lines(stats),
             structural=since_finding >= self.config.plateau,
@@ -262,7 +284,7 @@ class ResearchLoop:
             best_score=self._best_score(),
             best_experiment=None if self._best is None else self._best.id,
         )
-        self._iteration = len(self._experiments)
+        self._iteration = self._count
         # Seeded by history length, so a resumed run continues rather than repeats itself.
         self._rng = random.Random(f"{self.config.seed}:{self.problem.id}:{self._iteration}")
         return summary
@@ -276,9 +298,8 @@ class ResearchLoop:
         the parent of the next mutation when it beats the current best."""
         if experiment.problem != self.problem.id or experiment.id in self._known:
             return False
-        self._known.add(experiment.id)
-        self._experiments.append(experiment)
-        self._outcomes.setdefault(strategy_digest(experiment.strategy), experiment.outcome)
+        self._hold(experiment)
+        self._remember_outcome(strategy_digest(experiment.strategy), experiment.outcome)
         if not self._better(experiment):
             return False
         self._best = experiment
@@ -352,6 +373,8 @@ class ResearchLoop:
         )
         self._iteration += 1
         summary.history.append(step)
+        if len(summary.history) > max(1, self.config.history):
+            del summary.history[: len(summary.history) - self.config.history]
         if self.on_step:
             self.on_step(step, summary)
         return step

@@ -180,6 +180,22 @@ class RecordStore:
             read = None if row is None else self._read(conn, row)
         return None if read is None else self._verified(read)
 
+    def get_many(self, record_ids: Iterable[str]) -> list[Record]:
+        """The records of `record_ids` that are stored, in the order they were stored (files
+        shared along a lineage are then inflated once, not once per record)."""
+        wanted = list(dict.fromkeys(record_ids))
+        found: list[_Read] = []
+        for start in range(0, len(wanted), PAGE_ROWS):
+            chunk = wanted[start : start + PAGE_ROWS]
+            with self._using() as conn:
+                rows = conn.execute(
+                    "SELECT seq, id, kind, body, refs FROM records WHERE id IN"
+                    f" ({', '.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                found += [self._read(conn, row) for row in sorted(rows)]
+        found.sort()
+        return [record for row in found if (record := self._verified(row)) is not None]
+
     def __contains__(self, record_id: object) -> bool:
         if not isinstance(record_id, str):
             return False
@@ -224,9 +240,13 @@ class RecordStore:
                 return
             last_seq = int(rows[-1][0])
 
-    def load_dag(self) -> ResearchDag:
-        """Every stored record, verified, as a Research DAG."""
-        return ResearchDag(self.iter_records())
+    def load_dag(self, cache: int | None = None) -> ResearchDag:
+        """Every stored record, verified, as a Research DAG. With `cache`, the DAG keeps every
+        record's header but only `cache` whole records (and the problems), reading the rest
+        back from this store when asked: the store must then stay open as long as the DAG."""
+        if cache is None:
+            return ResearchDag(self.iter_records())
+        return ResearchDag(self.iter_records(), load=self.get_many, cache=cache)
 
     # ---- meta ----------------------------------------------------------------------------
 

@@ -59,6 +59,9 @@ class NodeConfig:
     # joined first (fewest workers): without a cap, anyone could post problems that take a
     # joining node's memory and time. Our own problems, and ones chosen by id, are exempt.
     max_budget: Budget | None = field(default_factory=Budget)
+    # Whole records the node keeps in memory besides problems (the most recently used); every
+    # other record stays in the store, with a header in memory (docs/storage.md).
+    dag_cache: int = 2048
 
 
 @dataclass
@@ -99,7 +102,7 @@ class SwarmNode:
         self.evaluator_for = evaluator_for
         self.mutator = mutator
         self.config = config
-        self.dag = store.load_dag()
+        self.dag = store.load_dag(cache=config.dag_cache)
         self.ledger = Ledger(me=self.me, config=config.trust)
         self.budget = ReplayBudget(config.trust.replay_ratio, config.trust.replay_burst)
         self.stats = NodeStats()
@@ -328,7 +331,7 @@ class SwarmNode:
                     self._consider_claim(record)
 
     def _workers(self, problem_id: str) -> int:
-        return len({e.author for e in self.dag.experiments(problem_id)})
+        return len(self.dag.authors(problem_id))
 
     def _seal(self, experiment: Experiment) -> Experiment:
         sealed = sign_record(experiment, self.identity)

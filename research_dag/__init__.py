@@ -8,7 +8,7 @@ from research_dag.canonical import (
     nesting_exceeds,
     nests_deeper,
 )
-from research_dag.dag import Relation, ResearchDag, Snapshot
+from research_dag.dag import Header, Relation, ResearchDag, Snapshot
 from research_dag.paths import (
     MAX_PATH,
     MAX_PATH_DEPTH,
@@ -63,6 +63,7 @@ __all__ = [
     "Direction",
     "Experiment",
     "Frozen",
+    "Header",
     "Hypothesis",
     "Metric",
     "MutablePath",

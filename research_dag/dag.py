@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from research_dag.records import (
@@ -32,6 +35,23 @@ Snapshot: TypeAlias = tuple[frozenset[str], frozenset[tuple[str, str, str]]]
 
 SUMMARY_CHARS = 80
 _R = TypeVar("_R", bound=RecordBase)
+# Whole records by id, those of the ids that exist (a store reads them in one pass).
+Load: TypeAlias = Callable[[list[str]], "Iterable[Record]"]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What the DAG keeps of every record it holds: enough to order, filter and rank without
+    the record's bulk (an experiment's files are most of its bytes)."""
+
+    id: str
+    kind: str
+    created_ms: int
+    author: str
+    problem: str | None = None  # an experiment's or hypothesis's problem; a problem's own id
+    parent: str | None = None
+    score: float | None = None  # an experiment's score when its status is ok
+    files: frozenset[str] = frozenset()  # an experiment's strategy paths
 
 
 class ResearchDag:
@@ -39,34 +59,25 @@ class ResearchDag:
 
     An edge may name an id not seen yet (a child arrived before its parent); the id stays a bare
     node until its record arrives, so any arrival order or duplication ends in the same graph.
+
+    Memory: every record's `Header` and edges stay in memory; whole records are kept only for
+    problems and for the `cache` most recently used others, when a `load` function (the node's
+    store) can bring any record back. Without `load`, every record is kept whole.
     """
 
-    def __init__(self, records: Iterable[Record] = ()) -> None:
-        # Imported here: networkx costs ~0.2 s and `swarm --help` imports research_dag.
-        import networkx as nx
-
-        # networkx is untyped; it stays behind this class and every value read out is re-typed.
-        self._indexed: Any = nx.MultiDiGraph()
-        self._unindexed: list[Record] = []  # added, not yet in the graph (see `_graph`)
-        self._records: dict[str, Record] = {}
-        self._problems: list[Problem] = []  # few, and asked for often (every sync summary)
+    def __init__(
+        self, records: Iterable[Record] = (), *, load: Load | None = None, cache: int = 2048
+    ) -> None:
+        self._load = load
+        self._cache_size = max(1, cache)
+        self._headers: dict[str, Header] = {}  # in the order added (see `ids_since`)
+        self._whole: OrderedDict[str, Record] = OrderedDict()  # most recently used last
+        self._out: dict[str, list[tuple[str, Relation]]] = {}  # source -> (target, rel)
+        self._targeted: dict[str, list[str]] = {}  # problem -> hypotheses targeting it
+        self._problems: dict[str, Problem] = {}  # few, and asked for often (every summary)
+        self._files: dict[frozenset[str], frozenset[str]] = {}  # one copy of each path set
         for record in records:
             self.add(record)
-
-    @property
-    def _graph(self) -> Any:
-        """The graph, brought up to date. Records enter it at the first query after they were
-        added, not in `add`: a swarm node takes in every peer's records but queries the graph
-        rarely, and indexing (~40 us a record in networkx) was a fifth of a large simulation's
-        CPU. Records enter in the order they were added, so the graph is the same either way."""
-        if self._unindexed:
-            pending, self._unindexed = self._unindexed, []
-            graph = self._indexed
-            for record in pending:
-                graph.add_node(record.id)
-                for source, target, rel in _edges_of(record):
-                    graph.add_edge(source, target, key=rel)
-        return self._indexed
 
     # ---- growing -------------------------------------------------------------------------
 
@@ -76,51 +87,123 @@ class ResearchDag:
         Ids leave out signatures, so a copy with another signature is the same record and the
         first copy stays: callers check signatures before adding.
         """
-        record_id = record.id
-        if record_id in self._records:
+        record_id = sys.intern(record.id)
+        if record_id in self._headers:
             return False
-        self._records[record_id] = record
-        self._unindexed.append(record)
+        self._headers[record_id] = self._header(record_id, record)
+        self._keep(record_id, record)
         if isinstance(record, Problem):
-            self._problems.append(record)
+            self._problems[record_id] = record
+        for source, target, rel in dict.fromkeys(_edges_of(record)):
+            self._out.setdefault(sys.intern(source), []).append((sys.intern(target), rel))
+            if rel == "targets":
+                self._targeted.setdefault(sys.intern(target), []).append(record_id)
         return True
 
+    def _header(self, record_id: str, record: Record) -> Header:
+        author = sys.intern(record.author)
+        if isinstance(record, Experiment):
+            files = frozenset(record.strategy)
+            return Header(record_id, record.kind, record.created_ms, author,
+                          sys.intern(record.problem),
+                          None if record.parent is None else sys.intern(record.parent),
+                          _ok_score(record), self._files.setdefault(files, files))
+        if isinstance(record, Hypothesis):
+            return Header(record_id, record.kind, record.created_ms, author,
+                          sys.intern(record.problem))
+        if isinstance(record, Problem):
+            return Header(record_id, record.kind, record.created_ms, author, record_id)
+        return Header(record_id, record.kind, record.created_ms, author)
+
+    def _keep(self, record_id: str, record: Record) -> None:
+        whole = self._whole
+        whole[record_id] = record
+        if self._load is not None:
+            whole.move_to_end(record_id)
+            while len(whole) > self._cache_size:
+                whole.popitem(last=False)
+
     def __contains__(self, record_id: object) -> bool:
-        return record_id in self._records
+        return record_id in self._headers
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._headers)
 
     def get(self, record_id: str) -> Record | None:
-        return self._records.get(record_id)
+        """The whole record: from memory, else from `load` (then kept as recently used)."""
+        record = self._whole.get(record_id)
+        if record is not None:
+            if self._load is not None:
+                self._whole.move_to_end(record_id)
+            return record
+        problem = self._problems.get(record_id)
+        if problem is not None or self._load is None or record_id not in self._headers:
+            return problem
+        for record in self._load([record_id]):
+            if record.id == record_id:
+                self._keep(self._headers[record_id].id, record)  # the interned string
+                return record
+        return None
+
+    def get_many(self, record_ids: Iterable[str]) -> list[Record]:
+        """The held records of `record_ids`, in that order; those not in memory are read in one
+        pass and not kept (a peer syncing all history must not flush the working set)."""
+        wanted = [i for i in record_ids if i in self._headers]
+        found = {i: record for i in wanted if (record := self._whole.get(i) or
+                                                self._problems.get(i)) is not None}
+        absent = [i for i in wanted if i not in found]
+        if absent and self._load is not None:
+            found.update((record.id, record) for record in self._load(absent))
+        return [found[i] for i in wanted if i in found]
+
+    def kept(self) -> int:
+        """Whole records held in memory (problems aside): at most `cache` with a `load`."""
+        return len(self._whole) if self._load is None else sum(
+            1 for record_id in self._whole if record_id not in self._problems)
+
+    def header(self, record_id: str) -> Header | None:
+        return self._headers.get(record_id)
 
     def ids(self) -> set[str]:
         """The ids of every record held (unsorted: `records` sorts, which costs O(n log n))."""
-        return set(self._records)
+        return set(self._headers)
 
     def ids_since(self, count: int) -> list[str]:
         """The ids of the records added after the first `count`, in the order they were added
         (records are never removed, so a caller keeping `len(self)` sees only the new ones)."""
-        return list(itertools.islice(self._records, count, None))
+        return list(itertools.islice(self._headers, count, None))
 
     def records(self, kind: str | None = None) -> list[Record]:
         """Records (of one kind, if given) ordered by created_ms, then id."""
-        chosen = (r for r in self._records.values() if kind is None or r.kind == kind)
-        return sorted(chosen, key=_order)
+        chosen = sorted((h for h in self._headers.values() if kind is None or h.kind == kind),
+                        key=_order)
+        return [record for h in chosen if (record := self.get(h.id)) is not None]
 
     def missing(self) -> set[str]:
         """Ids that present records refer to but whose records have not arrived (sync asks)."""
-        return {str(node) for node in self._graph.nodes if node not in self._records}
+        return {node for node in self._nodes() if node not in self._headers}
 
     def snapshot(self) -> Snapshot:
         """Order-free state for equality: (ids with records, (source, target, rel) edges)."""
-        edges = frozenset((str(u), str(v), str(k)) for u, v, k in self._graph.edges(keys=True))
-        return frozenset(self._records), edges
+        edges = frozenset(
+            (source, target, rel) for source, out in self._out.items() for target, rel in out
+        )
+        return frozenset(self._headers), edges
 
     # ---- queries -------------------------------------------------------------------------
 
     def problems(self) -> list[Problem]:
-        return sorted(self._problems, key=_order)
+        return sorted(self._problems.values(), key=_order)
+
+    def experiment_headers(self, problem_id: str) -> list[Header]:
+        """The headers of `experiments(problem_id)`, in the same order, without loading any."""
+        found = sorted((h for i in self.linked_ids(problem_id, "has_experiment")
+                        if (h := self._headers.get(i)) is not None and h.kind == "experiment"),
+                       key=_order)
+        problem = self._problems.get(problem_id)
+        if problem is None:
+            return found
+        return [h for h in found if self._fits(h, problem)]
 
     def experiments(self, problem_id: str) -> list[Experiment]:
         """The problem's experiments; once the problem is held, only those consistent with it.
@@ -129,18 +212,18 @@ class ResearchDag:
         a claim naming files the problem does not declare, or a parent of another problem, can
         precede its problem: it stays stored but is never counted, ranked or shown as a best.
         """
-        found = self._of_kind(Experiment, self._linked(problem_id, "has_experiment"))
-        problem = self._records.get(problem_id)
-        if not isinstance(problem, Problem):
-            return found
-        return [e for e in found if self._fits(e, problem)]
+        return self._whole_of(Experiment, self.experiment_headers(problem_id))
 
-    def _fits(self, experiment: Experiment, problem: Problem) -> bool:
-        if set(experiment.strategy) != set(problem.mutable):
+    def authors(self, problem_id: str) -> set[str]:
+        """Who has experiments on a problem (without loading them)."""
+        return {h.author for h in self.experiment_headers(problem_id)}
+
+    def _fits(self, experiment: Header, problem: Problem) -> bool:
+        if experiment.files != frozenset(problem.mutable):
             return False
-        parent = None if experiment.parent is None else self._records.get(experiment.parent)
+        parent = None if experiment.parent is None else self._headers.get(experiment.parent)
         return parent is None or (
-            isinstance(parent, Experiment) and parent.problem == experiment.problem
+            parent.kind == "experiment" and parent.problem == experiment.problem
         )
 
     def best(
@@ -153,55 +236,65 @@ class ResearchDag:
         a best to a person passes the trust ledger's `verified` (node/trust.py). Only a solo
         store, where every record is the node's own, may leave it out.
         """
-        problem = self._records.get(problem_id)
-        if not isinstance(problem, Problem):
+        problem = self._problems.get(problem_id)
+        if problem is None:
             return None
         best: Experiment | None = None
-        for experiment in self.experiments(problem_id):
-            score = _ok_score(experiment)
-            if (
-                score is not None
-                and problem.metric.better(score, _score_of(best))
-                and (verified is None or verified(experiment))
-            ):
+        for header in self.experiment_headers(problem_id):
+            score = header.score
+            if score is None or not problem.metric.better(score, _score_of(best)):
+                continue
+            experiment = self.get(header.id)
+            if isinstance(experiment, Experiment) and (verified is None or verified(experiment)):
                 best = experiment
         return best
 
     def lineage(self, experiment_id: str) -> list[Experiment]:
         """The chain of experiments from the oldest known ancestor (first) to this one (last)."""
         chain: list[Experiment] = []
-        current = self._records.get(experiment_id)
+        current = self.get(experiment_id)
         seen: set[str] = set()
         while isinstance(current, Experiment) and current.id not in seen:
             seen.add(current.id)
             chain.append(current)
-            current = self._records.get(current.parent) if current.parent else None
+            current = self.get(current.parent) if current.parent else None
         chain.reverse()
         return chain
 
+    def linked_ids(self, record_id: str, rel: Relation | None = None) -> list[str]:
+        """The ids this record's outgoing edges lead to (of one relation, if given), whether or
+        not their records are held."""
+        return [target for target, r in self._out.get(record_id, ()) if rel is None or r == rel]
+
     def children(self, record_id: str, rel: Relation | None = None) -> list[Record]:
         """Present records this record's outgoing edges lead to (of one relation, if given)."""
-        found = self._linked(record_id, rel)
-        return sorted((self._records[i] for i in found if i in self._records), key=_order)
+        found = {i: None for i in self.linked_ids(record_id, rel) if i in self._headers}
+        headers = sorted((self._headers[i] for i in found), key=_order)
+        return [record for h in headers if (record := self.get(h.id)) is not None]
 
     def is_finding(self, experiment: Experiment) -> bool:
         """Ok and strictly better than its known, ok, scored parent, in the problem's direction."""
-        metric = self._metric(experiment.problem)
-        score = _ok_score(experiment)
-        if metric is None or score is None or experiment.parent is None:
+        header = self._headers.get(experiment.id)
+        if header is None:
+            header = self._header(experiment.id, experiment)
+        return self._is_finding(header)
+
+    def _is_finding(self, header: Header) -> bool:
+        metric = self._metric(header.problem)
+        if metric is None or header.score is None or header.parent is None:
             return False
-        parent = self._records.get(experiment.parent)
-        if not isinstance(parent, Experiment) or parent.problem != experiment.problem:
+        parent = self._headers.get(header.parent)
+        if parent is None or parent.kind != "experiment" or parent.problem != header.problem:
             return False
-        parent_score = _ok_score(parent)
-        return parent_score is not None and metric.better(score, parent_score)
+        return parent.score is not None and metric.better(header.score, parent.score)
 
     def findings(self, problem_id: str | None = None) -> list[Experiment]:
         if problem_id is None:
-            candidates = self._of_kind(Experiment, self._records.values())
+            candidates = sorted((h for h in self._headers.values() if h.kind == "experiment"),
+                                key=_order)
         else:
-            candidates = self.experiments(problem_id)
-        return [e for e in candidates if self.is_finding(e)]
+            candidates = self.experiment_headers(problem_id)
+        return self._whole_of(Experiment, [h for h in candidates if self._is_finding(h)])
 
     def findings_by_kind(self, problem_id: str | None = None) -> dict[str, list[Experiment]]:
         """Findings grouped by mutation kind; kinds in sorted order, findings in time order."""
@@ -211,38 +304,44 @@ class ResearchDag:
         return {kind: grouped[kind] for kind in sorted(grouped)}
 
     def verifications_of(self, experiment_id: str) -> list[Verification]:
-        return self._of_kind(Verification, self._linked(experiment_id, "verified_by"))
+        return self._linked_of(Verification, self.linked_ids(experiment_id, "verified_by"))
 
     def hypotheses_for(self, problem_id: str) -> list[Hypothesis]:
-        return self._of_kind(Hypothesis, self._linked(problem_id, "targets", incoming=True))
+        return self._linked_of(Hypothesis, self._targeted.get(problem_id, []))
+
+    def hypothesis_ids_for(self, problem_id: str) -> list[str]:
+        """The ids of `hypotheses_for(problem_id)`, without loading them."""
+        return [i for i in self._targeted.get(problem_id, []) if i in self._headers]
 
     def tested_by(self, hypothesis_id: str) -> list[Experiment]:
         """Experiments that tested a hypothesis (their outcomes confirm or refute it)."""
-        return self._of_kind(Experiment, self._linked(hypothesis_id, "tested_by"))
+        return self._linked_of(Experiment, self.linked_ids(hypothesis_id, "tested_by"))
 
     def frontier(self, problem_id: str) -> list[Experiment]:
         """Ok, scored experiments that no ok child has beaten yet: where search can go on."""
         metric = self._metric(problem_id)
         if metric is None:
             return []
-        frontier: list[Experiment] = []
-        for experiment in self.experiments(problem_id):
-            score = _ok_score(experiment)
+        frontier: list[Header] = []
+        for header in self.experiment_headers(problem_id):
+            score = header.score
             if score is None:
                 continue
-            children = self._of_kind(Experiment, self._linked(experiment.id, "has_child"))
             beaten = any(
-                (child_score := _ok_score(child)) is not None and metric.better(child_score, score)
-                for child in children
+                (child := self._headers.get(i)) is not None and child.kind == "experiment"
+                and child.score is not None and metric.better(child.score, score)
+                for i in self.linked_ids(header.id, "has_child")
             )
             if not beaten:
-                frontier.append(experiment)
-        return frontier
+                frontier.append(header)
+        return self._whole_of(Experiment, frontier)
 
     def patterns(self, include_retired: bool = False) -> list[Pattern]:
         return [
             p
-            for p in self._of_kind(Pattern, self._records.values())
+            for p in self._whole_of(
+                Pattern, sorted((h for h in self._headers.values() if h.kind == "pattern"),
+                                key=_order))
             if include_retired or not p.retired
         ]
 
@@ -281,35 +380,38 @@ class ResearchDag:
 
     # ---- internals -----------------------------------------------------------------------
 
-    def _linked(self, record_id: str, rel: str | None, incoming: bool = False) -> list[str]:
-        if record_id not in self._graph:
-            return []
-        if incoming:
-            edges = self._graph.in_edges(record_id, keys=True)
-            return [str(u) for u, _, k in edges if rel is None or k == rel]
-        edges = self._graph.out_edges(record_id, keys=True)
-        return [str(v) for _, v, k in edges if rel is None or k == rel]
-
-    def _of_kind(self, cls: type[_R], items: Iterable[str] | Iterable[Record]) -> list[_R]:
+    def _whole_of(self, cls: type[_R], headers: Iterable[Header]) -> list[_R]:
+        """The records of `headers` (in that order) that are `cls`, loaded as needed."""
         found: list[_R] = []
-        for item in items:
-            record = self._records.get(item) if isinstance(item, str) else item
+        for header in headers:
+            record = self.get(header.id)
             if isinstance(record, cls):
                 found.append(record)
-        return sorted(found, key=_order)
+        return found
 
-    def _metric(self, problem_id: str) -> Metric | None:
-        problem = self._records.get(problem_id)
-        return problem.metric if isinstance(problem, Problem) else None
+    def _linked_of(self, cls: type[_R], ids: Iterable[str]) -> list[_R]:
+        present = {i: None for i in ids if i in self._headers}
+        return self._whole_of(cls, sorted((self._headers[i] for i in present), key=_order))
+
+    def _metric(self, problem_id: str | None) -> Metric | None:
+        problem = None if problem_id is None else self._problems.get(problem_id)
+        return None if problem is None else problem.metric
+
+    def _nodes(self) -> set[str]:
+        nodes = set(self._headers)
+        for source, out in self._out.items():
+            nodes.add(source)
+            nodes.update(target for target, _ in out)
+        return nodes
 
     def _sorted_nodes(self) -> list[str]:
-        return sorted(str(node) for node in self._graph.nodes)
+        return sorted(self._nodes())
 
     def _sorted_edges(self) -> list[tuple[str, str, str]]:
         return sorted(self.snapshot()[1])
 
     def _node_fields(self, node: str) -> dict[str, Any]:
-        record = self._records.get(node)
+        record = self.get(node)
         if record is None:
             return {
                 "id": node,
@@ -346,7 +448,7 @@ def _edges_of(record: Record) -> list[tuple[str, str, Relation]]:
     return []
 
 
-def _order(record: RecordBase) -> tuple[int, str]:
+def _order(record: RecordBase | Header) -> tuple[int, str]:
     return record.created_ms, record.id
 
 

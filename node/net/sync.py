@@ -64,8 +64,9 @@ class SyncService:
         if isinstance(request, SyncSummaryRequest):
             return self._summary(request)
         assert isinstance(request, SyncFetch)
-        found = [self.node.dag.get(record_id) for record_id in request.ids]
-        response = SyncRecords.limited(record for record in found if record is not None)
+        # Read from the store in one pass when not in memory, and not kept there: a late
+        # joiner fetching all history must not flush the node's working set.
+        response = SyncRecords.limited(self.node.dag.get_many(request.ids))
         self._served.update(record.id for record in response.records)
         return encode_sync_response(response)
 
@@ -178,12 +179,19 @@ def record_ids(dag: ResearchDag, problems: list[str] | None) -> set[str]:
     if problems is None:
         return dag.ids()
     ids = {p.id for p in dag.problems()}
-    for problem_id in set(problems):
-        for experiment in dag.children(problem_id, "has_experiment"):
-            ids.add(experiment.id)
-            ids.update(v.id for v in dag.children(experiment.id, "verified_by"))
-        ids.update(h.id for h in dag.hypotheses_for(problem_id))
+    for problem_id in set(problems):  # ids only: no record is loaded from the store
+        for experiment_id in dag.linked_ids(problem_id, "has_experiment"):
+            if _held_as(dag, experiment_id, "experiment"):
+                ids.add(experiment_id)
+                ids.update(i for i in dag.linked_ids(experiment_id, "verified_by")
+                           if _held_as(dag, i, "verification"))
+        ids.update(dag.hypothesis_ids_for(problem_id))
     return ids
+
+
+def _held_as(dag: ResearchDag, record_id: str, kind: str) -> bool:
+    header = dag.header(record_id)
+    return header is not None and header.kind == kind
 
 
 class SyncedNode(Protocol):
