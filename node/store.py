@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     depth INTEGER NOT NULL,
     data BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dropped (id TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 # Deltas chain back to a full copy at most this many steps, so reading a file decompresses at
 # most this many blobs (and a damaged blob spoils at most this many descendants' files).
@@ -247,6 +248,67 @@ class RecordStore:
         if cache is None:
             return ResearchDag(self.iter_records())
         return ResearchDag(self.iter_records(), load=self.get_many, cache=cache)
+
+    # ---- retention (swarm gc) --------------------------------------------------------------
+
+    def drop(self, record_ids: Iterable[str]) -> int:
+        """Delete records for good, in one transaction, with the files only they used; their
+        ids are remembered (`dropped_ids`) so a sync does not fetch them again. Returns how many
+        records were deleted. Which records may go is the caller's policy (node/retention.py)."""
+        ids = list(dict.fromkeys(record_ids))
+        with self._using() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = 0
+                for start in range(0, len(ids), PAGE_ROWS):
+                    chunk = ids[start : start + PAGE_ROWS]
+                    marks = ", ".join("?" * len(chunk))
+                    conn.execute("INSERT OR IGNORE INTO dropped (id) VALUES "
+                                 + ", ".join(["(?)"] * len(chunk)), chunk)
+                    deleted += conn.execute(f"DELETE FROM records WHERE id IN ({marks})",
+                                            chunk).rowcount
+                self._drop_unused_blobs(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._blobs.clear()
+        return deleted
+
+    def _drop_unused_blobs(self, conn: sqlite3.Connection) -> None:
+        """Blobs no remaining record names, unless a kept blob is a delta against them."""
+        used: set[bytes] = set()
+        for (refs,) in conn.execute("SELECT refs FROM records WHERE refs IS NOT NULL"):
+            with contextlib.suppress(_Damaged):  # a damaged row keeps nothing alive
+                used.update(_unpack_refs(bytes(refs)).values())
+        bases = {bytes(d): None if b is None else bytes(b)
+                 for d, b in conn.execute("SELECT digest, base FROM blobs")}
+        needed: set[bytes] = set()
+        for digest in used:
+            step: bytes | None = digest
+            while step is not None and step not in needed:
+                needed.add(step)
+                step = bases.get(step)
+        unused = [digest for digest in bases if digest not in needed]
+        for start in range(0, len(unused), PAGE_ROWS):
+            chunk = unused[start : start + PAGE_ROWS]
+            conn.execute(f"DELETE FROM blobs WHERE digest IN ({', '.join('?' * len(chunk))})",
+                         chunk)
+
+    def dropped_ids(self) -> set[str]:
+        """Ids `drop` deleted: not to be taken in again."""
+        with self._using() as conn:
+            return {str(row[0]) for row in conn.execute("SELECT id FROM dropped")}
+
+    def compact(self) -> None:
+        """Give the space of deleted rows back to the file system (VACUUM: rewrites the file)."""
+        with self._using() as conn:
+            conn.execute("VACUUM")
+
+    def size(self) -> int:
+        """Bytes the store takes on disk (database and write-ahead log)."""
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
     # ---- meta ----------------------------------------------------------------------------
 

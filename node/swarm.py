@@ -103,6 +103,7 @@ class SwarmNode:
         self.mutator = mutator
         self.config = config
         self.dag = store.load_dag(cache=config.dag_cache)
+        self.dropped = store.dropped_ids()  # deleted by `swarm gc`: never taken in again
         self.ledger = Ledger(me=self.me, config=config.trust)
         self.budget = ReplayBudget(config.trust.replay_ratio, config.trust.replay_burst)
         self.stats = NodeStats()
@@ -173,7 +174,8 @@ class SwarmNode:
         for record in records:
             if self.ledger.ignored(record.author):
                 self.stats.ignored += 1
-            elif record.id not in self.dag and record.id not in fresh:
+            elif (record.id not in self.dag and record.id not in fresh
+                  and record.id not in self.dropped):
                 if refusal(record, lookup) is None:
                     fresh[record.id] = record
                 else:

@@ -163,11 +163,11 @@ class Ledger:
         """Have we replayed any claim of `author`'s (so its standing says something)?"""
         return author in self.measured_authors
 
-    def sampled(self, experiment: Experiment) -> bool:
+    def sampled(self, experiment_id: str) -> bool:
         """Is this claim in our deterministic random sample? A hash of our peer id and the
         claim's id: the same answer after a restart, and different nodes sample different
         claims, so the swarm replays more of them than any one node."""
-        digest = hashlib.sha256(f"{self.me}/{experiment.id}".encode()).digest()
+        digest = hashlib.sha256(f"{self.me}/{experiment_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") < self.config.sample_rate * 2**64
 
     def decay(self) -> None:

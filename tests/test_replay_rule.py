@@ -136,10 +136,10 @@ def test_the_sample_is_deterministic_and_near_its_rate() -> None:
         Experiment(problem="11" * 32, strategy={"s.py": str(n)}, outcome=Outcome(status="ok"))
         for n in range(2000)
     ]
-    mine = [ledger.sampled(claim) for claim in claims]
-    assert mine == [ledger.sampled(claim) for claim in claims]
+    mine = [ledger.sampled(claim.id) for claim in claims]
+    assert mine == [ledger.sampled(claim.id) for claim in claims]
     assert 400 < sum(mine) < 600
-    assert mine != [other.sampled(claim) for claim in claims]  # nodes sample different claims
+    assert mine != [other.sampled(claim.id) for claim in claims]  # nodes sample different claims
 
 
 def _failed_once(config: TrustConfig) -> tuple[Ledger, Experiment]:

@@ -164,3 +164,20 @@ def test_a_damaged_file_is_named_and_never_served(tmp_path: Path, sql: str) -> N
             store.get(victim.id)
         with pytest.raises(StoreCorrupt):
             list(store.iter_records())
+
+
+def test_dropping_the_middle_of_a_lineage_keeps_the_files_the_rest_rest_on(
+    tmp_path: Path,
+) -> None:
+    records = chain(40)  # each file a delta against its parent's: later ones rest on earlier
+    path = tmp_path / "records.sqlite"
+    with RecordStore.open(path) as store:
+        store.add_many(records)
+        assert store.drop(r.id for r in records[5:30]) == 25
+        assert store.dropped_ids() == {r.id for r in records[5:30]}
+        store.compact()
+    with RecordStore.open(path) as store:
+        assert list(store.iter_records()) == records[:5] + records[30:]
+        again = chain(40)[5:30]  # dropped records can be stored again, files and all
+        store.add_many(again)
+        assert [store.get(r.id) for r in again] == again

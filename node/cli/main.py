@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from node.cli import pose, run, swarm
+from node.cli import gc, pose, run, swarm
 from node.cli.options import EXIT_INTERRUPTED, err
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command()(swarm.leaderboard)
 app.command()(swarm.simulate)
 app.command()(pose.init)
 app.command()(pose.pose)
+app.command()(gc.gc)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ process (and a node's gossip validator and intake) that meets the same message."
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
@@ -88,7 +89,9 @@ class DecodedMessages:
 
 
 class _Recent(Generic[T]):
-    """The most recently used values by their message bytes, within a count and a byte size."""
+    """The most recently used values by their message bytes, within a count and a byte size.
+    Thread-safe: sync responses are decoded in worker threads, beside the event loop's own
+    gossip decoding."""
 
     def __init__(self, max_messages: int, max_bytes: int) -> None:
         self.max_messages = max_messages
@@ -97,21 +100,24 @@ class _Recent(Generic[T]):
         self.misses = 0
         self._kept: OrderedDict[bytes, T] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()
 
     def recall(self, data: bytes) -> T | None:
-        found = self._kept.get(data)
-        if found is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-            self._kept.move_to_end(data)
-        return found
+        with self._lock:
+            found = self._kept.get(data)
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._kept.move_to_end(data)
+            return found
 
     def keep(self, data: bytes, value: T) -> None:
-        if len(data) > self.max_bytes or data in self._kept:
-            return
-        self._kept[data] = value
-        self._bytes += len(data)
-        while len(self._kept) > self.max_messages or self._bytes > self.max_bytes:
-            oldest, _ = self._kept.popitem(last=False)
-            self._bytes -= len(oldest)
+        with self._lock:
+            if len(data) > self.max_bytes or data in self._kept:
+                return
+            self._kept[data] = value
+            self._bytes += len(data)
+            while len(self._kept) > self.max_messages or self._bytes > self.max_bytes:
+                oldest, _ = self._kept.popitem(last=False)
+                self._bytes -= len(oldest)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -20,7 +22,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.net.exchange import exchange, serve
+from node.net.exchange import close_stream, exchange, reset_stream, serve
 from node.net.libp2p_host import (
     _LIBP2P_ERRORS,
     CLOSE_TIMEOUT_S,
@@ -52,6 +54,8 @@ ROOM_WAIT_S = 2.0  # then publishes anyway: a stalled peer loses it, and sync re
 MDNS_DIALS = 4  # peers heard by mDNS dialed at once; the others wait (or drop) in its channel
 MDNS_ENOUGH_PEERS = MESH_DEGREE_HIGH  # connected to this many, mDNS dials no more
 MDNS_DIAL_TIMEOUT_S = 10.0  # per address tried
+PING_PROTOCOL = TProtocol("/ipfs/ping/1.0.0")  # served by py-libp2p's host itself
+PING_BYTES = 32
 
 _Libp2pValidator = Callable[[ID, rpc_pb2.Message], bool]
 
@@ -242,6 +246,33 @@ class Libp2pNetwork:
             return await exchange(stream, data, _LIBP2P_ERRORS)
         except NetworkError as error:
             raise NetworkError(f"{peer}: {protocol}: {error}") from error
+
+    async def ping(self, peer: str) -> float:
+        """One libp2p ping (`/ipfs/ping/1.0.0`) on a new stream, as js-libp2p's connection
+        monitor sends one every 10 s: seconds from opening the stream to the echo, stream
+        negotiation included. Unbounded in time (the caller's `fail_after`); NetworkError."""
+        payload = secrets.token_bytes(PING_BYTES)
+        start = time.perf_counter()
+        try:
+            stream = await self._host.new_stream(_peer_id(peer), [PING_PROTOCOL])
+        except _LIBP2P_ERRORS as error:
+            raise NetworkError(f"{peer}: cannot open {PING_PROTOCOL}: {error!r}") from error
+        try:
+            await stream.write(payload)
+            echo = bytearray()
+            while len(echo) < PING_BYTES:
+                chunk = await stream.read(PING_BYTES - len(echo))
+                if not chunk:
+                    raise NetworkError(f"{peer}: the ping stream ended")
+                echo += chunk
+        except _LIBP2P_ERRORS as error:
+            await reset_stream(stream, _LIBP2P_ERRORS)
+            raise NetworkError(f"{peer}: ping failed: {error!r}") from error
+        elapsed = time.perf_counter() - start
+        await close_stream(stream, _LIBP2P_ERRORS)
+        if bytes(echo) != payload:
+            raise NetworkError(f"{peer}: the ping echo differs")
+        return elapsed
 
     async def block(self, peers: Iterable[str]) -> None:
         """Cut `peers` off until `unblock`: closes our connections to them, refuses new ones

@@ -131,8 +131,9 @@ class SyncService:
                 # The same page again (or an earlier one): paging would never end.
                 raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
             dag = self.node.dag
+            dropped = self.node.dropped
             fetched, delivered = await self._fetch(
-                peer, [record_id for record_id in summary.ids if record_id not in dag]
+                peer, [i for i in summary.ids if i not in dag and i not in dropped]
             )
             taken += fetched
             if not delivered or not summary.truncated or not summary.ids:
@@ -200,6 +201,11 @@ class SyncedNode(Protocol):
     @property
     def dag(self) -> ResearchDag:
         """The records this node holds (they only grow)."""
+        ...
+
+    @property
+    def dropped(self) -> set[str]:
+        """Ids deleted by `swarm gc`: not fetched again."""
         ...
 
     def sync_scope(self) -> list[str] | None: ...
