@@ -32,6 +32,7 @@ from research_dag import (
     MAX_STDERR_TAIL,
     Budget,
     Experiment,
+    Header,
     Hypothesis,
     Outcome,
     Problem,
@@ -42,6 +43,7 @@ from research_dag import (
 
 # Messages taken in per store transaction: what piled up while the previous batch was written.
 INTAKE_BATCH = 256
+CONSIDERED_PER_CHECKPOINT = 256  # history claims loaded between event-loop checkpoints
 Evaluate = Callable[[Mapping[str, str]], Outcome]
 EvaluatorFactory = Callable[[Problem], Evaluate]
 
@@ -154,7 +156,7 @@ class SwarmNode:
     @property
     def busy(self) -> bool:
         """Taking in records right now (simulations settle until no node is busy)."""
-        return self._intakes > 0
+        return self._intakes > 0 or self.sync.decoding > 0
 
     async def take(self, records: list[Record]) -> int:
         """Store and index records from a peer (already decoded and signature-checked); those
@@ -226,7 +228,7 @@ class SwarmNode:
             return  # not a claimed improvement over a parent we hold (a baseline, a crash)
         if not loop.metric.better(score, parent.outcome.score):
             return
-        if self.ledger.sampled(experiment) or not self.ledger.measured(experiment.author):
+        if self.ledger.sampled(experiment.id) or not self.ledger.measured(experiment.author):
             self.samples.add(experiment, self._round)
 
     def _rank(self, experiment: Experiment) -> float:
@@ -329,8 +331,36 @@ class SwarmNode:
         if joined:  # gossip before we subscribed never reached us: pull that history now
             await self.sync_with_peers()
             for problem in joined:  # every problem joined, not only the last one
-                for record in self.dag.experiments(problem.id):
+                await self._consider_history(problem.id)
+
+    async def _consider_history(self, problem_id: str) -> None:
+        """`_consider_claim` for the claims a problem's history holds, picked by their headers
+        and loaded a few at a time: loading all 20,000 of a joined problem held the event loop
+        for 6 s, long enough for js-libp2p to drop us for a late ping (issue 10, item 4)."""
+        loop = self.loops[problem_id]
+        best = None if loop.best is None else loop.best.outcome.score
+        adoptable: list[Header] = []
+        others: list[Header] = []
+        for header in self.dag.experiment_headers(problem_id):
+            if header.author == self.me or header.score is None:
+                continue
+            if loop.metric.better(header.score, best):
+                adoptable.append(header)
+                continue
+            parent = None if header.parent is None else self.dag.header(header.parent)
+            if (parent is not None and parent.score is not None
+                    and loop.metric.better(header.score, parent.score)
+                    and (self.ledger.sampled(header.id)
+                         or not self.ledger.measured(header.author))):
+                others.append(header)
+        adoptable.sort(key=lambda h: h.score or 0.0, reverse=loop.metric.direction == "maximize")
+        picked = [h.id for h in adoptable[: self.claims.limit]]
+        picked += [h.id for h in others[-self.samples.limit :]]  # the newest
+        for start in range(0, len(picked), CONSIDERED_PER_CHECKPOINT):
+            for record in self.dag.get_many(picked[start : start + CONSIDERED_PER_CHECKPOINT]):
+                if isinstance(record, Experiment):
                     self._consider_claim(record)
+            await trio.lowlevel.checkpoint()  # let pings and gossip in between
 
     def _workers(self, problem_id: str) -> int:
         return len(self.dag.authors(problem_id))

@@ -5,8 +5,8 @@ repaired."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar, TypeVarTuple
 
 import trio
 
@@ -26,6 +26,8 @@ from node.net.wire import (
 )
 from research_dag import Record, ResearchDag
 
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 SYNC_TIMEOUT_S = 30.0
 SUMMARIES_KEPT = 16  # filtered id lists kept per record count (by problems)
 INSERTED_ONE_BY_ONE = 64  # new ids merged into the summary list by binary insertion
@@ -51,6 +53,7 @@ class SyncService:
         self.rounds = 0
         self.fetched = 0
         self.failures = 0
+        self.decoding = 0  # responses being decoded in worker threads right now
         self._served: set[str] = set()
         # The ids a summary lists as sorted raw digests: all of them, and by problem filter
         # since the record count last changed; a page of one, for any cursor, is one slice.
@@ -124,9 +127,8 @@ class SyncService:
         after: str | None = None
         while True:
             request = SyncSummaryRequest(problems=self.node.sync_scope(), after=after)
-            summary = self.decoded.sync_summary(
-                await self.network.request(peer, SYNC_PROTOCOL, encode_sync_request(request))
-            )
+            answer = await self.network.request(peer, SYNC_PROTOCOL, encode_sync_request(request))
+            summary = await self._in_thread(self.decoded.sync_summary, answer)
             if after is not None and summary.ids and summary.ids[0] <= after:
                 # The same page again (or an earlier one): paging would never end.
                 raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
@@ -143,18 +145,28 @@ class SyncService:
         self.fetched += taken
         return taken
 
+    async def _in_thread(self, decode: Callable[[*Ts], T], *args: *Ts) -> T:
+        """`decode(*args)` in a worker thread; `decoding` counts those under way, so a
+        simulation waiting for quiet (node.sim.settle) waits for them too."""
+        self.decoding += 1
+        try:
+            return await trio.to_thread.run_sync(decode, *args, abandon_on_cancel=True)
+        finally:
+            self.decoding -= 1
+
     async def _fetch(self, peer: str, missing: list[str]) -> tuple[int, bool]:
         """Take in the records `missing` names from `peer`; how many, and whether it sent
         every one (False: it stopped sending, too large or gone, and we stop asking)."""
         taken = 0
         while missing:
             chunk, missing = missing[:MAX_FETCH_IDS], missing[MAX_FETCH_IDS:]
-            response = self.decoded.sync_records(
-                await self.network.request(
-                    peer, SYNC_PROTOCOL, encode_sync_request(SyncFetch(ids=chunk))
-                ),
-                requested=chunk,
+            answer = await self.network.request(
+                peer, SYNC_PROTOCOL, encode_sync_request(SyncFetch(ids=chunk))
             )
+            # Checking 1,024 records (schema, canonical form, Ed25519) takes ~0.45 s: in a
+            # worker thread, so that the event loop answers pings meanwhile (js-libp2p drops
+            # a peer whose ping echo takes 5 s; issue 10, item 4).
+            response = await self._in_thread(self.decoded.sync_records, answer, chunk)
             if not response.records:
                 return taken, False  # don't spin on what the peer cannot send
             taken += await self.node.take(_parents_first(response.records))
