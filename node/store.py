@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgpack
 
@@ -29,6 +29,7 @@ from research_dag import (
     decode_record,
     encode_record,
     encoded_record_id,
+    validate_record,
 )
 
 SCHEMA_VERSION = 2
@@ -438,7 +439,8 @@ class RecordStore:
 
     def _read(self, conn: sqlite3.Connection, row: tuple[int, str, str, bytes, bytes | None]
               ) -> _Read:
-        """The row with its record's full bytes re-assembled (or why they cannot be)."""
+        """The row with its record re-assembled: its full bytes, or for a row without its files
+        the plain values they encode (one encoding fewer per read), or why it cannot be."""
         seq, record_id, kind, body, refs = row
         if refs is None:
             return seq, record_id, kind, bytes(body)
@@ -451,7 +453,7 @@ class RecordStore:
                 raise _Damaged("its stored body is not a record without files")
             raw["strategy"] = {path: files[digest].decode()
                                for path, digest in raw["strategy"].items()}
-            return seq, record_id, kind, canonical_encode(raw)
+            return seq, record_id, kind, raw
         except (_Damaged, KeyError, TypeError, ValueError, UnicodeDecodeError,
                 msgpack.UnpackException) as error:
             return seq, record_id, kind, f"{type(error).__name__}: {error}"
@@ -459,6 +461,17 @@ class RecordStore:
     def _verified(self, row: _Read) -> Record | None:
         """The row's record; None if it is outdated; StoreCorrupt if it was altered."""
         seq, record_id, kind, body = row
+        if isinstance(body, dict):
+            try:
+                record = validate_record(body)
+                if record.id == record_id and record.kind == kind:
+                    return record
+                body = canonical_encode(body)  # the checks below name what is wrong
+            except RecordError:
+                try:
+                    body = canonical_encode(body)
+                except RecordError as error:
+                    body = f"{type(error).__name__}: {error}"
         if isinstance(body, str):
             raise StoreCorrupt(
                 f"record store {self.path}: record {record_id} (seq {seq}) does not decode"
@@ -535,10 +548,10 @@ def _intact(body: bytes, record_id: str) -> bool:
         return False
 
 
-# (id, kind, problem, created_ms, body, refs) as stored; (seq, id, kind, full bytes or why
-# they cannot be re-assembled) as read.
+# (id, kind, problem, created_ms, body, refs) as stored; (seq, id, kind, full bytes or plain
+# values, or why they cannot be re-assembled) as read.
 _Row: TypeAlias = tuple[str, str, str | None, int, bytes, bytes | None]
-_Read: TypeAlias = tuple[int, str, str, bytes | str]
+_Read: TypeAlias = tuple[int, str, str, bytes | dict[str, Any] | str]
 MAX_BLOB_BYTES = 4 * MAX_SOURCE  # a strategy file's UTF-8 bytes at most
 MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any record without its files
 # A preset dictionary for an experiment's body (the record without its files): its field names,
