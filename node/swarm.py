@@ -120,6 +120,9 @@ class SwarmNode:
         self.fakes: set[str] = set()  # ids of claims this node forged (liar fault only)
         self._turn = 0
         self._intakes = 0
+        # Ids being stored by an intake right now: a second intake of the same records (two
+        # sync passes overlap when a node joins) skips them instead of storing them twice.
+        self._storing: set[str] = set()
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
         # What `_validate` decoded, for `receive`; a simulation passes one shared by all nodes.
@@ -177,14 +180,18 @@ class SwarmNode:
             if self.ledger.ignored(record.author):
                 self.stats.ignored += 1
             elif (record.id not in self.dag and record.id not in fresh
-                  and record.id not in self.dropped):
+                  and record.id not in self.dropped and record.id not in self._storing):
                 if refusal(record, lookup) is None:
                     fresh[record.id] = record
                 else:
                     self._refuse(record)
         if not fresh:
             return 0
-        await trio.to_thread.run_sync(self.store.add_many, list(fresh.values()))  # durable first
+        self._storing.update(fresh)
+        try:  # durable first
+            await trio.to_thread.run_sync(self.store.add_many, list(fresh.values()))
+        finally:
+            self._storing.difference_update(fresh)
         for record in fresh.values():
             self.dag.add(record)
             if isinstance(record, Verification):
