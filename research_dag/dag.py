@@ -177,7 +177,7 @@ class ResearchDag:
         """Records (of one kind, if given) ordered by created_ms, then id."""
         chosen = sorted((h for h in self._headers.values() if kind is None or h.kind == kind),
                         key=_order)
-        return [record for h in chosen if (record := self.get(h.id)) is not None]
+        return self.get_many(h.id for h in chosen)
 
     def missing(self) -> set[str]:
         """Ids that present records refer to but whose records have not arrived (sync asks)."""
@@ -269,8 +269,7 @@ class ResearchDag:
     def children(self, record_id: str, rel: Relation | None = None) -> list[Record]:
         """Present records this record's outgoing edges lead to (of one relation, if given)."""
         found = {i: None for i in self.linked_ids(record_id, rel) if i in self._headers}
-        headers = sorted((self._headers[i] for i in found), key=_order)
-        return [record for h in headers if (record := self.get(h.id)) is not None]
+        return self.get_many(h.id for h in sorted((self._headers[i] for i in found), key=_order))
 
     def is_finding(self, experiment: Experiment) -> bool:
         """Ok and strictly better than its known, ok, scored parent, in the problem's direction."""
@@ -381,13 +380,9 @@ class ResearchDag:
     # ---- internals -----------------------------------------------------------------------
 
     def _whole_of(self, cls: type[_R], headers: Iterable[Header]) -> list[_R]:
-        """The records of `headers` (in that order) that are `cls`, loaded as needed."""
-        found: list[_R] = []
-        for header in headers:
-            record = self.get(header.id)
-            if isinstance(record, cls):
-                found.append(record)
-        return found
+        """The records of `headers` (in that order) that are `cls`; those not in memory are
+        read in one pass (a startup reading every verification made one query each)."""
+        return [r for r in self.get_many(h.id for h in headers) if isinstance(r, cls)]
 
     def _linked_of(self, cls: type[_R], ids: Iterable[str]) -> list[_R]:
         present = {i: None for i in ids if i in self._headers}
