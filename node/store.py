@@ -538,6 +538,9 @@ def _prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> None
             if conn.in_transaction:  # SQLite may have rolled back already on some errors
                 conn.execute("ROLLBACK")
             raise
+    # Version 2 files written before `swarm gc` existed (the same day) lack this table; a no-op
+    # when it exists.
+    conn.execute("CREATE TABLE IF NOT EXISTS dropped (id TEXT PRIMARY KEY) WITHOUT ROWID")
 
 
 def _intact(body: bytes, record_id: str) -> bool:
