@@ -96,12 +96,17 @@ def encode_batch(records: Sequence[Record]) -> list[bytes]:
         items.append(item)
     envelopes: list[bytes] = []
     batch: list[bytes] = []
+    batch_bytes = 0  # the batch's items as bins
     for item in items:
-        sizes = [len(entry) for entry in (*batch, item)]
-        if len(sizes) > MAX_BATCH_RECORDS or _records_message_size(sizes) > MAX_MESSAGE_BYTES:
+        size = _bin_size(len(item))
+        if (
+            len(batch) + 1 > MAX_BATCH_RECORDS
+            or _records_frame_size(len(batch) + 1, batch_bytes + size) > MAX_MESSAGE_BYTES
+        ):
             envelopes.append(_records_message(batch))
-            batch = []
+            batch, batch_bytes = [], 0
         batch.append(item)
+        batch_bytes += size
     if batch:
         envelopes.append(_records_message(batch))
     return envelopes
@@ -189,18 +194,18 @@ class SyncRecords:
         to fit is skipped, and the requester asks again for whatever is missing.
         """
         kept: list[Record] = []
-        sizes: list[int] = []
+        items = 0  # the bytes the kept records take as bin items (a running total: linear)
         seen: set[str] = set()
         for record in records:
             if len(kept) == MAX_FETCH_IDS:
                 break
             if record.id in seen or not record.signature:
                 continue
-            size = len(encode_record(record))
-            if _records_message_size([*sizes, size]) <= MAX_RESPONSE_BYTES:
+            item = _bin_size(len(encode_record(record)))
+            if _records_frame_size(len(kept) + 1, items + item) <= MAX_RESPONSE_BYTES:
                 seen.add(record.id)
                 kept.append(record)
-                sizes.append(size)
+                items += item
         return cls(kept)
 
 
@@ -403,8 +408,13 @@ def _records_message(items: list[bytes]) -> bytes:
 
 def _records_message_size(sizes: list[int]) -> int:
     """Exact length of `_records_message` for items of these sizes, without encoding them."""
+    return _records_frame_size(len(sizes), sum(_bin_size(size) for size in sizes))
+
+
+def _records_frame_size(count: int, items: int) -> int:
+    """Exact length of `_records_message` for `count` items taking `items` bytes as bins."""
     # fixmap(2) "records" array... "v" 1: 1 + 8 + array header + items + 2 + 1
-    return 12 + _header_size(len(sizes), 16) + sum(_bin_size(size) for size in sizes)
+    return 12 + _header_size(count, 16) + items
 
 
 def _header_size(count: int, fix_limit: int) -> int:
