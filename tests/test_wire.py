@@ -549,3 +549,14 @@ def test_an_unset_added_field_is_left_out_so_old_records_keep_their_ids() -> Non
     explicit_nil = canonical_encode({**signed.plain(), "generator": None})
     with pytest.raises(WireError, match="not canonically encoded"):
         decode_batch(canonical_encode({"v": 1, "records": [explicit_nil]}))
+
+
+@given(st.lists(st.integers(min_value=0, max_value=70_000), max_size=40))
+def test_the_frame_size_arithmetic_is_exact(sizes: list[int]) -> None:
+    """Batches and fetch responses are cut by arithmetic, not by encoding: it must give the
+    exact length of the message those items make, at every header boundary."""
+    from node.net.wire import _bin_size, _records_frame_size, _records_message
+
+    items = [b"x" * size for size in sizes]
+    expected = len(_records_message(items))
+    assert _records_frame_size(len(items), sum(_bin_size(size) for size in sizes)) == expected
