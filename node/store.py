@@ -35,7 +35,8 @@ from research_dag import (
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 PAGE_ROWS = 256  # rows read per lock hold while iterating, so writers never wait long
-# Rows per INSERT statement: 6 parameters each, within the 999 of SQLite before 3.32.
+# Rows per INSERT statement: 6 parameters each (4 a blob), within the 999 of SQLite before
+# 3.32.
 INSERT_ROWS = 166
 
 _SCHEMA = """
@@ -69,7 +70,10 @@ CREATE TABLE IF NOT EXISTS dropped (id TEXT PRIMARY KEY) WITHOUT ROWID;
 # Deltas chain back to a full copy at most this many steps, so reading a file decompresses at
 # most this many blobs (and a damaged blob spoils at most this many descendants' files).
 MAX_DELTA_DEPTH = 16
-BLOB_CACHE = 256  # file contents kept decompressed (a loop's next children share a parent)
+# File contents kept decompressed, by their bytes: a loop's next children share a parent, and a
+# sync fetch reads 1,024 records scattered over all history (ids in id order), whose delta
+# chains share ancestors; with 256 files a served record inflated ~7 deltas, with 16 MiB ~3.
+BLOB_CACHE_BYTES = 16 * 1024 * 1024
 
 _RECOVERY = "move it aside; the swarm can re-sync history"
 _log = logging.getLogger(__name__)
@@ -97,6 +101,7 @@ class RecordStore:
         # before paths had a schema): skipped on read, never handed to a loop or a replay.
         self.outdated: set[str] = set()
         self._blobs: OrderedDict[bytes, bytes] = OrderedDict()  # digest -> file, recent last
+        self._blob_bytes = 0  # their total size, at most BLOB_CACHE_BYTES
 
     @classmethod
     def open(cls, path: Path, durable: bool = True) -> RecordStore:
@@ -198,6 +203,42 @@ class RecordStore:
         found.sort()
         return [record for row in found if (record := self._verified(row)) is not None]
 
+    def encoded_many(self, record_ids: Iterable[str]) -> list[tuple[str, bytes]]:
+        """The stored bytes of the records of `record_ids` that are stored and signed, as
+        (id, bytes) in the order they were stored: what a sync fetch sends.
+
+        Each is re-assembled and its unsigned part re-hashed against its id (sha256 in C, a few
+        microseconds), with every file's digest checked on the way, so a damaged row or file is
+        never sent (a peer refuses a whole response for one bad record, and scores us down);
+        damage raises StoreCorrupt as `get` does. Not decoded into a record, validated or
+        signature-checked again: every row was when it was taken in, and the requester checks
+        each record anyway. Rows `outdated` names are left out, but only those already read:
+        ask for ids the node holds in its DAG (that load skipped them all).
+        """
+        wanted = list(dict.fromkeys(record_ids))
+        found: list[tuple[int, str, bytes]] = []
+        for start in range(0, len(wanted), PAGE_ROWS):
+            chunk = wanted[start : start + PAGE_ROWS]
+            with self._using() as conn:
+                rows = conn.execute(
+                    "SELECT seq, id, kind, body, refs FROM records WHERE id IN"
+                    f" ({', '.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                read = [self._read(conn, row) for row in sorted(rows)]
+            for row in read:
+                seq, record_id = row[0], row[1]
+                if record_id in self.outdated:
+                    continue
+                checked = _checked_values(row)
+                if checked is None:
+                    self._verified(row)  # names the damage (StoreCorrupt), or marks it outdated
+                    continue
+                values, encoded = checked
+                if values.get("signature"):
+                    found.append((seq, record_id, encoded))
+        found.sort()
+        return [(record_id, encoded) for _, record_id, encoded in found]
+
     def __contains__(self, record_id: object) -> bool:
         if not isinstance(record_id, str):
             return False
@@ -275,6 +316,7 @@ class RecordStore:
                     conn.execute("ROLLBACK")
                 raise
             self._blobs.clear()
+            self._blob_bytes = 0
         return deleted
 
     def _drop_unused_blobs(self, conn: sqlite3.Connection) -> None:
@@ -345,62 +387,94 @@ class RecordStore:
                 ) from None
 
     def _rows(self, conn: sqlite3.Connection, records: list[Record]) -> list[_Row]:
-        """The rows for `records`; experiments' files go into `blobs` on the way."""
-        refs_in_batch: dict[str, dict[str, bytes]] = {}
+        """The rows for `records`; experiments' files go into `blobs` on the way.
+
+        What the batch needs from the database (its parents' file lists, which files and
+        bases are stored) is read in a few statements for the whole batch, not a few per
+        record: a late joiner stores 1,024 records a response."""
+        experiments = [record for record in records if isinstance(record, Experiment)]
+        contents: dict[bytes, bytes] = {}
+        refs_of: dict[str, dict[str, bytes]] = {}
+        for experiment in experiments:
+            refs: dict[str, bytes] = {}
+            for path in sorted(experiment.strategy):  # sorted: the canonical order
+                content = experiment.strategy[path].encode()
+                digest = hashlib.sha256(content).digest()
+                refs[path] = digest
+                contents[digest] = content
+            refs_of[experiment.id] = refs
+        stored_refs = self._stored_refs(conn, {
+            e.parent for e in experiments if e.parent is not None and e.parent not in refs_of})
+        depths = self._blob_depths(conn, set(contents).union(
+            *(refs.values() for refs in stored_refs.values())))
+        new_blobs: list[tuple[bytes, bytes | None, int, bytes]] = []
+        done: dict[str, dict[str, bytes]] = {}  # this batch's experiments stored so far
         rows: list[_Row] = []
         for record in records:
             if not isinstance(record, Experiment):
                 rows.append((record.id, record.kind, _problem_of(record), record.created_ms,
                              encode_record(record), None))
                 continue
-            refs: dict[str, bytes] = {}
-            for path, text in record.strategy.items():
-                content = text.encode()
-                digest = hashlib.sha256(content).digest()
-                refs[path] = digest
-                base = self._parent_blob(conn, record.parent, path, refs_in_batch)
-                self._put_blob(conn, digest, content, base)
-            refs_in_batch[record.id] = refs
-            stripped = record.plain()
+            refs = refs_of[record.id]
+            parent_refs = None if record.parent is None else (
+                done.get(record.parent) or stored_refs.get(record.parent))
+            for path, digest in refs.items():
+                if digest in depths:
+                    continue
+                base = None if parent_refs is None else parent_refs.get(path)
+                content = contents[digest]
+                data: bytes | None = None
+                depth, stored_base = 0, None
+                if base is not None and base != digest and base in depths and (
+                        depths[base] + 1 < MAX_DELTA_DEPTH):
+                    with contextlib.suppress(_Damaged):  # a damaged base: store this whole
+                        data = _deflate(content, contents.get(base) or self._blob(conn, base))
+                        depth, stored_base = depths[base] + 1, base
+                if data is None:
+                    data = _deflate(content, None)
+                depths[digest] = depth
+                new_blobs.append((digest, stored_base, depth, data))
+                self._remember_blob(digest, content)
+            done[record.id] = refs
+            # The record's canonical bytes (cached when it was decoded or first encoded) give
+            # its plain values in canonical order: re-packed without sorting them in Python.
+            stripped = msgpack.unpackb(encode_record(record), raw=False)
             stripped["strategy"] = refs
-            files = _files_dictionary(refs, {refs[p]: record.strategy[p].encode() for p in refs})
+            files = _files_dictionary(refs, contents)
             rows.append((record.id, record.kind, record.problem, record.created_ms,
-                         _deflate(canonical_encode(stripped), files), canonical_encode(refs)))
+                         _deflate(_pack(stripped), files), _pack(refs)))
+        for start in range(0, len(new_blobs), INSERT_ROWS):
+            chunk = new_blobs[start : start + INSERT_ROWS]
+            conn.execute("INSERT INTO blobs (digest, base, depth, data) VALUES "
+                         + ", ".join(["(?, ?, ?, ?)"] * len(chunk)),
+                         [value for blob in chunk for value in blob])
         return rows
 
-    def _parent_blob(self, conn: sqlite3.Connection, parent: str | None, path: str,
-                     in_batch: dict[str, dict[str, bytes]]) -> bytes | None:
-        """The digest of the parent experiment's copy of `path`: the base of a small delta."""
-        if parent is None:
-            return None
-        refs = in_batch.get(parent)
-        if refs is None:
-            row = conn.execute("SELECT refs FROM records WHERE id = ?", (parent,)).fetchone()
-            if row is None or row[0] is None:
-                return None
-            try:
-                refs = _unpack_refs(bytes(row[0]))
-            except _Damaged:
-                return None  # reading that record will say so; this file is stored whole
-        return refs.get(path)
+    def _stored_refs(self, conn: sqlite3.Connection, ids: set[str]
+                     ) -> dict[str, dict[str, bytes]]:
+        """The file lists of these stored experiments (bases of small deltas); damaged ones are
+        left out (reading that record will say so; its children's files are stored whole)."""
+        found: dict[str, dict[str, bytes]] = {}
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), PAGE_ROWS):
+            chunk = wanted[start : start + PAGE_ROWS]
+            for record_id, refs in conn.execute(
+                    "SELECT id, refs FROM records WHERE refs IS NOT NULL AND id IN"
+                    f" ({', '.join('?' * len(chunk))})", chunk):
+                with contextlib.suppress(_Damaged):
+                    found[str(record_id)] = _unpack_refs(bytes(refs))
+        return found
 
-    def _put_blob(self, conn: sqlite3.Connection, digest: bytes, content: bytes,
-                  base: bytes | None) -> None:
-        if conn.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone():
-            return
-        data: bytes | None = None
-        depth, stored_base = 0, None
-        if base is not None and base != digest:
-            row = conn.execute("SELECT depth FROM blobs WHERE digest = ?", (base,)).fetchone()
-            if row is not None and int(row[0]) + 1 < MAX_DELTA_DEPTH:
-                with contextlib.suppress(_Damaged):  # a damaged base: store this file whole
-                    data = _deflate(content, self._blob(conn, base))
-                    depth, stored_base = int(row[0]) + 1, base
-        if data is None:
-            data = _deflate(content, None)
-        conn.execute("INSERT INTO blobs (digest, base, depth, data) VALUES (?, ?, ?, ?)",
-                     (digest, stored_base, depth, data))
-        self._remember_blob(digest, content)
+    def _blob_depths(self, conn: sqlite3.Connection, digests: set[bytes]) -> dict[bytes, int]:
+        """Which of these files are stored, with their delta depth."""
+        found: dict[bytes, int] = {}
+        wanted = sorted(digests)
+        for start in range(0, len(wanted), PAGE_ROWS):
+            chunk = wanted[start : start + PAGE_ROWS]
+            found.update((bytes(digest), int(depth)) for digest, depth in conn.execute(
+                f"SELECT digest, depth FROM blobs WHERE digest IN ({', '.join('?' * len(chunk))})",
+                chunk))
+        return found
 
     def _blob(self, conn: sqlite3.Connection, digest: bytes) -> bytes:
         """A file's bytes by digest: its delta chain inflated and every step's hash checked."""
@@ -432,10 +506,13 @@ class RecordStore:
         return content
 
     def _remember_blob(self, digest: bytes, content: bytes) -> None:
+        if digest in self._blobs:
+            self._blobs.move_to_end(digest)
+            return
         self._blobs[digest] = content
-        self._blobs.move_to_end(digest)
-        while len(self._blobs) > BLOB_CACHE:
-            self._blobs.popitem(last=False)
+        self._blob_bytes += len(content)
+        while self._blob_bytes > BLOB_CACHE_BYTES:
+            self._blob_bytes -= len(self._blobs.popitem(last=False)[1])
 
     def _read(self, conn: sqlite3.Connection, row: tuple[int, str, str, bytes, bytes | None]
               ) -> _Read:
@@ -461,6 +538,25 @@ class RecordStore:
     def _verified(self, row: _Read) -> Record | None:
         """The row's record; None if it is outdated; StoreCorrupt if it was altered."""
         seq, record_id, kind, body = row
+        checked = _checked_values(row)
+        if checked is not None:
+            # The values hash to the id they were stored under: intact. Today's schema must
+            # still read them back as exactly these values, else the record is outdated.
+            values, encoded = checked
+            try:
+                record = validate_record(values)
+            except RecordError as error:
+                self._skip_outdated(record_id, seq, str(error))
+                return None
+            if record.plain() == values:
+                # Its id and bytes are those just hashed: cached as `record.id` and
+                # `encode_record` would have computed them (a canonical re-encoding in Python,
+                # most of a read's cost), as a decoded record caches them.
+                object.__setattr__(record, "_id_cache", record_id)
+                object.__setattr__(record, "_encoded_cache", encoded)
+                return record
+            self._skip_outdated(record_id, seq, f"it now hashes to {record.id}")
+            return None
         if isinstance(body, dict):
             try:
                 record = validate_record(body)
@@ -543,6 +639,36 @@ def _prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> None
     conn.execute("CREATE TABLE IF NOT EXISTS dropped (id TEXT PRIMARY KEY) WITHOUT ROWID")
 
 
+def _checked_values(row: _Read) -> tuple[dict[str, Any], bytes] | None:
+    """A read row's plain values and full bytes if they are intact: canonical msgpack whose
+    unsigned part hashes to the row's id, of the row's kind; None if not (the slow path then
+    names why). Stored bodies are canonical, and msgpack keeps a map's order both ways, so
+    packing the unpacked values gives back the canonical bytes without re-sorting in Python."""
+    _, record_id, kind, body = row
+    if isinstance(body, str):
+        return None
+    if isinstance(body, bytes):
+        try:
+            values = msgpack.unpackb(body, raw=False, strict_map_key=True)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            return None
+        encoded = body
+    else:
+        values, encoded = body, b""
+    if not isinstance(values, dict) or values.get("kind") != kind:
+        return None
+    try:
+        unsigned = msgpack.packb({k: v for k, v in values.items() if k != "signature"},
+                                 use_bin_type=True, use_single_float=False)
+        if not encoded:
+            encoded = msgpack.packb(values, use_bin_type=True, use_single_float=False)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if hashlib.sha256(unsigned).hexdigest() != record_id:
+        return None
+    return values, encoded
+
+
 def _intact(body: bytes, record_id: str) -> bool:
     """Do the bytes still hash to the id they were stored under (then only the rules changed)?"""
     try:
@@ -573,6 +699,12 @@ class _Damaged(Exception):
 
 def _files_dictionary(refs: dict[str, bytes], files: dict[bytes, bytes]) -> bytes:
     return (_BODY_WORDS + b"".join(files[refs[path]] for path in sorted(refs)))[-32768:]
+
+
+def _pack(values: Any) -> bytes:
+    """msgpack of values already in canonical order (as unpacked from canonical bytes)."""
+    packed: bytes = msgpack.packb(values, use_bin_type=True, use_single_float=False)
+    return packed
 
 
 def _deflate(data: bytes, dictionary: bytes | None) -> bytes:

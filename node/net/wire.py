@@ -209,6 +209,29 @@ class SyncRecords:
         return cls(kept)
 
 
+def encode_stored_records(items: Iterable[tuple[str, bytes]]) -> tuple[bytes, list[str]]:
+    """A fetch response made of records' stored bytes, (id, bytes) each, as
+    `encode_sync_response(SyncRecords.limited(...))` makes one from records: as many as fit, in
+    order, one too large to fit skipped. Returns the message and the ids it holds.
+
+    The bytes go out as they are, neither decoded nor re-encoded: each must be a distinct,
+    signed record that was verified when it was stored (RecordStore.encoded_many checks each
+    against its id); the requester verifies every record again.
+    """
+    kept: list[bytes] = []
+    ids: list[str] = []
+    size = 0  # the bytes the kept items take as bins (a running total: linear)
+    for record_id, item in items:
+        if len(kept) == MAX_FETCH_IDS:
+            break
+        bin_size = _bin_size(len(item))
+        if _records_frame_size(len(kept) + 1, size + bin_size) <= MAX_RESPONSE_BYTES:
+            kept.append(item)
+            ids.append(record_id)
+            size += bin_size
+    return _records_message(kept), ids
+
+
 SyncRequest: TypeAlias = SyncSummaryRequest | SyncFetch
 SyncResponse: TypeAlias = SyncSummary | SyncRecords
 
