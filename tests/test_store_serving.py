@@ -32,6 +32,11 @@ from research_dag import (
 )
 
 AUTHOR = Identity.from_seed(b"\x33" * 32)
+# tests/fixtures/store_v2.sqlite: `family(V2_STEPS)` stored 5 a batch, with meta iteration=7, by
+# the version 2 store as of commit ed862a0 (before fetches were served from stored bytes).
+V2_FIXTURE = Path(__file__).parent / "fixtures" / "store_v2.sqlite"
+V2_STEPS = [(n * 7, n - 1 if n % 5 else n - 3, "X = 1\n" if n % 4 else f"X = {n}\n")
+            for n in range(24)]
 
 
 def signed(record: Record) -> Record:
@@ -94,6 +99,29 @@ def test_rows_version_1_wrote_are_served_as_they_are(tmp_path: Path) -> None:
         assert dict(store.encoded_many(V1_IDS)) == bodies
         for record in store.iter_records():
             assert_true_to_itself(record)
+
+
+def test_a_store_version_2_wrote_reads_and_serves_the_records_it_was_given(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "records.sqlite"
+    shutil.copy(V2_FIXTURE, path)
+    records = family(V2_STEPS)
+    with RecordStore.open(path) as store:
+        assert store.get_meta("iteration") == b"7"
+        loaded = list(store.iter_records())  # files inflated from deltas up to 15 deep
+        assert [encode_record(r) for r in loaded] == [encode_record(r) for r in records]
+        for record in loaded:
+            assert_true_to_itself(record)
+        assert store.encoded_many(r.id for r in records) == [
+            (r.id, encode_record(r)) for r in records]
+        newest = records[-2]
+        assert isinstance(newest, Experiment)
+        child = signed(child_of(newest, 99, 3))
+        assert store.add(child)
+    with RecordStore.open(path) as store:
+        assert store.get(child.id) == child
+        assert store.encoded_many([child.id]) == [(child.id, encode_record(child))]
 
 
 def test_unsigned_and_outdated_records_are_not_served(tmp_path: Path) -> None:
