@@ -231,7 +231,11 @@ class RecordStore:
                     continue
                 checked = _checked_values(row)
                 if checked is None:
-                    self._verified(row)  # names the damage (StoreCorrupt), or marks it outdated
+                    # Damage raises StoreCorrupt here; an outdated record is None; an intact
+                    # one whose stored bytes are not canonical is sent re-encoded.
+                    record = self._verified(row)
+                    if record is not None and record.signature:
+                        found.append((seq, record_id, encode_record(record)))
                     continue
                 values, encoded = checked
                 if values.get("signature"):
@@ -652,18 +656,17 @@ def _checked_values(row: _Read) -> tuple[dict[str, Any], bytes] | None:
             values = msgpack.unpackb(body, raw=False, strict_map_key=True)
         except (ValueError, TypeError, msgpack.UnpackException):
             return None
-        encoded = body
     else:
-        values, encoded = body, b""
+        values = body
     if not isinstance(values, dict) or values.get("kind") != kind:
         return None
     try:
-        unsigned = msgpack.packb({k: v for k, v in values.items() if k != "signature"},
-                                 use_bin_type=True, use_single_float=False)
-        if not encoded:
-            encoded = msgpack.packb(values, use_bin_type=True, use_single_float=False)
+        unsigned = _pack({k: v for k, v in values.items() if k != "signature"})
+        encoded = _pack(values)
     except (ValueError, TypeError, OverflowError):
         return None
+    if isinstance(body, bytes) and encoded != body:
+        return None  # not canonical: a peer would refuse these bytes as they are
     if hashlib.sha256(unsigned).hexdigest() != record_id:
         return None
     return values, encoded

@@ -164,6 +164,23 @@ def test_a_full_row_holding_another_records_bytes_is_named(tmp_path: Path) -> No
         store.encoded_many([check.id])
 
 
+def test_an_intact_row_in_another_encoding_is_served_canonical(tmp_path: Path) -> None:
+    """Bytes that decode and hash right but are not canonical (an integer in a wider form than
+    needed) would be refused by the requester as they are: re-encoded instead."""
+    records = family([(1, -1, "X = 1\n")])
+    check = records[-1]
+    canonical = encode_record(check)
+    wide = canonical.replace(b"\xaacreated_ms\x00", b"\xaacreated_ms\xcf" + bytes(8))
+    assert wide != canonical
+    path = tmp_path / "records.sqlite"
+    with RecordStore.open(path) as store:
+        store.add_many(records)
+    damage(path, f"UPDATE records SET body = x'{wide.hex()}' WHERE id = '{check.id}'")
+    with RecordStore.open(path) as store:
+        assert store.encoded_many([check.id]) == [(check.id, canonical)]
+        assert store.get(check.id) == check
+
+
 @settings(max_examples=30, deadline=None)
 @given(sizes=st.lists(st.sampled_from([10, 300, 70_000, 250_000]), max_size=24))
 def test_a_response_of_stored_bytes_is_the_one_records_make(sizes: list[int]) -> None:
