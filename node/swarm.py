@@ -176,12 +176,20 @@ class SwarmNode:
         def lookup(record_id: str) -> Record | None:  # what we hold, with this batch's earlier
             return fresh.get(record_id) or self.dag.get(record_id)
 
+        def brief(record_id: str) -> tuple[str, str | None] | None:  # from memory, never a read
+            held = fresh.get(record_id)
+            if held is not None:
+                problem = held.id if isinstance(held, Problem) else getattr(held, "problem", None)
+                return held.kind, problem
+            header = self.dag.header(record_id)
+            return None if header is None else (header.kind, header.problem)
+
         for record in records:
             if self.ledger.ignored(record.author):
                 self.stats.ignored += 1
             elif (record.id not in self.dag and record.id not in fresh
                   and record.id not in self.dropped and record.id not in self._storing):
-                if refusal(record, lookup) is None:
+                if refusal(record, lookup, brief) is None:
                     fresh[record.id] = record
                 else:
                     self._refuse(record)
