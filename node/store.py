@@ -7,28 +7,37 @@ import hashlib
 import logging
 import sqlite3
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeAlias
 
 import msgpack
 
+from node.store_rows import (
+    MAX_BLOB_BYTES,
+    MAX_BODY_BYTES,
+    Damaged,
+    ReadRow,
+    Row,
+    checked_values,
+    deflate,
+    files_dictionary,
+    inflate,
+    intact,
+    pack_canonical,
+    problem_of,
+    unpack_refs,
+)
 from research_dag import (
-    MAX_SOURCE,
     Experiment,
-    Hypothesis,
-    Problem,
     Record,
     RecordError,
     ResearchDag,
     canonical_encode,
     decode_record,
     encode_record,
-    encoded_record_id,
     validate_record,
 )
 
@@ -191,7 +200,7 @@ class RecordStore:
         """The records of `record_ids` that are stored, in the order they were stored (files
         shared along a lineage are then inflated once, not once per record)."""
         wanted = list(dict.fromkeys(record_ids))
-        found: list[_Read] = []
+        found: list[ReadRow] = []
         for start in range(0, len(wanted), PAGE_ROWS):
             chunk = wanted[start : start + PAGE_ROWS]
             with self._using() as conn:
@@ -229,7 +238,7 @@ class RecordStore:
                 seq, record_id = row[0], row[1]
                 if record_id in self.outdated:
                     continue
-                checked = _checked_values(row)
+                checked = checked_values(row)
                 if checked is None:
                     # Damage raises StoreCorrupt here; an outdated record is None; an intact
                     # one whose stored bytes are not canonical is sent re-encoded.
@@ -327,8 +336,8 @@ class RecordStore:
         """Blobs no remaining record names, unless a kept blob is a delta against them."""
         used: set[bytes] = set()
         for (refs,) in conn.execute("SELECT refs FROM records WHERE refs IS NOT NULL"):
-            with contextlib.suppress(_Damaged):  # a damaged row keeps nothing alive
-                used.update(_unpack_refs(bytes(refs)).values())
+            with contextlib.suppress(Damaged):  # a damaged row keeps nothing alive
+                used.update(unpack_refs(bytes(refs)).values())
         bases = {bytes(d): None if b is None else bytes(b)
                  for d, b in conn.execute("SELECT digest, base FROM blobs")}
         needed: set[bytes] = set()
@@ -390,7 +399,7 @@ class RecordStore:
                     f"record store {self.path} is damaged ({error}); {_RECOVERY}"
                 ) from None
 
-    def _rows(self, conn: sqlite3.Connection, records: list[Record]) -> list[_Row]:
+    def _rows(self, conn: sqlite3.Connection, records: list[Record]) -> list[Row]:
         """The rows for `records`; experiments' files go into `blobs` on the way.
 
         What the batch needs from the database (its parents' file lists, which files and
@@ -413,10 +422,10 @@ class RecordStore:
             *(refs.values() for refs in stored_refs.values())))
         new_blobs: list[tuple[bytes, bytes | None, int, bytes]] = []
         done: dict[str, dict[str, bytes]] = {}  # this batch's experiments stored so far
-        rows: list[_Row] = []
+        rows: list[Row] = []
         for record in records:
             if not isinstance(record, Experiment):
-                rows.append((record.id, record.kind, _problem_of(record), record.created_ms,
+                rows.append((record.id, record.kind, problem_of(record), record.created_ms,
                              encode_record(record), None))
                 continue
             refs = refs_of[record.id]
@@ -431,11 +440,11 @@ class RecordStore:
                 depth, stored_base = 0, None
                 if base is not None and base != digest and base in depths and (
                         depths[base] + 1 < MAX_DELTA_DEPTH):
-                    with contextlib.suppress(_Damaged):  # a damaged base: store this whole
-                        data = _deflate(content, contents.get(base) or self._blob(conn, base))
+                    with contextlib.suppress(Damaged):  # a damaged base: store this whole
+                        data = deflate(content, contents.get(base) or self._blob(conn, base))
                         depth, stored_base = depths[base] + 1, base
                 if data is None:
-                    data = _deflate(content, None)
+                    data = deflate(content, None)
                 depths[digest] = depth
                 new_blobs.append((digest, stored_base, depth, data))
                 self._remember_blob(digest, content)
@@ -444,9 +453,9 @@ class RecordStore:
             # its plain values in canonical order: re-packed without sorting them in Python.
             stripped = msgpack.unpackb(encode_record(record), raw=False)
             stripped["strategy"] = refs
-            files = _files_dictionary(refs, contents)
+            files = files_dictionary(refs, contents)
             rows.append((record.id, record.kind, record.problem, record.created_ms,
-                         _deflate(_pack(stripped), files), _pack(refs)))
+                         deflate(pack_canonical(stripped), files), pack_canonical(refs)))
         for start in range(0, len(new_blobs), INSERT_ROWS):
             chunk = new_blobs[start : start + INSERT_ROWS]
             conn.execute("INSERT INTO blobs (digest, base, depth, data) VALUES "
@@ -465,8 +474,8 @@ class RecordStore:
             for record_id, refs in conn.execute(
                     "SELECT id, refs FROM records WHERE refs IS NOT NULL AND id IN"
                     f" ({', '.join('?' * len(chunk))})", chunk):
-                with contextlib.suppress(_Damaged):
-                    found[str(record_id)] = _unpack_refs(bytes(refs))
+                with contextlib.suppress(Damaged):
+                    found[str(record_id)] = unpack_refs(bytes(refs))
         return found
 
     def _blob_depths(self, conn: sqlite3.Connection, digests: set[bytes]) -> dict[bytes, int]:
@@ -494,17 +503,17 @@ class RecordStore:
             if content is not None:
                 break
             if len(chain) > MAX_DELTA_DEPTH:
-                raise _Damaged(f"blob {digest.hex()[:16]} chains past {MAX_DELTA_DEPTH} deltas")
+                raise Damaged(f"blob {digest.hex()[:16]} chains past {MAX_DELTA_DEPTH} deltas")
             row = conn.execute("SELECT base, data FROM blobs WHERE digest = ?", (wanted,)
                                ).fetchone()
             if row is None:
-                raise _Damaged(f"blob {wanted.hex()[:16]} is missing")
+                raise Damaged(f"blob {wanted.hex()[:16]} is missing")
             chain.append((wanted, bytes(row[1])))
             wanted = None if row[0] is None else bytes(row[0])
         for step, data in reversed(chain):
-            content = _inflate(data, content, MAX_BLOB_BYTES)
+            content = inflate(data, content, MAX_BLOB_BYTES)
             if hashlib.sha256(content).digest() != step:
-                raise _Damaged(f"blob {step.hex()[:16]} does not hash to its name")
+                raise Damaged(f"blob {step.hex()[:16]} does not hash to its name")
             self._remember_blob(step, content)
         assert content is not None
         return content
@@ -519,30 +528,30 @@ class RecordStore:
             self._blob_bytes -= len(self._blobs.popitem(last=False)[1])
 
     def _read(self, conn: sqlite3.Connection, row: tuple[int, str, str, bytes, bytes | None]
-              ) -> _Read:
+              ) -> ReadRow:
         """The row with its record re-assembled: its full bytes, or for a row without its files
         the plain values they encode (one encoding fewer per read), or why it cannot be."""
         seq, record_id, kind, body, refs = row
         if refs is None:
             return seq, record_id, kind, bytes(body)
         try:
-            digests = _unpack_refs(bytes(refs))
+            digests = unpack_refs(bytes(refs))
             files = {digest: self._blob(conn, digest) for digest in digests.values()}
-            raw = msgpack.unpackb(_inflate(bytes(body), _files_dictionary(digests, files),
+            raw = msgpack.unpackb(inflate(bytes(body), files_dictionary(digests, files),
                                            MAX_BODY_BYTES), raw=False)
             if not isinstance(raw, dict) or not isinstance(raw.get("strategy"), dict):
-                raise _Damaged("its stored body is not a record without files")
+                raise Damaged("its stored body is not a record without files")
             raw["strategy"] = {path: files[digest].decode()
                                for path, digest in raw["strategy"].items()}
             return seq, record_id, kind, raw
-        except (_Damaged, KeyError, TypeError, ValueError, UnicodeDecodeError,
+        except (Damaged, KeyError, TypeError, ValueError, UnicodeDecodeError,
                 msgpack.UnpackException) as error:
             return seq, record_id, kind, f"{type(error).__name__}: {error}"
 
-    def _verified(self, row: _Read) -> Record | None:
+    def _verified(self, row: ReadRow) -> Record | None:
         """The row's record; None if it is outdated; StoreCorrupt if it was altered."""
         seq, record_id, kind, body = row
-        checked = _checked_values(row)
+        checked = checked_values(row)
         if checked is not None:
             # The values hash to the id they were stored under: intact. Today's schema must
             # still read them back as exactly these values, else the record is outdated.
@@ -580,7 +589,7 @@ class RecordStore:
         try:
             record = decode_record(bytes(body))
         except RecordError as error:
-            if _intact(bytes(body), record_id):
+            if intact(bytes(body), record_id):
                 self._skip_outdated(record_id, seq, str(error))
                 return None
             raise StoreCorrupt(
@@ -588,7 +597,7 @@ class RecordStore:
                 f" ({error}); {_RECOVERY}"
             ) from None
         if record.id != record_id or record.kind != kind:
-            if record.kind == kind and _intact(bytes(body), record_id):
+            if record.kind == kind and intact(bytes(body), record_id):
                 # Decodes, but today's encoding of it differs (a field was added with a value
                 # the old bytes lack): its id would change, so it is not this record any more.
                 self._skip_outdated(record_id, seq, f"it now hashes to {record.id}")
@@ -641,109 +650,3 @@ def _prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> None
     # Version 2 files written before `swarm gc` existed (the same day) lack this table; a no-op
     # when it exists.
     conn.execute("CREATE TABLE IF NOT EXISTS dropped (id TEXT PRIMARY KEY) WITHOUT ROWID")
-
-
-def _checked_values(row: _Read) -> tuple[dict[str, Any], bytes] | None:
-    """A read row's plain values and full bytes if they are intact: canonical msgpack whose
-    unsigned part hashes to the row's id, of the row's kind; None if not (the slow path then
-    names why). Stored bodies are canonical, and msgpack keeps a map's order both ways, so
-    packing the unpacked values gives back the canonical bytes without re-sorting in Python."""
-    _, record_id, kind, body = row
-    if isinstance(body, str):
-        return None
-    if isinstance(body, bytes):
-        try:
-            values = msgpack.unpackb(body, raw=False, strict_map_key=True)
-        except (ValueError, TypeError, msgpack.UnpackException):
-            return None
-    else:
-        values = body
-    if not isinstance(values, dict) or values.get("kind") != kind:
-        return None
-    try:
-        unsigned = _pack({k: v for k, v in values.items() if k != "signature"})
-        encoded = _pack(values)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    if isinstance(body, bytes) and encoded != body:
-        return None  # not canonical: a peer would refuse these bytes as they are
-    if hashlib.sha256(unsigned).hexdigest() != record_id:
-        return None
-    return values, encoded
-
-
-def _intact(body: bytes, record_id: str) -> bool:
-    """Do the bytes still hash to the id they were stored under (then only the rules changed)?"""
-    try:
-        return encoded_record_id(body) == record_id
-    except RecordError:
-        return False
-
-
-# (id, kind, problem, created_ms, body, refs) as stored; (seq, id, kind, full bytes or plain
-# values, or why they cannot be re-assembled) as read.
-_Row: TypeAlias = tuple[str, str, str | None, int, bytes, bytes | None]
-_Read: TypeAlias = tuple[int, str, str, bytes | dict[str, Any] | str]
-MAX_BLOB_BYTES = 4 * MAX_SOURCE  # a strategy file's UTF-8 bytes at most
-MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any record without its files
-# A preset dictionary for an experiment's body (the record without its files): its field names,
-# then its own files (a diff quotes their lines). Fixed forever: stored bodies need it to inflate.
-_BODY_WORDS = (
-    b"authorcreated_msdescriptiondiffhypothesishypothesis_idkindexperimentmutation_kind"
-    b"mutatorofflineoutcomeparentproblemsignaturestatusscoreitemsstrategy_fuelevaluator_fuel"
-    b"stderr_taildetailsstrategy.pybaselineperturb_constantokcrashTraceback (most recent call"
-    b" last):\n"
-)
-
-
-class _Damaged(Exception):
-    """A stored body or file cannot be re-assembled (the store file was altered or damaged)."""
-
-
-def _files_dictionary(refs: dict[str, bytes], files: dict[bytes, bytes]) -> bytes:
-    return (_BODY_WORDS + b"".join(files[refs[path]] for path in sorted(refs)))[-32768:]
-
-
-def _pack(values: Any) -> bytes:
-    """msgpack of values already in canonical order (as unpacked from canonical bytes)."""
-    packed: bytes = msgpack.packb(values, use_bin_type=True, use_single_float=False)
-    return packed
-
-
-def _deflate(data: bytes, dictionary: bytes | None) -> bytes:
-    if dictionary:
-        packer = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
-    else:
-        packer = zlib.compressobj(6)
-    return packer.compress(data) + packer.flush()
-
-
-def _inflate(data: bytes, dictionary: bytes | None, limit: int) -> bytes:
-    unpacker = zlib.decompressobj(zdict=dictionary) if dictionary else zlib.decompressobj()
-    try:
-        out = unpacker.decompress(data, limit)
-    except zlib.error as error:
-        raise _Damaged(f"does not inflate: {error}") from None
-    if unpacker.unconsumed_tail or not unpacker.eof:
-        raise _Damaged("inflates to more than its bound, or is cut short")
-    return out
-
-
-def _unpack_refs(data: bytes) -> dict[str, bytes]:
-    try:
-        refs = msgpack.unpackb(data, raw=False)
-    except (ValueError, msgpack.UnpackException) as error:
-        raise _Damaged(f"its file list does not decode: {error}") from None
-    if not isinstance(refs, dict) or not all(
-        isinstance(k, str) and isinstance(v, bytes) and len(v) == 32 for k, v in refs.items()
-    ):
-        raise _Damaged("its file list is not a map of paths to sha256 digests")
-    return refs
-
-
-def _problem_of(record: Record) -> str | None:
-    if isinstance(record, Problem):
-        return record.id
-    if isinstance(record, Experiment | Hypothesis):
-        return record.problem
-    return None
