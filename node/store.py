@@ -199,8 +199,13 @@ class RecordStore:
     def get_many(self, record_ids: Iterable[str]) -> list[Record]:
         """The records of `record_ids` that are stored, in the order they were stored (files
         shared along a lineage are then inflated once, not once per record)."""
+        found = sorted(self._read_many(record_ids))
+        return [record for row in found if (record := self._verified(row)) is not None]
+
+    def _read_many(self, record_ids: Iterable[str]) -> Iterator[ReadRow]:
+        """The stored rows of `record_ids`, read PAGE_ROWS per lock hold, each page in stored
+        order (files shared along a lineage are inflated once per page)."""
         wanted = list(dict.fromkeys(record_ids))
-        found: list[ReadRow] = []
         for start in range(0, len(wanted), PAGE_ROWS):
             chunk = wanted[start : start + PAGE_ROWS]
             with self._using() as conn:
@@ -208,9 +213,8 @@ class RecordStore:
                     "SELECT seq, id, kind, body, refs FROM records WHERE id IN"
                     f" ({', '.join('?' * len(chunk))})", chunk
                 ).fetchall()
-                found += [self._read(conn, row) for row in sorted(rows)]
-        found.sort()
-        return [record for row in found if (record := self._verified(row)) is not None]
+                read = [self._read(conn, row) for row in sorted(rows)]
+            yield from read
 
     def encoded_many(self, record_ids: Iterable[str]) -> list[tuple[str, bytes]]:
         """The stored bytes of the records of `record_ids` that are stored and signed, as
@@ -224,31 +228,22 @@ class RecordStore:
         each record anyway. Rows `outdated` names are left out, but only those already read:
         ask for ids the node holds in its DAG (that load skipped them all).
         """
-        wanted = list(dict.fromkeys(record_ids))
         found: list[tuple[int, str, bytes]] = []
-        for start in range(0, len(wanted), PAGE_ROWS):
-            chunk = wanted[start : start + PAGE_ROWS]
-            with self._using() as conn:
-                rows = conn.execute(
-                    "SELECT seq, id, kind, body, refs FROM records WHERE id IN"
-                    f" ({', '.join('?' * len(chunk))})", chunk
-                ).fetchall()
-                read = [self._read(conn, row) for row in sorted(rows)]
-            for row in read:
-                seq, record_id = row[0], row[1]
-                if record_id in self.outdated:
-                    continue
-                checked = checked_values(row)
-                if checked is None:
-                    # Damage raises StoreCorrupt here; an outdated record is None; an intact
-                    # one whose stored bytes are not canonical is sent re-encoded.
-                    record = self._verified(row)
-                    if record is not None and record.signature:
-                        found.append((seq, record_id, encode_record(record)))
-                    continue
-                values, encoded = checked
-                if values.get("signature"):
-                    found.append((seq, record_id, encoded))
+        for row in self._read_many(record_ids):
+            seq, record_id = row[0], row[1]
+            if record_id in self.outdated:
+                continue
+            checked = checked_values(row)
+            if checked is None:
+                # Damage raises StoreCorrupt here; an outdated record is None; an intact
+                # one whose stored bytes are not canonical is sent re-encoded.
+                record = self._verified(row)
+                if record is not None and record.signature:
+                    found.append((seq, record_id, encode_record(record)))
+                continue
+            values, encoded = checked
+            if values.get("signature"):
+                found.append((seq, record_id, encoded))
         found.sort()
         return [(record_id, encoded) for _, record_id, encoded in found]
 

@@ -66,10 +66,10 @@ async def serve(
 
 
 async def read_frame(stream: ByteStream, limit: int) -> bytes:
-    size = int.from_bytes(await _read_exactly(stream, FRAME_HEADER_BYTES), "big")
+    size = int.from_bytes(await read_exactly(stream, FRAME_HEADER_BYTES), "big")
     if size > limit:
         raise NetworkError(f"a frame of {size} bytes exceeds the {limit}-byte limit")
-    return await _read_exactly(stream, size)
+    return await read_exactly(stream, size)
 
 
 async def write_frame(stream: ByteStream, data: bytes) -> None:
@@ -86,7 +86,7 @@ async def reset_stream(stream: ByteStream, errors: StreamErrors) -> None:
         await stream.reset()
 
 
-async def _read_exactly(stream: ByteStream, size: int) -> bytes:
+async def read_exactly(stream: ByteStream, size: int) -> bytes:
     buffer = bytearray()
     while len(buffer) < size:
         chunk = await stream.read(size - len(buffer))

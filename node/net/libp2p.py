@@ -22,7 +22,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.net.exchange import close_stream, exchange, reset_stream, serve
+from node.net.exchange import close_stream, exchange, read_exactly, reset_stream, serve
 from node.net.libp2p_host import (
     _LIBP2P_ERRORS,
     CLOSE_TIMEOUT_S,
@@ -259,12 +259,7 @@ class Libp2pNetwork:
             raise NetworkError(f"{peer}: cannot open {PING_PROTOCOL}: {error!r}") from error
         try:
             await stream.write(payload)
-            echo = bytearray()
-            while len(echo) < PING_BYTES:
-                chunk = await stream.read(PING_BYTES - len(echo))
-                if not chunk:
-                    raise NetworkError(f"{peer}: the ping stream ended")
-                echo += chunk
+            echo = await read_exactly(stream, PING_BYTES)
         except _LIBP2P_ERRORS as error:
             await reset_stream(stream, _LIBP2P_ERRORS)
             raise NetworkError(f"{peer}: ping failed: {error!r}") from error
