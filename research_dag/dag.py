@@ -17,6 +17,7 @@ from research_dag.records import (
     Problem,
     Record,
     RecordBase,
+    Verdict,
     Verification,
 )
 
@@ -30,6 +31,9 @@ Relation: TypeAlias = Literal[
     "suggests",  # pattern -> hypothesis (hypothesis.pattern)
     "targets",  # hypothesis -> problem (hypothesis.problem)
     "tested_by",  # hypothesis -> experiment (experiment.hypothesis_id)
+    "applied_in",  # pattern -> experiment (experiment.applied)
+    "supersedes",  # pattern -> the pattern it updates (pattern.supersedes)
+    "decided_by",  # hypothesis -> verdict (verdict.hypothesis)
 ]
 Snapshot: TypeAlias = tuple[frozenset[str], frozenset[tuple[str, str, str]]]
 
@@ -432,14 +436,20 @@ def _edges_of(record: Record) -> list[tuple[str, str, Relation]]:
             edges.append((record.parent, me, "has_child"))
         if record.hypothesis_id is not None:
             edges.append((record.hypothesis_id, me, "tested_by"))
+        edges.extend((pattern, me, "applied_in") for pattern in record.applied or ())
         return edges
     if isinstance(record, Verification):
         return [(record.experiment, me, "verified_by")]
     if isinstance(record, Pattern):
         supports: list[tuple[str, str, Relation]] = [(s, me, "supports") for s in record.supporting]
-        return supports + [(c, me, "contradicts") for c in record.contradicting]
+        supports += [(c, me, "contradicts") for c in record.contradicting]
+        if record.supersedes is not None:
+            supports.append((me, record.supersedes, "supersedes"))
+        return supports
     if isinstance(record, Hypothesis):
         return [(record.pattern, me, "suggests"), (me, record.problem, "targets")]
+    if isinstance(record, Verdict):
+        return [(record.hypothesis, me, "decided_by")]
     return []
 
 
@@ -466,6 +476,8 @@ def _summary(record: Record) -> str:
         text = f"{'match' if record.match else 'mismatch'}: {record.outcome.status}"
     elif isinstance(record, Pattern):
         text = f"{record.mutation_kind}{' (retired)' if record.retired else ''}: {record.text}"
+    elif isinstance(record, Verdict):
+        text = f"{record.result} by {len(record.tests)} tests: {record.text}"
     else:
         text = f"{record.mutation_kind}: {record.text}"
     # Text comes from peers: control characters would make the XML and DOT exports unreadable.

@@ -49,6 +49,12 @@ FUEL_MIN_GAIN = 0.005  # 0.5 %
 MAX_U63 = 2**63 - 1  # integers stay within msgpack's 64-bit forms
 
 RecordId: TypeAlias = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+# The author of records the playbook curator derives (Pattern, Hypothesis, Verdict): they are a
+# function of the records they cite, unsigned, and every node recomputes them rather than
+# trusting them (docs/protocol.md, "Derived records"; ARCHITECTURE.md section 7).
+DERIVED_AUTHOR = "derived"
+MAX_CHANGES = 8  # a structural proposal combines 2-3 changes; an LLM may list a few more
+MAX_APPLIED = 16
 ShortText: TypeAlias = Annotated[str, Field(max_length=MAX_NAME)]
 Text: TypeAlias = Annotated[str, Field(max_length=MAX_TEXT)]
 
@@ -109,6 +115,63 @@ class Metric(Frozen):
         if self.direction == "maximize":
             return score >= self.target
         return score <= self.target
+
+
+# The problem-independent vocabulary of changes (ARCHITECTURE.md section 7): an operation on an
+# affordance of the strategy, at a site. The words are part of the record format: add, never
+# rename. "other" takes free text in `Change.note`.
+Operation: TypeAlias = Literal[
+    "prune",  # remove or zero an element, a feature, a term
+    "perturb",  # nudge a value
+    "scale",  # multiply a group of values by one factor
+    "toggle",  # flip a switch
+    "swap",  # exchange two elements
+    "reorder",  # another order of a sequence
+    "insert",  # add an element, a step, a section
+    "replace",  # put something else in a place
+    "restructure",  # change the shape of the code or text
+    "other",
+]
+OPERATIONS: tuple[str, ...] = (
+    "prune", "perturb", "scale", "toggle", "swap", "reorder", "insert", "replace", "restructure",
+    "other",
+)
+Affordance: TypeAlias = Literal[
+    "weight_vector",  # numbers combined by position: weights, coefficients
+    "feature_set",  # which inputs, factors or keywords are used
+    "switch",  # a boolean option
+    "learning_rate",  # a step size
+    "threshold",  # a cut-off a decision compares against
+    "loop_bound",  # epochs, iterations, steps, a search depth
+    "capacity",  # a model's size: hidden units, layers, trees
+    "regularization",  # a penalty, a decay, a dropout, a smoothing constant
+    "term",  # one term of an expression
+    "sequence",  # an ordered list whose order matters
+    "constant",  # any other tuned number
+    "text_section",  # a section of a prompt, a skill or a copy text
+    "structure",  # the code's or text's shape as a whole
+    "other",
+]
+AFFORDANCES: tuple[str, ...] = (
+    "weight_vector", "feature_set", "switch", "learning_rate", "threshold", "loop_bound",
+    "capacity", "regularization", "term", "sequence", "constant", "text_section", "structure",
+    "other",
+)
+
+
+class Change(Frozen):
+    """One change of an experiment in the shared vocabulary: `operation` on `affordance` at
+    `site` (e.g. prune / weight_vector / "strategy.py:WEIGHTS[3]")."""
+
+    operation: Operation
+    affordance: Affordance
+    site: ShortText = ""
+    note: ShortText = ""  # free text, for "other" above all
+
+    @property
+    def change_class(self) -> str:
+        """The class a pattern generalises over: operation and affordance, without the site."""
+        return f"{self.operation}:{self.affordance}"
 
 
 class Budget(Frozen):
@@ -265,6 +328,8 @@ class Problem(RecordBase):
 class Experiment(RecordBase):
     """One evaluation of one candidate strategy. The baseline has `parent=None`."""
 
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"changes", "applied"})
+
     kind: Literal["experiment"] = "experiment"
     problem: RecordId
     parent: RecordId | None = None
@@ -281,6 +346,15 @@ class Experiment(RecordBase):
     hypothesis_id: RecordId | None = None
     mutator: ShortText = "offline"
     outcome: Outcome
+    # The change in the shared vocabulary, one entry per coordinated edit (None: not described,
+    # as in records made before the vocabulary existed).
+    changes: list[Change] | None = Field(default=None, max_length=MAX_CHANGES)
+    # The patterns the proposal applied as priors, so its outcome is attributed to them.
+    applied: list[RecordId] | None = Field(default=None, max_length=MAX_APPLIED)
+
+    def change_classes(self) -> tuple[str, ...]:
+        """The distinct classes of its changes, sorted; () when it does not describe them."""
+        return tuple(sorted({change.change_class for change in self.changes or ()}))
 
     @field_validator("strategy")
     @classmethod
@@ -296,16 +370,40 @@ class Verification(RecordBase):
     match: bool
 
 
+PatternStatus: TypeAlias = Literal["candidate", "live", "retired"]
+
+
 class Pattern(RecordBase):
+    """What a class of change does, distilled from replayed experiments (playbook/).
+
+    Derived: author DERIVED_AUTHOR, unsigned, created_ms the newest cited record's, every
+    field a function of the cited records, so nodes holding the same evidence make the same
+    record (same id). A node uses only patterns it derives itself (docs/protocol.md).
+    Records made before the added fields existed keep `mutation_kind`, `text` and `retired`.
+    """
+
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"operation", "affordance", "problems", "control", "status", "supersedes", "refuted_if"}
+    )
+
     kind: Literal["pattern"] = "pattern"
-    mutation_kind: ShortText
-    text: Text
+    mutation_kind: ShortText  # the change class, "operation:affordance"
+    text: Text  # the statement: which change, on which affordance, does what
     supporting: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
     contradicting: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
     success_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     mean_delta: float = 0.0
     domains: list[ShortText] = Field(default_factory=list, max_length=32)
     retired: bool = False
+    operation: Operation | None = None
+    affordance: Affordance | None = None
+    # The scope: the problems whose experiments are cited.
+    problems: list[RecordId] | None = Field(default=None, max_length=32)
+    # Attempts of other classes on the same problems, the base rate the lift is measured over.
+    control: list[RecordId] | None = Field(default=None, max_length=MAX_LIST)
+    status: PatternStatus | None = None
+    supersedes: RecordId | None = None
+    refuted_if: Text | None = None  # what observation would refute the statement
 
     @field_validator("mean_delta")
     @classmethod
@@ -314,17 +412,62 @@ class Pattern(RecordBase):
             raise ValueError("mean_delta must be finite")
         return value
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.status is not None and self.retired != (self.status == "retired"):
+            raise ValueError("retired must say what status says")
+        _check_class(self.operation, self.affordance, self.mutation_kind)
+        return self
+
 
 class Hypothesis(RecordBase):
+    """A live pattern carried to another problem, written before it is tested: the planned
+    change (its sites in the target), the prediction and the test plan. Derived, like Pattern."""
+
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"operation", "affordance", "sites", "expected_lift", "tries"}
+    )
+
     kind: Literal["hypothesis"] = "hypothesis"
     pattern: RecordId
     problem: RecordId
     mutation_kind: ShortText
     text: Text
+    operation: Operation | None = None
+    affordance: Affordance | None = None
+    sites: list[ShortText] | None = Field(default=None, max_length=MAX_LIST)
+    # Predicted: the change's success rate on the target exceeds the target's base rate by
+    # this much (absolute, 0..1).
+    expected_lift: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+    tries: Annotated[int, Field(ge=1, le=MAX_LIST)] | None = None  # tests that decide it
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_class(self.operation, self.affordance, self.mutation_kind)
+        return self
+
+
+def _check_class(operation: str | None, affordance: str | None, mutation_kind: str) -> None:
+    if (operation is None) != (affordance is None):
+        raise ValueError("operation and affordance come together")
+    if operation is not None and mutation_kind != f"{operation}:{affordance}":
+        raise ValueError("mutation_kind must be operation:affordance")
+
+
+class Verdict(RecordBase):
+    """A hypothesis decided by its tests against the target's base rate. Derived."""
+
+    kind: Literal["verdict"] = "verdict"
+    hypothesis: RecordId
+    result: Literal["confirmed", "refuted"]
+    tests: list[RecordId] = Field(min_length=1, max_length=MAX_LIST)
+    control: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
+    text: Text = ""
 
 
 Record: TypeAlias = Annotated[
-    Problem | Experiment | Verification | Pattern | Hypothesis, Field(discriminator="kind")
+    Problem | Experiment | Verification | Pattern | Hypothesis | Verdict,
+    Field(discriminator="kind"),
 ]
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
 

@@ -40,7 +40,7 @@ def claim_fields(problem: Problem, strategy: dict[str, str], **fields: Any) -> d
     """An Experiment's fields claiming a score nobody can beat (so it would be replayed)."""
     honest = Experiment(
         problem=problem.id, strategy={"strategy.py": ""}, outcome=Outcome(status="ok", score=1e9)
-    ).model_dump(mode="python")
+    ).plain()
     return {**honest, "strategy": strategy, "created_ms": 1, **fields}
 
 

@@ -147,7 +147,7 @@ def _problem(**fields: Any) -> dict[str, Any]:
         mutable=["strategy.py"],
         files={"strategy.py": b"def solve(x):\n    return x\n", "evaluate.py": b"print(1)\n"},
     )
-    return {**problem.model_dump(mode="python"), **fields}
+    return {**problem.plain(), **fields}
 
 
 @pytest.mark.parametrize(
@@ -184,7 +184,7 @@ def test_inconsistent_problems_are_refused_when_decoded(fields: dict[str, Any], 
 def test_experiment_strategy_keys_follow_the_schema(key: str) -> None:
     raw = Experiment(
         problem="0" * 64, strategy={"strategy.py": ""}, outcome=Outcome(status="ok")
-    ).model_dump(mode="python")
+    ).plain()
     raw["strategy"] = {key: "print('pwned')\n"}
     with pytest.raises(RecordError, match="strategy"):
         validate_record(raw)

@@ -245,7 +245,7 @@ async def test_records_naming_others_of_the_wrong_kind_or_contradicting_them_are
                            outcome=Outcome(status="ok", score=1e9))
         pattern = Pattern(mutation_kind="perturb", text="t", supporting=[problem.id])
         inconsistent = [
-            lie.model_dump(mode="python"),
+            lie.plain(),
             claim_fields(problem, baseline_files(problem), hypothesis_id=problem.id),
         ]
         for fields in inconsistent:
@@ -253,7 +253,7 @@ async def test_records_naming_others_of_the_wrong_kind_or_contradicting_them_are
         await settle(hub, [victim])
         # Patterns travel by sync only (a Pattern on a gossip topic is dropped as 'topic'):
         # taken in as sync takes records in.
-        await victim.take([decode_record(signed_bytes(pattern.model_dump(mode="python")))])
+        await victim.take([decode_record(signed_bytes(pattern.plain()))])
         assert victim.stats.drops.counts["inconsistent"] == victim.stats.refused == 3
         assert victim.ledger.standing_of(ATTACKER.peer_id) == -3.0
         assert victim.ledger.verifications.get(baseline.id, {}) == {}
@@ -453,11 +453,11 @@ async def test_a_strangers_problem_beyond_the_budget_cap_is_not_joined(
     async with open_victim(hub, runtime, tmp_path) as victim:
         greedy = [
             decode_record(signed_bytes(probe_problem.model_copy(update={
-                "name": name, "budget": Budget.model_validate(budget)}).model_dump(mode="python")))
+                "name": name, "budget": Budget.model_validate(budget)}).plain()))
             for name, budget in (("memory", {"memory_mb": 4096}), ("time", {"wall_s": 3600.0}),
                                  ("fuel", {"fuel": 10**12}))
         ]
-        fair = decode_record(signed_bytes(probe_problem.model_dump(mode="python")))
+        fair = decode_record(signed_bytes(probe_problem.plain()))
         assert await victim.take([*greedy, fair]) == 4
         await victim.join_problems()
         assert list(victim.loops) == [fair.id]

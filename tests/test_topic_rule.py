@@ -36,7 +36,7 @@ async def test_records_on_the_wrong_topic_are_refused_and_counted(
         [baseline] = victim.dag.experiments(problem.id)
         claim = claim_fields(problem, baseline_files(problem), created_ms=5)
         vote = Verification(experiment=baseline.id, match=False,
-                            outcome=Outcome(status="crash")).model_dump(mode="python")
+                            outcome=Outcome(status="crash")).plain()
         misplaced = [
             (PROBLEMS_TOPIC, claim),  # an experiment on the problems topic (the JS peer's find)
             (problem_topic(other.id), {**claim, "created_ms": 6}),  # another problem's topic
