@@ -52,6 +52,7 @@ from research_dag.records import (
     decode_record,
     encode_record,
     encoded_record_id,
+    record_encodings,
     validate_record,
 )
 
@@ -106,5 +107,6 @@ __all__ = [
     "msgpack_excess",
     "nesting_exceeds",
     "nests_deeper",
+    "record_encodings",
     "validate_record",
 ]

@@ -22,8 +22,10 @@ from research_dag.canonical import (
     MAX_NESTING,
     RecordError,
     canonical_encode,
+    canonical_values,
     msgpack_excess,
     nests_deeper,
+    pack_canonical,
 )
 from research_dag.paths import MutablePath, PackagePath, check_path_set
 
@@ -481,9 +483,25 @@ def encode_record(record: Record) -> bytes:
     """
     cached = record.__dict__.get("_encoded_cache")
     if cached is None:
-        cached = canonical_encode(record.plain())
-        object.__setattr__(record, "_encoded_cache", cached)
+        cached, _ = record_encodings(record)
     return bytes(cached)
+
+
+def record_encodings(record: Record) -> tuple[bytes, bytes]:
+    """A record's full canonical bytes (`encode_record`) and its unsigned part's (what its id
+    hashes and its signature covers: `canonical_bytes`), both from one canonical walk of its
+    values; the full bytes and the id are cached on the record.
+
+    Decoding a peer's record needs all three (the bytes to compare with those received, the
+    signed bytes, the id): made one at a time, they walked the record three times.
+    """
+    values = canonical_values(record.plain())
+    encoded = pack_canonical(values)
+    del values["signature"]
+    unsigned = pack_canonical(values)
+    object.__setattr__(record, "_encoded_cache", encoded)
+    object.__setattr__(record, "_id_cache", hashlib.sha256(unsigned).hexdigest())
+    return encoded, unsigned
 
 
 def decode_record(data: bytes) -> Record:
@@ -503,6 +521,20 @@ def encoded_record_id(data: bytes) -> str:
 def _unpack_map(data: bytes) -> dict[str, Any]:
     if not isinstance(data, bytes):
         raise RecordError(f"a record is bytes, not {type(data).__name__}")
+    if len(data) <= MAX_RECORD_OBJECTS:
+        # Too few bytes to hold too many objects (each takes one at least), and msgpack's C
+        # decoder builds nesting iteratively (1,024 deep at most), so a small record is built
+        # first and its nesting measured on the value: the byte scan below walked every object
+        # in Python, ~15 us for a typical experiment. Whatever fails here takes the scan, for
+        # the same error as ever.
+        try:
+            raw = msgpack.unpackb(
+                data, raw=False, strict_map_key=True, max_bin_len=MAX_PACKAGE_BYTES
+            )
+        except (ValueError, msgpack.UnpackException, TypeError):
+            raw = None
+        if isinstance(raw, dict) and not nests_deeper(raw):
+            return raw
     excess = msgpack_excess(data, max_objects=MAX_RECORD_OBJECTS)  # before anything is built
     if excess == "deep":
         raise RecordError(f"arrays and maps nest more than {MAX_NESTING} deep")

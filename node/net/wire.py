@@ -15,6 +15,7 @@ import msgpack
 from node.identity import verify_record
 from node.net.network import MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from research_dag import (
+    DERIVED_AUTHOR,
     MAX_NESTING,
     Record,
     RecordError,
@@ -22,6 +23,7 @@ from research_dag import (
     decode_record,
     encode_record,
     msgpack_excess,
+    record_encodings,
 )
 
 WIRE_VERSION = 1
@@ -34,6 +36,9 @@ ID_BYTES = 32  # a record id travels as its raw sha256 digest
 # values, MAX_FETCH_IDS records as bin): the nesting scan stops there (research_dag).
 MAX_MESSAGE_OBJECTS = 2 * MAX_FETCH_IDS
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
+# The kinds a node derives from the records they cite (docs/protocol.md, "Derived records"):
+# valid unsigned with author DERIVED_AUTHOR, since no node uses one it did not derive itself.
+DERIVED_KINDS = frozenset({"pattern", "hypothesis", "verdict"})
 
 # "inconsistent": a valid, signed record that contradicts one the node holds (node/intake.py);
 # "topic": a valid envelope holding a record that does not belong on the topic it came on.
@@ -199,7 +204,7 @@ class SyncRecords:
         for record in records:
             if len(kept) == MAX_FETCH_IDS:
                 break
-            if record.id in seen or not record.signature:
+            if record.id in seen or not (record.signature or derived_unsigned(record)):
                 continue
             item = _bin_size(len(encode_record(record)))
             if _records_frame_size(len(kept) + 1, items + item) <= MAX_RESPONSE_BYTES:
@@ -313,8 +318,9 @@ def decode_sync_response(
     _check_keys(raw, {"v", "records"}, "sync response")
     records = _decode_records(_records_field(raw), known)
     if requested is not None:
+        wanted = requested if isinstance(requested, set | frozenset) else set(requested)
         for index, record in enumerate(records):
-            if record.id not in requested:
+            if record.id not in wanted:  # a list of 1,024 ids was searched once a record
                 raise WireError(f"record {index} ({record.id}) was not requested", "invalid_record")
     return SyncRecords(records)
 
@@ -397,25 +403,41 @@ def _decode_records(items: list[bytes], known: KnownRecords | None = None) -> li
 
 
 def _decode_item(index: int, item: bytes) -> Record:
-    """One record: valid, canonically encoded and signed by its author."""
+    """One record: valid, canonically encoded and signed by its author.
+
+    One canonical encoding serves every check: the bytes compared with those received, the
+    unsigned part's bytes the signature covers, and the id (cached on the record with the
+    bytes). The comparison is with the validated record's encoding, not the msgpack of what
+    arrived, so a value the schema would read differently (an integer score it takes as a
+    float, an omitted field it fills with its default) is refused as before.
+    """
     try:
         record = decode_record(item)
     except RecordError as error:
         raise WireError(f"record {index}: {error}", "invalid_record") from None
-    if encode_record(record) != item:
+    encoded, unsigned = record_encodings(record)
+    if encoded != item:
         raise WireError(
             f"record {index} ({record.kind}) is not canonically encoded", "invalid_record"
         )
-    if not verify_record(record):
+    if not (derived_unsigned(record) or verify_record(record, unsigned)):
         raise WireError(f"record {index} ({record.id}): {_signature_problem(record)}", "signature")
     return record
+
+
+def derived_unsigned(record: Record) -> bool:
+    """Is `record` a derived record, valid without a signature? Only a Pattern, Hypothesis or
+    Verdict whose author is DERIVED_AUTHOR and whose signature is empty; any other record must
+    be signed by its author (docs/protocol.md, "Derived records")."""
+    return (record.kind in DERIVED_KINDS and record.author == DERIVED_AUTHOR
+            and not record.signature)
 
 
 def _require_signed(record: Record) -> None:
     """Sending side: every record a node sends was signed by it or verified when it arrived,
     and the receiver verifies again, so checking the signature is present is enough here
     (a full Ed25519 check costs ~175 us a record, on every publish and sync response)."""
-    if not record.signature:
+    if not (record.signature or derived_unsigned(record)):
         raise WireError(f"{record.kind} {record.id}: {_signature_problem(record)}", "signature")
 
 
