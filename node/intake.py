@@ -6,12 +6,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from node.trust import outcomes_match
-from research_dag import Experiment, Hypothesis, Pattern, Problem, Record, Verification
+from research_dag import (
+    DERIVED_AUTHOR,
+    Experiment,
+    Header,
+    Hypothesis,
+    Pattern,
+    Problem,
+    Record,
+    Verdict,
+    Verification,
+)
 
 Lookup = Callable[[str], Record | None]
-# A held record's kind and problem (None: not held), from what the DAG keeps in memory: most
-# checks need no more, and loading a whole record may read the store on the event loop.
-Brief = Callable[[str], tuple[str, str | None] | None]
+# A held record's header (None: not held), what the DAG keeps in memory: most checks need no
+# more, and loading a whole record may read the store on the event loop.
+Brief = Callable[[str], Header | None]
 
 
 def refusal(record: Record, lookup: Lookup, brief: Brief) -> str | None:
@@ -33,7 +43,8 @@ def refusal(record: Record, lookup: Lookup, brief: Brief) -> str | None:
                 return why
         if record.parent is not None:
             parent = brief(record.parent)
-            if parent is not None and parent != ("experiment", record.problem):
+            if parent is not None and (parent.kind, parent.problem) != ("experiment",
+                                                                       record.problem):
                 return (
                     f"experiment {record.id}: its parent {record.parent} is not an experiment"
                     " of the same problem"
@@ -57,23 +68,64 @@ def refusal(record: Record, lookup: Lookup, brief: Brief) -> str | None:
                 f"verification {record.id}: match={record.match} contradicts its own outcome"
                 " compared with the claim's"
             )
-    elif isinstance(record, Hypothesis):
-        of_problem, of_pattern = _kind(brief, record.problem), _kind(brief, record.pattern)
-        if of_problem is not None and of_problem != "problem":
-            return f"hypothesis {record.id}: its problem {record.problem} is a {of_problem}"
-        if of_pattern is not None and of_pattern != "pattern":
-            return f"hypothesis {record.id}: its pattern {record.pattern} is a {of_pattern}"
-    elif isinstance(record, Pattern):
-        for cited in (*record.supporting, *record.contradicting):
-            kind = _kind(brief, cited)
-            if kind is not None and kind != "experiment":
-                return f"pattern {record.id}: it cites {cited}, a {kind}, as evidence"
+    elif isinstance(record, Pattern | Hypothesis | Verdict):
+        return derived_refusal(record, brief)
     return None
+
+
+def derived_refusal(record: Pattern | Hypothesis | Verdict, brief: Brief) -> str | None:
+    """Why a Pattern, Hypothesis or Verdict contradicts records we hold: each record it cites,
+    if held, is of the kind its field names, and a derived one (author DERIVED_AUTHOR) whose
+    dated records are all held carries the newest one's `created_ms` (docs/protocol.md,
+    "Derived records"). Whether its other fields follow from what it cites is not checked
+    here: no node uses a derived record it did not derive itself (node/knowledge.py)."""
+    cited = cited_records(record)
+    for field_name, kind, ids, _ in cited:
+        for cited_id in ids:
+            found = _kind(brief, cited_id)
+            if found is not None and found != kind:
+                return (f"{record.kind} {record.id}: its {field_name} {cited_id} is a {found},"
+                        f" not a {kind}")
+    if record.author != DERIVED_AUTHOR:
+        return None
+    headers = [brief(cited_id) for _, _, ids, dated in cited if dated for cited_id in ids]
+    held = [header for header in headers if header is not None]
+    if held and len(held) == len(headers):
+        newest = max(header.created_ms for header in held)
+        if record.created_ms != newest:
+            return (f"{record.kind} {record.id}: created_ms {record.created_ms} is not its"
+                    f" newest cited record's ({newest})")
+    return None
+
+
+def cited_records(
+    record: Pattern | Hypothesis | Verdict,
+) -> list[tuple[str, str, tuple[str, ...], bool]]:
+    """(field, kind, ids, dated) for each field of a derived kind that cites records; `dated`:
+    its records' newest `created_ms` is the derived record's (a pattern's scope problems are
+    not: playbook/curator.py dates a pattern by its evidence and the snapshot it supersedes)."""
+    if isinstance(record, Pattern):
+        return [
+            ("supporting", "experiment", tuple(record.supporting), True),
+            ("contradicting", "experiment", tuple(record.contradicting), True),
+            ("control", "experiment", tuple(record.control or ()), True),
+            ("problems", "problem", tuple(record.problems or ()), False),
+            ("supersedes", "pattern",
+             () if record.supersedes is None else (record.supersedes,), True),
+        ]
+    if isinstance(record, Hypothesis):
+        return [("problem", "problem", (record.problem,), True),
+                ("pattern", "pattern", (record.pattern,), True)]
+    return [
+        ("hypothesis", "hypothesis", (record.hypothesis,), True),
+        ("tests", "experiment", tuple(record.tests), True),
+        ("control", "experiment", tuple(record.control), True),
+    ]
 
 
 def _kind(brief: Brief, record_id: str) -> str | None:
     found = brief(record_id)
-    return None if found is None else found[0]
+    return None if found is None else found.kind
 
 
 def strategy_refusal(experiment: Experiment, problem: Problem) -> str | None:

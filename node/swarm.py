@@ -29,11 +29,11 @@ from node.net import (
 from node.store import RecordStore
 from node.trust import Ledger, PendingClaims, ReplayBudget, TrustConfig, outcomes_match
 from research_dag import (
+    DERIVED_AUTHOR,
     MAX_STDERR_TAIL,
     Budget,
     Experiment,
     Header,
-    Hypothesis,
     Outcome,
     Problem,
     Record,
@@ -176,13 +176,12 @@ class SwarmNode:
         def lookup(record_id: str) -> Record | None:  # what we hold, with this batch's earlier
             return fresh.get(record_id) or self.dag.get(record_id)
 
-        def brief(record_id: str) -> tuple[str, str | None] | None:  # from memory, never a read
+        def brief(record_id: str) -> Header | None:  # from memory, never a read
             held = fresh.get(record_id)
             if held is not None:
                 problem = held.id if isinstance(held, Problem) else getattr(held, "problem", None)
-                return held.kind, problem
-            header = self.dag.header(record_id)
-            return None if header is None else (header.kind, header.problem)
+                return Header(held.id, held.kind, held.created_ms, held.author, problem)
+            return self.dag.header(record_id)
 
         for record in records:
             if self.ledger.ignored(record.author):
@@ -212,9 +211,12 @@ class SwarmNode:
     def _refuse(self, record: Record) -> None:
         """A signed record that contradicts what we hold: its author signed it, so the author
         pays (the relay may not have known; a record that fails alone is dropped earlier, at
-        decode, and the gossip layer penalises whoever forwarded it)."""
+        decode, and the gossip layer penalises whoever forwarded it). A derived record has no
+        author to charge (its fake is stored at most, never used: node/knowledge.py)."""
         self.stats.refused += 1
         self.stats.drops.add("inconsistent")
+        if record.author == DERIVED_AUTHOR:
+            return
         penalty = self.config.trust.mismatch_penalty
         self.ledger.standing[record.author] = self.ledger.standing_of(record.author) - penalty
         self.network.adjust_score(record.author, -self.config.trust.score_penalty)
@@ -532,15 +534,10 @@ class SwarmNode:
 
 def _misplaced(record: Record, topic: str, dag: ResearchDag) -> bool:
     """Does `record` not belong on gossip `topic` (docs/protocol.md section 3, Topics)? A
-    Verification of an experiment we do not hold yet cannot be placed: it passes."""
-    if isinstance(record, Problem):
-        return topic != PROBLEMS_TOPIC
-    if isinstance(record, Experiment | Hypothesis):
-        return topic != problem_topic(record.problem)
-    if isinstance(record, Verification):
-        claimed = dag.get(record.experiment)
-        return isinstance(claimed, Experiment) and topic != problem_topic(claimed.problem)
-    return True  # a Pattern travels by sync only
+    Verification or Verdict whose experiment or hypothesis we do not hold cannot be placed: it
+    passes."""
+    home = topic_of(record, dag)
+    return home is not None and topic != home
 
 
 def _arrival_order(experiment: Experiment) -> float:

@@ -28,7 +28,7 @@ from node.net.libp2p import Libp2pNetwork, open_libp2p_network
 from node.net.wire import DropReason
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
-from research_dag import Experiment, Hypothesis, Pattern, Problem, Verification
+from research_dag import DERIVED_AUTHOR, Experiment, Hypothesis, Pattern, Problem, Verification
 from sandbox import Evaluator, Runtime
 
 JS_DIR = Path(__file__).parent / "js"
@@ -222,11 +222,14 @@ async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
             assert accepted.outcome.details == {"label": 3, "ratio": 2.0}
             assert [type(accepted.outcome.details[k]) for k in ("label", "ratio")] == [int, float]
 
-            # a record only the JS peer holds reaches the node by the node's sync
+            # a record only the JS peer holds reaches the node by the node's sync: a derived
+            # pattern, unsigned (§5 "Derived records")
             await js.send(cmd="publish", record="pattern", hold=True)
             pattern = await js.wait_event("held")
             assert await node.sync.sync_with(js_id) == 1
-            assert isinstance(node.store.get(pattern["id"]), Pattern)
+            derived = node.store.get(pattern["id"])
+            assert isinstance(derived, Pattern) and derived.author == DERIVED_AUTHOR
+            assert derived.signature == b""
 
             # §7 summaries: a problem filter lists every problem and that problem's records
             # (not patterns); `after` pages; ids out of order make a request the node resets

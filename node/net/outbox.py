@@ -7,19 +7,34 @@ import contextlib
 
 from node.net.network import PROBLEMS_TOPIC, Network, problem_topic
 from node.net.wire import WireError, encode_batch
-from research_dag import Experiment, Problem, Record, ResearchDag, Verification
+from research_dag import (
+    Experiment,
+    Hypothesis,
+    Pattern,
+    Problem,
+    Record,
+    ResearchDag,
+    Verdict,
+    Verification,
+)
 
 
 def topic_of(record: Record, dag: ResearchDag) -> str | None:
-    """The gossip topic `record` travels on; None: it travels by sync only (docs/protocol.md)."""
-    if isinstance(record, Problem):
+    """The gossip topic `record` travels on (docs/protocol.md section 3, Topics); None when
+    `dag` cannot place it: a Verification or Verdict whose experiment or hypothesis it does not
+    hold (as that kind), which then travels by sync only."""
+    if isinstance(record, Problem | Pattern):
         return PROBLEMS_TOPIC
-    if isinstance(record, Experiment):
+    if isinstance(record, Experiment | Hypothesis):
         return problem_topic(record.problem)
-    if isinstance(record, Verification):
-        claimed = dag.get(record.experiment)
-        if isinstance(claimed, Experiment):
-            return problem_topic(claimed.problem)
+    cited, kind = (
+        (record.experiment, "experiment") if isinstance(record, Verification)
+        else (record.hypothesis, "hypothesis") if isinstance(record, Verdict)
+        else (None, None)
+    )
+    header = None if cited is None else dag.header(cited)  # from memory: never a store read
+    if header is not None and header.kind == kind and header.problem is not None:
+        return problem_topic(header.problem)
     return None
 
 

@@ -26,8 +26,8 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import {
-  Signer, WireError, decodeCanonical, encode, encodeRecord, envelope, f64, openEnvelope, openRecord,
-  recordId
+  DERIVED_AUTHOR, Signer, WireError, decodeCanonical, encode, encodeRecord, envelope, f64, openEnvelope,
+  openRecord, recordId
 } from './records.mjs'
 
 const SYNC = '/swarm/sync/1.0.0' // §7
@@ -84,12 +84,16 @@ libp2p.addEventListener('peer:disconnect', (evt) => {
 // ---- gossip: verify what arrives (§3, §4, §6) --------------------------------------------------
 
 function topicFits (topic, record) {
-  if (record.kind === 'problem') return topic === PROBLEMS_TOPIC
+  if (record.kind === 'problem' || record.kind === 'pattern') return topic === PROBLEMS_TOPIC
   if (record.kind === 'experiment' || record.kind === 'hypothesis') return topic === `/swarm/1/problem/${record.problem}`
-  if (record.kind !== 'verification' || !topic.startsWith('/swarm/1/problem/')) return false
-  // its experiment's problem's topic; one we do not hold cannot be placed, and passes
-  const experiment = held.get(record.experiment)
-  return experiment === undefined || topic === `/swarm/1/problem/${openRecord(experiment).record.problem}`
+  if (!topic.startsWith('/swarm/1/problem/')) return false
+  // a verification on its experiment's problem's topic, a verdict on its hypothesis's; one
+  // whose experiment or hypothesis we do not hold cannot be placed, and passes
+  const [cited, kind] = record.kind === 'verification' ? [record.experiment, 'experiment'] : [record.hypothesis, 'hypothesis']
+  const found = held.get(cited)
+  const placed = found === undefined ? null : openRecord(found).record
+  if (placed === null || placed.kind !== kind) return true
+  return topic === `/swarm/1/problem/${placed.problem}`
 }
 
 function checkMessage (topic, data) {
@@ -247,12 +251,16 @@ function experiment (problem, strategyKey) {
   }
 }
 
+// §5 "Derived records": unsigned, author "derived"; it cites nothing, so any created_ms is
+// consistent (a receiver stores it and never uses it: it did not derive it).
 function pattern () {
   return {
     kind: 'pattern',
+    author: DERIVED_AUTHOR,
+    signature: new Uint8Array(0),
     created_ms: Date.now(),
     mutation_kind: 'scale_constant',
-    text: 'Held by the js peer: patterns travel by sync only (§3).',
+    text: 'Held by the js peer: a derived record, unsigned.',
     supporting: [],
     contradicting: [],
     success_rate: f64(1.0),
@@ -263,7 +271,7 @@ function pattern () {
 }
 
 function author (cmd) {
-  if (cmd.record === 'pattern') return signer.seal(pattern())
+  if (cmd.record === 'pattern') return pattern()
   const fields = experiment(cmd.problem, cmd.bad === 'path' ? '../evil.py' : 'strategy.py') // §5
   if (cmd.bad != null) fields.description += ` (bad: ${cmd.bad})`
   if (cmd.bad === 'float_as_int') fields.outcome.score = 1 // what a stock JS msgpack writes

@@ -221,7 +221,11 @@ export class Signer {
 
 // ---- records (§6) -----------------------------------------------------------------------------
 
-export const KINDS = new Set(['problem', 'experiment', 'verification', 'pattern', 'hypothesis'])
+export const KINDS = new Set(['problem', 'experiment', 'verification', 'pattern', 'hypothesis', 'verdict'])
+// §5 "Derived records": these kinds are valid unsigned exactly when their author is DERIVED_AUTHOR
+// and their signature is empty; every node recomputes them rather than trusting them.
+export const DERIVED_AUTHOR = 'derived'
+export const DERIVED_KINDS = new Set(['pattern', 'hypothesis', 'verdict'])
 
 export function canonicalBytes (record) {
   const unsigned = { ...record }
@@ -239,6 +243,8 @@ export function openRecord (bytes) {
   if (!KINDS.has(record.kind)) throw new WireError(`unknown kind ${record.kind}`)
   checkNumbers(record)
   const signature = record.signature
+  if (DERIVED_KINDS.has(record.kind) && record.author === DERIVED_AUTHOR &&
+      signature instanceof Uint8Array && signature.length === 0) return { record, id: recordId(record) }
   if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new WireError('unsigned')
   const publicKey = typeof record.author === 'string' ? publicKeyOf(record.author) : null
   if (publicKey === null) throw new WireError(`author ${record.author} is not an Ed25519 peer id`)
@@ -255,7 +261,8 @@ const FLOAT_FIELDS = {
   experiment: { outcome: { score: 'nil' } },
   verification: { outcome: { score: 'nil' } },
   problem: { metric: { target: 'nil' }, budget: { wall_s: 'float' } },
-  pattern: { success_rate: 'float', mean_delta: 'float' }
+  pattern: { success_rate: 'float', mean_delta: 'float' },
+  hypothesis: { expected_lift: 'nil' } // an added field: absent when nil (§4)
 }
 
 function checkNumbers (record) {
