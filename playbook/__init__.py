@@ -1,5 +1,74 @@
-"""The playbook curator: distils what worked from findings and ranks mutation kinds."""
+"""The playbook: what a strategy offers to change (affordances), and what worked (priors)."""
 
-from playbook.priors import KindStats, guidance_lines, kind_stats, kind_weights
+from playbook.affordances import (
+    AffordanceSite,
+    container_affordance,
+    element_affordance,
+    name_affordance,
+    number_affordance,
+    site_label,
+    site_matches,
+    strategy_affordances,
+    text_sections,
+)
+from playbook.priors import (
+    BASE_RATE,
+    CLASS_CAP,
+    CLASS_FLOOR,
+    NOTHING_KNOWN,
+    KindStats,
+    Knowledge,
+    PlannedChange,
+    class_weights,
+    guidance_lines,
+    kind_stats,
+    kind_weights,
+    pattern_guidance,
+    planned_change,
+)
+from playbook.source import MAX_DEPTH, SourceFile, parse, shorten
+from playbook.walk import (
+    Container,
+    StrategyWalk,
+    Within,
+    chain_operands,
+    element_labels,
+    is_string,
+    number_value,
+)
 
-__all__ = ["KindStats", "guidance_lines", "kind_stats", "kind_weights"]
+__all__ = [
+    "BASE_RATE",
+    "CLASS_CAP",
+    "CLASS_FLOOR",
+    "MAX_DEPTH",
+    "NOTHING_KNOWN",
+    "AffordanceSite",
+    "Container",
+    "KindStats",
+    "Knowledge",
+    "PlannedChange",
+    "SourceFile",
+    "StrategyWalk",
+    "Within",
+    "chain_operands",
+    "class_weights",
+    "container_affordance",
+    "element_affordance",
+    "element_labels",
+    "guidance_lines",
+    "is_string",
+    "kind_stats",
+    "kind_weights",
+    "name_affordance",
+    "number_affordance",
+    "number_value",
+    "parse",
+    "pattern_guidance",
+    "planned_change",
+    "shorten",
+    "site_label",
+    "site_matches",
+    "strategy_affordances",
+    "text_sections",
+]

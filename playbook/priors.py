@@ -1,11 +1,111 @@
-"""Mutation-kind priors: which kinds of change have paid off, as weights for choosing the next."""
+"""Priors for choosing the next change: per mutation kind from this problem's history, and per
+change class ("operation:affordance") from the swarm's live patterns (`Knowledge`), which also
+hands a loop the open hypotheses it may test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from research_dag import Experiment, Metric
+from playbook.affordances import AffordanceSite
+from research_dag import Affordance, Experiment, Hypothesis, Metric, Operation, Pattern
+
+CLASS_FLOOR = 0.25  # no class with a site starves, however its pattern scored
+CLASS_CAP = 8.0  # nor does one pattern take every proposal
+MAX_GUIDANCE = 6  # pattern lines shown to an LLM mutator
+MAX_GUIDANCE_TEXT = 300  # characters of each
+# The ordinary proposals' improvement rate a pattern's success rate is compared with when the
+# Knowledge does not say (the offline mutator's on the bundled examples is of this order).
+BASE_RATE = 0.1
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What a loop may use: the live patterns this node derived (best first) and the open
+    hypotheses it derived for the loop's problem. `base_rates`: pattern id -> the improvement
+    rate of other classes on its problems (its control), when the curator gives it."""
+
+    patterns: tuple[Pattern, ...] = ()
+    hypotheses: tuple[Hypothesis, ...] = ()
+    base_rates: dict[str, float] = field(default_factory=dict)
+
+
+NOTHING_KNOWN = Knowledge()
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """A hypothesis's change, as a mutator is told to make it: `operation` on `affordance` at
+    one of `sites` (any site of that class when empty)."""
+
+    hypothesis_id: str
+    operation: Operation
+    affordance: Affordance
+    sites: tuple[str, ...]
+    text: str
+
+    @property
+    def change_class(self) -> str:
+        return f"{self.operation}:{self.affordance}"
+
+
+def planned_change(hypothesis: Hypothesis) -> PlannedChange | None:
+    """The change a hypothesis plans; None for one made before hypotheses named a class."""
+    if hypothesis.operation is None or hypothesis.affordance is None:
+        return None
+    return PlannedChange(
+        hypothesis.id,
+        hypothesis.operation,
+        hypothesis.affordance,
+        tuple(hypothesis.sites or ()),
+        _one_line(hypothesis.text, MAX_GUIDANCE_TEXT),
+    )
+
+
+def class_weights(
+    knowledge: Knowledge, affordances: Sequence[AffordanceSite]
+) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+    """Weights over the change classes this strategy affords, and the patterns behind each.
+
+    A class's weight is its best live pattern's smoothed success rate over the base rate (its
+    control's, else BASE_RATE), within [CLASS_FLOOR, CLASS_CAP]; classes without a pattern
+    keep 1.0 and are left out. Patterns learned on other problems count wherever this strategy
+    has the affordance: that is how a problem starts from the swarm's playbook, not cold.
+    """
+    present = {cls for site in affordances for cls in site.change_classes}
+    weights: dict[str, float] = {}
+    sources: dict[str, tuple[str, ...]] = {}
+    for pattern in knowledge.patterns:
+        cls = pattern.mutation_kind
+        if pattern.status != "live" or cls not in present:
+            continue
+        sources[cls] = (*sources.get(cls, ()), pattern.id)
+        if cls in weights:
+            continue  # best first: the first live pattern of a class sets its weight
+        wins, tries = len(pattern.supporting), len(pattern.supporting) + len(pattern.contradicting)
+        base = knowledge.base_rates.get(pattern.id, BASE_RATE)
+        ratio = ((wins + 1) / (tries + 2)) / max(base, 0.01)
+        weights[cls] = min(CLASS_CAP, max(CLASS_FLOOR, ratio))
+    return weights, sources
+
+
+def pattern_guidance(knowledge: Knowledge, limit: int = MAX_GUIDANCE) -> tuple[str, ...]:
+    """The live patterns' statements for an LLM mutator, best first, one bounded line each."""
+    lines = []
+    for pattern in knowledge.patterns:
+        if pattern.status != "live":
+            continue
+        wins, tries = len(pattern.supporting), len(pattern.supporting) + len(pattern.contradicting)
+        line = f"pattern ({pattern.mutation_kind}, {wins}/{tries} improved): {pattern.text}"
+        lines.append(_one_line(line, MAX_GUIDANCE_TEXT))
+        if len(lines) >= limit:
+            break
+    return tuple(lines)
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from node.llm import Usage
-from research_dag import Experiment, Problem
+from playbook import PlannedChange
+from research_dag import Change, Experiment, Problem
+
+MAX_APPLIED = 16  # research_dag's bound on Experiment.applied
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,11 @@ class Proposal:
     description: str  # one line: what changed ("WEIGHTS[3]: 0.5 -> 0.0")
     hypothesis: str = ""  # why it might help
     usage: Usage = field(default_factory=Usage)
+    # The change in the shared vocabulary (research_dag.Change), one per coordinated edit;
+    # () when the mutator could not say (the loop then records `changes` as not described).
+    changes: tuple[Change, ...] = ()
+    applied: tuple[str, ...] = ()  # ids of the live patterns whose class it used
+    hypothesis_id: str | None = None  # the hypothesis this proposal tests (a planned change)
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,13 @@ class MutationContext:
     # Prior weight per mutation kind (from the playbook / this problem's history); missing
     # kinds get weight 1.0.
     kind_weights: dict[str, float] = field(default_factory=dict)
+    # Prior weight per change class "operation:affordance" (playbook.class_weights: from live
+    # patterns, learned here or on other problems); missing classes get weight 1.0. And the
+    # patterns behind each class, which a proposal using the class lists in `applied`.
+    class_weights: dict[str, float] = field(default_factory=dict)
+    class_patterns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # A hypothesis to test: make exactly this change (no other), at one of its sites.
+    plan: PlannedChange | None = None
     # Hypotheses / playbook text an LLM may read (already rendered, short).
     guidance: tuple[str, ...] = ()
     # Plateau: no finding in K tries -> ask for a bigger, structural change.
@@ -51,6 +66,12 @@ class MutationFailed(Exception):
         self.reason = reason
         self.usage = usage or Usage()
         self.retryable = retryable
+
+
+def applied_patterns(context: MutationContext, changes: tuple[Change, ...]) -> tuple[str, ...]:
+    """The patterns behind the classes of `changes`, in order, at most MAX_APPLIED."""
+    ids = (pid for change in changes for pid in context.class_patterns.get(change.change_class, ()))
+    return tuple(dict.fromkeys(ids))[:MAX_APPLIED]
 
 
 class Mutator(Protocol):

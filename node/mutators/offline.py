@@ -8,11 +8,19 @@ from collections.abc import Mapping
 
 import trio
 
-from node.mutators.base import MutationContext, MutationFailed, Proposal
-from node.mutators.operators import FAMILIES, HYPOTHESES, OPERATOR_KINDS, Change, Site
+from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
+from node.mutators.operators import (
+    FAMILIES,
+    HYPOTHESES,
+    OPERATIONS_OF,
+    OPERATOR_KINDS,
+    Change,
+    Site,
+)
 from node.mutators.patch import make_diff
 from node.mutators.sites import collect_sites
-from node.mutators.source import parse
+from playbook import PlannedChange, parse, site_matches
+from research_dag import Change as Described
 
 __all__ = ["OPERATOR_KINDS", "OfflineMutator"]
 
@@ -21,12 +29,17 @@ MAX_ATTEMPTS = 32
 STRUCTURAL_HYPOTHESIS = "the search has plateaued; a bigger change across families may escape it"
 
 Pools = dict[str, list[Site]]
+Drawn = tuple[Site, Change]
 
 
 class OfflineMutator:
     """Perturbs, zeroes, prunes, swaps, rescales and toggles literals: no network, no cost.
 
-    Deterministic: the same context and `context.rng` state give the same proposal.
+    Draws a kind by `context.kind_weights` times its sites' mean class weight
+    (`context.class_weights`), then a site by its class weight; with a `context.plan`, only
+    the plan's class at the plan's sites. Every proposal describes its changes exactly
+    (operation, affordance, site). Deterministic: the same context and `context.rng` state
+    give the same proposal.
     """
 
     name = "offline"
@@ -46,26 +59,37 @@ class OfflineMutator:
         pools: Pools = {kind: [] for kind in OPERATOR_KINDS}
         for path in paths:
             for site in collect_sites(path, context.best_files[path]):
-                pools[site.kind].append(site)
+                if context.plan is None or _planned(site, context.plan):
+                    pools[site.kind].append(site)
+        if context.plan is not None and not any(pools.values()):
+            plan = context.plan
+            raise MutationFailed(f"no site for the planned change {plan.change_class}")
         if not any(pools.values()):
             raise MutationFailed("no mutation site in the strategy", retryable=False)
-        weights = {kind: _weight(context.kind_weights, kind) for kind in OPERATOR_KINDS}
+        if context.plan is None:
+            weights = {kind: _weight(context.kind_weights, kind) for kind in OPERATOR_KINDS}
+        else:
+            weights = dict.fromkeys(OPERATOR_KINDS, 1.0)
         if not any(pools[kind] and weights[kind] > 0 for kind in OPERATOR_KINDS):
             raise MutationFailed("every mutation kind with a site has weight 0", retryable=False)
+        classes = {
+            cls: _weight(context.class_weights, cls) for cls in context.class_weights
+        } if context.plan is None else {}
+        structural = context.structural and context.plan is None
         repeat: Proposal | None = None
         for attempt in range(MAX_ATTEMPTS):
             drawn = None
             # Structural combinations get the first half of the attempts, single changes the rest.
-            if context.structural and attempt < MAX_ATTEMPTS // 2:
-                changes = _draw_structural(pools, weights, context.rng)
+            if structural and attempt < MAX_ATTEMPTS // 2:
+                changes = _draw_structural(pools, weights, classes, context.rng)
             else:
-                drawn = _draw(pools, weights, context.rng, set())
-                changes = [] if drawn is None else [drawn[1]]
+                drawn = _draw(pools, weights, classes, context.rng, set())
+                changes = [] if drawn is None else [drawn]
             if not changes:
                 break
-            files = _apply(context.best_files, changes)
+            files = _apply(context.best_files, [change for _, change in changes])
             if files is not None:
-                proposal = _proposal(context.best_files, files, changes, multi_file=len(paths) > 1)
+                proposal = _proposal(context, files, changes, multi_file=len(paths) > 1)
                 if not any(tried.strategy == files for tried in context.recent):
                     return proposal
                 repeat = repeat or proposal
@@ -74,7 +98,15 @@ class OfflineMutator:
                 pools[drawn[0].kind].remove(drawn[0])
         if repeat is not None:
             return repeat  # every alternative was tried recently (or failed): repeat one
-        raise MutationFailed("no valid mutation site", retryable=False)
+        raise MutationFailed("no valid mutation site", retryable=context.plan is not None)
+
+
+def _planned(site: Site, plan: PlannedChange) -> bool:
+    return (
+        OPERATIONS_OF[site.kind] == plan.operation
+        and site.affordance == plan.affordance
+        and (not plan.sites or site_matches(site.site, plan.sites))
+    )
 
 
 def _weight(kind_weights: Mapping[str, float], kind: str) -> float:
@@ -83,9 +115,14 @@ def _weight(kind_weights: Mapping[str, float], kind: str) -> float:
 
 
 def _draw(
-    pools: Pools, weights: Mapping[str, float], rng: random.Random, used_families: set[str]
-) -> tuple[Site, Change] | None:
-    """Weighted kind, then a uniform site of it; sites with nothing left to draw are dropped."""
+    pools: Pools,
+    weights: Mapping[str, float],
+    classes: Mapping[str, float],
+    rng: random.Random,
+    used_families: set[str],
+) -> Drawn | None:
+    """A weighted kind, then a site of it weighted by its class; sites with nothing left to
+    draw are dropped. Without class weights this is a uniform site of the kind."""
     while True:
         kinds = [
             kind
@@ -94,8 +131,16 @@ def _draw(
         ]
         if not kinds:
             return None
-        kind = rng.choices(kinds, [weights[kind] for kind in kinds])[0]
-        site = rng.choice(pools[kind])
+        if classes:
+            site_weights = {k: [classes.get(s.change_class, 1.0) for s in pools[k]] for k in kinds}
+            kind_weights = [weights[k] * sum(site_weights[k]) / len(pools[k]) for k in kinds]
+            if not any(kind_weights):
+                return None
+            kind = rng.choices(kinds, kind_weights)[0]
+            site = rng.choices(pools[kind], site_weights[kind])[0]
+        else:
+            kind = rng.choices(kinds, [weights[kind] for kind in kinds])[0]
+            site = rng.choice(pools[kind])
         change = site.draw(rng)
         if change is not None:
             return site, change
@@ -103,24 +148,24 @@ def _draw(
 
 
 def _draw_structural(
-    pools: Pools, weights: Mapping[str, float], rng: random.Random
-) -> list[Change]:
+    pools: Pools, weights: Mapping[str, float], classes: Mapping[str, float], rng: random.Random
+) -> list[Drawn]:
     """2-3 non-overlapping changes from different families (the same family if only one has
     sites); a single change when no second one fits."""
     want = rng.choice((2, 3))
-    changes: list[Change] = []
+    changes: list[Drawn] = []
     families: set[str] = set()
     for _ in range(4 * want):
         if len(changes) >= want:
             break
-        drawn = _draw(pools, weights, rng, families)
+        drawn = _draw(pools, weights, classes, rng, families)
         if drawn is None and len(changes) < 2:
-            drawn = _draw(pools, weights, rng, set())
+            drawn = _draw(pools, weights, classes, rng, set())
         if drawn is None:
             break
         site, change = drawn
-        if not any(_overlap(change, other) for other in changes):
-            changes.append(change)
+        if not any(_overlap(change, other) for _, other in changes):
+            changes.append(drawn)
             families.add(FAMILIES[site.kind])
     return changes
 
@@ -147,10 +192,11 @@ def _apply(best_files: Mapping[str, str], changes: list[Change]) -> dict[str, st
 
 
 def _proposal(
-    best_files: Mapping[str, str], files: dict[str, str], changes: list[Change], multi_file: bool
+    context: MutationContext, files: dict[str, str], drawn: list[Drawn], multi_file: bool
 ) -> Proposal:
     # Canonical order, so one combination always has one structural kind name.
-    changes = sorted(changes, key=lambda change: OPERATOR_KINDS.index(change.kind))
+    drawn = sorted(drawn, key=lambda pair: OPERATOR_KINDS.index(pair[1].kind))
+    changes = [change for _, change in drawn]
     descriptions = [
         f"{change.description} ({change.path + ' ' if multi_file else ''}line {change.line})"
         for change in changes
@@ -162,10 +208,18 @@ def _proposal(
         kind = "structural:" + "+".join(kinds)
         reasons = "; ".join(dict.fromkeys(HYPOTHESES[k] for k in kinds))
         hypothesis = f"{STRUCTURAL_HYPOTHESIS} ({reasons})"
+    described = tuple(
+        Described(operation=OPERATIONS_OF[site.kind], affordance=site.affordance, site=site.site)
+        for site, _ in drawn
+    )
+    plan = context.plan
     return Proposal(
         files=files,
-        diff=make_diff(best_files, files),
+        diff=make_diff(context.best_files, files),
         mutation_kind=kind,
         description="; ".join(descriptions),
-        hypothesis=hypothesis,
+        hypothesis=hypothesis if plan is None or not plan.text else plan.text,
+        changes=described,
+        applied=applied_patterns(context, described),
+        hypothesis_id=None if plan is None else plan.hypothesis_id,
     )

@@ -1,4 +1,5 @@
-"""The offline mutation operators: their kinds, and the exact edit each makes at a site."""
+"""The offline mutation operators: their kinds, their words in the shared vocabulary, and the
+exact edit each makes at a site."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from node.mutators.source import SourceFile, shorten
+from playbook import (
+    Container,
+    SourceFile,
+    element_affordance,
+    number_affordance,
+    number_value,
+    shorten,
+    site_label,
+)
+from research_dag import Affordance, Operation
 
 PERTURB_CONSTANT = "perturb_constant"
 ZERO_CONSTANT = "zero_constant"
@@ -29,6 +39,18 @@ OPERATOR_KINDS: tuple[str, ...] = (
     RESCALE_LIST,
     PRUNE_TERM,
 )
+
+# Each kind in the shared vocabulary (research_dag OPERATIONS); the affordance comes from the
+# site (playbook.affordances), except that dropping a term is always on a `term`.
+OPERATIONS_OF: dict[str, Operation] = {
+    PERTURB_CONSTANT: "perturb",
+    ZERO_CONSTANT: "prune",
+    PRUNE_ELEMENT: "prune",
+    PRUNE_TERM: "prune",
+    TOGGLE_BOOL: "toggle",
+    SWAP_ELEMENTS: "swap",
+    RESCALE_LIST: "scale",
+}
 
 # A structural change combines operators of different families.
 FAMILIES: dict[str, str] = {
@@ -55,8 +77,6 @@ FLOAT_FACTORS = (0.5, 0.8, 0.9, 1.1, 1.25, 2.0)
 RESCALE_FACTORS = (0.5, 0.8, 1.25, 2.0)
 _REST_OF_LINE = re.compile(rb"[ \t]*,?[ \t]*(#[^\r\n]*)?(\r\n|\r|\n)?")
 
-Container = ast.List | ast.Tuple | ast.Set | ast.Dict
-
 
 @dataclass(frozen=True)
 class Edit:
@@ -80,16 +100,28 @@ class Change:
 
 @dataclass(frozen=True, eq=False)
 class Site:
-    """A place one operator can act; `draw` picks the concrete change (None: nothing new)."""
+    """A place one operator can act; `draw` picks the concrete change (None: nothing new).
+    `site` and `affordance` name it in the shared vocabulary (playbook.affordances)."""
 
     kind: str
     path: str
     line: int
     draw: Callable[[random.Random], Change | None]
+    site: str
+    affordance: Affordance
+
+    @property
+    def change_class(self) -> str:
+        return f"{OPERATIONS_OF[self.kind]}:{self.affordance}"
 
 
 def number_site(
-    src: SourceFile, node: ast.expr, label: str | None, wrap: bool = False
+    src: SourceFile,
+    node: ast.expr,
+    label: str | None,
+    affordance: Affordance,
+    wrap: bool = False,
+
 ) -> Site | None:
     """perturb_constant: scale, step or (rarely) negate a numeric literal; ints stay ints."""
     value = number_value(node)
@@ -109,7 +141,7 @@ def number_site(
             return Change(PERTURB_CONSTANT, path, (Edit(start, end, text),), description, line)
         return None
 
-    return Site(PERTURB_CONSTANT, path, line, draw)
+    return Site(PERTURB_CONSTANT, path, line, draw, site_label(path, label, line), affordance)
 
 
 def toggle_site(src: SourceFile, node: ast.Constant, label: str | None) -> Site | None:
@@ -117,29 +149,16 @@ def toggle_site(src: SourceFile, node: ast.Constant, label: str | None) -> Site 
     start, end = src.span(node)
     old, new = ("True", "False") if node.value else ("False", "True")
     description = f"{_where(label)}{old} -> {new}"
-    return _fixed_site(src, TOGGLE_BOOL, (Edit(start, end, new),), description, src.line(start))
+    line = src.line(start)
+    edits = (Edit(start, end, new),)
+    return _fixed_site(src, TOGGLE_BOOL, edits, description, line, label, "switch")
 
 
-def element_labels(
-    src: SourceFile, node: Container, label: str | None
-) -> list[tuple[ast.expr, str | None]]:
-    """Each element (dict: each value) with its label, e.g. `WEIGHTS[3]`, `PARAMS['alpha']`."""
-    if isinstance(node, ast.Dict):
-        if any(key is None for key in node.keys):
-            return [(value, label) for value in node.values]
-        names = [f"[{src.quote(key)}]" for key in node.keys if key is not None]
-        elements = node.values
-    else:
-        names = [f"[{index}]" for index in range(len(node.elts))]
-        elements = node.elts
-    return [
-        (element, f"{label}{name}" if label else None)
-        for element, name in zip(elements, names, strict=True)
-    ]
-
-
-def container_sites(src: SourceFile, node: Container, label: str | None) -> list[Site]:
-    """prune_element and zero_constant per element; swap_elements and rescale_list per list."""
+def container_sites(
+    src: SourceFile, node: Container, label: str | None, affordance: Affordance
+) -> list[Site]:
+    """prune_element and zero_constant per element; swap_elements and rescale_list per list
+    (`affordance`: the container's, playbook.container_affordance)."""
     if isinstance(node, ast.Dict):
         keys = [key for key in node.keys if key is not None]
         if len(keys) < len(node.values):
@@ -154,45 +173,29 @@ def container_sites(src: SourceFile, node: Container, label: str | None) -> list
     sites: list[Site | None] = []
     for index, element in enumerate(elements):
         line = src.line(spans[index][0])
+        inner = f"{label}{names[index]}" if label else None
         if len(elements) >= 2:
             edit = _removal(src, node, spans, index)
             description = f"{_where(label)}removed {names[index]} {src.quote(element)}"
-            sites.append(_fixed_site(src, PRUNE_ELEMENT, (edit,), description, line))
+            removed = element_affordance(element, inner, (node, label))
+            sites.append(
+                _fixed_site(src, PRUNE_ELEMENT, (edit,), description, line, inner, removed)
+            )
         if number_value(element) and not isinstance(node, ast.Set):
             start, end = src.span(element)
             zero = "0.0" if isinstance(number_value(element), float) else "0"
-            inner = f"{label}{names[index]}" if label else None
             description = f"{_where(inner)}{src.text(start, end)} -> {zero}"
             edits = (Edit(start, end, zero),)
-            sites.append(_fixed_site(src, ZERO_CONSTANT, edits, description, src.line(start)))
+            zeroed = number_affordance(inner, (node, label))
+            sites.append(
+                _fixed_site(
+                    src, ZERO_CONSTANT, edits, description, src.line(start), inner, zeroed
+                )
+            )
     if isinstance(node, ast.List | ast.Tuple) and len(elements) >= 2:
-        sites.append(_swap_site(src, spans, label))
-        sites.append(_rescale_site(src, elements, spans, label))
+        sites.append(_swap_site(src, spans, label, affordance))
+        sites.append(_rescale_site(src, elements, spans, label, affordance))
     return [site for site in sites if site is not None]
-
-
-def chain_operands(src: SourceFile, node: ast.BinOp) -> tuple[list[ast.expr], list[ast.operator]]:
-    """`a + b - c` as operands [a, b, c] and operators [+, -] (the top node's whole chain)."""
-    operands: list[ast.expr] = []
-    operators: list[ast.operator] = []
-    current = node
-    while True:
-        operands.append(current.right)
-        operators.append(current.op)
-        left = current.left
-        # A parenthesised left operand `(a + b) + c` is one operand, a chain of its own.
-        if (
-            isinstance(left, ast.BinOp)
-            and isinstance(left.op, ast.Add | ast.Sub)
-            and src.span(left)[0] == src.span(current)[0]
-        ):
-            current = left
-        else:
-            operands.append(left)
-            break
-    operands.reverse()
-    operators.reverse()
-    return operands, operators
 
 
 def term_sites(
@@ -209,7 +212,8 @@ def term_sites(
         else:
             edit = Edit(extents[index - 1][1], end, "")
         description = f"{_where(label)}dropped term {src.quote(operands[index])}"
-        sites.append(_fixed_site(src, PRUNE_TERM, (edit,), description, src.line(start)))
+        line = src.line(start)
+        sites.append(_fixed_site(src, PRUNE_TERM, (edit,), description, line, label, "term"))
     return [site for site in sites if site is not None]
 
 
@@ -229,21 +233,6 @@ def perturbed(value: int | float, rng: random.Random) -> int | float:
     return -value
 
 
-def number_value(node: ast.expr) -> int | float | None:
-    """The value of a numeric literal (`3`, `0.5`, `-2`); None for bools and everything else."""
-    sign = 1
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        sign, node = -1, node.operand
-    if not isinstance(node, ast.Constant):
-        return None
-    value = node.value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return sign * value
-
-
 def format_number(value: int | float) -> str | None:
     """Source text for a number: ints stay ints, floats keep ~6 significant digits."""
     if isinstance(value, int):
@@ -254,13 +243,20 @@ def format_number(value: int | float) -> str | None:
 
 
 def _fixed_site(
-    src: SourceFile, kind: str, edits: tuple[Edit, ...], description: str, line: int
+    src: SourceFile,
+    kind: str,
+    edits: tuple[Edit, ...],
+    description: str,
+    line: int,
+    label: str | None,
+    affordance: Affordance,
 ) -> Site | None:
     """A site whose change is settled once found (no randomness left to draw)."""
     if any(src.pinned(edit.start, edit.end) for edit in edits):
         return None
     change = Change(kind, src.path, edits, description, line)
-    return Site(kind, src.path, line, lambda rng: change)
+    site = site_label(src.path, label, line)
+    return Site(kind, src.path, line, lambda rng: change, site, affordance)
 
 
 def _removal(src: SourceFile, node: Container, spans: list[tuple[int, int]], index: int) -> Edit:
@@ -276,7 +272,9 @@ def _removal(src: SourceFile, node: Container, spans: list[tuple[int, int]], ind
     return Edit(spans[index - 1][1], end, "")
 
 
-def _swap_site(src: SourceFile, spans: list[tuple[int, int]], label: str | None) -> Site | None:
+def _swap_site(
+    src: SourceFile, spans: list[tuple[int, int]], label: str | None, affordance: Affordance
+) -> Site | None:
     texts = [src.text(*span) for span in spans]
     free = [index for index, span in enumerate(spans) if not src.pinned(*span)]
     if len({texts[index] for index in free}) < 2:
@@ -291,11 +289,16 @@ def _swap_site(src: SourceFile, spans: list[tuple[int, int]], label: str | None)
         description = f"{_where(label)}swapped {shown}"
         return Change(SWAP_ELEMENTS, src.path, edits, description, src.line(spans[i][0]))
 
-    return Site(SWAP_ELEMENTS, src.path, src.line(spans[0][0]), draw)
+    line = src.line(spans[0][0])
+    return Site(SWAP_ELEMENTS, src.path, line, draw, site_label(src.path, label, line), affordance)
 
 
 def _rescale_site(
-    src: SourceFile, elements: list[ast.expr], spans: list[tuple[int, int]], label: str | None
+    src: SourceFile,
+    elements: list[ast.expr],
+    spans: list[tuple[int, int]],
+    label: str | None,
+    affordance: Affordance,
 ) -> Site | None:
     values = [number_value(element) for element in elements]
     numbers = [value for value in values if value is not None]
@@ -321,7 +324,7 @@ def _rescale_site(
                 return Change(RESCALE_LIST, src.path, tuple(edits), description, line)
         return None
 
-    return Site(RESCALE_LIST, src.path, line, draw)
+    return Site(RESCALE_LIST, src.path, line, draw, site_label(src.path, label, line), affordance)
 
 
 def _where(label: str | None) -> str:

@@ -1,4 +1,4 @@
-"""A strategy file as the offline operators see it: bytes, node spans and pinned lines."""
+"""A strategy file as static analysis sees it: bytes, node spans and pinned lines."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ class SourceFile:
 
     def __init__(self, path: str, text: str, tree: ast.Module) -> None:
         self.path = path
+        self.tree = tree
         self.data = text.encode("utf-8")
         self.starts = [0]
         # bytes.splitlines breaks on \n, \r and \r\n only: the same lines the tokenizer counts.

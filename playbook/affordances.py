@@ -1,0 +1,247 @@
+"""What a strategy offers to change: its affordance sites (weight vectors, feature sets,
+switches, learning rates, thresholds, loop bounds...), found by static analysis and named in the
+shared vocabulary (research_dag OPERATIONS / AFFORDANCES), the same way on every problem.
+
+The naming rules live here so the offline mutator (node/mutators) labels its changes with the
+words a hypothesis uses to name places in a problem it has never touched.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from playbook.source import SourceFile, parse
+from playbook.walk import Container, StrategyWalk, Within, element_labels, number_value
+from research_dag import MAX_NAME, Affordance, Operation
+
+# Name rules, first match wins, tried on the innermost part of a label first
+# (`PARAMS['lr']`: `lr`, then `PARAMS`). Each rule is a set of words or of word pairs.
+_RULES: tuple[tuple[Affordance, frozenset[str], frozenset[tuple[str, str]]], ...] = (
+    ("learning_rate", frozenset({"lr", "eta"}),
+     frozenset({("learning", "rate"), ("step", "size")})),
+    ("regularization", frozenset({
+        "l1", "l2", "decay", "dropout", "penalty", "reg", "regularization", "regularisation",
+        "lambda", "smoothing", "shrinkage"}), frozenset()),
+    ("threshold", frozenset({"threshold", "thresholds", "thresh", "cutoff", "cutoffs"}),
+     frozenset({("cut", "off")})),
+    ("loop_bound", frozenset({
+        "epochs", "epoch", "steps", "iters", "iter", "iterations", "iteration", "rounds",
+        "passes", "depth", "restarts", "generations", "trials", "sweeps"}), frozenset()),
+    ("capacity", frozenset({
+        "hidden", "layers", "layer", "units", "width", "neurons", "trees", "estimators",
+        "heads", "channels", "dim", "dims", "capacity"}), frozenset()),
+)
+# A container named like this holds weights whatever else its name says.
+_WEIGHT_WORDS = frozenset({"weights", "weight", "coef", "coefs", "coefficients", "betas"})
+# A list of strings named like this is a sequence (order matters), else a feature set.
+_ORDER_WORDS = frozenset({
+    "order", "sequence", "sections", "stages", "pipeline", "priority", "priorities", "schedule",
+    "steps", "rules", "chain", "ranking"})
+_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
+TEXT_OPERATIONS: tuple[Operation, ...] = ("replace", "insert", "prune", "reorder")
+MAX_SITES = 4096  # a hostile strategy of many literals still gives a bounded listing
+
+
+@dataclass(frozen=True)
+class AffordanceSite:
+    """One place a strategy can be changed: `operations` on `affordance` at `site`
+    (e.g. "strategy.py:WEIGHTS['bm25']", the path and the setting's label)."""
+
+    path: str
+    affordance: Affordance
+    site: str
+    operations: tuple[Operation, ...]
+
+    @property
+    def change_classes(self) -> tuple[str, ...]:
+        return tuple(f"{operation}:{self.affordance}" for operation in self.operations)
+
+
+def strategy_affordances(files: Mapping[str, str]) -> list[AffordanceSite]:
+    """Every affordance site of the mutable files, by path then source order; deterministic
+    and problem-independent. A .py file that does not parse has none; any other file has one
+    `text_section` site per heading or paragraph block."""
+    found: dict[tuple[str, Affordance, str], list[Operation]] = {}
+    for path in sorted(files):
+        if path.endswith(".py"):
+            tree = parse(files[path])
+            if tree is not None:
+                _Listing(SourceFile(path, files[path], tree), found).run()
+        else:
+            section: Affordance = "text_section"
+            for name in text_sections(files[path]):
+                found.setdefault((path, section, site_label(path, name, 0)), [*TEXT_OPERATIONS])
+        if len(found) >= MAX_SITES:
+            break
+    return [
+        AffordanceSite(path, affordance, site, tuple(dict.fromkeys(operations)))
+        for (path, affordance, site), operations in list(found.items())[:MAX_SITES]
+    ]
+
+
+def site_label(path: str, label: str | None, line: int) -> str:
+    """The site as a Change records it: `path:label`, or `path:line N` for an unnamed one."""
+    return f"{path}:{label if label else f'line {line}'}"[:MAX_NAME]
+
+
+def site_matches(site: str, targets: tuple[str, ...]) -> bool:
+    """A site is a target, or an element of one (`strategy.py:WEIGHTS` covers `...WEIGHTS[3]`)."""
+    return any(site == target or site.startswith(target + "[") for target in targets)
+
+
+def name_affordance(label: str | None, scalar: bool = True) -> Affordance | None:
+    """The affordance a name says, innermost part first; None when no rule matches. A scalar
+    named like a weight is just a constant; a container so named is a weight vector."""
+    for part in reversed(_PART.findall(label or "")):
+        words = [word.lower() for word in _WORD.findall(part)]
+        pairs = set(itertools.pairwise(words))
+        if not scalar and _WEIGHT_WORDS.intersection(words):
+            return "weight_vector"
+        for affordance, singles, doubles in _RULES:
+            if singles.intersection(words) or doubles & pairs:
+                return affordance
+    return None
+
+
+def container_affordance(node: Container, label: str | None) -> Affordance:
+    """Numbers -> weight_vector (unless the name says capacity, loop_bound...); strings ->
+    sequence when the name speaks of order, else feature_set; anything else -> sequence for
+    a list or tuple, constant otherwise."""
+    elements = node.values if isinstance(node, ast.Dict) else node.elts
+    named = name_affordance(label, scalar=False)
+    if named is not None:
+        return named
+    if isinstance(node, ast.Dict) and any(
+        name_affordance(_key_text(key)) for key in node.keys if key is not None
+    ):
+        return "constant"  # a settings dict (`{"lr": 0.1, "epochs": 5}`): each key says more
+    if elements and all(number_value(element) is not None for element in elements):
+        return "weight_vector"
+    if elements and all(_is_text(element) for element in elements):
+        words = {word.lower() for word in _WORD.findall(label or "")}
+        return "sequence" if words & _ORDER_WORDS else "feature_set"
+    return "sequence" if isinstance(node, ast.List | ast.Tuple) else "constant"
+
+
+def number_affordance(label: str | None, within: Within | None) -> Affordance:
+    """A number's affordance: what its own name says (`PARAMS['lr']`), else its container's
+    (an element of a weight vector), else what the enclosing name says, else constant."""
+    if within is not None:
+        container, container_label = within
+        whole = container_affordance(container, container_label)
+        if whole == "weight_vector" and name_affordance(container_label, scalar=False):
+            return whole  # `WEIGHTS['url_depth']` is a weight, whatever its key says
+        key = label[len(container_label) :] if label and container_label else None
+        return name_affordance(key) or whole
+    return name_affordance(label) or "constant"
+
+
+def element_affordance(element: ast.expr, label: str | None, within: Within) -> Affordance:
+    """Removing an element: a number's own affordance, else its container's."""
+    if number_value(element) is not None:
+        return number_affordance(label, within)
+    return container_affordance(*within)
+
+
+def text_sections(text: str) -> list[str]:
+    """A text file's blocks, named by their heading (`# Offer`) or `paragraph N`."""
+    names: list[str] = []
+    paragraph = 0
+    for block in re.split(r"\n[ \t]*\n", text.strip()):
+        first = block.strip().split("\n", 1)[0].strip()
+        if not first:
+            continue
+        if first.startswith("#"):
+            names.append(" ".join(first.lstrip("#").split())[:60] or "heading")
+        else:
+            paragraph += 1
+            names.append(f"paragraph {paragraph}")
+        if len(names) >= MAX_SITES:
+            break
+    return names
+
+
+def _key_text(key: ast.expr) -> str | None:
+    return key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else None
+
+
+def _is_text(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+class _Listing(StrategyWalk):
+    """The walk with hooks that list affordance sites, under the preconditions the offline
+    operators have (pinned lines excluded, two elements to prune one, two distinct to swap)."""
+
+    def __init__(
+        self, src: SourceFile, found: dict[tuple[str, Affordance, str], list[Operation]]
+    ) -> None:
+        super().__init__(src)
+        self.found = found
+
+    def add(
+        self, affordance: Affordance, label: str | None, line: int, operation: Operation
+    ) -> None:
+        if len(self.found) < MAX_SITES:
+            key = (self.src.path, affordance, site_label(self.src.path, label, line))
+            self.found.setdefault(key, []).append(operation)
+
+    def free(self, node: ast.expr) -> bool:
+        return not self.src.pinned(*self.src.span(node))
+
+    def on_number(
+        self, node: ast.expr, label: str | None, within: Within | None, wrap: bool
+    ) -> None:
+        if self.free(node):
+            self.add(number_affordance(label, within), label, node.lineno, "perturb")
+
+    def on_switch(self, node: ast.Constant, label: str | None) -> None:
+        if self.free(node):
+            self.add("switch", label, node.lineno, "toggle")
+
+    def on_container(self, node: Container, label: str | None) -> None:
+        if isinstance(node, ast.Dict) and any(key is None for key in node.keys):
+            return
+        whole = container_affordance(node, label)
+        labelled = element_labels(self.src, node, label)
+        for element, element_label in labelled:
+            start = element if not isinstance(node, ast.Dict) else _key_of(node, element)
+            if len(labelled) >= 2 and not self.src.pinned(
+                self.src.span(start)[0], self.src.span(element)[1]
+            ):
+                affordance = element_affordance(element, element_label, (node, label))
+                self.add(affordance, element_label, start.lineno, "prune")
+            if number_value(element) and not isinstance(node, ast.Set) and self.free(element):
+                affordance = number_affordance(element_label, (node, label))
+                self.add(affordance, element_label, element.lineno, "prune")
+        if isinstance(node, ast.List | ast.Tuple) and len(node.elts) >= 2:
+            free = [self.src.text(*self.src.span(e)) for e in node.elts if self.free(e)]
+            if len(set(free)) >= 2:
+                self.add(whole, label, node.elts[0].lineno, "swap")
+            values = [number_value(element) for element in node.elts]
+            if all(v is not None for v in values) and any(values) and len(free) == len(values):
+                self.add(whole, label, node.elts[0].lineno, "scale")
+
+    def on_terms(
+        self, operands: list[ast.expr], operators: list[ast.operator], label: str | None
+    ) -> None:
+        extents = [self.src.extent(operand) for operand in operands]
+        for index, (start, end) in enumerate(extents):
+            if index == 0 and not isinstance(operators[0], ast.Add):
+                continue
+            # The span the operator's edit removes: up to the next term, or from the previous.
+            edit = (start, extents[1][0]) if index == 0 else (extents[index - 1][1], end)
+            if not self.src.pinned(*edit):
+                self.add("term", label, self.src.line(start), "prune")
+
+
+def _key_of(node: ast.Dict, value: ast.expr) -> ast.expr:
+    for key, item in zip(node.keys, node.values, strict=True):
+        if item is value and key is not None:
+            return key
+    return value
