@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from node.cli import gc, pose, run, swarm
+from node.cli import dag, gc, playbook, pose, run, swarm
 from node.cli.options import EXIT_INTERRUPTED, err
 
 app = typer.Typer(
@@ -28,6 +28,8 @@ app.command()(swarm.simulate)
 app.command()(pose.init)
 app.command()(pose.pose)
 app.command()(gc.gc)
+app.add_typer(dag.app, name="dag")
+app.command()(playbook.playbook)
 
 
 def main() -> None:

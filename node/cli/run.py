@@ -294,10 +294,14 @@ def log(
     ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
+    markdown: Annotated[bool, typer.Option(
+        "--markdown", help="Print it as a Markdown document: phases between new bests, each "
+        "attempt's change, delta, verdict and the patterns it supported.")] = False,
 ) -> None:
     """Print the changelog of a problem: every attempt, kept or not, crashes included."""
     from rich.table import Table
 
+    from node.cli.changelog_markdown import changelog_markdown, knowledge_of
     from node.report import changelog, changelog_tsv
     from node.store import RecordStore, StoreError
     from research_dag import Experiment, Problem
@@ -314,9 +318,13 @@ def log(
                 if isinstance(record, Experiment)
             ]
             trusted = _trusted(store, data_dir)
+            knowledge = knowledge_of(store, problem.id) if markdown else ([], [])
     except StoreError as error:
         _fail(str(error))
     rows = changelog(experiments, problem.metric, trusted)
+    if markdown:
+        sys.stdout.write(changelog_markdown(problem, experiments, rows, *knowledge))
+        return
     if tsv is not None:
         text = changelog_tsv(rows)
         if str(tsv) == "-":
