@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+import playbook
 from node.cli import app
 from node.cli.playbook import lift_probability
 from node.problem import load_package
@@ -229,11 +230,48 @@ def test_playbook_lists_live_patterns_with_evidence_and_lift(held: Held) -> None
     [row] = json.loads(done.stdout)
     assert row["id"] == held.pattern.id and row["status"] == "live"
     assert (row["supporting"], row["contradicting"], row["control"]) == (1, 1, 4)
-    assert row["control_improved"] == 1 and row["derived_here"] is True
+    assert row["control_improved"] == 1
+    # written by hand, not by a curator: marked so once the curator's derivation is installed
+    assert row["derived_here"] is not hasattr(playbook, "patterns_derived_here")
     assert row["p_lift"] == pytest.approx(float(lift_probability(1, 2, 1, 4)))
     assert row["problem_names"] == ["probe"]
     table = swarm("playbook", "--data-dir", str(held.data))
     assert "prune:weight_vector" in table.stdout and "pruning a weight helps" in table.stdout
+
+
+def test_a_pattern_this_node_derives_is_marked_derived_here(held: Held, tmp_path: Path) -> None:
+    derive = getattr(playbook, "patterns_derived_here", None)
+    if derive is None:
+        pytest.skip("the curator (playbook.patterns_derived_here) is not installed yet")
+    with RecordStore.open(held.data / "records.sqlite") as store:
+        records = list(store.iter_records())
+        mine = derive(store.load_dag(), lambda experiment: experiment.author == "local")
+    assert mine  # four described attempts of prune:weight_vector, all ours
+    _store(tmp_path, [*records, *mine])
+    rows = json.loads(swarm("playbook", "--all", "--json", "--data-dir", str(tmp_path)).stdout)
+    marks = {row["id"]: row["derived_here"] for row in rows}
+    assert all(marks[pattern.id] for pattern in mine)
+
+
+def test_evidence_at_its_bound_is_marked_and_unheld_evidence_is_named(tmp_path: Path) -> None:
+    import hashlib
+
+    problem = load_package(PROBE)
+    absent = [hashlib.sha256(bytes([n, m])).hexdigest() for n in range(2) for m in range(128)]
+    pattern = Pattern(mutation_kind="prune:weight_vector", operation="prune",
+                      affordance="weight_vector", text="many", supporting=absent,
+                      problems=[problem.id], status="live", author=DERIVED_AUTHOR)
+    _store(tmp_path, [problem, pattern])
+    d = ("--data-dir", str(tmp_path))
+    [row] = json.loads(swarm("playbook", "--json", *d).stdout)
+    assert row["evidence_truncated"] is True and row["supporting"] == 256
+    assert "≈" in swarm("playbook", *d).stdout
+    shown = swarm("dag", "show", pattern.id[:6], *d)
+    assert "from the newest evidence only" in shown.stdout and "(not held)" in shown.stdout
+    summary = json.loads(swarm("dag", "--json", *d).stdout)
+    assert summary["missing"] == 256
+    unheld = swarm("dag", "show", absent[0][:12], *d)
+    assert unheld.exit_code == 1 and "referenced here but not held" in unheld.stderr
 
 
 def test_lift_probability_is_exact() -> None:

@@ -177,7 +177,8 @@ def _show_pattern(view: View, pattern: Pattern) -> None:
     counts = evidence_counts(view, pattern)
     _line("score", f"{counts.successes}/{counts.tries} improved "
           f"(control {counts.control_successes}/{counts.control_tries}), "
-          f"P(lift > 0) = {counts.lift_probability:.3f}, mean Δ {pattern.mean_delta:.4g}")
+          f"P(lift > 0) = {counts.shown()}, lift {counts.lift_estimate:+.3f}"
+          + (" (from the newest evidence only)" if counts.truncated else ""))
     if pattern.supersedes is not None:
         _line("supersedes", pattern.supersedes[:10]
               + ("" if pattern.supersedes in dag else " (not held)"))

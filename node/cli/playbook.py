@@ -37,11 +37,24 @@ class EvidenceCounts:
     tries: int
     control_successes: int
     control_tries: int
+    # A list at its bound holds the newest evidence only (research_dag MAX_LIST): the counts,
+    # and so P(lift > 0), are then those of that subset, not the curator's totals.
+    truncated: bool = False
 
     @property
     def lift_probability(self) -> float:
         return float(lift_probability(self.successes, self.tries, self.control_successes,
                                       self.control_tries))
+
+    @property
+    def lift_estimate(self) -> float:
+        """Posterior mean of the lift (the curator's estimate, from these counts)."""
+        return ((1 + self.successes) / (2 + self.tries)
+                - (1 + self.control_successes) / (2 + self.control_tries))
+
+    def shown(self) -> str:
+        """P(lift > 0) for a table cell: marked "≈" when a list is truncated."""
+        return ("≈" if self.truncated else "") + f"{self.lift_probability:.3f}"
 
 
 def evidence_counts(view: View, pattern: Pattern) -> EvidenceCounts:
@@ -50,8 +63,12 @@ def evidence_counts(view: View, pattern: Pattern) -> EvidenceCounts:
     control = list(pattern.control or ())
     found = view.headers(control)
     wins = sum(1 for header in found.values() if view.is_finding(header))
+    from research_dag import MAX_LIST
+
     supporting = len(pattern.supporting)
-    return EvidenceCounts(supporting, supporting + len(pattern.contradicting), wins, len(control))
+    truncated = MAX_LIST in (supporting, len(pattern.contradicting), len(control))
+    return EvidenceCounts(supporting, supporting + len(pattern.contradicting), wins, len(control),
+                          truncated)
 
 
 def lift_probability(successes: int, tries: int, control_successes: int,
@@ -118,7 +135,8 @@ def playbook(
         table.add_row(row["id"][:10], cut(row["class"], 40), row["status"] + mark,
                       cut(row["statement"], 300),
                       f"{row['supporting']}/{row['contradicting']}/{row['control']}",
-                      f"{row['p_lift']:.3f}", cut(scope, 200),
+                      ("≈" if row["evidence_truncated"] else "") + f"{row['p_lift']:.3f}",
+                      cut(scope, 200),
                       style={"retired": "dim", "candidate": "yellow"}.get(row["status"], ""))
     out.print(table)
 
@@ -142,7 +160,8 @@ def playbook_rows(view: View, show_all: bool) -> list[dict[str, Any]]:
             "supporting": len(pattern.supporting), "contradicting": len(pattern.contradicting),
             "control": counts.control_tries, "control_improved": counts.control_successes,
             "success_rate": pattern.success_rate, "mean_delta": pattern.mean_delta,
-            "p_lift": counts.lift_probability,
+            "p_lift": counts.lift_probability, "lift": counts.lift_estimate,
+            "evidence_truncated": counts.truncated,
             "problems": scope, "problem_names": [view.raw_name(p) or p[:10] for p in scope],
             "domains": list(pattern.domains), "author": pattern.author,
             "derived_here": here is None or pattern.id in here,
