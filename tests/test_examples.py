@@ -16,7 +16,10 @@ from research_dag import Problem
 from sandbox import Evaluator, Runtime
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-NAMES = ["landing_copy", "finance_factors", "search_ranking", "tiny_training", "faster_code"]
+NAMES = [
+    "landing_copy", "finance_factors", "search_ranking", "tiny_training", "faster_code",
+    "credit_scoring",
+]
 # Iterations each example gets here (fewer than the 50 of the done criteria, for speed) and
 # the seed; the loop is deterministic, so these runs always end the same way.
 ITERATIONS = {
@@ -25,6 +28,7 @@ ITERATIONS = {
     "search_ranking": 15,
     "tiny_training": 8,
     "faster_code": 15,
+    "credit_scoring": 3,
 }
 
 
