@@ -4,27 +4,41 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import trio
 
-from node.mutators import MutationContext, MutationFailed, Mutator, Usage
+from node.mutators import MutationContext, MutationFailed, Mutator, Proposal, Usage
 from node.problem import baseline_files
 from node.store import RecordStore
-from playbook import guidance_lines, kind_stats, kind_weights
+from playbook import (
+    NOTHING_KNOWN,
+    AffordanceSite,
+    Knowledge,
+    PlannedChange,
+    class_weights,
+    guidance_lines,
+    kind_stats,
+    kind_weights,
+    pattern_guidance,
+    planned_change,
+    strategy_affordances,
+)
 from research_dag import MAX_SOURCE, Experiment, Hypothesis, Outcome, Problem
 
 StopReason = Literal[
     "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
 ]
 Evaluate = Callable[[Mapping[str, str]], Outcome]
-MAX_HYPOTHESES = 5  # hypotheses from the DAG shown to a mutator
+MAX_HYPOTHESES = 5  # open hypotheses shown to a mutator as guidance
 MAX_HYPOTHESIS_TEXT = 300  # characters of each
+MAX_PLANS = 4  # hypotheses tried on one targeted iteration before an ordinary proposal
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,10 @@ class LoopConfig:
     max_mutator_failures: int = 10  # consecutive failed proposals before giving up
     seed: int = 0
     author: str = "local"
+    # While the Knowledge holds open hypotheses for this problem, this share of proposals is a
+    # targeted one (the hypothesis's planned change), each hypothesis at most its `tries` times
+    # from this node.
+    hypothesis_share: float = 0.25
     # Memory stays bounded whatever the uptime (docs/storage.md): the newest `window` attempts
     # (kind priors, the outcome memo, ids already offered) and `history` changelog steps.
     window: int = 1000
@@ -119,6 +137,7 @@ class ResearchLoop:
         trusted: Callable[[Experiment], bool] = lambda experiment: True,
         seal: Callable[[Experiment], Experiment] = lambda experiment: experiment,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        knowledge: Callable[[], Knowledge] = lambda: NOTHING_KNOWN,
     ) -> None:
         self.problem = problem
         self.evaluate_fn = evaluate
@@ -133,6 +152,9 @@ class ResearchLoop:
         self.trusted = trusted
         self.seal = seal  # signs a new experiment before it is stored or shared
         self.now_ms = now_ms
+        # The live patterns and open hypotheses this node derived (SwarmNode: its curator; a
+        # solo run: its own store), asked for at every proposal.
+        self.knowledge = knowledge
         # Records are named by their content: two identical attempts (a repeated candidate
         # whose cached outcome is recorded in the same millisecond) would be one record and one
         # changelog row. Our timestamps therefore strictly increase, across restarts too.
@@ -145,7 +167,10 @@ class ResearchLoop:
         self._best: Experiment | None = None
         self._baseline: Experiment | None = None
         self.summary: LoopSummary | None = None  # readable after an interrupt too
-        self._hypotheses: tuple[str, ...] = ()  # cross-domain suggestions from the DAG
+        # hypothesis id -> tests of it this node has recorded; ids found unworkable here
+        self._tested: OrderedDict[str, int] = OrderedDict()
+        self._unworkable: set[str] = set()
+        self._affordances: tuple[str, list[AffordanceSite]] = ("", [])  # of the best, by id
         self._known: OrderedDict[str, None] = OrderedDict()  # the newest `window` ids held
         self._iteration = 0
         self._rng = random.Random(0)
@@ -183,24 +208,15 @@ class ResearchLoop:
             self.on_record(experiment)
 
     def _load_history(self) -> None:
-        hypotheses = [
-            record
-            for record in self.store.iter_records(kind="hypothesis", problem=self.problem.id)
-            if isinstance(record, Hypothesis)
-        ]
-        # Any peer may sign hypotheses, and they reach a model's prompt: a few, our own first
-        # then the newest, each one bounded line (no prompt of unbounded size or cost, no
-        # peer text laid out as sections of its own).
-        hypotheses.sort(key=lambda h: (h.author != self.config.author, -h.created_ms, h.id))
-        self._hypotheses = tuple(
-            _one_line(f"hypothesis ({record.mutation_kind}): {record.text}", MAX_HYPOTHESIS_TEXT)
-            for record in hypotheses[:MAX_HYPOTHESES]
-        )
+        # Hypotheses in the store are not read here: a peer's are never used, and this node's
+        # own reach the loop through `knowledge` (docs/protocol.md, "Derived records").
         for record in self.store.iter_records(kind="experiment", problem=self.problem.id):
             if not isinstance(record, Experiment):
                 continue
             if record.author == self.config.author:
                 self._last_ms = max(self._last_ms, record.created_ms)
+                if record.hypothesis_id is not None:
+                    self._count_test(record.hypothesis_id)
             if not self.trusted(record):
                 continue
             self._hold(record)
@@ -221,7 +237,7 @@ class ResearchLoop:
         return None if self._best is None else self._best.outcome.score
 
     def _experiment(
-        self, files: Mapping[str, str], outcome: Outcome, **fields: str | None
+        self, files: Mapping[str, str], outcome: Outcome, **fields: object
     ) -> Experiment:
         self._last_ms = max(self.now_ms(), self._last_ms + 1)
         return self.seal(
@@ -238,13 +254,26 @@ class ResearchLoop:
             )
         )
 
-    def _context(self, rng: random.Random, since_finding: int) -> MutationContext:
+    def _context(
+        self, rng: random.Random, since_finding: int, knowledge: Knowledge,
+        plan: PlannedChange | None,
+    ) -> MutationContext:
         scores = {
             e.id: (e.outcome.score if e.outcome.status == "ok" else None) for e in self._experiments
         }
         stats = kind_stats(self._experiments, scores, self.metric)
         best = self._best or self._baseline
         assert best is not None
+        weights: dict[str, float] = {}
+        sources: dict[str, tuple[str, ...]] = {}
+        if knowledge.patterns:
+            if self._affordances[0] != best.id:  # the static analysis, once per new best
+                self._affordances = (best.id, strategy_affordances(best.strategy))
+            weights, sources = class_weights(knowledge, self._affordances[1])
+        hypotheses = tuple(
+            _one_line(f"hypothesis ({record.mutation_kind}): {record.text}", MAX_HYPOTHESIS_TEXT)
+            for record in self._open(knowledge)[:MAX_HYPOTHESES]
+        )
         return MutationContext(
             problem=self.problem,
             best_files=dict(best.strategy),
@@ -252,10 +281,64 @@ class ResearchLoop:
             recent=tuple(itertools.islice(
                 self._experiments, max(0, len(self._experiments) - self.config.recent), None)),
             kind_weights=kind_weights(stats),
-            guidance=self._hypotheses + guidance_lines(stats),
+            class_weights=weights,
+            class_patterns=sources,
+            plan=plan,
+            guidance=pattern_guidance(knowledge) + hypotheses + guidance_lines(stats),
             structural=since_finding >= self.config.plateau,
             rng=rng,
         )
+
+    def _open(self, knowledge: Knowledge) -> list[Hypothesis]:
+        """The hypotheses on this problem this node may still test, fewest tests first."""
+        found = [
+            h
+            for h in knowledge.hypotheses
+            if h.problem == self.problem.id
+            and h.id not in self._unworkable
+            and planned_change(h) is not None
+            and self._tested.get(h.id, 0) < (h.tries or 1)
+        ]
+        found.sort(key=lambda h: (self._tested.get(h.id, 0), -(h.expected_lift or 0.0), h.id))
+        return found
+
+    def _plans(self, knowledge: Knowledge) -> list[PlannedChange]:
+        """The hypotheses to test on this iteration, in order of preference, or none: while
+        any is open, a share `hypothesis_share` of iterations, spread evenly from a seeded
+        phase."""
+        share = min(1.0, max(0.0, self.config.hypothesis_share))
+        if share <= 0 or not knowledge.hypotheses:
+            return []
+        phase = random.Random(f"{self.config.seed}:{self.problem.id}:hypotheses").random()
+        step = self._iteration
+        if math.floor((step + 1) * share + phase) == math.floor(step * share + phase):
+            return []
+        plans = (planned_change(h) for h in self._open(knowledge)[:MAX_PLANS])
+        return [plan for plan in plans if plan is not None]
+
+    def _count_test(self, hypothesis_id: str) -> None:
+        self._tested[hypothesis_id] = self._tested.get(hypothesis_id, 0) + 1
+        self._tested.move_to_end(hypothesis_id)
+        while len(self._tested) > max(1, self.config.window):
+            self._tested.popitem(last=False)
+
+    async def _propose(self) -> Proposal:
+        """The mutator's proposal. On a targeted iteration, the first open hypothesis whose
+        planned change the mutator can make here; one it cannot (no such site) is set aside
+        for this node, and when none works an ordinary proposal is made."""
+        knowledge = self.knowledge()
+        for plan in self._plans(knowledge):
+            context = self._context(self._rng, self._since_finding, knowledge, plan)
+            try:
+                proposal = await self.mutator.propose(context)
+            except MutationFailed as failure:
+                self._unworkable.add(plan.hypothesis_id)
+                if not failure.retryable or failure.usage.cost_usd or failure.usage.input_tokens:
+                    raise  # a paid call failed: count it as the failed proposal it was
+            else:
+                return replace(proposal, hypothesis_id=plan.hypothesis_id)
+        context = self._context(self._rng, self._since_finding, knowledge, None)
+        return await self.mutator.propose(context)
 
     async def prepare(self) -> LoopSummary:
         """Load history (or evaluate the baseline) and open this run's summary."""
@@ -327,7 +410,7 @@ class ResearchLoop:
         if self.config.fuel_budget is not None and summary.fuel_spent >= self.config.fuel_budget:
             return "fuel_budget"
         try:
-            proposal = await self.mutator.propose(self._context(self._rng, self._since_finding))
+            proposal = await self._propose()
         except MutationFailed as failure:
             summary.usage = summary.usage + failure.usage
             return self._fail_proposal(failure.reason, failure.retryable)
@@ -348,8 +431,14 @@ class ResearchLoop:
             description=proposal.description,
             hypothesis=proposal.hypothesis,
             mutator=self.mutator.name,
+            # The vocabulary's fields are left out when empty (None: not described).
+            changes=list(proposal.changes) or None,
+            applied=list(proposal.applied) or None,
+            hypothesis_id=proposal.hypothesis_id,
         )
         await self._record(experiment)
+        if proposal.hypothesis_id is not None:
+            self._count_test(proposal.hypothesis_id)
         kept = self._better(experiment)
         if kept:
             self._best = experiment

@@ -7,6 +7,7 @@ import io
 import random
 import tokenize
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from node.mutators import (
     OfflineMutator,
     Proposal,
 )
+from node.mutators.operators import OPERATIONS_OF
+from playbook import PlannedChange
 from research_dag import Experiment, Metric, Outcome, Problem
 
 SAMPLE = '''"""Rank items by a weighted score (uses 2 weights, 0.5 by default)."""
@@ -344,3 +347,59 @@ def f(  # swarm: fixed
         assert "def f(  # swarm: fixed\n    a=1,\n):\n" in new
         changed_v |= "V = [\n    0.5,\n" not in new
     assert changed_v
+
+
+def _with(source: str, seed: int, **fields: Any) -> Proposal:
+    context = context_for(source, seed)
+    return OfflineMutator().propose_now(replace(context, **fields))
+
+
+def test_structural_proposals_list_each_change() -> None:
+    for seed in range(30):
+        proposal = propose(SAMPLE, seed, structural=True)
+        kinds = proposal.mutation_kind.removeprefix("structural:").split("+")
+        assert [c.operation for c in proposal.changes] == [OPERATIONS_OF[k] for k in kinds]
+        assert all(change.site.startswith("strategy.py:") for change in proposal.changes)
+
+
+def test_class_weights_steer_the_draw_and_proposals_list_the_patterns_used() -> None:
+    def share(weights: dict[str, float]) -> float:
+        classes = [
+            _with(SAMPLE, seed, class_weights=weights).changes[0].change_class
+            for seed in range(300)
+        ]
+        return classes.count("prune:weight_vector") / len(classes)
+
+    cold, warm = share({}), share({"prune:weight_vector": 8.0})
+    assert warm > 2 * cold
+    assert share({"prune:weight_vector": 0.0}) == 0.0  # a zero weight excludes the class
+    applied = {"prune:weight_vector": ("p" * 64,), "toggle:switch": ("q" * 64,)}
+    for seed in range(40):
+        proposal = _with(SAMPLE, seed, class_patterns=applied)
+        classes = {change.change_class for change in proposal.changes}
+        expected = [pid for cls, ids in applied.items() if cls in classes for pid in ids]
+        assert list(proposal.applied) == expected
+
+
+def test_without_class_weights_the_draw_is_what_it_was() -> None:
+    """Empty knowledge changes nothing: a class weight of 1.0 everywhere is no weight."""
+    uniform = {"prune:weight_vector": 1.0, "perturb:constant": 1.0}
+    for seed in range(40):
+        assert propose(SAMPLE, seed).files == _with(SAMPLE, seed, class_weights=uniform).files
+
+
+def test_a_plan_makes_exactly_its_change_at_one_of_its_sites() -> None:
+    sites = ('strategy.py:PARAMS["alpha"]', "strategy.py:WEIGHTS")
+    plan = PlannedChange("h" * 64, "perturb", "weight_vector", sites, "weights are off")
+    seen = set()
+    for seed in range(60):
+        proposal = _with(SAMPLE, seed, plan=plan, structural=True)
+        assert proposal.hypothesis_id == "h" * 64 and proposal.hypothesis == "weights are off"
+        (change,) = proposal.changes
+        assert (change.operation, change.affordance) == ("perturb", "weight_vector")
+        seen.add(change.site)
+    assert seen == {f"strategy.py:WEIGHTS[{n}]" for n in range(4)}  # PARAMS is no weight vector
+    nowhere = PlannedChange("h" * 64, "toggle", "switch", ("strategy.py:MISSING",), "")
+    with pytest.raises(MutationFailed) as failed:
+        _with(SAMPLE, 0, plan=nowhere)
+    assert failed.value.retryable and "planned change toggle:switch" in failed.value.reason

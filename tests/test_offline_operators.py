@@ -8,6 +8,16 @@ import random
 import pytest
 
 from node.mutators import OPERATOR_KINDS, MutationContext, OfflineMutator, Proposal, make_diff
+from node.mutators.operators import (
+    OPERATIONS_OF,
+    PERTURB_CONSTANT,
+    PRUNE_ELEMENT,
+    PRUNE_TERM,
+    RESCALE_LIST,
+    SWAP_ELEMENTS,
+    TOGGLE_BOOL,
+    ZERO_CONSTANT,
+)
 from research_dag import Metric, Problem
 
 
@@ -118,3 +128,53 @@ def test_description_names_the_target_the_values_and_the_line() -> None:
         {"strategy.py": "# weights\nWEIGHTS = [0.0, 0.35]\n"}, proposal.files
     )
     assert proposal.diff.startswith("--- a/strategy.py\n+++ b/strategy.py\n@@ ")
+
+
+VOCABULARY_SOURCE = """\
+WEIGHTS = [0.35, 0.2, -0.1, 1.5]
+FEATURES = ["price", "rating"]
+THRESHOLD = 0.5
+USE_CACHE = True
+
+
+def score(x, lr=0.1):
+    return x * WEIGHTS[0] + 2 - x
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (PERTURB_CONSTANT, {
+            ("perturb", "weight_vector", "strategy.py:WEIGHTS[0]"),
+            ("perturb", "threshold", "strategy.py:THRESHOLD"),
+            ("perturb", "learning_rate", "strategy.py:score(lr)"),
+            ("perturb", "constant", "strategy.py:line 8"),
+        }),
+        (ZERO_CONSTANT, {("prune", "weight_vector", "strategy.py:WEIGHTS[3]")}),
+        (PRUNE_ELEMENT, {
+            ("prune", "weight_vector", "strategy.py:WEIGHTS[1]"),
+            ("prune", "feature_set", "strategy.py:FEATURES[0]"),
+        }),
+        (PRUNE_TERM, {("prune", "term", "strategy.py:line 8")}),
+        (TOGGLE_BOOL, {("toggle", "switch", "strategy.py:USE_CACHE")}),
+        (SWAP_ELEMENTS, {
+            ("swap", "weight_vector", "strategy.py:WEIGHTS"),
+            ("swap", "feature_set", "strategy.py:FEATURES"),
+        }),
+        (RESCALE_LIST, {("scale", "weight_vector", "strategy.py:WEIGHTS")}),
+    ],
+)
+def test_each_operator_describes_its_change_in_the_shared_vocabulary(
+    kind: str, expected: set[tuple[str, str, str]]
+) -> None:
+    """Every kind maps to one operation; the affordance is the site's; the site its label."""
+    described = set()
+    for seed in range(80):
+        proposal = propose(VOCABULARY_SOURCE, seed, kind)
+        assert len(proposal.changes) == 1 and proposal.hypothesis_id is None
+        change = proposal.changes[0]
+        assert change.operation == OPERATIONS_OF[kind]
+        described.add((change.operation, change.affordance, change.site))
+    assert expected <= described
+    assert {(op, aff) for op, aff, _ in described} == {(op, aff) for op, aff, _ in expected}

@@ -72,9 +72,12 @@ class OfflineMutator:
             weights = dict.fromkeys(OPERATOR_KINDS, 1.0)
         if not any(pools[kind] and weights[kind] > 0 for kind in OPERATOR_KINDS):
             raise MutationFailed("every mutation kind with a site has weight 0", retryable=False)
+        # A weight of 1.0 is no prior; with none left the draw is exactly the unweighted one.
         classes = {
-            cls: _weight(context.class_weights, cls) for cls in context.class_weights
-        } if context.plan is None else {}
+            cls: _weight(context.class_weights, cls)
+            for cls in context.class_weights
+            if context.plan is None and _weight(context.class_weights, cls) != 1.0
+        }
         structural = context.structural and context.plan is None
         repeat: Proposal | None = None
         for attempt in range(MAX_ATTEMPTS):
