@@ -26,8 +26,9 @@ from node.mutators import (
     Mutator,
     make_diff,
 )
-from node.mutators.llm import normalise_kind
-from research_dag import Experiment, Metric, Outcome, Problem
+from node.mutators.llm import normalise_kind, parse_changes
+from playbook import PlannedChange
+from research_dag import Change, Experiment, Metric, Outcome, Problem
 
 STRATEGY = textwrap.dedent(
     '''\
@@ -68,6 +69,9 @@ GOOD_REPLY = f"""\
 <hypothesis>A lower threshold recovers positives missed near the boundary.</hypothesis>
 <mutation_kind>Tune-Threshold</mutation_kind>
 <description>THRESHOLD: 0.5 -> 0.35</description>
+<changes>
+perturb threshold strategy.py:THRESHOLD
+</changes>
 <diff>
 {GOOD_DIFF}</diff>
 """
@@ -146,6 +150,10 @@ async def test_a_good_reply_becomes_a_proposal_with_the_patched_file() -> None:
     }
     assert proposal.mutation_kind == "tune_threshold"
     assert proposal.description == "THRESHOLD: 0.5 -> 0.35"
+    assert proposal.changes == (
+        Change(operation="perturb", affordance="threshold", site="strategy.py:THRESHOLD"),
+    )
+    assert proposal.applied == () and proposal.hypothesis_id is None
     assert proposal.hypothesis.startswith("A lower threshold recovers")
     assert proposal.diff == make_diff({"strategy.py": STRATEGY}, proposal.files)
     assert proposal.diff.startswith("--- a/strategy.py\n+++ b/strategy.py\n@@ -1,7 +1,7 @@")
@@ -163,7 +171,9 @@ async def test_the_prompt_shows_problem_best_files_history_and_guidance() -> Non
     body = json.loads(script.requests[0].content)
     system, prompt = body["system"], script.prompt(0)
     assert "<!-- prompt:" not in system and "<!-- prompt:" not in prompt
-    assert "<mutation_kind>" in system and "unified diff" in system
+    assert "<mutation_kind>" in system and "unified diff" in system and "<changes>" in system
+    assert "${" not in system and "prune, perturb, scale" in system
+    assert "weight_vector, feature_set, switch" in system
     assert STATEMENT in prompt
     assert STRATEGY.rstrip() in prompt
     assert "`accuracy`: maximize it (higher is better)." in prompt and "Target: 0.95." in prompt
@@ -382,3 +392,50 @@ async def test_the_openai_compatible_client_drives_the_mutator_too() -> None:
 )
 def test_mutation_kinds_are_normalised(raw: str, kind: str) -> None:
     assert normalise_kind(raw) == kind
+
+
+def test_changes_outside_the_vocabulary_become_other_with_the_word_kept_and_are_bounded() -> None:
+    section = (
+        "- prune:weight_vector at `strategy.py:WEIGHTS[3]`\n"
+        "tweak knob strategy.py:X\n"
+        "no-words\n"
+        f"toggle switch {'S' * 500}\n" + "perturb constant strategy.py:A\n" * 40
+    )
+    changes = parse_changes(section)
+    assert changes[0] == Change(
+        operation="prune", affordance="weight_vector", site="strategy.py:WEIGHTS[3]"
+    )
+    assert changes[1] == Change(
+        operation="other", affordance="other", site="strategy.py:X", note="tweak knob"
+    )
+    assert len(changes[2].site) == 200
+    assert len(changes) == 8
+    assert parse_changes("") == ()
+
+
+async def test_a_reply_without_changes_is_not_described() -> None:
+    described = "<changes>\nperturb threshold strategy.py:THRESHOLD\n</changes>\n"
+    reply = GOOD_REPLY.replace(described, "")
+    assert reply != GOOD_REPLY
+    async with mutator_for(Script(message(reply))) as mutator:
+        proposal = await mutator.propose(context())
+    assert proposal.changes == () and proposal.files["strategy.py"] != STRATEGY
+
+
+async def test_a_planned_change_is_asked_for_and_the_proposal_tests_its_hypothesis() -> None:
+    plan = PlannedChange(
+        "h" * 64, "perturb", "threshold", ("strategy.py:THRESHOLD",),
+        "cutting at a lower threshold helped on two other problems",
+    )
+    patterns = {"perturb:threshold": ("p" * 64,), "prune:weight_vector": ("q" * 64,)}
+    script = Script(message(GOOD_REPLY))
+    async with mutator_for(script) as mutator:
+        proposal = await mutator.propose(
+            context(plan=plan, class_patterns=patterns, structural=True)
+        )
+    prompt = script.prompt()
+    assert "## Planned change" in prompt and "helped on two other problems" in prompt
+    assert "`perturb` on the `threshold` at one of: `strategy.py:THRESHOLD`" in prompt
+    assert "structural change" not in prompt  # the plan is the change to make
+    assert proposal.hypothesis_id == "h" * 64
+    assert proposal.applied == ("p" * 64,)

@@ -16,9 +16,10 @@ from node.llm import (
     Usage,
     load_prompt,
 )
-from node.mutators.base import MutationContext, MutationFailed, Proposal
+from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
 from node.mutators.patch import PatchError, apply_patch, make_diff
-from research_dag import Experiment, Problem
+from playbook import PlannedChange
+from research_dag import AFFORDANCES, MAX_NAME, OPERATIONS, Change, Experiment, Problem
 
 MAX_RECENT = 8
 STDERR_LINES = 12
@@ -27,6 +28,11 @@ MAX_DESCRIPTION = 200
 MAX_HYPOTHESIS = 1_000
 MAX_FILE_CHARS = 256_000  # the bound research_dag puts on a strategy file and a diff
 DEFAULT_KIND = "llm_edit"
+MAX_CHANGES = 8  # research_dag's bound on Experiment.changes
+MAX_PLAN_SITES = 12  # sites of a planned change named in the prompt
+# `prune weight_vector strategy.py:WEIGHTS[3]`, also with `:` or `/` between the words, a
+# leading bullet, or `at` before the site.
+_CHANGE_LINE = re.compile(r"[-*\s]*([\w-]+)\s*[:/\s]\s*([\w-]+)(?:\s+at\s+|\s*[/\s]\s*)?(.*)")
 
 
 class LLMMutator:
@@ -39,7 +45,9 @@ class LLMMutator:
         self.meter = meter
         self.name = client.name
         self.max_tokens = max_tokens
-        self._system = load_prompt("mutate_system.md")
+        self._system = Template(load_prompt("mutate_system.md")).substitute(
+            operations=", ".join(OPERATIONS), affordances=", ".join(AFFORDANCES)
+        )
         self._user = Template(load_prompt("mutate_user.md"))
 
     async def propose(self, context: MutationContext) -> Proposal:
@@ -80,7 +88,18 @@ def render_user_prompt(template: Template, context: MutationContext) -> str:
         ),
         recent=_render_recent(context.recent[-MAX_RECENT:]),
         guidance=f"\n## Guidance from the swarm's playbook\n\n{guidance}" if guidance else "",
-        structural=structural if context.structural else "",
+        structural=structural if context.structural and context.plan is None else "",
+        plan="" if context.plan is None else _render_plan(context.plan),
+    )
+
+
+def _render_plan(plan: PlannedChange) -> str:
+    sites = ", ".join(f"`{site}`" for site in plan.sites[:MAX_PLAN_SITES])
+    where = f" at one of: {sites}" if sites else ""
+    return (
+        "\n## Planned change\n\nThis turn tests a hypothesis the swarm carried over from other "
+        f"problems: {plan.text}\nMake exactly this change and no other: `{plan.operation}` on "
+        f"the `{plan.affordance}`{where}. Choose the one most likely to improve the score.\n"
     )
 
 
@@ -152,6 +171,7 @@ def parse_reply(reply: ChatReply, context: MutationContext) -> Proposal:
     hypothesis = _one_line(_last_tag(reply.text, "hypothesis") or "", MAX_HYPOTHESIS)
     kind = normalise_kind(_last_tag(reply.text, "mutation_kind") or "")
     description = _one_line(_last_tag(reply.text, "description") or "", MAX_DESCRIPTION)
+    changes = parse_changes(_last_tag(reply.text, "changes") or "")
     return Proposal(
         files=files,
         diff=canonical,
@@ -159,7 +179,40 @@ def parse_reply(reply: ChatReply, context: MutationContext) -> Proposal:
         description=description or hypothesis[:MAX_DESCRIPTION] or f"edit {', '.join(changed)}",
         hypothesis=hypothesis,
         usage=usage,
+        changes=changes,
+        applied=applied_patterns(context, changes),
+        hypothesis_id=None if context.plan is None else context.plan.hypothesis_id,
     )
+
+
+def parse_changes(section: str) -> tuple[Change, ...]:
+    """The reply's `<changes>` lines in the shared vocabulary, at most MAX_CHANGES; a word
+    outside it becomes `other` with the word kept in `note`; unreadable lines are skipped."""
+    changes: list[Change] = []
+    for line in section.strip().splitlines()[: 4 * MAX_CHANGES]:
+        found = _CHANGE_LINE.fullmatch(_printable(line).strip())
+        if found is None:
+            continue
+        operation, affordance = (_word(found[1]), _word(found[2]))
+        notes = [word for word in (operation, affordance) if word not in OPERATIONS + AFFORDANCES]
+        site = found[3].strip().strip("`'\"")
+        changes.append(Change.model_validate({
+            "operation": operation if operation in OPERATIONS else "other",
+            "affordance": affordance if affordance in AFFORDANCES else "other",
+            "site": site[:MAX_NAME],
+            "note": " ".join(note for note in notes if note)[:MAX_NAME],
+        }))
+        if len(changes) >= MAX_CHANGES:
+            break
+    return tuple(changes)
+
+
+def _word(raw: str) -> str:
+    return raw.strip().lower().replace("-", "_")[:MAX_KIND]
+
+
+def _printable(text: str) -> str:
+    return "".join(char if char.isprintable() else " " for char in text)
 
 
 def _check_source(path: str, text: str, usage: Usage) -> None:
