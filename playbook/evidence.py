@@ -1,0 +1,88 @@
+"""The evidence the curator derives from (every counted, described attempt in the DAG, in the
+DAG's order, with its change classes and whether it improved on its parent) and the pattern
+snapshots it derives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from playbook.stats import Lift
+from research_dag import Experiment, Pattern, Problem, ResearchDag
+
+# (created_ms, id): the one order every node agrees on (ResearchDag.records).
+Key = tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One counted experiment that describes its change and has a parent to improve on."""
+
+    key: Key
+    problem: str
+    author: str
+    classes: tuple[str, ...]  # distinct change classes, sorted
+    success: bool  # ok, scored and strictly better than its parent (ResearchDag.is_finding)
+    hypothesis: str | None  # the hypothesis it tests, if any
+
+    @property
+    def id(self) -> str:
+        return self.key[1]
+
+    @property
+    def created_ms(self) -> int:
+        return self.key[0]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Every attempt, in order, and the problems they belong to (by id)."""
+
+    attempts: tuple[Attempt, ...]
+    problems: dict[str, Problem] = field(default_factory=dict)
+
+    def by_problem(self) -> dict[str, list[Attempt]]:
+        grouped: dict[str, list[Attempt]] = {pid: [] for pid in sorted(self.problems)}
+        for attempt in self.attempts:
+            grouped[attempt.problem].append(attempt)
+        return grouped
+
+
+def collect_evidence(dag: ResearchDag, counts: Callable[[Experiment], bool]) -> Evidence:
+    """The attempts `derive` reads: experiments of held problems (those consistent with them),
+    with a parent, with `changes`, that `counts` accepts (replayed by a peer, or the node's own).
+    Everything else is ignored: old records without `changes`, baselines, unreplayed claims."""
+    problems = {problem.id: problem for problem in dag.problems()}
+    attempts = [attempt for problem in problems for attempt in _attempts(dag, problem, counts)]
+    attempts.sort(key=lambda attempt: attempt.key)
+    return Evidence(tuple(attempts), problems)
+
+
+def _attempts(
+    dag: ResearchDag, problem_id: str, counts: Callable[[Experiment], bool]
+) -> Iterator[Attempt]:
+    for experiment in dag.experiments(problem_id):
+        if experiment.parent is None or not experiment.changes or not counts(experiment):
+            continue
+        yield Attempt(
+            (experiment.created_ms, experiment.id), problem_id, experiment.author,
+            experiment.change_classes(), dag.is_finding(experiment), experiment.hypothesis_id,
+        )
+
+
+def newest(attempts: Iterable[Attempt], limit: int) -> list[str]:
+    """The ids of the newest `limit` of `attempts` (given in order), oldest first."""
+    kept = list(attempts)[-limit:] if limit > 0 else []
+    return [attempt.id for attempt in kept]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One pattern snapshot of a class's chain, with what hypotheses are derived from: its
+    exact P(lift > 0) and how many attempts of the class each problem had by then."""
+
+    pattern: Pattern
+    lift: Lift
+    probability: Fraction
+    attempts_on: dict[str, int]

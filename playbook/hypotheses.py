@@ -1,0 +1,245 @@
+"""Cross-problem hypotheses from live patterns, the verdicts their tests reach, and the
+confirmation rates that measure whether the swarm's lessons transfer (docs/playbook.md)."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from playbook.affordances import strategy_affordances
+from playbook.evidence import Attempt, Evidence, Snapshot, newest
+from playbook.stats import Lift, rate_interval
+from research_dag import (
+    DERIVED_AUTHOR,
+    MAX_LIST,
+    MAX_NAME,
+    Hypothesis,
+    Pattern,
+    Problem,
+    ResearchDag,
+    Verdict,
+)
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """How hypotheses are chosen and decided (docs/playbook.md, "Thresholds";
+    bench/measure_thresholds.py)."""
+
+    tries: int = 8  # tests that decide a hypothesis
+    shown_attempts: int = 4  # a problem with this many attempts of the class is no target
+    confirm_p: Fraction = Fraction(95, 100)  # at `tries`: confirmed when P(tests' rate > base
+    # rate) is at least this, else refuted
+    early_tests: int = 4  # decided before `tries` only from this many tests on ...
+    early_confirm_p: Fraction = Fraction(99, 100)  # ... confirmed when P is at least this
+    refute_p: Fraction = Fraction(1, 100)  # ... refuted (negative transfer) when at most this
+
+
+PLAN = TestPlan()
+MAX_SHOWN_SITES = 3  # sites named in a hypothesis's text
+
+
+def hypotheses_of(
+    chains: Mapping[str, Sequence[Snapshot]], problems: Mapping[str, Problem],
+    plan: TestPlan = PLAN,
+) -> list[Hypothesis]:
+    """For each class and each problem whose baseline strategy has that affordance (with a site
+    that takes the operation) where the class is not shown yet: one hypothesis, from the first
+    live snapshot of the chain that finds the problem so. One per (class, problem) for good, so
+    a pattern's later snapshots do not repeat it."""
+    affordances = {pid: _sites_by_class(problem) for pid, problem in problems.items()}
+    found: list[Hypothesis] = []
+    for klass in sorted(chains):
+        for pid in sorted(problems):
+            sites = affordances[pid].get(klass)
+            if not sites:
+                continue
+            for snapshot in chains[klass]:
+                if (snapshot.pattern.status == "live"
+                        and snapshot.attempts_on.get(pid, 0) < plan.shown_attempts):
+                    found.append(_hypothesis(snapshot, problems, problems[pid], sites, plan))
+                    break
+    return found
+
+
+def _sites_by_class(problem: Problem) -> dict[str, list[str]]:
+    """The target's sites per change class, from its baseline strategy (the posed files)."""
+    files = {path: problem.files[path].decode("utf-8") for path in problem.mutable}
+    by_class: dict[str, list[str]] = {}
+    for site in strategy_affordances(files):
+        if len(site.site) > MAX_NAME:
+            continue
+        for klass in site.change_classes:
+            sites = by_class.setdefault(klass, [])
+            if site.site not in sites and len(sites) < MAX_LIST:
+                sites.append(site.site)
+    return by_class
+
+
+def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Problem,
+                sites: list[str], plan: TestPlan) -> Hypothesis:
+    pattern, lift = snapshot.pattern, snapshot.lift
+    source = ", ".join(problems[p].name for p in (pattern.problems or ()) if p in problems)
+    shown = ", ".join(sites[:MAX_SHOWN_SITES])
+    if len(sites) > MAX_SHOWN_SITES:
+        shown += f" and {len(sites) - MAX_SHOWN_SITES} more"
+    probability = float(snapshot.probability)
+    text = (f"{pattern.mutation_kind} improved {lift.s} of {lift.n} attempts on {source} against"
+            f" a base rate of {lift.c} of {lift.m} (P(lift > 0) = {probability:.3f})"
+            f"; predicted to improve {target.name} over its base rate by {pattern.mean_delta:+.3f}"
+            f" at {shown}; decided by {plan.tries} tests")
+    values: dict[str, Any] = {
+        "author": DERIVED_AUTHOR,
+        "created_ms": max(pattern.created_ms, target.created_ms),
+        "pattern": pattern.id,
+        "problem": target.id,
+        "mutation_kind": pattern.mutation_kind,
+        "operation": pattern.operation,
+        "affordance": pattern.affordance,
+        "text": text,
+        "sites": sites,
+        "expected_lift": pattern.mean_delta,
+        "tries": plan.tries,
+    }
+    return Hypothesis.model_validate(values)
+
+
+def verdicts_of(hypotheses: Iterable[Hypothesis], evidence: Evidence, plan: TestPlan = PLAN
+                ) -> list[Verdict]:
+    """A verdict for each hypothesis whose tests decided it: counted attempts of its class on
+    its problem that name it, judged one by one, in order, against the attempts of other classes
+    on that problem up to then (the target's base rate)."""
+    tests: dict[str, list[Attempt]] = {}
+    for attempt in evidence.attempts:
+        if attempt.hypothesis is not None:
+            tests.setdefault(attempt.hypothesis, []).append(attempt)
+    on_problem = evidence.by_problem()
+    verdicts = []
+    for hypothesis in hypotheses:
+        mine = [a for a in tests.get(hypothesis.id, ())
+                if a.problem == hypothesis.problem and hypothesis.mutation_kind in a.classes]
+        if mine:
+            control = [a for a in on_problem.get(hypothesis.problem, ())
+                       if hypothesis.mutation_kind not in a.classes]
+            verdict = _verdict(hypothesis, mine, control, plan)
+            if verdict is not None:
+                verdicts.append(verdict)
+    return verdicts
+
+
+def decide(lift: Lift, tries: int, plan: TestPlan = PLAN) -> str | None:
+    """The verdict rule: "confirmed", "refuted" or None (not decided yet)."""
+    if lift.n >= tries:
+        return "confirmed" if lift.at_least(plan.confirm_p) else "refuted"
+    if lift.n < plan.early_tests:
+        return None
+    if lift.at_least(plan.early_confirm_p):
+        return "confirmed"
+    if lift.at_most(plan.refute_p):
+        return "refuted"
+    return None
+
+
+def _verdict(hypothesis: Hypothesis, tests: list[Attempt], control: list[Attempt],
+             plan: TestPlan) -> Verdict | None:
+    keys = [attempt.key for attempt in control]
+    successes = [0]
+    for attempt in control:
+        successes.append(successes[-1] + attempt.success)
+    tries = hypothesis.tries or plan.tries
+    won = 0
+    for done, test in enumerate(tests, start=1):
+        won += test.success
+        seen = bisect.bisect_right(keys, test.key)
+        lift = Lift(won, done, successes[seen], seen)
+        result = decide(lift, tries, plan)
+        if result is None:
+            continue
+        cited = newest(control[:seen], MAX_LIST)
+        created = max([hypothesis.created_ms, test.created_ms]
+                      + [a.created_ms for a in control[max(0, seen - MAX_LIST):seen]])
+        values: dict[str, Any] = {
+            "author": DERIVED_AUTHOR,
+            "created_ms": created,
+            "hypothesis": hypothesis.id,
+            "result": result,
+            "tests": [attempt.id for attempt in tests[:done]],
+            "control": cited,
+            "text": _verdict_text(result, lift, plan),
+        }
+        return Verdict.model_validate(values)
+    return None
+
+
+def _verdict_text(result: str, lift: Lift, plan: TestPlan) -> str:
+    probability = float(lift.probability())
+    text = (f"{result}: {lift.s} of {lift.n} tests improved, against a base rate of {lift.c} of"
+            f" {lift.m} (P(lift > 0) = {probability:.3f})")
+    if result == "refuted":
+        text += "; negative transfer" if lift.at_most(plan.refute_p) else "; no lift shown"
+    return text
+
+
+@dataclass(frozen=True)
+class ConfirmationRate:
+    """Confirmed of decided hypotheses for one key, with a 95 % credible interval."""
+
+    key: str
+    confirmed: int
+    decided: int
+    low: float
+    high: float
+
+    @property
+    def rate(self) -> float:
+        return self.confirmed / self.decided if self.decided else 0.0
+
+
+@dataclass(frozen=True)
+class ConfirmationRates:
+    by_pattern: list[ConfirmationRate]  # key: the pattern's class ("prune:weight_vector")
+    by_domains: list[ConfirmationRate]  # key: "finance -> search" (first domain of each)
+
+
+def confirmation_rates(dag: ResearchDag, verdicts: Iterable[Verdict] | None = None
+                       ) -> ConfirmationRates:
+    """Per pattern class and per (source domain -> target domain) pair: how many decided
+    hypotheses were confirmed. `verdicts`: those to count (a node passes the ones it derives
+    itself); all the DAG holds if None. A problem's domain is its first (else its name)."""
+    held = dag.records("verdict") if verdicts is None else list(verdicts)
+    by_pattern: dict[str, list[bool]] = {}
+    by_domains: dict[str, list[bool]] = {}
+    for verdict in held:
+        if not isinstance(verdict, Verdict):
+            continue
+        hypothesis = dag.get(verdict.hypothesis)
+        if not isinstance(hypothesis, Hypothesis):
+            continue
+        confirmed = verdict.result == "confirmed"
+        by_pattern.setdefault(hypothesis.mutation_kind, []).append(confirmed)
+        target = dag.get(hypothesis.problem)
+        pattern = dag.get(hypothesis.pattern)
+        if not isinstance(target, Problem) or not isinstance(pattern, Pattern):
+            continue
+        sources = {_domain(p) for p in dag.get_many(pattern.problems or ())
+                   if isinstance(p, Problem)}
+        for source in sorted(sources):
+            by_domains.setdefault(f"{source} -> {_domain(target)}", []).append(confirmed)
+    return ConfirmationRates(_rates(by_pattern), _rates(by_domains))
+
+
+def _domain(problem: Problem) -> str:
+    return problem.domains[0] if problem.domains else problem.name
+
+
+def _rates(grouped: Mapping[str, list[bool]]) -> list[ConfirmationRate]:
+    rates = []
+    for key in sorted(grouped):
+        results = grouped[key]
+        confirmed = sum(results)
+        low, high = rate_interval(confirmed, len(results))
+        rates.append(ConfirmationRate(key, confirmed, len(results), low, high))
+    return rates

@@ -1,0 +1,164 @@
+"""Tests of cross-problem hypotheses and verdicts on synthetic DAGs of real records: a live
+pattern learned on one problem gives a hypothesis for another problem with the affordance and not
+for one without; its counted tests decide it; confirmation rates per pattern and domain pair."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from playbook_history import TRAINED, History, everything, make_problem
+
+from playbook.curator import derivation, derive
+from playbook.hypotheses import PLAN, confirmation_rates, decide
+from playbook.stats import Lift
+from research_dag import DERIVED_AUTHOR, Experiment, Hypothesis, ResearchDag, Verdict
+
+PRUNE = "prune:weight_vector"
+PERTURB = "perturb:constant"
+
+
+def _learned_on_finance() -> History:
+    """prune:weight_vector goes live on finance (two authors); search has weights and has never
+    been pruned; train has no weight vector."""
+    history = History([
+        make_problem("finance", domains=["finance", "trading"], at=1),
+        make_problem("search", domains=["search", "ranking"], at=2),
+        make_problem("train", TRAINED, ["ml"], at=3),
+    ])
+    history.attempts("finance", PERTURB, 3, 37)
+    history.attempts("finance", PRUNE, 9, 5, authors=("a", "b"))
+    history.attempts("search", PERTURB, 4, 36)
+    return history
+
+
+def _hypothesis_for(history: History, problem: str) -> Hypothesis:
+    found = [h for h in derivation(history.dag(), everything).hypotheses
+             if h.problem == history.problems[problem].id]
+    assert len(found) == 1
+    return found[0]
+
+
+def _test(history: History, hypothesis: Hypothesis, successes: int, failures: int
+          ) -> list[Experiment]:
+    made = []
+    for i in range(successes + failures):
+        success = (i + 1) * successes // (successes + failures) > i * successes // (
+            successes + failures)
+        made.append(history.attempt("search", PRUNE, success, hypothesis=hypothesis.id))
+    return made
+
+
+def test_a_hypothesis_for_the_problem_with_the_affordance_only() -> None:
+    history = _learned_on_finance()
+    found = derivation(history.dag(), everything)
+    targets = {h.problem for h in found.hypotheses}
+    assert targets == {history.problems["search"].id}  # not train: no weight vector there
+    hypothesis = found.hypotheses[0]
+    pattern = next(s.pattern for s in found.chains[PRUNE] if s.pattern.id == hypothesis.pattern)
+    assert pattern.status == "live"
+    assert hypothesis.author == DERIVED_AUTHOR and hypothesis.signature == b""
+    assert hypothesis.mutation_kind == PRUNE and hypothesis.affordance == "weight_vector"
+    assert hypothesis.sites == ['strategy.py:WEIGHTS["a"]', 'strategy.py:WEIGHTS["b"]',
+                                'strategy.py:WEIGHTS["c"]']
+    assert hypothesis.tries == PLAN.tries and hypothesis.expected_lift == pattern.mean_delta
+    assert hypothesis.created_ms == pattern.created_ms
+    assert "search" in hypothesis.text and "finance" in hypothesis.text
+    assert found.open_hypotheses() == [hypothesis]
+
+
+def test_no_hypothesis_where_the_class_is_already_shown() -> None:
+    # shown: 4 attempts on search precede the first live snapshot
+    shown = History([make_problem("finance", domains=["finance"], at=1),
+                     make_problem("search", domains=["search"], at=2)])
+    shown.attempts("search", PRUNE, 1, 3)
+    shown.attempts("finance", PERTURB, 3, 37)
+    shown.attempts("finance", PRUNE, 9, 5, authors=("a", "b"))
+    assert derivation(shown.dag(), everything).hypotheses == []
+
+
+def test_one_hypothesis_per_class_and_problem_as_the_pattern_grows() -> None:
+    history = _learned_on_finance()
+    first = _hypothesis_for(history, "search")
+    history.attempts("finance", PRUNE, 30, 10, authors=("a", "b", "c"))
+    assert _hypothesis_for(history, "search").id == first.id
+
+
+def test_confirmed_by_its_tests() -> None:
+    history = _learned_on_finance()
+    hypothesis = _hypothesis_for(history, "search")
+    tests = _test(history, hypothesis, 6, 2)
+    verdicts = derivation(history.dag(), everything).verdicts
+    assert len(verdicts) == 1
+    verdict = verdicts[0]
+    assert verdict.hypothesis == hypothesis.id and verdict.result == "confirmed"
+    assert verdict.tests == [t.id for t in tests[:len(verdict.tests)]]
+    assert len(verdict.tests) <= PLAN.tries
+    assert len(verdict.control) == 40  # search's attempts of other classes
+    assert verdict.author == DERIVED_AUTHOR and verdict.created_ms == max(
+        [hypothesis.created_ms, tests[len(verdict.tests) - 1].created_ms])
+    assert "confirmed" in verdict.text
+
+
+def test_negative_transfer_is_refuted() -> None:
+    history = _learned_on_finance()
+    history.attempts("search", PERTURB, 40, 0)  # search's base rate is now high
+    hypothesis = _hypothesis_for(history, "search")
+    _test(history, hypothesis, 0, 8)
+    verdict = derivation(history.dag(), everything).verdicts[0]
+    assert verdict.result == "refuted" and "negative transfer" in verdict.text
+    assert len(verdict.tests) < PLAN.tries  # decisive before the planned tries
+
+
+def test_no_verdict_before_the_tests_decide_and_uncounted_tests_are_ignored() -> None:
+    history = _learned_on_finance()
+    hypothesis = _hypothesis_for(history, "search")
+    tests = _test(history, hypothesis, 2, 1)
+    assert derivation(history.dag(), everything).verdicts == []
+    more = _test(history, hypothesis, 5, 0)
+    unreplayed = {e.id for e in more}
+
+    def counts(experiment: Experiment) -> bool:
+        return experiment.id not in unreplayed
+
+    assert derivation(history.dag(), counts).verdicts == []
+    assert derivation(history.dag(), everything).verdicts[0].tests[:3] == [t.id for t in tests]
+
+
+def test_verdict_records_are_new_once_and_deterministic() -> None:
+    history = _learned_on_finance()
+    hypothesis = _hypothesis_for(history, "search")
+    _test(history, hypothesis, 6, 2)
+    dag = history.dag()
+    records = derive(dag, everything)
+    assert any(isinstance(r, Verdict) for r in records)
+    for record in records:
+        dag.add(record)
+    assert derive(dag, everything) == []
+    assert [r.id for r in derive(ResearchDag(reversed(history.records)), everything)] == [
+        r.id for r in records]
+
+
+def test_decide() -> None:
+    assert decide(Lift(3, 3, 4, 40), PLAN.tries) is None  # too few tests to decide early
+    assert decide(Lift(4, 4, 4, 40), PLAN.tries) == "confirmed"  # decisive early
+    assert decide(Lift(0, 4, 30, 40), PLAN.tries) == "refuted"  # negative transfer, early
+    assert decide(Lift(2, 5, 4, 40), PLAN.tries) is None
+    assert decide(Lift(3, 8, 4, 40), PLAN.tries) == "confirmed"
+    assert decide(Lift(1, 8, 4, 40), PLAN.tries) == "refuted"  # no lift shown at the last try
+    assert PLAN.refute_p < Fraction(1, 2) < PLAN.confirm_p <= PLAN.early_confirm_p
+
+
+def test_confirmation_rates_per_pattern_and_domain_pair() -> None:
+    history = _learned_on_finance()
+    hypothesis = _hypothesis_for(history, "search")
+    _test(history, hypothesis, 6, 2)
+    dag = history.dag()
+    for record in derive(dag, everything):
+        dag.add(record)
+    rates = confirmation_rates(dag)
+    assert [(r.key, r.confirmed, r.decided) for r in rates.by_pattern] == [(PRUNE, 1, 1)]
+    assert [(r.key, r.confirmed, r.decided) for r in rates.by_domains] == [
+        ("finance -> search", 1, 1)]
+    rate = rates.by_pattern[0]
+    assert rate.rate == 1.0 and 0.0 < rate.low < rate.high <= 1.0
+    assert confirmation_rates(dag, verdicts=[]).by_pattern == []
