@@ -1,27 +1,45 @@
 """What a node's records say to a person: per problem the verified best and a leaderboard with
-the swarm's verdict on each claim, and per peer its standing (issue 8, finding 12)."""
+the swarm's verdict on each claim, and per peer its standing (issue 8, finding 12). Read from
+the DAG's headers: a record is loaded only where a view shows or judges by more than its
+header holds (issue 10: a store-backed DAG keeps few whole records)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from node.trust import Ledger, Verdict
-from research_dag import Experiment, ResearchDag, Verification
+from research_dag import Experiment, Header, ResearchDag, Verification
+
+PAGE = 1024  # whole records loaded at a time where a view must read every one of a kind
 
 # Leaderboard order: what may be shown as a best first, then what is waiting, then the refuted.
 _RANK: dict[Verdict, int] = {"own": 0, "verified": 0, "pending": 1, "disputed": 2}
 
 
-def ledger_from(dag: ResearchDag, me: str) -> Ledger:
+def headers_by_kind(dag: ResearchDag) -> dict[str, list[Header]]:
+    """Every record's header, by kind, each list ordered as `dag.records(kind)` is."""
+    found = [header for record_id in dag.ids() if (header := dag.header(record_id)) is not None]
+    found.sort(key=lambda header: (header.created_ms, header.id))
+    kinds: dict[str, list[Header]] = {}
+    for header in found:
+        kinds.setdefault(header.kind, []).append(header)
+    return kinds
+
+
+def ledger_from(dag: ResearchDag, me: str, verifications: list[Header] | None = None) -> Ledger:
     """This node's ledger as its records leave it: everyone's verifications noted, our own
-    replays moving their authors' standing."""
+    replays moving their authors' standing. `verifications`: their headers, if at hand."""
+    if verifications is None:
+        verifications = headers_by_kind(dag).get("verification", [])
     ledger = Ledger(me=me)
-    for record in dag.records("verification"):
-        if isinstance(record, Verification):
-            ledger.note(record)
-            claimed = dag.get(record.experiment)
-            if record.author == me and isinstance(claimed, Experiment):
-                ledger.record_replay(claimed, record.match)
+    for start in range(0, len(verifications), PAGE):
+        for record in dag.get_many(h.id for h in verifications[start : start + PAGE]):
+            if isinstance(record, Verification):
+                ledger.note(record)
+                if record.author == me:
+                    claimed = dag.get(record.experiment)
+                    if isinstance(claimed, Experiment):
+                        ledger.record_replay(claimed, record.match)
     return ledger
 
 
@@ -30,16 +48,21 @@ def verified_best(dag: ResearchDag, ledger: Ledger, problem_id: str) -> Experime
     return dag.best(problem_id, ledger.verified)
 
 
-def standings(dag: ResearchDag, ledger: Ledger) -> dict[str, dict[str, Any]]:
-    """Per peer (not us): its standing in our ledger and its claims by verdict."""
+def standings(
+    dag: ResearchDag, ledger: Ledger, experiments: list[Header] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per peer (not us): its standing in our ledger and its claims by verdict.
+    `experiments`: every experiment's header, if at hand."""
+    if experiments is None:
+        experiments = headers_by_kind(dag).get("experiment", [])
     table: dict[str, dict[str, Any]] = {}
-    for record in dag.records("experiment"):
-        if not isinstance(record, Experiment) or record.author in (ledger.me, "local"):
+    for header in experiments:
+        if header.author in (ledger.me, "local"):
             continue
-        row = table.setdefault(record.author, {
-            "standing": ledger.standing_of(record.author), "ignored": ledger.ignored(record.author),
+        row = table.setdefault(header.author, {
+            "standing": ledger.standing_of(header.author), "ignored": ledger.ignored(header.author),
             "verified": 0, "pending": 0, "disputed": 0})
-        verdict, _ = ledger.verdict(record)
+        verdict, _ = ledger.verdict_of(header, dag.get)
         row[verdict] += 1
     return {author: table[author] for author in sorted(table)}
 
@@ -53,17 +76,23 @@ def leaderboard_rows(dag: ResearchDag, me: str, wanted: str | None, top: int
             continue
         metric = problem.metric
         sign = -1.0 if metric.direction == "maximize" else 1.0
-        judged = [(ledger.verdict(e), e) for e in dag.experiments(problem.id)
-                  if e.outcome.status == "ok" and e.outcome.score is not None]
-        judged.sort(key=lambda pair: (_RANK[pair[0][0]], sign * (pair[1].outcome.score or 0.0),
+        # A header's score is an ok experiment's score.
+        judged = [(ledger.verdict_of(h, dag.get), h) for h in dag.experiment_headers(problem.id)
+                  if h.score is not None]
+        judged.sort(key=lambda pair: (_RANK[pair[0][0]], sign * (pair[1].score or 0.0),
                                       pair[1].created_ms, pair[1].id))
         rows: list[dict[str, Any]] = []
         seen: set[tuple[tuple[str, str], ...]] = set()
         disputed = 0
-        for (verdict, matches), experiment in judged:
+        for (verdict, matches), header in judged:
             disputed += verdict == "disputed"
+            if len(rows) >= top:
+                continue
+            experiment = dag.get(header.id)
+            if not isinstance(experiment, Experiment):
+                continue
             key = tuple(sorted(experiment.strategy.items()))
-            if key in seen or len(rows) >= top:
+            if key in seen:
                 continue
             seen.add(key)
             rows.append({"id": experiment.id, "score": experiment.outcome.score,

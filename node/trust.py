@@ -5,13 +5,17 @@ keeps replays from starving research."""
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from research_dag import Experiment, Outcome, Verification
+from research_dag import Experiment, Header, Outcome, Record, Verification, canonical_encode
 
 Verdict = Literal["own", "verified", "disputed", "pending"]
+# Votes kept per experiment: `k` matches decide, so a bound far above it loses nothing honest;
+# beyond it a vote replaces one whose author does not vouch (fresh identities cost nothing).
+MAX_VOTES = 64
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,27 @@ def outcomes_match(claimed: Outcome, replayed: Outcome) -> bool:
         and claimed.strategy_fuel == replayed.strategy_fuel
         and claimed.evaluator_fuel == replayed.evaluator_fuel
     )
+
+
+def outcome_key(outcome: Outcome) -> bytes | None:
+    """What `outcomes_match` compares, as 16 bytes: two outcomes match exactly when their keys
+    are equal and not None (a timeout's key is None)."""
+    if outcome.status == "timeout":
+        return None
+    score = None if outcome.score is None else outcome.score + 0.0  # -0.0 == 0.0: one key
+    data = canonical_encode([outcome.status, score, sorted(outcome.items.items()),
+                             outcome.strategy_fuel, outcome.evaluator_fuel])
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+class Vote(NamedTuple):
+    """What the ledger keeps of a verification: who replayed, what they said, and the key of
+    the outcome they got (compared with the claim's when it is judged, which may arrive after
+    the verification). A whole Verification record was ~10x the memory, kept forever."""
+
+    author: str
+    match: bool
+    outcome: bytes | None
 
 
 @dataclass
@@ -132,8 +157,9 @@ class Ledger:
     me: str
     config: TrustConfig = field(default_factory=TrustConfig)
     standing: dict[str, float] = field(default_factory=dict)
-    # experiment id -> its verifications by id (a set: the same one arrives by gossip and sync)
-    verifications: dict[str, dict[str, Verification]] = field(default_factory=dict)
+    # experiment id -> peers' votes on it (a set: the same verification arrives by gossip and
+    # sync), at most MAX_VOTES each
+    votes: dict[str, set[Vote]] = field(default_factory=dict)
     my_replays: dict[str, bool] = field(default_factory=dict)  # experiment id -> matched
     measured_authors: set[str] = field(default_factory=set)  # authors we replayed a claim of
 
@@ -144,8 +170,22 @@ class Ledger:
         return author != self.me and self.standing_of(author) < self.config.standing_floor
 
     def note(self, verification: Verification) -> None:
-        found = self.verifications.setdefault(verification.experiment, {})
-        found.setdefault(verification.id, verification)
+        # Interned: thousands of votes by a few authors share their peer id strings.
+        vote = Vote(sys.intern(verification.author), verification.match,
+                    outcome_key(verification.outcome))
+        found = self.votes.setdefault(verification.experiment, set())
+        if vote in found:
+            return
+        if len(found) >= MAX_VOTES:
+            idle = next((v for v in found if not self.vouches(v.author)), None)
+            if idle is None:
+                return
+            found.discard(idle)
+        found.add(vote)
+
+    def voted_on(self, experiment_id: str) -> bool:
+        """Are votes on this experiment noted (so judging it needs its outcome)?"""
+        return experiment_id in self.votes
 
     def record_replay(self, experiment: Experiment, matched: bool) -> None:
         """Our own replay is ground truth for us: it moves the author's standing."""
@@ -199,12 +239,20 @@ class Ledger:
     def verdict(self, experiment: Experiment) -> tuple[Verdict, int]:
         """The swarm's verdict on a claim (votes by peers in good standing only, `vouches`), and
         how many such peers reproduced it."""
-        matches = self._matches(experiment)
-        if experiment.author in (self.me, "local"):
+        return self._verdict(experiment.id, experiment.author, experiment)
+
+    def _verdict(
+        self, claim_id: str, author: str, experiment: Experiment | None
+    ) -> tuple[Verdict, int]:
+        """`verdict`; `experiment` None: no votes on the claim were noted."""
+        matches = 0 if experiment is None else self._matches(experiment)
+        mismatches = 0 if experiment is None else self._mismatches(experiment)
+        if author in (self.me, "local"):
             return "own", matches
-        if self.verified(experiment):
+        mine = self.my_replays.get(claim_id)
+        if mine is True or (mine is None and matches - mismatches >= self.config.k):
             return "verified", matches
-        if self.my_replays.get(experiment.id) is False or self._mismatches(experiment):
+        if mine is False or mismatches:
             return "disputed", matches
         return "pending", matches
 
@@ -216,14 +264,28 @@ class Ledger:
         disputed."""
         return author == self.me or self.standing_of(author) > 0
 
+    def verdict_of(
+        self, header: Header, load: Callable[[str], Record | None]
+    ) -> tuple[Verdict, int]:
+        """`verdict` of an experiment known by its DAG header: `load` brings the whole record
+        only when votes on it were noted (their outcomes are compared with its own)."""
+        experiment = load(header.id) if self.voted_on(header.id) else None
+        return self._verdict(
+            header.id, header.author, experiment if isinstance(experiment, Experiment) else None
+        )
+
     def _voters(self, experiment: Experiment, match: bool) -> set[str]:
+        votes = self.votes.get(experiment.id)
+        if not votes:
+            return set()
+        claimed = outcome_key(experiment.outcome)
         return {
             v.author
-            for v in self.verifications.get(experiment.id, {}).values()
+            for v in votes
             if v.match is match
             and v.author != experiment.author
             # A vote whose flag contradicts its own outcome says nothing.
-            and outcomes_match(experiment.outcome, v.outcome) is match
+            and (claimed is not None and v.outcome == claimed) is match
             and self.vouches(v.author)
         }
 

@@ -81,7 +81,7 @@ def summarise(view: View) -> dict[str, Any]:
             "patterns": dict.fromkeys(STATUSES, 0),
             "hypotheses": dict.fromkeys(HYPOTHESIS_STATES, 0),
         }
-    for experiment_id, verifications in view.ledger.verifications.items():
+    for experiment_id, verifications in view.ledger.votes.items():
         owner = problem_of.get(experiment_id)
         if owner is not None:
             rows[owner]["records"]["verification"] += len(verifications)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -41,17 +43,20 @@ if TYPE_CHECKING:
 SYNC_EVERY_S = 30.0
 STATUS_EVERY = 10  # rounds between live status lines (and node-status.json writes)
 NODE_STATUS_FILE = "node-status.json"  # a running node's counters, for `swarm status`
+VIEW_CACHE = 1024  # whole records status and leaderboard keep in memory; the store has the rest
 ProblemArg = Annotated[str | None, typer.Argument(
     metavar="[PROBLEM]", help="A problem name, id prefix or package directory.")]
 
 
-def _load_dag(data_dir: Path | None) -> ResearchDag:
-    """Every record of the data directory; one error line if the store is damaged."""
+@contextmanager
+def _open_dag(data_dir: Path | None) -> Iterator[ResearchDag]:
+    """The data directory's DAG for a view: headers in memory, whole records read when shown;
+    one error line if the store is damaged (also when a record read later is)."""
     from node.store import StoreError
 
     with _open_store(data_dir) as store:
         try:
-            return store.load_dag()
+            yield store.load_dag(cache=VIEW_CACHE)
         except StoreError as error:
             _fail(str(error))
 
@@ -214,33 +219,10 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
            as_json: JsonFlag = False) -> None:
     """What this node's data directory holds: identity, records, problems (or one), their
     verified bests, each peer's standing, and what the node last counted (drops by reason)."""
-    from node.leaderboard import ledger_from, standings, verified_best
-
     directory = _data_dir(data_dir)
     identity = _identity(data_dir)
-    dag = _load_dag(data_dir)
-    counts: dict[str, int] = {}
-    for record in dag.records():
-        counts[record.kind] = counts.get(record.kind, 0) + 1
-    ledger = ledger_from(dag, identity.peer_id)
-    shown = list(dag.problems())
-    if problem is not None:
-        found = _find_problem(problem, shown, directory)
-        if found is None:
-            _fail(f"no problem of package {problem!r} in {directory}", EXIT_USAGE)
-        shown = [found]
-    problems: list[dict[str, Any]] = []
-    for entry in shown:
-        experiments = dag.experiments(entry.id)
-        best = verified_best(dag, ledger, entry.id)
-        problems.append({
-            "id": entry.id, "name": entry.name, "experiments": len(experiments),
-            "mine": sum(1 for e in experiments if e.author == identity.peer_id),
-            "best": None if best is None else best.outcome.score,
-            "best_experiment": None if best is None else best.id,
-            "disputed": sum(1 for e in experiments if ledger.verdict(e)[0] == "disputed"),
-        })
-    peers = standings(dag, ledger)
+    with _open_dag(data_dir) as dag:
+        counts, problems, peers = _status_of(dag, identity.peer_id, problem, directory)
     node = _read_node_status(directory / NODE_STATUS_FILE)
     report = {"peer_id": identity.peer_id, "data_dir": str(directory), "records": counts,
               "problems": problems, "standing": peers, "node": node}
@@ -269,6 +251,36 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
                   highlight=False)
 
 
+def _status_of(dag: ResearchDag, me: str, problem: str | None, directory: Path
+               ) -> tuple[dict[str, int], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Records by kind, the problems shown, and each peer's standing, from the DAG's headers
+    (a claim is loaded only to judge votes on it, a best only if it is one)."""
+    from node.leaderboard import headers_by_kind, ledger_from, standings, verified_best
+
+    kinds = headers_by_kind(dag)
+    counts = {kind: len(headers) for kind, headers in kinds.items()}
+    ledger = ledger_from(dag, me, kinds.get("verification", []))
+    shown = list(dag.problems())
+    if problem is not None:
+        found = _find_problem(problem, shown, directory)
+        if found is None:
+            _fail(f"no problem of package {problem!r} in {directory}", EXIT_USAGE)
+        shown = [found]
+    problems: list[dict[str, Any]] = []
+    for entry in shown:
+        experiments = dag.experiment_headers(entry.id)
+        best = verified_best(dag, ledger, entry.id)
+        problems.append({
+            "id": entry.id, "name": entry.name, "experiments": len(experiments),
+            "mine": sum(1 for e in experiments if e.author == me),
+            "best": None if best is None else best.outcome.score,
+            "best_experiment": None if best is None else best.id,
+            "disputed": sum(1 for e in experiments
+                            if ledger.verdict_of(e, dag.get)[0] == "disputed"),
+        })
+    return counts, problems, standings(dag, ledger, kinds.get("experiment", []))
+
+
 def leaderboard(
     problem: ProblemArg = None,
     data_dir: DataDir = None,
@@ -281,14 +293,14 @@ def leaderboard(
     from node.leaderboard import leaderboard_rows
 
     identity = _identity(data_dir)
-    dag = _load_dag(data_dir)
-    wanted = None
-    if problem is not None:
-        found = _find_problem(problem, list(dag.problems()), _data_dir(data_dir))
-        if found is None:
-            _fail(f"no problem of package {problem!r} in {_data_dir(data_dir)}", EXIT_USAGE)
-        wanted = found.id
-    boards = leaderboard_rows(dag, identity.peer_id, wanted, top)
+    with _open_dag(data_dir) as dag:
+        wanted = None
+        if problem is not None:
+            found = _find_problem(problem, list(dag.problems()), _data_dir(data_dir))
+            if found is None:
+                _fail(f"no problem of package {problem!r} in {_data_dir(data_dir)}", EXIT_USAGE)
+            wanted = found.id
+        boards = leaderboard_rows(dag, identity.peer_id, wanted, top)
     if as_json:
         _print_json(boards)
         return
