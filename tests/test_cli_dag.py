@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-import playbook
 from node.cli import app
 from node.cli.playbook import lift_probability
 from node.problem import load_package
 from node.store import RecordStore
 from node.untrusted_text import BIDI
+from playbook import patterns_derived_here
 from research_dag import (
     DERIVED_AUTHOR,
     Change,
@@ -231,8 +231,7 @@ def test_playbook_lists_live_patterns_with_evidence_and_lift(held: Held) -> None
     assert row["id"] == held.pattern.id and row["status"] == "live"
     assert (row["supporting"], row["contradicting"], row["control"]) == (1, 1, 4)
     assert row["control_improved"] == 1
-    # written by hand, not by a curator: marked so once the curator's derivation is installed
-    assert row["derived_here"] is not hasattr(playbook, "patterns_derived_here")
+    assert row["derived_here"] is False  # written by hand: not what this node derives
     assert row["p_lift"] == pytest.approx(float(lift_probability(1, 2, 1, 4)))
     assert row["problem_names"] == ["probe"]
     table = swarm("playbook", "--data-dir", str(held.data))
@@ -240,12 +239,10 @@ def test_playbook_lists_live_patterns_with_evidence_and_lift(held: Held) -> None
 
 
 def test_a_pattern_this_node_derives_is_marked_derived_here(held: Held, tmp_path: Path) -> None:
-    derive = getattr(playbook, "patterns_derived_here", None)
-    if derive is None:
-        pytest.skip("the curator (playbook.patterns_derived_here) is not installed yet")
     with RecordStore.open(held.data / "records.sqlite") as store:
         records = list(store.iter_records())
-        mine = derive(store.load_dag(), lambda experiment: experiment.author == "local")
+        mine = patterns_derived_here(store.load_dag(), lambda experiment: experiment.author
+                                     == "local")
     assert mine  # four described attempts of prune:weight_vector, all ours
     _store(tmp_path, [*records, *mine])
     rows = json.loads(swarm("playbook", "--all", "--json", "--data-dir", str(tmp_path)).stdout)

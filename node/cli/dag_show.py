@@ -167,7 +167,7 @@ def _show_pattern(view: View, pattern: Pattern) -> None:
     dag = view.dag
     here = derived_here(view)
     _line("class", f"{cut(pattern.mutation_kind, 60)}, {pattern_status(pattern)}"
-          + ("" if here is None or pattern.id in here else ", not derived here"))
+          + ("" if pattern.id in here else ", not derived here"))
     _text("statement", pattern.text)
     if pattern.refuted_if:
         _text("refuted if", pattern.refuted_if)

@@ -4,10 +4,8 @@ derivation produces the same pattern (a peer's pattern is shown, never trusted).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -73,37 +71,23 @@ def evidence_counts(view: View, pattern: Pattern) -> EvidenceCounts:
 
 def lift_probability(successes: int, tries: int, control_successes: int,
                      control_tries: int) -> Fraction:
-    """P(p_class > p_control), p_class ~ Beta(1+s, 1+n-s), p_control ~ Beta(1+c, 1+m-c), exact:
-    sum over i < a1 of B(a2+i, b1+b2) / ((b1+i) B(1+i, b1) B(a2, b2)) (integer parameters;
-    Evan Miller's closed form for comparing two Beta posteriors)."""
-    a1, b1 = 1 + successes, 1 + tries - successes
-    a2, b2 = 1 + control_successes, 1 + control_tries - control_successes
-    if min(a1, b1, a2, b2) < 1:
+    """P(p_class > p_control), p_class ~ Beta(1+s, 1+n-s), p_control ~ Beta(1+c, 1+m-c), exactly
+    (the curator's statistics, playbook/stats.py)."""
+    from playbook import prob_greater
+
+    if not (0 <= successes <= tries and 0 <= control_successes <= control_tries):
         raise ValueError("successes must be within 0..tries")
-    total = Fraction(0)
-    for i in range(a1):
-        total += _beta(a2 + i, b1 + b2) / ((b1 + i) * _beta(1 + i, b1) * _beta(a2, b2))
-    return total
+    return prob_greater(1 + successes, 1 + tries - successes, 1 + control_successes,
+                        1 + control_tries - control_successes)
 
 
-@cache
-def _beta(a: int, b: int) -> Fraction:
-    """The Beta function of positive integers: (a-1)! (b-1)! / (a+b-1)!."""
-    return Fraction(math.factorial(a - 1) * math.factorial(b - 1), math.factorial(a + b - 1))
-
-
-def derived_here(view: View) -> set[str] | None:
+def derived_here(view: View) -> set[str]:
     """The ids of the patterns this node's own derivation produces from the evidence it counts
-    (the curator's `patterns_derived_here`); None while no curator is installed: then every
-    held pattern is taken as derived here."""
-    import playbook
+    (the curator's current pattern of each class): a held pattern that is not among them came
+    from a peer, or from evidence this node does not count, and is shown, never used."""
+    from playbook import patterns_derived_here
 
-    # The curator (playbook/curator.py) is being written alongside this view: until it lands,
-    # its function is absent and nothing is marked (the brief's interim rule).
-    derive: Any = getattr(playbook, "patterns_derived_here", None)
-    if derive is None:
-        return None
-    return {str(getattr(item, "id", item)) for item in derive(view.dag, view.ledger.verified)}
+    return {pattern.id for pattern in patterns_derived_here(view.dag, view.ledger.verified)}
 
 
 def playbook(
@@ -164,7 +148,7 @@ def playbook_rows(view: View, show_all: bool) -> list[dict[str, Any]]:
             "evidence_truncated": counts.truncated,
             "problems": scope, "problem_names": [view.raw_name(p) or p[:10] for p in scope],
             "domains": list(pattern.domains), "author": pattern.author,
-            "derived_here": here is None or pattern.id in here,
+            "derived_here": pattern.id in here,
             "supersedes": pattern.supersedes,
         })
     rows.sort(key=lambda row: (STATUSES.index(row["status"]), -row["p_lift"], row["id"]))
