@@ -5,14 +5,17 @@ on the in-memory network alike."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import trio
 
+from node.faults import inflated_claim
 from node.identity import Identity, sign_record
 from node.intake import refusal, strategy_refusal
+from node.knowledge import CURATE_EVERY, NodeKnowledge
 from node.loop import LoopConfig, ResearchLoop, Step
 from node.mutators import Mutator
 from node.net import (
@@ -37,7 +40,6 @@ from research_dag import (
     Outcome,
     Problem,
     Record,
-    ResearchDag,
     Verification,
 )
 
@@ -64,6 +66,7 @@ class NodeConfig:
     # Whole records the node keeps in memory besides problems (the most recently used); every
     # other record stays in the store, with a header in memory (docs/storage.md).
     dag_cache: int = 2048
+    curate_every: int = CURATE_EVERY  # rounds between derivations of the playbook (0: never)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class NodeStats:
     refused: int = 0  # valid records contradicting ones we hold (also in drops: inconsistent)
     sampled: int = 0  # replays of claims that would not improve our best (standing samples)
     expired: int = 0  # queued claims dropped unreplayed after claim_ttl_rounds
+    derived: int = 0  # derived records this node made (patterns, hypotheses, verdicts)
     drops: DropCounter = field(default_factory=DropCounter)
 
 
@@ -129,6 +133,7 @@ class SwarmNode:
         self.decoded = DecodedMessages() if decoded is None else decoded
         self.sync = SyncService(network, self, self.decoded, self.stats.drops)
         self._restore_ledger()
+        self.knowledge = NodeKnowledge(self.dag, self.ledger.verified)
 
     # ----- state ---------------------------------------------------------------------------
 
@@ -268,7 +273,9 @@ class SwarmNode:
         records = self.decoded.envelope(data, self.stats.drops)
         if records is None:
             return False
-        if any(_misplaced(record, topic, self.dag) for record in records):
+        # Each on its topic (docs/protocol.md section 3, Topics); a Verification or Verdict whose
+        # experiment or hypothesis we do not hold cannot be placed (None): it passes.
+        if any(topic_of(record, self.dag) not in (None, topic) for record in records):
             self.stats.drops.add("topic")  # an experiment on the problems topic was accepted
             return False
         return True
@@ -339,6 +346,7 @@ class SwarmNode:
                 on_record=lambda record: self._share(record),
                 trusted=self.ledger.trusted,
                 seal=self._seal,
+                knowledge=functools.partial(self.knowledge.for_problem, problem.id),
             )
             self._evaluate[problem.id] = evaluate
             self.loops[problem.id] = loop
@@ -349,6 +357,7 @@ class SwarmNode:
             await self.sync_with_peers()
             for problem in joined:  # every problem joined, not only the last one
                 await self._consider_history(problem.id)
+            await self.curate()  # start from what the history shows, not cold
 
     async def _consider_history(self, problem_id: str) -> None:
         """`_consider_claim` for the claims a problem's history holds, picked by their headers
@@ -412,31 +421,26 @@ class SwarmNode:
                 self.budget.earn()
                 if self.config.liar:
                     self._lie(loop, result)
+        if self.knowledge.due(self._round, self.config.curate_every):
+            await self.curate()
         await self.flush()
         return step
 
     def _lie(self, loop: ResearchLoop, step: Step) -> None:
         """Fault injection: claim a much better score for the last candidate than it got."""
-        honest = self.dag.get(step.experiment_id)
-        if not isinstance(honest, Experiment) or honest.outcome.score is None:
-            return
-        inflated = honest.outcome.score + (1.0 if loop.metric.direction == "maximize" else -1.0)
-        fake = honest.model_copy(
-            update={
-                "outcome": honest.outcome.model_copy(update={"score": inflated}),
-                "description": honest.description + " ",
-                "signature": b"",
-            }
-        )
-        forged = self._seal(fake)  # model_copy(update=...) already drops the cached id
-        self.fakes.add(forged.id)
-        self._share(forged)
+        fake = inflated_claim(self.dag.get(step.experiment_id), loop.metric.direction)
+        if fake is not None:
+            forged = self._seal(fake)
+            self.fakes.add(forged.id)
+            self._share(forged)
 
     async def catch_up(self) -> None:
         """A round without research (idle time is replay time): replay one pending claim,
         publish."""
         self.budget.earn()
         await self.replay_claims()
+        if self.knowledge.due(self._round, self.config.curate_every):
+            await self.curate()
         await self.flush()
 
     def _tick(self) -> None:
@@ -447,6 +451,20 @@ class SwarmNode:
         self.stats.expired += self.samples.expire(self._round, ttl)
         self.ledger.decay()
         self.network.decay_scores(self.config.trust.decay_per_round)
+
+    async def curate(self) -> int:
+        """Derive the playbook from our DAG (node/knowledge.py); store and share what is new,
+        like our own records. Returns how many records that is."""
+        new = self.knowledge.curate()
+        self._storing.update(record.id for record in new)  # an intake meanwhile skips them
+        try:
+            await trio.to_thread.run_sync(self.store.add_many, new)
+        finally:
+            self._storing.difference_update(record.id for record in new)
+        for record in new:
+            self._share(record)
+        self.stats.derived += len(new)
+        return len(new)
 
     async def replay_claims(self) -> None:
         """Replay the best adoption candidates the budget allows (dropping those overtaken),
@@ -530,14 +548,6 @@ class SwarmNode:
         await self.flush()
         return signed
 
-
-
-def _misplaced(record: Record, topic: str, dag: ResearchDag) -> bool:
-    """Does `record` not belong on gossip `topic` (docs/protocol.md section 3, Topics)? A
-    Verification or Verdict whose experiment or hypothesis we do not hold cannot be placed: it
-    passes."""
-    home = topic_of(record, dag)
-    return home is not None and topic != home
 
 
 def _arrival_order(experiment: Experiment) -> float:

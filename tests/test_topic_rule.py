@@ -26,6 +26,7 @@ from research_dag import (
     Outcome,
     Pattern,
     Problem,
+    Record,
     Verdict,
     Verification,
     encode_record,
@@ -106,7 +107,7 @@ async def test_derived_records_travel_on_their_topics_unsigned(
         assert victim.stats.drops.total == 0
         # Each refused one has bytes of its own (gossip ids are content hashes), and each topic
         # takes two at most (past three, GossipSub would drop the sender's messages unread).
-        refused = [
+        refused: list[tuple[str, Record, str]] = [
             (problem_topic(problem.id), pattern.model_copy(update={"text": "1"}), "topic"),
             (PROBLEMS_TOPIC, hypothesis.model_copy(update={"text": "2"}), "topic"),
             (problem_topic(other.id), hypothesis.model_copy(update={"text": "3"}), "topic"),
@@ -115,8 +116,8 @@ async def test_derived_records_travel_on_their_topics_unsigned(
             (problem_topic(problem.id), baseline.model_copy(
                 update={"author": DERIVED_AUTHOR, "signature": b""}), "signature"),
         ]
-        for topic, record, _ in refused:
-            await attacker.publish(topic, envelope(encode_record(record)))
+        for topic, bad, _ in refused:
+            await attacker.publish(topic, envelope(encode_record(bad)))
         await settle(hub, [victim])
         assert victim.stats.drops.counts == Counter(reason for _, _, reason in refused)
         assert victim.stats.refused == 0

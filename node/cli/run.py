@@ -83,8 +83,11 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the autoresearch loop on one problem, solo: mutate, evaluate, keep or revert, log."""
+    import functools
+
     import trio
 
+    from node.knowledge import CURATE_EVERY, NodeKnowledge, store_derived
     from node.loop import LoopConfig, ResearchLoop
     from node.report import summary_json
     from node.store import RecordStore, StoreError
@@ -100,15 +103,34 @@ def run(
         _fail(str(error))
     progress = _Progress(problem, iterations, enabled=not as_json)
     with store, Evaluator(runtime, problem) as evaluator:
+        trusted = _trusted(store, data_dir)
+        # The playbook derived from this store, as a swarm node derives it from its DAG: used
+        # from the first attempt, derived again every few, stored when the run ends.
+        try:
+            knowledge = NodeKnowledge(store.load_dag(cache=2048), trusted)
+            store_derived(knowledge, store)
+        except StoreError as error:
+            _fail(str(error))
+
+        def indexed(experiment: Experiment) -> None:  # the loop stored it
+            knowledge.dag.add(experiment)
+
+        def step(done: Step, summary: LoopSummary) -> None:
+            progress.step(done, summary)
+            if done.iteration % CURATE_EVERY == 0:
+                knowledge.curate()
+
         loop = ResearchLoop(
             problem,
             evaluator.evaluate,
             chosen,
             store,
             config,
-            on_step=progress.step,
+            on_step=step,
             on_mutator_failure=progress.mutator_failure,
-            trusted=_trusted(store, data_dir),
+            on_record=indexed,
+            trusted=trusted,
+            knowledge=functools.partial(knowledge.for_problem, problem.id),
         )
 
         async def main() -> LoopSummary:
@@ -127,6 +149,11 @@ def run(
             interrupted = True
         except* StoreError as group:  # damaged, locked by another process, disk full
             failure = str(group.exceptions[0])
+        if not failure:
+            try:
+                store_derived(knowledge, store)
+            except StoreError as error:
+                failure = str(error)
         if failure:
             _fail(failure)
         if interrupted:

@@ -60,6 +60,7 @@ def build_report(results: SimResults) -> dict[str, Any]:
             "fake_claims": results.fake_claims,
             "accepted_fake_claims": results.accepted_fake_claims,
         },
+        "knowledge": results.knowledge,
         "history": results.history,
     }
 
@@ -132,6 +133,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>"
         for key, value in swarm.items()
     )
+    knowledge = report.get("knowledge") or {}
     data = html.escape(json_text(report))
     name = html.escape(visible(problem["name"]))  # an author's text: no bidi reordering
     return f"""<!doctype html>
@@ -144,6 +146,8 @@ table{{border-collapse:collapse}}th,td{{text-align:left;padding:2px 12px 2px 0}}
 <p>{html.escape(problem["direction"])} (target {problem["target"]}); faults
 {html.escape(json.dumps(report["config"]["faults"]))}</p>
 <table>{rows}</table>
+<p>Knowledge at the end (node {html.escape(str(knowledge.get("node")))}):
+{html.escape(json.dumps({k: v for k, v in knowledge.items() if k != "node"}))}</p>
 {_chart("Best score per node and for the swarm, by round", series, rounds)}
 {_chart("Cumulative messages, verifications and disputes", traffic, rounds)}
 <script type="application/json" id="report">{data}</script>

@@ -31,7 +31,7 @@ from node.net import (
 from node.sim.config import NetworkKind, SimConfig
 from node.sim.partition import Partition
 from node.sim.report import build_report
-from node.sim.results import NodeResult, SimResults
+from node.sim.results import NodeResult, SimResults, knowledge_measures
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from node.trust import TrustConfig
@@ -151,6 +151,7 @@ class Simulation:
         self.problems = [_signed(p, self.plan[0].identity) for p in config.problems]
         self._up_events: dict[int, trio.Event] = {}
         self.partition = Partition([sim.identity.peer_id for sim in self.plan])
+        self.knowledge: dict[str, Any] = {}  # measured when the last round is done
 
     @property
     def problem(self) -> Problem:
@@ -168,6 +169,7 @@ class Simulation:
                     await poser.pose(problem)
                 await self._settle()
                 await self._rounds(nursery)
+                self.knowledge = self._knowledge()  # while the nodes and stores are open
                 nursery.cancel_scope.cancel()
         finally:
             self.evaluations.close()
@@ -354,7 +356,19 @@ class Simulation:
             history=self.history,
             fake_claims=len(self.fakes),
             accepted_fake_claims=self.accepted_fake_claims(),
+            knowledge=self.knowledge,
         )
+
+    def _knowledge(self) -> dict[str, Any]:
+        """What the honest node holding the most records knows at the end (its DAG is the
+        swarm's, up to what gossip has not delivered yet), derived afresh from that DAG."""
+        honest = [sim for sim in self.plan if not sim.liar and sim.node is not None]
+        if not honest:
+            return {}
+        sim = max(honest, key=lambda s: (len(s.node.dag) if s.node else 0, -s.index))
+        assert sim.node is not None
+        sim.node.knowledge.curate()
+        return knowledge_measures(sim.index, sim.node.dag, sim.node.knowledge.counts_of())
 
     def report(self) -> dict[str, Any]:
         return build_report(self.results())
