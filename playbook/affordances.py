@@ -128,12 +128,15 @@ def container_affordance(node: Container, label: str | None) -> Affordance:
     return "sequence" if isinstance(node, ast.List | ast.Tuple) else "constant"
 
 
-def number_affordance(label: str | None, within: Within | None) -> Affordance:
+def number_affordance(
+    label: str | None, within: Within | None, whole: Affordance | None = None
+) -> Affordance:
     """A number's affordance: what its own name says (`PARAMS['lr']`), else its container's
-    (an element of a weight vector), else what the enclosing name says, else constant."""
+    (an element of a weight vector), else what the enclosing name says, else constant.
+    `whole`: the container's affordance, when the caller has it already."""
     if within is not None:
         container, container_label = within
-        whole = container_affordance(container, container_label)
+        whole = whole or container_affordance(container, container_label)
         if whole == "weight_vector" and name_affordance(container_label, scalar=False):
             return whole  # `WEIGHTS['url_depth']` is a weight, whatever its key says
         key = label[len(container_label) :] if label and container_label else None
@@ -141,11 +144,14 @@ def number_affordance(label: str | None, within: Within | None) -> Affordance:
     return name_affordance(label) or "constant"
 
 
-def element_affordance(element: ast.expr, label: str | None, within: Within) -> Affordance:
+def element_affordance(
+    element: ast.expr, label: str | None, within: Within, whole: Affordance | None = None
+) -> Affordance:
     """Removing an element: a number's own affordance, else its container's."""
+    whole = whole or container_affordance(*within)
     if number_value(element) is not None:
-        return number_affordance(label, within)
-    return container_affordance(*within)
+        return number_affordance(label, within, whole)
+    return whole
 
 
 def text_sections(text: str) -> list[str]:
@@ -183,6 +189,7 @@ class _Listing(StrategyWalk):
     ) -> None:
         super().__init__(src)
         self.found = found
+        self.wholes: dict[int, Affordance] = {}  # id of a container node -> its affordance
 
     def add(
         self, affordance: Affordance, label: str | None, line: int, operation: Operation
@@ -198,7 +205,8 @@ class _Listing(StrategyWalk):
         self, node: ast.expr, label: str | None, within: Within | None, wrap: bool
     ) -> None:
         if self.free(node):
-            self.add(number_affordance(label, within), label, node.lineno, "perturb")
+            whole = None if within is None else self.wholes.get(id(within[0]))
+            self.add(number_affordance(label, within, whole), label, node.lineno, "perturb")
 
     def on_switch(self, node: ast.Constant, label: str | None) -> None:
         if self.free(node):
@@ -207,17 +215,17 @@ class _Listing(StrategyWalk):
     def on_container(self, node: Container, label: str | None) -> None:
         if isinstance(node, ast.Dict) and any(key is None for key in node.keys):
             return
-        whole = container_affordance(node, label)
+        whole = self.wholes[id(node)] = container_affordance(node, label)
         labelled = element_labels(self.src, node, label)
         for element, element_label in labelled:
             start = element if not isinstance(node, ast.Dict) else _key_of(node, element)
             if len(labelled) >= 2 and not self.src.pinned(
                 self.src.span(start)[0], self.src.span(element)[1]
             ):
-                affordance = element_affordance(element, element_label, (node, label))
+                affordance = element_affordance(element, element_label, (node, label), whole)
                 self.add(affordance, element_label, start.lineno, "prune")
             if number_value(element) and not isinstance(node, ast.Set) and self.free(element):
-                affordance = number_affordance(element_label, (node, label))
+                affordance = number_affordance(element_label, (node, label), whole)
                 self.add(affordance, element_label, element.lineno, "prune")
         if isinstance(node, ast.List | ast.Tuple) and len(node.elts) >= 2:
             free = [self.src.text(*self.src.span(e)) for e in node.elts if self.free(e)]

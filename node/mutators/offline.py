@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import trio
@@ -26,6 +27,7 @@ __all__ = ["OPERATOR_KINDS", "OfflineMutator"]
 
 # Bounds the search for a change that parses and is not one of the recent attempts.
 MAX_ATTEMPTS = 32
+SITE_CACHE = 8  # files whose sites are kept (a few strategies' worth of mutable files)
 STRUCTURAL_HYPOTHESIS = "the search has plateaued; a bigger change across families may escape it"
 
 Pools = dict[str, list[Site]]
@@ -44,6 +46,21 @@ class OfflineMutator:
 
     name = "offline"
 
+    def __init__(self) -> None:
+        # (path, text) -> its sites: the best strategy changes only when a proposal wins, and
+        # reading a file (parse, pins, walk) is most of a proposal's cost. Sites are immutable.
+        self._sites: OrderedDict[tuple[str, str], tuple[Site, ...]] = OrderedDict()
+
+    def sites(self, path: str, text: str) -> tuple[Site, ...]:
+        key = (path, text)
+        found = self._sites.get(key)
+        if found is None:
+            found = self._sites[key] = tuple(collect_sites(path, text))
+            while len(self._sites) > SITE_CACHE:
+                self._sites.popitem(last=False)
+        self._sites.move_to_end(key)
+        return found
+
     async def propose(self, context: MutationContext) -> Proposal:
         proposal = self.propose_now(context)
         await trio.lowlevel.checkpoint()
@@ -58,7 +75,7 @@ class OfflineMutator:
         )
         pools: Pools = {kind: [] for kind in OPERATOR_KINDS}
         for path in paths:
-            for site in collect_sites(path, context.best_files[path]):
+            for site in self.sites(path, context.best_files[path]):
                 if context.plan is None or _planned(site, context.plan):
                     pools[site.kind].append(site)
         if context.plan is not None and not any(pools.values()):

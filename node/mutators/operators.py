@@ -177,7 +177,7 @@ def container_sites(
         if len(elements) >= 2:
             edit = _removal(src, node, spans, index)
             description = f"{_where(label)}removed {names[index]} {src.quote(element)}"
-            removed = element_affordance(element, inner, (node, label))
+            removed = element_affordance(element, inner, (node, label), affordance)
             sites.append(
                 _fixed_site(src, PRUNE_ELEMENT, (edit,), description, line, inner, removed)
             )
@@ -186,7 +186,7 @@ def container_sites(
             zero = "0.0" if isinstance(number_value(element), float) else "0"
             description = f"{_where(inner)}{src.text(start, end)} -> {zero}"
             edits = (Edit(start, end, zero),)
-            zeroed = number_affordance(inner, (node, label))
+            zeroed = number_affordance(inner, (node, label), affordance)
             sites.append(
                 _fixed_site(
                     src, ZERO_CONSTANT, edits, description, src.line(start), inner, zeroed

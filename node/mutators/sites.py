@@ -21,6 +21,7 @@ from playbook import (
     number_affordance,
     parse,
 )
+from research_dag import Affordance
 
 
 def collect_sites(path: str, text: str) -> list[Site]:
@@ -39,6 +40,7 @@ class _Sites(StrategyWalk):
     def __init__(self, src: SourceFile) -> None:
         super().__init__(src)
         self.sites: list[Site] = []
+        self.wholes: dict[int, Affordance] = {}  # id of a container node -> its affordance
 
     def add(self, *sites: Site | None) -> None:
         self.sites.extend(site for site in sites if site is not None)
@@ -46,13 +48,16 @@ class _Sites(StrategyWalk):
     def on_number(
         self, node: ast.expr, label: str | None, within: Within | None, wrap: bool
     ) -> None:
-        self.add(number_site(self.src, node, label, number_affordance(label, within), wrap))
+        whole = None if within is None else self.wholes.get(id(within[0]))
+        affordance = number_affordance(label, within, whole)
+        self.add(number_site(self.src, node, label, affordance, wrap))
 
     def on_switch(self, node: ast.Constant, label: str | None) -> None:
         self.add(toggle_site(self.src, node, label))
 
     def on_container(self, node: Container, label: str | None) -> None:
-        self.add(*container_sites(self.src, node, label, container_affordance(node, label)))
+        whole = self.wholes[id(node)] = container_affordance(node, label)
+        self.add(*container_sites(self.src, node, label, whole))
 
     def on_terms(
         self, operands: list[ast.expr], operators: list[ast.operator], label: str | None
