@@ -18,7 +18,7 @@ from sandbox import Evaluator, Runtime
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NAMES = [
     "landing_copy", "finance_factors", "search_ranking", "tiny_training", "faster_code",
-    "credit_scoring",
+    "credit_scoring", "spam_filter",
 ]
 # Iterations each example gets here (fewer than the 50 of the done criteria, for speed) and
 # the seed; the loop is deterministic, so these runs always end the same way.
@@ -29,6 +29,7 @@ ITERATIONS = {
     "tiny_training": 8,
     "faster_code": 15,
     "credit_scoring": 3,
+    "spam_filter": 4,
 }
 
 
