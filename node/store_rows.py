@@ -1,6 +1,6 @@
-"""How the record store packs a record into a row and reads it back: canonical msgpack,
-zlib with preset dictionaries, the file references of version 2 rows, and the integrity checks
-that tell a damaged row from one today's rules no longer accept."""
+"""How the record store packs a record into a row's body and reads it back: canonical msgpack,
+zlib with preset dictionaries, the fields a row keeps in columns instead, and the integrity
+checks that tell a damaged row from one today's rules no longer accept."""
 
 from __future__ import annotations
 
@@ -10,15 +10,81 @@ from typing import Any, TypeAlias
 
 import msgpack
 
+from node.store_schema import RECOVERY, StoreCorrupt
 from research_dag import (
     MAX_SOURCE,
-    Experiment,
-    Hypothesis,
-    Problem,
     Record,
     RecordError,
+    canonical_encode,
+    decode_record,
     encoded_record_id,
+    validate_record,
 )
+
+# (seq, id, kind, full bytes or plain values, or why they cannot be re-assembled) as read.
+ReadRow: TypeAlias = tuple[int, str, str, bytes | dict[str, Any] | str]
+MAX_BLOB_BYTES = 4 * MAX_SOURCE  # a strategy file's UTF-8 bytes at most
+MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any record without its files
+# A preset dictionary for an experiment's body (the record without its files): its field names,
+# then its own files (a diff quotes their lines). Fixed forever: stored bodies need it to inflate.
+BODY_WORDS = (
+    b"authorcreated_msdescriptiondiffhypothesishypothesis_idkindexperimentmutation_kind"
+    b"mutatorofflineoutcomeparentproblemsignaturestatusscoreitemsstrategy_fuelevaluator_fuel"
+    b"stderr_taildetailsstrategy.pybaselineperturb_constantokcrashTraceback (most recent call"
+    b" last):\n"
+)
+# A body's first byte says how the rest holds the record.
+RAW = 0  # its full canonical bytes
+DEFLATED = 1  # its full canonical bytes, deflated
+# An experiment without the fields its row keeps in columns (`COLUMNS`: kind, author, time,
+# problem and parent; its files are `refs` to the blobs table), deflated with BODY_WORDS and
+# its own files as the preset dictionary.
+STRIPPED = 2
+COLUMNS = ("author", "created_ms", "kind", "parent", "problem", "strategy")
+
+
+class Damaged(Exception):
+    """A stored body or file cannot be re-assembled (the store file was altered or damaged)."""
+
+
+def whole_body(encoded: bytes) -> bytes:
+    """A body holding a record's full bytes: deflated when that is smaller."""
+    packed = deflate(encoded, None)
+    if len(packed) < len(encoded):
+        return bytes([DEFLATED]) + packed
+    return bytes([RAW]) + encoded
+
+
+def stripped_body(values: dict[str, Any], dictionary: bytes) -> bytes | None:
+    """A STRIPPED body for an experiment's plain values (in canonical order), or None when one
+    of COLUMNS is not among them (then its full bytes are stored)."""
+    if not all(key in values for key in COLUMNS):
+        return None
+    rest = {key: value for key, value in values.items() if key not in COLUMNS}
+    return bytes([STRIPPED]) + deflate(pack_canonical(rest), dictionary)
+
+
+def restored(body: bytes, columns: dict[str, Any], dictionary: bytes) -> dict[str, Any]:
+    """The plain values of a STRIPPED body with its columns put back, in canonical order."""
+    values = msgpack.unpackb(inflate(body[1:], dictionary, MAX_BODY_BYTES), raw=False)
+    if not isinstance(values, dict) or any(key in values for key in COLUMNS):
+        raise Damaged("its stored body is not an experiment without its columns")
+    values.update(columns)
+    return {key: values[key] for key in sorted(values)}
+
+
+def full_bytes(body: bytes) -> bytes:
+    """The record bytes of a RAW or DEFLATED body."""
+    if body[:1] == bytes([RAW]):
+        return body[1:]
+    if body[:1] == bytes([DEFLATED]):
+        return inflate(body[1:], None, MAX_BODY_BYTES)
+    raise Damaged(f"its body has an unknown layout ({body[:1].hex() or 'empty'})")
+
+
+def files_dictionary(files: list[bytes]) -> bytes:
+    """BODY_WORDS and an experiment's files in the order of their paths, at most 32 KiB."""
+    return (BODY_WORDS + b"".join(files))[-32768:]
 
 
 def checked_values(row: ReadRow) -> tuple[dict[str, Any], bytes] | None:
@@ -58,30 +124,6 @@ def intact(body: bytes, record_id: str) -> bool:
         return False
 
 
-# (id, kind, problem, created_ms, body, refs) as stored; (seq, id, kind, full bytes or plain
-# values, or why they cannot be re-assembled) as read.
-Row: TypeAlias = tuple[str, str, str | None, int, bytes, bytes | None]
-ReadRow: TypeAlias = tuple[int, str, str, bytes | dict[str, Any] | str]
-MAX_BLOB_BYTES = 4 * MAX_SOURCE  # a strategy file's UTF-8 bytes at most
-MAX_BODY_BYTES = 64 * 1024 * 1024  # far above any record without its files
-# A preset dictionary for an experiment's body (the record without its files): its field names,
-# then its own files (a diff quotes their lines). Fixed forever: stored bodies need it to inflate.
-BODY_WORDS = (
-    b"authorcreated_msdescriptiondiffhypothesishypothesis_idkindexperimentmutation_kind"
-    b"mutatorofflineoutcomeparentproblemsignaturestatusscoreitemsstrategy_fuelevaluator_fuel"
-    b"stderr_taildetailsstrategy.pybaselineperturb_constantokcrashTraceback (most recent call"
-    b" last):\n"
-)
-
-
-class Damaged(Exception):
-    """A stored body or file cannot be re-assembled (the store file was altered or damaged)."""
-
-
-def files_dictionary(refs: dict[str, bytes], files: dict[bytes, bytes]) -> bytes:
-    return (BODY_WORDS + b"".join(files[refs[path]] for path in sorted(refs)))[-32768:]
-
-
 def pack_canonical(values: Any) -> bytes:
     """msgpack of values already in canonical order (as unpacked from canonical bytes)."""
     packed: bytes = msgpack.packb(values, use_bin_type=True, use_single_float=False)
@@ -107,21 +149,70 @@ def inflate(data: bytes, dictionary: bytes | None, limit: int) -> bytes:
     return out
 
 
-def unpack_refs(data: bytes) -> dict[str, bytes]:
+def pack_numbers(numbers: list[int]) -> bytes:
+    """Row numbers (of blobs) as a msgpack array: 2-4 bytes each."""
+    return pack_canonical(numbers)
+
+
+def unpack_numbers(data: bytes, count: int) -> list[int]:
     try:
-        refs = msgpack.unpackb(data, raw=False)
+        numbers = msgpack.unpackb(data, raw=False)
     except (ValueError, msgpack.UnpackException) as error:
         raise Damaged(f"its file list does not decode: {error}") from None
-    if not isinstance(refs, dict) or not all(
-        isinstance(k, str) and isinstance(v, bytes) and len(v) == 32 for k, v in refs.items()
-    ):
-        raise Damaged("its file list is not a map of paths to sha256 digests")
-    return refs
+    if not isinstance(numbers, list) or len(numbers) != count or not all(
+            isinstance(n, int) and n > 0 for n in numbers):
+        raise Damaged("its file list is not one stored file per path")
+    return numbers
 
 
-def problem_of(record: Record) -> str | None:
-    if isinstance(record, Problem):
-        return record.id
-    if isinstance(record, Experiment | Hypothesis):
-        return record.problem
-    return None
+def verified(row: ReadRow, path: object) -> Record | str:
+    """The row's record, or why today's schema no longer takes it (outdated: intact, written
+    under older rules); StoreCorrupt if it was altered or damaged."""
+    seq, record_id, kind, body = row
+    checked = checked_values(row)
+    if checked is not None:
+        # The values hash to the id they were stored under: intact. Today's schema must
+        # still read them back as exactly these values, else the record is outdated.
+        values, encoded = checked
+        try:
+            record = validate_record(values)
+        except RecordError as error:
+            return str(error)
+        if record.plain() == values:
+            # Its id and bytes are those just hashed: cached as `record.id` and
+            # `encode_record` would have computed them (a canonical re-encoding in Python,
+            # most of a read's cost), as a decoded record caches them.
+            object.__setattr__(record, "_id_cache", record_id)
+            object.__setattr__(record, "_encoded_cache", encoded)
+            return record
+        return f"it now hashes to {record.id}"
+    if isinstance(body, dict):
+        try:
+            record = validate_record(body)
+            if record.id == record_id and record.kind == kind:
+                return record
+            body = canonical_encode(body)  # the checks below name what is wrong
+        except RecordError:
+            try:
+                body = canonical_encode(body)
+            except RecordError as error:
+                body = f"{type(error).__name__}: {error}"
+    if isinstance(body, str):
+        raise StoreCorrupt(f"record store {path}: record {record_id} (seq {seq}) does not decode"
+                           f" ({body}); {RECOVERY}")
+    try:
+        record = decode_record(bytes(body))
+    except RecordError as error:
+        if intact(bytes(body), record_id):
+            return str(error)
+        raise StoreCorrupt(f"record store {path}: record {record_id} (seq {seq}) does not decode"
+                           f" ({error}); {RECOVERY}") from None
+    if record.id != record_id or record.kind != kind:
+        if record.kind == kind and intact(bytes(body), record_id):
+            # Decodes, but today's encoding of it differs (a field was added with a value the
+            # old bytes lack): its id would change, so it is not this record any more.
+            return f"it now hashes to {record.id}"
+        raise StoreCorrupt(
+            f"record store {path}: record {record_id} (seq {seq}) hashes to {record.id}"
+            f" ({record.kind}); its body was altered; {RECOVERY}")
+    return record

@@ -8,7 +8,8 @@ from research_dag.canonical import (
     nesting_exceeds,
     nests_deeper,
 )
-from research_dag.dag import Header, Relation, ResearchDag, Snapshot
+from research_dag.dag import Relation, ResearchDag, Snapshot, edges_of, header_of
+from research_dag.index import Edge, Header, HeaderIndex, MemoryIndex, fits, order
 from research_dag.paths import (
     MAX_PATH,
     MAX_PATH_DEPTH,
@@ -75,10 +76,13 @@ __all__ = [
     "Budget",
     "Change",
     "Direction",
+    "Edge",
     "Experiment",
     "Frozen",
     "Header",
+    "HeaderIndex",
     "Hypothesis",
+    "MemoryIndex",
     "Metric",
     "MutablePath",
     "Operation",
@@ -102,11 +106,15 @@ __all__ = [
     "check_package_path",
     "check_path_set",
     "decode_record",
+    "edges_of",
     "encode_record",
     "encoded_record_id",
+    "fits",
+    "header_of",
     "msgpack_excess",
     "nesting_exceeds",
     "nests_deeper",
+    "order",
     "record_encodings",
     "validate_record",
 ]

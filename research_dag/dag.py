@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, TypeVar
 
+from research_dag.index import Header, HeaderIndex, MemoryIndex
 from research_dag.records import (
     Experiment,
     Hypothesis,
@@ -43,43 +42,30 @@ _R = TypeVar("_R", bound=RecordBase)
 Load: TypeAlias = Callable[[list[str]], "Iterable[Record]"]
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """What the DAG keeps of every record it holds: enough to order, filter and rank without
-    the record's bulk (an experiment's files are most of its bytes)."""
-
-    id: str
-    kind: str
-    created_ms: int
-    author: str
-    problem: str | None = None  # an experiment's or hypothesis's problem; a problem's own id
-    parent: str | None = None
-    score: float | None = None  # an experiment's score when its status is ok
-    files: frozenset[str] = frozenset()  # an experiment's strategy paths
-
-
 class ResearchDag:
     """Records as nodes, references as edges; the state depends only on the set of records added.
 
     An edge may name an id not seen yet (a child arrived before its parent); the id stays a bare
     node until its record arrives, so any arrival order or duplication ends in the same graph.
 
-    Memory: every record's `Header` and edges stay in memory; whole records are kept only for
+    Memory: every record's header and edges live in `index`; whole records are kept only for
     problems and for the `cache` most recently used others, when a `load` function (the node's
-    store) can bring any record back. Without `load`, every record is kept whole.
+    store) can bring any record back. Without `load`, every record is kept whole. Without an
+    `index`, headers and edges are kept in memory (`MemoryIndex`); a node's store keeps them in
+    SQLite (node/store_index.py), so its memory does not grow with history.
     """
 
     def __init__(
-        self, records: Iterable[Record] = (), *, load: Load | None = None, cache: int = 2048
+        self, records: Iterable[Record] = (), *, load: Load | None = None, cache: int = 2048,
+        index: HeaderIndex | None = None, problems: Iterable[Problem] = (),
     ) -> None:
         self._load = load
         self._cache_size = max(1, cache)
-        self._headers: dict[str, Header] = {}  # in the order added (see `ids_since`)
+        self._index: HeaderIndex = MemoryIndex() if index is None else index
         self._whole: OrderedDict[str, Record] = OrderedDict()  # most recently used last
-        self._out: dict[str, list[tuple[str, Relation]]] = {}  # source -> (target, rel)
-        self._targeted: dict[str, list[str]] = {}  # problem -> hypotheses targeting it
-        self._problems: dict[str, Problem] = {}  # few, and asked for often (every summary)
-        self._files: dict[frozenset[str], frozenset[str]] = {}  # one copy of each path set
+        # Few, and asked for often (every summary): always in memory. `problems` are those the
+        # index already holds.
+        self._problems: dict[str, Problem] = {p.id: p for p in problems}
         for record in records:
             self.add(record)
 
@@ -89,35 +75,16 @@ class ResearchDag:
         """Add one record and its edges; True if its id was new (adding again changes nothing).
 
         Ids leave out signatures, so a copy with another signature is the same record and the
-        first copy stays: callers check signatures before adding.
+        first copy stays: callers check signatures before adding. A store-backed DAG holds what
+        its store holds, so a record stored first is not new here; it is kept as recently used.
         """
         record_id = sys.intern(record.id)
-        if record_id in self._headers:
-            return False
-        self._headers[record_id] = self._header(record_id, record)
-        self._keep(record_id, record)
+        new = self._index.add(record, header_of(record), edges_of(record))
+        if new or (self._load is not None and record_id not in self._whole):
+            self._keep(record_id, record)
         if isinstance(record, Problem):
-            self._problems[record_id] = record
-        for source, target, rel in dict.fromkeys(_edges_of(record)):
-            self._out.setdefault(sys.intern(source), []).append((sys.intern(target), rel))
-            if rel == "targets":
-                self._targeted.setdefault(sys.intern(target), []).append(record_id)
-        return True
-
-    def _header(self, record_id: str, record: Record) -> Header:
-        author = sys.intern(record.author)
-        if isinstance(record, Experiment):
-            files = frozenset(record.strategy)
-            return Header(record_id, record.kind, record.created_ms, author,
-                          sys.intern(record.problem),
-                          None if record.parent is None else sys.intern(record.parent),
-                          _ok_score(record), self._files.setdefault(files, files))
-        if isinstance(record, Hypothesis):
-            return Header(record_id, record.kind, record.created_ms, author,
-                          sys.intern(record.problem))
-        if isinstance(record, Problem):
-            return Header(record_id, record.kind, record.created_ms, author, record_id)
-        return Header(record_id, record.kind, record.created_ms, author)
+            self._problems.setdefault(record_id, record)
+        return new
 
     def _keep(self, record_id: str, record: Record) -> None:
         whole = self._whole
@@ -128,10 +95,10 @@ class ResearchDag:
                 whole.popitem(last=False)
 
     def __contains__(self, record_id: object) -> bool:
-        return record_id in self._headers
+        return record_id in self._index
 
     def __len__(self) -> int:
-        return len(self._headers)
+        return len(self._index)
 
     def get(self, record_id: str) -> Record | None:
         """The whole record: from memory, else from `load` (then kept as recently used)."""
@@ -141,18 +108,18 @@ class ResearchDag:
                 self._whole.move_to_end(record_id)
             return record
         problem = self._problems.get(record_id)
-        if problem is not None or self._load is None or record_id not in self._headers:
+        if problem is not None or self._load is None:
             return problem
-        for record in self._load([record_id]):
+        for record in self._load([record_id]):  # only records the index holds
             if record.id == record_id:
-                self._keep(self._headers[record_id].id, record)  # the interned string
+                self._keep(sys.intern(record_id), record)
                 return record
         return None
 
     def get_many(self, record_ids: Iterable[str]) -> list[Record]:
         """The held records of `record_ids`, in that order; those not in memory are read in one
         pass and not kept (a peer syncing all history must not flush the working set)."""
-        wanted = [i for i in record_ids if i in self._headers]
+        wanted = list(record_ids)
         found = {i: record for i in wanted if (record := self._whole.get(i) or
                                                 self._problems.get(i)) is not None}
         absent = [i for i in wanted if i not in found]
@@ -160,39 +127,42 @@ class ResearchDag:
             found.update((record.id, record) for record in self._load(absent))
         return [found[i] for i in wanted if i in found]
 
+    def held(self, record_ids: Iterable[str]) -> set[str]:
+        """Those of `record_ids` this DAG holds (one pass, not one look-up each)."""
+        return self._index.held(record_ids)
+
+    def edges_from(self, record_ids: Iterable[str], rel: Relation | None = None
+                   ) -> list[tuple[str, str, str]]:
+        """The edges leaving `record_ids` (of one relation, if given), in one pass."""
+        return self._index.linked(record_ids, rel)
+
     def kept(self) -> int:
         """Whole records held in memory (problems aside): at most `cache` with a `load`."""
         return len(self._whole) if self._load is None else sum(
             1 for record_id in self._whole if record_id not in self._problems)
 
     def header(self, record_id: str) -> Header | None:
-        return self._headers.get(record_id)
+        return self._index.headers([record_id]).get(record_id)
 
     def ids(self) -> set[str]:
         """The ids of every record held (unsorted: `records` sorts, which costs O(n log n))."""
-        return set(self._headers)
+        return {h.id for h in self._index.of_kind(None)}
 
-    def ids_since(self, count: int) -> list[str]:
-        """The ids of the records added after the first `count`, in the order they were added
-        (records are never removed, so a caller keeping `len(self)` sees only the new ones)."""
-        return list(itertools.islice(self._headers, count, None))
+    def page(self, after: str | None, limit: int) -> list[str]:
+        """Held ids above `after` (all if None), ascending, at most `limit` (a sync summary)."""
+        return self._index.page(after, limit)
 
     def records(self, kind: str | None = None) -> list[Record]:
         """Records (of one kind, if given) ordered by created_ms, then id."""
-        chosen = sorted((h for h in self._headers.values() if kind is None or h.kind == kind),
-                        key=_order)
-        return self.get_many(h.id for h in chosen)
+        return self.get_many(h.id for h in self._index.of_kind(kind))
 
     def missing(self) -> set[str]:
         """Ids that present records refer to but whose records have not arrived (sync asks)."""
-        return {node for node in self._nodes() if node not in self._headers}
+        return self._index.missing()
 
     def snapshot(self) -> Snapshot:
         """Order-free state for equality: (ids with records, (source, target, rel) edges)."""
-        edges = frozenset(
-            (source, target, rel) for source, out in self._out.items() for target, rel in out
-        )
-        return frozenset(self._headers), edges
+        return frozenset(self.ids()), frozenset(self._index.edges())
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -201,13 +171,12 @@ class ResearchDag:
 
     def experiment_headers(self, problem_id: str) -> list[Header]:
         """The headers of `experiments(problem_id)`, in the same order, without loading any."""
-        found = sorted((h for i in self.linked_ids(problem_id, "has_experiment")
-                        if (h := self._headers.get(i)) is not None and h.kind == "experiment"),
-                       key=_order)
+        return [h for h, _ in self._experiment_pairs(problem_id)]
+
+    def _experiment_pairs(self, problem_id: str) -> list[tuple[Header, Header | None]]:
         problem = self._problems.get(problem_id)
-        if problem is None:
-            return found
-        return [h for h in found if self._fits(h, problem)]
+        return self._index.experiments(
+            problem_id, None if problem is None else frozenset(problem.mutable))
 
     def experiments(self, problem_id: str) -> list[Experiment]:
         """The problem's experiments; once the problem is held, only those consistent with it.
@@ -221,14 +190,6 @@ class ResearchDag:
     def authors(self, problem_id: str) -> set[str]:
         """Who has experiments on a problem (without loading them)."""
         return {h.author for h in self.experiment_headers(problem_id)}
-
-    def _fits(self, experiment: Header, problem: Problem) -> bool:
-        if experiment.files != frozenset(problem.mutable):
-            return False
-        parent = None if experiment.parent is None else self._headers.get(experiment.parent)
-        return parent is None or (
-            parent.kind == "experiment" and parent.problem == experiment.problem
-        )
 
     def best(
         self, problem_id: str, verified: Callable[[Experiment], bool] | None = None
@@ -268,36 +229,35 @@ class ResearchDag:
     def linked_ids(self, record_id: str, rel: Relation | None = None) -> list[str]:
         """The ids this record's outgoing edges lead to (of one relation, if given), whether or
         not their records are held."""
-        return [target for target, r in self._out.get(record_id, ()) if rel is None or r == rel]
+        return [target for _, target, _ in self._index.linked([record_id], rel)]
 
     def children(self, record_id: str, rel: Relation | None = None) -> list[Record]:
         """Present records this record's outgoing edges lead to (of one relation, if given)."""
-        found = {i: None for i in self.linked_ids(record_id, rel) if i in self._headers}
-        return self.get_many(h.id for h in sorted((self._headers[i] for i in found), key=_order))
+        held = self._index.headers(self.linked_ids(record_id, rel))
+        return self.get_many(h.id for h in sorted(held.values(), key=_order))
 
     def is_finding(self, experiment: Experiment) -> bool:
         """Ok and strictly better than its known, ok, scored parent, in the problem's direction."""
-        header = self._headers.get(experiment.id)
-        if header is None:
-            header = self._header(experiment.id, experiment)
-        return self._is_finding(header)
+        header = self.header(experiment.id) or header_of(experiment)
+        parent = None if header.parent is None else self.header(header.parent)
+        return self._is_finding(header, parent)
 
-    def _is_finding(self, header: Header) -> bool:
+    def _is_finding(self, header: Header, parent: Header | None) -> bool:
         metric = self._metric(header.problem)
-        if metric is None or header.score is None or header.parent is None:
+        if metric is None or header.score is None or parent is None:
             return False
-        parent = self._headers.get(header.parent)
-        if parent is None or parent.kind != "experiment" or parent.problem != header.problem:
+        if parent.kind != "experiment" or parent.problem != header.problem:
             return False
         return parent.score is not None and metric.better(header.score, parent.score)
 
     def findings(self, problem_id: str | None = None) -> list[Experiment]:
         if problem_id is None:
-            candidates = sorted((h for h in self._headers.values() if h.kind == "experiment"),
-                                key=_order)
+            pairs = [pair for p in self._problems for pair in self._index.experiments(p, None)]
+            pairs.sort(key=lambda pair: _order(pair[0]))
         else:
-            candidates = self.experiment_headers(problem_id)
-        return self._whole_of(Experiment, [h for h in candidates if self._is_finding(h)])
+            pairs = self._experiment_pairs(problem_id)
+        return self._whole_of(Experiment, [h for h, parent in pairs
+                                           if self._is_finding(h, parent)])
 
     def findings_by_kind(self, problem_id: str | None = None) -> dict[str, list[Experiment]]:
         """Findings grouped by mutation kind; kinds in sorted order, findings in time order."""
@@ -310,11 +270,11 @@ class ResearchDag:
         return self._linked_of(Verification, self.linked_ids(experiment_id, "verified_by"))
 
     def hypotheses_for(self, problem_id: str) -> list[Hypothesis]:
-        return self._linked_of(Hypothesis, self._targeted.get(problem_id, []))
+        return self._linked_of(Hypothesis, self._index.linking(problem_id, "targets"))
 
     def hypothesis_ids_for(self, problem_id: str) -> list[str]:
         """The ids of `hypotheses_for(problem_id)`, without loading them."""
-        return [i for i in self._targeted.get(problem_id, []) if i in self._headers]
+        return list(self._index.headers(self._index.linking(problem_id, "targets")))
 
     def tested_by(self, hypothesis_id: str) -> list[Experiment]:
         """Experiments that tested a hypothesis (their outcomes confirm or refute it)."""
@@ -325,26 +285,21 @@ class ResearchDag:
         metric = self._metric(problem_id)
         if metric is None:
             return []
-        frontier: list[Header] = []
-        for header in self.experiment_headers(problem_id):
-            score = header.score
-            if score is None:
-                continue
-            beaten = any(
-                (child := self._headers.get(i)) is not None and child.kind == "experiment"
-                and child.score is not None and metric.better(child.score, score)
-                for i in self.linked_ids(header.id, "has_child")
-            )
-            if not beaten:
-                frontier.append(header)
-        return self._whole_of(Experiment, frontier)
+        scored = [h for h in self.experiment_headers(problem_id) if h.score is not None]
+        edges = self._index.linked((h.id for h in scored), "has_child")
+        children = self._index.headers(target for _, target, _ in edges)
+        beaten: set[str] = set()
+        by_id = {h.id: h for h in scored}
+        for source, target, _ in edges:
+            child, parent = children.get(target), by_id[source]
+            if (child is not None and child.kind == "experiment" and child.score is not None
+                    and parent.score is not None and metric.better(child.score, parent.score)):
+                beaten.add(source)
+        return self._whole_of(Experiment, [h for h in scored if h.id not in beaten])
 
     def patterns(self, include_retired: bool = False) -> list[Pattern]:
         return [
-            p
-            for p in self._whole_of(
-                Pattern, sorted((h for h in self._headers.values() if h.kind == "pattern"),
-                                key=_order))
+            p for p in self._whole_of(Pattern, self._index.of_kind("pattern"))
             if include_retired or not p.retired
         ]
 
@@ -389,25 +344,22 @@ class ResearchDag:
         return [r for r in self.get_many(h.id for h in headers) if isinstance(r, cls)]
 
     def _linked_of(self, cls: type[_R], ids: Iterable[str]) -> list[_R]:
-        present = {i: None for i in ids if i in self._headers}
-        return self._whole_of(cls, sorted((self._headers[i] for i in present), key=_order))
+        held = self._index.headers(ids)
+        return self._whole_of(cls, sorted(held.values(), key=_order))
 
     def _metric(self, problem_id: str | None) -> Metric | None:
         problem = None if problem_id is None else self._problems.get(problem_id)
         return None if problem is None else problem.metric
 
-    def _nodes(self) -> set[str]:
-        nodes = set(self._headers)
-        for source, out in self._out.items():
-            nodes.add(source)
-            nodes.update(target for target, _ in out)
-        return nodes
-
     def _sorted_nodes(self) -> list[str]:
-        return sorted(self._nodes())
+        nodes = self.ids()
+        for source, target, _ in self._index.edges():
+            nodes.add(source)
+            nodes.add(target)
+        return sorted(nodes)
 
     def _sorted_edges(self) -> list[tuple[str, str, str]]:
-        return sorted(self.snapshot()[1])
+        return sorted(set(self._index.edges()))
 
     def _node_fields(self, node: str) -> dict[str, Any]:
         record = self.get(node)
@@ -428,7 +380,8 @@ class ResearchDag:
         }
 
 
-def _edges_of(record: Record) -> list[tuple[str, str, Relation]]:
+def edges_of(record: Record) -> list[tuple[str, str, Relation]]:
+    """The edges a record adds: its references to other records, each "source <rel> target"."""
     me = record.id
     if isinstance(record, Experiment):
         edges: list[tuple[str, str, Relation]] = [(record.problem, me, "has_experiment")]
@@ -455,6 +408,18 @@ def _edges_of(record: Record) -> list[tuple[str, str, Relation]]:
 
 def _order(record: RecordBase | Header) -> tuple[int, str]:
     return record.created_ms, record.id
+
+
+def header_of(record: Record) -> Header:
+    """What the DAG's index keeps of `record`."""
+    if isinstance(record, Experiment):
+        return Header(record.id, record.kind, record.created_ms, record.author, record.problem,
+                      record.parent, _ok_score(record), frozenset(record.strategy))
+    if isinstance(record, Hypothesis):
+        return Header(record.id, record.kind, record.created_ms, record.author, record.problem)
+    if isinstance(record, Problem):
+        return Header(record.id, record.kind, record.created_ms, record.author, record.id)
+    return Header(record.id, record.kind, record.created_ms, record.author)
 
 
 def _ok_score(experiment: Experiment) -> float | None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.store import INSERT_ROWS, SCHEMA_VERSION, RecordStore, StoreCorrupt, StoreError
+from node.store import SCHEMA_VERSION, RecordStore, StoreCorrupt, StoreError
+from node.store_table import INSERT_RECORDS
 from research_dag import (
     Experiment,
     Metric,
@@ -150,7 +151,7 @@ def test_closed_store_raises(tmp_path: Path) -> None:
     store.close()
     store.close()  # closing twice is fine
     with pytest.raises(StoreError, match="closed"):
-        store.count()
+        store.ids()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -225,8 +226,10 @@ def test_garbage_over_part_of_the_database(tmp_path: Path, offset: int) -> None:
 
 
 def tamper(path: Path, record_id: str, body: bytes) -> None:
+    """Replace a row's body by `body` as full record bytes (layout byte 0)."""
     raw = sqlite3.connect(path)
-    raw.execute("UPDATE records SET body = ? WHERE id = ?", (body, record_id))
+    raw.execute("UPDATE records SET body = ? WHERE id = ?", (b"\x00" + body,
+                                                            bytes.fromhex(record_id)))
     raw.commit()
     raw.close()
 
@@ -280,7 +283,7 @@ async def test_worker_threads_share_one_store(tmp_path: Path) -> None:
 
 def test_a_batch_larger_than_one_statement_counts_only_new_records(tmp_path: Path) -> None:
     p = make_problem()
-    records = [make_experiment(p, f"e{i}") for i in range(2 * INSERT_ROWS + 7)]
+    records = [make_experiment(p, f"e{i}") for i in range(2 * INSERT_RECORDS + 7)]
     with RecordStore.open(tmp_path / "records.sqlite") as store:
         assert store.add_many(records[::3]) == len(records[::3])
         assert store.add_many(records) == len(records) - len(records[::3])

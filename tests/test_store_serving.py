@@ -138,9 +138,10 @@ def test_unsigned_and_outdated_records_are_not_served(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sql", [
     "UPDATE blobs SET data = X'789c0300000000' WHERE base IS NOT NULL",  # inflates to b""
     "DELETE FROM blobs WHERE base IS NOT NULL",  # files gone
-    "UPDATE records SET body = X'00' WHERE kind = 'experiment'",  # not zlib
-    "UPDATE records SET refs = X'c0' WHERE kind = 'experiment'",  # no file list
-    "UPDATE records SET kind = 'experiment' WHERE kind = 'verification'",
+    "UPDATE records SET body = X'0200' WHERE kind = 2",  # an experiment's body, not zlib
+    "UPDATE records SET body = X'00c1' WHERE kind = 2",  # full bytes, not msgpack
+    "UPDATE records SET refs = X'c0' WHERE kind = 2",  # no file list
+    "UPDATE records SET kind = 2 WHERE kind = 3",  # a verification's row says experiment
 ])
 def test_damage_is_named_not_served(tmp_path: Path, sql: str) -> None:
     records = family([(n, n - 1, "X = 1\n") for n in range(5)])
@@ -158,8 +159,8 @@ def test_a_full_row_holding_another_records_bytes_is_named(tmp_path: Path) -> No
     path = tmp_path / "records.sqlite"
     with RecordStore.open(path) as store:
         store.add_many(records)
-    damage(path, f"UPDATE records SET body = x'{encode_record(problem).hex()}'"
-                  f" WHERE id = '{check.id}'")
+    damage(path, f"UPDATE records SET body = x'00{encode_record(problem).hex()}'"
+                  f" WHERE id = x'{check.id}'")
     with RecordStore.open(path) as store, pytest.raises(StoreCorrupt, match=check.id):
         store.encoded_many([check.id])
 
@@ -175,7 +176,7 @@ def test_an_intact_row_in_another_encoding_is_served_canonical(tmp_path: Path) -
     path = tmp_path / "records.sqlite"
     with RecordStore.open(path) as store:
         store.add_many(records)
-    damage(path, f"UPDATE records SET body = x'{wide.hex()}' WHERE id = '{check.id}'")
+    damage(path, f"UPDATE records SET body = x'00{wide.hex()}' WHERE id = x'{check.id}'")
     with RecordStore.open(path) as store:
         assert store.encoded_many([check.id]) == [(check.id, canonical)]
         assert store.get(check.id) == check

@@ -14,6 +14,7 @@ from node.net.decoded import DecodedMessages
 from node.net.network import SYNC_PROTOCOL, Network, NetworkError
 from node.net.wire import (
     MAX_FETCH_IDS,
+    MAX_SUMMARY_IDS,
     DropCounter,
     SyncFetch,
     SyncSummaryRequest,
@@ -28,8 +29,6 @@ from research_dag import Record, ResearchDag
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 SYNC_TIMEOUT_S = 30.0
-SUMMARIES_KEPT = 16  # filtered id lists kept per record count (by problems)
-INSERTED_ONE_BY_ONE = 64  # new ids merged into the summary list by binary insertion
 # Fed to the peer's score per malformed or invalid sync response, as GossipSub scores an
 # invalid message (node.net.memory.INVALID_MESSAGE_PENALTY): a handful cut the peer off.
 INVALID_RESPONSE_PENALTY = -20.0
@@ -54,17 +53,14 @@ class SyncService:
         self.failures = 0
         self.decoding = 0  # responses being decoded in worker threads right now
         self._served: set[str] = set()
-        # The ids a summary lists as sorted raw digests: all of them, and by problem filter
-        # since the record count last changed; a page of one, for any cursor, is one slice.
-        self._all: list[bytes] = []
-        self._summaries: dict[tuple[str, ...], list[bytes]] = {}
-        self._summarised_at = -1
         network.handle_requests(SYNC_PROTOCOL, self.handle)
 
     async def handle(self, peer: str, data: bytes) -> bytes:
         request = decode_sync_request(data)  # WireError -> the network layer resets the stream
         if isinstance(request, SyncSummaryRequest):
-            return self._summary(request)
+            # A page of up to 100,000 ids read from the store's index on ids (~0.1 s): in a
+            # worker thread too.
+            return await self._in_thread(self._summary, request)
         assert isinstance(request, SyncFetch)
         # Up to 1,024 records read back from the store and re-hashed (~0.1 s): in a worker
         # thread (counted in `decoding`), so the event loop keeps answering pings.
@@ -76,35 +72,24 @@ class SyncService:
         not flush the node's working set). Only ids the DAG holds: every record in it was
         verified when it was taken in and is in the store (stored first), and records the
         store holds but today's rules refuse (`RecordStore.outdated`) never entered it."""
-        dag = self.node.dag
-        held = [record_id for record_id in ids if record_id in dag]
-        message, sent = encode_stored_records(self.node.store.encoded_many(held))
+        held = self.node.dag.held(ids)
+        message, sent = encode_stored_records(self.node.store.encoded_many(
+            [record_id for record_id in ids if record_id in held]))
         self._served.update(sent)
         return message
 
     def _summary(self, request: SyncSummaryRequest) -> bytes:
+        """One page of the ids a summary lists, read from the DAG's index each time (nothing
+        is kept per record: a node's memory must not grow with its history). One more id than
+        a page holds is read, to tell whether the page is the last."""
         dag = self.node.dag
-        if request.problems is None:  # what every node asks for: kept up to date as records
-            # arrive, so a new record (anyone can send one) never costs a sort of all of them
-            new = [bytes.fromhex(record_id) for record_id in dag.ids_since(len(self._all))]
-            if len(new) <= INSERTED_ONE_BY_ONE:
-                for digest in new:
-                    bisect.insort(self._all, digest)
-            else:  # many: one merge of two sorted runs (timsort), not one shift of all per id
-                self._all += sorted(new)
-                self._all.sort()
-            return encode_summary_page(self._all, request.after)
-        count = len(dag)  # the record set only grows: same count, same set
-        if count != self._summarised_at or len(self._summaries) >= SUMMARIES_KEPT:
-            self._summaries.clear()  # a peer asking with many filters cannot grow it unbounded
-            self._summarised_at = count
-        key = tuple(sorted(set(request.problems)))
-        digests = self._summaries.get(key)
-        if digests is None:
+        if request.problems is None:  # what every node asks for: a range of the index on ids
+            page = dag.page(request.after, MAX_SUMMARY_IDS + 1)
+        else:
             ids = sorted(record_ids(dag, request.problems))
-            digests = [bytes.fromhex(record_id) for record_id in ids]
-            self._summaries[key] = digests
-        return encode_summary_page(digests, request.after)  # any cursor: one slice
+            start = 0 if request.after is None else bisect.bisect_right(ids, request.after)
+            page = ids[start : start + MAX_SUMMARY_IDS + 1]
+        return encode_summary_page([bytes.fromhex(record_id) for record_id in page], None)
 
     def served(self, record_id: str) -> bool:
         """Has a peer fetched this record from us (e.g. the problem we just posed)?"""
@@ -141,10 +126,10 @@ class SyncService:
             if after is not None and summary.ids and summary.ids[0] <= after:
                 # The same page again (or an earlier one): paging would never end.
                 raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
-            dag = self.node.dag
+            held = await self._in_thread(self.node.dag.held, summary.ids)
             dropped = self.node.dropped
             fetched, delivered = await self._fetch(
-                peer, [i for i in summary.ids if i not in dag and i not in dropped]
+                peer, [i for i in summary.ids if i not in held and i not in dropped]
             )
             taken += fetched
             if not delivered or not summary.truncated or not summary.ids:
@@ -203,19 +188,13 @@ def record_ids(dag: ResearchDag, problems: list[str] | None) -> set[str]:
     if problems is None:
         return dag.ids()
     ids = {p.id for p in dag.problems()}
-    for problem_id in set(problems):  # ids only: no record is loaded from the store
-        for experiment_id in dag.linked_ids(problem_id, "has_experiment"):
-            if _held_as(dag, experiment_id, "experiment"):
-                ids.add(experiment_id)
-                ids.update(i for i in dag.linked_ids(experiment_id, "verified_by")
-                           if _held_as(dag, i, "verification"))
+    wanted = set(problems)  # ids only: no record is loaded from the store
+    experiments = dag.held(target for _, target, _ in dag.edges_from(wanted, "has_experiment"))
+    ids |= experiments
+    ids |= dag.held(target for _, target, _ in dag.edges_from(experiments, "verified_by"))
+    for problem_id in wanted:
         ids.update(dag.hypothesis_ids_for(problem_id))
     return ids
-
-
-def _held_as(dag: ResearchDag, record_id: str, kind: str) -> bool:
-    header = dag.header(record_id)
-    return header is not None and header.kind == kind
 
 
 class StoredRecords(Protocol):
