@@ -45,6 +45,9 @@ class Lifecycle:
 
 
 LIFECYCLE = Lifecycle()
+# A class is judged at each of its own attempts while that is cheap (P(lift > 0) a sum of at most
+# this many terms); past that, at powers of two of its attempts and at the reviews below.
+CHEAP_TERMS = 64
 # Every class is judged again at these counts of attempts overall (powers of two up to REVIEW,
 # then every REVIEW), so a class no longer tried still follows its control: cost O(N / REVIEW).
 REVIEW = 256
@@ -180,18 +183,21 @@ class _Walk:
                 state.support_authors.add(attempt.author)
             if state.attempts >= self.rules.first_snapshot:
                 n = state.attempts
-                self._judge(state, grown=n & (n - 1) == 0)
+                self._judge(state, grown=n & (n - 1) == 0, always=False)
 
     def review(self) -> None:
         """Judge every class again (its control has grown since its own last attempt)."""
         for klass in sorted(self.classes):
             state = self.classes[klass]
             if state.attempts >= self.rules.first_snapshot:
-                self._judge(state, grown=False)
+                self._judge(state, grown=False, always=True)
 
-    def _judge(self, state: _Class, grown: bool) -> None:
-        """A new snapshot when the status changes or the evidence has `grown` (a power of 2)."""
+    def _judge(self, state: _Class, grown: bool, always: bool) -> None:
+        """A new snapshot when the status changes or the evidence has `grown` (a power of 2).
+        Unless `always` or `grown`, only when judging is cheap (CHEAP_TERMS)."""
         lift = self._lift(state)
+        if not (always or grown) and lift.cost > CHEAP_TERMS:
+            return
         broad = len(state.support_problems) >= 2 or len(state.support_authors) >= 2
         status = next_status(state.status, lift, broad, self.rules)
         if status != state.status or grown:
@@ -212,7 +218,6 @@ class _Walk:
         supporting = state.successes[-MAX_LIST:]
         contradicting = state.failures[-MAX_LIST:]
         cited = [a.created_ms for group in (supporting, contradicting, control) for a in group[-1:]]
-        probability = lift.probability()
         previous = state.chain[-1].pattern if state.chain else None
         operation, affordance = state.klass.split(":", 1)
         values: dict[str, Any] = {
@@ -221,7 +226,7 @@ class _Walk:
             "mutation_kind": state.klass,
             "operation": operation,
             "affordance": affordance,
-            "text": self._statement(state, lift, probability),
+            "text": self._statement(state, lift),
             "supporting": [a.id for a in supporting],
             "contradicting": [a.id for a in contradicting],
             "success_rate": lift.s / lift.n,
@@ -235,7 +240,7 @@ class _Walk:
             "refuted_if": self.rules.refuted_if,
         }
         pattern = Pattern.model_validate(values)
-        return Snapshot(pattern, lift, probability, dict(state.scope))
+        return Snapshot(pattern, lift, dict(state.scope))
 
     def _control(self, klass: str, scope: Iterable[str]) -> list[Attempt]:
         """The newest MAX_LIST attempts of other classes on the scope problems, so far."""
@@ -255,11 +260,11 @@ class _Walk:
         domains = {domain for problem in scope for domain in self.problems[problem].domains}
         return sorted(domains)[:MAX_DOMAINS]
 
-    def _statement(self, state: _Class, lift: Lift, probability: Fraction) -> str:
+    def _statement(self, state: _Class, lift: Lift) -> str:
         ranked = sorted(state.scope, key=lambda p: (-state.scope[p], self.problems[p].name, p))
         names = ", ".join(self.problems[p].name for p in ranked[:MAX_NAMED])
         if len(ranked) > MAX_NAMED:
             names += f" and {len(ranked) - MAX_NAMED} more"
         return (f"{state.klass} improved {lift.s} of {lift.n} attempts on {names} against a base"
-                f" rate of {lift.c} of {lift.m} (P(lift > 0) = {float(probability):.3f},"
+                f" rate of {lift.c} of {lift.m} (P(lift > 0) = {lift.shown()},"
                 f" lift {lift.estimate():+.3f})")

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from playbook.stats import Lift
-from research_dag import Experiment, Pattern, Problem, ResearchDag
+from research_dag import Experiment, Header, Pattern, Problem, ResearchDag
 
 # (created_ms, id): the one order every node agrees on (ResearchDag.records).
 Key = tuple[int, str]
@@ -54,21 +53,40 @@ def collect_evidence(dag: ResearchDag, counts: Callable[[Experiment], bool]) -> 
     with a parent, with `changes`, that `counts` accepts (replayed by a peer, or the node's own).
     Everything else is ignored: old records without `changes`, baselines, unreplayed claims."""
     problems = {problem.id: problem for problem in dag.problems()}
-    attempts = [attempt for problem in problems for attempt in _attempts(dag, problem, counts)]
+    attempts = [attempt for problem in problems.values()
+                for attempt in _attempts(dag, problem, counts)]
     attempts.sort(key=lambda attempt: attempt.key)
     return Evidence(tuple(attempts), problems)
 
 
 def _attempts(
-    dag: ResearchDag, problem_id: str, counts: Callable[[Experiment], bool]
+    dag: ResearchDag, problem: Problem, counts: Callable[[Experiment], bool]
 ) -> Iterator[Attempt]:
-    for experiment in dag.experiments(problem_id):
-        if experiment.parent is None or not experiment.changes or not counts(experiment):
+    headers = dag.experiment_headers(problem.id)
+    by_id = {header.id: header for header in headers}
+    loaded = {record.id: record for record in dag.get_many(h.id for h in headers)}
+    for header in headers:
+        experiment = loaded.get(header.id)
+        if not isinstance(experiment, Experiment) or header.parent is None:
             continue
+        if not experiment.changes or not counts(experiment):
+            continue
+        parent = by_id.get(header.parent) or dag.header(header.parent)
         yield Attempt(
-            (experiment.created_ms, experiment.id), problem_id, experiment.author,
-            experiment.change_classes(), dag.is_finding(experiment), experiment.hypothesis_id,
+            (experiment.created_ms, experiment.id), problem.id, experiment.author,
+            experiment.change_classes(), _improves(problem, header, parent),
+            experiment.hypothesis_id,
         )
+
+
+def _improves(problem: Problem, header: Header, parent: Header | None) -> bool:
+    """ResearchDag.is_finding from headers already read: ok, scored, strictly better than its
+    ok, scored parent of the same problem."""
+    if header.score is None or parent is None or parent.score is None:
+        return False
+    if parent.kind != "experiment" or parent.problem != problem.id:
+        return False
+    return problem.metric.better(header.score, parent.score)
 
 
 def newest(attempts: Iterable[Attempt], limit: int) -> list[str]:
@@ -80,9 +98,8 @@ def newest(attempts: Iterable[Attempt], limit: int) -> list[str]:
 @dataclass(frozen=True)
 class Snapshot:
     """One pattern snapshot of a class's chain, with what hypotheses are derived from: its
-    exact P(lift > 0) and how many attempts of the class each problem had by then."""
+    counts and how many attempts of the class each problem had by then."""
 
     pattern: Pattern
     lift: Lift
-    probability: Fraction
     attempts_on: dict[str, int]

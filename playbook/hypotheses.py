@@ -86,9 +86,8 @@ def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Pro
     shown = ", ".join(sites[:MAX_SHOWN_SITES])
     if len(sites) > MAX_SHOWN_SITES:
         shown += f" and {len(sites) - MAX_SHOWN_SITES} more"
-    probability = float(snapshot.probability)
     text = (f"{pattern.mutation_kind} improved {lift.s} of {lift.n} attempts on {source} against"
-            f" a base rate of {lift.c} of {lift.m} (P(lift > 0) = {probability:.3f})"
+            f" a base rate of {lift.c} of {lift.m} (P(lift > 0) = {lift.shown()})"
             f"; predicted to improve {target.name} over its base rate by {pattern.mean_delta:+.3f}"
             f" at {shown}; decided by {plan.tries} tests")
     values: dict[str, Any] = {
@@ -175,9 +174,8 @@ def _verdict(hypothesis: Hypothesis, tests: list[Attempt], control: list[Attempt
 
 
 def _verdict_text(result: str, lift: Lift, plan: TestPlan) -> str:
-    probability = float(lift.probability())
     text = (f"{result}: {lift.s} of {lift.n} tests improved, against a base rate of {lift.c} of"
-            f" {lift.m} (P(lift > 0) = {probability:.3f})")
+            f" {lift.m} (P(lift > 0) = {lift.shown()})")
     if result == "refuted":
         text += "; negative transfer" if lift.at_most(plan.refute_p) else "; no lift shown"
     return text

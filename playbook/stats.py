@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
+from itertools import accumulate
+from operator import mul, truediv
 
 # A float P(X > Y) is within ~1e-9 of the exact value for every count this project sees (a sum of
 # at most min(a1, b1, a2, b2) positive terms, each from lgamma and logs with relative error
@@ -47,12 +49,12 @@ def prob_greater_float(a1: int, b1: int, a2: int, b2: int) -> float:
             log_term += (math.log(alpha_a + i) - math.log(alpha_a + beta_a + beta_b + i)
                          + math.log(beta_b + i) - math.log(i + 1))
             terms.append(math.exp(log_term))
-    else:
-        term = math.exp(log_term)
-        terms = [term]
-        for i in range(count - 1):
-            term *= (alpha_a + i) * (beta_b + i) / ((alpha_a + beta_a + beta_b + i) * (i + 1))
-            terms.append(term)
+    else:  # term[i + 1] = term[i] * (aA + i)(bB + i) / ((aA + bA + bB + i)(i + 1)), in C
+        last, total = count - 1, alpha_a + beta_a + beta_b
+        ratios = map(truediv,
+                     map(mul, range(alpha_a, alpha_a + last), range(beta_b, beta_b + last)),
+                     map(mul, range(total, total + last), range(1, count)))
+        terms = list(accumulate(ratios, mul, initial=math.exp(log_term)))
     value = min(1.0, math.fsum(terms))
     return 1.0 - value if flip else value
 
@@ -109,6 +111,19 @@ class Lift:
     def at_most(self, threshold: Fraction) -> bool:
         """P(lift > 0) <= threshold, exactly."""
         return compare_greater(*self.params, threshold, self.approx) <= 0
+
+    def shown(self) -> str:
+        """P(lift > 0) to three decimals, the same on every platform: from the float, unless
+        that lies within reach of a rounding boundary (then from the exact value)."""
+        scaled = self.approx * 1000
+        if abs(scaled - math.floor(scaled) - 0.5) > 1e-4:
+            return f"{self.approx:.3f}"
+        return f"{float(self.probability()):.3f}"
+
+    @property
+    def cost(self) -> int:
+        """Of the order of the terms computing P(lift > 0) takes (`prob_greater`)."""
+        return min(self.s, self.n - self.s, self.c, self.m - self.c) + 1
 
     def estimate(self) -> float:
         """Posterior mean of the lift: (1 + s) / (2 + n) - (1 + c) / (2 + m), in that order."""

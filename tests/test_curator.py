@@ -18,6 +18,7 @@ from playbook.curator import (
     next_status,
     patterns_derived_here,
 )
+from playbook.evidence import collect_evidence
 from playbook.stats import Lift
 from research_dag import (
     DERIVED_AUTHOR,
@@ -148,6 +149,20 @@ def test_evidence_not_counted_is_ignored() -> None:
         r.id for r in derive(without.dag(), everything)]
     assert [r.id for r in derive(history.dag(), everything)] != [
         r.id for r in derive(without.dag(), everything)]
+
+
+def test_success_is_the_dags_finding() -> None:
+    history = _lifecycle_history()
+    history.attempt("finance", PRUNE, True, at=5)  # older than its parent: still a finding
+    dag = history.dag()
+    attempts = collect_evidence(dag, everything).attempts
+    assert len(attempts) == len([r for r in history.records
+                                 if isinstance(r, Experiment) and r.parent is not None])
+    for attempt in attempts:
+        experiment = dag.get(attempt.id)
+        assert isinstance(experiment, Experiment)
+        assert attempt.success == dag.is_finding(experiment)
+    assert [a.key for a in attempts] == sorted(a.key for a in attempts)
 
 
 def test_undescribed_experiments_and_baselines_are_ignored() -> None:
