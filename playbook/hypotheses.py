@@ -39,7 +39,7 @@ class TestPlan:
 
 
 PLAN = TestPlan()
-MAX_SHOWN_SITES = 3  # sites named in a hypothesis's text
+MAX_SHOWN_SITES = 3  # sites (and source problems) named in a hypothesis's text: bounded
 
 
 def hypotheses_of(
@@ -82,7 +82,10 @@ def _sites_by_class(problem: Problem) -> dict[str, list[str]]:
 def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Problem,
                 sites: list[str], plan: TestPlan) -> Hypothesis:
     pattern, lift = snapshot.pattern, snapshot.lift
-    source = ", ".join(problems[p].name for p in (pattern.problems or ()) if p in problems)
+    names = [problems[p].name for p in (pattern.problems or ()) if p in problems]
+    source = ", ".join(names[:MAX_SHOWN_SITES])
+    if len(names) > MAX_SHOWN_SITES:
+        source += f" and {len(names) - MAX_SHOWN_SITES} more"
     shown = ", ".join(sites[:MAX_SHOWN_SITES])
     if len(sites) > MAX_SHOWN_SITES:
         shown += f" and {len(sites) - MAX_SHOWN_SITES} more"

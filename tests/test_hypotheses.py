@@ -162,3 +162,15 @@ def test_confirmation_rates_per_pattern_and_domain_pair() -> None:
     rate = rates.by_pattern[0]
     assert rate.rate == 1.0 and 0.0 < rate.low < rate.high <= 1.0
     assert confirmation_rates(dag, verdicts=[]).by_pattern == []
+
+
+def test_texts_stay_bounded_with_long_names_and_many_problems() -> None:
+    """Problem names are the posers' text (up to 200 characters): statements name a few."""
+    names = [f"{i:02d}" + "n" * 198 for i in range(26)]
+    history = History([make_problem(name) for name in names])
+    for name in names[:24]:  # 24 x 200 characters: more than a record's text holds
+        history.attempts(name, PERTURB, 0, 3)
+        history.attempts(name, PRUNE, 2, 0, authors=("a", "b"))
+    found = derivation(history.dag(), everything)
+    assert found.hypotheses and all(len(h.text) <= 4_000 for h in found.hypotheses)
+    assert all(len(s.pattern.text) <= 4_000 for c in found.chains.values() for s in c)
