@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import random
 import time
 from collections import OrderedDict, deque
@@ -14,6 +13,7 @@ from typing import Literal
 
 import trio
 
+from node.hypothesis_tests import HypothesisTests
 from node.mutators import MutationContext, MutationFailed, Mutator, Proposal, Usage
 from node.problem import baseline_files
 from node.store import RecordStore
@@ -27,10 +27,9 @@ from playbook import (
     kind_stats,
     kind_weights,
     pattern_guidance,
-    planned_change,
     strategy_affordances,
 )
-from research_dag import MAX_SOURCE, Experiment, Hypothesis, Outcome, Problem
+from research_dag import MAX_SOURCE, Experiment, Outcome, Problem
 
 StopReason = Literal[
     "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
@@ -38,7 +37,6 @@ StopReason = Literal[
 Evaluate = Callable[[Mapping[str, str]], Outcome]
 MAX_HYPOTHESES = 5  # open hypotheses shown to a mutator as guidance
 MAX_HYPOTHESIS_TEXT = 300  # characters of each
-MAX_PLANS = 4  # hypotheses tried on one targeted iteration before an ordinary proposal
 
 
 @dataclass(frozen=True)
@@ -167,9 +165,9 @@ class ResearchLoop:
         self._best: Experiment | None = None
         self._baseline: Experiment | None = None
         self.summary: LoopSummary | None = None  # readable after an interrupt too
-        # hypothesis id -> tests of it this node has recorded; ids found unworkable here
-        self._tested: OrderedDict[str, int] = OrderedDict()
-        self._unworkable: set[str] = set()
+        self._tests = HypothesisTests(
+            problem.id, config.hypothesis_share, config.seed, config.window
+        )
         self._affordances: tuple[str, list[AffordanceSite]] = ("", [])  # of the best, by id
         self._known: OrderedDict[str, None] = OrderedDict()  # the newest `window` ids held
         self._iteration = 0
@@ -216,7 +214,7 @@ class ResearchLoop:
             if record.author == self.config.author:
                 self._last_ms = max(self._last_ms, record.created_ms)
                 if record.hypothesis_id is not None:
-                    self._count_test(record.hypothesis_id)
+                    self._tests.count(record.hypothesis_id)
             if not self.trusted(record):
                 continue
             self._hold(record)
@@ -272,7 +270,7 @@ class ResearchLoop:
             weights, sources = class_weights(knowledge, self._affordances[1])
         hypotheses = tuple(
             _one_line(f"hypothesis ({record.mutation_kind}): {record.text}", MAX_HYPOTHESIS_TEXT)
-            for record in self._open(knowledge)[:MAX_HYPOTHESES]
+            for record in self._tests.open(knowledge)[:MAX_HYPOTHESES]
         )
         return MutationContext(
             problem=self.problem,
@@ -289,50 +287,17 @@ class ResearchLoop:
             rng=rng,
         )
 
-    def _open(self, knowledge: Knowledge) -> list[Hypothesis]:
-        """The hypotheses on this problem this node may still test, fewest tests first."""
-        found = [
-            h
-            for h in knowledge.hypotheses
-            if h.problem == self.problem.id
-            and h.id not in self._unworkable
-            and planned_change(h) is not None
-            and self._tested.get(h.id, 0) < (h.tries or 1)
-        ]
-        found.sort(key=lambda h: (self._tested.get(h.id, 0), -(h.expected_lift or 0.0), h.id))
-        return found
-
-    def _plans(self, knowledge: Knowledge) -> list[PlannedChange]:
-        """The hypotheses to test on this iteration, in order of preference, or none: while
-        any is open, a share `hypothesis_share` of iterations, spread evenly from a seeded
-        phase."""
-        share = min(1.0, max(0.0, self.config.hypothesis_share))
-        if share <= 0 or not knowledge.hypotheses:
-            return []
-        phase = random.Random(f"{self.config.seed}:{self.problem.id}:hypotheses").random()
-        step = self._iteration
-        if math.floor((step + 1) * share + phase) == math.floor(step * share + phase):
-            return []
-        plans = (planned_change(h) for h in self._open(knowledge)[:MAX_PLANS])
-        return [plan for plan in plans if plan is not None]
-
-    def _count_test(self, hypothesis_id: str) -> None:
-        self._tested[hypothesis_id] = self._tested.get(hypothesis_id, 0) + 1
-        self._tested.move_to_end(hypothesis_id)
-        while len(self._tested) > max(1, self.config.window):
-            self._tested.popitem(last=False)
-
     async def _propose(self) -> Proposal:
         """The mutator's proposal. On a targeted iteration, the first open hypothesis whose
         planned change the mutator can make here; one it cannot (no such site) is set aside
         for this node, and when none works an ordinary proposal is made."""
         knowledge = self.knowledge()
-        for plan in self._plans(knowledge):
+        for plan in self._tests.plans(knowledge, self._iteration):
             context = self._context(self._rng, self._since_finding, knowledge, plan)
             try:
                 proposal = await self.mutator.propose(context)
             except MutationFailed as failure:
-                self._unworkable.add(plan.hypothesis_id)
+                self._tests.set_aside(plan.hypothesis_id)
                 if not failure.retryable or failure.usage.cost_usd or failure.usage.input_tokens:
                     raise  # a paid call failed: count it as the failed proposal it was
             else:
@@ -438,7 +403,7 @@ class ResearchLoop:
         )
         await self._record(experiment)
         if proposal.hypothesis_id is not None:
-            self._count_test(proposal.hypothesis_id)
+            self._tests.count(proposal.hypothesis_id)
         kept = self._better(experiment)
         if kept:
             self._best = experiment
