@@ -18,7 +18,7 @@ from sandbox import Evaluator, Runtime
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NAMES = [
     "landing_copy", "finance_factors", "search_ranking", "tiny_training", "faster_code",
-    "credit_scoring", "spam_filter",
+    "credit_scoring", "spam_filter", "job_scheduling",
 ]
 # Iterations each example gets here (fewer than the 50 of the done criteria, for speed) and
 # the seed; the loop is deterministic, so these runs always end the same way.
@@ -30,6 +30,7 @@ ITERATIONS = {
     "faster_code": 15,
     "credit_scoring": 3,
     "spam_filter": 4,
+    "job_scheduling": 3,
 }
 
 
