@@ -37,7 +37,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-EXAMPLES = ["finance_factors", "search_ranking", "tiny_training", "faster_code", "landing_copy"]
+EXAMPLES = ["finance_factors", "search_ranking", "tiny_training", "faster_code", "landing_copy",
+            "credit_scoring", "spam_filter", "job_scheduling"]
 # Sandbox fuel per native CPython second for pure-Python work (a 1e6-step loop: 2.7e9 fuel in
 # the sandbox, 0.22 s natively). Only used to show native timings in fuel units.
 FUEL_PER_SECOND = 1.2e10
