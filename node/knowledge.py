@@ -13,6 +13,30 @@ from research_dag import Experiment, Pattern, Record, ResearchDag
 CURATE_EVERY = 10  # rounds (a solo run: iterations) between derivations
 
 
+class Judge(Protocol):
+    """The trust ledger's two answers the evidence rule needs (node.trust.Ledger)."""
+
+    def verified(self, experiment: Experiment) -> bool: ...
+
+    def vouches(self, author: str) -> bool: ...
+
+
+def evidence_rule(dag: ResearchDag, ledger: Judge) -> Callable[[Experiment], bool]:
+    """Which experiments count as evidence: an improvement when it is verified (our own, or
+    reproduced by our replay or by peers in good standing); any other attempt when its author
+    vouches (we, or a peer some of whose claims our replays reproduced). Failed attempts are
+    seldom replayed: counting only our own failures against every peer's verified improvement
+    would inflate every class's success rate and its control's alike, and a new node would
+    learn from no one's failures."""
+
+    def counts(experiment: Experiment) -> bool:
+        if dag.is_finding(experiment):
+            return ledger.verified(experiment)
+        return ledger.vouches(experiment.author)
+
+    return counts
+
+
 class RecordSink(Protocol):
     """Where derived records are kept (node.store.RecordStore)."""
 

@@ -15,7 +15,7 @@ import trio
 from node.faults import inflated_claim
 from node.identity import Identity, sign_record
 from node.intake import refusal, strategy_refusal
-from node.knowledge import CURATE_EVERY, NodeKnowledge
+from node.knowledge import CURATE_EVERY, NodeKnowledge, evidence_rule
 from node.loop import LoopConfig, ResearchLoop, Step
 from node.mutators import Mutator
 from node.net import (
@@ -133,7 +133,7 @@ class SwarmNode:
         self.decoded = DecodedMessages() if decoded is None else decoded
         self.sync = SyncService(network, self, self.decoded, self.stats.drops)
         self._restore_ledger()
-        self.knowledge = NodeKnowledge(self.dag, self.ledger.verified)
+        self.knowledge = NodeKnowledge(self.dag, evidence_rule(self.dag, self.ledger))
 
     # ----- state ---------------------------------------------------------------------------
 
