@@ -4,6 +4,7 @@ inject (parsed from `swarm simulate --faults`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from research_dag import Problem
@@ -61,3 +62,10 @@ class SimConfig:
     sync_every: int = 5  # rounds between anti-entropy passes
     k: int = 2  # matching replays for "verified"
     stop_at_target: bool = True  # stop once every honest node has reached the target
+    # Rounds between posing one problem and the next (0: all at the start): a problem posed
+    # later starts from what the swarm learned on the earlier ones (issue 11).
+    pose_every: int = 0
+    max_problems: int = 3  # problems each node researches at once (NodeConfig.max_problems)
+    # Keep node 0's store and identity here (records.sqlite, identity.key), so `swarm dag
+    # --data-dir` can browse what it holds after the run; None: a temporary directory.
+    data_dir: Path | None = None

@@ -16,7 +16,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from node.identity import Identity, sign_record
+from node.identity import IDENTITY_FILE, Identity, sign_record
 from node.loop import LoopConfig
 from node.mutators import OfflineMutator
 from node.net import (
@@ -134,6 +134,8 @@ class Simulation:
     ) -> None:
         if config.nodes < 1 or not config.problems:
             raise ValueError("a simulation needs at least one node and one problem")
+        if config.data_dir is not None and (config.data_dir / "records.sqlite").exists():
+            raise ValueError(f"{config.data_dir} already holds a store: give a new directory")
         self.config = config
         self.evaluations = SharedEvaluations(runtime)
         # Decoding is pure: every node meets the same messages, so one decode serves them all.
@@ -163,10 +165,7 @@ class Simulation:
                 for sim in self.plan:
                     await nursery.start(self._host, sim)
                 await self._connect()
-                poser = self.plan[0].node
-                assert poser is not None
-                for problem in self.problems:
-                    await poser.pose(problem)
+                await self._pose(0)
                 await self._settle()
                 await self._rounds(nursery)
                 self.knowledge = self._knowledge()  # while the nodes and stores are open
@@ -176,6 +175,29 @@ class Simulation:
             self._tmp.cleanup()
         return self.report()
 
+    async def _pose(self, round_index: int) -> None:
+        """Node 0 poses the problems due by this round: all at the start, or one every
+        `pose_every` rounds in the order given."""
+        every = self.config.pose_every
+        poser = self.plan[0].node
+        assert poser is not None
+        for index, problem in enumerate(self.problems):
+            if (round_index == 0 and every <= 0) or index * max(every, 0) == round_index:
+                await poser.pose(problem)
+
+    def _store_path(self, sim: SimNode) -> Path:
+        """Node 0's store in `data_dir` when one is given (with its identity, so `swarm dag
+        --data-dir` browses it as node 0); every other store in the temporary directory."""
+        kept = self.config.data_dir
+        if sim.index != 0 or kept is None:
+            return Path(self._tmp.name) / f"node-{sim.index}.sqlite"
+        kept.mkdir(parents=True, exist_ok=True)
+        key = kept / IDENTITY_FILE
+        if not key.exists():
+            key.write_bytes(sim.identity.to_key_file_bytes())
+            key.chmod(0o600)
+        return kept / "records.sqlite"
+
     async def _host(self, sim: SimNode, *, task_status: trio.TaskStatus[None]) -> None:
         """One node's lifetime: network, store and serve; restarts after churn."""
         first = True
@@ -184,9 +206,7 @@ class Simulation:
             async with open_network(self.config.network, self.hub, sim.identity) as network:
                 if self.partition.active:  # restarted mid-partition: still on its side
                     await network.block(self.partition.other_half(sim.index))
-                store = RecordStore.open(
-                    Path(self._tmp.name) / f"node-{sim.index}.sqlite", durable=False
-                )
+                store = RecordStore.open(self._store_path(sim), durable=False)
                 try:
                     node = SwarmNode(
                         sim.identity,
@@ -198,6 +218,7 @@ class Simulation:
                             trust=TrustConfig(k=self.config.k),
                             loop=LoopConfig(seed=self.config.seed * 1000 + sim.index),
                             liar=sim.liar,
+                            max_problems=self.config.max_problems,
                             max_budget=None,  # the operator chose these problems
                         ),
                         self.decoded,
@@ -246,6 +267,9 @@ class Simulation:
         start_partition = config.rounds // 4
         for round_index in range(1, config.rounds + 1):
             await self._apply_faults(round_index, start_partition)
+            if config.pose_every > 0 and round_index % config.pose_every == 0:
+                await self._pose(round_index)
+                await self._settle()
             up = [sim for sim in self.plan if sim.node is not None]
             async with trio.open_nursery() as work:
                 for sim in up:

@@ -1,0 +1,485 @@
+"""Whether the swarm learns (issue 11, "Done means"), measured on the bundled problems.
+
+    .venv/bin/python bench/bench_knowledge.py sim [--nodes 16] [--rounds 60] [--pose-every 20]
+        [--problems finance_factors,credit_scoring,spam_filter,search_ranking] [--data-dir D]
+    .venv/bin/python bench/bench_knowledge.py loo [--problems a,b,...] [--seeds 5]
+        [--budget 80] [--source-seeds 2] [--source-iterations 60] [--pool pool.msgpack]
+        [--held-out a,b] [--out loo.json]
+    .venv/bin/python bench/bench_knowledge.py hypotheses sim.json loo.json ...
+
+- sim: a 16-node simulation (in-memory network) over some bundled problems, posed one every
+  `--pose-every` rounds in the order given, so the later ones can receive hypotheses from
+  patterns learned on the earlier ones. Node 0 keeps its store in `--data-dir`; the bench
+  derives from it with node 0's own evidence rule and reports patterns by status (class,
+  evidence, P(lift > 0)), hypotheses by state, the DAG's size by kind and depth, and prints
+  `swarm dag show` of one decided hypothesis's verdict.
+- loo: bootstrap, leave-one-out. Each problem gets `--source-seeds` cold solo runs of
+  `--source-iterations` (the pool). For each held-out problem P, a solo run on P (as `swarm
+  run` does it: the curator on its store, derived again every 10 iterations) starts from a
+  store holding the pool of the OTHER problems (warm) or nothing (cold), seeds 0..N-1, and
+  stops at P's target: evaluations to target, median per problem; a run that never gets there
+  counts as the budget and is flagged. Team goal: warm <= 0.5x cold.
+- hypotheses: confirmed / decided hypotheses against improving / attempts of the ordinary
+  proposals on the same problems (from the JSON `--out` of the other parts), with 95 %
+  intervals (playbook.rate_interval). Team goal: >= 2x.
+
+Every evaluation is memoised per (problem, files) across runs in one process: evaluation is
+deterministic, so the memo changes times, never results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from node.knowledge import CURATE_EVERY, NodeKnowledge, evidence_rule  # noqa: E402
+from node.loop import LoopConfig, ResearchLoop, Step  # noqa: E402
+from node.mutators import OfflineMutator  # noqa: E402
+from node.problem import baseline_files, load_package  # noqa: E402
+from node.store import RecordStore  # noqa: E402
+from playbook import (  # noqa: E402
+    Derivation,
+    class_weights,
+    derivation,
+    rate_interval,
+    strategy_affordances,
+)
+from research_dag import (  # noqa: E402
+    Experiment,
+    Outcome,
+    Problem,
+    Record,
+    ResearchDag,
+    decode_record,
+    encode_record,
+)
+from sandbox import Evaluator, Runtime, load_runtime  # noqa: E402
+
+EXAMPLES = ROOT / "examples"
+SIM_PROBLEMS = "finance_factors,credit_scoring,spam_filter,search_ranking"
+LOO_PROBLEMS = ("credit_scoring,faster_code,finance_factors,job_scheduling,landing_copy,"
+                "search_ranking,spam_filter,tiny_training")
+SOURCE_SEED = 1000  # pool runs use seeds from here, apart from the measured runs' 0..N-1
+
+
+class Evaluations:
+    """One evaluator per problem, memoised on (problem, files) for every run in the process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._evaluators: dict[str, Evaluator] = {}
+        self._memo: dict[tuple[str, tuple[tuple[str, str], ...]], Outcome] = {}
+        self._lock = threading.Lock()
+        self.runs = 0
+
+    def for_problem(self, problem: Problem) -> Callable[[Mapping[str, str]], Outcome]:
+        evaluator = self._evaluators.get(problem.id)
+        if evaluator is None:
+            evaluator = self._evaluators[problem.id] = Evaluator(self.runtime, problem)
+
+        def evaluate(files: Mapping[str, str]) -> Outcome:
+            key = (problem.id, tuple(sorted(files.items())))
+            with self._lock:
+                known = self._memo.get(key)
+            if known is None:
+                known = evaluator.evaluate(files)
+                with self._lock:
+                    self._memo[key] = known
+                    self.runs += 1
+            return known
+
+        return evaluate
+
+    def close(self) -> None:
+        for evaluator in self._evaluators.values():
+            evaluator.close()
+
+
+# ----- solo runs (leave-one-out) ------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One solo run on a problem: how long it took to reach the target, and its attempts."""
+
+    problem: str
+    seed: int
+    warm: bool
+    evaluations: int  # attempts made (the baseline not counted)
+    to_target: int | None  # attempts until the best first met the target
+    weighted_classes: dict[str, float] = field(default_factory=dict)  # class weights at start
+    hypotheses_at_start: int = 0  # open hypotheses on this problem at the start
+    ordinary: tuple[int, int] = (0, 0)  # (improved, attempts) without a hypothesis
+    tests: tuple[int, int] = (0, 0)  # (improved, attempts) testing a hypothesis
+    verdicts: dict[str, str] = field(default_factory=dict)  # hypothesis class -> result
+    seconds: float = 0.0
+
+
+def everything(experiment: Experiment) -> bool:
+    """A solo run's evidence rule: every experiment in its store is its own."""
+    return True
+
+
+async def solo_run(problem: Problem, evaluations: Evaluations, seed: int, budget: int,
+                   pool: list[Record], stop_at_target: bool = True
+                   ) -> tuple[Run, list[Record]]:
+    """A run as `swarm run` makes it, from a store holding `pool`: derive at the start, every
+    CURATE_EVERY iterations and at the end. Returns its measures and its records."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as tmp:
+        store = RecordStore.open(Path(tmp) / "records.sqlite", durable=False)
+        with store:
+            store.add_many([*pool, problem])
+            knowledge = NodeKnowledge(store.load_dag(cache=4096), everything)
+            knowledge.curate()
+            known = knowledge.for_problem(problem.id)
+            weights, _ = class_weights(known, strategy_affordances(baseline_files(problem)))
+            target_at: list[int] = []
+
+            def step(done: Step, summary: Any) -> None:
+                if done.iteration % CURATE_EVERY == 0:
+                    knowledge.curate()
+                best = summary.best_score
+                if not target_at and best is not None and problem.metric.reached(best):
+                    target_at.append(summary.iterations)
+
+            def keep(experiment: Experiment) -> None:  # the loop stored it: index it too
+                knowledge.dag.add(experiment)
+
+            config = LoopConfig(iterations=budget, seed=seed,
+                                target_streak=1 if stop_at_target else budget + 1)
+            loop = ResearchLoop(problem, evaluations.for_problem(problem), OfflineMutator(),
+                                store, config, on_step=step, on_record=keep,
+                                knowledge=lambda: knowledge.for_problem(problem.id))
+            summary = await loop.run()
+            run = Run(problem.name, seed, bool(pool), summary.iterations,
+                      target_at[0] if target_at else None, weights, len(known.hypotheses))
+            mine = [r for r in store.iter_records(kind="experiment", problem=problem.id)
+                    if isinstance(r, Experiment) and r.created_ms >= loop_start(pool)]
+            measure_attempts(run, knowledge.dag, mine, problem)
+            records: list[Record] = [problem, *mine]
+    run.seconds = time.perf_counter() - started
+    return run, records
+
+
+def loop_start(pool: list[Record]) -> int:
+    """This run's experiments are those newer than anything in its pool."""
+    return 1 + max((r.created_ms for r in pool if isinstance(r, Experiment)), default=0)
+
+
+def measure_attempts(run: Run, dag: ResearchDag, mine: list[Experiment], problem: Problem
+                     ) -> None:
+    """Improving / attempts of ordinary proposals and of hypothesis tests, and the verdicts
+    this run's own derivation reached on hypotheses about its problem."""
+    counts: dict[bool, list[int]] = {False: [0, 0], True: [0, 0]}
+    for experiment in mine:
+        if experiment.parent is None:
+            continue
+        tally = counts[experiment.hypothesis_id is not None]
+        tally[0] += dag.is_finding(experiment)
+        tally[1] += 1
+    run.ordinary = (counts[False][0], counts[False][1])
+    run.tests = (counts[True][0], counts[True][1])
+    derived = derivation(dag, everything)
+    about = {h.id: h for h in derived.hypotheses if h.problem == problem.id}
+    run.verdicts = {about[v.hypothesis].mutation_kind or "?": v.result
+                    for v in derived.verdicts if v.hypothesis in about}
+
+
+async def build_pool(problems: list[Problem], evaluations: Evaluations, seeds: int,
+                     iterations: int) -> dict[str, list[Record]]:
+    """Cold runs per problem that the other problems learn from (never stopping early)."""
+    pool: dict[str, list[Record]] = {}
+    for problem in problems:
+        pool[problem.id] = []
+        for seed in range(SOURCE_SEED, SOURCE_SEED + seeds):
+            run, records = await solo_run(problem, evaluations, seed, iterations, [],
+                                          stop_at_target=False)
+            pool[problem.id] += records
+            print(f"  pool {problem.name} seed {seed}: {run.evaluations} attempts, "
+                  f"{run.ordinary[0]} improved, {run.seconds:.0f} s", flush=True)
+    return pool
+
+
+def save_pool(path: str, pool: dict[str, list[Record]]) -> None:
+    encoded = {pid: [encode_record(r) for r in records] for pid, records in pool.items()}
+    Path(path).write_bytes(msgpack.packb(encoded))
+
+
+def load_pool(path: str, problems: list[Problem]) -> dict[str, list[Record]] | None:
+    """The pool a previous run saved for these problems (their records), else None."""
+    if not path or not Path(path).exists():
+        return None
+    encoded = msgpack.unpackb(Path(path).read_bytes())
+    if set(encoded) != {p.id for p in problems}:
+        return None
+    print(f"  pool read from {path}", flush=True)
+    return {pid: [decode_record(data) for data in records] for pid, records in encoded.items()}
+
+
+def loo(args: argparse.Namespace) -> dict[str, Any]:
+    runtime = load_runtime()
+    evaluations = Evaluations(runtime)
+    problems = [load_package(EXAMPLES / name) for name in args.problems.split(",")]
+    held_out = [p for p in problems if not args.held_out or p.name in args.held_out.split(",")]
+    try:
+        print(f"pool: {args.source_seeds} cold runs x {args.source_iterations} attempts each",
+              flush=True)
+        pool = load_pool(args.pool, problems)
+        if pool is None:
+            pool = trio.run(build_pool, problems, evaluations, args.source_seeds,
+                            args.source_iterations)
+            if args.pool:
+                save_pool(args.pool, pool)
+        runs: list[Run] = []
+        for problem in held_out:
+            others = [r for p in problems if p.id != problem.id for r in pool[p.id]]
+            for seed in range(args.seeds):
+                for warm in (False, True):
+                    run, _ = trio.run(solo_run, problem, evaluations, seed, args.budget,
+                                      others if warm else [])
+                    runs.append(run)
+                    print(f"  {problem.name} seed {seed} {'warm' if warm else 'cold'}: "
+                          f"target after {_shown(run.to_target, args.budget)}; "
+                          f"{len(run.weighted_classes)} weighted classes, "
+                          f"{run.hypotheses_at_start} hypotheses, verdicts {run.verdicts}; "
+                          f"{run.seconds:.0f} s", flush=True)
+    finally:
+        evaluations.close()
+    report = {"part": "loo", "budget": args.budget, "seeds": args.seeds,
+              "runs": [asdict(run) for run in runs], "evaluations_run": evaluations.runs}
+    print_loo(report)
+    return report
+
+
+def _shown(to_target: int | None, budget: int) -> str:
+    return f">{budget} (not reached)" if to_target is None else str(to_target)
+
+
+def print_loo(report: dict[str, Any]) -> None:
+    budget = report["budget"]
+    print(f"\nevaluations to target (median of {report['seeds']} seeds; a run that never got "
+          f"there counts as {budget}, marked *)")
+    print(f"{'held out':<16} {'cold':>8} {'warm':>8} {'warm/cold':>10}   cold runs | warm runs")
+    ratios = []
+    by_problem: dict[str, dict[bool, list[dict[str, Any]]]] = {}
+    for run in report["runs"]:
+        by_problem.setdefault(run["problem"], {False: [], True: []})[run["warm"]].append(run)
+    for name, sides in by_problem.items():
+        medians = []
+        shown = []
+        for warm in (False, True):
+            values = [budget if r["to_target"] is None else r["to_target"] for r in sides[warm]]
+            medians.append(statistics.median(values) if values else float("nan"))
+            shown.append(" ".join(f"{budget}*" if r["to_target"] is None else str(r["to_target"])
+                                  for r in sides[warm]))
+        ratio = medians[1] / medians[0] if medians[0] else float("nan")
+        ratios.append(ratio)
+        print(f"{name:<16} {medians[0]:>8.1f} {medians[1]:>8.1f} {ratio:>9.2f}x   "
+              f"{shown[0]} | {shown[1]}")
+    if ratios:
+        print(f"median ratio over problems: {statistics.median(ratios):.2f}x (goal <= 0.5x)")
+
+
+# ----- the 16-node simulation -----------------------------------------------------------------
+
+
+def sim(args: argparse.Namespace) -> dict[str, Any]:
+    from node.sim import SimConfig, Simulation
+
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-knowledge-sim-"))
+    problems = tuple(load_package(EXAMPLES / name) for name in args.problems.split(","))
+    config = SimConfig(nodes=args.nodes, problems=problems, rounds=args.rounds, seed=args.seed,
+                       stop_at_target=False, pose_every=args.pose_every,
+                       max_problems=len(problems), data_dir=data_dir)
+    started = time.perf_counter()
+
+    def on_round(index: int, simulation: Simulation) -> None:
+        if index % 10 == 0:
+            print(f"  round {index}: {time.perf_counter() - started:.0f} s, "
+                  f"{simulation.history[-1]['evaluations']} evaluations", flush=True)
+
+    result = trio.run(Simulation(config, load_runtime(), on_round=on_round).run)
+    seconds = time.perf_counter() - started
+    report = {"part": "sim", "seconds": seconds, "data_dir": str(data_dir),
+              "simulator": result["knowledge"], **browse(data_dir)}
+    print_sim(report, args)
+    return report
+
+
+def browse(data_dir: Path) -> dict[str, Any]:
+    """What node 0 derives from the store it kept, with its own evidence rule."""
+    from node.identity import IDENTITY_FILE, load_or_create
+    from node.leaderboard import headers_by_kind, ledger_from
+    from node.sim.results import lineage_depth
+
+    me = load_or_create(data_dir / IDENTITY_FILE).peer_id
+    with RecordStore.open(data_dir / "records.sqlite") as store:
+        dag = store.load_dag(cache=4096)
+        counts = evidence_rule(dag, ledger_from(dag, me))
+        derived = derivation(dag, counts)
+        kinds = {kind: len(found) for kind, found in headers_by_kind(dag).items()}
+        depth = {p.name: lineage_depth(dag.experiment_headers(p.id)) for p in dag.problems()}
+        return {"patterns": pattern_rows(derived), "hypotheses": hypothesis_rows(derived, dag),
+                "records": kinds, "depth": depth, "attempts": attempt_rates(derived, dag, counts)}
+
+
+def pattern_rows(derived: Derivation) -> list[dict[str, Any]]:
+    rows = []
+    for klass in sorted(derived.chains):
+        snapshot = derived.chains[klass][-1]
+        lift = snapshot.lift
+        rows.append({"class": klass, "status": snapshot.pattern.status, "id": snapshot.pattern.id,
+                     "successes": lift.s, "attempts": lift.n, "control_successes": lift.c,
+                     "control": lift.m, "p_lift": lift.approx,
+                     "problems": sorted(snapshot.attempts_on)})
+    return rows
+
+
+def hypothesis_rows(derived: Derivation, dag: ResearchDag) -> list[dict[str, Any]]:
+    verdicts = {v.hypothesis: v for v in derived.verdicts}
+    open_ids = {h.id for h in derived.open_hypotheses()}
+    names = {p.id: p.name for p in dag.problems()}
+    rows = []
+    for hypothesis in derived.hypotheses:
+        verdict = verdicts.get(hypothesis.id)
+        pattern = dag.get(hypothesis.pattern)
+        sources = [names.get(p, p[:8]) for p in getattr(pattern, "problems", None) or ()]
+        state = verdict.result if verdict else "open" if hypothesis.id in open_ids else "dormant"
+        rows.append({"id": hypothesis.id, "class": hypothesis.mutation_kind, "state": state,
+                     "target": names.get(hypothesis.problem, hypothesis.problem[:8]),
+                     "sources": sources, "verdict": None if verdict is None else verdict.id,
+                     "verdict_text": None if verdict is None else verdict.text})
+    return rows
+
+
+def attempt_rates(derived: Derivation, dag: ResearchDag, counts: Callable[[Experiment], bool]
+                  ) -> dict[str, Any]:
+    """Improving / attempts of counted ordinary proposals and of hypothesis tests, on the
+    problems some hypothesis targets."""
+    targets = {h.problem for h in derived.hypotheses}
+    tally = {"ordinary": [0, 0], "tests": [0, 0]}
+    for problem_id in sorted(targets):
+        for experiment in dag.records("experiment"):
+            if not isinstance(experiment, Experiment) or experiment.problem != problem_id:
+                continue
+            if experiment.parent is None or not experiment.changes or not counts(experiment):
+                continue
+            side = tally["tests" if experiment.hypothesis_id else "ordinary"]
+            side[0] += dag.is_finding(experiment)
+            side[1] += 1
+    return {"ordinary": tuple(tally["ordinary"]), "tests": tuple(tally["tests"])}
+
+
+def print_sim(report: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\n{args.nodes} nodes, {args.rounds} rounds over {args.problems} (one posed every "
+          f"{args.pose_every} rounds): {report['seconds']:.0f} s")
+    print(f"node 0's store: {report['data_dir']}")
+    statuses = Counter(row["status"] for row in report["patterns"])
+    print(f"patterns by status: {dict(sorted(statuses.items()))}")
+    for row in report["patterns"]:
+        print(f"  {row['status']:<9} {row['class']:<24} {row['successes']:>4} of "
+              f"{row['attempts']:>4} improved vs {row['control_successes']} of {row['control']}"
+              f"  P(lift>0) = {row['p_lift']:.3f}  on {', '.join(row['problems'])}")
+    states = Counter(row["state"] for row in report["hypotheses"])
+    print(f"hypotheses by state: {dict(sorted(states.items()))}")
+    for row in report["hypotheses"]:
+        print(f"  {row['state']:<9} {row['class']:<24} {', '.join(row['sources'])} -> "
+              f"{row['target']}" + (f": {row['verdict_text']}" if row["verdict_text"] else ""))
+    print(f"records by kind: {report['records']}")
+    print(f"depth (longest lineage) by problem: {report['depth']}")
+    print(f"attempts on targeted problems: {report['attempts']}")
+    decided = [row for row in report["hypotheses"] if row["verdict"]]
+    if decided:
+        row = decided[0]
+        command = [str(Path(sys.executable).parent / "swarm"), "dag", "show",
+                   row["verdict"][:12], "--data-dir", report["data_dir"]]
+        print(f"\n$ swarm dag show {row['verdict'][:12]} --data-dir {report['data_dir']}")
+        shown = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False,
+                               env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+        print(shown.stdout or shown.stderr)
+
+
+# ----- hypotheses against ordinary proposals -------------------------------------------------
+
+
+def hypotheses(args: argparse.Namespace) -> dict[str, Any]:
+    confirmed = decided = improved = attempts = 0
+    for path in args.reports:
+        report = json.loads(Path(path).read_text())
+        if report["part"] == "sim":
+            rows = report["hypotheses"]
+            decided += sum(1 for row in rows if row["verdict"])
+            confirmed += sum(1 for row in rows if row["state"] == "confirmed")
+            improved += report["attempts"]["ordinary"][0]
+            attempts += report["attempts"]["ordinary"][1]
+        else:
+            targeted = {r["problem"] for r in report["runs"] if r["verdicts"]}
+            for run in report["runs"]:
+                decided += len(run["verdicts"])
+                confirmed += sum(1 for v in run["verdicts"].values() if v == "confirmed")
+                if run["problem"] in targeted:
+                    improved += run["ordinary"][0]
+                    attempts += run["ordinary"][1]
+    rate = confirmed / decided if decided else 0.0
+    base = improved / attempts if attempts else 0.0
+    low, high = rate_interval(confirmed, decided)
+    base_low, base_high = rate_interval(improved, attempts)
+    print(f"hypotheses confirmed: {confirmed} of {decided} decided = {rate:.3f} "
+          f"(95 % interval {low:.3f}..{high:.3f})")
+    print(f"ordinary proposals improving on the same problems: {improved} of {attempts} = "
+          f"{base:.3f} (95 % interval {base_low:.3f}..{base_high:.3f})")
+    if base:
+        print(f"ratio {rate / base:.2f}x (goal >= 2x)")
+    return {"part": "hypotheses", "confirmed": confirmed, "decided": decided,
+            "improved": improved, "attempts": attempts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parts = parser.add_subparsers(dest="part", required=True)
+    one = parts.add_parser("sim")
+    one.add_argument("--nodes", type=int, default=16)
+    one.add_argument("--rounds", type=int, default=60)
+    one.add_argument("--pose-every", type=int, default=20)
+    one.add_argument("--problems", default=SIM_PROBLEMS)
+    one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--data-dir", default=None)
+    one.add_argument("--out", default=None)
+    two = parts.add_parser("loo")
+    two.add_argument("--problems", default=LOO_PROBLEMS)
+    two.add_argument("--held-out", default="", help="only these (default: every problem)")
+    two.add_argument("--seeds", type=int, default=5)
+    two.add_argument("--budget", type=int, default=80)
+    two.add_argument("--source-seeds", type=int, default=2)
+    two.add_argument("--source-iterations", type=int, default=60)
+    two.add_argument("--pool", default="", help="keep the pool's records in this file, and "
+                     "read them from it when it holds the same problems")
+    two.add_argument("--out", default=None)
+    three = parts.add_parser("hypotheses")
+    three.add_argument("reports", nargs="+")
+    args = parser.parse_args()
+    report = {"sim": sim, "loo": loo, "hypotheses": hypotheses}[args.part](args)
+    if getattr(args, "out", None):
+        Path(args.out).write_text(json.dumps(report, indent=1, default=list))
+
+
+if __name__ == "__main__":
+    main()
