@@ -107,6 +107,9 @@ def run(
         # The playbook derived from this store, as a swarm node derives it from its DAG: used
         # from the first attempt, derived again every few, stored when the run ends.
         try:
+            # The problem first: a DAG knows the problems it held when loaded, and the curator
+            # reads only their experiments (and targets only them with hypotheses).
+            store.add(problem)
             knowledge = NodeKnowledge(store.load_dag(cache=2048), trusted)
             store_derived(knowledge, store)
         except StoreError as error:
