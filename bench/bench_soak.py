@@ -7,8 +7,9 @@ record count grows, and how long a late joiner takes to sync the whole history f
 
 --examples N: disk per attempt on each bundled example instead: N attempts made by the offline
 mutator (its real diffs, descriptions and mutation kinds; outcomes synthetic: nothing is
-evaluated), each the child of the best so far or of a recent attempt, stored in batches of 16
-(a node's intake); bytes per attempt after the first copy of each file (the database after a
+evaluated; their `changes` as the loop records them, unless --no-changes), each the child of
+the best so far or of a recent attempt, stored in batches of 16 (a node's intake); bytes per
+attempt after the first copy of each file (the database after a
 checkpoint, minus the store holding only the problem and its baseline).
 
 Records are synthetic but shaped like the loop's: chains of experiments on a bundled example,
@@ -183,8 +184,9 @@ async def _late_join(hub: MemoryHub, peer: str, root: Path, n: int) -> tuple[flo
     return seconds, got
 
 
-def disk_per_attempt(attempts: int, root: Path) -> None:
-    print(f"disk per attempt: {attempts} offline-mutator attempts per example", flush=True)
+def disk_per_attempt(attempts: int, root: Path, changes: bool = True) -> None:
+    print(f"disk per attempt: {attempts} offline-mutator attempts per example"
+          f"{', with their changes' if changes else ''}", flush=True)
     examples = ROOT / "examples"
     for package in sorted(p for p in examples.iterdir() if (p / "problem.toml").exists()):
         problem = load_package(package)
@@ -211,6 +213,7 @@ def disk_per_attempt(attempts: int, root: Path) -> None:
                     problem=problem.id, parent=parent.id, strategy=proposal.files,
                     diff=proposal.diff, mutation_kind=proposal.mutation_kind,
                     description=proposal.description, mutator="offline",
+                    changes=list(proposal.changes) or None if changes else None,
                     outcome=Outcome(status="ok", score=rng.random(), strategy_fuel=rng.randrange(
                         10**9), evaluator_fuel=rng.randrange(10**8)) if ok else Outcome(
                         status="crash", stderr_tail="Traceback (most recent call last):\n"
@@ -245,11 +248,13 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--examples", type=int, default=0, metavar="N")
     parser.add_argument("--no-late", action="store_true", help="no late joiners (RSS only)")
+    parser.add_argument("--no-changes", action="store_true",
+                        help="--examples: leave out `changes` (as attempts made before it existed)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = args.data_dir or Path(scratch)
         if args.examples:
-            disk_per_attempt(args.examples, root)
+            disk_per_attempt(args.examples, root, not args.no_changes)
         else:
             trio.run(soak, args.records, args.every, args.batch, root, not args.no_late)
 

@@ -16,14 +16,14 @@ from typing import TypeVar
 
 import msgpack
 
-from node.store_blobs import MAX_DELTA_DEPTH, Blobs
+from node.store_blobs import MAX_DELTA_DEPTH
+from node.store_bodies import Caches, keep_diffs
 from node.store_legacy import old_dropped, old_rows, remove_old, set_aside
 from node.store_rows import ReadRow, checked_values, pack_canonical, verified, whole_body
 from node.store_schema import (
     NOT_HELD,
     RECOVERY,
     SCHEMA_VERSION,
-    Names,
     StoreCorrupt,
     StoreError,
     create,
@@ -57,8 +57,8 @@ class RecordStore:
         # Intact records that today's schema refuses (written under older, looser rules, e.g.
         # before paths had a schema): kept, never handed to a loop, a replay or a peer.
         self.outdated: set[str] = set()
-        self.names = Names()
-        self._blobs = Blobs()
+        self.caches = Caches()
+        self.names = self.caches.names
         self._held = 0  # rows holding a record
 
     @classmethod
@@ -84,6 +84,10 @@ class RecordStore:
                 version = prepare(conn, path, durable)
                 if version < SCHEMA_VERSION:
                     store._transaction(conn, lambda: store._upgrade(conn, version))
+                # Version 3 files written before dictionaries existed (the same day): no-op
+                # when the table exists.
+                conn.execute("CREATE TABLE IF NOT EXISTS dictionaries"
+                             " (problem INTEGER PRIMARY KEY, data BLOB NOT NULL)")
                 store.names.load(conn)
                 store._held = int(conn.execute(
                     f"SELECT count(*) FROM records WHERE kind != {NOT_HELD}").fetchone()[0])
@@ -129,7 +133,7 @@ class RecordStore:
         if not batch:
             return 0
         with self.locked() as conn:
-            added = self._transaction(conn, lambda: write(conn, self.names, self._blobs, batch))
+            added = self._transaction(conn, lambda: write(conn, self.caches, batch))
             self._held += added
         return added
 
@@ -153,7 +157,7 @@ class RecordStore:
                 rows = conn.execute(
                     f"SELECT {READ_COLUMNS} WHERE r.kind != {NOT_HELD} AND r.id IN"
                     f" ({', '.join('?' * len(chunk))}) ORDER BY r.seq", chunk).fetchall()
-                done = [read(conn, self.names, self._blobs, row) for row in rows]
+                done = [read(conn, self.caches, row) for row in rows]
             yield from done
 
     def encoded_many(self, record_ids: Iterable[str]) -> list[tuple[str, bytes]]:
@@ -237,7 +241,7 @@ class RecordStore:
         while True:
             with self.locked() as conn:
                 rows = conn.execute(query, (last_seq, *filters, PAGE_ROWS)).fetchall()
-                done = [read(conn, self.names, self._blobs, row) for row in rows]
+                done = [read(conn, self.caches, row) for row in rows]
             for row in done:
                 record = self._verified(row)
                 if record is not None:
@@ -269,25 +273,28 @@ class RecordStore:
         ids = [bytes.fromhex(i) for i in dict.fromkeys(record_ids) if _is_id(i)]
 
         def drop_rows(conn: sqlite3.Connection) -> int:
-            deleted = 0
+            seqs: list[int] = []
             for start in range(0, len(ids), PAGE_ROWS):
                 chunk = ids[start : start + PAGE_ROWS]
-                marks = ", ".join("?" * len(chunk))
                 conn.execute("INSERT OR IGNORE INTO dropped (id) VALUES "
                              + ", ".join(["(?)"] * len(chunk)), chunk)
-                seqs = [int(row[0]) for row in conn.execute(
-                    f"SELECT seq FROM records WHERE kind != {NOT_HELD} AND id IN ({marks})",
-                    chunk)]
-                held = ", ".join("?" * len(seqs))
-                conn.execute(f"DELETE FROM edges WHERE owner IN ({held})", seqs)
+                seqs += [int(row[0]) for row in conn.execute(
+                    f"SELECT seq FROM records WHERE kind != {NOT_HELD} AND id IN"
+                    f" ({', '.join('?' * len(chunk))})", chunk)]
+            keep_diffs(conn, self.caches, seqs)
+            deleted = 0
+            for start in range(0, len(seqs), PAGE_ROWS):
+                chunk_seqs = seqs[start : start + PAGE_ROWS]
+                held = ", ".join("?" * len(chunk_seqs))
+                conn.execute(f"DELETE FROM edges WHERE owner IN ({held})", chunk_seqs)
                 deleted += conn.execute(
                     f"UPDATE records SET kind = {NOT_HELD}, problem = NULL, parent = NULL,"
                     " created_ms = NULL, author = NULL, score = NULL, paths = NULL, body = NULL,"
-                    f" refs = NULL WHERE seq IN ({held})", seqs).rowcount
+                    f" refs = NULL WHERE seq IN ({held})", chunk_seqs).rowcount
             used: set[int] = set()
             for (refs,) in conn.execute("SELECT refs FROM records WHERE refs IS NOT NULL"):
                 used.update(_numbers(bytes(refs)))
-            self._blobs.drop_unused(conn, used)
+            self.caches.blobs.drop_unused(conn, used)
             return deleted
 
         with self.locked() as conn:
@@ -352,10 +359,8 @@ class RecordStore:
         except BaseException:
             if conn.in_transaction:  # SQLite may have rolled back already on some errors
                 conn.execute("ROLLBACK")
-            self.names.forget()
-            with contextlib.suppress(sqlite3.Error):  # none when an upgrade was rolled back
-                self.names.load(conn)
-            self._blobs.clear()
+            with contextlib.suppress(sqlite3.Error):  # no tables when an upgrade rolled back
+                self.caches.clear(conn)
             raise
         return result
 
@@ -377,17 +382,17 @@ class RecordStore:
             if result is not None:
                 batch.append(result)
                 if len(batch) >= MIGRATION_BATCH:
-                    write(conn, self.names, self._blobs, batch)
+                    write(conn, self.caches, batch)
                     batch = []
                 continue
-            write(conn, self.names, self._blobs, batch)  # stored order kept
+            write(conn, self.caches, batch)  # stored order kept
             batch = []
             body = row[3]
             kept = body if isinstance(body, bytes) else pack_canonical(body)
             conn.execute(f"INSERT INTO records (id, kind, body) VALUES (?, {NOT_HELD}, ?)"
                          " ON CONFLICT (id) DO UPDATE SET body = excluded.body",
                          (bytes.fromhex(row[1]), whole_body(kept)))
-        write(conn, self.names, self._blobs, batch)
+        write(conn, self.caches, batch)
         dropped = [bytes.fromhex(i) for i in old_dropped(conn) if _is_id(i)]
         conn.executemany("INSERT OR IGNORE INTO dropped (id) VALUES (?)", [(i,) for i in dropped])
         remove_old(conn)

@@ -23,6 +23,19 @@ PAGE = 256  # digests or numbers per IN (...) statement
 INSERT_BLOBS = 190
 
 
+def key_of(digest: bytes) -> int:
+    """A file's key in the blobs table: the first 8 bytes of its sha256, as SQLite's integer.
+    Its record's id covers the whole file; this names damage and finds copies."""
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _same(blobs: Blobs, conn: sqlite3.Connection, number: int, content: bytes) -> bool:
+    try:
+        return blobs.content(conn, number) == content
+    except Damaged:
+        return False  # a damaged copy is not this file: it is stored again
+
+
 class Blobs:
     """Files by row number (a record's `refs`) and by sha256 digest; every read is checked
     against the digest. Used under the store's lock, with its connection."""
@@ -36,56 +49,70 @@ class Blobs:
         self._cache.clear()
         self._cached = 0
 
-    def stored(self, conn: sqlite3.Connection, digests: Iterable[bytes]
+    def stored(self, conn: sqlite3.Connection, contents: dict[bytes, bytes]
                ) -> dict[bytes, tuple[int, int]]:
-        """Which of these files are stored: digest -> (row number, delta depth)."""
+        """Which of these files (digest -> bytes) are stored: digest -> (row number, delta
+        depth). Rows are found by the first 8 bytes of the digest and compared byte for byte:
+        anyone can make two files whose digests share 8 bytes."""
+        keys: dict[int, list[bytes]] = {}
+        for digest in contents:
+            keys.setdefault(key_of(digest), []).append(digest)
         found: dict[bytes, tuple[int, int]] = {}
-        wanted = sorted(set(digests))
+        wanted = sorted(keys)
         for start in range(0, len(wanted), PAGE):
             chunk = wanted[start : start + PAGE]
             marks = ", ".join("?" * len(chunk))
-            found.update((bytes(d), (int(n), int(depth))) for n, d, depth in conn.execute(
-                f"SELECT n, digest, depth FROM blobs WHERE digest IN ({marks})", chunk))
+            for n, key, depth in conn.execute(
+                    f"SELECT n, key, depth FROM blobs WHERE key IN ({marks})", chunk).fetchall():
+                for digest in keys.get(int(key), ()):
+                    if digest not in found and _same(self, conn, int(n), contents[digest]):
+                        found[digest] = (int(n), int(depth))
         return found
 
-    def digests(self, conn: sqlite3.Connection, numbers: Iterable[int]) -> dict[int, bytes]:
-        found: dict[int, bytes] = {}
+    def depths(self, conn: sqlite3.Connection, numbers: Iterable[int]) -> dict[int, int]:
+        found: dict[int, int] = {}
         wanted = sorted(set(numbers))
         for start in range(0, len(wanted), PAGE):
             chunk = wanted[start : start + PAGE]
-            found.update((int(n), bytes(digest)) for n, digest in conn.execute(
-                f"SELECT n, digest FROM blobs WHERE n IN ({', '.join('?' * len(chunk))})", chunk))
+            found.update((int(n), int(depth)) for n, depth in conn.execute(
+                f"SELECT n, depth FROM blobs WHERE n IN ({', '.join('?' * len(chunk))})", chunk))
         return found
 
-    def add(self, conn: sqlite3.Connection, files: list[tuple[bytes, bytes, bytes | None]]
+    def add(self, conn: sqlite3.Connection, files: list[tuple[bytes, bytes, int | bytes | None]]
             ) -> dict[bytes, int]:
-        """Store the files (digest, bytes, digest of the parent's copy or None) not stored yet,
-        in that order, each as a delta against the parent's copy when that is stored (or comes
-        earlier here) and its chain short enough; returns every file's row number."""
-        known = self.stored(conn, [d for f in files for d in (f[0], f[2]) if d is not None])
+        """Store the files (digest, bytes, parent's copy) not stored yet, in that order; the
+        parent's copy is a stored file's row number, or the digest of a file earlier here, or
+        None. Each is a delta against the parent's copy when its chain is short enough.
+        Returns every file's row number."""
         contents = {digest: content for digest, content, _ in files}
+        known = self.stored(conn, contents)
+        depths = self.depths(conn, (base for _, _, base in files if isinstance(base, int)))
         next_n = int(conn.execute("SELECT coalesce(max(n), 0) FROM blobs").fetchone()[0]) + 1
-        rows: list[tuple[int, bytes, int | None, int, bytes]] = []
+        rows: list[tuple[int, int, int | None, int, bytes]] = []
         for digest, content, base in files:
             if digest in known:
                 continue
+            if isinstance(base, bytes):
+                base_n, base_depth = known.get(base, (None, MAX_DELTA_DEPTH))
+            else:
+                base_n, base_depth = base, depths.get(base or 0, MAX_DELTA_DEPTH)
             data: bytes | None = None
             depth, stored_base = 0, None
-            found = None if base is None else known.get(base)
-            if base is not None and found is not None and found[1] + 1 < MAX_DELTA_DEPTH:
+            if base_n is not None and base_depth + 1 < MAX_DELTA_DEPTH:
                 with contextlib.suppress(Damaged):  # a damaged base: store this one whole
-                    base_content = contents.get(base) or self.content(conn, found[0])
+                    base_content = (contents[base] if isinstance(base, bytes)
+                                    else self.content(conn, base_n))
                     data = deflate(content, base_content)
-                    depth, stored_base = found[1] + 1, found[0]
+                    depth, stored_base = base_depth + 1, base_n
             if data is None:
                 data = deflate(content, None)
-            rows.append((next_n, digest, stored_base, depth, data))
+            rows.append((next_n, key_of(digest), stored_base, depth, data))
             known[digest] = (next_n, depth)
             self._remember(next_n, content)
             next_n += 1
         for start in range(0, len(rows), INSERT_BLOBS):
             chunk = rows[start : start + INSERT_BLOBS]
-            conn.execute("INSERT INTO blobs (n, digest, base, depth, data) VALUES "
+            conn.execute("INSERT INTO blobs (n, key, base, depth, data) VALUES "
                          + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
                          [value for row in chunk for value in row])
         return {digest: known[digest][0] for digest in contents}
@@ -96,7 +123,7 @@ class Blobs:
         if cached is not None:
             self._cache.move_to_end(number)
             return cached
-        chain: list[tuple[int, bytes, bytes]] = []
+        chain: list[tuple[int, int, bytes]] = []
         content: bytes | None = None
         wanted: int | None = number
         while wanted is not None:
@@ -105,16 +132,16 @@ class Blobs:
                 break
             if len(chain) > MAX_DELTA_DEPTH:
                 raise Damaged(f"file {number} chains past {MAX_DELTA_DEPTH} deltas")
-            row = conn.execute("SELECT digest, base, data FROM blobs WHERE n = ?", (wanted,)
+            row = conn.execute("SELECT key, base, data FROM blobs WHERE n = ?", (wanted,)
                                ).fetchone()
             if row is None:
                 raise Damaged(f"file {wanted} is missing")
-            chain.append((wanted, bytes(row[0]), bytes(row[2])))
+            chain.append((wanted, int(row[0]), bytes(row[2])))
             wanted = None if row[1] is None else int(row[1])
-        for step, digest, data in reversed(chain):
+        for step, key, data in reversed(chain):
             content = inflate(data, content, MAX_BLOB_BYTES)
-            if hashlib.sha256(content).digest() != digest:
-                raise Damaged(f"file {digest.hex()[:16]} does not hash to its name")
+            if key_of(hashlib.sha256(content).digest()) != key:
+                raise Damaged(f"file {step} does not hash to its name")
             self._remember(step, content)
         assert content is not None
         return content

@@ -104,16 +104,17 @@ class StoreIndex:
     def linked(self, sources: Iterable[str], rel: str | None) -> list[Edge]:
         wanted = [bytes.fromhex(i) for i in dict.fromkeys(sources) if _is_id(i)]
         found: list[tuple[int, Edge]] = []
+        if rel is None or rel == "has_child":
+            found += self._children(wanted)
         for start in range(0, len(wanted), PAGE):
             chunk = wanted[start : start + PAGE]
             marks = ", ".join("?" * len(chunk))
-            for relation, column in COLUMNS.items():
-                if rel is None or rel == relation:
-                    found += [(int(seq), (bytes(s).hex(), bytes(t).hex(), relation))
-                              for seq, s, t in self._query(
-                        f"SELECT r.seq, s.id, r.id FROM records s JOIN records r"
-                        f" ON r.{column} = s.seq WHERE s.id IN ({marks})"
-                        f" AND r.kind = {EXPERIMENT}", chunk)]
+            if rel is None or rel == "has_experiment":
+                found += [(int(seq), (bytes(s).hex(), bytes(t).hex(), "has_experiment"))
+                          for seq, s, t in self._query(
+                    "SELECT r.seq, s.id, r.id FROM records s JOIN records r"
+                    f" ON r.problem = s.seq WHERE s.id IN ({marks}) AND r.kind = {EXPERIMENT}",
+                    chunk)]
             code = None if rel is None else self._names.known(f"r:{rel}")
             if rel is not None and code is None:
                 continue
@@ -124,6 +125,25 @@ class StoreIndex:
                 + ("" if code is None else f" AND e.rel = {code}"), chunk)]
         found.sort(key=lambda pair: pair[0])
         return [edge for _, edge in found]
+
+    def _children(self, sources: list[bytes]) -> list[tuple[int, Edge]]:
+        """The experiments whose parents are `sources`: one pass over the experiments, as the
+        parent column has no index (it would cost ~12 bytes an attempt, and only views and
+        `frontier` ask, never a round of the loop)."""
+        if not sources:
+            return []
+        seqs: dict[int, str] = {}
+        for start in range(0, len(sources), PAGE):
+            chunk = sources[start : start + PAGE]
+            seqs.update((int(seq), bytes(i).hex()) for seq, i in self._query(
+                f"SELECT seq, id FROM records WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk))
+        if not seqs:
+            return []
+        return [(int(seq), (seqs[int(parent)], bytes(i).hex(), "has_child"))
+                for parent, seq, i in self._query(
+                    f"SELECT parent, seq, id FROM records WHERE kind = {EXPERIMENT}"
+                    " AND parent IS NOT NULL", []) if int(parent) in seqs]
 
     def linking(self, target: str, rel: str) -> list[str]:
         if not _is_id(target):

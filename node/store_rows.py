@@ -4,6 +4,7 @@ checks that tell a damaged row from one today's rules no longer accept."""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import zlib
 from typing import Any, TypeAlias
@@ -37,9 +38,12 @@ BODY_WORDS = (
 RAW = 0  # its full canonical bytes
 DEFLATED = 1  # its full canonical bytes, deflated
 # An experiment without the fields its row keeps in columns (`COLUMNS`: kind, author, time,
-# problem and parent; its files are `refs` to the blobs table), deflated with BODY_WORDS and
-# its own files as the preset dictionary.
+# problem and parent; its files are `refs` to the blobs table), deflated; plus these flags:
 STRIPPED = 2
+REBUILT_DIFF = 1  # its diff left out: `rebuilt_diff(parent's files, its files)` gives it back
+OK_SCORE = 2  # its outcome's score left out: an ok outcome's score is the row's score column
+PROBLEM_WORDS = 4  # deflated with its problem's dictionary (else BODY_WORDS and its own files)
+LAYOUTS = range(STRIPPED, STRIPPED + 8)
 COLUMNS = ("author", "created_ms", "kind", "parent", "problem", "strategy")
 
 
@@ -55,22 +59,70 @@ def whole_body(encoded: bytes) -> bytes:
     return bytes([RAW]) + encoded
 
 
-def stripped_body(values: dict[str, Any], dictionary: bytes) -> bytes | None:
-    """A STRIPPED body for an experiment's plain values (in canonical order), or None when one
-    of COLUMNS is not among them (then its full bytes are stored)."""
-    if not all(key in values for key in COLUMNS):
-        return None
+def stripped_rest(values: dict[str, Any], rebuilt_diff: bool) -> tuple[dict[str, Any], int]:
+    """An experiment's plain values (in canonical order) without what its row and its parent
+    give back, and the flags saying what was left out; KeyError when one of COLUMNS is not
+    among them (then its full bytes are stored)."""
+    for key in COLUMNS:
+        if key not in values:
+            raise KeyError(key)
     rest = {key: value for key, value in values.items() if key not in COLUMNS}
-    return bytes([STRIPPED]) + deflate(pack_canonical(rest), dictionary)
+    flags = 0
+    if rebuilt_diff:
+        del rest["diff"]
+        flags |= REBUILT_DIFF
+    outcome = rest.get("outcome")
+    score = None if not isinstance(outcome, dict) else outcome.get("score")
+    # Not 0.0: SQLite keeps a REAL without a fraction as an integer, and -0.0 would come back
+    # as 0.0 (another record).
+    if isinstance(outcome, dict) and outcome.get("status") == "ok" and isinstance(score, float) \
+            and score != 0.0:
+        rest["outcome"] = {key: value for key, value in outcome.items() if key != "score"}
+        flags |= OK_SCORE
+    return rest, flags
 
 
-def restored(body: bytes, columns: dict[str, Any], dictionary: bytes) -> dict[str, Any]:
-    """The plain values of a STRIPPED body with its columns put back, in canonical order."""
+def stripped_body(rest: dict[str, Any], flags: int, dictionary: bytes) -> bytes:
+    return bytes([STRIPPED + flags]) + deflate(pack_canonical(rest), dictionary)
+
+
+def restored(body: bytes, columns: dict[str, Any], score: float | None, dictionary: bytes
+             ) -> dict[str, Any]:
+    """The plain values of a stripped body with what was left out put back (`columns`, the
+    diff among them when it was rebuilt, and the ok score), in canonical order."""
+    flags = body[0] - STRIPPED
     values = msgpack.unpackb(inflate(body[1:], dictionary, MAX_BODY_BYTES), raw=False)
-    if not isinstance(values, dict) or any(key in values for key in COLUMNS):
+    if not isinstance(values, dict) or any(key in values for key in columns):
         raise Damaged("its stored body is not an experiment without its columns")
+    if flags & OK_SCORE:
+        outcome = values.get("outcome")
+        if not isinstance(outcome, dict) or "score" in outcome or score is None:
+            raise Damaged("its stored body is not an ok outcome without its score")
+        outcome["score"] = score
+        values["outcome"] = {key: outcome[key] for key in sorted(outcome)}
     values.update(columns)
     return {key: values[key] for key in sorted(values)}
+
+
+def rebuilt_diff(old: dict[str, str], new: dict[str, str]) -> str:
+    """The unified diff between two file sets as node/mutators/patch.py `make_diff` wrote it
+    when this was written (sorted paths, `a/` and `b/` prefixes). Fixed forever: stored bodies
+    without their diff need exactly this text back (a change to the mutators' diff only means
+    their new diffs are stored whole)."""
+    parts: list[str] = []
+    for path in sorted(set(old) | set(new)):
+        before, after = old.get(path, ""), new.get(path, "")
+        if before != after:
+            hunks = difflib.unified_diff(_lines(before), _lines(after), f"a/{path}", f"b/{path}")
+            parts.extend(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                         for line in hunks)
+    return "".join(parts)
+
+
+def _lines(text: str) -> list[str]:
+    parts = text.split("\n")  # not splitlines: it splits on form feeds too
+    lines = [part + "\n" for part in parts[:-1]]
+    return [*lines, parts[-1]] if parts[-1] else lines
 
 
 def full_bytes(body: bytes) -> bytes:

@@ -37,7 +37,6 @@ CREATE TABLE records (
     refs BLOB NULL
 );
 CREATE INDEX records_problem ON records (problem, kind) WHERE problem IS NOT NULL;
-CREATE INDEX records_parent ON records (parent) WHERE parent IS NOT NULL;
 CREATE INDEX records_kind ON records (kind) WHERE kind != 2;
 CREATE TABLE edges (
     owner INTEGER NOT NULL,
@@ -50,13 +49,15 @@ CREATE INDEX edges_target ON edges (target, rel);
 CREATE TABLE names (n INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE blobs (
     n INTEGER PRIMARY KEY,
-    digest BLOB NOT NULL UNIQUE,
+    key INTEGER NOT NULL,
     base INTEGER NULL,
     depth INTEGER NOT NULL,
     data BLOB NOT NULL
 );
+CREATE INDEX blobs_key ON blobs (key);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE dropped (id BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dictionaries (problem INTEGER PRIMARY KEY, data BLOB NOT NULL);
 """
 
 

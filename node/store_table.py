@@ -3,27 +3,15 @@ placeholder rows for the ids they name, edges, files), and rows read back as rec
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 import msgpack
 
-from node.store_blobs import Blobs
-from node.store_rows import (
-    STRIPPED,
-    Damaged,
-    ReadRow,
-    files_dictionary,
-    full_bytes,
-    pack_numbers,
-    restored,
-    stripped_body,
-    unpack_numbers,
-    whole_body,
-)
-from node.store_schema import EXPERIMENT, NOT_HELD, Names
+from node.store_bodies import Caches, experiment_rows, experiment_values
+from node.store_rows import LAYOUTS, Damaged, ReadRow, full_bytes, whole_body
+from node.store_schema import EXPERIMENT, NOT_HELD
 from research_dag import Edge, Experiment, Header, Record, edges_of, encode_record, header_of
 
 PAGE = 256  # ids per IN (...) statement
@@ -31,12 +19,10 @@ PAGE = 256  # ids per IN (...) statement
 # 4 an edge.
 INSERT_RECORDS = 90
 INSERT_EDGES = 240
-# The columns a row is read with (`read`), joined with its problem's and parent's ids.
+# The columns a row is read with (`read`), joined with its problem's and parent's rows.
 READ_COLUMNS = ("r.seq, r.id, r.kind, r.created_ms, r.author, r.paths, r.body, r.refs,"
-                " p.id, q.id FROM records r LEFT JOIN records p ON p.seq = r.problem"
-                " LEFT JOIN records q ON q.seq = r.parent")
-# Edges a held experiment's row keeps as columns rather than in `edges`.
-COLUMN_EDGES = ("has_experiment", "has_child")
+                " r.problem, r.score, q.paths, q.refs, p.id, q.id FROM records r"
+                " LEFT JOIN records p ON p.seq = r.problem LEFT JOIN records q ON q.seq = r.parent")
 
 
 def column_edges(header: Header) -> set[Edge]:
@@ -61,7 +47,7 @@ def rows_of(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, tuple[int
     return found
 
 
-def write(conn: sqlite3.Connection, names: Names, blobs: Blobs, records: list[Record]) -> int:
+def write(conn: sqlite3.Connection, caches: Caches, records: list[Record]) -> int:
     """Store `records` (in the caller's write transaction); returns how many were not held."""
     first: dict[str, Record] = {}
     for record in records:
@@ -91,12 +77,15 @@ def write(conn: sqlite3.Connection, names: Names, blobs: Blobs, records: list[Re
                 rows[named_id] = (next_seq, NOT_HELD)
                 placeholders.append((next_seq, bytes.fromhex(named_id)))
                 next_seq += 1
-    files = _store_files(conn, names, blobs, [r for r in new if isinstance(r, Experiment)])
+    names = caches.names
+    bodies = experiment_rows(conn, caches, [r for r in new if isinstance(r, Experiment)],
+                             {i: seq for i, (seq, _) in rows.items()})
     values: list[list[Any]] = []
     edge_rows: list[tuple[int, int, int, int]] = []
     for record in new:
         header, seq = headers[record.id], rows[record.id][0]
-        body, refs, paths = _body(conn, names, record, files)
+        body, refs, paths = bodies.get(record.id) or (whole_body(encode_record(record)), None,
+                                                      None)
         values.append([seq, bytes.fromhex(record.id), names.number(conn, f"k:{record.kind}"),
                        None if header.problem is None else rows[header.problem][0],
                        None if header.parent is None else rows[header.parent][0],
@@ -129,99 +118,19 @@ def write(conn: sqlite3.Connection, names: Names, blobs: Blobs, records: list[Re
     return len(new)
 
 
-def _store_files(conn: sqlite3.Connection, names: Names, blobs: Blobs,
-                 experiments: list[Experiment]) -> dict[bytes, tuple[int, bytes]]:
-    """The experiments' files into `blobs`, each a delta against its parent's copy: digest ->
-    (row number, bytes). Their parents' file lists are read in a few statements for the whole
-    batch (a late joiner stores 1,024 records a response)."""
-    digests: dict[str, dict[str, bytes]] = {}
-    contents: dict[bytes, bytes] = {}
-    for experiment in experiments:
-        mine: dict[str, bytes] = {}
-        for path in sorted(experiment.strategy):
-            content = experiment.strategy[path].encode()
-            mine[path] = hashlib.sha256(content).digest()
-            contents[mine[path]] = content
-        digests[experiment.id] = mine
-    parents = _stored_files(conn, names, blobs, {
-        e.parent for e in experiments if e.parent is not None and e.parent not in digests})
-    files: list[tuple[bytes, bytes, bytes | None]] = []
-    for experiment in experiments:
-        of_parent = None if experiment.parent is None else (
-            digests.get(experiment.parent) or parents.get(experiment.parent))
-        for path, digest in digests[experiment.id].items():
-            base = None if of_parent is None else of_parent.get(path)
-            files.append((digest, contents[digest], None if base == digest else base))
-    numbers = blobs.add(conn, files)
-    return {digest: (numbers[digest], contents[digest]) for digest in contents}
-
-
-def _stored_files(conn: sqlite3.Connection, names: Names, blobs: Blobs, ids: set[str]
-                  ) -> dict[str, dict[str, bytes]]:
-    """The file digests by path of these stored experiments (bases of small deltas); damaged
-    ones are left out (reading that record will say so; its children's files are stored
-    whole)."""
-    found: dict[str, dict[str, int]] = {}
-    wanted = sorted(ids)
-    for start in range(0, len(wanted), PAGE):
-        chunk = [bytes.fromhex(i) for i in wanted[start : start + PAGE]]
-        for record_id, paths, refs in conn.execute(
-                "SELECT id, paths, refs FROM records WHERE refs IS NOT NULL AND id IN"
-                f" ({', '.join('?' * len(chunk))})", chunk):
-            try:
-                path_list = names.name(int(paths)).split("\n")
-                found[bytes(record_id).hex()] = dict(
-                    zip(path_list, unpack_numbers(bytes(refs), len(path_list)), strict=True))
-            except (Damaged, KeyError, TypeError, ValueError):
-                continue
-    digest_of = blobs.digests(conn, (n for refs in found.values() for n in refs.values()))
-    return {i: {path: digest_of[n] for path, n in refs.items() if n in digest_of}
-            for i, refs in found.items()}
-
-
-def _body(conn: sqlite3.Connection, names: Names, record: Record,
-          files: dict[bytes, tuple[int, bytes]]) -> tuple[bytes, bytes | None, int | None]:
-    """(body, refs, file set number) of a record's row."""
-    encoded = encode_record(record)
-    if not isinstance(record, Experiment):
-        return whole_body(encoded), None, None
-    paths = sorted(record.strategy)
-    stored = [files[hashlib.sha256(record.strategy[p].encode()).digest()] for p in paths]
-    # The record's canonical bytes (cached when it was decoded or first encoded) give its
-    # plain values in canonical order: re-packed without sorting them in Python.
-    body = stripped_body(msgpack.unpackb(encoded, raw=False),
-                         files_dictionary([content for _, content in stored]))
-    if body is None:
-        return whole_body(encoded), None, None
-    return (body, pack_numbers([n for n, _ in stored]),
-            names.number(conn, "p:" + "\n".join(paths)))
-
-
-def read(conn: sqlite3.Connection, names: Names, blobs: Blobs, row: tuple[Any, ...]
-         ) -> ReadRow:
+def read(conn: sqlite3.Connection, caches: Caches, row: tuple[Any, ...]) -> ReadRow:
     """A row (READ_COLUMNS) with its record re-assembled: its full bytes, or the plain values
     they encode (one encoding fewer per read), or why it cannot be."""
-    seq, raw_id, kind, created_ms, author, paths, body, refs, problem, parent = row
-    record_id = bytes(raw_id).hex()
+    record_id = bytes(row[1]).hex()
     try:
-        kind_name = names.name(int(kind))
+        kind_name = caches.names.name(int(row[2]))
     except KeyError:
-        return int(seq), record_id, "?", f"its kind {kind} has no name"
+        return int(row[0]), record_id, "?", f"its kind {row[2]} has no name"
     try:
-        body = bytes(body)
-        if body[:1] != bytes([STRIPPED]):
-            return int(seq), record_id, kind_name, full_bytes(body)
-        path_list = names.name(int(paths)).split("\n")
-        numbers = unpack_numbers(bytes(refs), len(path_list))
-        contents = [blobs.content(conn, n) for n in numbers]
-        columns = {
-            "author": names.name(int(author)), "created_ms": int(created_ms), "kind": kind_name,
-            "parent": None if parent is None else bytes(parent).hex(),
-            "problem": bytes(problem).hex(),
-            "strategy": {p: c.decode() for p, c in zip(path_list, contents, strict=True)},
-        }
-        return int(seq), record_id, kind_name, restored(body, columns,
-                                                          files_dictionary(contents))
+        body = bytes(row[6])
+        if body[:1] and body[0] in LAYOUTS:
+            return int(row[0]), record_id, kind_name, experiment_values(conn, caches, row[1:])
+        return int(row[0]), record_id, kind_name, full_bytes(body)
     except (Damaged, KeyError, TypeError, ValueError, UnicodeDecodeError,
             msgpack.UnpackException) as error:
-        return int(seq), record_id, kind_name, f"{type(error).__name__}: {error}"
+        return int(row[0]), record_id, kind_name, f"{type(error).__name__}: {error}"
