@@ -146,13 +146,13 @@ def test_peer_text_is_inert_in_log_status_and_leaderboard(
 
 
 def test_the_simulation_page_shows_an_authors_name_inert() -> None:
-    from node.sim import render_html
+    from node.web import DashboardSource, export_report
 
     name = "\u202e<script>alert(1)</script>\x1b]0;t\x07"
-    page = render_html({
-        "config": {"nodes": 1, "network": "memory", "faults": {},
-                   "problem": {"name": name, "direction": "maximize", "target": None}},
-        "nodes": [], "swarm": {"best": 1.0}, "history": [],
-    })
-    _assert_inert(page)
-    assert "<script>" not in page and "\\u202e&lt;script&gt;" in page
+    report = {"config": {"nodes": 1, "network": "memory", "faults": {},
+                         "problem": {"name": name, "direction": "maximize", "target": None}},
+              "nodes": [], "swarm": {"best": 1.0}, "history": []}
+    page = export_report(DashboardSource(store=lambda: None, simulation=lambda: report))
+    data = page.split('id="swarm-data">', 1)[1].split("</script>", 1)[0]
+    _assert_inert(data)
+    assert "<script>alert" not in page and "\\\\u202e\\u003cscript\\u003e" in data

@@ -32,7 +32,12 @@ OWNERS = {
     "zeroconf": ("node/net/mdns.py",),  # libp2p's own dependency, for its mDNS discovery
     "anthropic": ("node/llm/clients.py",),
     "httpx2": ("node/llm/clients.py",),  # anthropic's HTTP stack
-    "networkx": ("research_dag/dag.py",),
+    # and the dashboard's graph layout, computed in Python so the browser only draws (issue 12)
+    "networkx": ("research_dag/dag.py", "node/web/graph.py"),
+    # the web stack: the ASGI app, its server, and what they run on
+    "starlette": ("node/web/",),
+    "hypercorn": ("node/web/",),
+    "anyio": ("node/web/",),
     "typer": ("node/cli/",),  # only the CLI prints for humans (STYLE 11)
     "rich": ("node/cli/",),
 }
@@ -40,8 +45,9 @@ OWNERS = {
 # Inside node: its rooms (sub-packages) and the modules directly in node/ ("base": the loop,
 # problem, store, identity, trust, swarm node, reports, sanitiser). What each may import of node
 # besides itself. `sim` runs swarm nodes (base) with the offline mutator on a network; `net`
-# needs identity (peer ids, record signatures) and nothing else of node; `llm` needs nothing.
-NODE_ROOMS = ("cli", "sim", "net", "llm", "publish", "mutators")
+# needs identity (peer ids, record signatures) and nothing else of node; `llm` needs nothing;
+# `web`, the dashboard, reads base.
+NODE_ROOMS = ("cli", "sim", "net", "llm", "publish", "mutators", "web")
 EVERYTHING = {"base", *NODE_ROOMS}
 NODE_ALLOWED: dict[str, set[str]] = {
     "cli": EVERYTHING,
@@ -50,6 +56,7 @@ NODE_ALLOWED: dict[str, set[str]] = {
     "llm": set(),
     "publish": {"base", "llm"},
     "mutators": {"llm"},
+    "web": {"base"},  # reads the store, the DAG and the ledger; serves and exports them
     "base": {"base", "mutators", "net"},
 }
 

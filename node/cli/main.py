@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from node.cli import dag, gc, playbook, pose, run, swarm
+from node.cli import dag, dashboard, gc, playbook, pose, run, swarm
 from node.cli.options import EXIT_INTERRUPTED, err
 
 app = typer.Typer(
@@ -30,6 +30,8 @@ app.command()(pose.pose)
 app.command()(gc.gc)
 app.add_typer(dag.app, name="dag")
 app.command()(playbook.playbook)
+app.command()(dashboard.dashboard)
+app.command()(dashboard.report)
 
 
 def main() -> None:

@@ -42,6 +42,11 @@ Model = Annotated[str | None, typer.Option(help="LLM model name.")]
 BaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (Ollama, vLLM...).")]
 MaxTokens = Annotated[int | None, typer.Option(help="Token budget (input + output).")]
 MaxCost = Annotated[float | None, typer.Option(help="Money budget (USD).")]
+DashboardFlag = Annotated[bool, typer.Option(
+    "--dashboard", help="Also serve the live dashboard from this process, on 127.0.0.1 "
+    "(port: --dashboard-port).")]
+DashboardPort = Annotated[int, typer.Option(
+    "--dashboard-port", min=0, max=65535, help="The dashboard's port (0: any free one).")]
 Bootstrap = Annotated[
     list[str] | None,
     typer.Option("--bootstrap", help="A peer's multiaddr (repeatable), e.g. /ip4/.../p2p/..."),

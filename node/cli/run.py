@@ -15,6 +15,8 @@ from node.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     BaseUrl,
+    DashboardFlag,
+    DashboardPort,
     DataDir,
     JsonFlag,
     MaxCost,
@@ -81,6 +83,8 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the mutation choices.")] = 0,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
+    dashboard: DashboardFlag = False,
+    dashboard_port: DashboardPort = 8321,
 ) -> None:
     """Run the autoresearch loop on one problem, solo: mutate, evaluate, keep or revert, log."""
     import functools
@@ -91,6 +95,7 @@ def run(
     from node.loop import LoopConfig, ResearchLoop
     from node.report import summary_json
     from node.store import RecordStore, StoreError
+    from node.web import DashboardError
     from sandbox import Evaluator
 
     problem = _load_problem(package)
@@ -138,7 +143,13 @@ def run(
 
         async def main() -> LoopSummary:
             try:
-                return await loop.run()
+                if not dashboard:
+                    return await loop.run()
+                from node.cli.dashboard import me_of, run_with_dashboard
+                from node.web import DashboardSource
+
+                source = DashboardSource(store=lambda: store, me=me_of(_data_dir(data_dir)))
+                return await run_with_dashboard(source, dashboard_port, loop.run)
             finally:
                 if close is not None:
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
@@ -151,6 +162,8 @@ def run(
         except* KeyboardInterrupt:  # trio may deliver it inside an exception group
             interrupted = True
         except* StoreError as group:  # damaged, locked by another process, disk full
+            failure = str(group.exceptions[0])
+        except* DashboardError as group:  # its port is taken
             failure = str(group.exceptions[0])
         if not failure:
             try:

@@ -19,6 +19,8 @@ from node.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     Bootstrap,
+    DashboardFlag,
+    DashboardPort,
     DataDir,
     JsonFlag,
     _data_dir,
@@ -37,7 +39,9 @@ from node.cli.options import (
 from node.untrusted_text import inline, markup
 
 if TYPE_CHECKING:
+    from node.sim import Simulation
     from node.swarm import SwarmNode
+    from node.web import DashboardSource
     from research_dag import Problem, ResearchDag
 
 SYNC_EVERY_S = 30.0
@@ -72,6 +76,8 @@ def join(
     mdns: Annotated[bool, typer.Option(
         "--mdns/--no-mdns", help="Find peers on the LAN by mDNS (on the --listen interface).")
     ] = True,
+    dashboard: DashboardFlag = False,
+    dashboard_port: DashboardPort = 8321,
 ) -> None:
     """Run a swarm node until Ctrl-C: research, share, verify peers' claims."""
     import trio
@@ -79,6 +85,7 @@ def join(
     from node.net import NetworkError, open_libp2p_network
     from node.store import StoreError
     from node.swarm import NodeConfig, SwarmNode
+    from node.web import DashboardError, DashboardSource
     from sandbox import Evaluator
 
     identity = _identity(data_dir)
@@ -108,6 +115,11 @@ def join(
                 try:
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.serve)
+                        if dashboard:
+                            from node.cli.dashboard import start_dashboard
+
+                            await start_dashboard(nursery, DashboardSource(
+                                store=lambda: store, me=identity.peer_id), dashboard_port)
                         nursery.start_soon(_sync_periodically, node)
                         await _research_forever(node, status_path)
                 finally:  # Ctrl-C too: the counters of the whole run
@@ -118,7 +130,7 @@ def join(
         trio.run(main)
     except* KeyboardInterrupt:  # trio's nurseries deliver it inside exception groups
         interrupted = True
-    except* (NetworkError, StoreError) as group:  # StoreError: damaged, locked, disk full
+    except* (NetworkError, StoreError, DashboardError) as group:  # damaged, locked, disk full
         failure = str(group.exceptions[0])
     finally:
         for evaluator in evaluators:
@@ -333,11 +345,14 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed of the whole simulation.")] = 0,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     as_json: JsonFlag = False,
+    dashboard: DashboardFlag = False,
+    dashboard_port: DashboardPort = 8321,
 ) -> None:
     """Run N nodes in this process on a bundled or given problem; report how the swarm did."""
     import trio
 
-    from node.sim import FaultError, Faults, SimConfig, Simulation, render_html
+    from node.sim import FaultError, Faults, SimConfig, Simulation
+    from node.web import DashboardError
 
     if network not in ("memory", "libp2p"):
         _fail(f"unknown network {network!r}: use memory or libp2p", EXIT_USAGE)
@@ -352,7 +367,12 @@ def simulate(
                        network="libp2p" if network == "libp2p" else "memory",
                        faults=parsed, seed=seed)
 
+    shown: dict[str, Any] = {}  # the simulation report the dashboard shows, as of the last round
+    page: list[str] = []
+
     def on_round(index: int, sim: Simulation) -> None:
+        if dashboard:
+            shown["report"] = sim.report()
         if as_json:
             return
         last = sim.history[-1]
@@ -363,16 +383,40 @@ def simulate(
                   f"{last['verifications']} replays, {last['disputes']} disputes",
                   highlight=False)
 
-    simulation = Simulation(config, runtime, on_round=on_round)
+    async def finish(sim: Simulation) -> None:
+        from node.web import export_report
+
+        shown["report"] = sim.report()
+        if report is not None:
+            page.append(await trio.to_thread.run_sync(
+                export_report, _simulation_source(sim, shown), None, "#/simulation"))
+        if dashboard and not as_json:
+            err.print("[dim]simulation done; the dashboard stays up until Ctrl-C[/]")
+            await _wait_for_interrupt()
+
+    simulation = Simulation(config, runtime, on_round=on_round, finish=finish)
+
+    async def main() -> dict[str, Any]:
+        if not dashboard:
+            return await simulation.run()
+        from node.cli.dashboard import run_with_dashboard
+
+        return await run_with_dashboard(_simulation_source(simulation, shown), dashboard_port,
+                                        simulation.run)
+
+    failure = ""
     try:
-        result = trio.run(simulation.run)
-    except KeyboardInterrupt:
+        result = trio.run(main)
+    except* KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except* DashboardError as group:
+        failure = str(group.exceptions[0])
+    if failure:
+        _fail(failure)
     if report is not None:
-        try:
-            report.write_text(render_html(result))
-        except OSError as error:
-            _fail(f"cannot write the report to {report}: {error.strerror or error}")
+        from node.cli.dashboard import write_report
+
+        write_report(report, page[0])
     if as_json:
         _print_json(result)
         return
@@ -389,3 +433,28 @@ def simulate(
     )
     if report is not None:
         out.print(f"report: {markup(str(report))}", highlight=False)
+
+
+def _simulation_source(simulation: Simulation, shown: dict[str, Any]) -> DashboardSource:
+    """What the dashboard of a simulation reads: node 0's store (it poses the problems and
+    never churns) and the simulation's report as of the last round."""
+    from node.web import DashboardSource
+
+    first = simulation.plan[0]
+
+    def store() -> Any:
+        return None if first.node is None else first.node.store
+
+    return DashboardSource(store=store, me=first.identity.peer_id,
+                           simulation=lambda: shown.get("report"))
+
+
+async def _wait_for_interrupt() -> None:
+    """Until Ctrl-C (taken here, so the run still ends with its summary)."""
+    import signal
+
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            return

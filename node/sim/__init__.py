@@ -1,9 +1,9 @@
 """`swarm simulate`: many swarm nodes in one process, on the in-memory network or real libp2p,
-driven in rounds with injected faults, and the JSON and HTML reports of how the swarm did."""
+driven in rounds with injected faults, and the JSON report of how the swarm did."""
 
 from node.sim.config import FaultError, Faults, NetworkKind, SimConfig
 from node.sim.partition import Partition
-from node.sim.report import build_report, render_html
+from node.sim.report import build_report
 from node.sim.results import NodeResult, SimResults
 from node.sim.simulator import Simulation, open_network, settle
 
@@ -18,6 +18,5 @@ __all__ = [
     "Simulation",
     "build_report",
     "open_network",
-    "render_html",
     "settle",
 ]

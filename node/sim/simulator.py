@@ -8,7 +8,7 @@ import hashlib
 import random
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,7 @@ class Simulation:
         config: SimConfig,
         runtime: Runtime,
         on_round: Callable[[int, Simulation], None] | None = None,
+        finish: Callable[[Simulation], Awaitable[None]] | None = None,
     ) -> None:
         if config.nodes < 1 or not config.problems:
             raise ValueError("a simulation needs at least one node and one problem")
@@ -141,6 +142,9 @@ class Simulation:
         # Decoding is pure: every node meets the same messages, so one decode serves them all.
         self.decoded = DecodedMessages(SHARED_MESSAGES, SHARED_BYTES)
         self.on_round = on_round
+        # Awaited after the last round, while the nodes and their stores are still open (the
+        # dashboard and the report read node 0's store).
+        self.finish = finish
         self.plan = plan_nodes(config)
         self.hub = MemoryHub(seed=config.seed, fanout=config.degree if config.nodes > 50 else None)
         self.rounds_run = 0
@@ -169,6 +173,8 @@ class Simulation:
                 await self._settle()
                 await self._rounds(nursery)
                 self.knowledge = self._knowledge()  # while the nodes and stores are open
+                if self.finish is not None:
+                    await self.finish(self)
                 nursery.cancel_scope.cancel()
         finally:
             self.evaluations.close()
