@@ -4,13 +4,21 @@ research loop may use: only what this node derives itself, never a peer's record
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
 from playbook import NOTHING_KNOWN, Derivation, Knowledge, derivation
-from research_dag import Experiment, Pattern, Record, ResearchDag
+from research_dag import Experiment, Hypothesis, Pattern, Record, ResearchDag, Verdict
 
 CURATE_EVERY = 10  # rounds (a solo run: iterations) between derivations
+# Ids of peers' derived records refused (not derived here) that sync does not fetch again: the
+# newest this many (a 16-byte key each, ~1.3 MB at most). One evicted is fetched once more.
+REMEMBERED_REFUSALS = 16_384
+# Derived records a publisher may push unsolicited, not derived here, between two of our
+# curations before each further envelope costs it gossip score: an honest peer publishes what
+# it derived that is new to it, about what our own derivation holds (docs/security.md).
+PUSH_ALLOWANCE = 256
 
 
 class Judge(Protocol):
@@ -114,6 +122,60 @@ class NodeKnowledge:
             result[verdict.result] += 1
         result["open"] = len(self._derived.open_hypotheses())
         return result
+
+
+class DerivedGate:
+    """Which peers' derived records (Pattern, Hypothesis, Verdict, whatever their author) a node
+    takes in: only those its own latest derivation makes, which it would have made and stored
+    itself. Anything else costs its sender nothing to forge (unsigned, 3 x 256 cited ids), so
+    it is not stored (no disk, no DAG row, no cited id for sync to chase); its id is remembered
+    (bounded) so that sync does not fetch it again. An honest peer's record that this node
+    does not derive (yet: it curates every few rounds, and counts evidence by its own trust) is
+    refused too and costs the honest peer nothing: each node derives, stores and shares its own.
+    Unsolicited pushes beyond PUSH_ALLOWANCE per curation are charged (`over_allowance`)."""
+
+    def __init__(self, knowledge: NodeKnowledge, remember: int = REMEMBERED_REFUSALS,
+                 allowance: int = PUSH_ALLOWANCE) -> None:
+        self.knowledge = knowledge
+        self.remember = remember
+        self.allowance = allowance
+        self._refused: dict[bytes, None] = {}  # insertion order: the oldest is evicted first
+        self._pushed: Counter[str] = Counter()  # by publisher, since our last curation
+        self._curations = knowledge.curations
+
+    def admits(self, record: Record) -> bool:
+        """Take `record` in? Every kind but the derived ones, and those derived here."""
+        if not isinstance(record, Pattern | Hypothesis | Verdict):
+            return True
+        if self.knowledge.derived_here(record.id):
+            return True
+        key = _key(record.id)
+        self._refused.pop(key, None)
+        self._refused[key] = None
+        if len(self._refused) > self.remember:
+            del self._refused[next(iter(self._refused))]
+        return False
+
+    def __contains__(self, record_id: object) -> bool:
+        """Was a record of this id refused (recently)? Sync does not fetch it again; if this
+        node's derivation makes it later, the node makes it itself."""
+        return isinstance(record_id, str) and _key(record_id) in self._refused
+
+    def over_allowance(self, publisher: str, refused: int) -> bool:
+        """Count `refused` derived records `publisher` pushed unsolicited; True when it has now
+        pushed more than its allowance since this node last curated."""
+        if self.knowledge.curations != self._curations:
+            self._curations = self.knowledge.curations
+            self._pushed.clear()
+        self._pushed[publisher] += refused
+        return self._pushed[publisher] > self.allowance
+
+
+def _key(record_id: str) -> bytes:
+    try:
+        return bytes.fromhex(record_id[:32])
+    except ValueError:  # not an id: never one we refused
+        return b""
 
 
 def store_derived(knowledge: NodeKnowledge, store: RecordSink) -> int:

@@ -15,7 +15,7 @@ import trio
 from node.faults import inflated_claim
 from node.identity import Identity, sign_record
 from node.intake import refusal, strategy_refusal
-from node.knowledge import CURATE_EVERY, NodeKnowledge, evidence_rule
+from node.knowledge import CURATE_EVERY, DerivedGate, NodeKnowledge, evidence_rule
 from node.loop import LoopConfig, ResearchLoop, Step
 from node.mutators import Mutator
 from node.net import (
@@ -134,6 +134,7 @@ class SwarmNode:
         self.sync = SyncService(network, self, self.decoded, self.stats.drops)
         self._restore_ledger()
         self.knowledge = NodeKnowledge(self.dag, evidence_rule(self.dag, self.ledger))
+        self.refused = DerivedGate(self.knowledge)  # peers' derived records not derived here
 
     # ----- state ---------------------------------------------------------------------------
 
@@ -193,10 +194,16 @@ class SwarmNode:
                 self.stats.ignored += 1
             elif (record.id not in self.dag and record.id not in fresh
                   and record.id not in self.dropped and record.id not in self._storing):
-                if refusal(record, lookup, brief) is None:
-                    fresh[record.id] = record
-                else:
+                # A derived record not derived here is dropped before any check reads a cited
+                # header; a signed one is checked first, so that its author pays for a lie.
+                if record.author == DERIVED_AUTHOR and not self.refused.admits(record):
+                    self.stats.drops.add("underived")  # never stored: node/knowledge.py
+                elif refusal(record, lookup, brief) is not None:
                     self._refuse(record)
+                elif not self.refused.admits(record):
+                    self.stats.drops.add("underived")
+                else:
+                    fresh[record.id] = record
         if not fresh:
             return 0
         self._storing.update(fresh)
@@ -304,15 +311,29 @@ class SwarmNode:
         batch, so a burst costs one store transaction (one worker-thread hop), not one each."""
         async with channel:
             async for message in channel:
-                records = self.decoded.envelope(message.data, self.stats.drops) or []
+                records = self._pushed(message)
                 for _ in range(INTAKE_BATCH - 1):
                     try:
                         more = channel.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                    records += self.decoded.envelope(more.data, self.stats.drops) or []
+                    records += self._pushed(more)
                 if records:
                     await self.take(records)
+
+    def _pushed(self, message: GossipMessage) -> list[Record]:
+        """A gossip message's records this node takes in: a derived record it does not derive
+        is dropped here (`underived`), and its publisher, past its allowance of those since our
+        last curation, loses gossip score (docs/security.md)."""
+        records = self.decoded.envelope(message.data, self.stats.drops) or []
+        kept = [record for record in records if record.author != DERIVED_AUTHOR
+                or record.id in self.dag or self.refused.admits(record)]
+        if len(kept) < len(records):
+            for _ in range(len(records) - len(kept)):
+                self.stats.drops.add("underived")
+            if self.refused.over_allowance(message.source, len(records) - len(kept)):
+                self.network.adjust_score(message.source, -self.config.trust.score_penalty)
+        return kept
 
     async def _sync_on_connect(self) -> None:
         async with self.network.peer_events() as events:

@@ -70,7 +70,7 @@ def test_a_joined_problem_is_found_by_package_name_or_id_prefix(
     node = status["node"]
     assert node["drops"] == dict.fromkeys(
         ["oversize", "malformed", "version", "invalid_record", "signature", "topic",
-         "inconsistent"], 0)
+         "inconsistent", "underived"], 0)
     assert node["evaluations"] >= 2 and node["peer_id"] == identity.peer_id
     text = swarm("status", *d).stdout
     assert "drops    oversize 0, malformed 0, version 0, invalid_record 0" in text, text

@@ -5,7 +5,7 @@ repaired."""
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Protocol, TypeVar, TypeVarTuple
 
 import trio
@@ -127,10 +127,10 @@ class SyncService:
                 # The same page again (or an earlier one): paging would never end.
                 raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
             held = await self._in_thread(self.node.dag.held, summary.ids)
-            dropped = self.node.dropped
-            fetched, delivered = await self._fetch(
-                peer, [i for i in summary.ids if i not in held and i not in dropped]
-            )
+            dropped, refused = self.node.dropped, self.node.refused
+            fetched, delivered = await self._fetch(peer, [
+                i for i in summary.ids if i not in held and i not in dropped and i not in refused
+            ])
             taken += fetched
             if not delivered or not summary.truncated or not summary.ids:
                 break
@@ -222,6 +222,12 @@ class SyncedNode(Protocol):
     @property
     def dropped(self) -> set[str]:
         """Ids deleted by `swarm gc`: not fetched again."""
+        ...
+
+    @property
+    def refused(self) -> Container[str]:
+        """Ids of records refused at intake that no answer changes (node/knowledge.py,
+        DerivedGate): not fetched again."""
         ...
 
     def sync_scope(self) -> list[str] | None: ...

@@ -41,12 +41,15 @@ _HEX_ID = re.compile(r"[0-9a-f]{64}")
 DERIVED_KINDS = frozenset({"pattern", "hypothesis", "verdict"})
 
 # "inconsistent": a valid, signed record that contradicts one the node holds (node/intake.py);
-# "topic": a valid envelope holding a record that does not belong on the topic it came on.
+# "topic": a valid envelope holding a record that does not belong on the topic it came on;
+# "underived": a peer's Pattern, Hypothesis or Verdict this node does not derive (not stored).
 DropReason: TypeAlias = Literal[
-    "oversize", "malformed", "version", "signature", "invalid_record", "inconsistent", "topic"
+    "oversize", "malformed", "version", "signature", "invalid_record", "inconsistent", "topic",
+    "underived",
 ]
 DROP_REASONS: tuple[DropReason, ...] = (
-    "oversize", "malformed", "version", "invalid_record", "signature", "topic", "inconsistent"
+    "oversize", "malformed", "version", "invalid_record", "signature", "topic", "inconsistent",
+    "underived",
 )
 
 

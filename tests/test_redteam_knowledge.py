@@ -1,0 +1,82 @@
+"""Attacks on the knowledge features (issue 11) as a stranger would make them: forged derived
+records, hostile text in changes, patterns and hypotheses, records citing the wrong kinds, and
+model replies, each reproduced against the real code with the safe outcome asserted."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from hostile_peer import ATTACKER, connect, envelope, open_victim
+
+from node.net import PROBLEMS_TOPIC
+from node.net.memory import MemoryHub
+from node.net.network import SYNC_PROTOCOL
+from node.net.wire import (
+    SyncFetch,
+    SyncRecords,
+    SyncSummary,
+    decode_sync_request,
+    encode_sync_response,
+)
+from node.sim import settle
+from research_dag import DERIVED_AUTHOR, MAX_LIST, Pattern, decode_record, encode_record
+from sandbox import Runtime
+
+
+def _fake_pattern(rng: random.Random) -> Pattern:
+    """A schema-valid derived pattern citing 3 x 256 ids that exist nowhere (the most a
+    pattern cites), free to make: unsigned, author "derived"."""
+
+    def ids() -> list[str]:
+        return [f"{rng.getrandbits(256):064x}" for _ in range(MAX_LIST)]
+
+    return Pattern(mutation_kind="prune:feature_set", operation="prune",
+                   affordance="feature_set", text="pruning always wins", supporting=ids(),
+                   contradicting=ids(), control=ids(), success_rate=1.0, status="live",
+                   author=DERIVED_AUTHOR, created_ms=rng.getrandbits(40))
+
+
+async def test_a_flood_of_forged_derived_records_is_never_stored_nor_fetched_twice(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Forged derived records cost nothing to make; they were stored without limit (disk, the
+    DAG, and `missing()` listed every cited id for sync to ask peers for). Now a peer's derived
+    record is taken in only when this node's own derivation makes it: a fake is counted
+    (`underived`), never stored, its id remembered so sync does not fetch it again, and a
+    publisher pushing more than its allowance is charged."""
+    hub = MemoryHub(seed=211)
+    rng = random.Random(5)
+    fakes = [_fake_pattern(rng) for _ in range(600)]
+    served = {fake.id: fake for fake in fakes[300:]}
+    sent: Counter[str] = Counter()
+
+    async def answer(peer: str, data: bytes) -> bytes:
+        request = decode_sync_request(data)
+        if isinstance(request, SyncFetch):
+            response = SyncRecords.limited(served[i] for i in request.ids)
+            sent.update(record.id for record in response.records)
+            return encode_sync_response(response)
+        return encode_sync_response(SyncSummary(sorted(served), truncated=False))
+
+    async with open_victim(hub, runtime, tmp_path) as victim, \
+            hub.open_node(ATTACKER.peer_id) as attacker:
+        attacker.handle_requests(SYNC_PROTOCOL, answer)
+        await connect(hub, attacker, victim)  # the victim pulls every served fake on connect
+        assert set(sent) == set(served)
+        for start in range(0, 300, 8):  # pushed by gossip, 8 an envelope (~400 KB)
+            await attacker.publish(PROBLEMS_TOPIC, envelope(
+                *(encode_record(fake) for fake in fakes[start:start + 8])))
+        await settle(hub, [victim])
+        assert victim.stats.received == 0 and len(victim.dag) == 0
+        assert victim.dag.missing() == set()
+        # by sync: 300 fetched, refused (none charged: the victim asked for them); by gossip:
+        # the allowance, then each envelope more is charged until the attacker is graylisted
+        assert 300 + 256 < victim.stats.drops.counts["underived"] < 600
+        assert victim.network.ignores(ATTACKER.peer_id)
+        assert await victim.sync_with_peers() == 0
+        assert set(sent.values()) == {1}  # nothing fetched again
+        # the store holds nothing of them either
+        assert all(decode_record(encode_record(f)) == f for f in fakes[:1])
+        assert victim.store.encoded_many(list(served)) == []
