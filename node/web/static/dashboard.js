@@ -31,6 +31,8 @@
   }
   const colorOf = (index) => COLORS[index % COLORS.length];
   const short = (id) => (id ? String(id).slice(0, 10) : "-");
+  // Peer ids all begin "12D3KooW": their ends tell them apart.
+  const peer = (id) => (!id ? "-" : String(id).length > 20 ? "…" + String(id).slice(-8) : String(id));
   const num = (v) => (v === null || v === undefined ? "-" : Number(v).toPrecision(6).replace(/\.?0+$/, ""));
   const signed = (v) => (v === null || v === undefined ? "" : (v > 0 ? "+" : "") + Number(v).toPrecision(4));
   const when = (s) => (s ? new Date(s * 1000).toISOString().replace("T", " ").slice(0, 19) : "-");
@@ -139,13 +141,13 @@
         el("td", { class: "num" }, num(p.baseline)), el("td", { class: "num best" }, num(p.best)),
         el("td", { class: "num" }, num(p.target)), el("td", { class: "num" }, p.attempts),
         el("td", { class: "num" }, p.nodes), el("td", { class: "num" }, p.per_minute)));
-      const peers = Object.entries(data.peers).map(([peer, row]) => el("tr", {},
-        el("td", { class: "mono" }, short(peer)), el("td", { class: "num" }, Number(row.standing).toFixed(2)),
+      const peers = Object.entries(data.peers).map(([name, row]) => el("tr", {},
+        el("td", { class: "mono" }, peer(name)), el("td", { class: "num" }, Number(row.standing).toFixed(2)),
         el("td", { class: "num" }, row.verified), el("td", { class: "num" }, row.pending),
         el("td", { class: "num" + (row.disputed ? " bad" : "") }, row.disputed),
         el("td", {}, row.ignored ? "ignored" : "")));
       box.replaceChildren(
-        el("p", { class: "meta" }, "node ", el("span", { class: "mono" }, short(data.me)), " · ",
+        el("p", { class: "meta" }, "node ", el("span", { class: "mono" }, peer(data.me)), " · ",
           data.records + " records"),
         section("Problems", problems.length ? table(["problem", "metric", "baseline", "best (verified)",
           "target", "attempts", "nodes", "per minute"], problems, { id: "problems" })
@@ -186,7 +188,7 @@
           (s.target === null ? "" : " · target " + num(s.target)) + " · " + s.attempts + " attempts · " +
           Object.entries(s.counts).map(([k, v]) => v + " " + k).join(", ")),
         el("p", { class: "meta" }, s.authors.map((a, i) => el("span", { class: "node", style: "color:" + colorOf(i) },
-          "● " + short(a.id) + (a.me ? " (this node)" : "")))),
+          "● " + peer(a.id) + (a.me ? " (this node)" : "")))),
         el("p", {}, link("#/dag/" + encodeURIComponent(s.id), "Research DAG of this problem →")));
     };
 
@@ -214,7 +216,7 @@
         width: Math.max(320, scoreBox.clientWidth || 800), height: 300,
         scales: { x: { time: true } },
         series: [{},
-          ...series.map((_, k) => ({ label: "node " + short(points.authors[k]), ...dots(colorOf(k), 5) })),
+          ...series.map((_, k) => ({ label: "node " + peer(points.authors[k]), ...dots(colorOf(k), 5) })),
           { label: "kept", ...dots(KEPT, 9) },
           { label: "best so far", stroke: "#111", width: 2, spanGaps: true,
             paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } }],
@@ -249,7 +251,7 @@
       if (!best) { bestBox.replaceChildren(el("p", { class: "empty" }, "No verified best yet.")); return; }
       bestBox.replaceChildren(
         el("p", {}, "score ", el("b", {}, num(best.score)), " · ", best.mutation_kind, " by ",
-          el("span", { class: "mono" }, short(best.author)), " · ", el("span", { class: "mono" }, short(best.id))),
+          el("span", { class: "mono" }, peer(best.author)), " · ", el("span", { class: "mono" }, short(best.id))),
         el("p", {}, best.description), el("h3", {}, "Diff against the baseline"), diffBlock(best.diff),
         el("details", {}, el("summary", {}, "Whole strategy"),
           Object.entries(best.strategy).map(([path, source]) => el("div", {}, el("h4", { class: "mono" }, path),
@@ -283,7 +285,7 @@
           el("td", { class: "num" }, r.n + 1), el("td", {}, when(r.t)), el("td", { class: "num" }, num(r.score)),
           el("td", { class: "num" }, signed(r.delta)), el("td", {}, r.status), el("td", {}, r.mutation_kind),
           el("td", { class: "text" }, r.description), el("td", { class: "text" }, r.hypothesis),
-          el("td", { class: "mono", style: "color:" + colorOf(r.author_index) }, short(r.author)),
+          el("td", { class: "mono", style: "color:" + colorOf(r.author_index) }, peer(r.author)),
           el("td", {}, r.verdict + (r.verifications ? " (" + r.verifications + ")" : "")));
         tr.addEventListener("click", () => showAttempt(r, tr));
         return tr;
@@ -292,7 +294,7 @@
         ["", "baseline", "keep", "discard", "failed", "unverified"].map((s) => el("option", { value: s }, s || "any status")));
       statusSelect.value = filters.status;
       const authorSelect = el("select", { id: "filter-author", onchange: (e) => { filters.author = Number(e.target.value); filters.offset = 0; drawLog(); } },
-        el("option", { value: "-1" }, "any node"), current.authors.map((a, i) => el("option", { value: String(i) }, short(a.id))));
+        el("option", { value: "-1" }, "any node"), current.authors.map((a, i) => el("option", { value: String(i) }, peer(a.id))));
       authorSelect.value = String(filters.author);
       const search = el("input", { id: "filter-text", type: "search", placeholder: "search change text", value: filters.q,
         onchange: (e) => { filters.q = e.target.value; filters.offset = 0; drawLog(); } });
@@ -372,7 +374,7 @@
       const fields = Object.entries(record.fields).map(([k, v]) => [el("dt", {}, k),
         el("dd", {}, typeof v === "object" && v !== null ? JSON.stringify(v) : v === null ? "-" : String(v))]);
       side.replaceChildren(el("h3", {}, record.kind + " ", el("span", { class: "mono" }, short(record.id))),
-        el("p", { class: "meta" }, "by ", el("span", { class: "mono" }, short(record.author))),
+        el("p", { class: "meta" }, "by ", el("span", { class: "mono" }, peer(record.author))),
         el("dl", { id: "record-fields" }, fields),
         record.lineage ? el("div", {}, el("h4", {}, "Lineage"), el("ol", { class: "lineage" }, record.lineage.map((e) =>
           el("li", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); select(e.id); } }, short(e.id)),
