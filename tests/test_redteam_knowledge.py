@@ -4,12 +4,18 @@ model replies, each reproduced against the real code with the safe outcome asser
 
 from __future__ import annotations
 
+import html
 import random
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from hostile_peer import ATTACKER, connect, envelope, open_victim
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 
+from node.cli.changelog_markdown import md
 from node.net import PROBLEMS_TOPIC
 from node.net.memory import MemoryHub
 from node.net.network import SYNC_PROTOCOL
@@ -21,6 +27,7 @@ from node.net.wire import (
     encode_sync_response,
 )
 from node.sim import settle
+from node.untrusted_text import BIDI, visible
 from research_dag import DERIVED_AUTHOR, MAX_LIST, Pattern, decode_record, encode_record
 from sandbox import Runtime
 
@@ -80,3 +87,28 @@ async def test_a_flood_of_forged_derived_records_is_never_stored_nor_fetched_twi
         # the store holds nothing of them either
         assert all(decode_record(encode_record(f)) == f for f in fakes[:1])
         assert victim.store.encoded_many(list(served)) == []
+
+
+# ---- a peer's text in `swarm log --markdown` ------------------------------------------------
+
+MARKDOWN_TOKENS = ["&#x202e;", "&#8238;", "&#27;", "&amp;", "&lt;b&gt;", "&", "#", "<b>", "*",
+                   "_", "`", "[", "](", ")", "!", "|", "~", "\\", "https://evil.example", " ",
+                   "  ", "\n", "\u202e", "\x1b", "1.", "-", ">", "=", ":", ";"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(MARKDOWN_TOKENS) | st.text(max_size=3), max_size=12))
+def test_a_peers_text_renders_in_markdown_exactly_as_shown(parts: list[str]) -> None:
+    """Rendered by a CommonMark renderer (markdown-it, as rich uses), a peer's text inside a
+    line of the changelog is exactly the text `visible` shows: no syntax of its own (links,
+    HTML, emphasis, code) and no character an entity spells. Before, `&#x202e;` in a change's
+    site or a pattern's statement rendered as a raw RIGHT-TO-LEFT OVERRIDE (Trojan Source)."""
+    text = "".join(parts)
+    rendered = MarkdownIt("commonmark").render(f"x {md(text)}")
+    expected = "x " + visible(text, one_line=True)
+    assert rendered.startswith("<p>") and rendered.endswith("</p>\n"), rendered
+    inner = rendered[len("<p>"):-len("</p>\n")]
+    assert "<" not in inner  # no tag of its own
+    assert html.unescape(inner) == expected.rstrip(" ")
+    assert not any(char in BIDI or unicodedata.category(char) == "Cc"
+                   for char in html.unescape(inner))

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 
 TEXT = 300  # characters of a peer's free text per field
 # What Markdown reads as syntax within a line: escaped, so a peer's text never makes a link,
-# an image, code, emphasis, a table cell or raw HTML of its own. (Headings and list items
-# start a line: a peer's text never does, `visible` makes its newlines escapes.)
-_SYNTAX = re.compile(r"([\\`*_\[\]<>|~])")
+# an image, code, emphasis, a table cell, raw HTML or a character reference of its own
+# (`&#x202e;` rendered a raw bidi override). (Headings and list items start a line: a peer's
+# text never does, `visible` makes its newlines escapes.)
+_SYNTAX = re.compile(r"([\\`*_\[\]<>|~&])")
 VERDICTS = ("Verdicts: **kept** beat the best before it; **discarded** did not; **unverified** "
             "is a peer's claim this node has not reproduced (shown, never kept).")
 
