@@ -112,17 +112,23 @@ def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Pro
 def verdicts_of(hypotheses: Iterable[Hypothesis], evidence: Evidence, plan: TestPlan = PLAN
                 ) -> list[Verdict]:
     """A verdict for each hypothesis whose tests decided it: counted attempts of its class on
-    its problem that name it, judged one by one, in order, against the attempts of other classes
-    on that problem up to then (the target's base rate)."""
-    tests: dict[str, list[Attempt]] = {}
+    its problem that test a hypothesis, judged one by one, in order, against the attempts of
+    other classes on that problem up to then (the target's base rate).
+
+    A test may name another node's id for the same hypothesis: there is one per (class,
+    problem), but its id cites the source pattern's snapshot, which differs between nodes whose
+    counted evidence differs (as it does in any running swarm). Counting only tests that name
+    this node's own id split a hypothesis's tests between a dozen ids, none decided (16 nodes,
+    bench/bench_knowledge.py sim: 20 tests, no verdict)."""
+    tests: dict[tuple[str, str], list[Attempt]] = {}
     for attempt in evidence.attempts:
         if attempt.hypothesis is not None:
-            tests.setdefault(attempt.hypothesis, []).append(attempt)
+            for klass in attempt.classes:
+                tests.setdefault((attempt.problem, klass), []).append(attempt)
     on_problem = evidence.by_problem()
     verdicts = []
     for hypothesis in hypotheses:
-        mine = [a for a in tests.get(hypothesis.id, ())
-                if a.problem == hypothesis.problem and hypothesis.mutation_kind in a.classes]
+        mine = tests.get((hypothesis.problem, hypothesis.mutation_kind or ""), [])
         if mine:
             control = [a for a in on_problem.get(hypothesis.problem, ())
                        if hypothesis.mutation_kind not in a.classes]

@@ -174,3 +174,19 @@ def test_texts_stay_bounded_with_long_names_and_many_problems() -> None:
     found = derivation(history.dag(), everything)
     assert found.hypotheses and all(len(h.text) <= 4_000 for h in found.hypotheses)
     assert all(len(s.pattern.text) <= 4_000 for c in found.chains.values() for s in c)
+
+
+def test_tests_naming_another_nodes_id_for_the_same_hypothesis_count() -> None:
+    """Nodes whose counted evidence differs derive the same (class, problem) hypothesis under
+    other ids (its pattern snapshot differs): their tests decide ours too. Tests of another
+    class, or on another problem, do not."""
+    history = _learned_on_finance()
+    hypothesis = _hypothesis_for(history, "search")
+    peers = ["e" * 64, "f" * 64]  # the same hypothesis as two peers derived it
+    history.attempt("search", PERTURB, True, hypothesis=peers[0])  # another class
+    history.attempt("finance", PRUNE, True, hypothesis=peers[0])  # another problem
+    tests = [history.attempt("search", PRUNE, i < 6, hypothesis=peers[i % 2], author=f"p{i}")
+             for i in range(8)]
+    [verdict] = derivation(history.dag(), everything).verdicts
+    assert verdict.hypothesis == hypothesis.id and verdict.result == "confirmed"
+    assert verdict.tests == [t.id for t in tests[: len(verdict.tests)]]
