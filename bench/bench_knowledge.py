@@ -4,7 +4,7 @@
         [--problems finance_factors,credit_scoring,spam_filter,search_ranking] [--data-dir D]
     .venv/bin/python bench/bench_knowledge.py loo [--problems a,b,...] [--seeds 5]
         [--budget 80] [--source-seeds 2] [--source-iterations 60] [--pool pool.msgpack]
-        [--held-out a,b] [--out loo.json]
+        [--held-out a,b] [--oracle] [--out loo.json]
     .venv/bin/python bench/bench_knowledge.py hypotheses sim.json loo.json ...
 
 - sim: a 16-node simulation (in-memory network) over some bundled problems, posed one every
@@ -18,7 +18,8 @@
   run` does it: the curator on its store, derived again every 10 iterations) starts from a
   store holding the pool of the OTHER problems (warm) or nothing (cold), seeds 0..N-1, and
   stops at P's target: evaluations to target, median per problem; a run that never gets there
-  counts as the budget and is flagged. Team goal: warm <= 0.5x cold.
+  counts as the budget and is flagged. Team goal: warm <= 0.5x cold. `--oracle` adds a third
+  arm whose class weights come from P's own pool runs: the most a class prior could know.
 - hypotheses: confirmed / decided hypotheses against improving / attempts of the ordinary
   proposals on the same problems (from the JSON `--out` of the other parts), with 95 %
   intervals (playbook.rate_interval). Team goal: >= 2x.
@@ -55,15 +56,19 @@ from node.mutators import OfflineMutator  # noqa: E402
 from node.problem import baseline_files, load_package  # noqa: E402
 from node.store import RecordStore  # noqa: E402
 from playbook import (  # noqa: E402
+    BASE_RATE,
     Derivation,
+    Knowledge,
     class_weights,
     derivation,
     rate_interval,
     strategy_affordances,
 )
 from research_dag import (  # noqa: E402
+    MAX_LIST,
     Experiment,
     Outcome,
+    Pattern,
     Problem,
     Record,
     ResearchDag,
@@ -121,7 +126,7 @@ class Run:
 
     problem: str
     seed: int
-    warm: bool
+    arm: str  # cold, warm (the other problems' pool) or oracle (this problem's own classes)
     evaluations: int  # attempts made (the baseline not counted)
     to_target: int | None  # attempts until the best first met the target
     weighted_classes: dict[str, float] = field(default_factory=dict)  # class weights at start
@@ -138,10 +143,11 @@ def everything(experiment: Experiment) -> bool:
 
 
 async def solo_run(problem: Problem, evaluations: Evaluations, seed: int, budget: int,
-                   pool: list[Record], stop_at_target: bool = True
-                   ) -> tuple[Run, list[Record]]:
+                   pool: list[Record], stop_at_target: bool = True,
+                   fixed: Knowledge | None = None) -> tuple[Run, list[Record]]:
     """A run as `swarm run` makes it, from a store holding `pool`: derive at the start, every
-    CURATE_EVERY iterations and at the end. Returns its measures and its records."""
+    CURATE_EVERY iterations and at the end (or, `fixed`, with that Knowledge throughout).
+    Returns its measures and its records."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as tmp:
         store = RecordStore.open(Path(tmp) / "records.sqlite", durable=False)
@@ -149,7 +155,7 @@ async def solo_run(problem: Problem, evaluations: Evaluations, seed: int, budget
             store.add_many([*pool, problem])
             knowledge = NodeKnowledge(store.load_dag(cache=4096), everything)
             knowledge.curate()
-            known = knowledge.for_problem(problem.id)
+            known = fixed or knowledge.for_problem(problem.id)
             weights, _ = class_weights(known, strategy_affordances(baseline_files(problem)))
             target_at: list[int] = []
 
@@ -167,9 +173,10 @@ async def solo_run(problem: Problem, evaluations: Evaluations, seed: int, budget
                                 target_streak=1 if stop_at_target else budget + 1)
             loop = ResearchLoop(problem, evaluations.for_problem(problem), OfflineMutator(),
                                 store, config, on_step=step, on_record=keep,
-                                knowledge=lambda: knowledge.for_problem(problem.id))
+                                knowledge=lambda: fixed or knowledge.for_problem(problem.id))
             summary = await loop.run()
-            run = Run(problem.name, seed, bool(pool), summary.iterations,
+            arm = "oracle" if fixed else "warm" if pool else "cold"
+            run = Run(problem.name, seed, arm, summary.iterations,
                       target_at[0] if target_at else None, weights, len(known.hypotheses))
             mine = [r for r in store.iter_records(kind="experiment", problem=problem.id)
                     if isinstance(r, Experiment) and r.created_ms >= loop_start(pool)]
@@ -251,12 +258,14 @@ def loo(args: argparse.Namespace) -> dict[str, Any]:
         runs: list[Run] = []
         for problem in held_out:
             others = [r for p in problems if p.id != problem.id for r in pool[p.id]]
+            oracle = oracle_knowledge(problem, pool[problem.id]) if args.oracle else None
             for seed in range(args.seeds):
-                for warm in (False, True):
+                for arm in ("cold", "warm", "oracle") if oracle else ("cold", "warm"):
                     run, _ = trio.run(solo_run, problem, evaluations, seed, args.budget,
-                                      others if warm else [])
+                                      others if arm == "warm" else [], True,
+                                      oracle if arm == "oracle" else None)
                     runs.append(run)
-                    print(f"  {problem.name} seed {seed} {'warm' if warm else 'cold'}: "
+                    print(f"  {problem.name} seed {seed} {arm}: "
                           f"target after {_shown(run.to_target, args.budget)}; "
                           f"{len(run.weighted_classes)} weighted classes, "
                           f"{run.hypotheses_at_start} hypotheses, verdicts {run.verdicts}; "
@@ -275,27 +284,60 @@ def _shown(to_target: int | None, budget: int) -> str:
 
 def print_loo(report: dict[str, Any]) -> None:
     budget = report["budget"]
+    runs = report["runs"]
+    arms = [arm for arm in ("cold", "warm", "oracle") if any(r["arm"] == arm for r in runs)]
     print(f"\nevaluations to target (median of {report['seeds']} seeds; a run that never got "
           f"there counts as {budget}, marked *)")
-    print(f"{'held out':<16} {'cold':>8} {'warm':>8} {'warm/cold':>10}   cold runs | warm runs")
-    ratios = []
-    by_problem: dict[str, dict[bool, list[dict[str, Any]]]] = {}
-    for run in report["runs"]:
-        by_problem.setdefault(run["problem"], {False: [], True: []})[run["warm"]].append(run)
-    for name, sides in by_problem.items():
-        medians = []
+    print(f"{'held out':<16}" + "".join(f"{arm:>8}" for arm in arms)
+          + "".join(f"{arm + '/cold':>13}" for arm in arms[1:]) + "   runs (" + " | ".join(arms)
+          + ")")
+    ratios: dict[str, list[float]] = {arm: [] for arm in arms[1:]}
+    for name in dict.fromkeys(r["problem"] for r in runs):
+        medians: dict[str, float] = {}
         shown = []
-        for warm in (False, True):
-            values = [budget if r["to_target"] is None else r["to_target"] for r in sides[warm]]
-            medians.append(statistics.median(values) if values else float("nan"))
+        for arm in arms:
+            mine = [r for r in runs if r["problem"] == name and r["arm"] == arm]
+            values = [budget if r["to_target"] is None else r["to_target"] for r in mine]
+            medians[arm] = statistics.median(values) if values else float("nan")
             shown.append(" ".join(f"{budget}*" if r["to_target"] is None else str(r["to_target"])
-                                  for r in sides[warm]))
-        ratio = medians[1] / medians[0] if medians[0] else float("nan")
-        ratios.append(ratio)
-        print(f"{name:<16} {medians[0]:>8.1f} {medians[1]:>8.1f} {ratio:>9.2f}x   "
-              f"{shown[0]} | {shown[1]}")
-    if ratios:
-        print(f"median ratio over problems: {statistics.median(ratios):.2f}x (goal <= 0.5x)")
+                                  for r in mine))
+        line = f"{name:<16}" + "".join(f"{medians[arm]:>8.1f}" for arm in arms)
+        for arm in arms[1:]:
+            ratio = medians[arm] / medians["cold"]
+            ratios[arm].append(ratio)
+            line += f"{ratio:>12.2f}x"
+        print(line + "   " + " | ".join(shown))
+    for arm, values in ratios.items():
+        print(f"{arm}/cold, median over problems: {statistics.median(values):.2f}x"
+              + (" (goal <= 0.5x)" if arm == "warm" else ""))
+
+
+def oracle_knowledge(problem: Problem, records: list[Record]) -> Knowledge:
+    """The best a class prior could know about `problem`: each class's success rate on the
+    problem's own pool runs, as live patterns against the pool's overall rate. Not transfer:
+    the ceiling of what class weights can do for the offline mutator here."""
+    dag = ResearchDag(records)
+    wins: dict[str, list[str]] = {}
+    fails: dict[str, list[str]] = {}
+    for experiment in dag.experiments(problem.id):
+        if not isinstance(experiment, Experiment) or not experiment.changes:
+            continue
+        side = wins if dag.is_finding(experiment) else fails
+        for klass in experiment.change_classes():
+            side.setdefault(klass, []).append(experiment.id)
+    total_wins = sum(len(ids) for ids in wins.values())
+    total = total_wins + sum(len(ids) for ids in fails.values())
+    patterns = []
+    for klass in sorted(set(wins) | set(fails)):
+        won, lost = wins.get(klass, []), fails.get(klass, [])
+        operation, affordance = klass.split(":", 1)
+        patterns.append(Pattern.model_validate({
+            "mutation_kind": klass, "operation": operation, "affordance": affordance,
+            "text": f"oracle: {klass} on {problem.name}", "supporting": won[-MAX_LIST:],
+            "contradicting": lost[-MAX_LIST:], "success_rate": len(won) / (len(won) + len(lost)),
+            "status": "live"}))
+    base = total_wins / total if total else BASE_RATE
+    return Knowledge(tuple(patterns), (), {p.id: base for p in patterns})
 
 
 # ----- the 16-node simulation -----------------------------------------------------------------
@@ -337,19 +379,22 @@ def browse(data_dir: Path) -> dict[str, Any]:
         derived = derivation(dag, counts)
         kinds = {kind: len(found) for kind, found in headers_by_kind(dag).items()}
         depth = {p.name: lineage_depth(dag.experiment_headers(p.id)) for p in dag.problems()}
-        return {"patterns": pattern_rows(derived), "hypotheses": hypothesis_rows(derived, dag),
-                "records": kinds, "depth": depth, "attempts": attempt_rates(derived, dag, counts)}
+        held = {p.id: p for p in dag.problems()}
+        return {"patterns": pattern_rows(derived, held),
+                "hypotheses": hypothesis_rows(derived, dag), "records": kinds, "depth": depth,
+                "attempts": attempt_rates(derived, dag, counts)}
 
 
-def pattern_rows(derived: Derivation) -> list[dict[str, Any]]:
+def pattern_rows(derived: Derivation, problems: Mapping[str, Problem]) -> list[dict[str, Any]]:
     rows = []
     for klass in sorted(derived.chains):
         snapshot = derived.chains[klass][-1]
         lift = snapshot.lift
+        names = {pid: problems[pid].name for pid in snapshot.attempts_on if pid in problems}
         rows.append({"class": klass, "status": snapshot.pattern.status, "id": snapshot.pattern.id,
                      "successes": lift.s, "attempts": lift.n, "control_successes": lift.c,
                      "control": lift.m, "p_lift": lift.approx,
-                     "problems": sorted(snapshot.attempts_on)})
+                     "problems": sorted(names.values())})
     return rows
 
 
@@ -432,10 +477,11 @@ def hypotheses(args: argparse.Namespace) -> dict[str, Any]:
             attempts += report["attempts"]["ordinary"][1]
         else:
             targeted = {r["problem"] for r in report["runs"] if r["verdicts"]}
+            # the ordinary proposals of warm runs on problems with a decided hypothesis
             for run in report["runs"]:
                 decided += len(run["verdicts"])
                 confirmed += sum(1 for v in run["verdicts"].values() if v == "confirmed")
-                if run["problem"] in targeted:
+                if run["problem"] in targeted and run["arm"] == "warm":
                     improved += run["ordinary"][0]
                     attempts += run["ordinary"][1]
     rate = confirmed / decided if decided else 0.0
@@ -472,6 +518,8 @@ def main() -> None:
     two.add_argument("--source-iterations", type=int, default=60)
     two.add_argument("--pool", default="", help="keep the pool's records in this file, and "
                      "read them from it when it holds the same problems")
+    two.add_argument("--oracle", action="store_true", help="a third arm: class weights "
+                     "from the held-out problem's own pool runs (the ceiling of class priors)")
     two.add_argument("--out", default=None)
     three = parts.add_parser("hypotheses")
     three.add_argument("reports", nargs="+")
