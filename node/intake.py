@@ -56,6 +56,10 @@ def refusal(record: Record, lookup: Lookup, brief: Brief) -> str | None:
                     f"experiment {record.id}: the hypothesis it tests, {record.hypothesis_id},"
                     f" is a {kind}"
                 )
+        for applied in record.applied or ():  # its outcome is attributed to these patterns
+            kind = _kind(brief, applied)
+            if kind is not None and kind != "pattern":
+                return f"experiment {record.id}: it applied {applied}, a {kind}, not a pattern"
     elif isinstance(record, Verification):
         kind = _kind(brief, record.experiment)
         if kind is not None and kind != "experiment":
@@ -86,6 +90,10 @@ def derived_refusal(record: Pattern | Hypothesis | Verdict, brief: Brief) -> str
             if found is not None and found != kind:
                 return (f"{record.kind} {record.id}: its {field_name} {cited_id} is a {found},"
                         f" not a {kind}")
+    if isinstance(record, Verdict):
+        why = _tests_elsewhere(record, brief)
+        if why is not None:
+            return why
     if record.author != DERIVED_AUTHOR:
         return None
     headers = [brief(cited_id) for _, _, ids, dated in cited if dated for cited_id in ids]
@@ -95,6 +103,20 @@ def derived_refusal(record: Pattern | Hypothesis | Verdict, brief: Brief) -> str
         if record.created_ms != newest:
             return (f"{record.kind} {record.id}: created_ms {record.created_ms} is not its"
                     f" newest cited record's ({newest})")
+    return None
+
+
+def _tests_elsewhere(verdict: Verdict, brief: Brief) -> str | None:
+    """A verdict's tests are experiments on its hypothesis's target problem: one citing another
+    problem's can be derived by no node, whatever each trusts (headers only)."""
+    hypothesis = brief(verdict.hypothesis)
+    if hypothesis is None or hypothesis.kind != "hypothesis" or hypothesis.problem is None:
+        return None
+    for test in verdict.tests:
+        held = brief(test)
+        if held is not None and held.kind == "experiment" and held.problem != hypothesis.problem:
+            return (f"verdict {verdict.id}: its test {test} is an experiment of problem"
+                    f" {held.problem}, not of its hypothesis's {hypothesis.problem}")
     return None
 
 

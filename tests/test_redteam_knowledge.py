@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from node.cli.changelog_markdown import md
+from node.intake import refusal
 from node.net import PROBLEMS_TOPIC
 from node.net.memory import MemoryHub
 from node.net.network import SYNC_PROTOCOL
@@ -26,10 +27,25 @@ from node.net.wire import (
     decode_sync_request,
     encode_sync_response,
 )
+from node.problem import baseline_files, load_package
 from node.sim import settle
 from node.untrusted_text import BIDI, visible
-from research_dag import DERIVED_AUTHOR, MAX_LIST, Pattern, decode_record, encode_record
+from research_dag import (
+    DERIVED_AUTHOR,
+    MAX_LIST,
+    Experiment,
+    Hypothesis,
+    Outcome,
+    Pattern,
+    Problem,
+    ResearchDag,
+    Verdict,
+    decode_record,
+    encode_record,
+)
 from sandbox import Runtime
+
+PROBE = Path(__file__).parent / "fixtures" / "probe"
 
 
 def _fake_pattern(rng: random.Random) -> Pattern:
@@ -112,3 +128,55 @@ def test_a_peers_text_renders_in_markdown_exactly_as_shown(parts: list[str]) -> 
     assert html.unescape(inner) == expected.rstrip(" ")
     assert not any(char in BIDI or unicodedata.category(char) == "Cc"
                    for char in html.unescape(inner))
+
+
+# ---- records citing the wrong kinds ---------------------------------------------------------
+
+def _held() -> tuple[ResearchDag, Problem, Problem, Experiment, Pattern, Hypothesis]:
+    """A DAG holding two problems, a baseline, a pattern and a hypothesis for the first."""
+    first = load_package(PROBE)
+    second = first.model_copy(update={"name": "second"})
+    baseline = Experiment(problem=first.id, strategy=baseline_files(first),
+                          outcome=Outcome(status="ok", score=1.0), created_ms=1)
+    pattern = Pattern(mutation_kind="perturb:constant", operation="perturb",
+                      affordance="constant", text="t", supporting=[baseline.id],
+                      author=DERIVED_AUTHOR, created_ms=1)
+    hypothesis = Hypothesis(pattern=pattern.id, problem=first.id,
+                            mutation_kind="perturb:constant", text="h", author=DERIVED_AUTHOR,
+                            created_ms=max(pattern.created_ms, first.created_ms))
+    return (ResearchDag([first, second, baseline, pattern, hypothesis]), first, second,
+            baseline, pattern, hypothesis)
+
+
+def test_an_experiment_crediting_records_that_are_not_patterns_is_refused() -> None:
+    """`applied` names the patterns a proposal used as priors, so its outcome is attributed to
+    them; crediting a hypothesis, a problem or an experiment instead was taken in unchecked
+    (an experiment's `hypothesis_id` naming a Verdict or a Pattern is refused already)."""
+    dag, first, _, baseline, pattern, hypothesis = _held()
+    for wrong in (hypothesis.id, first.id, baseline.id):
+        claim = baseline.model_copy(update={"parent": baseline.id, "applied": [wrong],
+                                            "created_ms": 2})
+        assert "applied" in (refusal(claim, dag.get, dag.header) or "")
+    for wrong in (pattern.id, first.id):
+        claim = baseline.model_copy(update={"parent": baseline.id, "hypothesis_id": wrong})
+        assert "hypothesis" in (refusal(claim, dag.get, dag.header) or "")
+    fair = baseline.model_copy(update={"parent": baseline.id, "applied": [pattern.id],
+                                       "hypothesis_id": hypothesis.id, "created_ms": 2})
+    assert refusal(fair, dag.get, dag.header) is None
+
+
+def test_a_verdict_citing_tests_on_another_problem_than_its_hypothesis_is_refused() -> None:
+    """A verdict's tests are experiments on its hypothesis's target problem; one citing
+    another problem's experiments can be derived by no node (whatever each trusts)."""
+    dag, _, second, baseline, _, hypothesis = _held()
+    elsewhere = Experiment(problem=second.id, strategy=baseline_files(second),
+                           outcome=Outcome(status="ok", score=2.0), created_ms=3)
+    dag.add(elsewhere)
+    for tests in ([elsewhere.id], [baseline.id, elsewhere.id]):
+        verdict = Verdict(hypothesis=hypothesis.id, result="confirmed", tests=tests,
+                          author=DERIVED_AUTHOR, created_ms=3)
+        assert "problem" in (refusal(verdict, dag.get, dag.header) or "")
+    fair = Verdict(hypothesis=hypothesis.id, result="confirmed", tests=[baseline.id],
+                   author=DERIVED_AUTHOR, created_ms=max(baseline.created_ms,
+                                                         hypothesis.created_ms))
+    assert refusal(fair, dag.get, dag.header) is None
