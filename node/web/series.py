@@ -5,15 +5,16 @@ are estimated from a bounded sample of records per time bucket."""
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from node.web.state import STATUS_CODES, Entry
 
-MAX_POINTS = 4000  # points one response carries at most
-BUCKETS = 800  # time buckets a downsampled range is cut into
+MAX_POINTS = 4000  # points one response carries at most (kept ones come on top)
 RATE_BUCKETS = 40  # points of the pass-rate lines
 RATE_SAMPLE = 24  # records read per pass-rate bucket at most
+RATE_SPAN = 4  # attempts per pass-rate bucket at least (one attempt is 0 or 1, not a rate)
 
 
 def pick(entries: Sequence[Entry], limit: int = MAX_POINTS) -> list[int]:
@@ -24,7 +25,9 @@ def pick(entries: Sequence[Entry], limit: int = MAX_POINTS) -> list[int]:
     if count <= limit:
         return list(range(count))
     chosen: set[int] = set()
-    size = max(1, -(-count // BUCKETS))
+    authors = len({entry.author for entry in entries})
+    buckets = max(1, limit // (3 * authors))  # a low, a high and a failure per author each
+    size = max(1, -(-count // buckets))
     for start in range(0, count, size):
         low: dict[int, int] = {}
         high: dict[int, int] = {}
@@ -68,15 +71,16 @@ def pass_rates(entries: Sequence[Entry], items_of: Callable[[list[str]], dict[st
     count = len(entries)
     if count == 0:
         return {"t": [], "items": {}, "sampled": False}
-    buckets = min(RATE_BUCKETS, count)
+    buckets = min(RATE_BUCKETS, max(1, count // RATE_SPAN))
     bounds = [round(i * count / buckets) for i in range(buckets + 1)]
+    # Every step-th attempt, the step a power of two: as the log grows the same attempts stay
+    # sampled (their results are cached between polls) until the step doubles.
+    step = 1 << max(0, math.ceil(math.log2(max(1.0, count / (buckets * RATE_SAMPLE)))))
     wanted: list[list[str]] = []
-    sampled = False
     for low, high in itertools.pairwise(bounds):
-        span = high - low
-        step = max(1, span // RATE_SAMPLE)
-        sampled = sampled or step > 1
-        wanted.append([entries[p].header.id for p in range(low, high, step)][:RATE_SAMPLE])
+        first = -(-low // step) * step
+        wanted.append([entries[p].header.id for p in range(first, high, step)])
+    sampled = step > 1
     found = items_of([record_id for ids in wanted for record_id in ids])
     names = sorted({name for items in found.values() for name in items})
     rates: dict[str, list[float | None]] = {name: [] for name in names}

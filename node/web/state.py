@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from node.leaderboard import PAGE
+from node.store_schema import NOT_HELD
 from node.trust import Ledger
-from research_dag import Experiment, Header, Problem, ResearchDag, Verification
+from research_dag import Experiment, Header, Problem, ResearchDag, Verification, fits, order
 
 if TYPE_CHECKING:
     from node.store import RecordStore
@@ -73,10 +74,13 @@ class DashboardState:
         self.ledger = Ledger(me=source.me)
         self.logs: dict[str, ProblemLog] = {}
         self.version = 0  # bumped whenever a refresh saw a change
+        self.items: dict[str, dict[str, bool]] = {}  # checklist results read so far, by id
         self._store: RecordStore | None = None
         self._seen_votes: set[str] = set()
         self._key: tuple[int, int] | None = None
         self._checked = 0.0
+        self._seq = 0  # the store's last row read
+        self._held = 0  # records the store held then
 
     # ---- refreshing -----------------------------------------------------------------------
 
@@ -100,12 +104,60 @@ class DashboardState:
         if self.source.external:
             with store.locked() as conn:  # names another process added since we opened it
                 store.names.load(conn)
-        self._take_problems(store)
-        self._take_votes(store)
-        for log in self.logs.values():
-            self._take_experiments(log)
+        rows, complete = self._rows_since(store)
+        if complete and self.logs:
+            self._take_rows(store, rows)
+        else:  # the first read, or a record filled an older row (a parent after its child)
+            self._take_problems(store)
+            self._take_votes(store, None)
+            for log in self.logs.values():
+                self._take_experiments(log)
         self.version += 1
         return True
+
+    def _rows_since(self, store: RecordStore) -> tuple[list[tuple[int, str, str]], bool]:
+        """The records stored since the last read (row, id, kind), and whether they are all
+        that changed: a record may also fill an older row (it was named before it arrived) or
+        `swarm gc` may drop some; then the count does not add up and everything is read."""
+        with store.locked() as conn:
+            rows = [] if not self.logs else conn.execute(  # the first read reads everything
+                f"SELECT seq, id, kind FROM records WHERE seq > ? AND kind != {NOT_HELD}"
+                " ORDER BY seq", (self._seq,)).fetchall()
+            held = int(conn.execute(
+                f"SELECT count(*) FROM records WHERE kind != {NOT_HELD}").fetchone()[0])
+            top = int(conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
+        complete = self._held + len(rows) == held
+        self._seq, self._held = top, held
+        return [(int(seq), bytes(i).hex(), store.names.name(int(k))) for seq, i, k in rows
+                ], complete
+
+    def _take_rows(self, store: RecordStore, rows: list[tuple[int, str, str]]) -> None:
+        """Only what the new rows hold: problems, votes (then every status is judged again)
+        and experiments (judged from where their log ended)."""
+        from node.store_index import StoreIndex
+
+        dag = self.dag
+        assert dag is not None
+        kinds: dict[str, list[str]] = {}
+        for _, record_id, kind in rows:
+            kinds.setdefault(kind, []).append(record_id)
+        for record in store.get_many(kinds.get("problem", [])):
+            if isinstance(record, Problem):
+                dag.add(record)
+                self.logs.setdefault(record.id, ProblemLog(record))
+        votes = kinds.get("verification", [])
+        if votes:
+            self._take_votes(store, votes)
+        index = StoreIndex(store)
+        headers = index.headers(kinds.get("experiment", []))
+        parents = index.headers(h.parent for h in headers.values() if h.parent is not None)
+        for log in self.logs.values():
+            paths = frozenset(log.problem.mutable)
+            fresh = [h for h in headers.values() if h.problem == log.problem.id
+                     and h.id not in log.index and fits(h, parents.get(h.parent or ""), paths)]
+            start = len(log.entries)
+            self._append(log, sorted(fresh, key=order))
+            self._judge(log, 0 if votes else start)
 
     def _data_version(self, store: RecordStore) -> int:
         """SQLite's count of commits by other connections: another process's writes."""
@@ -125,14 +177,16 @@ class DashboardState:
         for problem in dag.problems():
             self.logs.setdefault(problem.id, ProblemLog(problem))
 
-    def _take_votes(self, store: RecordStore) -> None:
-        """Note the verifications not seen yet (headers in one query, then only new records)."""
+    def _take_votes(self, store: RecordStore, ids: list[str] | None) -> None:
+        """Note the verifications not seen yet, of `ids` (None: every one the store holds,
+        by header in one query; then only new records are read)."""
         from node.store_index import StoreIndex
 
         dag = self.dag
         assert dag is not None
-        fresh = [h.id for h in StoreIndex(store).of_kind("verification")
-                 if h.id not in self._seen_votes]
+        if ids is None:
+            ids = [h.id for h in StoreIndex(store).of_kind("verification")]
+        fresh = [i for i in ids if i not in self._seen_votes]
         for start in range(0, len(fresh), PAGE):
             for record in dag.get_many(fresh[start : start + PAGE]):
                 if isinstance(record, Verification):
@@ -148,7 +202,11 @@ class DashboardState:
         every status is judged again, since a vote may have arrived for an old one."""
         dag = self.dag
         assert dag is not None
-        fresh = [h for h in dag.experiment_headers(log.problem.id) if h.id not in log.index]
+        self._append(log, [h for h in dag.experiment_headers(log.problem.id)
+                           if h.id not in log.index])
+        self._judge(log)
+
+    def _append(self, log: ProblemLog, fresh: list[Header]) -> None:
         ceiling = int(time.time() * 1000) + 3_600_000
         authors = {name: i for i, name in enumerate(log.authors)}
         for header in fresh:
@@ -158,18 +216,18 @@ class DashboardState:
             log.index[header.id] = len(log.entries)
             t_ms = min(max(header.created_ms, EARLIEST_MS), ceiling)
             log.entries.append(Entry(header, t_ms, author=authors[header.author]))
-        self._judge(log)
 
-    def _judge(self, log: ProblemLog) -> None:
-        """Each entry's status, in log order: kept when trusted and better than every trusted
-        one before it (node/report.py's changelog, from headers)."""
+    def _judge(self, log: ProblemLog, start: int = 0) -> None:
+        """Each entry's status from `start` on, in log order: kept when trusted and better than
+        every trusted one before it (node/report.py's changelog, from headers)."""
         dag = self.dag
         assert dag is not None
         metric = log.problem.metric
-        best: float | None = None
-        log.best_id = None
-        log.baseline = None
-        for entry in log.entries:
+        best = log.best if start else None
+        if not start:
+            log.best_id = None
+            log.baseline = None
+        for entry in log.entries[start:]:
             header = entry.header
             score = header.score if header.score is None or math.isfinite(header.score) else None
             verdict, _ = self.ledger.verdict_of(header, dag.get)

@@ -19,6 +19,7 @@ SEARCH_SCAN = 20_000  # records a text filter reads per request at most
 LINEAGE = 60  # ancestors shown with a record
 DIFF_LINES = 2000  # lines of a diff shown at most
 RATE_WINDOW_MS = 10 * 60_000  # experiments per minute: over the last ten minutes
+ITEMS_CACHE = 50_000  # experiments whose checklist results are kept between polls
 
 
 def overview(state: DashboardState) -> dict[str, Any]:
@@ -81,10 +82,15 @@ def points(log: ProblemLog, after: int, limit: int = MAX_POINTS) -> dict[str, An
 
 def rates(state: DashboardState, log: ProblemLog) -> dict[str, Any]:
     dag = state.require_dag()
+    known = state.items
 
     def items_of(ids: list[str]) -> dict[str, dict[str, bool]]:
-        return {r.id: dict(r.outcome.items) for r in dag.get_many(ids)
-                if isinstance(r, Experiment)}
+        missing = [i for i in ids if i not in known]
+        if len(known) + len(missing) > ITEMS_CACHE:
+            known.clear()
+        known.update((r.id, dict(r.outcome.items)) for r in dag.get_many(missing)
+                     if isinstance(r, Experiment))
+        return {i: known[i] for i in ids if i in known}
 
     return pass_rates(log.entries, items_of)
 

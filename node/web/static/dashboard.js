@@ -23,7 +23,7 @@
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value);
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -34,7 +34,7 @@
   // Peer ids all begin "12D3KooW": their ends tell them apart.
   const peer = (id) => (!id ? "-" : String(id).length > 20 ? "…" + String(id).slice(-8) : String(id));
   const num = (v) => (v === null || v === undefined ? "-" : Number(v).toPrecision(6).replace(/\.?0+$/, ""));
-  const signed = (v) => (v === null || v === undefined ? "" : (v > 0 ? "+" : "") + Number(v).toPrecision(4));
+  const signed = (v) => (v === null || v === undefined ? "" : v === 0 ? "0" : (v > 0 ? "+" : "") + Number(v).toPrecision(4));
   const when = (s) => (s ? new Date(s * 1000).toISOString().replace("T", " ").slice(0, 19) : "-");
   const link = (href, text) => el("a", { href }, text);
   const problemLink = (id, text) => link("#/problem/" + encodeURIComponent(id), text);
@@ -363,7 +363,8 @@
         { selector: "node[kind = 'hypothesis']", style: { shape: "diamond", "background-color": "#8e44ad" } },
         { selector: "node[kind = 'pattern']", style: { shape: "hexagon", "background-color": "#16a085" } },
         { selector: "node[kind = 'verdict']", style: { shape: "tag", "background-color": "#c0392b" } },
-        { selector: "node:selected", style: { "border-width": 3, "border-color": "#000" } },
+        { selector: "node[status = 'unverified']", style: { "border-width": 2, "border-style": "dashed", "border-color": "#c0392b" } },
+        { selector: "node:selected", style: { "border-width": 3, "border-color": "#000", "border-style": "solid" } },
         { selector: "edge", style: { width: 1, "line-color": "#bbb", "curve-style": "bezier", "target-arrow-shape": "triangle", "target-arrow-color": "#bbb", "arrow-scale": 0.6 } },
         { selector: "edge[rel != 'has_child']", style: { "line-style": "dashed", "line-color": "#9b59b6" } }],
     });
