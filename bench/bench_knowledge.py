@@ -451,12 +451,14 @@ def print_sim(report: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"records by kind: {report['records']}")
     print(f"depth (longest lineage) by problem: {report['depth']}")
     print(f"attempts on targeted problems: {report['attempts']}")
-    decided = [row for row in report["hypotheses"] if row["verdict"]]
+    # the hypothesis (node 0 stored it when it derived it; a verdict reached only at the end,
+    # from the kept store, is not stored)
+    decided = [row for row in report["hypotheses"] if row["verdict"]] or report["hypotheses"]
     if decided:
-        row = decided[0]
-        command = [str(Path(sys.executable).parent / "swarm"), "dag", "show",
-                   row["verdict"][:12], "--data-dir", report["data_dir"]]
-        print(f"\n$ swarm dag show {row['verdict'][:12]} --data-dir {report['data_dir']}")
+        shown_id = decided[0]["id"][:12]
+        command = [str(Path(sys.executable).parent / "swarm"), "dag", "show", shown_id,
+                   "--data-dir", report["data_dir"]]
+        print(f"\n$ swarm dag show {shown_id} --data-dir {report['data_dir']}")
         shown = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False,
                                env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
         print(shown.stdout or shown.stderr)
