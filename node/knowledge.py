@@ -64,6 +64,7 @@ class NodeKnowledge:
         self.curations = 0
         self._derived: Derivation | None = None
         self._for: dict[str, Knowledge] = {}
+        self._sites: dict[str, dict[str, list[str]]] = {}  # each problem's, by class: analysed once
 
     @staticmethod
     def due(round_: int, every: int) -> bool:
@@ -74,10 +75,23 @@ class NodeKnowledge:
         """Derive again from the DAG as it is now. Returns the derived records it does not
         hold yet, patterns first (each after those it cites), for the node to store and share
         like its own records."""
-        self._derived = derivation(self.dag, self.counts)
+        return self.install(self.derive())
+
+    def derive(self) -> Derivation:
+        """The derivation from the DAG as it is now, without using it yet: a worker thread runs
+        this on a swarm node (seconds for a large DAG or a large problem; docs/security.md).
+        It only reads the DAG and the trust ledger, and fills the cache of problems' sites:
+        one derivation at a time."""
+        derived = derivation(self.dag, self.counts, self._sites)
+        derived.derived_here("")  # its ids, collected here rather than on the event loop
+        return derived
+
+    def install(self, derived: Derivation) -> list[Record]:
+        """Use `derived` from now on; the derived records the DAG does not hold yet."""
+        self._derived = derived
         self._for.clear()
         self.curations += 1
-        return [record for record in self._derived.records() if record.id not in self.dag]
+        return [record for record in derived.records() if record.id not in self.dag]
 
     def derived_here(self, record_id: str) -> bool:
         """Does this node's own derivation make the record of that id? A peer's that it does not

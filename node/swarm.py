@@ -476,7 +476,10 @@ class SwarmNode:
     async def curate(self) -> int:
         """Derive the playbook from our DAG (node/knowledge.py); store and share what is new,
         like our own records. Returns how many records that is."""
-        new = self.knowledge.curate()
+        # In a worker thread: a large DAG takes a second and more, and each new problem's
+        # baseline is analysed once (a 256 KB strategy: ~4.5 s), never on the event loop.
+        derived = await trio.to_thread.run_sync(self.knowledge.derive, abandon_on_cancel=True)
+        new = self.knowledge.install(derived)
         self._storing.update(record.id for record in new)  # an intake meanwhile skips them
         try:
             await trio.to_thread.run_sync(self.store.add_many, new)

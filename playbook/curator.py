@@ -103,10 +103,12 @@ def patterns_derived_here(dag: ResearchDag, counts: Callable[[Experiment], bool]
     return derivation(dag, counts).heads()
 
 
-def derivation(dag: ResearchDag, counts: Callable[[Experiment], bool]) -> Derivation:
+def derivation(dag: ResearchDag, counts: Callable[[Experiment], bool],
+               sites_of: dict[str, dict[str, list[str]]] | None = None) -> Derivation:
+    """`sites_of`: the caller's cache of each problem's sites (hypotheses_of)."""
     evidence = collect_evidence(dag, counts)
     chains = pattern_chains(evidence)
-    hypotheses = hypotheses_of(chains, evidence.problems)
+    hypotheses = hypotheses_of(chains, evidence.problems, sites_of=sites_of)
     return Derivation(chains, hypotheses, verdicts_of(hypotheses, evidence))
 
 

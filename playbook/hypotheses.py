@@ -44,16 +44,24 @@ MAX_SHOWN_SITES = 3  # sites (and source problems) named in a hypothesis's text:
 
 def hypotheses_of(
     chains: Mapping[str, Sequence[Snapshot]], problems: Mapping[str, Problem],
-    plan: TestPlan = PLAN,
+    plan: TestPlan = PLAN, sites_of: dict[str, dict[str, list[str]]] | None = None,
 ) -> list[Hypothesis]:
     """For each class and each problem whose baseline strategy has that affordance (with a site
     that takes the operation) where the class is not shown yet: one hypothesis, from the first
     live snapshot of the chain that finds the problem so. One per (class, problem) for good, so
-    a pattern's later snapshots do not repeat it."""
-    affordances = {pid: _sites_by_class(problem) for pid, problem in problems.items()}
+    a pattern's later snapshots do not repeat it.
+
+    `sites_of`: each problem's sites by class, kept by the caller across derivations (a problem
+    is immutable: its id names its files). A problem's baseline is analysed only once a class
+    has a live snapshot, and at most once per cache: a 256 KB strategy takes seconds."""
+    affordances = {} if sites_of is None else sites_of
     found: list[Hypothesis] = []
     for klass in sorted(chains):
+        if not any(snapshot.pattern.status == "live" for snapshot in chains[klass]):
+            continue
         for pid in sorted(problems):
+            if pid not in affordances:
+                affordances[pid] = _sites_by_class(problems[pid])
             sites = affordances[pid].get(klass)
             if not sites:
                 continue

@@ -14,6 +14,7 @@ from hostile_peer import ATTACKER, connect, envelope, open_victim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
+from playbook_history import TRAINED, History, everything, make_problem
 
 from node.cli.changelog_markdown import md
 from node.intake import refusal
@@ -30,6 +31,7 @@ from node.net.wire import (
 from node.problem import baseline_files, load_package
 from node.sim import settle
 from node.untrusted_text import BIDI, visible
+from playbook import derivation
 from research_dag import (
     DERIVED_AUTHOR,
     MAX_LIST,
@@ -180,3 +182,32 @@ def test_a_verdict_citing_tests_on_another_problem_than_its_hypothesis_is_refuse
                    author=DERIVED_AUTHOR, created_ms=max(baseline.created_ms,
                                                          hypothesis.created_ms))
     assert refusal(fair, dag.get, dag.header) is None
+
+
+# ---- the cost of curation --------------------------------------------------------------------
+
+def test_the_cached_sites_of_problems_derive_the_same_records_as_before() -> None:
+    """A peer's large problem made every derivation (every 10 rounds, on the event loop) analyse
+    its baseline again: ~5 s for a 256 KiB strategy (bench/bench_curation_problems.py). Now a
+    node keeps each problem's sites across derivations and derives in a worker thread; the
+    records are byte for byte those derived without the cache, the second time too."""
+    history = History([make_problem("finance", domains=["finance"]),
+                       make_problem("search", domains=["search"]),
+                       make_problem("train", TRAINED, ["ml"])])
+    history.attempts("finance", "perturb:constant", 3, 37)  # the base rate
+    history.attempts("finance", "prune:weight_vector", 9, 5, authors=("a", "b"))  # live
+    history.attempts("search", "perturb:constant", 4, 36)  # search: a target
+    dag = history.dag()
+    plain = derivation(dag, everything).records()
+    assert any(isinstance(record, Hypothesis) for record in plain)
+    cache: dict[str, dict[str, list[str]]] = {}
+    for _ in range(2):
+        cached = derivation(dag, everything, cache).records()
+        assert [encode_record(r) for r in cached] == [encode_record(r) for r in plain]
+    assert set(cache) == {problem.id for problem in dag.problems()}
+    # a DAG without a live pattern analyses no problem at all
+    idle: dict[str, dict[str, list[str]]] = {}
+    early = History([make_problem("finance")])
+    early.attempts("finance", "prune:weight_vector", 1, 3)
+    derivation(early.dag(), everything, idle)
+    assert idle == {}

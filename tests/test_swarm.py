@@ -83,8 +83,10 @@ async def test_a_posed_problem_spreads_and_nodes_converge(
         assert scores[0] is not None and scores[0] > 1.0  # improved on the baseline (1.0)
         assert len(set(scores)) == 1  # converged on the same best score
         assert sum(node.stats.adopted for node in (a, b, c)) > 0  # by adopting, after replay
-        # every record anyone made reached everyone
-        assert {r.id for r in a.dag.records()} == {r.id for r in c.dag.records()}
+        # every signed record anyone made reached everyone; derived ones are each node's own (a
+        # peer's is taken in only when derived here: tests/test_redteam_knowledge.py)
+        signed = [{r.id for r in node.dag.records() if r.signature} for node in (a, c)]
+        assert signed[0] == signed[1]
         for node in (a, b, c):  # and was stored before it was indexed (intake is batched)
             assert {r.id for r in node.store.iter_records()} >= {r.id for r in node.dag.records()}
 
