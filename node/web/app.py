@@ -4,6 +4,7 @@ node's trio loop never waits on a view."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -144,7 +145,17 @@ def dashboard_app(source: DashboardSource,
         Route("/api/simulation", simulation),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[
+    app = Starlette(routes=routes, middleware=[
         Middleware(_Headers),
         Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
     ])
+    app.state.dashboard = state  # for warm(): the first read, before anyone asks
+    return app
+
+
+def warm(app: Starlette) -> None:
+    """Do the first (full) read of the store now, in the caller's worker thread, so the first
+    page does not wait for it (seconds on a problem of 100,000 attempts)."""
+    state: DashboardState = app.state.dashboard
+    with state.lock, contextlib.suppress(StoreError, sqlite3.Error):  # a request will say
+        state.refresh(force=True)

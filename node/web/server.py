@@ -28,7 +28,7 @@ async def serve_dashboard(source: DashboardSource, *, host: str = "127.0.0.1", p
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
-    from node.web.app import dashboard_app  # the web stack loads only when served
+    from node.web.app import dashboard_app, warm  # the web stack loads only when served
 
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
@@ -50,3 +50,4 @@ async def serve_dashboard(source: DashboardSource, *, host: str = "127.0.0.1", p
             raise DashboardError(f"the dashboard cannot listen on {host}:{port}: {reason}"
                                  ) from None
         task_status.started((str(binds[0]) if binds else f"http://{host}:{port}") + "/")
+        await trio.to_thread.run_sync(warm, app, abandon_on_cancel=True)
