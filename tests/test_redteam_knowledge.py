@@ -18,6 +18,7 @@ from playbook_history import TRAINED, History, everything, make_problem
 
 from node.cli.changelog_markdown import md
 from node.intake import refusal
+from node.mutators.llm import parse_changes
 from node.net import PROBLEMS_TOPIC
 from node.net.memory import MemoryHub
 from node.net.network import SYNC_PROTOCOL
@@ -33,8 +34,12 @@ from node.sim import settle
 from node.untrusted_text import BIDI, visible
 from playbook import derivation
 from research_dag import (
+    AFFORDANCES,
     DERIVED_AUTHOR,
     MAX_LIST,
+    MAX_NAME,
+    OPERATIONS,
+    Change,
     Experiment,
     Hypothesis,
     Outcome,
@@ -45,6 +50,7 @@ from research_dag import (
     decode_record,
     encode_record,
 )
+from research_dag.records import MAX_CHANGES
 from sandbox import Runtime
 
 PROBE = Path(__file__).parent / "fixtures" / "probe"
@@ -127,7 +133,7 @@ def test_a_peers_text_renders_in_markdown_exactly_as_shown(parts: list[str]) -> 
     assert rendered.startswith("<p>") and rendered.endswith("</p>\n"), rendered
     inner = rendered[len("<p>"):-len("</p>\n")]
     assert "<" not in inner  # no tag of its own
-    assert html.unescape(inner) == expected.rstrip(" ")
+    assert html.unescape(inner).rstrip() == expected.rstrip()  # trailing blanks dropped
     assert not any(char in BIDI or unicodedata.category(char) == "Cc"
                    for char in html.unescape(inner))
 
@@ -211,3 +217,21 @@ def test_the_cached_sites_of_problems_derive_the_same_records_as_before() -> Non
     early.attempts("finance", "prune:weight_vector", 1, 3)
     derivation(early.dag(), everything, idle)
     assert idle == {}
+
+
+# ---- a model reply's <changes> section --------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=3000) | st.lists(
+    st.sampled_from(["prune", "weight_vector", ":", "`", "at", "\n", " ", "- ", "other",
+                     "\x1b[2J", "\u202e", "&#x202e;", "x" * 300, "[link=x]"]),
+    max_size=200).map("".join))
+def test_any_changes_section_gives_at_most_8_valid_bounded_changes(section: str) -> None:
+    """Whatever a model writes in `<changes>` (malformed, huge, control characters): at most
+    MAX_CHANGES valid changes of bounded text, never an exception; every word of ours."""
+    changes = parse_changes(section)
+    assert len(changes) <= MAX_CHANGES
+    for change in changes:
+        assert Change.model_validate(change.model_dump()) == change
+        assert change.operation in OPERATIONS and change.affordance in AFFORDANCES
+        assert len(change.site) <= MAX_NAME and len(change.note) <= MAX_NAME
