@@ -28,7 +28,7 @@ from node.net.libp2p import Libp2pNetwork, open_libp2p_network
 from node.net.wire import DropReason
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
-from research_dag import DERIVED_AUTHOR, Experiment, Hypothesis, Pattern, Problem, Verification
+from research_dag import Experiment, Hypothesis, Problem, Verification
 from sandbox import Evaluator, Runtime
 
 JS_DIR = Path(__file__).parent / "js"
@@ -222,14 +222,19 @@ async def test_a_js_libp2p_peer_joins_syncs_verifies_and_publishes(
             assert accepted.outcome.details == {"label": 3, "ratio": 2.0}
             assert [type(accepted.outcome.details[k]) for k in ("label", "ratio")] == [int, float]
 
-            # a record only the JS peer holds reaches the node by the node's sync: a derived
-            # pattern, unsigned (§5 "Derived records")
+            # records only the JS peer holds reach the node by the node's sync: a signed
+            # experiment is taken in; a derived pattern, unsigned (§5 "Derived records"), is
+            # valid on the wire but this node does not derive it, so it is counted and dropped
             await js.send(cmd="publish", record="pattern", hold=True)
             pattern = await js.wait_event("held")
+            await js.send(cmd="publish", record="experiment", problem=posed.id, hold=True)
+            synced = await js.wait_event("held")
+            underived = node.stats.drops.counts["underived"]
             assert await node.sync.sync_with(js_id) == 1
-            derived = node.store.get(pattern["id"])
-            assert isinstance(derived, Pattern) and derived.author == DERIVED_AUTHOR
-            assert derived.signature == b""
+            assert node.store.get(pattern["id"]) is None
+            assert node.stats.drops.counts["underived"] == underived + 1
+            held_here = node.store.get(synced["id"])
+            assert isinstance(held_here, Experiment) and held_here.author == js_id
 
             # §7 summaries: a problem filter lists every problem and that problem's records
             # (not patterns); `after` pages; ids out of order make a request the node resets
