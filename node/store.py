@@ -8,6 +8,7 @@ import logging
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,7 @@ __all__ = [
 
 PAGE_ROWS = 256  # rows read per lock hold while iterating, so writers never wait long
 MIGRATION_BATCH = 256  # old records written per statement group while upgrading a file
+JUST_STORED = 4096  # ids of the latest batches remembered (`just_stored`)
 
 _log = logging.getLogger(__name__)
 _ID = re.compile(r"[0-9a-f]{64}")
@@ -60,6 +62,9 @@ class RecordStore:
         self.caches = Caches()
         self.names = self.caches.names
         self._held = 0  # rows holding a record
+        # Ids the last few batches stored: the DAG adds each record just stored, and asking
+        # SQLite whether it holds each one cost ~40 us a record of a late joiner's intake.
+        self._just_stored: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def open(cls, path: Path, durable: bool = True) -> RecordStore:
@@ -135,7 +140,15 @@ class RecordStore:
         with self.locked() as conn:
             added = self._transaction(conn, lambda: write(conn, self.caches, batch))
             self._held += added
+            for record in batch:
+                self._just_stored[record.id] = None
+            while len(self._just_stored) > JUST_STORED:
+                self._just_stored.popitem(last=False)
         return added
+
+    def just_stored(self, record_id: str) -> bool:
+        """Is it among the records the last few `add_many` calls stored (or held already)?"""
+        return record_id in self._just_stored
 
     def get(self, record_id: str) -> Record | None:
         found = self.get_many([record_id])

@@ -32,7 +32,7 @@ class StoreIndex:
 
     def add(self, record: Record, header: Header, edges: Sequence[Edge]) -> bool:
         """Stores `record` unless the store holds it (a node stores every record first)."""
-        if record.id in self._store:
+        if self._store.just_stored(record.id) or record.id in self._store:
             return False
         return self._store.add(record)
 

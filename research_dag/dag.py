@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from research_dag.index import Header, HeaderIndex, MemoryIndex
+from research_dag.recent import RecentHeaders
 from research_dag.records import (
     Experiment,
     Hypothesis,
@@ -37,6 +39,7 @@ Relation: TypeAlias = Literal[
 Snapshot: TypeAlias = tuple[frozenset[str], frozenset[tuple[str, str, str]]]
 
 SUMMARY_CHARS = 80
+HEADERS_PER_RECORD = 4  # headers kept per whole record of the cache (a header is ~0.3 KB)
 _R = TypeVar("_R", bound=RecordBase)
 # Whole records by id, those of the ids that exist (a store reads them in one pass).
 Load: TypeAlias = Callable[[list[str]], "Iterable[Record]"]
@@ -61,8 +64,14 @@ class ResearchDag:
     ) -> None:
         self._load = load
         self._cache_size = max(1, cache)
-        self._index: HeaderIndex = MemoryIndex() if index is None else index
         self._whole: OrderedDict[str, Record] = OrderedDict()  # most recently used last
+        # With a store, the headers of records recently added or read are kept in front of its
+        # index (intake asks for a new record's problem and parent, most often just added).
+        self._recent: RecentHeaders | None = None
+        if index is not None and load is not None:
+            self._recent = RecentHeaders(index, HEADERS_PER_RECORD * self._cache_size)
+            index = self._recent
+        self._index: HeaderIndex = MemoryIndex() if index is None else index
         # Few, and asked for often (every summary): always in memory. `problems` are those the
         # index already holds.
         self._problems: dict[str, Problem] = {p.id: p for p in problems}
@@ -90,9 +99,20 @@ class ResearchDag:
         whole = self._whole
         whole[record_id] = record
         if self._load is not None:
-            whole.move_to_end(record_id)
-            while len(whole) > self._cache_size:
-                whole.popitem(last=False)
+            with contextlib.suppress(KeyError):  # the curator reads in a worker thread
+                whole.move_to_end(record_id)
+                while len(whole) > self._cache_size:
+                    whole.popitem(last=False)
+
+    def prefetch(self, records: Iterable[Record]) -> None:
+        """Read in one pass what intake will ask of these records (whether each is held, the
+        headers of those they name), so that its checks, one record at a time, read no more
+        (a late joiner's response names ~2,000 ids; ~40 us a query each)."""
+        records = list(records)
+        if self._recent is not None:
+            self._recent.prefetch({i for record in records
+                                   for edge in edges_of(record) for i in edge[:2]}
+                                  | {record.id for record in records})
 
     def __contains__(self, record_id: object) -> bool:
         return record_id in self._index
@@ -105,7 +125,8 @@ class ResearchDag:
         record = self._whole.get(record_id)
         if record is not None:
             if self._load is not None:
-                self._whole.move_to_end(record_id)
+                with contextlib.suppress(KeyError):  # evicted by another thread meanwhile
+                    self._whole.move_to_end(record_id)
             return record
         problem = self._problems.get(record_id)
         if problem is not None or self._load is None:

@@ -103,6 +103,8 @@ def test_a_bounded_dag_answers_as_the_whole_one(
         bounded = store.load_dag(cache=cache)
         assert bounded.kept() <= cache
         assert answers(bounded) == answers(ResearchDag(records))
+        bounded.prefetch(records[::2])  # as intake does: what they name, held or not
+        assert answers(bounded) == answers(ResearchDag(records))
         assert bounded.kept() <= cache
         assert bounded.get_many([r.id for r in records[::-1]]) == records[::-1]
         assert bounded.kept() <= cache  # what a peer fetched was not kept
@@ -151,3 +153,17 @@ async def test_a_node_keeps_its_cache_of_records_and_serves_all_history(tmp_path
             assert late.dag.kept() <= 16
             best = late.dag.best(problem.id)
             assert best is not None and best.outcome.score == 299.0
+
+
+def test_an_id_prefetched_as_not_held_is_held_once_added(tmp_path: Path) -> None:
+    experiment = Experiment(problem=PROBLEMS[0].id, strategy={"strategy.py": "# x\n"},
+                            outcome=Outcome(status="ok", score=1.0))
+    with RecordStore.open(tmp_path / "records.sqlite", durable=False) as store:
+        store.add(PROBLEMS[0])
+        dag = store.load_dag(cache=2)
+        dag.prefetch([experiment])
+        assert experiment.id not in dag and dag.header(experiment.id) is None
+        store.add(experiment)  # a node stores first, then adds to its DAG
+        dag.add(experiment)
+        assert experiment.id in dag and dag.header(experiment.id) is not None
+        assert dag.experiments(PROBLEMS[0].id) == [experiment]

@@ -163,6 +163,7 @@ class SyncService:
             response = await self._in_thread(self.decoded.sync_records, answer, chunk)
             if not response.records:
                 return taken, False  # don't spin on what the peer cannot send
+            self.node.dag.prefetch(response.records)  # one query for intake's checks
             taken += await self.node.take(_parents_first(response.records))
             got = {record.id for record in response.records}
             # A responder stops at the size limit: ask again for the rest of the chunk.
