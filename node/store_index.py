@@ -4,15 +4,33 @@ and edges are columns or `edges` rows, so a node's memory does not grow with its
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
-from node.store_schema import EXPERIMENT, NOT_HELD
+from node.store_schema import EXPERIMENT, NOT_HELD, Names
 from node.store_table import PAGE
 from research_dag import Edge, Header, Record, order
 
-if TYPE_CHECKING:
-    from node.store import RecordStore
+
+class IndexedStore(Protocol):
+    """What the index asks of the store (node.store.RecordStore), named here so the store can
+    build its index without the two modules importing each other."""
+
+    names: Names
+
+    def add(self, record: Record) -> bool: ...
+
+    def just_stored(self, record_id: str) -> bool: ...
+
+    def __contains__(self, record_id: object) -> bool: ...
+
+    def held(self, record_ids: Iterable[str]) -> set[str]: ...
+
+    def count(self) -> int: ...
+
+    def locked(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
 # A header's columns, of a row `r` joined with its problem `p` and parent `q`.
 HEADER = ("r.id, r.kind, r.created_ms, r.author, p.id, q.id, r.score, r.paths")
@@ -26,7 +44,7 @@ class StoreIndex:
     """A `HeaderIndex` over a RecordStore: every query is SQL on indexed columns; what stays
     in memory is the names table (kinds, authors, file sets, relations)."""
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(self, store: IndexedStore) -> None:
         self._store = store
         self._names = store.names
 
