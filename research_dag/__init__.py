@@ -8,7 +8,14 @@ from research_dag.canonical import (
     nesting_exceeds,
     nests_deeper,
 )
-from research_dag.dag import Relation, ResearchDag, Snapshot, edges_of, header_of
+from research_dag.dag import (
+    Relation,
+    ResearchDag,
+    Snapshot,
+    edges_of,
+    header_of,
+    lineage_depth,
+)
 from research_dag.index import Edge, Header, HeaderIndex, MemoryIndex, fits, order
 from research_dag.paths import (
     MAX_PATH,
@@ -111,6 +118,7 @@ __all__ = [
     "encoded_record_id",
     "fits",
     "header_of",
+    "lineage_depth",
     "msgpack_excess",
     "nesting_exceeds",
     "nests_deeper",

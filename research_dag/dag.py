@@ -474,3 +474,22 @@ def _summary(record: Record) -> str:
 def _dot_quote(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
+
+
+def lineage_depth(headers: Iterable[Header]) -> int:
+    """The longest chain of these experiments, parent to child (a baseline alone is 1), from
+    their headers alone."""
+    parent_of = {h.id: h.parent for h in headers}
+    known: dict[str, int] = {}
+    for start in parent_of:
+        chain: list[str] = []
+        current: str | None = start
+        while current is not None and current in parent_of and current not in known:
+            chain.append(current)
+            current = parent_of[current]
+            if len(chain) > len(parent_of):  # ids are hashes, so never; bounded anyway
+                break
+        base = 0 if current is None else known.get(current, 0)
+        for offset, record_id in enumerate(reversed(chain), start=1):
+            known[record_id] = base + offset
+    return max(known.values(), default=0)

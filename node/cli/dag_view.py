@@ -169,22 +169,13 @@ def pattern_scope(view: View, pattern: Pattern) -> list[str]:
     return sorted({h.problem for h in headers.values() if h.problem is not None})
 
 
+
 def depth(headers: list[Header]) -> int:
-    """The longest lineage among these experiments (a baseline alone is 1), from headers."""
-    parent_of = {h.id: h.parent for h in headers}
-    known: dict[str, int] = {}
-    for start in parent_of:
-        chain: list[str] = []
-        current: str | None = start
-        while current is not None and current in parent_of and current not in known:
-            chain.append(current)
-            current = parent_of[current]
-            if len(chain) > len(parent_of):  # ids are hashes, so never; bounded anyway
-                break
-        base = known.get(current, 0) if current is not None else 0
-        for offset, node in enumerate(reversed(chain), start=1):
-            known[node] = base + offset
-    return max(known.values(), default=0)
+    """The longest lineage among these experiments (research_dag.lineage_depth, imported when
+    asked: `swarm --help` stays fast)."""
+    from research_dag import lineage_depth
+
+    return lineage_depth(headers)
 
 
 def hypothesis_state(verdicts: list[Verdict]) -> str:

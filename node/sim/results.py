@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.sim.config import SimConfig
-from research_dag import DERIVED_AUTHOR, Header, Problem, ResearchDag
+from research_dag import DERIVED_AUTHOR, Problem, ResearchDag, lineage_depth
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,3 @@ def knowledge_measures(node: int, dag: ResearchDag, derived: dict[str, int]) -> 
         "dag": {"records": len(dag), "depth": depth},
     }
 
-
-def lineage_depth(headers: list[Header]) -> int:
-    """The longest chain of experiments, parent to child (a baseline alone is 1)."""
-    parent_of = {h.id: h.parent for h in headers}
-    known: dict[str, int] = {}
-    for start in parent_of:
-        chain: list[str] = []
-        current: str | None = start
-        while current is not None and current in parent_of and current not in known:
-            chain.append(current)
-            current = parent_of[current]
-        base = 0 if current is None else known.get(current, 0)
-        for offset, record_id in enumerate(reversed(chain), start=1):
-            known[record_id] = base + offset
-    return max(known.values(), default=0)
