@@ -63,8 +63,8 @@ class NodeConfig:
     # joined first (fewest workers): without a cap, anyone could post problems that take a
     # joining node's memory and time. Our own problems, and ones chosen by id, are exempt.
     max_budget: Budget | None = field(default_factory=Budget)
-    # Whole records the node keeps in memory besides problems (the most recently used); every
-    # other record stays in the store, with a header in memory (docs/storage.md).
+    # Whole records the node keeps in memory besides problems (the most recently used), and 4x
+    # as many headers; every record, header and edge stays in the store (docs/storage.md).
     dag_cache: int = 2048
     curate_every: int = CURATE_EVERY  # rounds between derivations of the playbook (0: never)
 
