@@ -8,6 +8,14 @@ from research_dag.canonical import (
     nesting_exceeds,
     nests_deeper,
 )
+from research_dag.codec import (
+    Record,
+    decode_record,
+    encode_record,
+    encoded_record_id,
+    record_encodings,
+    validate_record,
+)
 from research_dag.dag import (
     Relation,
     ResearchDag,
@@ -52,16 +60,10 @@ from research_dag.records import (
     Pattern,
     PatternStatus,
     Problem,
-    Record,
     RecordBase,
     Status,
     Verdict,
     Verification,
-    decode_record,
-    encode_record,
-    encoded_record_id,
-    record_encodings,
-    validate_record,
 )
 
 __all__ = [

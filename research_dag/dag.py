@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeAlias, TypeVar
 
+from research_dag.codec import Record
 from research_dag.index import Header, HeaderIndex, MemoryIndex
 from research_dag.recent import RecentHeaders
 from research_dag.records import (
@@ -16,7 +17,6 @@ from research_dag.records import (
     Metric,
     Pattern,
     Problem,
-    Record,
     RecordBase,
     Verdict,
     Verification,

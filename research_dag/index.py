@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from research_dag.records import Record
+from research_dag.codec import Record
 
 # (source, target, relation): an edge reads "source <relation> target" (research_dag.dag).
 Edge: TypeAlias = tuple[str, str, str]

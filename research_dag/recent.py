@@ -7,8 +7,8 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
+from research_dag.codec import Record
 from research_dag.index import Edge, Header, HeaderIndex
-from research_dag.records import Record
 
 
 class RecentHeaders:
