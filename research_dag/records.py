@@ -175,6 +175,16 @@ class Budget(Frozen):
     wall_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+class ModelLimits(Frozen):
+    """Per-evaluation limits on the model calls of a package whose runner or evaluator asks a
+    model (problem.toml `[model]`; docs/experiment-package.md#text-strategies)."""
+
+    max_calls: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_tokens: Annotated[int, Field(ge=1, le=10_000_000)] = 200_000  # in + out, per evaluation
+    max_prompt_bytes: Annotated[int, Field(ge=1, le=1024 * 1024)] = 32 * 1024  # per request
+    samples: Annotated[int, Field(ge=1, le=16)] = 1  # repeats per case, for the noise gate
+
+
 class Outcome(Frozen):
     """What one evaluation produced. Deterministic fields only, except `status == "timeout"`."""
 
@@ -259,7 +269,7 @@ class RecordBase(Frozen):
 
 
 class Problem(RecordBase):
-    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"generator"})
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"generator", "runner", "model"})
 
     kind: Literal["problem"] = "problem"
     name: ShortText
@@ -274,6 +284,11 @@ class Problem(RecordBase):
     # A fixed top-level .py file whose generate(seed, public_dir) draws each candidate's
     # inputs (docs/experiment-package.md#fresh-inputs); None: the inputs are fixed files.
     generator: MutablePath | None = None
+    # A text strategy (docs/experiment-package.md#text-strategies): a fixed top-level .py file
+    # whose entry phase 1 runs instead of the first mutable file's, which may then be any text.
+    runner: MutablePath | None = None
+    # Limits on model calls (swarm_model); None: the package asks no model.
+    model: ModelLimits | None = None
     # Every file of the package by relative posix path (strategy, evaluator, data).
     files: dict[PackagePath, bytes] = Field(max_length=MAX_FILES)
 
@@ -312,7 +327,18 @@ class Problem(RecordBase):
                 f"the generator {generator!r} must be a .py file of the package, neither mutable"
                 " nor the evaluator"
             )
-        if not self.mutable[0].endswith(".py"):
+        runner = self.runner
+        if runner is not None and (
+            runner not in self.files
+            or runner in self.mutable
+            or runner in (EVALUATOR, generator)
+            or not runner.endswith(".py")
+        ):
+            raise ValueError(
+                f"the runner {runner!r} must be a .py file of the package, neither mutable,"
+                " the evaluator nor the generator"
+            )
+        if runner is None and not self.mutable[0].endswith(".py"):
             raise ValueError(f"the first mutable file {self.mutable[0]!r} (the entry module)"
                              " must be a .py file")
         return self
