@@ -28,9 +28,10 @@ from research_dag.records import (
     Verdict,
     Verification,
 )
+from research_dag.transcripts import Transcript
 
 Record: TypeAlias = Annotated[
-    Problem | Experiment | Verification | Pattern | Hypothesis | Verdict,
+    Problem | Experiment | Verification | Pattern | Hypothesis | Verdict | Transcript,
     Field(discriminator="kind"),
 ]
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)

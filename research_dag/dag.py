@@ -21,6 +21,7 @@ from research_dag.records import (
     Verdict,
     Verification,
 )
+from research_dag.transcripts import Transcript
 
 # Every edge reads "source <rel> target".
 Relation: TypeAlias = Literal[
@@ -35,6 +36,7 @@ Relation: TypeAlias = Literal[
     "applied_in",  # pattern -> experiment (experiment.applied)
     "supersedes",  # pattern -> the pattern it updates (pattern.supersedes)
     "decided_by",  # hypothesis -> verdict (verdict.hypothesis)
+    "transcribed_in",  # experiment -> its model calls' transcript (experiment.transcript)
 ]
 Snapshot: TypeAlias = tuple[frozenset[str], frozenset[tuple[str, str, str]]]
 
@@ -411,6 +413,8 @@ def edges_of(record: Record) -> list[tuple[str, str, Relation]]:
         if record.hypothesis_id is not None:
             edges.append((record.hypothesis_id, me, "tested_by"))
         edges.extend((pattern, me, "applied_in") for pattern in record.applied or ())
+        if record.transcript is not None:
+            edges.append((me, record.transcript, "transcribed_in"))
         return edges
     if isinstance(record, Verification):
         return [(record.experiment, me, "verified_by")]
@@ -436,7 +440,7 @@ def header_of(record: Record) -> Header:
     if isinstance(record, Experiment):
         return Header(record.id, record.kind, record.created_ms, record.author, record.problem,
                       record.parent, _ok_score(record), frozenset(record.strategy))
-    if isinstance(record, Hypothesis):
+    if isinstance(record, Hypothesis | Transcript):
         return Header(record.id, record.kind, record.created_ms, record.author, record.problem)
     if isinstance(record, Problem):
         return Header(record.id, record.kind, record.created_ms, record.author, record.id)
@@ -464,6 +468,8 @@ def _summary(record: Record) -> str:
         text = f"{record.mutation_kind}{' (retired)' if record.retired else ''}: {record.text}"
     elif isinstance(record, Verdict):
         text = f"{record.result} by {len(record.tests)} tests: {record.text}"
+    elif isinstance(record, Transcript):
+        text = f"{len(record.calls)} model calls"
     else:
         text = f"{record.mutation_kind}: {record.text}"
     # Text comes from peers: control characters would make the XML and DOT exports unreadable.

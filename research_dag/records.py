@@ -347,7 +347,7 @@ class Problem(RecordBase):
 class Experiment(RecordBase):
     """One evaluation of one candidate strategy. The baseline has `parent=None`."""
 
-    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"changes", "applied"})
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"changes", "applied", "transcript"})
 
     kind: Literal["experiment"] = "experiment"
     problem: RecordId
@@ -370,6 +370,9 @@ class Experiment(RecordBase):
     changes: list[Change] | None = Field(default=None, max_length=MAX_CHANGES)
     # The patterns the proposal applied as priors, so its outcome is attributed to them.
     applied: list[RecordId] | None = Field(default=None, max_length=MAX_APPLIED)
+    # The Transcript of its model calls (research_dag/transcripts.py), for a problem whose
+    # evaluation asks a model; None otherwise.
+    transcript: RecordId | None = None
 
     def change_classes(self) -> tuple[str, ...]:
         """The distinct classes of its changes, sorted; () when it does not describe them."""
@@ -382,11 +385,29 @@ class Experiment(RecordBase):
         return value
 
 
+class SpotCheck(Frozen):
+    """How a verifier re-asked a sample of a transcript's calls with its own model: how many,
+    in how many the recorded response passed more of the checklist than the fresh one
+    (`recorded_better`) or fewer (`fresh_better`), and the model it asked. The Verification's
+    outcome is then the evaluation with fresh responses in place of the sampled ones."""
+
+    sampled: Annotated[int, Field(ge=0, le=MAX_LIST)]
+    recorded_better: Annotated[int, Field(ge=0, le=MAX_LIST)]
+    fresh_better: Annotated[int, Field(ge=0, le=MAX_LIST)]
+    model: ShortText
+    provider: ShortText
+
+
 class Verification(RecordBase):
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"spot_check"})
+
     kind: Literal["verification"] = "verification"
     experiment: RecordId
     outcome: Outcome
     match: bool
+    # Set when the verification spot-checked a model-backed claim (docs/protocol.md): then
+    # `match` is False when the replay matched but the spot check disputed the responses.
+    spot_check: SpotCheck | None = None
 
 
 PatternStatus: TypeAlias = Literal["candidate", "live", "retired"]
