@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from node.package_files import FileTooLarge, UnreadableFile, read_regular, walk_package
-from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, Problem
+from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, ModelLimits, Problem
 
 MANIFEST = "problem.toml"
 EVALUATOR = "evaluate.py"
@@ -25,7 +25,10 @@ TOP_KEYS = {
     "checklist",
     "metric",
     "budget",
+    "runner",
+    "model",
 }
+MODEL_KEYS = {"max_calls", "max_tokens", "max_prompt_bytes", "samples"}
 METRIC_KEYS = {"name", "direction", "target", "source"}
 BUDGET_KEYS = {"fuel", "memory_mb", "wall_s"}
 IGNORED_PARTS = {"__pycache__", ".git", ".DS_Store"}
@@ -169,12 +172,14 @@ def load_package(directory: Path) -> Problem:
     if not isinstance(mutable, list) or not mutable or not all(isinstance(m, str) for m in mutable):
         defects.append(f"{MANIFEST}: mutable must be a non-empty list of file names")
         mutable = ["strategy.py"]
+    runner, model = _text_strategy(table, files, mutable, entry, defects)
     for index, name in enumerate(mutable):
-        if "/" in name or not name.endswith(".py"):
-            defects.append(f"{MANIFEST}: mutable file {name!r} must be a top-level .py file")
+        if "/" in name or not (name.endswith(".py") or runner is not None):
+            defects.append(f"{MANIFEST}: mutable file {name!r} must be a top-level .py file"
+                           " (a text strategy such as SKILL.md needs a runner)")
         elif name == EVALUATOR:
             defects.append(f"{MANIFEST}: the evaluator {EVALUATOR} cannot be mutable")
-        elif index == 0 and isinstance(entry, str):
+        elif index == 0 and isinstance(entry, str) and runner is None:
             defects += _python_defects(name, files.get(name), entry)
         elif name not in files:
             defects.append(f"{name} is missing")
@@ -208,12 +213,58 @@ def load_package(directory: Path) -> Problem:
                 "entry": entry,
                 "seed": table.get("seed", 0),
                 "generator": generator,
+                "runner": runner,
+                "model": model,
                 "files": files,
             },
             strict=False,
         )
     except ValidationError as error:
         raise PackageError(root, _validation_defects(error, MANIFEST)) from None
+
+
+def _text_strategy(
+    table: dict[str, Any], files: dict[str, bytes], mutable: list[str], entry: object,
+    defects: list[str],
+) -> tuple[str | None, ModelLimits | None]:
+    """The `runner` and `[model]` of a package (docs/experiment-package.md#text-strategies),
+    with a defect for each thing wrong with them."""
+    runner = table.get("runner")
+    if runner is not None:
+        if not isinstance(runner, str) or "/" in runner or not runner.endswith(".py"):
+            defects.append(f"{MANIFEST}: runner must name a top-level .py file")
+            runner = None
+        elif runner in mutable or runner in (EVALUATOR, table.get("generator")):
+            defects.append(f"{MANIFEST}: the runner {runner} must be a fixed file of its own")
+            runner = None
+        else:
+            if isinstance(entry, str):
+                defects += _python_defects(runner, files.get(runner), entry)
+            for name in mutable:
+                content = files.get(name)
+                if content is not None and not _is_text(content):
+                    defects.append(f"{name} must be UTF-8 text (it is the strategy)")
+    model_table = table.get("model")
+    model = None
+    if model_table is not None:
+        if not isinstance(model_table, dict):
+            defects.append(f"{MANIFEST}: [model] must be a table")
+        else:
+            defects += _unknown_keys(model_table, MODEL_KEYS, f"{MANIFEST} [model]")
+            try:
+                model = ModelLimits.model_validate(
+                    {k: v for k, v in model_table.items() if k in MODEL_KEYS}, strict=True)
+            except ValidationError as error:
+                defects += _validation_defects(error, f"{MANIFEST} [model]")
+    return runner, model
+
+
+def _is_text(content: bytes) -> bool:
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _loose(table: dict[str, Any]) -> dict[str, Any]:

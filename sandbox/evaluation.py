@@ -27,6 +27,7 @@ STAGED_MTIME = 1_704_067_200  # 2024-01-01, the virtual clock's origin
 SHIFTED_SEED = 0x5EED_5EED
 SHIFTED_CLOCK_NS = 366 * 86_400 * 1_000_000_000
 INPUTS_DOMAIN = b"swarm-inputs\x00"
+RUNNER_CONTEXT = "swarm_text.json"  # what a text strategy's runner reads from /runner/
 
 
 class EvaluatorReport(BaseModel):
@@ -144,9 +145,13 @@ class Evaluator:
         self._private = self._root / "private"
         self._evaluator = self._root / "evaluator"
         self._generator = self._root / "generator"
+        self._runner = self._root / "runner"
         self._evaluator_modules: dict[str, str] = {}
         self._generator_modules: dict[str, str] = {}
-        for directory in (self._public, self._private, self._evaluator, self._generator):
+        self._runner_modules: dict[str, str] = {}
+        for directory in (
+            self._public, self._private, self._evaluator, self._generator, self._runner
+        ):
             directory.mkdir(mode=0o700)
         try:
             self._stage_problem(problem)
@@ -170,6 +175,15 @@ class Evaluator:
             # The generator alone runs in phase 1 too, before the strategy is imported.
             stage_file(self._generator, generator, problem.files[generator], STAGED_MTIME)
             self._generator_modules[_module_name(generator)] = f"/generator/{generator}"
+        runner = problem.runner
+        if runner is not None and runner in problem.files and runner not in mutable:
+            # A text strategy: the fixed runner is phase 1's entry module; it reads the
+            # candidate's text from /strategy/ (docs/experiment-package.md#text-strategies).
+            stage_file(self._runner, runner, problem.files[runner], STAGED_MTIME)
+            samples = problem.model.samples if problem.model is not None else 1
+            text = {"strategy_dir": "/strategy", "mutable": problem.mutable, "samples": samples}
+            stage_file(self._runner, RUNNER_CONTEXT, json.dumps(text).encode(), STAGED_MTIME)
+            self._runner_modules[_module_name(runner)] = f"/runner/{runner}"
 
     def close(self) -> None:
         shutil.rmtree(self._root, ignore_errors=True)
@@ -244,6 +258,9 @@ class Evaluator:
             # Never let a candidate's own file (or nothing) stand in for the generator.
             return _refused(f"the problem's generator {problem.generator!r:.100} is not one "
                             "of its fixed files")
+        if problem.runner is not None and not self._runner_modules:
+            return _refused(f"the problem's runner {problem.runner!r:.100} is not one of its "
+                            "fixed files")
         refused = self._stage_strategy(strategy, strategy_dir)
         if refused is not None:
             return _refused(refused)
@@ -251,9 +268,12 @@ class Evaluator:
             _module_name(path): f"/strategy/{path}" for path in strategy if path.endswith(".py")
         }
         seed = inputs_seed(self._inputs_problem_id, strategy) if problem.generator else None
+        if problem.runner is not None:
+            modules = dict(self._runner_modules)  # the text is data; no candidate code runs
+        entry_module = problem.runner or problem.mutable[0]
         config: dict[str, Any] = {
             "files": {**modules, **self._generator_modules},
-            "module": _module_name(problem.mutable[0]),
+            "module": _module_name(entry_module),
             "entry": problem.entry,
             "public_dir": "/data/public",
         }
@@ -264,7 +284,8 @@ class Evaluator:
             self.runtime,
             guest_source(self.runtime, "strategy_phase", config),
             [Mount(strategy_dir, "/strategy"), Mount(self._public, "/data/public")]
-            + ([Mount(self._generator, "/generator")] if self._generator_modules else []),
+            + ([Mount(self._generator, "/generator")] if self._generator_modules else [])
+            + ([Mount(self._runner, "/runner")] if self._runner_modules else []),
             limits,
             seed=problem.seed,
         )
