@@ -14,7 +14,16 @@ from typing import Literal
 import trio
 
 from node.hypothesis_tests import HypothesisTests
-from node.mutators import MutationContext, MutationFailed, Mutator, Proposal, Usage
+from node.mutators import (
+    FAMILY_NAMES,
+    MutationContext,
+    MutationFailed,
+    Mutator,
+    Proposal,
+    Search,
+    Usage,
+)
+from node.noise_gate import GateDecision, judge
 from node.problem import baseline_files
 from node.store import RecordStore
 from playbook import (
@@ -57,6 +66,11 @@ class LoopConfig:
     # (kind priors, the outcome memo, ids already offered) and `history` changelog steps.
     window: int = 1000
     history: int = 10_000
+    # The offline mutator's operator families a bandit chooses among (node/mutators/search.py;
+    # () switches the search off: the operators drawn as before, no crash learning), and how
+    # many knobs a model-based proposal sets.
+    families: tuple[str, ...] = FAMILY_NAMES
+    retune: int = 1
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,8 @@ class Step:
     mutation_kind: str
     description: str
     fuel: int
+    gate: str = ""  # the noise gate's interval and test, for a package that asks a model
+    family: str = ""  # the operator family it came from ("" when none was chosen)
 
 
 @dataclass
@@ -174,6 +190,14 @@ class ResearchLoop:
         self._rng = random.Random(0)
         self._since_finding = 0
         self._failures = 0
+        # Every experiment of the problem this node holds, peers' unverified ones too, feeds
+        # the model-based search (a model's data, never a parent).
+        self.search = Search(problem, config.families, config.retune) if config.families else None
+
+    def observe(self, experiment: Experiment) -> None:
+        """Take in an experiment of this problem as the search's data (a peer's too)."""
+        if self.search is not None and experiment.problem == self.problem.id:
+            self.search.observe(experiment)
 
     async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
         digest = strategy_digest(files)
@@ -194,6 +218,7 @@ class ResearchLoop:
     def _hold(self, experiment: Experiment) -> None:
         """Count an attempt into the working set (the oldest beyond the window leave it)."""
         self._experiments.append(experiment)
+        self.observe(experiment)
         self._count += 1
         self._known[experiment.id] = None
         while len(self._known) > max(1, self.config.window):
@@ -216,6 +241,7 @@ class ResearchLoop:
                 if record.hypothesis_id is not None:
                     self._tests.count(record.hypothesis_id)
             if not self.trusted(record):
+                self.observe(record)
                 continue
             self._hold(record)
             self._remember_outcome(strategy_digest(record.strategy), record.outcome)
@@ -229,7 +255,13 @@ class ResearchLoop:
         if outcome.status != "ok" or outcome.score is None:
             return False
         best = self._best_score()
-        return best is None or self.metric.better(outcome.score, best)
+        if best is None:
+            return True
+        decision = self._gate(outcome)  # a model's outputs vary: beyond noise, or not kept
+        return decision.kept if decision is not None else self.metric.better(outcome.score, best)
+
+    def _gate(self, outcome: Outcome) -> GateDecision | None:
+        return judge(self.problem, outcome, None if self._best is None else self._best.outcome)
 
     def _best_score(self) -> float | None:
         return None if self._best is None else self._best.outcome.score
@@ -285,6 +317,9 @@ class ResearchLoop:
             guidance=pattern_guidance(knowledge) + hypotheses + guidance_lines(stats),
             structural=since_finding >= self.config.plateau,
             rng=rng,
+            search=self.search,
+            crashing=frozenset() if self.search is None else self.search.crashing(),
+            fixed_sites=() if self.search is None else self.search.fixed,
         )
 
     async def _propose(self) -> Proposal:
@@ -404,6 +439,7 @@ class ResearchLoop:
         await self._record(experiment)
         if proposal.hypothesis_id is not None:
             self._tests.count(proposal.hypothesis_id)
+        decision = self._gate(outcome)
         kept = self._better(experiment)
         if kept:
             self._best = experiment
@@ -424,6 +460,8 @@ class ResearchLoop:
             mutation_kind=proposal.mutation_kind,
             description=proposal.description,
             fuel=outcome.fuel,
+            gate="" if decision is None else decision.describe(),
+            family=proposal.family,
         )
         self._iteration += 1
         summary.history.append(step)

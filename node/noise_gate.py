@@ -1,0 +1,143 @@
+"""The noise gate: whether a candidate beats the incumbent beyond noise, for scores a model's
+varying outputs make stochastic (packages with a `[model]` table; docs/experiment-package.md).
+
+Both outcomes are compared case by case (a paired comparison on the same cases): the evaluator
+reports each case's verdicts as a detail `case:<id>`, either a string of "1"/"0" checks (samples
+separated by spaces: the case's score is the share of "1") or a number. The gate keeps the
+candidate only when a one-sided sign test over the cases rejects "no better" at the stated
+confidence (ties, including the zero variance of a deterministic model, count for neither side)
+and the mean paired gain is positive. It states a bootstrap percentile interval for the mean
+gain, drawn from a generator seeded by the two outcomes, so every node computes the same
+interval. A sign test needs enough cases: with 10 cases, a change must win at least 5 of them
+with no loss (p = 1/32) to be kept at 95 %.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+
+from research_dag import Metric, Outcome, Problem
+
+__all__ = ["CASE_PREFIX", "DEFAULT_CONFIDENCE", "GateDecision", "case_scores", "gate", "judge"]
+
+CASE_PREFIX = "case:"
+DEFAULT_CONFIDENCE = 0.95
+RESAMPLES = 2000
+MIN_CASES = 2
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict on one candidate against the incumbent, with its evidence."""
+
+    kept: bool
+    cases: int  # cases both outcomes report
+    wins: int
+    losses: int
+    mean_gain: float  # mean per-case gain in the metric's direction (positive: better)
+    low: float  # the bootstrap interval of the mean gain
+    high: float
+    p_value: float  # one-sided sign test of "the candidate is no better"
+    confidence: float
+
+    def describe(self) -> str:
+        """One line for a changelog: the gain, its interval, the test and the verdict."""
+        percent = f"{self.confidence * 100:.0f} %"
+        verdict = "kept" if self.kept else "within noise"
+        return (
+            f"gain {self.mean_gain:+.3f} [{self.low:+.3f}, {self.high:+.3f}] ({percent} "
+            f"bootstrap, {self.cases} cases); sign test {self.wins}-{self.losses} "
+            f"p={self.p_value:.3g}: {verdict}"
+        )
+
+
+def _verdict_share(text: str) -> float | None:
+    bits = [char for char in text[:4096] if char in "01"]
+    if not bits or any(char not in "01 " for char in text[:4096]):
+        return None
+    return bits.count("1") / len(bits)
+
+
+def case_scores(outcome: Outcome) -> dict[str, float]:
+    """Each case's score from the outcome's `case:<id>` details (malformed ones are left out)."""
+    scores: dict[str, float] = {}
+    for key, value in outcome.details.items():
+        if not key.startswith(CASE_PREFIX):
+            continue
+        if isinstance(value, str):
+            share = _verdict_share(value)
+        elif isinstance(value, bool):
+            share = float(value)
+        else:
+            share = float(value)
+        if share is not None and math.isfinite(share):
+            scores[key] = share
+    return scores
+
+
+def _sign_test(wins: int, losses: int) -> float:
+    """P(at least `wins` successes in wins + losses fair coin flips): one-sided, exact."""
+    trials = wins + losses
+    if trials == 0:
+        return 1.0
+    tail = sum(math.comb(trials, k) for k in range(wins, trials + 1))
+    return float(tail / 2**trials)
+
+
+def _seed(candidate: dict[str, float], incumbent: dict[str, float]) -> int:
+    material = repr((sorted(candidate.items()), sorted(incumbent.items()))).encode()
+    return int.from_bytes(hashlib.sha256(material).digest()[:8], "big")
+
+
+def _interval(gains: list[float], confidence: float, seed: int) -> tuple[float, float]:
+    if len(set(gains)) == 1:  # zero variance: every resample has the same mean
+        return gains[0], gains[0]
+    rng = random.Random(seed)
+    count = len(gains)
+    means = sorted(sum(rng.choices(gains, k=count)) / count for _ in range(RESAMPLES))
+    tail = (1 - confidence) / 2
+    low = means[max(0, math.floor(tail * RESAMPLES))]
+    high = means[min(RESAMPLES - 1, math.ceil((1 - tail) * RESAMPLES) - 1)]
+    return low, high
+
+
+def gate(
+    metric: Metric, candidate: Outcome, incumbent: Outcome,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> GateDecision | None:
+    """The gate's decision, or None when the outcomes do not report at least MIN_CASES common
+    cases (then the caller compares scores as for any package)."""
+    if candidate.status != "ok" or candidate.score is None:
+        return None
+    mine, theirs = case_scores(candidate), case_scores(incumbent)
+    common = sorted(set(mine) & set(theirs))
+    if len(common) < MIN_CASES:
+        return None
+    sign = 1.0 if metric.direction == "maximize" else -1.0
+    gains = [sign * (mine[key] - theirs[key]) for key in common]
+    wins = sum(1 for gain in gains if gain > 0)
+    losses = sum(1 for gain in gains if gain < 0)
+    p_value = _sign_test(wins, losses)
+    mean_gain = sum(gains) / len(gains)
+    low, high = _interval(gains, confidence, _seed(mine, theirs))
+    kept = (
+        p_value <= 1 - confidence
+        and mean_gain > 0
+        and (incumbent.score is None or metric.better(candidate.score, incumbent.score))
+    )
+    return GateDecision(kept, len(common), wins, losses, mean_gain, low, high, p_value,
+                        confidence)
+
+
+def judge(
+    problem: Problem, candidate: Outcome, incumbent: Outcome | None,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> GateDecision | None:
+    """The gate's decision for a package that asks a model (a `[model]` table) when both
+    outcomes report their cases; None otherwise (the plain score comparison applies)."""
+    if problem.model is None or incumbent is None or incumbent.status != "ok":
+        return None
+    return gate(problem.metric, candidate, incumbent, confidence)

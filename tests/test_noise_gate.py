@@ -1,0 +1,84 @@
+"""The noise gate: paired per-case comparison, sign test, bootstrap interval, deterministic;
+ties and zero variance (the deterministic stand-in model) handled."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.noise_gate import case_scores, gate
+from research_dag import Metric, Outcome
+
+UP = Metric(name="pass_rate", direction="maximize", target=0.95)
+DOWN = Metric(name="errors", direction="minimize")
+
+
+def _outcome(verdicts: list[str]) -> Outcome:
+    scores = list(case_scores(_raw(verdicts)).values())
+    return _raw(verdicts).model_copy(update={"score": sum(scores) / len(scores)})
+
+
+def _raw(verdicts: list[str]) -> Outcome:
+    return Outcome(status="ok", score=0.0,
+                   details={f"case:{i:02d}": v for i, v in enumerate(verdicts)})
+
+
+def test_case_scores_read_verdicts_samples_and_numbers() -> None:
+    outcome = Outcome(status="ok", score=0.5, details={
+        "case:a": "11000", "case:b": "10 11", "case:c": 0.25, "case:d": "1x0", "other": "111"})
+    assert case_scores(outcome) == {"case:a": 0.4, "case:b": 0.75, "case:c": 0.25}
+
+
+def test_a_change_that_fixes_every_case_is_kept_with_a_zero_width_interval() -> None:
+    before, after = _outcome(["11000"] * 10), _outcome(["11100"] * 10)
+    decision = gate(UP, after, before)
+    assert decision is not None and decision.kept
+    assert (decision.wins, decision.losses) == (10, 0)
+    assert decision.p_value == 1 / 1024
+    assert decision.low == decision.high == decision.mean_gain
+    assert "sign test 10-0" in decision.describe() and "95 %" in decision.describe()
+
+
+def test_ties_and_identical_outcomes_are_never_kept() -> None:
+    same = _outcome(["11011"] * 10)
+    decision = gate(UP, same, same)
+    assert decision is not None and not decision.kept and decision.p_value == 1.0
+
+
+def test_too_few_winning_cases_stay_within_noise() -> None:
+    before = _outcome(["11000"] * 10)
+    four = _outcome(["11100"] * 4 + ["11000"] * 6)
+    five = _outcome(["11100"] * 5 + ["11000"] * 5)
+    assert gate(UP, four, before).kept is False  # type: ignore[union-attr]
+    assert gate(UP, five, before).kept is True  # type: ignore[union-attr]
+    mixed = _outcome(["11111"] * 6 + ["10000"] * 4)
+    decision = gate(UP, mixed, before)
+    assert decision is not None and not decision.kept and decision.losses == 4
+
+
+def test_direction_and_missing_cases() -> None:
+    fewer = _outcome(["0"] * 6)
+    more = _outcome(["1"] * 6)
+    assert gate(DOWN, fewer, more).kept is True  # type: ignore[union-attr]
+    assert gate(DOWN, more, fewer).kept is False  # type: ignore[union-attr]
+    bare = Outcome(status="ok", score=1.0)
+    assert gate(UP, bare, more) is None and gate(UP, more, bare) is None
+
+
+verdict_lists = st.lists(st.text(alphabet="01", min_size=1, max_size=6), min_size=2, max_size=20)
+
+
+@settings(max_examples=150, deadline=None)
+@given(verdict_lists, st.data())
+def test_the_gate_is_deterministic_and_never_keeps_both_ways(
+    first: list[str], data: st.DataObject
+) -> None:
+    second = data.draw(st.lists(st.text(alphabet="01", min_size=1, max_size=6),
+                                min_size=len(first), max_size=len(first)))
+    a, b = _outcome(first), _outcome(second)
+    ab, ba = gate(UP, a, b), gate(UP, b, a)
+    assert ab is not None and ba is not None
+    assert ab == gate(UP, a, b)
+    assert not (ab.kept and ba.kept)
+    assert ab.low <= ab.high and 0.0 <= ab.p_value <= 1.0
+    assert ab.wins == ba.losses and ab.losses == ba.wins
