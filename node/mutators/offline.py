@@ -20,6 +20,7 @@ from node.mutators.operators import (
 )
 from node.mutators.patch import make_diff
 from node.mutators.sites import collect_sites
+from node.mutators.text import TextOperators
 from playbook import PlannedChange, parse, site_matches
 from research_dag import Change as Described
 
@@ -50,6 +51,7 @@ class OfflineMutator:
         # (path, text) -> its sites: the best strategy changes only when a proposal wins, and
         # reading a file (parse, pins, walk) is most of a proposal's cost. Sites are immutable.
         self._sites: OrderedDict[tuple[str, str], tuple[Site, ...]] = OrderedDict()
+        self._text = TextOperators()  # a text strategy (a SKILL.md): node/mutators/text.py
 
     def sites(self, path: str, text: str) -> tuple[Site, ...]:
         key = (path, text)
@@ -68,6 +70,8 @@ class OfflineMutator:
 
     def propose_now(self, context: MutationContext) -> Proposal:
         """The same proposal, synchronously: pure CPU work of a few milliseconds."""
+        if context.problem.runner is not None:  # a text strategy: sentence/bullet operators
+            return self._text.propose(context)
         paths = sorted(
             path
             for path in context.best_files
