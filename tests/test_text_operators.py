@@ -15,7 +15,7 @@ from node.mutators import MutationContext, MutationFailed, OfflineMutator
 from node.mutators.text import TextOperators, phrase_bank, text_units
 from node.problem import load_package
 from node.store import RecordStore
-from research_dag import Problem
+from research_dag import Metric, Problem
 from sandbox import Evaluator, Runtime
 
 SKILL = """# Skill
@@ -111,7 +111,7 @@ def test_every_operator_makes_one_described_change_and_never_repeats(tmp_path: P
 @settings(max_examples=150, deadline=None)
 @given(st.text(max_size=2000), st.integers(0, 10_000))
 def test_hostile_text_gives_a_proposal_or_mutation_failed(text: str, seed: int) -> None:
-    problem = Problem(name="t", statement="t", metric={"name": "m", "direction": "maximize"},
+    problem = Problem(name="t", statement="t", metric=Metric(name="m", direction="maximize"),
                       mutable=["SKILL.md"], runner="run.py", entry="run",
                       files={"SKILL.md": b"x", "run.py": b"def run(d):\n  return 1\n",
                              "evaluate.py": b"", "phrases.txt": b"- Be kind.\n"})
