@@ -27,6 +27,7 @@ TOP_KEYS = {
     "budget",
     "runner",
     "model",
+    "fixed_sites",
 }
 MODEL_KEYS = {"max_calls", "max_tokens", "max_prompt_bytes", "samples"}
 METRIC_KEYS = {"name", "direction", "target", "source"}
@@ -34,6 +35,8 @@ BUDGET_KEYS = {"fuel", "memory_mb", "wall_s"}
 IGNORED_PARTS = {"__pycache__", ".git", ".DS_Store"}
 MAX_FILES = 4096
 MAX_MANIFEST_BYTES = 64 * 1024
+MAX_FIXED_SITES = 256
+MAX_SITE = 200
 
 
 class PackageError(ValueError):
@@ -192,6 +195,7 @@ def load_package(directory: Path) -> Problem:
             defects.append(f"{MANIFEST}: the generator {generator} must be a fixed file of its own")
         else:
             defects += _python_defects(generator, files.get(generator), "generate")
+    defects += _fixed_sites_defects(table.get("fixed_sites", []))
     if not any(path.startswith("data/private/") for path in files):
         defects.append(
             "data/private/ is empty: keep held-out labels or expected outputs there, "
@@ -257,6 +261,36 @@ def _text_strategy(
             except ValidationError as error:
                 defects += _validation_defects(error, f"{MANIFEST} [model]")
     return runner, model
+
+
+def _fixed_sites_defects(sites: object) -> list[str]:
+    """`fixed_sites`: site labels the search never changes (docs/experiment-package.md)."""
+    if (not isinstance(sites, list) or len(sites) > MAX_FIXED_SITES
+            or not all(isinstance(site, str) and 0 < len(site) <= MAX_SITE for site in sites)):
+        return [f"{MANIFEST}: fixed_sites must be a list of at most {MAX_FIXED_SITES} site "
+                f'labels of 1-{MAX_SITE} characters, such as "strategy.py:WEIGHTS" or "EPOCHS"']
+    return []
+
+
+def fixed_sites(problem: Problem) -> tuple[str, ...]:
+    """The sites its problem.toml marks as fixed, each as `path:label` (a label without a
+    path names that label in every mutable file); () when there are none or the manifest is
+    malformed (a peer's problem: never trusted to be well formed)."""
+    manifest = problem.files.get(MANIFEST)
+    if manifest is None or len(manifest) > MAX_MANIFEST_BYTES:
+        return ()
+    try:
+        sites = tomllib.loads(manifest.decode("utf-8")).get("fixed_sites", [])
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, MemoryError):
+        return ()
+    if _fixed_sites_defects(sites):
+        return ()
+    labels: list[str] = []
+    for site in sites:
+        path, colon, _ = site.partition(":")
+        named = colon and path in problem.mutable
+        labels += [site] if named else [f"{name}:{site}" for name in problem.mutable]
+    return tuple(dict.fromkeys(labels))
 
 
 def _is_text(content: bytes) -> bool:

@@ -3,10 +3,14 @@
 from node.llm import Usage
 from node.mutators.base import MutationContext, MutationFailed, Mutator, Proposal
 from node.mutators.llm import LLMMutator
+from node.mutators.memory import FAMILY_NAMES, MODEL_KINDS, family_of
 from node.mutators.offline import OPERATOR_KINDS, OfflineMutator
 from node.mutators.patch import PatchError, apply_patch, make_diff
+from node.mutators.search import Search
 
 __all__ = [
+    "FAMILY_NAMES",
+    "MODEL_KINDS",
     "OPERATOR_KINDS",
     "LLMMutator",
     "MutationContext",
@@ -15,7 +19,9 @@ __all__ = [
     "OfflineMutator",
     "PatchError",
     "Proposal",
+    "Search",
     "Usage",
     "apply_patch",
+    "family_of",
     "make_diff",
 ]

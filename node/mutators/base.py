@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from node.llm import Usage
-from playbook import PlannedChange
+from playbook import PlannedChange, site_matches
 from research_dag import Change, Experiment, Problem
 
 MAX_APPLIED = 16  # research_dag's bound on Experiment.applied
@@ -28,6 +29,9 @@ class Proposal:
     changes: tuple[Change, ...] = ()
     applied: tuple[str, ...] = ()  # ids of the live patterns whose class it used
     hypothesis_id: str | None = None  # the hypothesis this proposal tests (a planned change)
+    # The operator family it came from (node/mutators/search.py: model, structural, perturb);
+    # "" when no family was chosen (an LLM, a planned change, the search switched off).
+    family: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,16 @@ class MutationContext:
     # Plateau: no finding in K tries -> ask for a bigger, structural change.
     structural: bool = False
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    # The problem's search across operator families (node/mutators/search.py), which the
+    # offline mutator proposes through; None: its operators exactly as drawn.
+    search: FamilySearch | None = None
+    # (operation, site) pairs whose changes crash (learned from the records), and the sites
+    # the package marks as fixed (problem.toml `fixed_sites`): neither is changed.
+    crashing: frozenset[tuple[str, str]] = frozenset()
+    fixed_sites: tuple[str, ...] = ()
+
+    def avoids(self, operation: str, site: str) -> bool:
+        return (operation, site) in self.crashing or site_matches(site, self.fixed_sites)
 
 
 class MutationFailed(Exception):
@@ -72,6 +86,15 @@ def applied_patterns(context: MutationContext, changes: tuple[Change, ...]) -> t
     """The patterns behind the classes of `changes`, in order, at most MAX_APPLIED."""
     ids = (pid for change in changes for pid in context.class_patterns.get(change.change_class, ()))
     return tuple(dict.fromkeys(ids))[:MAX_APPLIED]
+
+
+class FamilySearch(Protocol):
+    """Picks an operator family and makes the change with it; `offline` draws one of the
+    offline operators' changes for a context."""
+
+    def propose(
+        self, context: MutationContext, offline: Callable[[MutationContext], Proposal]
+    ) -> Proposal: ...
 
 
 class Mutator(Protocol):

@@ -1,0 +1,176 @@
+"""The search comparison harness (issue 14): equal budgets of distinct evaluations on the bundled
+numeric examples, several seeds, medians with their spread, for
+
+- `before`: the offline mutator as it was (the loop with its operator families switched off:
+  LoopConfig(families=()), the operators drawn exactly as before, no crash learning);
+- `after`: the loop with the bandit over families (model-based, structural, perturbation);
+- `tpe`: Optuna's TPE on the same numeric literals of the same strategy, in the ranges the
+  model-based operator uses (node/mutators/model.py, knob_range), the baseline enqueued first;
+- `random`: Optuna's random sampler on the same space.
+
+    .venv/bin/python bench/bench_search.py [--examples finance_factors,...] [--seeds 5]
+        [--budget 50] [--methods before,after,tpe,random] [--retune 1] [--json out.json]
+
+Every method counts the baseline's evaluation as one of its `budget`; the loop's repeated
+candidates (answered from its cache) are not counted. Targets are ignored (the loop's target
+streak is set out of reach), so every run spends the whole budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from node.loop import LoopConfig, ResearchLoop  # noqa: E402
+from node.mutators import FAMILY_NAMES, OfflineMutator  # noqa: E402
+from node.mutators.model import knob_range  # noqa: E402
+from node.mutators.structure import format_value, shape_of  # noqa: E402
+from node.problem import baseline_files, load_package  # noqa: E402
+from node.store import RecordStore  # noqa: E402
+from research_dag import Outcome, Problem  # noqa: E402
+from sandbox import Evaluator, load_runtime  # noqa: E402
+
+EXAMPLES = ("finance_factors", "tiny_training", "search_ranking", "faster_code")
+METHODS = ("before", "after", "tpe", "random")
+
+
+class Counted:
+    """An evaluator that counts its distinct evaluations (the loop answers repeats itself)."""
+
+    def __init__(self, evaluate: Callable[[Mapping[str, str]], Outcome]) -> None:
+        self.evaluate = evaluate
+        self.calls = 0
+
+    def __call__(self, files: Mapping[str, str]) -> Outcome:
+        self.calls += 1
+        return self.evaluate(files)
+
+
+async def run_loop(problem: Problem, evaluate: Callable[[Mapping[str, str]], Outcome],
+                   seed: int, budget: int, families: tuple[str, ...], retune: int
+                   ) -> dict[str, Any]:
+    counted = Counted(evaluate)
+    kinds: dict[str, int] = {}
+    crashes = 0
+    with tempfile.TemporaryDirectory() as directory, \
+            RecordStore.open(Path(directory) / "r.sqlite") as store:
+        config = LoopConfig(iterations=budget * 6, seed=seed, target_streak=10**9,
+                            families=families, retune=retune)
+        loop = ResearchLoop(problem, counted, OfflineMutator(), store, config)
+        summary = await loop.prepare()
+        steps = 0
+        while counted.calls < budget and steps < budget * 6:
+            before = counted.calls
+            result = await loop.step()
+            steps += 1
+            if isinstance(result, str):
+                break
+            if result is not None and counted.calls > before:
+                label = result.family or result.mutation_kind.split(":")[0]
+                kinds[label] = kinds.get(label, 0) + 1
+                crashes += result.status not in ("keep", "discard")
+    return {"best": summary.best_score, "evaluations": counted.calls, "families": kinds,
+            "crashes": crashes}
+
+
+def run_optuna(problem: Problem, evaluate: Callable[[Mapping[str, str]], Outcome],
+               seed: int, budget: int, sampler_name: str) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    files = baseline_files(problem)
+    shape = shape_of(files, problem.mutable)
+    assert shape is not None
+    distributions: dict[str, Any] = {}
+    for index, (knob, anchor) in enumerate(zip(shape.knobs, shape.values, strict=True)):
+        low, high, log = knob_range(knob, anchor)
+        distributions[f"k{index}"] = (
+            optuna.distributions.IntDistribution(int(low), int(high), log=log) if knob.integer
+            else optuna.distributions.FloatDistribution(low, high, log=log))
+    sampler = (optuna.samplers.TPESampler(seed=seed) if sampler_name == "tpe"
+               else optuna.samplers.RandomSampler(seed=seed))
+    study = optuna.create_study(direction=problem.metric.direction, sampler=sampler)
+    study.enqueue_trial({f"k{i}": (round(v) if k.integer else v)
+                         for i, (k, v) in enumerate(zip(shape.knobs, shape.values, strict=True))})
+    best: float | None = None
+    crashes = 0
+    for _ in range(budget):
+        trial = study.ask(distributions)
+        candidate = dict(files)
+        for index in sorted(range(len(shape.knobs)), reverse=True):
+            knob = shape.knobs[index]
+            text = format_value(float(trial.params[f"k{index}"]), knob.integer) or knob.text
+            if knob.wrap and text.startswith("-") and not knob.text.startswith("-"):
+                text = f"({text})"
+            data = candidate[knob.path].encode()
+            candidate[knob.path] = (data[: knob.start] + text.encode() + data[knob.end :]).decode()
+        outcome = evaluate(candidate)
+        if outcome.status == "ok" and outcome.score is not None:
+            study.tell(trial, outcome.score)
+            if problem.metric.better(outcome.score, best):
+                best = outcome.score
+        else:
+            crashes += 1
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return {"best": best, "evaluations": budget, "families": {}, "crashes": crashes}
+
+
+def spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"{statistics.median(ordered):.4g} [{ordered[0]:.4g}, {ordered[-1]:.4g}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", default=",".join(EXAMPLES))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budget", type=int, default=50)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--retune", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    runtime = load_runtime()
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name in args.examples.split(","):
+        problem = load_package(ROOT / "examples" / name)
+        results[name] = {}
+        with Evaluator(runtime, problem) as evaluator:
+            baseline = evaluator.evaluate(baseline_files(problem)).score
+            for method in args.methods.split(","):
+                runs = []
+                for seed in range(args.seeds):
+                    start = time.perf_counter()
+                    if method in ("before", "after"):
+                        families = () if method == "before" else FAMILY_NAMES
+                        run = trio.run(run_loop, problem, evaluator.evaluate, seed, args.budget,
+                                       families, args.retune)
+                    else:
+                        run = run_optuna(problem, evaluator.evaluate, seed, args.budget, method)
+                    run["seconds"] = round(time.perf_counter() - start, 1)
+                    runs.append(run)
+                    print(f"# {name} {method} seed {seed}: {json.dumps(run)}", flush=True)
+                results[name][method] = runs
+            bests = {m: [r["best"] for r in runs if r["best"] is not None]
+                     for m, runs in results[name].items()}
+            cells = " | ".join(spread(v) if v else "-" for v in bests.values())
+            print(f"| {name} ({problem.metric.direction}) | {baseline:.4g} | {cells} |",
+                  flush=True)
+    print(f"\n| example | baseline | {' | '.join(args.methods.split(','))} |")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""What the search has seen on one problem: every evaluated strategy by structure (the model's
+observations, the node's own and its peers'), which sites crash, and how each operator
+family fared. Bounded: the newest observations, sites and shapes are kept."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from node.mutators.structure import Shape, Shapes
+from research_dag import Experiment, Problem
+
+MODEL = "model"  # model-based numeric search (node/mutators/model.py)
+STRUCTURAL = "structural"  # prune, toggle, swap: the structure changes
+PERTURB = "perturb"  # random perturbation of values (the offline operators)
+OFFLINE = "offline"  # the mutator whose kinds these are (OfflineMutator.name)
+FAMILY_NAMES: tuple[str, ...] = (MODEL, STRUCTURAL, PERTURB)
+
+MODEL_TUNE = "model_tune"  # one knob set by the model
+MODEL_RETUNE = "model_retune"  # a few knobs set together by the model
+MODEL_KINDS = (MODEL_TUNE, MODEL_RETUNE)
+# Value-only offline kinds: the structure stays (node/mutators/operators.py).
+PERTURB_KINDS = ("perturb_constant", "zero_constant", "rescale_list")
+
+PER_SHAPE = 2048  # observations kept per structure (the newest)
+MAX_SHAPES = 64  # structures kept (the most recently observed)
+MAX_SITES = 1024  # sites whose crash counts are kept
+FAMILY_WINDOW = 200  # the newest attempts the bandit learns from (the search moves on)
+SEEN = 8192  # ids remembered, so that an experiment is observed once
+# A site whose changes crashed at least this often, in at least this share of its attempts,
+# is not changed again by that operation.
+CRASHES = 2
+CRASH_SHARE = 0.5
+FAILED = ("crash", "out_of_fuel", "invalid")  # a timeout says more about the machine
+
+
+def family_of(kind: str, mutator: str = OFFLINE) -> str | None:
+    """The operator family of an offline mutation kind; None for a baseline, or a change
+    another mutator (an LLM) made."""
+    if mutator != OFFLINE or kind == "baseline":
+        return None
+    if kind in MODEL_KINDS:
+        return MODEL
+    return PERTURB if kind in PERTURB_KINDS else STRUCTURAL
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One evaluated strategy of a structure: its knob values and score (None: it failed)."""
+
+    values: tuple[float, ...]
+    score: float | None
+
+
+@dataclass
+class Structure:
+    """A structure's observations, and what the model needs to warm-start from its parent."""
+
+    shape: Shape  # the first one observed: its knobs and values anchor the model's ranges
+    parent: str | None  # the structure it was derived from (None: unknown)
+    observations: deque[Observation]
+    added: int = 0  # observations ever added (a model's study follows this count)
+
+
+class SearchMemory:
+    """Observations by structure, crash counts by (operation, site), successes by family."""
+
+    def __init__(self, problem: Problem, shapes: Shapes | None = None) -> None:
+        self.problem = problem
+        self.shapes = shapes or Shapes()
+        self.structures: OrderedDict[str, Structure] = OrderedDict()
+        self.sites: OrderedDict[tuple[str, str], list[int]] = OrderedDict()  # [tries, crashes]
+        self.families: deque[tuple[str, bool]] = deque(maxlen=FAMILY_WINDOW)
+        self._seen: OrderedDict[str, tuple[float | None, str | None]] = OrderedDict()
+
+    def shape(self, files: dict[str, str]) -> Shape | None:
+        return self.shapes.of(files, self.problem.mutable)
+
+    def observe(self, experiment: Experiment) -> None:
+        """Take one experiment of this problem in (again: nothing happens)."""
+        if experiment.problem != self.problem.id or experiment.id in self._seen:
+            return
+        outcome = experiment.outcome
+        score = outcome.score if outcome.status == "ok" else None
+        shape = self.shape(dict(experiment.strategy))
+        parent = None if experiment.parent is None else self._seen.get(experiment.parent)
+        self._seen[experiment.id] = (score, None if shape is None else shape.key)
+        while len(self._seen) > SEEN:
+            self._seen.popitem(last=False)
+        if outcome.status == "timeout":
+            return
+        if shape is not None:
+            structure = None if parent is None else parent[1]
+            self._add(shape, Observation(shape.values, score), structure)
+        failed = outcome.status in FAILED
+        for change in experiment.changes or ():
+            key = (change.operation, change.site)
+            counts = self.sites.setdefault(key, [0, 0])
+            counts[0] += 1
+            counts[1] += int(failed)
+            self.sites.move_to_end(key)
+        while len(self.sites) > MAX_SITES:
+            self.sites.popitem(last=False)
+        family = family_of(experiment.mutation_kind, experiment.mutator)
+        if family is not None and parent is not None:
+            won = score is not None and self.problem.metric.better(score, parent[0])
+            self.families.append((family, won))
+
+    def _add(self, shape: Shape, observation: Observation, parent: str | None) -> None:
+        structure = self.structures.get(shape.key)
+        if structure is None:
+            structure = Structure(shape, parent if parent != shape.key else None,
+                                  deque(maxlen=PER_SHAPE))
+            self.structures[shape.key] = structure
+        self.structures.move_to_end(shape.key)
+        structure.observations.append(observation)
+        structure.added += 1
+        while len(self.structures) > MAX_SHAPES:
+            self.structures.popitem(last=False)
+
+    def crashing(self) -> frozenset[tuple[str, str]]:
+        """(operation, site) pairs whose changes crash: not worth another evaluation."""
+        return frozenset(
+            key for key, (tries, crashes) in self.sites.items()
+            if crashes >= CRASHES and crashes >= CRASH_SHARE * tries
+        )
+
+    def family_counts(self) -> dict[str, tuple[int, int]]:
+        """Per family: (attempts, improvements over their parent) in the newest window."""
+        counts = {name: [0, 0] for name in FAMILY_NAMES}
+        for family, won in self.families:
+            counts[family][0] += 1
+            counts[family][1] += int(won)
+        return {name: (tries, wins) for name, (tries, wins) in counts.items()}
+
+    def observe_all(self, experiments: Iterable[Experiment]) -> None:
+        for experiment in experiments:
+            self.observe(experiment)

@@ -1,0 +1,116 @@
+"""One problem's search across operator families: a bandit picks model-based numeric search,
+a structural change or a random perturbation by their measured success here (and the
+playbook's priors), and the chosen family makes the one change."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
+from node.mutators.memory import (
+    FAMILY_NAMES,
+    MODEL,
+    PERTURB,
+    PERTURB_KINDS,
+    SearchMemory,
+)
+from node.mutators.model import ModelSearch, proposal_hypothesis
+from node.mutators.operators import OPERATIONS_OF
+from node.mutators.patch import make_diff
+from node.problem import fixed_sites
+from research_dag import Experiment, Problem
+
+Offline = Callable[[MutationContext], Proposal]
+# Operations whose playbook classes speak for the value families (model, perturb).
+VALUE_OPERATIONS = frozenset({"perturb", "scale"})
+
+
+class Search:
+    """Held by a loop for its problem: observes every experiment it holds (its own and its
+    peers'), and proposes through `MutationContext.search`. `families`: those enabled (all
+    three by default; none: the offline operators exactly as before). `retune`: knobs per
+    model proposal (1: one knob, by learned importance)."""
+
+    def __init__(self, problem: Problem, families: tuple[str, ...] = FAMILY_NAMES,
+                 retune: int = 1) -> None:
+        self.problem = problem
+        self.families = tuple(name for name in FAMILY_NAMES if name in families)
+        self.memory = SearchMemory(problem)
+        self.model = ModelSearch(problem.metric.direction, retune)
+        self.fixed = fixed_sites(problem)
+
+    def observe(self, experiment: Experiment) -> None:
+        self.memory.observe(experiment)
+
+    def crashing(self) -> frozenset[tuple[str, str]]:
+        return self.memory.crashing()
+
+    def propose(self, context: MutationContext, offline: Offline) -> Proposal:
+        """The first family, in the bandit's order, that can make a change."""
+        failure: MutationFailed | None = None
+        for family in self.ranked(context):
+            if family == MODEL:
+                proposal = self._model(context)
+                if proposal is not None:
+                    return proposal
+                continue
+            try:
+                proposal = offline(_only(context, family))
+            except MutationFailed as error:
+                failure = failure or error
+                continue
+            return dataclasses.replace(proposal, family=family)
+        if failure is not None:
+            raise failure
+        raise MutationFailed("no operator family can change this strategy", retryable=False)
+
+    def ranked(self, context: MutationContext) -> list[str]:
+        """Families by a Thompson draw: Beta(1 + wins, 1 + losses) of each family's newest
+        attempts here, times the playbook's prior for its operations; the best draw first."""
+        counts = self.memory.family_counts()
+        draws = {}
+        for family in self.families:
+            tries, wins = counts[family]
+            draw = context.rng.betavariate(1 + wins, 1 + tries - wins)
+            draws[family] = draw * _prior(context.class_weights, family)
+        return sorted(self.families, key=lambda family: -draws[family])
+
+    def _model(self, context: MutationContext) -> Proposal | None:
+        shape = self.memory.shape(context.best_files)
+        if shape is None or not shape.knobs:
+            return None
+        suggestion = self.model.suggest(
+            self.memory, context.best_files, shape, context.rng,
+            lambda knob: not context.avoids("perturb", knob.site),
+        )
+        if suggestion is None:
+            return None
+        structure = self.memory.structures[shape.key]
+        return Proposal(
+            files=suggestion.files,
+            diff=make_diff(context.best_files, suggestion.files),
+            mutation_kind=suggestion.kind,
+            description=suggestion.description,
+            hypothesis=proposal_hypothesis(len(suggestion.values), len(structure.observations)),
+            changes=suggestion.changes,
+            applied=applied_patterns(context, suggestion.changes),
+            family=MODEL,
+        )
+
+
+def _only(context: MutationContext, family: str) -> MutationContext:
+    """The context with the other family's offline kinds weighted 0 (and no search)."""
+    weights = dict(context.kind_weights)
+    for kind in OPERATIONS_OF:
+        if (kind in PERTURB_KINDS) != (family == PERTURB):
+            weights[kind] = 0.0
+    return dataclasses.replace(context, kind_weights=weights, search=None)
+
+
+def _prior(class_weights: Mapping[str, float], family: str) -> float:
+    """The mean playbook weight of the classes this family's operations make (1.0: none)."""
+    value = family != "structural"
+    weights = [weight for cls, weight in class_weights.items()
+               if (cls.split(":", 1)[0] in VALUE_OPERATIONS) == value]
+    return sum(weights) / len(weights) if weights else 1.0

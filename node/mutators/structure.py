@@ -1,0 +1,145 @@
+"""A strategy's shape for model-based search: its numeric knobs (the literals the offline
+operators may perturb) and its structure (the source with those literals abstracted)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from playbook import (
+    SourceFile,
+    StrategyWalk,
+    Within,
+    number_affordance,
+    number_value,
+    parse,
+    site_label,
+)
+from research_dag import Affordance
+
+SHAPE_CACHE = 4096  # strategies whose shape is kept (by content digest)
+MAX_KNOBS = 64  # knobs a model searches at once (the first ones in source order)
+MAX_MAGNITUDE = 1e15  # larger literals are identifiers, masks or sizes, not knobs
+HOLE = "\x00"  # what stands for a knob in a structure's key
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One numeric literal a model may set: where it is and what it is."""
+
+    path: str
+    start: int  # byte offsets into the file's UTF-8 source
+    end: int
+    site: str  # the shared vocabulary's site label ("strategy.py:WEIGHTS['f03']")
+    affordance: Affordance
+    line: int
+    integer: bool
+    wrap: bool  # a negative replacement needs parentheses
+    text: str  # the literal as written
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A strategy as the model sees it: `key` names its structure; `values` are its knobs'."""
+
+    key: str
+    knobs: tuple[Knob, ...]
+    values: tuple[float, ...]
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        return tuple(knob.site for knob in self.knobs)
+
+
+class Shapes:
+    """Shapes of strategies, computed once per content (a bounded cache)."""
+
+    def __init__(self, capacity: int = SHAPE_CACHE) -> None:
+        self.capacity = capacity
+        self._cache: OrderedDict[str, Shape | None] = OrderedDict()
+
+    def of(self, files: Mapping[str, str], mutable: list[str]) -> Shape | None:
+        """The shape of the mutable .py files, or None if one does not parse."""
+        digest = _digest(files)
+        if digest in self._cache:
+            self._cache.move_to_end(digest)
+            return self._cache[digest]
+        shape = shape_of(files, mutable)
+        self._cache[digest] = shape
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return shape
+
+
+def shape_of(files: Mapping[str, str], mutable: list[str]) -> Shape | None:
+    key = hashlib.sha256()
+    knobs: list[Knob] = []
+    values: list[float] = []
+    for path in sorted(path for path in files if path.endswith(".py") and path in mutable):
+        text = files[path]
+        tree = parse(text)
+        if tree is None:
+            return None
+        walk = _Knobs(SourceFile(path, text, tree))
+        walk.run()
+        data = text.encode("utf-8")
+        cut = 0
+        key.update(path.encode() + HOLE.encode())
+        for knob, value in walk.found:
+            if len(knobs) >= MAX_KNOBS:
+                break
+            key.update(data[cut : knob.start] + HOLE.encode())
+            cut = knob.end
+            knobs.append(knob)
+            values.append(value)
+        key.update(data[cut:] + HOLE.encode())
+    return Shape(key.hexdigest(), tuple(knobs), tuple(values))
+
+
+def format_value(value: float, integer: bool) -> str | None:
+    """Source text for a knob's value: ints stay ints, floats keep ~6 significant digits."""
+    if not math.isfinite(value):
+        return None
+    if integer:
+        return str(round(value))
+    return repr(float(f"{value:.6g}"))
+
+
+class _Knobs(StrategyWalk):
+    """The walk (playbook.StrategyWalk: what is off-limits) collecting unpinned numbers."""
+
+    def __init__(self, src: SourceFile) -> None:
+        super().__init__(src)
+        self.found: list[tuple[Knob, float]] = []
+
+    def on_number(
+        self, node: ast.expr, label: str | None, within: Within | None, wrap: bool
+    ) -> None:
+        value = number_value(node)
+        start, end = self.src.span(node)
+        if value is None or abs(value) > MAX_MAGNITUDE or self.src.pinned(start, end):
+            return  # a 400-digit int has no float; a model cannot tune it either
+        line = self.src.line(start)
+        knob = Knob(
+            path=self.src.path,
+            start=start,
+            end=end,
+            site=site_label(self.src.path, label, line),
+            affordance=number_affordance(label, within),
+            line=line,
+            integer=isinstance(value, int),
+            wrap=wrap,
+            text=self.src.text(start, end),
+        )
+        self.found.append((knob, float(value)))
+
+
+def _digest(files: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return digest.hexdigest()
