@@ -18,6 +18,7 @@ from node.llm import (
 )
 from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
 from node.mutators.patch import PatchError, apply_patch, make_diff
+from node.mutators.text_prompt import render_failures
 from playbook import PlannedChange
 from research_dag import AFFORDANCES, MAX_NAME, OPERATIONS, Change, Experiment, Problem
 
@@ -49,15 +50,24 @@ class LLMMutator:
             operations=", ".join(OPERATIONS), affordances=", ".join(AFFORDANCES)
         )
         self._user = Template(load_prompt("mutate_user.md"))
+        # A text strategy (a skill) gets its own prompts: what failed on which case, one edit.
+        self._text_system = Template(load_prompt("mutate_text_system.md")).substitute(
+            operations=", ".join(OPERATIONS), affordances=", ".join(AFFORDANCES)
+        )
+        self._text_user = Template(load_prompt("mutate_text_user.md"))
 
     async def propose(self, context: MutationContext) -> Proposal:
         try:
             self.meter.check()
         except LLMBudgetExceeded as error:
             raise MutationFailed(f"{self.name}: {error}", retryable=False) from None
-        messages = [ChatMessage("user", render_user_prompt(self._user, context))]
+        text = context.problem.runner is not None
+        user = render_user_prompt(self._text_user if text else self._user, context)
+        messages = [ChatMessage("user", user)]
         try:
-            reply = await self.client.complete(self._system, messages, self.max_tokens)
+            reply = await self.client.complete(
+                self._text_system if text else self._system, messages, self.max_tokens
+            )
         except LLMError as error:
             self.meter.add(error.usage)
             tries = f" (after {error.attempts} attempts)" if error.attempts > 1 else ""
@@ -90,6 +100,7 @@ def render_user_prompt(template: Template, context: MutationContext) -> str:
         guidance=f"\n## Guidance from the swarm's playbook\n\n{guidance}" if guidance else "",
         structural=structural if context.structural and context.plan is None else "",
         plan="" if context.plan is None else _render_plan(context.plan),
+        failures=render_failures(context) if problem.runner is not None else "",
     )
 
 
