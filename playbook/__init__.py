@@ -4,10 +4,12 @@ from playbook.affordances import (
     AffordanceSite,
     container_affordance,
     element_affordance,
+    moved,
     name_affordance,
     number_affordance,
     site_label,
     site_matches,
+    size_rank,
     strategy_affordances,
     text_sections,
 )
@@ -96,6 +98,7 @@ __all__ = [
     "is_string",
     "kind_stats",
     "kind_weights",
+    "moved",
     "name_affordance",
     "next_status",
     "number_affordance",
@@ -109,6 +112,7 @@ __all__ = [
     "shorten",
     "site_label",
     "site_matches",
+    "size_rank",
     "strategy_affordances",
     "text_sections",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from playbook.source import SourceFile, parse
 from playbook.walk import Container, StrategyWalk, Within, element_labels, number_value
-from research_dag import MAX_NAME, Affordance, Operation
+from research_dag import MAX_NAME, Affordance, Operation, Qualifier
 
 # Name rules, first match wins, tried on the innermost part of a label first
 # (`PARAMS['lr']`: `lr`, then `PARAMS`). Each rule is a set of words or of word pairs.
@@ -45,6 +45,10 @@ _PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WORD = re.compile(r"[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*(?![a-z])|[0-9]+")
 TEXT_OPERATIONS: tuple[Operation, ...] = ("replace", "insert", "prune", "reorder")
 MAX_SITES = 4096  # a hostile strategy of many literals still gives a bounded listing
+# The qualifiers a perturbation or a rescale can draw (research_dag.Qualifier): a number that is
+# not zero can move either way or change sign; zero only away from itself.
+_MOVES: tuple[Qualifier, ...] = ("toward_zero", "away_from_zero", "sign_flip")
+_SIDES: tuple[Qualifier, ...] = ("up", "down")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class AffordanceSite:
     affordance: Affordance
     site: str
     operations: tuple[Operation, ...]
+    # The cells below the classes the site can make, "operation:affordance/qualifier".
+    cells: tuple[str, ...] = ()
 
     @property
     def change_classes(self) -> tuple[str, ...]:
@@ -67,11 +73,12 @@ def strategy_affordances(files: Mapping[str, str]) -> list[AffordanceSite]:
     and problem-independent. A .py file that does not parse has none; any other file has one
     `text_section` site per heading or paragraph block."""
     found: dict[tuple[str, Affordance, str], list[Operation]] = {}
+    cells: dict[tuple[str, Affordance, str], list[str]] = {}
     for path in sorted(files):
         if path.endswith(".py"):
             tree = parse(files[path])
             if tree is not None:
-                _Listing(SourceFile(path, files[path], tree), found).run()
+                _Listing(SourceFile(path, files[path], tree), found, cells).run()
         else:
             section: Affordance = "text_section"
             for name in text_sections(files[path]):
@@ -79,9 +86,36 @@ def strategy_affordances(files: Mapping[str, str]) -> list[AffordanceSite]:
         if len(found) >= MAX_SITES:
             break
     return [
-        AffordanceSite(path, affordance, site, tuple(dict.fromkeys(operations)))
+        AffordanceSite(path, affordance, site, tuple(dict.fromkeys(operations)),
+                       tuple(dict.fromkeys(cells.get((path, affordance, site), ()))))
         for (path, affordance, site), operations in list(found.items())[:MAX_SITES]
     ]
+
+
+def size_rank(value: int | float | None, sizes: list[int | float]) -> Qualifier | None:
+    """An element's rank by |value| among its container's nonzero numbers (`sizes`: every
+    number's |value|): "zero", "weakest", "strongest", "middle", or "tied" when the nonzero
+    ones are all equal; None for an element that is not a number."""
+    if value is None:
+        return None
+    if value == 0:
+        return "zero"
+    nonzero = [size for size in sizes if size != 0]
+    low, high, size = min(nonzero), max(nonzero), abs(value)
+    if low == high:
+        return "tied"
+    return "weakest" if size == low else "strongest" if size == high else "middle"
+
+
+def moved(old: int | float, new: float) -> Qualifier:
+    """How a perturbed number moved relative to zero."""
+    if old == 0:
+        return "from_zero"
+    if new == 0:
+        return "toward_zero"
+    if (old < 0) != (new < 0):
+        return "sign_flip"
+    return "toward_zero" if abs(new) < abs(old) else "away_from_zero"
 
 
 def site_label(path: str, label: str | None, line: int) -> str:
@@ -185,18 +219,24 @@ class _Listing(StrategyWalk):
     operators have (pinned lines excluded, two elements to prune one, two distinct to swap)."""
 
     def __init__(
-        self, src: SourceFile, found: dict[tuple[str, Affordance, str], list[Operation]]
+        self, src: SourceFile, found: dict[tuple[str, Affordance, str], list[Operation]],
+        cells: dict[tuple[str, Affordance, str], list[str]],
     ) -> None:
         super().__init__(src)
         self.found = found
+        self.cells = cells
         self.wholes: dict[int, Affordance] = {}  # id of a container node -> its affordance
 
     def add(
-        self, affordance: Affordance, label: str | None, line: int, operation: Operation
+        self, affordance: Affordance, label: str | None, line: int, operation: Operation,
+        qualifiers: tuple[Qualifier | None, ...] = (),
     ) -> None:
         if len(self.found) < MAX_SITES:
             key = (self.src.path, affordance, site_label(self.src.path, label, line))
             self.found.setdefault(key, []).append(operation)
+            known = [f"{operation}:{affordance}/{q}" for q in qualifiers if q is not None]
+            if known:
+                self.cells.setdefault(key, []).extend(known)
 
     def free(self, node: ast.expr) -> bool:
         return not self.src.pinned(*self.src.span(node))
@@ -206,34 +246,38 @@ class _Listing(StrategyWalk):
     ) -> None:
         if self.free(node):
             whole = None if within is None else self.wholes.get(id(within[0]))
-            self.add(number_affordance(label, within, whole), label, node.lineno, "perturb")
+            moves = ("from_zero",) if number_value(node) == 0 else _MOVES
+            self.add(number_affordance(label, within, whole), label, node.lineno, "perturb",
+                     moves)
 
     def on_switch(self, node: ast.Constant, label: str | None) -> None:
         if self.free(node):
-            self.add("switch", label, node.lineno, "toggle")
+            self.add("switch", label, node.lineno, "toggle", ("off" if node.value else "on",))
 
     def on_container(self, node: Container, label: str | None) -> None:
         if isinstance(node, ast.Dict) and any(key is None for key in node.keys):
             return
         whole = self.wholes[id(node)] = container_affordance(node, label)
         labelled = element_labels(self.src, node, label)
+        sizes = [abs(v) for v in (number_value(e) for e, _ in labelled) if v is not None]
         for element, element_label in labelled:
             start = element if not isinstance(node, ast.Dict) else _key_of(node, element)
+            rank = (size_rank(number_value(element), sizes),)
             if len(labelled) >= 2 and not self.src.pinned(
                 self.src.span(start)[0], self.src.span(element)[1]
             ):
                 affordance = element_affordance(element, element_label, (node, label), whole)
-                self.add(affordance, element_label, start.lineno, "prune")
+                self.add(affordance, element_label, start.lineno, "prune", rank)
             if number_value(element) and not isinstance(node, ast.Set) and self.free(element):
                 affordance = number_affordance(element_label, (node, label), whole)
-                self.add(affordance, element_label, element.lineno, "prune")
+                self.add(affordance, element_label, element.lineno, "prune", rank)
         if isinstance(node, ast.List | ast.Tuple) and len(node.elts) >= 2:
             free = [self.src.text(*self.src.span(e)) for e in node.elts if self.free(e)]
             if len(set(free)) >= 2:
                 self.add(whole, label, node.elts[0].lineno, "swap")
             values = [number_value(element) for element in node.elts]
             if all(v is not None for v in values) and any(values) and len(free) == len(values):
-                self.add(whole, label, node.elts[0].lineno, "scale")
+                self.add(whole, label, node.elts[0].lineno, "scale", _SIDES)
 
     def on_terms(
         self, operands: list[ast.expr], operators: list[ast.operator], label: str | None

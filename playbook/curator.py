@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from playbook.evidence import Attempt, Evidence, Snapshot, collect_evidence
+from playbook.evidence import Attempt, Evidence, Snapshot, collect_evidence, split_cell
 from playbook.hypotheses import hypotheses_of, verdicts_of
 from playbook.stats import Lift
 from research_dag import (
@@ -221,7 +221,7 @@ class _Walk:
         contradicting = state.failures[-MAX_LIST:]
         cited = [a.created_ms for group in (supporting, contradicting, control) for a in group[-1:]]
         previous = state.chain[-1].pattern if state.chain else None
-        operation, affordance = state.klass.split(":", 1)
+        operation, affordance, qualifier = split_cell(state.klass)
         values: dict[str, Any] = {
             "author": DERIVED_AUTHOR,
             "created_ms": max(cited + ([] if previous is None else [previous.created_ms])),
@@ -241,6 +241,8 @@ class _Walk:
             "supersedes": None if previous is None else previous.id,
             "refuted_if": self.rules.refuted_if,
         }
+        if qualifier is not None:
+            values["qualifier"] = qualifier
         pattern = Pattern.model_validate(values)
         return Snapshot(pattern, lift, dict(state.scope))
 

@@ -21,7 +21,9 @@ class Attempt:
     key: Key
     problem: str
     author: str
-    classes: tuple[str, ...]  # distinct change classes, sorted
+    # Distinct change classes and cells (a class with a qualifier, "prune:weight_vector/
+    # weakest"), sorted: the curator judges each cell like a class (docs/playbook.md).
+    classes: tuple[str, ...]
     success: bool  # ok, scored and strictly better than its parent (ResearchDag.is_finding)
     hypothesis: str | None  # the hypothesis it tests, if any
 
@@ -74,9 +76,17 @@ def _attempts(
         parent = by_id.get(header.parent) or dag.header(header.parent)
         yield Attempt(
             (experiment.created_ms, experiment.id), problem.id, experiment.author,
-            experiment.change_classes(), _improves(problem, header, parent),
+            change_cells(experiment), _improves(problem, header, parent),
             experiment.hypothesis_id,
         )
+
+
+def change_cells(experiment: Experiment) -> tuple[str, ...]:
+    """The distinct classes of an experiment's changes and the cells of those that carry a
+    qualifier, sorted."""
+    changes = experiment.changes or ()
+    cells = {change.change_cell for change in changes if change.change_cell is not None}
+    return tuple(sorted({change.change_class for change in changes} | cells))
 
 
 def _improves(problem: Problem, header: Header, parent: Header | None) -> bool:
@@ -93,6 +103,14 @@ def newest(attempts: Iterable[Attempt], limit: int) -> list[str]:
     """The ids of the newest `limit` of `attempts` (given in order), oldest first."""
     kept = list(attempts)[-limit:] if limit > 0 else []
     return [attempt.id for attempt in kept]
+
+
+def split_cell(cell: str) -> tuple[str, str, str | None]:
+    """"prune:weight_vector/weakest" -> ("prune", "weight_vector", "weakest"); a class has no
+    qualifier (None)."""
+    klass, _, qualifier = cell.partition("/")
+    operation, _, affordance = klass.partition(":")
+    return operation, affordance, qualifier or None
 
 
 @dataclass(frozen=True)

@@ -74,13 +74,14 @@ def hypotheses_of(
 
 
 def _sites_by_class(problem: Problem) -> dict[str, list[str]]:
-    """The target's sites per change class, from its baseline strategy (the posed files)."""
+    """The target's sites per change class and per cell (a class with a qualifier: a switch
+    that is off can be turned on), from its baseline strategy (the posed files)."""
     files = {path: problem.files[path].decode("utf-8") for path in problem.mutable}
     by_class: dict[str, list[str]] = {}
     for site in strategy_affordances(files):
         if len(site.site) > MAX_NAME:
             continue
-        for klass in site.change_classes:
+        for klass in (*site.change_classes, *site.cells):
             sites = by_class.setdefault(klass, [])
             if site.site not in sites and len(sites) < MAX_LIST:
                 sites.append(site.site)
@@ -114,6 +115,8 @@ def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Pro
         "expected_lift": pattern.mean_delta,
         "tries": plan.tries,
     }
+    if pattern.qualifier is not None:
+        values["qualifier"] = pattern.qualifier
     return Hypothesis.model_validate(values)
 
 

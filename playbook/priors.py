@@ -8,7 +8,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from playbook.affordances import AffordanceSite
-from research_dag import Affordance, Experiment, Hypothesis, Metric, Operation, Pattern
+from research_dag import (
+    Affordance,
+    Experiment,
+    Hypothesis,
+    Metric,
+    Operation,
+    Pattern,
+    Qualifier,
+)
 
 CLASS_FLOOR = 0.25  # no class with a site starves, however its pattern scored
 CLASS_CAP = 8.0  # nor does one pattern take every proposal
@@ -17,6 +25,9 @@ MAX_GUIDANCE_TEXT = 300  # characters of each
 # The ordinary proposals' improvement rate a pattern's success rate is compared with when the
 # Knowledge does not say (the offline mutator's on the bundled examples is of this order).
 BASE_RATE = 0.1
+# A cell's (a class with a qualifier) success rate is shrunk toward its class's by this many
+# pseudo-attempts: a cell of few attempts says little beyond its class (docs/playbook.md).
+CELL_SHRINK = 8
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,17 @@ class PlannedChange:
     affordance: Affordance
     sites: tuple[str, ...]
     text: str
+    qualifier: Qualifier | None = None  # the cell below the class, when the hypothesis names it
 
     @property
     def change_class(self) -> str:
         return f"{self.operation}:{self.affordance}"
+
+    @property
+    def change_cell(self) -> str:
+        """What the tests make: the class, with the qualifier when there is one."""
+        suffix = "" if self.qualifier is None else f"/{self.qualifier}"
+        return self.change_class + suffix
 
 
 def planned_change(hypothesis: Hypothesis) -> PlannedChange | None:
@@ -59,34 +77,53 @@ def planned_change(hypothesis: Hypothesis) -> PlannedChange | None:
         hypothesis.affordance,
         tuple(hypothesis.sites or ()),
         _one_line(hypothesis.text, MAX_GUIDANCE_TEXT),
+        hypothesis.qualifier,
     )
 
 
 def class_weights(
     knowledge: Knowledge, affordances: Sequence[AffordanceSite]
 ) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
-    """Weights over the change classes this strategy affords, and the patterns behind each.
+    """Weights over the change classes and cells this strategy affords, and the patterns
+    behind each.
 
     A class's weight is its best live pattern's smoothed success rate over the base rate (its
     control's, else BASE_RATE), within [CLASS_FLOOR, CLASS_CAP]; classes without a pattern
-    keep 1.0 and are left out. Patterns learned on other problems count wherever this strategy
-    has the affordance: that is how a problem starts from the swarm's playbook, not cold.
+    keep 1.0 and are left out. A cell's (a class with a qualifier: "toggle:switch/on") is its
+    live pattern's rate shrunk toward its class's (the class's live pattern, else the base
+    rate) by CELL_SHRINK attempts, so a cell of little evidence weighs about as its class
+    does; a site whose cell has no weight takes its class's (the offline mutator). Patterns
+    learned on other problems count wherever this strategy has the affordance: that is how a
+    problem starts from the swarm's playbook, not cold.
     """
-    present = {cls for site in affordances for cls in site.change_classes}
+    present = {cls for site in affordances for cls in (*site.change_classes, *site.cells)}
+    live = [p for p in knowledge.patterns if p.status == "live" and p.mutation_kind in present]
+    rates: dict[str, float] = {}  # a class's smoothed rate, its cells' prior
+    for pattern in live:
+        if pattern.qualifier is None:
+            wins, tries = _counts(pattern)
+            rates.setdefault(pattern.mutation_kind, (wins + 1) / (tries + 2))
     weights: dict[str, float] = {}
     sources: dict[str, tuple[str, ...]] = {}
-    for pattern in knowledge.patterns:
+    for pattern in live:
         cls = pattern.mutation_kind
-        if pattern.status != "live" or cls not in present:
-            continue
         sources[cls] = (*sources.get(cls, ()), pattern.id)
         if cls in weights:
             continue  # best first: the first live pattern of a class sets its weight
-        wins, tries = len(pattern.supporting), len(pattern.supporting) + len(pattern.contradicting)
-        base = knowledge.base_rates.get(pattern.id, BASE_RATE)
-        ratio = ((wins + 1) / (tries + 2)) / max(base, 0.01)
-        weights[cls] = min(CLASS_CAP, max(CLASS_FLOOR, ratio))
+        wins, tries = _counts(pattern)
+        base = max(knowledge.base_rates.get(pattern.id, BASE_RATE), 0.01)
+        if pattern.qualifier is None:
+            rate = (wins + 1) / (tries + 2)
+        else:
+            prior = rates.get(cls.partition("/")[0], base)
+            rate = (wins + CELL_SHRINK * prior) / (tries + CELL_SHRINK)
+        weights[cls] = min(CLASS_CAP, max(CLASS_FLOOR, rate / base))
     return weights, sources
+
+
+def _counts(pattern: Pattern) -> tuple[int, int]:
+    wins = len(pattern.supporting)
+    return wins, wins + len(pattern.contradicting)
 
 
 def pattern_guidance(knowledge: Knowledge, limit: int = MAX_GUIDANCE) -> tuple[str, ...]:

@@ -11,7 +11,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -150,6 +152,20 @@ AFFORDANCES: tuple[str, ...] = (
     "capacity", "regularization", "term", "sequence", "constant", "text_section", "structure",
     "other",
 )
+# Below the class, a problem-independent word for which change of the class it was (the offline
+# operators compute it exactly; docs/playbook.md, "Qualifiers"): a pruned or zeroed element's
+# rank by |value| among its container's numbers; a perturbed number's move relative to zero; a
+# switch turned on or off; a rescale up or down. Part of the record format: add, never rename.
+Qualifier: TypeAlias = Literal[
+    "weakest", "middle", "strongest", "tied", "zero",  # prune: the element's |value| rank
+    "toward_zero", "away_from_zero", "sign_flip", "from_zero",  # perturb: the move
+    "on", "off",  # toggle: the new setting
+    "up", "down",  # scale: the factor's side of 1
+]
+QUALIFIERS: tuple[str, ...] = (
+    "weakest", "middle", "strongest", "tied", "zero", "toward_zero", "away_from_zero",
+    "sign_flip", "from_zero", "on", "off", "up", "down",
+)
 
 
 class Change(Frozen):
@@ -160,11 +176,25 @@ class Change(Frozen):
     affordance: Affordance
     site: ShortText = ""
     note: ShortText = ""  # free text, for "other" above all
+    # Added field: left out of the encoding while None (records made before keep their bytes).
+    qualifier: Qualifier | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        values: dict[str, Any] = handler(self)
+        if values.get("qualifier") is None:
+            values.pop("qualifier", None)
+        return values
 
     @property
     def change_class(self) -> str:
         """The class a pattern generalises over: operation and affordance, without the site."""
         return f"{self.operation}:{self.affordance}"
+
+    @property
+    def change_cell(self) -> str | None:
+        """The class with its qualifier ("prune:weight_vector/weakest"); None without one."""
+        return None if self.qualifier is None else f"{self.change_class}/{self.qualifier}"
 
 
 class Budget(Frozen):
@@ -423,7 +453,8 @@ class Pattern(RecordBase):
     """
 
     ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"operation", "affordance", "problems", "control", "status", "supersedes", "refuted_if"}
+        {"operation", "affordance", "problems", "control", "status", "supersedes", "refuted_if",
+         "qualifier"}
     )
 
     kind: Literal["pattern"] = "pattern"
@@ -444,6 +475,8 @@ class Pattern(RecordBase):
     status: PatternStatus | None = None
     supersedes: RecordId | None = None
     refuted_if: Text | None = None  # what observation would refute the statement
+    # A pattern of one cell below the class: mutation_kind is then "operation:affordance/q".
+    qualifier: Qualifier | None = None
 
     @field_validator("mean_delta")
     @classmethod
@@ -456,7 +489,7 @@ class Pattern(RecordBase):
     def _consistent(self) -> Self:
         if self.status is not None and self.retired != (self.status == "retired"):
             raise ValueError("retired must say what status says")
-        _check_class(self.operation, self.affordance, self.mutation_kind)
+        _check_class(self.operation, self.affordance, self.mutation_kind, self.qualifier)
         return self
 
 
@@ -465,7 +498,7 @@ class Hypothesis(RecordBase):
     change (its sites in the target), the prediction and the test plan. Derived, like Pattern."""
 
     ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"operation", "affordance", "sites", "expected_lift", "tries"}
+        {"operation", "affordance", "sites", "expected_lift", "tries", "qualifier"}
     )
 
     kind: Literal["hypothesis"] = "hypothesis"
@@ -480,18 +513,23 @@ class Hypothesis(RecordBase):
     # this much (absolute, 0..1).
     expected_lift: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     tries: Annotated[int, Field(ge=1, le=MAX_LIST)] | None = None  # tests that decide it
+    qualifier: Qualifier | None = None  # the planned change's cell below its class
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        _check_class(self.operation, self.affordance, self.mutation_kind)
+        _check_class(self.operation, self.affordance, self.mutation_kind, self.qualifier)
         return self
 
 
-def _check_class(operation: str | None, affordance: str | None, mutation_kind: str) -> None:
+def _check_class(operation: str | None, affordance: str | None, mutation_kind: str,
+                 qualifier: str | None = None) -> None:
     if (operation is None) != (affordance is None):
         raise ValueError("operation and affordance come together")
-    if operation is not None and mutation_kind != f"{operation}:{affordance}":
-        raise ValueError("mutation_kind must be operation:affordance")
+    if qualifier is not None and operation is None:
+        raise ValueError("a qualifier needs its operation and affordance")
+    cell = f"{operation}:{affordance}" + ("" if qualifier is None else f"/{qualifier}")
+    if operation is not None and mutation_kind != cell:
+        raise ValueError("mutation_kind must be operation:affordance[/qualifier]")
 
 
 class Verdict(RecordBase):

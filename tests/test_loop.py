@@ -315,9 +315,12 @@ async def test_offline_attempts_describe_their_change_and_the_patterns_they_appl
         baseline, *attempts = _experiments(store, probe_problem)
     assert baseline.changes is None and baseline.applied is None
     for attempt in attempts:
-        assert attempt.changes == [
-            Change(operation="perturb", affordance="constant", site="strategy.py:SCALE")
-        ]
+        assert attempt.changes is not None and len(attempt.changes) == 1
+        assert attempt.changes[0].model_copy(update={"qualifier": None}) == Change(
+            operation="perturb", affordance="constant", site="strategy.py:SCALE"
+        )
+        # the offline operators say how the number moved; a model-made value may not
+        assert attempt.changes[0].qualifier in {"toward_zero", "away_from_zero", "sign_flip", None}
         assert attempt.applied == [pattern.id] and attempt.hypothesis_id is None
 
 

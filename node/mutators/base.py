@@ -84,7 +84,8 @@ class MutationFailed(Exception):
 
 def applied_patterns(context: MutationContext, changes: tuple[Change, ...]) -> tuple[str, ...]:
     """The patterns behind the classes of `changes`, in order, at most MAX_APPLIED."""
-    ids = (pid for change in changes for pid in context.class_patterns.get(change.change_class, ()))
+    keys = (key for change in changes for key in (change.change_class, change.change_cell) if key)
+    ids = (pid for key in keys for pid in context.class_patterns.get(key, ()))
     return tuple(dict.fromkeys(ids))[:MAX_APPLIED]
 
 

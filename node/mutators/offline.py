@@ -107,7 +107,8 @@ class OfflineMutator:
             if structural and attempt < MAX_ATTEMPTS // 2:
                 changes = _draw_structural(pools, weights, classes, context.rng)
             else:
-                drawn = _draw(pools, weights, classes, context.rng, set())
+                want = None if context.plan is None else context.plan.qualifier
+                drawn = _draw(pools, weights, classes, context.rng, set(), want)
                 changes = [] if drawn is None else [drawn]
             if not changes:
                 break
@@ -126,10 +127,13 @@ class OfflineMutator:
 
 
 def _planned(site: Site, plan: PlannedChange) -> bool:
+    """A site that can make the planned change: its class, at a planned site, and of the
+    planned qualifier when the site knows it before the draw (else `_draw` draws for it)."""
     return (
         OPERATIONS_OF[site.kind] == plan.operation
         and site.affordance == plan.affordance
         and (not plan.sites or site_matches(site.site, plan.sites))
+        and (plan.qualifier is None or site.qualifier in (None, plan.qualifier))
     )
 
 
@@ -144,9 +148,13 @@ def _draw(
     classes: Mapping[str, float],
     rng: random.Random,
     used_families: set[str],
+    want: Qualifier | None = None,
 ) -> Drawn | None:
-    """A weighted kind, then a site of it weighted by its class; sites with nothing left to
-    draw are dropped. Without class weights this is a uniform site of the kind."""
+    """A weighted kind, then a site of it weighted by its cell (class and qualifier, when the
+    site knows it: playbook.class_weights), else its class; sites with nothing left to draw
+    are dropped. Without class weights this is a uniform site of the kind. `want`: only a
+    change of this qualifier (a planned change's), drawn again a few times at a site that
+    decides it in the draw."""
     while True:
         kinds = [
             kind
@@ -156,7 +164,7 @@ def _draw(
         if not kinds:
             return None
         if classes:
-            site_weights = {k: [classes.get(s.change_class, 1.0) for s in pools[k]] for k in kinds}
+            site_weights = {k: [_site_weight(classes, s) for s in pools[k]] for k in kinds}
             kind_weights = [weights[k] * sum(site_weights[k]) / len(pools[k]) for k in kinds]
             if not any(kind_weights):
                 return None
@@ -166,9 +174,21 @@ def _draw(
             kind = rng.choices(kinds, [weights[kind] for kind in kinds])[0]
             site = rng.choice(pools[kind])
         change = site.draw(rng)
-        if change is not None:
+        for _ in range(WANT_DRAWS if want is not None and site.qualifier is None else 0):
+            if change is None or change.qualifier == want:
+                break
+            change = site.draw(rng)
+        if change is not None and (want is None or change.qualifier == want):
             return site, change
         pools[kind].remove(site)
+
+
+def _site_weight(classes: Mapping[str, float], site: Site) -> float:
+    """The site's cell weight when there is one, else its class's (the cell falls back)."""
+    cell = site.change_cell
+    if cell is not None and cell in classes:
+        return classes[cell]
+    return classes.get(site.change_class, 1.0)
 
 
 def _draw_structural(
@@ -233,8 +253,9 @@ def _proposal(
         reasons = "; ".join(dict.fromkeys(HYPOTHESES[k] for k in kinds))
         hypothesis = f"{STRUCTURAL_HYPOTHESIS} ({reasons})"
     described = tuple(
-        Described(operation=OPERATIONS_OF[site.kind], affordance=site.affordance, site=site.site)
-        for site, _ in drawn
+        Described(operation=OPERATIONS_OF[site.kind], affordance=site.affordance, site=site.site,
+                  qualifier=change.qualifier)
+        for site, change in drawn
     )
     plan = context.plan
     return Proposal(

@@ -14,12 +14,14 @@ from playbook import (
     Container,
     SourceFile,
     element_affordance,
+    moved,
     number_affordance,
     number_value,
     shorten,
     site_label,
+    size_rank,
 )
-from research_dag import Affordance, Operation
+from research_dag import Affordance, Operation, Qualifier
 
 PERTURB_CONSTANT = "perturb_constant"
 ZERO_CONSTANT = "zero_constant"
@@ -96,6 +98,7 @@ class Change:
     edits: tuple[Edit, ...]
     description: str
     line: int
+    qualifier: Qualifier | None = None  # which change of its class (research_dag.Qualifier)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,10 +112,18 @@ class Site:
     draw: Callable[[random.Random], Change | None]
     site: str
     affordance: Affordance
+    # Known before the draw for a site whose change is settled (prune, toggle); else None, and
+    # the drawn Change says (perturb, rescale).
+    qualifier: Qualifier | None = None
 
     @property
     def change_class(self) -> str:
         return f"{OPERATIONS_OF[self.kind]}:{self.affordance}"
+
+    @property
+    def change_cell(self) -> str | None:
+        """The class with the site's qualifier, when the site knows it before the draw."""
+        return None if self.qualifier is None else f"{self.change_class}/{self.qualifier}"
 
 
 def number_site(
@@ -138,7 +149,9 @@ def number_site(
             if wrap and text.startswith("-") and not old.startswith("-"):
                 text = f"({text})"
             description = f"{_where(label)}{old} -> {text}"
-            return Change(PERTURB_CONSTANT, path, (Edit(start, end, text),), description, line)
+            edits = (Edit(start, end, text),)
+            move = moved(value, float(text.strip("()")))
+            return Change(PERTURB_CONSTANT, path, edits, description, line, move)
         return None
 
     return Site(PERTURB_CONSTANT, path, line, draw, site_label(path, label, line), affordance)
@@ -151,7 +164,8 @@ def toggle_site(src: SourceFile, node: ast.Constant, label: str | None) -> Site 
     description = f"{_where(label)}{old} -> {new}"
     line = src.line(start)
     edits = (Edit(start, end, new),)
-    return _fixed_site(src, TOGGLE_BOOL, edits, description, line, label, "switch")
+    setting: Qualifier = "on" if new == "True" else "off"
+    return _fixed_site(src, TOGGLE_BOOL, edits, description, line, label, "switch", setting)
 
 
 def container_sites(
@@ -170,8 +184,10 @@ def container_sites(
         spans = [src.span(element) for element in node.elts]
         names = [f"[{index}]" for index in range(len(node.elts))]
         elements = node.elts
+    sizes = [abs(value) for value in map(number_value, elements) if value is not None]
     sites: list[Site | None] = []
     for index, element in enumerate(elements):
+        rank = size_rank(number_value(element), sizes)
         line = src.line(spans[index][0])
         inner = f"{label}{names[index]}" if label else None
         if len(elements) >= 2:
@@ -179,7 +195,7 @@ def container_sites(
             description = f"{_where(label)}removed {names[index]} {src.quote(element)}"
             removed = element_affordance(element, inner, (node, label), affordance)
             sites.append(
-                _fixed_site(src, PRUNE_ELEMENT, (edit,), description, line, inner, removed)
+                _fixed_site(src, PRUNE_ELEMENT, (edit,), description, line, inner, removed, rank)
             )
         if number_value(element) and not isinstance(node, ast.Set):
             start, end = src.span(element)
@@ -189,7 +205,7 @@ def container_sites(
             zeroed = number_affordance(inner, (node, label), affordance)
             sites.append(
                 _fixed_site(
-                    src, ZERO_CONSTANT, edits, description, src.line(start), inner, zeroed
+                    src, ZERO_CONSTANT, edits, description, src.line(start), inner, zeroed, rank
                 )
             )
     if isinstance(node, ast.List | ast.Tuple) and len(elements) >= 2:
@@ -250,13 +266,14 @@ def _fixed_site(
     line: int,
     label: str | None,
     affordance: Affordance,
+    qualifier: Qualifier | None = None,
 ) -> Site | None:
     """A site whose change is settled once found (no randomness left to draw)."""
     if any(src.pinned(edit.start, edit.end) for edit in edits):
         return None
-    change = Change(kind, src.path, edits, description, line)
+    change = Change(kind, src.path, edits, description, line, qualifier)
     site = site_label(src.path, label, line)
-    return Site(kind, src.path, line, lambda rng: change, site, affordance)
+    return Site(kind, src.path, line, lambda rng: change, site, affordance, qualifier)
 
 
 def _removal(src: SourceFile, node: Container, spans: list[tuple[int, int]], index: int) -> Edit:
@@ -321,7 +338,8 @@ def _rescale_site(
                     edits.append(Edit(start, end, text))
             if edits:
                 description = f"{_where(label)}scaled {len(numbers)} numbers by {factor}"
-                return Change(RESCALE_LIST, src.path, tuple(edits), description, line)
+                side: Qualifier = "up" if factor > 1 else "down"
+                return Change(RESCALE_LIST, src.path, tuple(edits), description, line, side)
         return None
 
     return Site(RESCALE_LIST, src.path, line, draw, site_label(src.path, label, line), affordance)
