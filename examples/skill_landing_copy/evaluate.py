@@ -7,7 +7,8 @@ score   = fraction of (product, sample, check) triples that pass.
 items   = check -> True when it passes for every product and sample.
 details = "case:NN" -> the product's verdicts, one character per check in CHECKS order
           ("1" pass, "0" fail), samples separated by spaces (the noise gate pairs cases on
-          them; `swarm eval` shows them); check -> pass rate.
+          them; `swarm eval` shows them); "out:NN" -> the start of the product's first copy;
+          check -> pass rate.
 """
 
 import json
@@ -70,6 +71,7 @@ def evaluate(output, public_dir, private_dir):
             for name in CHECKS:
                 passed[name] += int(results[name])
         details[f"case:{index + 1:02d}"] = " ".join(verdicts)
+        details[f"out:{index + 1:02d}"] = copies[0][:200]  # what a mutator is shown
     runs = len(products) * samples
     details.update({name: passed[name] / runs for name in CHECKS})
     return {
