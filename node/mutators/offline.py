@@ -23,12 +23,14 @@ from node.mutators.sites import collect_sites
 from node.mutators.text import TextOperators
 from playbook import PlannedChange, parse, site_matches
 from research_dag import Change as Described
+from research_dag import Qualifier
 
 __all__ = ["OPERATOR_KINDS", "OfflineMutator"]
 
 # Bounds the search for a change that parses and is not one of the recent attempts.
 MAX_ATTEMPTS = 32
 SITE_CACHE = 8  # files whose sites are kept (a few strategies' worth of mutable files)
+WANT_DRAWS = 16  # draws at one site for a planned qualifier (a perturbation's direction)
 STRUCTURAL_HYPOTHESIS = "the search has plateaued; a bigger change across families may escape it"
 
 Pools = dict[str, list[Site]]
