@@ -45,22 +45,30 @@ POSE_WAIT_S = 20.0
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the package.")],
+    template: Annotated[str, typer.Option(
+        help="package (a Python strategy) or skill (a SKILL.md a model follows), ...")] = "package",
 ) -> None:
     """Scaffold an experiment package from a template, for people who write their own."""
     import shutil
 
     from node.publish import PACKAGE_TEMPLATE
 
+    templates = sorted(p.name for p in PACKAGE_TEMPLATE.parent.iterdir() if p.is_dir())
+    if template not in templates:
+        _fail(f"no template '{inline(template)}'; choose one of: {', '.join(templates)}",
+              EXIT_USAGE)
+    source = PACKAGE_TEMPLATE.parent / template
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         _fail(f"{directory} exists and is not empty or not a directory; choose a new one",
               EXIT_USAGE)
     try:
-        shutil.copytree(PACKAGE_TEMPLATE, directory, dirs_exist_ok=True,
+        shutil.copytree(source, directory, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
     except (OSError, shutil.Error) as error:
         _fail(f"cannot create {directory}: {error}")
     shown = markup(str(directory))
-    out.print(f"created {shown}: edit problem.toml, strategy.py, evaluate.py and data/, "
+    files = ", ".join(sorted(p.name for p in source.iterdir() if p.is_file()))
+    out.print(f"created {shown}: edit {files} and data/, "
               f"then `swarm eval {shown}` and `swarm pose --from {shown}`",
               highlight=False)
 
