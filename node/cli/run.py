@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from node.cli.cases_view import is_case_detail, print_cases
 from node.cli.options import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -318,8 +319,13 @@ def _print_outcome(problem: Problem, outcome: Outcome) -> None:
         f"fuel:   strategy {outcome.strategy_fuel:,}, evaluator {outcome.evaluator_fuel:,}",
         highlight=False,
     )
+    text = problem.runner is not None  # a skill: each case's output and verdicts below
     for key, value in outcome.details.items():
+        if text and is_case_detail(key):
+            continue
         out.print(f"  {inline(key)}: {inline(str(value))}", highlight=False, soft_wrap=True)
+    if text:
+        print_cases(problem, outcome)
     if outcome.stderr_tail.strip():
         out.print("stderr (tail):", highlight=False)
         out.print(visible(outcome.stderr_tail.rstrip()), markup=False, highlight=False,
