@@ -9,8 +9,9 @@ from dataclasses import asdict
 from typing import Any
 
 from node.loop import LoopSummary, step_status
+from node.noise_gate import judge
 from node.untrusted_text import visible
-from research_dag import Experiment, Metric, Outcome
+from research_dag import Experiment, Metric, Outcome, Problem
 
 TSV_COLUMNS = ("commit", "parent", "score", "status", "mutation_kind", "description", "fuel")
 
@@ -54,19 +55,26 @@ def changelog(
     experiments: Iterable[Experiment],
     metric: Metric,
     trusted: Callable[[Experiment], bool] = lambda experiment: True,
+    problem: Problem | None = None,
 ) -> list[dict[str, Any]]:
     """Rows in recorded order; a row is `keep` when it beat the best before it. A row that
     `trusted` refuses (a peer's claim we have not reproduced, in a data directory a swarm node
-    also used) is `unverified`: shown, never kept, never the best a later row must beat."""
+    also used) is `unverified`: shown, never kept, never the best a later row must beat. For a
+    `problem` that asks a model, "beat" is the noise gate's decision, and each row's `gate`
+    states its interval and test (node/noise_gate.py)."""
     rows: list[dict[str, Any]] = []
     best: float | None = None
+    best_outcome: Outcome | None = None
+    gated = problem is not None and problem.model is not None
     for experiment in experiments:
         outcome = experiment.outcome
         score = outcome.score if outcome.status == "ok" else None
         believed = trusted(experiment)
-        kept = believed and score is not None and metric.better(score, best)
+        decision = judge(problem, outcome, best_outcome) if problem is not None else None
+        kept = believed and score is not None and (
+            decision.kept if decision is not None else metric.better(score, best))
         if kept:
-            best = score
+            best, best_outcome = score, outcome
         if not believed:
             status = "unverified"
         else:
@@ -82,6 +90,8 @@ def changelog(
                 "fuel": outcome.fuel,
             }
         )
+        if gated:
+            rows[-1]["gate"] = "" if decision is None else decision.describe()
     return rows
 
 

@@ -18,6 +18,7 @@ from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, Status, ca
 from sandbox.drivers import EXIT_DONE, EXIT_INVALID_OUTPUT, guest_source, last_result
 from sandbox.host import GuestRun, Limits, Mount, run_guest
 from sandbox.runtime import Runtime
+from sandbox.heuristic import Harness
 from sandbox.staging import StagingError, stage_file
 
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
@@ -155,6 +156,8 @@ class Evaluator:
             directory.mkdir(mode=0o700)
         try:
             self._stage_problem(problem)
+            # A heuristic package: its fixed harness drives the strategy (sandbox/heuristic.py).
+            self._harness = Harness.staged(runtime, problem, self._root)
         except StagingError:
             self.close()
             raise
@@ -280,6 +283,10 @@ class Evaluator:
         if problem.generator is not None:
             config |= {"generator": _module_name(problem.generator), "seed": seed}
         limits = self._limits()
+        if self._harness is not None:
+            ran = self._harness.run(strategy, [Mount(strategy_dir, "/strategy"), Mount(
+                self._public, "/data/public"), Mount(self._generator, "/generator")], config, limits)
+            return ran if isinstance(ran, Outcome) else (*ran, seed)
         first = run_guest(
             self.runtime,
             guest_source(self.runtime, "strategy_phase", config),
@@ -340,7 +347,8 @@ class Evaluator:
             seed=self._evaluator_seed,
             clock_start_ns=self._evaluator_clock_ns,
         )
-        return self._score(first, second, _tail(first.stderr_tail))
+        outcome = self._score(first, second, _tail(first.stderr_tail))
+        return outcome if self._harness is None else self._harness.withhold(outcome)
 
     def _score(self, first: GuestRun, second: GuestRun, strategy_stderr: str) -> Outcome:
         fuel = first.fuel_used

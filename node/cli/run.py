@@ -258,7 +258,8 @@ class _Progress:
         if step.status == "keep":
             self.progress.console.print(
                 f"[green]keep[/] #{step.iteration:<4} {_fmt(step.score):>10}  "
-                f"{inline(step.mutation_kind)}: {inline(step.description)}",
+                f"{inline(step.mutation_kind)}: {inline(step.description)}"
+                + (f"\n       noise gate: {inline(step.gate)}" if step.gate else ""),
                 highlight=False,
             )
 
@@ -370,7 +371,7 @@ def log(
             knowledge = knowledge_of(store, problem.id) if markdown else ([], [])
     except StoreError as error:
         _fail(str(error))
-    rows = changelog(experiments, problem.metric, trusted)
+    rows = changelog(experiments, problem.metric, trusted, problem)
     if markdown:
         sys.stdout.write(changelog_markdown(problem, experiments, rows, *knowledge))
         return
@@ -401,7 +402,8 @@ def log(
             _fmt(row["score"]),
             row["status"],
             inline(row["mutation_kind"]),
-            markup(row["description"]),
+            markup(row["description"])
+            + (f"\n[dim]noise gate: {markup(row['gate'])}[/]" if row.get("gate") else ""),
             style=styles.get(row["status"], "red"),
         )
     out.print(table)
