@@ -82,3 +82,26 @@ def test_the_gate_is_deterministic_and_never_keeps_both_ways(
     assert not (ab.kept and ba.kept)
     assert ab.low <= ab.high and 0.0 <= ab.p_value <= 1.0
     assert ab.wins == ba.losses and ab.losses == ba.wins
+
+
+def test_the_changelog_replays_the_gate_and_states_the_interval() -> None:
+    from node.report import changelog
+    from research_dag import Experiment, ModelLimits, Problem
+
+    problem = Problem(name="p", statement="s", metric=UP, mutable=["SKILL.md"], runner="run.py",
+                      entry="run", model=ModelLimits(),
+                      files={"SKILL.md": b"x", "run.py": b"", "evaluate.py": b""})
+    base = Experiment(problem=problem.id, strategy={"SKILL.md": "a"},
+                      outcome=_outcome(["11000"] * 10))
+    noise = Experiment(problem=problem.id, parent=base.id, strategy={"SKILL.md": "b"},
+                       outcome=_outcome(["11100"] * 3 + ["11000"] * 7))
+    real = Experiment(problem=problem.id, parent=base.id, strategy={"SKILL.md": "c"},
+                      outcome=_outcome(["11100"] * 10))
+    rows = changelog([base, noise, real], UP, problem=problem)
+    assert [row["status"] for row in rows] == ["baseline", "discard", "keep"]
+    assert rows[0]["gate"] == ""
+    assert rows[1]["gate"].endswith("within noise") and "sign test 3-0" in rows[1]["gate"]
+    assert "[+0.200, +0.200]" in rows[2]["gate"] and rows[2]["gate"].endswith("kept")
+    plain = changelog([base, noise, real], UP)  # no problem given: plain scores, no column
+    assert [row["status"] for row in plain] == ["baseline", "keep", "keep"]
+    assert "gate" not in plain[0]
