@@ -6,6 +6,7 @@
         [--budget 80] [--source-seeds 2] [--source-iterations 60] [--pool pool.msgpack]
         [--held-out a,b] [--oracle] [--out loo.json]
     .venv/bin/python bench/bench_knowledge.py hypotheses sim.json loo.json ...
+    .venv/bin/python bench/bench_knowledge.py cells --pool pool.msgpack [--problems a,b,...]
 
 - sim: a 16-node simulation (in-memory network) over some bundled problems, posed one every
   `--pose-every` rounds in the order given, so the later ones can receive hypotheses from
@@ -20,6 +21,9 @@
   stops at P's target: evaluations to target, median per problem; a run that never gets there
   counts as the budget and is flagged. Team goal: warm <= 0.5x cold. `--oracle` adds a third
   arm whose class weights come from P's own pool runs: the most a class prior could know.
+- cells: on a pool (the runs `loo` keeps), each change class's and each cell's (a class with
+  a qualifier: "toggle:switch/on") improving / attempts per problem and its lift over the
+  problem's overall rate, and which carry lift (>= 1.5x) on at least two problems.
 - hypotheses: confirmed / decided hypotheses against improving / attempts of the ordinary
   proposals on the same problems (from the JSON `--out` of the other parts), with 95 %
   intervals (playbook.rate_interval). Team goal: >= 2x.
@@ -61,6 +65,7 @@ from playbook import (  # noqa: E402
     BASE_RATE,
     Derivation,
     Knowledge,
+    change_cells,
     class_weights,
     derivation,
     rate_interval,
@@ -315,9 +320,9 @@ def print_loo(report: dict[str, Any]) -> None:
 
 
 def oracle_knowledge(problem: Problem, records: list[Record]) -> Knowledge:
-    """The best a class prior could know about `problem`: each class's success rate on the
-    problem's own pool runs, as live patterns against the pool's overall rate. Not transfer:
-    the ceiling of what class weights can do for the offline mutator here."""
+    """The best a class prior could know about `problem`: each class's and each cell's success
+    rate on the problem's own pool runs, as live patterns against the pool's overall rate. Not
+    transfer: the ceiling of what class and cell weights can do for the offline mutator here."""
     dag = ResearchDag(records)
     wins: dict[str, list[str]] = {}
     fails: dict[str, list[str]] = {}
@@ -325,21 +330,68 @@ def oracle_knowledge(problem: Problem, records: list[Record]) -> Knowledge:
         if not isinstance(experiment, Experiment) or not experiment.changes:
             continue
         side = wins if dag.is_finding(experiment) else fails
-        for klass in experiment.change_classes():
+        for klass in change_cells(experiment):
             side.setdefault(klass, []).append(experiment.id)
     total_wins = sum(len(ids) for ids in wins.values())
     total = total_wins + sum(len(ids) for ids in fails.values())
     patterns = []
     for klass in sorted(set(wins) | set(fails)):
         won, lost = wins.get(klass, []), fails.get(klass, [])
-        operation, affordance = klass.split(":", 1)
+        operation, _, rest = klass.partition(":")
+        affordance, _, qualifier = rest.partition("/")
         patterns.append(Pattern.model_validate({
             "mutation_kind": klass, "operation": operation, "affordance": affordance,
             "text": f"oracle: {klass} on {problem.name}", "supporting": won[-MAX_LIST:],
             "contradicting": lost[-MAX_LIST:], "success_rate": len(won) / (len(won) + len(lost)),
-            "status": "live"}))
+            "status": "live", "qualifier": qualifier or None}))
     base = total_wins / total if total else BASE_RATE
     return Knowledge(tuple(patterns), (), {p.id: base for p in patterns})
+
+
+def cells(args: argparse.Namespace) -> dict[str, Any]:
+    """Per class and per cell, improving / attempts on each problem of a pool, and the lift
+    over the problem's overall rate: which qualifiers carry lift across problems."""
+    problems = [load_package(EXAMPLES / name) for name in args.problems.split(",")]
+    pool = load_pool(args.pool, problems)
+    if pool is None:
+        raise SystemExit(f"no pool for these problems in {args.pool!r}: run `loo --pool` first")
+    names = {p.id: p.name for p in problems}
+    table: dict[str, dict[str, list[int]]] = {}
+    overall: dict[str, list[int]] = {}
+    for pid, records in pool.items():
+        dag = ResearchDag(records)
+        for experiment in dag.experiments(pid):
+            if not isinstance(experiment, Experiment) or experiment.parent is None:
+                continue
+            won = dag.is_finding(experiment)
+            tally = overall.setdefault(names[pid], [0, 0])
+            tally[0] += won
+            tally[1] += 1
+            keys = change_cells(experiment) if experiment.changes else ("(not described)",)
+            if len(experiment.changes or ()) > 1:
+                keys = (*keys, "(combined changes)")
+            for key in keys:
+                cell = table.setdefault(key, {}).setdefault(names[pid], [0, 0])
+                cell[0] += won
+                cell[1] += 1
+    print("overall: " + ", ".join(f"{n} {w}/{t}" for n, (w, t) in sorted(overall.items())))
+    rows = []
+    for key in sorted(table):
+        lifts = {}
+        line = f"{key:<40}"
+        for name in sorted(overall):
+            won, tried = table[key].get(name, [0, 0])
+            base = overall[name][0] / overall[name][1]
+            lift = (won / tried) / base if tried and base else 0.0
+            if tried:
+                lifts[name] = lift
+                line += f" {name[:10]:>10} {won:>3}/{tried:<3} {lift:4.1f}x"
+            else:
+                line += " " * 25
+        carried = sorted(n for n, lift in lifts.items() if lift >= 1.5 and table[key][n][1] >= 3)
+        print(line + (f"   lift on {len(carried)}" if len(carried) >= 2 else ""))
+        rows.append({"cell": key, "by_problem": table[key], "lift_on": carried})
+    return {"part": "cells", "overall": overall, "rows": rows}
 
 
 # ----- the 16-node simulation -----------------------------------------------------------------
@@ -527,8 +579,12 @@ def main() -> None:
     two.add_argument("--out", default=None)
     three = parts.add_parser("hypotheses")
     three.add_argument("reports", nargs="+")
+    four = parts.add_parser("cells")
+    four.add_argument("--pool", required=True)
+    four.add_argument("--problems", default=LOO_PROBLEMS)
+    four.add_argument("--out", default=None)
     args = parser.parse_args()
-    report = {"sim": sim, "loo": loo, "hypotheses": hypotheses}[args.part](args)
+    report = {"sim": sim, "loo": loo, "hypotheses": hypotheses, "cells": cells}[args.part](args)
     if getattr(args, "out", None):
         Path(args.out).write_text(json.dumps(report, indent=1, default=list))
 

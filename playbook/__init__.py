@@ -22,7 +22,7 @@ from playbook.curator import (
     next_status,
     patterns_derived_here,
 )
-from playbook.evidence import Attempt, Evidence, Snapshot, collect_evidence
+from playbook.evidence import Attempt, Evidence, Snapshot, change_cells, collect_evidence
 from playbook.hypotheses import (
     PLAN,
     ConfirmationRate,
@@ -33,6 +33,7 @@ from playbook.hypotheses import (
 )
 from playbook.priors import (
     BASE_RATE,
+    CELL_SHRINK,
     CLASS_CAP,
     CLASS_FLOOR,
     NOTHING_KNOWN,
@@ -60,6 +61,7 @@ from playbook.walk import (
 
 __all__ = [
     "BASE_RATE",
+    "CELL_SHRINK",
     "CLASS_CAP",
     "CLASS_FLOOR",
     "LIFECYCLE",
@@ -84,6 +86,7 @@ __all__ = [
     "TestPlan",
     "Within",
     "chain_operands",
+    "change_cells",
     "class_weights",
     "collect_evidence",
     "confirmation_rates",

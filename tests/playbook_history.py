@@ -22,8 +22,11 @@ def make_problem(name: str, strategy: str = WEIGHTED, domains: Iterable[str] = (
 
 
 def change(klass: str, site: str = "strategy.py:X") -> Change:
+    """A change of `klass`, "operation:affordance", or of a cell, "operation:affordance/q"."""
+    klass, _, qualifier = klass.partition("/")
     operation, affordance = klass.split(":")
-    return Change.model_validate({"operation": operation, "affordance": affordance, "site": site})
+    values = {"operation": operation, "affordance": affordance, "site": site}
+    return Change.model_validate({**values, **({"qualifier": qualifier} if qualifier else {})})
 
 
 class History:
