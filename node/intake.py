@@ -56,6 +56,11 @@ def refusal(record: Record, lookup: Lookup, brief: Brief) -> str | None:
                     f"experiment {record.id}: the hypothesis it tests, {record.hypothesis_id},"
                     f" is a {kind}"
                 )
+        if record.transcript is not None:  # its model calls (research_dag/transcripts.py)
+            held = brief(record.transcript)
+            if held is not None and (held.kind, held.problem) != ("transcript", record.problem):
+                return (f"experiment {record.id}: its transcript {record.transcript} is not a"
+                        " transcript of the same problem")
         for applied in record.applied or ():  # its outcome is attributed to these patterns
             kind = _kind(brief, applied)
             if kind is not None and kind != "pattern":

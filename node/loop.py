@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import trio
 
@@ -38,12 +38,25 @@ from playbook import (
     pattern_guidance,
     strategy_affordances,
 )
-from research_dag import MAX_SOURCE, Experiment, Outcome, Problem
+from research_dag import MAX_SOURCE, Experiment, Outcome, Problem, Transcript
+from sandbox import Evaluated
 
 StopReason = Literal[
     "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
 ]
-Evaluate = Callable[[Mapping[str, str]], Outcome]
+# A model-backed problem's evaluation also returns the transcript of its model calls.
+Evaluate = Callable[[Mapping[str, str]], Outcome | Evaluated]
+Sealed = TypeVar("Sealed", Experiment, Transcript)
+
+
+class Seal(Protocol):
+    """Signs a new record of ours before it is stored or shared."""
+
+    def __call__(self, record: Sealed, /) -> Sealed: ...
+
+
+def _unsealed(record: Sealed) -> Sealed:
+    return record
 MAX_HYPOTHESES = 5  # open hypotheses shown to a mutator as guidance
 MAX_HYPOTHESIS_TEXT = 300  # characters of each
 
@@ -147,9 +160,9 @@ class ResearchLoop:
         config: LoopConfig,
         on_step: Callable[[Step, LoopSummary], None] | None = None,
         on_mutator_failure: Callable[[str], None] | None = None,
-        on_record: Callable[[Experiment], None] | None = None,
+        on_record: Callable[[Experiment | Transcript], None] | None = None,
         trusted: Callable[[Experiment], bool] = lambda experiment: True,
-        seal: Callable[[Experiment], Experiment] = lambda experiment: experiment,
+        seal: Seal = _unsealed,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         knowledge: Callable[[], Knowledge] = lambda: NOTHING_KNOWN,
     ) -> None:
@@ -190,6 +203,7 @@ class ResearchLoop:
         self._rng = random.Random(0)
         self._since_finding = 0
         self._failures = 0
+        self._transcript: Transcript | None = None  # of the last evaluation, until recorded
         # Every experiment of the problem this node holds, peers' unverified ones too, feeds
         # the model-based search (a model's data, never a parent).
         self.search = Search(problem, config.families, config.retune) if config.families else None
@@ -200,11 +214,20 @@ class ResearchLoop:
             self.search.observe(experiment)
 
     async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
+        """The candidate's outcome; a model-backed one's transcript waits in `_transcript` for
+        the experiment made next (`_experiment`, `_record`)."""
+        self._transcript = None
         digest = strategy_digest(files)
         cached = self._outcomes.get(digest)
-        if cached is not None and cached.status != "timeout":
+        # A model-backed candidate is evaluated again (the gateway's cache answers its calls):
+        # each experiment links the transcript of its own evaluation.
+        if cached is not None and cached.status != "timeout" and self.problem.model is None:
             return cached
-        outcome = await trio.to_thread.run_sync(self.evaluate_fn, files, abandon_on_cancel=True)
+        result = await trio.to_thread.run_sync(self.evaluate_fn, files, abandon_on_cancel=True)
+        outcome = result.outcome if isinstance(result, Evaluated) else result
+        if isinstance(result, Evaluated):
+            mine = result.transcript.model_copy(update={"author": self.config.author})
+            self._transcript = self.seal(mine)
         self._remember_outcome(digest, outcome, replace=True)
         return outcome
 
@@ -225,6 +248,11 @@ class ResearchLoop:
             self._known.popitem(last=False)
 
     async def _record(self, experiment: Experiment) -> None:
+        transcript, self._transcript = self._transcript, None
+        if transcript is not None and experiment.transcript == transcript.id:
+            await trio.to_thread.run_sync(self.store.add, transcript)  # before what names it
+            if self.on_record:
+                self.on_record(transcript)
         await trio.to_thread.run_sync(self.store.add, experiment)
         self._hold(experiment)
         if self.on_record:
@@ -278,6 +306,7 @@ class ResearchLoop:
                     "outcome": outcome,
                     "author": self.config.author,
                     "created_ms": self._last_ms,
+                    "transcript": None if self._transcript is None else self._transcript.id,
                     **fields,
                 },
                 strict=False,

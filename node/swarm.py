@@ -16,7 +16,8 @@ from node.faults import inflated_claim
 from node.identity import Identity, sign_record
 from node.intake import refusal, strategy_refusal
 from node.knowledge import CURATE_EVERY, DerivedGate, NodeKnowledge, evidence_rule
-from node.loop import LoopConfig, ResearchLoop, Step
+from node.loop import LoopConfig, ResearchLoop, Sealed, Step
+from node.model_evaluations import unverifiable
 from node.mutators import Mutator
 from node.net import (
     PROBLEMS_TOPIC,
@@ -30,7 +31,15 @@ from node.net import (
     topic_of,
 )
 from node.store import RecordStore
-from node.trust import Ledger, PendingClaims, ReplayBudget, TrustConfig, outcomes_match
+from node.trust import (
+    Ledger,
+    ModelCheck,
+    ModelVerifier,
+    PendingClaims,
+    ReplayBudget,
+    TrustConfig,
+    outcomes_match,
+)
 from research_dag import (
     DERIVED_AUTHOR,
     MAX_STDERR_TAIL,
@@ -41,12 +50,14 @@ from research_dag import (
     Problem,
     Record,
     Verification,
+    Transcript,
 )
 
+from sandbox import Evaluated
 # Messages taken in per store transaction: what piled up while the previous batch was written.
 INTAKE_BATCH = 256
 CONSIDERED_PER_CHECKPOINT = 256  # history claims loaded between event-loop checkpoints
-Evaluate = Callable[[Mapping[str, str]], Outcome]
+Evaluate = Callable[[Mapping[str, str]], Outcome | Evaluated]
 EvaluatorFactory = Callable[[Problem], Evaluate]
 
 
@@ -412,9 +423,9 @@ class SwarmNode:
     def _workers(self, problem_id: str) -> int:
         return len(self.dag.authors(problem_id))
 
-    def _seal(self, experiment: Experiment) -> Experiment:
-        sealed = sign_record(experiment, self.identity)
-        assert isinstance(sealed, Experiment)
+    def _seal(self, record: Sealed) -> Sealed:
+        sealed = sign_record(record, self.identity)
+        assert isinstance(sealed, type(record))
         return sealed
 
     def _share(self, record: Record) -> None:
@@ -517,19 +528,32 @@ class SwarmNode:
             self.claims.discard(claim.id)  # no longer an improvement for us: not worth a replay
         return None
 
-    async def replay(self, claim: Experiment) -> Verification:
+    async def replay(self, claim: Experiment) -> Verification | None:
+        """Replay a claim and share our Verification; None when a model-backed claim's
+        transcript has not arrived yet (it is not replayed now)."""
         why = strategy_refusal(claim, self.loops[claim.problem].problem)
-        if why is None:
-            evaluate = self._evaluate[claim.problem]
-            replayed = await trio.to_thread.run_sync(
-                evaluate, dict(claim.strategy), abandon_on_cancel=True
-            )
-        else:  # never staged: its files are not the problem's to write (issue 8, finding 1)
-            replayed = Outcome(status="invalid", stderr_tail=why[:MAX_STDERR_TAIL])
-        matched = outcomes_match(claim.outcome, replayed)
+        evaluate = self._evaluate[claim.problem]
+        spot = None
+        if why is None and isinstance(evaluate, ModelVerifier):
+            checked = await self._check_model_claim(evaluate, claim)
+            if checked is None:
+                return None
+            replayed, matched, spot = checked.outcome, checked.match, checked.spot_check
+        else:
+            if why is None:
+                ran = await trio.to_thread.run_sync(
+                    evaluate, dict(claim.strategy), abandon_on_cancel=True
+                )
+                replayed = ran.outcome if isinstance(ran, Evaluated) else ran
+            else:  # never staged: its files are not the problem's to write (issue 8, finding 1)
+                replayed = Outcome(status="invalid", stderr_tail=why[:MAX_STDERR_TAIL])
+            matched = outcomes_match(claim.outcome, replayed)
         verification = sign_record(
             Verification(
-                experiment=claim.id, outcome=replayed, match=matched, author=self.me, created_ms=0
+            if claim.transcript is not None and claim.transcript not in self.dag:
+                continue  # replayed once its transcript arrives (or expired meanwhile)
+                experiment=claim.id, outcome=replayed, match=matched, author=self.me, created_ms=0,
+                spot_check=spot,
             ),
             self.identity,
         )
@@ -566,6 +590,23 @@ class SwarmNode:
         """Publish a problem (signed) so that peers can join it."""
         signed = sign_record(problem, self.identity)
         assert isinstance(signed, Problem)
+    async def _check_model_claim(
+        self, verifier: ModelVerifier, claim: Experiment
+    ) -> ModelCheck | None:
+        """A model-backed claim: replayed with its transcript's responses, then spot-checked
+        with our own model (docs/protocol.md, "Model-backed claims")."""
+        if claim.transcript is None:
+            return unverifiable("a model-backed claim without the transcript of its calls")
+        transcript = self.dag.get(claim.transcript)
+        if transcript is None:
+            return None
+        if not isinstance(transcript, Transcript):
+            return unverifiable(f"its transcript {claim.transcript} is a {transcript.kind}")
+        return await trio.to_thread.run_sync(
+            verifier.verify, dict(claim.strategy), claim.outcome, transcript,
+            f"{self.me}/{claim.id}", abandon_on_cancel=True,
+        )
+
         await trio.to_thread.run_sync(self.store.add, signed)
         self.dag.add(signed)
         self._share(signed)

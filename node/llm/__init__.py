@@ -22,13 +22,32 @@ from node.llm.chat import (
     load_prompt,
 )
 from node.llm.clients import AnthropicClient, OpenAICompatibleClient, open_client
+from node.llm.gateway import (
+    EditingSession,
+    GatewaySession,
+    ModelGateway,
+    ReplaySession,
+    RunUsage,
+    SpotSession,
+    parse_request,
+)
+from node.llm.providers import (
+    ChatProvider,
+    ModelProvider,
+    ModelReply,
+    StandinProvider,
+    judge_verdict,
+)
 
 __all__ = [
     "AnthropicClient",
     "BudgetMeter",
     "ChatClient",
     "ChatMessage",
+    "ChatProvider",
     "ChatReply",
+    "EditingSession",
+    "GatewaySession",
     "LLMAuthError",
     "LLMBadReply",
     "LLMBadRequest",
@@ -40,9 +59,18 @@ __all__ = [
     "LLMRefused",
     "LLMTimeout",
     "LLMUnavailable",
+    "ModelGateway",
+    "ModelProvider",
+    "ModelReply",
     "OpenAICompatibleClient",
     "Provider",
+    "ReplaySession",
+    "RunUsage",
+    "SpotSession",
+    "StandinProvider",
     "Usage",
+    "judge_verdict",
     "load_prompt",
     "open_client",
+    "parse_request",
 ]

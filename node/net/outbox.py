@@ -14,6 +14,7 @@ from research_dag import (
     Problem,
     Record,
     ResearchDag,
+    Transcript,
     Verdict,
     Verification,
 )
@@ -25,7 +26,7 @@ def topic_of(record: Record, dag: ResearchDag) -> str | None:
     hold (as that kind), which then travels by sync only."""
     if isinstance(record, Problem | Pattern):
         return PROBLEMS_TOPIC
-    if isinstance(record, Experiment | Hypothesis):
+    if isinstance(record, Experiment | Hypothesis | Transcript):
         return problem_topic(record.problem)
     cited, kind = (
         (record.experiment, "experiment") if isinstance(record, Verification)

@@ -175,8 +175,8 @@ def _parents_first(records: Iterable[Record]) -> list[Record]:
     """Problems, then experiments, then the rest, each after the records it cites: the DAG is
     order-free, but replays and adoption are decided as records arrive and need the problem
     first, and intake checks a derived record against the evidence it cites when held."""
-    order = {"problem": 0, "experiment": 1, "verification": 2, "pattern": 3, "hypothesis": 4,
-             "verdict": 5}
+    order = {"problem": 0, "transcript": 1, "experiment": 1, "verification": 2, "pattern": 3,
+             "hypothesis": 4, "verdict": 5}
     return sorted(records, key=lambda r: (order.get(r.kind, 4), r.created_ms, r.id))
 
 

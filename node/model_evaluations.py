@@ -1,0 +1,161 @@
+"""Evaluations of a problem whose runner or evaluator asks a model: each one through a door of
+the run's model gateway, returned with its transcript; and a peer's claim verified in two steps,
+a replay with its recorded responses, then a spot check of a sample with our own model.
+
+The gateway itself lives in node/llm (which this layer does not import): it is passed in, as
+anything with the three session makers below (node.llm.ModelGateway is one)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from node.trust import ModelCheck, outcomes_match, spot_disputes
+from research_dag import (
+    MAX_STDERR_TAIL,
+    ModelLimits,
+    Outcome,
+    Problem,
+    SpotCheck,
+    Transcript,
+    TranscriptCall,
+)
+from sandbox import DoorFailure, Evaluated, ModelDoor, failed_outcome
+
+DEFAULT_SPOT_SAMPLES = 4
+
+
+class TranscribedDoor(ModelDoor, Protocol):
+    """A door that keeps the calls it answered."""
+
+    @property
+    def calls(self) -> list[TranscriptCall]: ...
+
+    def transcript(self, author: str = "local") -> Transcript: ...
+
+
+class ReplayDoor(TranscribedDoor, Protocol):
+    def followed(self) -> bool:
+        """Did the evaluation make exactly the transcript's calls?"""
+        ...
+
+
+class ProviderName(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def deterministic(self) -> bool: ...
+
+
+class Gateway(Protocol):
+    """What this module needs of node.llm.ModelGateway."""
+
+    @property
+    def provider(self) -> ProviderName: ...
+
+    def session(self, problem: Problem) -> TranscribedDoor: ...
+
+    def replay_session(self, transcript: Transcript, limits: ModelLimits) -> ReplayDoor: ...
+
+    def spot_session(
+        self, transcript: Transcript, limits: ModelLimits, fresh: frozenset[int]
+    ) -> ReplayDoor: ...
+
+
+class DoorEvaluator(Protocol):
+    """sandbox.Evaluator: one evaluation with a door for its model calls."""
+
+    def evaluate(self, strategy: Mapping[str, str], door: ModelDoor | None = None) -> Outcome: ...
+
+
+@dataclass
+class ModelEvaluations:
+    """The `evaluate` of a model-backed problem (a loop calls it: an Evaluated) that also
+    verifies peers' claims of it (a swarm node calls `verify`)."""
+
+    evaluator: DoorEvaluator
+    problem: Problem
+    gateway: Gateway
+    spot_samples: int = DEFAULT_SPOT_SAMPLES
+
+    @property
+    def limits(self) -> ModelLimits:
+        return self.problem.model or ModelLimits()
+
+    def __call__(self, strategy: Mapping[str, str]) -> Evaluated:
+        door = self.gateway.session(self.problem)
+        outcome = self.evaluator.evaluate(strategy, door)
+        return Evaluated(outcome, door.transcript())
+
+    def replay(self, strategy: Mapping[str, str], transcript: Transcript) -> Outcome:
+        """The evaluation again, each call answered with its recorded response: the same
+        score and fuel, bit for bit, when the claim scored those responses honestly."""
+        if transcript.problem != self.problem.id:
+            return _unverifiable(f"the transcript {transcript.id} is of another problem")
+        door = self.gateway.replay_session(transcript, self.limits)
+        outcome = self.evaluator.evaluate(strategy, door)
+        if door.failure is None and not door.followed():
+            return failed_outcome(outcome, DoorFailure(
+                "error", "replay", f"the evaluation made {len(door.calls)} model calls; its "
+                f"transcript holds {len(transcript.calls)}"))
+        return outcome
+
+    def verify(
+        self, strategy: Mapping[str, str], claimed: Outcome, transcript: Transcript, seed: str
+    ) -> ModelCheck:
+        """Replay, then (when it matched and the claim scored) the spot check: `spot_samples`
+        calls drawn by `seed` (our peer id and the claim's id), each asked again of our model
+        in an evaluation of its own whose other calls keep their recorded responses. A sample
+        whose fresh response scores worse than the claim is one where the recorded response
+        passed more of the checklist (`spot_disputes` decides)."""
+        replayed = self.replay(strategy, transcript)
+        if not outcomes_match(claimed, replayed):
+            return ModelCheck(replayed, False, None)
+        if claimed.status != "ok" or claimed.score is None or not transcript.calls:
+            return ModelCheck(replayed, True, None)
+        if self.spot_samples <= 0:
+            return ModelCheck(replayed, True, None)
+        rng = random.Random(hashlib.sha256(seed.encode()).digest())
+        sample = sorted(rng.sample(range(len(transcript.calls)),
+                                   min(self.spot_samples, len(transcript.calls))))
+        metric = self.problem.metric
+        recorded_better = fresh_better = 0
+        worst: Outcome | None = None
+        for index in sample:
+            door = self.gateway.spot_session(transcript, self.limits, frozenset({index}))
+            mixed = self.evaluator.evaluate(strategy, door)
+            if mixed.status != "ok" or mixed.score is None:
+                continue  # a fresh reply this runner cannot use says nothing of the record
+            if metric.better(claimed.score, mixed.score):
+                recorded_better += 1
+                if worst is None or metric.better(worst.score or 0.0, mixed.score):
+                    worst = mixed
+            elif metric.better(mixed.score, claimed.score):
+                fresh_better += 1
+        provider = self.gateway.provider
+        spot = SpotCheck(sampled=len(sample), recorded_better=recorded_better,
+                         fresh_better=fresh_better, model=provider.model[:200],
+                         provider=provider.name[:200])
+        exact = provider.deterministic and all(
+            (call.provider, call.model) == (provider.name, provider.model)
+            for call in transcript.calls)
+        if worst is not None and spot_disputes(spot, exact):
+            return ModelCheck(worst, False, spot)
+        return ModelCheck(replayed, True, spot)
+
+
+def _unverifiable(why: str) -> Outcome:
+    return Outcome(status="invalid", stderr_tail=f"[verify] {why}"[:MAX_STDERR_TAIL])
+
+
+def unverifiable(why: str) -> ModelCheck:
+    """The check of a claim that cannot be replayed as it stands (no transcript, another
+    problem's): a mismatch."""
+    return ModelCheck(_unverifiable(why), False, None)
