@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from node.cli.cases_view import is_case_detail, print_cases
+from node.cli.models import EvalModel, UsageLine, evaluate_once, evaluation_for, open_gateway
 from node.cli.options import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -86,6 +87,7 @@ def run(
     as_json: JsonFlag = False,
     dashboard: DashboardFlag = False,
     dashboard_port: DashboardPort = 8321,
+    eval_model: EvalModel = "standin",
 ) -> None:
     """Run the autoresearch loop on one problem, solo: mutate, evaluate, keep or revert, log."""
     import functools
@@ -102,12 +104,15 @@ def run(
     problem = _load_problem(package)
     runtime = _runtime(quiet=as_json)
     chosen, close = _mutator(mutator, model, base_url, max_tokens, max_cost)
+    gateway = None if problem.model is None else open_gateway(
+        eval_model, model, base_url, max_tokens, max_cost, getattr(chosen, "meter", None))
     config = LoopConfig(iterations=iterations, fuel_budget=fuel_budget, seed=seed)
     try:
         store = RecordStore.open(_data_dir(data_dir) / "records.sqlite")
     except StoreError as error:
         _fail(str(error))
     progress = _Progress(problem, iterations, enabled=not as_json)
+    progress.model_usage = None if gateway is None else UsageLine(gateway)
     with store, Evaluator(runtime, problem) as evaluator:
         trusted = _trusted(store, data_dir)
         # The playbook derived from this store, as a swarm node derives it from its DAG: used
@@ -131,7 +136,7 @@ def run(
 
         loop = ResearchLoop(
             problem,
-            evaluator.evaluate,
+            evaluation_for(problem, evaluator, gateway),
             chosen,
             store,
             config,
@@ -226,6 +231,7 @@ class _Progress:
 
         self.enabled = enabled
         self.problem = problem
+        self.model_usage: UsageLine | None = None  # a package that asks a model
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -250,15 +256,16 @@ class _Progress:
             return
         tokens = summary.usage.input_tokens + summary.usage.output_tokens
         status = (
-            f"best {_fmt(summary.best_score)} | last: {inline(step.mutation_kind)} "
+            f"best {_fmt(summary.best_score)} | last: {_kind(step)} "
             f"{step.status} | fuel {summary.fuel_spent:,}"
             + (f" | tokens {tokens:,}" if tokens else "")
+            + (f" | {self.model_usage.since_last()}" if self.model_usage else "")
         )
         self.progress.update(self.task, advance=1, status=status)
         if step.status == "keep":
             self.progress.console.print(
                 f"[green]keep[/] #{step.iteration:<4} {_fmt(step.score):>10}  "
-                f"{inline(step.mutation_kind)}: {inline(step.description)}"
+                f"{_kind(step)}: {inline(step.description)}"
                 + (f"\n       noise gate: {inline(step.gate)}" if step.gate else ""),
                 highlight=False,
             )
@@ -269,6 +276,11 @@ class _Progress:
                                         highlight=False)
 
 
+def _kind(step: Step) -> str:
+    """The mutation kind, with the operator family it came from when one was chosen."""
+    return inline(step.mutation_kind) + (f" ({inline(step.family)})" if step.family else "")
+
+
 def eval_command(
     package: PackageDir,
     strategy: Annotated[
@@ -276,6 +288,9 @@ def eval_command(
         typer.Option(help="A strategy file to evaluate instead of the package's own."),
     ] = None,
     as_json: JsonFlag = False,
+    eval_model: EvalModel = "standin",
+    model: Model = None,
+    base_url: BaseUrl = None,
 ) -> None:
     """Evaluate one strategy once and show status, score, checklist, fuel and stderr."""
     from node.problem import baseline_files
@@ -295,8 +310,10 @@ def eval_command(
         except UnicodeDecodeError:
             _fail(f"{strategy} is not UTF-8 text", EXIT_USAGE)
     runtime = _runtime(quiet=as_json)
+    gateway = None if problem.model is None else open_gateway(
+        eval_model, model, base_url, None, None)
     with Evaluator(runtime, problem) as evaluator:
-        outcome = evaluator.evaluate(files)
+        outcome = evaluate_once(problem, evaluator, gateway, files)
     if as_json:
         _print_json(outcome_json(outcome))
     else:
