@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -49,11 +50,11 @@ from research_dag import (
     Outcome,
     Problem,
     Record,
-    Verification,
     Transcript,
+    Verification,
 )
-
 from sandbox import Evaluated
+
 # Messages taken in per store transaction: what piled up while the previous batch was written.
 INTAKE_BATCH = 256
 CONSIDERED_PER_CHECKPOINT = 256  # history claims loaded between event-loop checkpoints
@@ -111,6 +112,7 @@ class SwarmNode:
         mutator: Mutator,
         config: NodeConfig,
         decoded: DecodedMessages | None = None,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.identity = identity
         self.me = identity.peer_id
@@ -140,6 +142,14 @@ class SwarmNode:
         self._storing: set[str] = set()
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
+        # The clock of this node's experiments (`created_ms`); a simulation passes one counted
+        # in rounds, so that records, their ids and every order by (created_ms, id) are the
+        # same in every run of a seed.
+        self.now_ms = now_ms
+        # Held while a derivation reads the DAG and the ledger in a worker thread: intake
+        # stores meanwhile but indexes only afterwards (a derivation read a DAG that grew
+        # under it, so the same history derived different playbooks run to run).
+        self._deriving = trio.Lock()
         # What `_validate` decoded, for `receive`; a simulation passes one shared by all nodes.
         self.decoded = DecodedMessages() if decoded is None else decoded
         self.sync = SyncService(network, self, self.decoded, self.stats.drops)
@@ -220,14 +230,17 @@ class SwarmNode:
         self._storing.update(fresh)
         try:  # durable first
             await trio.to_thread.run_sync(self.store.add_many, list(fresh.values()))
+            async with self._deriving:  # never while a derivation reads the DAG
+                for record in fresh.values():
+                    self.dag.add(record)
+                    if isinstance(record, Verification):
+                        self.ledger.note(record)
+                    elif isinstance(record, Experiment):
+                        if record.problem in self.loops:  # the shared model's data
+                            self.loops[record.problem].observe(record)
+                        self._consider_claim(record)
         finally:
             self._storing.difference_update(fresh)
-        for record in fresh.values():
-            self.dag.add(record)
-            if isinstance(record, Verification):
-                self.ledger.note(record)
-            elif isinstance(record, Experiment):
-                self._consider_claim(record)
         self.stats.received += len(fresh)
         return len(fresh)
 
@@ -378,6 +391,7 @@ class SwarmNode:
                 on_record=lambda record: self._share(record),
                 trusted=self.ledger.trusted,
                 seal=self._seal,
+                now_ms=self.now_ms,
                 knowledge=functools.partial(self.knowledge.for_problem, problem.id),
             )
             self._evaluate[problem.id] = evaluate
@@ -435,8 +449,10 @@ class SwarmNode:
         if topic is not None:
             self.outbox.add(topic, record)
 
-    async def research_round(self) -> Step | None:
-        """One own evaluation (round-robin over joined problems), replays, one publish."""
+    async def research_round(self, publish: bool = True) -> Step | None:
+        """One own evaluation (round-robin over joined problems), replays, one publish (a
+        simulation passes publish=False and flushes every node afterwards, in a fixed order,
+        so that no node hears a peer's round while its own is still running)."""
         await self.join_problems()
         # Replays first: a claim that reproduces is adopted before we mutate, so this round's
         # change builds on the freshest verified best (one round per improvement, not two).
@@ -455,7 +471,8 @@ class SwarmNode:
                     self._lie(loop, result)
         if self.knowledge.due(self._round, self.config.curate_every):
             await self.curate()
-        await self.flush()
+        if publish:
+            await self.flush()
         return step
 
     def _lie(self, loop: ResearchLoop, step: Step) -> None:
@@ -489,8 +506,10 @@ class SwarmNode:
         like our own records. Returns how many records that is."""
         # In a worker thread: a large DAG takes a second and more, and each new problem's
         # baseline is analysed once (a 256 KB strategy: ~4.5 s), never on the event loop.
-        derived = await trio.to_thread.run_sync(self.knowledge.derive, abandon_on_cancel=True)
-        new = self.knowledge.install(derived)
+        async with self._deriving:
+            derived = await trio.to_thread.run_sync(self.knowledge.derive,
+                                                    abandon_on_cancel=True)
+            new = self.knowledge.install(derived)
         self._storing.update(record.id for record in new)  # an intake meanwhile skips them
         try:
             await trio.to_thread.run_sync(self.store.add_many, new)
@@ -521,6 +540,8 @@ class SwarmNode:
             loop = self.loops.get(claim.problem)
             best = None if loop is None else loop.best
             score = claim.outcome.score
+            if claim.transcript is not None and claim.transcript not in self.dag:
+                continue  # replayed once its transcript arrives (or expired meanwhile)
             if loop is not None and score is not None and (
                 best is None or loop.metric.better(score, best.outcome.score)
             ):
@@ -550,8 +571,6 @@ class SwarmNode:
             matched = outcomes_match(claim.outcome, replayed)
         verification = sign_record(
             Verification(
-            if claim.transcript is not None and claim.transcript not in self.dag:
-                continue  # replayed once its transcript arrives (or expired meanwhile)
                 experiment=claim.id, outcome=replayed, match=matched, author=self.me, created_ms=0,
                 spot_check=spot,
             ),
@@ -570,6 +589,23 @@ class SwarmNode:
             self.stats.disputes += 1
         self._share(verification)
         return verification
+
+    async def _check_model_claim(
+        self, verifier: ModelVerifier, claim: Experiment
+    ) -> ModelCheck | None:
+        """A model-backed claim: replayed with its transcript's responses, then spot-checked
+        with our own model (docs/protocol.md, "Model-backed claims")."""
+        if claim.transcript is None:
+            return unverifiable("a model-backed claim without the transcript of its calls")
+        transcript = self.dag.get(claim.transcript)
+        if transcript is None:
+            return None
+        if not isinstance(transcript, Transcript):
+            return unverifiable(f"its transcript {claim.transcript} is a {transcript.kind}")
+        return await trio.to_thread.run_sync(
+            verifier.verify, dict(claim.strategy), claim.outcome, transcript,
+            f"{self.me}/{claim.id}", abandon_on_cancel=True,
+        )
 
     def _record_replay(self, claim: Experiment, matched: bool) -> None:
         """Our replay moves the author's standing and, in proportion, its gossip score: down
@@ -590,23 +626,6 @@ class SwarmNode:
         """Publish a problem (signed) so that peers can join it."""
         signed = sign_record(problem, self.identity)
         assert isinstance(signed, Problem)
-    async def _check_model_claim(
-        self, verifier: ModelVerifier, claim: Experiment
-    ) -> ModelCheck | None:
-        """A model-backed claim: replayed with its transcript's responses, then spot-checked
-        with our own model (docs/protocol.md, "Model-backed claims")."""
-        if claim.transcript is None:
-            return unverifiable("a model-backed claim without the transcript of its calls")
-        transcript = self.dag.get(claim.transcript)
-        if transcript is None:
-            return None
-        if not isinstance(transcript, Transcript):
-            return unverifiable(f"its transcript {claim.transcript} is a {transcript.kind}")
-        return await trio.to_thread.run_sync(
-            verifier.verify, dict(claim.strategy), claim.outcome, transcript,
-            f"{self.me}/{claim.id}", abandon_on_cancel=True,
-        )
-
         await trio.to_thread.run_sync(self.store.add, signed)
         self.dag.add(signed)
         self._share(signed)

@@ -4,6 +4,7 @@ or real libp2p on 127.0.0.1, driven in evaluation rounds, with injected faults."
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import random
 import tempfile
@@ -39,6 +40,10 @@ from research_dag import Outcome, Problem
 from sandbox import Evaluator, Runtime
 
 SETTLE_CUSHION_S = {"memory": 0.0, "libp2p": 0.05}
+# The simulated clock: experiments made in round r are dated SIM_EPOCH_MS + r seconds (each
+# node's loop keeps its own dates strictly increasing), never by this machine's clock.
+SIM_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+ROUND_MS = 1000
 
 
 class SharedEvaluations:
@@ -66,9 +71,12 @@ class SharedEvaluations:
                 return cached
             outcome = evaluator.evaluate(files)
             with self._lock:
-                self._cache[key] = outcome
-                self.runs += 1
-                self.fuel += outcome.fuel
+                # Two nodes may evaluate the same candidate in the same round: counted once,
+                # whichever thread finishes first (the counts must not depend on timing).
+                if key not in self._cache:
+                    self._cache[key] = outcome
+                    self.runs += 1
+                    self.fuel += outcome.fuel
             return outcome
 
         return evaluate
@@ -163,6 +171,10 @@ class Simulation:
     def problem(self) -> Problem:
         return self.problems[0]
 
+    def _now_ms(self) -> int:
+        """The simulated clock: the round being run (see SIM_EPOCH_MS)."""
+        return SIM_EPOCH_MS + (self.rounds_run + 1) * ROUND_MS
+
     async def run(self) -> dict[str, Any]:
         try:
             async with trio.open_nursery() as nursery:
@@ -228,6 +240,7 @@ class Simulation:
                             max_budget=None,  # the operator chose these problems
                         ),
                         self.decoded,
+                        now_ms=self._now_ms,
                     )
                     async with trio.open_nursery() as nursery:
                         await nursery.start(node.serve)
@@ -272,28 +285,39 @@ class Simulation:
         config = self.config
         start_partition = config.rounds // 4
         for round_index in range(1, config.rounds + 1):
-            await self._apply_faults(round_index, start_partition)
+            if await self._apply_faults(round_index, start_partition):
+                # A node went down or came back: its shutdown, or its restart and first sync,
+                # ends before anyone works (else who works this round would depend on timing).
+                await trio.testing.wait_all_tasks_blocked()
+                await self._settle()
             if config.pose_every > 0 and round_index % config.pose_every == 0:
                 await self._pose(round_index)
                 await self._settle()
             up = [sim for sim in self.plan if sim.node is not None]
+            # Every node works at once (evaluations run in worker threads), hearing nothing of
+            # this round until all are done; then each publishes in turn, in index order: what
+            # a node hears, and in what order, is the same in every run of a seed.
             async with trio.open_nursery() as work:
                 for sim in up:
                     assert sim.node is not None
-                    work.start_soon(sim.node.research_round)
+                    work.start_soon(functools.partial(sim.node.research_round, publish=False))
             for sim in up:
-                if sim.spammer and sim.node is not None:
+                if sim.node is None:
+                    continue
+                await sim.node.flush()
+                if sim.spammer:
                     with contextlib.suppress(NetworkError):
                         await sim.node.network.publish(
                             problem_topic(self.problem.id), b"\x00garbage" * 8
                         )
             await self._settle()
             if round_index % config.sync_every == 0:
-                async with trio.open_nursery() as work:
-                    for sim in up:
-                        if sim.node is not None:
-                            work.start_soon(sim.node.sync_with_peers)
-                await self._settle()
+                # One node at a time: a pass run alongside others' would copy from each peer
+                # whatever it happened to hold at that instant.
+                for sim in up:
+                    if sim.node is not None:
+                        await sim.node.sync_with_peers()
+                        await self._settle()
             self.rounds_run = round_index
             self._measure(round_index)
             if self.on_round:
@@ -301,8 +325,11 @@ class Simulation:
             if config.stop_at_target and self._all_honest_reached():
                 break
 
-    async def _apply_faults(self, round_index: int, start_partition: int) -> None:
+    async def _apply_faults(self, round_index: int, start_partition: int) -> bool:
+        """Split or heal the swarm, take nodes down or bring them back, as planned for this
+        round; whether any node went down or came back."""
         faults = self.config.faults
+        churned = False
         up = {sim.index: sim.node.network for sim in self.plan if sim.node is not None}
         if faults.partition and round_index == start_partition:
             await self.partition.split(up)
@@ -312,8 +339,11 @@ class Simulation:
         for sim in self.plan:
             if sim.churn_at == round_index and sim.node is not None:
                 self._down_events[sim.index].set()
+                churned = True
             if sim.churn_at is not None and round_index == sim.churn_at + down_for:
                 self._up_events.setdefault(sim.index, trio.Event()).set()
+                churned = True
+        return churned
 
     def _measure(self, round_index: int) -> None:
         metric = self.problem.metric
