@@ -188,11 +188,10 @@ class Harness:
                 "the function, or the whole instance, took too long"), limits.fuel)
         if run.trap in ("timeout", "out_of_memory"):
             return _withheld(run.trap, fuel, index, count, run.trap.replace("_", " "))
-        if run.exit_code == EXIT_INVALID_OUTPUT:
-            status = "invalid_output"
-        else:
-            status = "crash"
-        if run.trap is None and "MemoryError" in run.stderr_tail.decode(errors="replace"):
+        if run.trap is not None:  # a stack overflow or another trap: the guest is gone
+            return _withheld("crash", fuel, index, count, f"trap: {run.trap}")
+        status = "invalid_output" if run.exit_code == EXIT_INVALID_OUTPUT else "crash"
+        if "MemoryError" in run.stderr_tail.decode(errors="replace"):
             status = "out_of_memory"
         return _withheld(status, fuel, index, count, error_summary(run.stderr_tail, strategy))
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 
 from research_dag import Problem
+from sandbox import is_heuristic
 
 # What each probe does to the baseline's output, as a person reads it in a report.
 GAMING = {
@@ -23,7 +24,14 @@ GAMING = {
 # Degradations that keep the output's shape: an evaluator that measures anything scores at
 # least one of them worse than the baseline (or rejects it).
 DEGRADED = ("zero", "one", "reverse", "first")
-DESCRIPTIONS = {**GAMING, "reverse": "returns the output with every list reversed"}
+# A heuristic package's function (docs/experiment-package.md#heuristic-packages): a constant
+# function and a random one must both score worse than the baseline, or be rejected.
+HEURISTIC_DEGRADED = ("zero", "random")
+DESCRIPTIONS = {
+    **GAMING,
+    "reverse": "returns the output with every list reversed",
+    "random": "returns the output with every number random (a random function)",
+}
 MEMORISER = "returns the baseline's own output as a literal"
 LEAK_MARKER = "SWARM-PROBE-READ:"
 
@@ -38,13 +46,15 @@ def _swarm_probe(original, kind, snoop):
     import sys
 
     numbers = {"zero": 0, "one": 1, "nan": math.nan, "inf": math.inf, "ninf": -math.inf}
+    draw = __import__("random").Random(0x5EED).random if kind == "random" else None
+    snooped = []
     strings = {"zero": "", "one": "x"}
 
     def transform(value):
         if isinstance(value, bool):
             return value
         if isinstance(value, (int, float)):
-            return numbers.get(kind, value)
+            return draw() if kind == "random" else numbers.get(kind, value)
         if isinstance(value, str):
             return strings.get(kind, value)
         if isinstance(value, list):
@@ -59,7 +69,11 @@ def _swarm_probe(original, kind, snoop):
         return value
 
     def entry(*args, **kwargs):
-        if kind == "snoop":
+        if kind == "snoop" and not snooped:
+            # Once (a heuristic's function is called many times). Where a phase's messages are
+            # withheld, only the exception's name says that something could be read.
+            snooped.append(True)
+            read = False
             for path in snoop:
                 try:
                     with open(path, "rb") as stream:
@@ -67,6 +81,11 @@ def _swarm_probe(original, kind, snoop):
                 except OSError:
                     continue
                 print(%(marker)r + path, file=sys.stderr)
+                read = True
+            if read:
+                raise FileExistsError(%(marker)r)
+            return original(*args, **kwargs)
+        if kind == "snoop":
             return original(*args, **kwargs)
         if kind == "fake_score":
             line = '{"score": 1e300, "items": {}, "valid": true}\\n'
@@ -100,6 +119,18 @@ def probe_files(problem: Problem, baseline: Mapping[str, str], kind: str) -> dic
         "snoop": json.dumps(snoop_paths(problem)),
     }
     return files
+
+
+def probe_kinds(problem: Problem) -> tuple[str, ...]:
+    """Every probe `validate` runs side by side on `problem` (the snoop runs alone)."""
+    kinds = (*GAMING, *(kind for kind in DEGRADED if kind not in GAMING))
+    return (*kinds, "random") if is_heuristic(problem) else kinds
+
+
+def degraded_kinds(problem: Problem) -> tuple[tuple[str, ...], bool]:
+    """The degraded probes and whether all of them (a heuristic package: a constant and a
+    random function) or one of them must score worse than the baseline."""
+    return (HEURISTIC_DEGRADED, True) if is_heuristic(problem) else (DEGRADED, False)
 
 
 def snoop_paths(problem: Problem) -> list[str]:

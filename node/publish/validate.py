@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 from node.problem import baseline_files
 from node.publish.probes import (
-    DEGRADED,
     DESCRIPTIONS,
     GAMING,
     LEAK_MARKER,
     MEMORISER,
+    degraded_kinds,
     memoriser_files,
     probe_files,
+    probe_kinds,
 )
 from research_dag import Outcome, Problem
 from sandbox import Evaluator, Runtime
@@ -218,7 +219,7 @@ def _worse(problem: Problem, probe: Outcome, baseline: Outcome) -> bool:
 
 def _probes(session: _Session, evaluator: Evaluator, baseline: Outcome) -> Iterator[Check]:
     problem = session.problem
-    kinds = (*GAMING, *(k for k in DEGRADED if k not in GAMING))
+    kinds = probe_kinds(problem)
     outcomes = session.evaluate_all(evaluator, {
         kind: (probe_files(problem, session.files, kind), f"a strategy that {DESCRIPTIONS[kind]}")
         for kind in kinds
@@ -235,17 +236,21 @@ def _probes(session: _Session, evaluator: Evaluator, baseline: Outcome) -> Itera
             "make it at least that good)"))
     else:
         yield Check("gaming", True, f"{len(GAMING)} gaming strategies do not beat the baseline")
-    if any(_worse(problem, outcomes[kind], baseline) for kind in DEGRADED):
+    degraded, every = degraded_kinds(problem)
+    if (all if every else any)(_worse(problem, outcomes[kind], baseline) for kind in degraded):
         yield Check("discriminates", True, "a degraded strategy scores worse")
     else:
-        tried = ", ".join(f"{kind} {_fmt(outcomes[kind].score)}" for kind in DEGRADED)
+        tried = ", ".join(f"{kind} {_fmt(outcomes[kind].score)}" for kind in degraded)
+        lead = "a constant and a random function must both score worse; " if every else ""
         yield Check("discriminates", False, (
-            f"no degraded strategy scores worse than the baseline ({_fmt(baseline.score)}; "
-            f"{tried}): the evaluator must measure the output itself"))
+            f"{lead}no degraded strategy scores worse than the baseline "
+            f"({_fmt(baseline.score)}; {tried}): the evaluator must measure the output itself"))
     snoop = session.evaluate(evaluator, probe_files(problem, session.files, "snoop"),
                              "a strategy that reads the evaluator's files")
     read = [line.split(LEAK_MARKER, 1)[1] for line in snoop.stderr_tail.splitlines()
             if LEAK_MARKER in line]
+    if not read and "FileExistsError" in snoop.stderr_tail:  # a phase whose messages are withheld
+        read = ["a fixed file or data/private"]
     if read:
         yield Check("sealed", False, f"the strategy could read {', '.join(read)}")
     else:
