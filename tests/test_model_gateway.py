@@ -183,11 +183,12 @@ def test_hostile_frames_through_the_raw_door_fail_the_evaluation_not_the_node(
 def test_identical_requests_of_a_run_come_from_the_cache_and_score_the_same(
     evaluator: Evaluator, problem: Problem
 ) -> None:
-    run = evaluations(evaluator, problem)
+    gateway = ModelGateway(StandinProvider())
+    run = ModelEvaluations(evaluator, problem, gateway)
     first, second = run({"plan.txt": "echo"}), run({"plan.txt": "echo"})
     assert second.outcome == first.outcome
     assert [call.cached for call in second.transcript.calls] == [True]
-    assert run.gateway.usage.calls == 1 and run.gateway.usage.cached == 1
+    assert gateway.usage.calls == 1 and gateway.usage.cached == 1
 
 
 def test_a_replay_with_the_recorded_responses_matches_bit_for_bit(
@@ -221,7 +222,8 @@ def test_an_honest_claim_is_verified_and_an_edited_transcript_is_disputed(
     landing: tuple[Problem, Evaluator],
 ) -> None:
     problem, evaluator = landing
-    run = ModelEvaluations(evaluator, problem, ModelGateway(StandinProvider()), spot_samples=20)
+    gateway = ModelGateway(StandinProvider())
+    run = ModelEvaluations(evaluator, problem, gateway, spot_samples=20)
     files = baseline_files(problem)
     honest = run(files)
     check = run.verify(files, honest.outcome, honest.transcript, "verifier/claim")
@@ -229,7 +231,7 @@ def test_an_honest_claim_is_verified_and_an_edited_transcript_is_disputed(
     assert check.spot_check.recorded_better == 0
     # The liar edits one response to pass every check, and scores the edited transcript
     # honestly, so that the replay matches: only the spot check can tell.
-    liar = EditingSession(run.gateway, problem, {0: "Lumo Desk Lamp, $49: light that "
+    liar = EditingSession(gateway, problem, {0: "Lumo Desk Lamp, $49: light that "
                                                    "follows your evening. Order yours today."})
     claimed = evaluator.evaluate(files, liar)
     edited = liar.transcript()
