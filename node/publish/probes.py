@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from node.publish.text_probes import text_memoriser_files, text_probe_files
 from research_dag import Problem
 from sandbox import is_heuristic
 
@@ -110,6 +111,8 @@ def probe_files(problem: Problem, baseline: Mapping[str, str], kind: str) -> dic
     """The baseline's files with the entry point wrapped by probe `kind`."""
     if kind not in DESCRIPTIONS and kind != "snoop":
         raise ValueError(f"unknown probe {kind!r}")
+    if problem.runner is not None:  # a text strategy: the probes are texts (text_probes.py)
+        return text_probe_files(problem, baseline, kind)
     first = problem.mutable[0]
     files = dict(baseline)
     files[first] = baseline[first] + _WRAPPER % {
@@ -162,6 +165,8 @@ def _swarm_memoriser(*args, **kwargs):
 def memoriser_files(problem: Problem, baseline: Mapping[str, str], output: bytes) -> dict[str, str]:
     """The baseline's files with the entry point returning `output` (the baseline's own result
     as JSON) as a literal: on fixed inputs this is right and costs almost nothing."""
+    if problem.runner is not None:
+        return text_memoriser_files(problem, baseline, output)
     first = problem.mutable[0]
     files = dict(baseline)
     files[first] = baseline[first] + _MEMORISER % {
