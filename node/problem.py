@@ -14,6 +14,7 @@ from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, ModelLimits, Problem
 
 MANIFEST = "problem.toml"
 EVALUATOR = "evaluate.py"
+HARNESS = "harness.py"  # makes a heuristic package: sandbox.HARNESS (not imported: wasmtime)
 TOP_KEYS = {
     "name",
     "statement",
@@ -195,6 +196,11 @@ def load_package(directory: Path) -> Problem:
             defects.append(f"{MANIFEST}: the generator {generator} must be a fixed file of its own")
         else:
             defects += _python_defects(generator, files.get(generator), "generate")
+    if HARNESS in files and HARNESS not in mutable:  # a heuristic package (sandbox/heuristic.py)
+        defects += _python_defects(HARNESS, files[HARNESS], "run")
+        if generator is None:
+            defects.append(f"{MANIFEST}: a heuristic package ({HARNESS}) needs a generator: "
+                           "its instances are drawn per candidate")
     defects += _fixed_sites_defects(table.get("fixed_sites", []))
     if not any(path.startswith("data/private/") for path in files):
         defects.append(

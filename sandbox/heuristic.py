@@ -45,9 +45,10 @@ _LAST = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,60})(?::|$)")
 
 
 def is_heuristic(problem: Problem) -> bool:
-    """A fixed top-level harness.py makes a heuristic package (with a generator: the loader and
-    `Harness.staged` refuse one without)."""
-    return HARNESS in problem.files and HARNESS not in problem.mutable
+    """A fixed top-level harness.py and a generator make a heuristic package (the loader
+    refuses a harness without a generator; a peer's record with one is an ordinary package)."""
+    fixed = HARNESS in problem.files and HARNESS not in problem.mutable
+    return fixed and problem.generator is not None
 
 
 def error_summary(stderr: bytes, strategy: Mapping[str, str]) -> str:
@@ -86,7 +87,7 @@ class Harness:
     @classmethod
     def staged(cls, runtime: Runtime, problem: Problem, root: Path) -> Harness | None:
         """Stage `problem`'s harness under `root`; None for a problem that is not heuristic."""
-        if not is_heuristic(problem) or problem.generator is None:
+        if not is_heuristic(problem):
             return None
         directory = root / "harness"
         directory.mkdir(mode=0o700)
