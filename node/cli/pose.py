@@ -46,7 +46,8 @@ POSE_WAIT_S = 20.0
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the package.")],
     template: Annotated[str, typer.Option(
-        help="package (a Python strategy) or skill (a SKILL.md a model follows), ...")] = "package",
+        help="package (a Python strategy), skill (a SKILL.md a model follows) or heuristic "
+        "(a function a fixed harness runs on instances drawn per candidate)")] = "package",
 ) -> None:
     """Scaffold an experiment package from a template, for people who write their own."""
     import shutil
