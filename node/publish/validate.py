@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from node.llm import ModelGateway, StandinProvider
 from node.problem import baseline_files
 from node.publish.probes import (
     DESCRIPTIONS,
@@ -22,7 +23,7 @@ from node.publish.probes import (
     probe_kinds,
 )
 from research_dag import Outcome, Problem
-from sandbox import Evaluator, Runtime
+from sandbox import Evaluator, ModelDoor, Runtime
 
 HEADROOM = 0.5  # the baseline may use at most half of each phase's fuel budget
 MIN_LEAK_BYTES = 32  # shorter private files may appear in public data by coincidence
@@ -94,6 +95,12 @@ class _Session:
         self.progress = progress
         self.evaluations = 0
         self._lock = threading.Lock()
+        # A package that asks a model is validated with the stand-in (offline, deterministic).
+        self.gateway = None if problem.model is None else ModelGateway(StandinProvider())
+
+    def door(self) -> ModelDoor | None:
+        """A fresh door for one evaluation's model calls (None: the package asks no model)."""
+        return None if self.gateway is None else self.gateway.session(self.problem)
 
     @contextlib.contextmanager
     def count(self, label: str) -> Iterator[None]:
@@ -106,7 +113,7 @@ class _Session:
 
     def evaluate(self, evaluator: Evaluator, files: dict[str, str], label: str) -> Outcome:
         with self.count(label):
-            return evaluator.evaluate(files)
+            return evaluator.evaluate(files, self.door())
 
     def evaluate_all(
         self, evaluator: Evaluator, jobs: dict[str, tuple[dict[str, str], str]]
@@ -262,7 +269,7 @@ def _memoriser(session: _Session, evaluator: Evaluator, baseline: Outcome) -> Ch
     inputs it would under any fuel metric, and then the loop rewards remembering answers."""
     problem = session.problem
     with session.count("the baseline's output, for the memoriser"):
-        output = evaluator.strategy_output(session.files)
+        output = evaluator.strategy_output(session.files, session.door())
     if output is None:  # the baseline evaluated, so its strategy phase gives a result
         return Check("memoriser", False, "the baseline gave no output the second time")
     memo = session.evaluate(evaluator, memoriser_files(problem, session.files, output),
