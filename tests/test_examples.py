@@ -3,22 +3,25 @@ gaming, and improves on its baseline under the offline loop (all seeded: no flak
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
+from node.llm import ModelGateway, StandinProvider
 from node.loop import LoopConfig, ResearchLoop
+from node.model_evaluations import ModelEvaluations
 from node.mutators import OfflineMutator
 from node.problem import baseline_files, load_package
 from node.publish.validate import validate_problem
 from node.store import RecordStore
-from research_dag import Problem
+from research_dag import Outcome, Problem
 from sandbox import Evaluator, Runtime
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 NAMES = [
     "landing_copy", "finance_factors", "search_ranking", "tiny_training", "faster_code",
-    "credit_scoring", "spam_filter", "job_scheduling",
+    "credit_scoring", "spam_filter", "job_scheduling", "skill_landing_copy",
 ]
 # Iterations each example gets here (fewer than the 50 of the done criteria, for speed) and
 # the seed; the loop is deterministic, so these runs always end the same way.
@@ -31,7 +34,16 @@ ITERATIONS = {
     "credit_scoring": 3,
     "spam_filter": 4,
     "job_scheduling": 3,
+    "skill_landing_copy": 40,
 }
+
+
+def _evaluation(evaluator: Evaluator, problem: Problem) -> Callable[[Mapping[str, str]], Outcome]:
+    """What a loop calls: through a stand-in model gateway when the package asks a model."""
+    if problem.model is None:
+        return evaluator.evaluate
+    evaluations = ModelEvaluations(evaluator, problem, ModelGateway(StandinProvider()))
+    return lambda files: evaluations(files).outcome
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -50,10 +62,11 @@ def test_every_example_passes_every_publication_check(runtime: Runtime, example:
 
 def test_gaming_outputs_never_score_better(runtime: Runtime, example: Problem) -> None:
     with Evaluator(runtime, example) as evaluator:
-        baseline = evaluator.evaluate(baseline_files(example))
+        evaluate = _evaluation(evaluator, example)
+        baseline = evaluate(baseline_files(example))
         assert baseline.status == "ok" and baseline.score is not None
         for output in ("float('nan')", "float('inf')", "None", "[]", "{}", "'x' * 100", "0"):
-            gamed = evaluator.evaluate(
+            gamed = evaluate(
                 {example.mutable[0]: f"def solve(*args):\n    return {output}\n"}
             )
             if gamed.status == "ok" and gamed.score is not None:
@@ -66,13 +79,14 @@ async def test_the_offline_loop_improves_on_the_baseline(
     with Evaluator(runtime, example) as evaluator, RecordStore.open(tmp_path / "r.sqlite") as store:
         summary = await ResearchLoop(
             example,
-            evaluator.evaluate,
+            _evaluation(evaluator, example),
             OfflineMutator(),
             store,
             LoopConfig(iterations=ITERATIONS[example.name], seed=0),
         ).run()
     assert summary.baseline_score is not None and summary.best_score is not None
     assert example.metric.better(summary.best_score, summary.baseline_score)
-    if example.name == "landing_copy":  # the done criterion: <= 60 % to >= 95 %, 3 running
+    # The done criterion: <= 60 % to >= 95 %, 3 running
+    if example.name in ("landing_copy", "skill_landing_copy"):
         assert summary.baseline_score <= 0.6
         assert summary.stop_reason == "target_reached"
