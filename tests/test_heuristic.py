@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.problem import PackageError, baseline_files, load_package
-from research_dag import Experiment, Outcome, Problem, encode_record
+from research_dag import Experiment, Problem, encode_record
 from sandbox import Evaluator, Runtime, is_heuristic
 from sandbox.evaluation import inputs_seed
 from sandbox.heuristic import WITHHELD, error_summary
