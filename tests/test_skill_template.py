@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from node.problem import load_package
+from node.publish.validate import validate_problem
+from sandbox import Runtime
 
 
 def swarm(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -37,3 +39,32 @@ def test_an_unknown_template_is_a_usage_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no template 'nope" in done.stderr and "skill" in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_the_scaffold_passes_every_publication_check_and_evaluates_per_case(
+    tmp_path: Path, runtime: Runtime
+) -> None:
+    target = tmp_path / "mine"
+    done = swarm("init", "--template", "skill", str(target), data_dir=tmp_path / "d")
+    assert done.returncode == 0, done.stderr
+    validation = validate_problem(runtime, load_package(target))
+    assert validation.ok, validation.failures
+    done = swarm("eval", str(target), data_dir=tmp_path / "d")
+    assert done.returncode == 0, done.stderr
+    assert "cases (12):" in done.stdout
+    assert "✓ names_product" in done.stdout and "✗ short" in done.stdout
+    assert "FJORD RAIN JACKET" in done.stdout  # the first case's output (the naive model shouts)
+    assert "case:01" not in done.stdout  # shown as a case, not as a raw detail
+
+
+def test_the_scaffold_climbs_offline_and_the_log_shows_the_gate(tmp_path: Path) -> None:
+    target = tmp_path / "mine"
+    done = swarm("init", "--template", "skill", str(target), data_dir=tmp_path / "d")
+    assert done.returncode == 0, done.stderr
+    done = swarm("run", str(target), "--iterations", "40", data_dir=tmp_path / "d")
+    assert done.returncode == 0, done.stderr
+    assert "stopped: target reached" in " ".join(done.stdout.split())
+    log = json.loads(swarm("log", str(target), "--json", data_dir=tmp_path / "d").stdout)
+    kept = [row for row in log if row["status"] == "keep"]
+    assert kept and all(row["gate"].endswith("kept") for row in kept)
+    assert log[0]["score"] == 0.25 and kept[-1]["score"] >= 0.95

@@ -10,7 +10,7 @@ import json
 
 import swarm_model
 
-CHECKS = ["names_product", "mentions_audience", "short", "no_shouting"]
+CHECKS = ["names_product", "states_price", "short", "no_shouting"]
 CALM = "Is this text calm, with no shouting (no words in capitals, at most one exclamation mark)?"
 
 
@@ -23,7 +23,7 @@ def checks_for(text, case, rules):
     low = " ".join(text.lower().split())
     return {
         "names_product": case["name"].lower() in low,
-        "mentions_audience": case["audience"].lower() in low,
+        "states_price": f"${case['price']}" in text,
         "short": 0 < len(text.strip()) <= rules["max_chars"],
         "no_shouting": bool(swarm_model.judge(CALM, text)),
     }
