@@ -84,6 +84,13 @@ class LoopConfig:
     # many knobs a model-based proposal sets.
     families: tuple[str, ...] = FAMILY_NAMES
     retune: int = 1
+    stop_at_target: bool = True  # False (--no-stop): spend the whole budget past the target
+    # A free proposal (no tokens or money spent on it) that repeats a candidate already tried
+    # is drawn again, at most this many times; one still repeated is answered from the cache.
+    redraws: int = 8
+    # Neutral drift: an attempt scoring exactly the best's score (a different candidate) may
+    # become the parent, for at most this share of the attempts (0: only strict improvements).
+    drift: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class Step:
 
     iteration: int
     experiment_id: str
-    status: str  # keep / discard / crash (or the outcome status for other failures)
+    status: str  # keep / drift / discard / crash (or the outcome status for other failures)
     score: float | None
     best_score: float | None
     mutation_kind: str
@@ -100,6 +107,7 @@ class Step:
     fuel: int
     gate: str = ""  # the noise gate's interval and test, for a package that asks a model
     family: str = ""  # the operator family it came from ("" when none was chosen)
+    repeat: bool = False  # a candidate tried before: its outcome came from the cache
 
 
 @dataclass
@@ -114,7 +122,12 @@ class LoopSummary:
     iterations: int = 0
     kept: int = 0
     mutator_failures: int = 0
-    fuel_spent: int = 0
+    fuel_spent: int = 0  # of every attempt, repeats answered from the cache included
+    evaluations: int = 0  # attempts evaluated in the sandbox (distinct candidates)
+    evaluation_fuel: int = 0  # the fuel of those
+    repeats: int = 0  # attempts answered from the cache (a candidate tried before)
+    redrawn: int = 0  # proposals drawn again because they repeated a tried candidate
+    drifts: int = 0  # equal-score attempts that became the parent (LoopConfig.drift)
     usage: Usage = field(default_factory=Usage)
     stop_reason: StopReason = "iterations"
     history: list[Step] = field(default_factory=list)
@@ -203,6 +216,7 @@ class ResearchLoop:
         self._rng = random.Random(0)
         self._since_finding = 0
         self._failures = 0
+        self._repeat = False  # was the last evaluation's candidate tried before?
         self._transcript: Transcript | None = None  # of the last evaluation, until recorded
         # Every experiment of the problem this node holds, peers' unverified ones too, feeds
         # the model-based search (a model's data, never a parent).
@@ -217,12 +231,14 @@ class ResearchLoop:
         """The candidate's outcome; a model-backed one's transcript waits in `_transcript` for
         the experiment made next (`_experiment`, `_record`)."""
         self._transcript = None
+        self._repeat = True
         digest = strategy_digest(files)
         cached = self._outcomes.get(digest)
         # A model-backed candidate is evaluated again (the gateway's cache answers its calls):
         # each experiment links the transcript of its own evaluation.
         if cached is not None and cached.status != "timeout" and self.problem.model is None:
             return cached
+        self._repeat = cached is not None
         result = await trio.to_thread.run_sync(self.evaluate_fn, files, abandon_on_cancel=True)
         outcome = result.outcome if isinstance(result, Evaluated) else result
         if isinstance(result, Evaluated):
@@ -421,6 +437,21 @@ class ResearchLoop:
             self.summary.best_experiment = experiment.id
         return True
 
+    def _tried(self, files: Mapping[str, str]) -> bool:
+        """Was this candidate tried already (by us, or a peer whose attempt we hold)?"""
+        known = self._outcomes.get(strategy_digest(files))
+        return known is not None and known.status != "timeout"
+
+    def _drifts(self, experiment: Experiment, summary: LoopSummary) -> bool:
+        """Does `experiment` become the parent by neutral drift: a new candidate scoring
+        exactly the best's score, while drifts stay within `drift` of the attempts?"""
+        outcome, best = experiment.outcome, self._best
+        if self._repeat or best is None or outcome.status != "ok" or outcome.score is None:
+            return False
+        if outcome.score != best.outcome.score or experiment.strategy == best.strategy:
+            return False
+        return summary.drifts + 1 <= self.config.drift * (summary.iterations + 1)
+
     def _fail_proposal(self, reason: str, retryable: bool) -> StopReason | None:
         summary = self.summary
         assert summary is not None
@@ -440,10 +471,17 @@ class ResearchLoop:
             return "fuel_budget"
         try:
             proposal = await self._propose()
+            summary.usage = summary.usage + proposal.usage
+            redraws = 0  # what was tried is not proposed again (a paid proposal is kept)
+            while (redraws < self.config.redraws and proposal.usage == Usage()
+                   and self._tried(proposal.files)):
+                redraws += 1
+                summary.redrawn += 1
+                proposal = await self._propose()
+                summary.usage = summary.usage + proposal.usage
         except MutationFailed as failure:
             summary.usage = summary.usage + failure.usage
             return self._fail_proposal(failure.reason, failure.retryable)
-        summary.usage = summary.usage + proposal.usage
         oversize = _oversize(proposal.files, self.problem.mutable)
         if oversize:
             return self._fail_proposal(oversize, retryable=True)
@@ -470,20 +508,27 @@ class ResearchLoop:
             self._tests.count(proposal.hypothesis_id)
         decision = self._gate(outcome)
         kept = self._better(experiment)
+        drift = not kept and decision is None and self._drifts(experiment, summary)
         if kept:
             self._best = experiment
             self._since_finding = 0
             summary.kept += 1
-        else:
+        else:  # a drift is no finding: a plateau still asks for a structural change
             self._since_finding += 1
+        if drift:
+            self._best = experiment
+            summary.drifts += 1
         summary.iterations += 1
         summary.fuel_spent += outcome.fuel
+        summary.repeats += self._repeat
+        summary.evaluations += not self._repeat
+        summary.evaluation_fuel += 0 if self._repeat else outcome.fuel
         summary.best_score = self._best_score()
         summary.best_experiment = None if self._best is None else self._best.id
         step = Step(
             iteration=self._iteration,
             experiment_id=experiment.id,
-            status=step_status(outcome, kept),
+            status="drift" if drift else step_status(outcome, kept),
             score=outcome.score,
             best_score=summary.best_score,
             mutation_kind=proposal.mutation_kind,
@@ -491,6 +536,7 @@ class ResearchLoop:
             fuel=outcome.fuel,
             gate="" if decision is None else decision.describe(),
             family=proposal.family,
+            repeat=self._repeat,
         )
         self._iteration += 1
         summary.history.append(step)
@@ -514,7 +560,7 @@ class ResearchLoop:
                     continue
                 best = summary.best_score
                 streak = streak + 1 if best is not None and self.metric.reached(best) else 0
-                if streak >= self.config.target_streak:
+                if self.config.stop_at_target and streak >= self.config.target_streak:
                     summary.stop_reason = "target_reached"
                     break
         except (trio.Cancelled, KeyboardInterrupt):

@@ -29,6 +29,13 @@ def summary_json(summary: LoopSummary) -> dict[str, Any]:
         "kept": summary.kept,
         "mutator_failures": summary.mutator_failures,
         "fuel_spent": summary.fuel_spent,
+        # Distinct candidates evaluated in the sandbox, and their fuel; repeats are answered
+        # from the cache (and counted as iterations); redrawn: repeats proposed and drawn again.
+        "evaluations": summary.evaluations,
+        "evaluation_fuel": summary.evaluation_fuel,
+        "repeats": summary.repeats,
+        "redrawn": summary.redrawn,
+        "drifts": summary.drifts,
         "tokens": {
             "input": summary.usage.input_tokens,
             "output": summary.usage.output_tokens,
@@ -61,7 +68,11 @@ def changelog(
     `trusted` refuses (a peer's claim we have not reproduced, in a data directory a swarm node
     also used) is `unverified`: shown, never kept, never the best a later row must beat. For a
     `problem` that asks a model, "beat" is the noise gate's decision, and each row's `gate`
-    states its interval and test (node/noise_gate.py)."""
+    states its interval and test (node/noise_gate.py). A row is `drift` when it equalled the
+    best, did not beat it, and an attempt by its author built on it: the loop took it as the
+    parent by neutral drift (LoopConfig.drift)."""
+    experiments = list(experiments)
+    built_on = {(e.parent, e.author) for e in experiments if e.parent is not None}
     rows: list[dict[str, Any]] = []
     best: float | None = None
     best_outcome: Outcome | None = None
@@ -77,8 +88,13 @@ def changelog(
             best, best_outcome = score, outcome
         if not believed:
             status = "unverified"
+        elif not experiment.parent:
+            status = "baseline"
+        elif (not kept and score is not None and score == best and decision is None
+              and (experiment.id, experiment.author) in built_on):
+            status = "drift"
         else:
-            status = step_status(outcome, kept) if experiment.parent else "baseline"
+            status = step_status(outcome, kept)
         rows.append(
             {
                 "commit": experiment.id[:10],

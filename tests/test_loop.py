@@ -388,3 +388,71 @@ async def test_every_attempt_is_its_own_record_even_when_identical_and_simultane
             assert len(recorded) == 1 + 5 * (run + 1)
             assert len({r.id for r in recorded}) == len(recorded)
             assert len({r.created_ms for r in recorded}) == len(recorded)
+
+
+def _commented(scale: float, tag: str) -> dict[str, str]:
+    """The same strategy as `_scaled(scale)` in other words: another candidate, the same score."""
+    files = _scaled(scale)
+    return {name: f"# {tag}\n{source}" for name, source in files.items()}
+
+
+async def test_a_tried_candidate_is_drawn_again_and_repeats_are_counted_apart(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """Issue 14, rough edge 2: a proposal identical to a tried candidate is drawn again
+    (bounded, counted); one still repeated is answered from the cache and counted as a repeat,
+    not as a distinct evaluation, and its fuel is not the evaluations' fuel."""
+    with RecordStore.open(tmp_path / "a.sqlite") as store:
+        script = ScriptedMutator([_scaled(0.75), _scaled(0.75), _scaled(1.0)])
+        summary = await ResearchLoop(probe_problem, probe.evaluate, script, store,
+                                     LoopConfig(iterations=2)).run()
+        assert (summary.iterations, summary.evaluations, summary.repeats) == (2, 2, 0)
+        assert summary.redrawn == 1 and summary.best_score == 2.0
+    with RecordStore.open(tmp_path / "b.sqlite") as store:
+        summary = await ResearchLoop(probe_problem, probe.evaluate, _SameChange(), store,
+                                     LoopConfig(iterations=3, redraws=4)).run()
+        assert (summary.iterations, summary.evaluations, summary.repeats) == (3, 1, 2)
+        assert summary.redrawn == 2 * 4  # each repeat drawn again up to `redraws` times
+        assert [step.repeat for step in summary.history] == [False, True, True]
+        assert summary.fuel_spent == 3 * summary.evaluation_fuel > 0
+
+
+async def test_no_stop_spends_the_whole_budget_past_the_target(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    steps = [_scaled(5.0), *(_scaled(1.0 + n / 10) for n in range(5))]  # 10.0: the target
+    for stop, iterations, reason in ((True, 3, "target_reached"), (False, 6, "iterations")):
+        with RecordStore.open(tmp_path / f"{stop}.sqlite") as store:
+            summary = await ResearchLoop(
+                probe_problem, probe.evaluate, ScriptedMutator(steps), store,
+                LoopConfig(iterations=6, stop_at_target=stop)).run()
+        assert (summary.iterations, summary.stop_reason) == (iterations, reason)
+        assert summary.best_score == 10.0
+
+
+async def test_neutral_drift_takes_equal_scores_at_a_bounded_rate_and_the_changelog_says_so(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """Issue 14, rough edge 4: an attempt scoring exactly the best's score becomes the parent
+    (status drift), for at most `drift` of the attempts; never with drift=0."""
+    from node.report import changelog
+
+    equal = [_commented(0.75, f"variant {n}") for n in range(8)]
+    for rate, drifts in ((0.0, 0), (0.25, 2)):
+        with RecordStore.open(tmp_path / f"{rate}.sqlite") as store:
+            summary = await ResearchLoop(
+                probe_problem, probe.evaluate, ScriptedMutator([_scaled(0.75), *equal]), store,
+                LoopConfig(iterations=9, drift=rate)).run()
+            recorded = _experiments(store, probe_problem)
+        statuses = [step.status for step in summary.history]
+        assert statuses[0] == "keep" and statuses.count("drift") == summary.drifts == drifts
+        assert summary.kept == 1 and summary.best_score == 1.5
+        rows = changelog(recorded, probe_problem.metric)
+        drifted = [row["commit"] for row in rows if row["status"] == "drift"]
+        # each drift is the parent of the attempts after it, and the changelog marks it so
+        later = [step.experiment_id[:10] for step in summary.history if step.status == "drift"]
+        assert drifted == later[: len(drifted)] and len(drifted) >= drifts - 1
+        for step in summary.history:
+            if step.status == "drift":
+                child = next((r for r in recorded if r.parent == step.experiment_id), None)
+                assert child is not None or step is summary.history[-1]

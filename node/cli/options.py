@@ -47,6 +47,9 @@ DashboardFlag = Annotated[bool, typer.Option(
     "(port: --dashboard-port).")]
 DashboardPort = Annotated[int, typer.Option(
     "--dashboard-port", min=0, max=65535, help="The dashboard's port (0: any free one).")]
+NoStop = Annotated[bool, typer.Option(
+    "--no-stop", help="Spend the whole budget (iterations, rounds) even once the package's "
+    "target is met: for equal-budget comparisons.")]
 Bootstrap = Annotated[
     list[str] | None,
     typer.Option("--bootstrap", help="A peer's multiaddr (repeatable), e.g. /ip4/.../p2p/..."),

@@ -24,6 +24,7 @@ from node.cli.options import (
     MaxCost,
     MaxTokens,
     Model,
+    NoStop,
     PackageDir,
     _data_dir,
     _fail,
@@ -83,6 +84,11 @@ def run(
         int | None, typer.Option(help="Stop after this much sandbox fuel in total.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the mutation choices.")] = 0,
+    no_stop: NoStop = False,
+    drift: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Neutral drift: the most a share of attempts that score exactly "
+        "the best's score may become the parent (crosses plateaus; 0: strict improvements "
+        "only). The changelog shows them as drift.")] = 0.0,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
     dashboard: DashboardFlag = False,
@@ -106,7 +112,8 @@ def run(
     chosen, close = _mutator(mutator, model, base_url, max_tokens, max_cost)
     gateway = None if problem.model is None else open_gateway(
         eval_model, model, base_url, max_tokens, max_cost, getattr(chosen, "meter", None))
-    config = LoopConfig(iterations=iterations, fuel_budget=fuel_budget, seed=seed)
+    config = LoopConfig(iterations=iterations, fuel_budget=fuel_budget, seed=seed,
+                        stop_at_target=not no_stop, drift=drift)
     try:
         store = RecordStore.open(_data_dir(data_dir) / "records.sqlite")
     except StoreError as error:
@@ -209,9 +216,11 @@ def _print_summary(summary: LoopSummary, as_json: bool, package: Path) -> None:
     )
     tokens = summary.usage.input_tokens + summary.usage.output_tokens
     spend = f", {tokens} tokens (${summary.usage.cost_usd:.4f})" if tokens else ""
+    drifts = f", {summary.drifts} drifts" if summary.drifts else ""
     out.print(
-        f"{summary.iterations} iterations, {summary.kept} kept, "
-        f"{summary.mutator_failures} failed proposals, fuel {summary.fuel_spent:,}{spend}; "
+        f"{summary.iterations} iterations ({summary.evaluations} distinct evaluations, "
+        f"{summary.repeats} repeats, {summary.redrawn} redrawn), {summary.kept} kept{drifts}, "
+        f"{summary.mutator_failures} failed proposals, fuel {summary.evaluation_fuel:,}{spend}; "
         f"stopped: {summary.stop_reason.replace('_', ' ')}",
         highlight=False,
     )
@@ -262,9 +271,10 @@ class _Progress:
             + (f" | {self.model_usage.since_last()}" if self.model_usage else "")
         )
         self.progress.update(self.task, advance=1, status=status)
-        if step.status == "keep":
+        if step.status in ("keep", "drift"):
             self.progress.console.print(
-                f"[green]keep[/] #{step.iteration:<4} {_fmt(step.score):>10}  "
+                ("[green]keep[/] " if step.status == "keep" else "[cyan]drift[/] ")
+                + f"#{step.iteration:<4} {_fmt(step.score):>10}  "
                 f"{_kind(step)}: {inline(step.description)}"
                 + (f"\n       noise gate: {inline(step.gate)}" if step.gate else ""),
                 highlight=False,

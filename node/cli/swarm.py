@@ -23,6 +23,7 @@ from node.cli.options import (
     DashboardPort,
     DataDir,
     JsonFlag,
+    NoStop,
     _data_dir,
     _fail,
     _find_problem,
@@ -342,7 +343,9 @@ def simulate(
     rounds: Annotated[int, typer.Option(min=1, help="Evaluation rounds at most.")] = 50,
     faults: Annotated[str, typer.Option(
         help="e.g. liars=0.3,churn=0.2,partition=10,spam=0.1 (partition in rounds).")] = "",
-    seed: Annotated[int, typer.Option(help="Seed of the whole simulation.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the whole simulation (the same seed gives "
+                                      "the same trace).")] = 0,
+    no_stop: NoStop = False,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     as_json: JsonFlag = False,
     dashboard: DashboardFlag = False,
@@ -365,7 +368,7 @@ def simulate(
     runtime = _runtime(quiet=as_json)
     config = SimConfig(nodes=nodes, problems=problems, rounds=rounds,
                        network="libp2p" if network == "libp2p" else "memory",
-                       faults=parsed, seed=seed)
+                       faults=parsed, seed=seed, stop_at_target=not no_stop)
 
     shown: dict[str, Any] = {}  # the simulation report the dashboard shows, as of the last round
     page: list[str] = []
@@ -380,8 +383,8 @@ def simulate(
         honest = sum(1 for s in sim.plan if not s.liar)
         err.print(f"round {index:>4}: swarm best {_fmt(last['swarm_best'])}, "
                   f"{reached}/{honest} honest nodes at target, {last['messages']} messages, "
-                  f"{last['verifications']} replays, {last['disputes']} disputes",
-                  highlight=False)
+                  f"{last['verifications']} replays, {last['disputes']} disputes "
+                  f"({last['seconds']:.2f} s)", highlight=False)
 
     async def finish(sim: Simulation) -> None:
         from node.web import export_report

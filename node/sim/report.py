@@ -53,6 +53,7 @@ def build_report(results: SimResults) -> dict[str, Any]:
             "disputes": last.get("disputes", 0),
             "evaluations": last.get("evaluations", 0),
             "fuel": last.get("fuel", 0),
+            "seconds": round(sum(row.get("seconds", 0.0) for row in results.history), 4),
             "fake_claims": results.fake_claims,
             "accepted_fake_claims": results.accepted_fake_claims,
         },

@@ -9,6 +9,7 @@ import hashlib
 import random
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +286,7 @@ class Simulation:
         config = self.config
         start_partition = config.rounds // 4
         for round_index in range(1, config.rounds + 1):
+            started = time.perf_counter()
             if await self._apply_faults(round_index, start_partition):
                 # A node went down or came back: its shutdown, or its restart and first sync,
                 # ends before anyone works (else who works this round would depend on timing).
@@ -319,7 +321,7 @@ class Simulation:
                         await sim.node.sync_with_peers()
                         await self._settle()
             self.rounds_run = round_index
-            self._measure(round_index)
+            self._measure(round_index, time.perf_counter() - started)
             if self.on_round:
                 self.on_round(round_index, self)
             if config.stop_at_target and self._all_honest_reached():
@@ -345,7 +347,7 @@ class Simulation:
                 churned = True
         return churned
 
-    def _measure(self, round_index: int) -> None:
+    def _measure(self, round_index: int, seconds: float) -> None:
         metric = self.problem.metric
         if self.baseline is None:
             for sim in self.plan:
@@ -377,6 +379,9 @@ class Simulation:
                 "evaluations": self.evaluations.runs,
                 "fuel": self.evaluations.fuel,
                 "up": len(nodes),
+                # Wall-clock time of the round (faults, research, publish, settle, sync): the
+                # one entry that differs between two runs of a seed.
+                "seconds": round(seconds, 4),
             }
         )
 
