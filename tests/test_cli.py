@@ -196,3 +196,35 @@ def test_plain_english_pose_without_an_llm_says_what_to_set(tmp_path: Path) -> N
     assert "ANTHROPIC_API_KEY" in done.stderr and "swarm init" in done.stderr
     assert len(done.stderr.strip().splitlines()) <= 3  # one message (wrapped by the terminal)
     assert not (tmp_path / "d").exists()  # nothing half-written
+
+
+def test_run_no_stop_spends_the_budget_and_json_counts_distinct_evaluations(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, rough edges 1 and 2: past the target with --no-stop; iterations, distinct
+    evaluations, repeats and their fuel reported apart."""
+    done = swarm("run", str(PROBE), "--iterations", "30", "--no-stop", "--json",
+                 data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["best"] >= summary["target"]  # met early, and the run went on
+    assert (summary["iterations"], summary["stop_reason"]) == (30, "iterations")
+    assert summary["evaluations"] + summary["repeats"] == summary["iterations"]
+    repeated = [step for step in summary["history"] if step["repeat"]]
+    assert len(repeated) == summary["repeats"]
+    assert summary["evaluation_fuel"] == summary["fuel_spent"] - sum(s["fuel"] for s in repeated)
+    assert summary["redrawn"] >= 0 and summary["drifts"] == 0
+    again = swarm("run", str(PROBE), "--iterations", "30", "--json", data_dir=tmp_path / "b")
+    assert json.loads(again.stdout)["stop_reason"] == "target_reached"
+
+
+def test_simulate_no_stop_runs_every_round_and_times_each() -> None:
+    """Issue 14, rough edges 1 and 7."""
+    runs = {flag: swarm("simulate", "--problem", str(PROBE), "--nodes", "2", "--rounds", "14",
+                        "--json", *([flag] if flag else []))
+            for flag in ("", "--no-stop")}
+    reports = {flag: json.loads(done.stdout) for flag, done in runs.items()}
+    assert reports[""]["rounds_run"] < 14 == reports["--no-stop"]["rounds_run"]
+    history = reports["--no-stop"]["history"]
+    assert all(row["seconds"] > 0 for row in history)
+    assert reports["--no-stop"]["swarm"]["seconds"] >= sum(row["seconds"] for row in history) - 1e-3
