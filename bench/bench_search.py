@@ -10,6 +10,11 @@ numeric examples, several seeds, medians with their spread, for
 
     .venv/bin/python bench/bench_search.py [--examples finance_factors,...] [--seeds 5]
         [--budget 50] [--methods before,after,tpe,random] [--retune 1] [--json out.json]
+    .venv/bin/python bench/bench_search.py --latency [--observations 1000]
+
+`--latency`: milliseconds per model-based proposal on finance_factors' structure fitted to
+`observations` evaluated strategies (synthetic scores), against a plain offline proposal
+measured in the same process (the issue's bound: <= 50 ms at 1,000 observations).
 
 Every method counts the baseline's evaluation as one of its `budget`; the loop's repeated
 candidates (answered from its cache) are not counted. Targets are ignored (the loop's target
@@ -127,6 +132,59 @@ def run_optuna(problem: Problem, evaluate: Callable[[Mapping[str, str]], Outcome
     return {"best": best, "evaluations": budget, "families": {}, "crashes": crashes}
 
 
+def bench_latency(observations: int, proposals: int = 40) -> None:
+    import random
+
+    from node.mutators import MutationContext, Search
+    from research_dag import Experiment
+
+    problem = load_package(ROOT / "examples" / "finance_factors")
+    files = baseline_files(problem)
+    shape = shape_of(files, problem.mutable)
+    assert shape is not None
+    rng = random.Random(0)
+    search = Search(problem, families=("model",))
+    start = time.perf_counter()
+    base: str | None = None
+    for n in range(observations + 1):
+        values = [rng.uniform(-3, 3) for _ in shape.knobs] if n else list(shape.values)
+        data = files["strategy.py"].encode()
+        for knob, value in sorted(zip(shape.knobs, values, strict=True),
+                                  key=lambda pair: -pair[0].start):
+            text = format_value(value, knob.integer) or knob.text
+            data = data[: knob.start] + text.encode() + data[knob.end :]
+        record = Experiment.model_validate({
+            "problem": problem.id, "strategy": {"strategy.py": data.decode()},
+            "outcome": Outcome(status="ok", score=-sum((v - 0.5) ** 2 for v in values)),
+            "author": "bench", "created_ms": n, "parent": base,
+            "mutation_kind": "perturb_constant" if base else "baseline"}, strict=False)
+        search.observe(record)
+        base = base or record.id
+    observed = time.perf_counter() - start
+    mutator = OfflineMutator()
+
+    def timed(with_search: bool) -> list[float]:
+        times = []
+        for seed in range(proposals):
+            context = MutationContext(problem=problem, best_files=files, best_score=None,
+                                      rng=random.Random(seed),
+                                      search=search if with_search else None)
+            began = time.perf_counter()
+            mutator.propose_now(context)
+            times.append((time.perf_counter() - began) * 1000)
+        return times
+
+    plain = timed(False)
+    first = timed(True)[:1]  # the study is fitted to every observation once
+    model = timed(True)
+    print(f"observations {observations}: taking them in {observed:.2f} s "
+          f"({observed / max(1, observations) * 1000:.2f} ms each); first model proposal "
+          f"{first[0]:.1f} ms (fits the study)")
+    print(f"model proposal median {statistics.median(model):.1f} ms, max {max(model):.1f} ms; "
+          f"plain offline proposal median {statistics.median(plain):.2f} ms "
+          f"({statistics.median(model) / statistics.median(plain):.0f}x)")
+
+
 def spread(values: list[float]) -> str:
     ordered = sorted(values)
     return f"{statistics.median(ordered):.4g} [{ordered[0]:.4g}, {ordered[-1]:.4g}]"
@@ -140,7 +198,12 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--retune", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--latency", action="store_true")
+    parser.add_argument("--observations", type=int, default=1000)
     args = parser.parse_args()
+    if args.latency:
+        bench_latency(args.observations)
+        return
     runtime = load_runtime()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in args.examples.split(","):

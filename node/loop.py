@@ -24,7 +24,7 @@ from node.mutators import (
     Usage,
 )
 from node.noise_gate import GateDecision, judge
-from node.problem import baseline_files
+from node.problem import baseline_files, fixed_sites
 from node.store import RecordStore
 from playbook import (
     NOTHING_KNOWN,
@@ -220,7 +220,8 @@ class ResearchLoop:
         self._transcript: Transcript | None = None  # of the last evaluation, until recorded
         # Every experiment of the problem this node holds, peers' unverified ones too, feeds
         # the model-based search (a model's data, never a parent).
-        self.search = Search(problem, config.families, config.retune) if config.families else None
+        self.search = (Search(problem, config.families, config.retune, fixed_sites(problem))
+                       if config.families else None)
 
     def observe(self, experiment: Experiment) -> None:
         """Take in an experiment of this problem as the search's data (a peer's too)."""

@@ -74,6 +74,8 @@ class OfflineMutator:
         """The same proposal, synchronously: pure CPU work of a few milliseconds."""
         if context.problem.runner is not None:  # a text strategy: sentence/bullet operators
             return self._text.propose(context)
+        if context.search is not None and context.plan is None:  # a family picks (search.py)
+            return context.search.propose(context, self.propose_now)
         paths = sorted(
             path
             for path in context.best_files
@@ -82,6 +84,8 @@ class OfflineMutator:
         pools: Pools = {kind: [] for kind in OPERATOR_KINDS}
         for path in paths:
             for site in self.sites(path, context.best_files[path]):
+                if context.avoids(OPERATIONS_OF[site.kind], site.site):
+                    continue  # it crashes, or the package fixed it
                 if context.plan is None or _planned(site, context.plan):
                     pools[site.kind].append(site)
         if context.plan is not None and not any(pools.values()):

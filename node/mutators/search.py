@@ -18,7 +18,6 @@ from node.mutators.memory import (
 from node.mutators.model import ModelSearch, proposal_hypothesis
 from node.mutators.operators import OPERATIONS_OF
 from node.mutators.patch import make_diff
-from node.problem import fixed_sites
 from research_dag import Experiment, Problem
 
 Offline = Callable[[MutationContext], Proposal]
@@ -33,12 +32,12 @@ class Search:
     model proposal (1: one knob, by learned importance)."""
 
     def __init__(self, problem: Problem, families: tuple[str, ...] = FAMILY_NAMES,
-                 retune: int = 1) -> None:
+                 retune: int = 1, fixed: tuple[str, ...] = ()) -> None:
         self.problem = problem
         self.families = tuple(name for name in FAMILY_NAMES if name in families)
         self.memory = SearchMemory(problem)
         self.model = ModelSearch(problem.metric.direction, retune)
-        self.fixed = fixed_sites(problem)
+        self.fixed = fixed  # the package's fixed sites (node/problem.py fixed_sites)
 
     def observe(self, experiment: Experiment) -> None:
         self.memory.observe(experiment)

@@ -1,0 +1,237 @@
+"""Model-based search (issue 14): structures and knobs, observations from records, the model's
+proposals (valid, one named change, deterministic), the bandit over families, crash-site
+learning and a package's fixed sites."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.mutators import (
+    FAMILY_NAMES,
+    MODEL_KINDS,
+    MutationContext,
+    OfflineMutator,
+    Search,
+    family_of,
+)
+from node.mutators.memory import MODEL, PERTURB, STRUCTURAL
+from node.mutators.model import knob_range
+from node.mutators.structure import shape_of
+from node.problem import PackageError, fixed_sites, load_package
+from playbook import parse
+from research_dag import Change, Experiment, Metric, Outcome, Problem
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+SOURCE = """RATE = 0.1
+DEPTH = 4
+WEIGHTS = [1.0, 2.0, -0.5]
+LIMIT = 7  # swarm: fixed
+SEED = 3
+
+
+def solve(x):
+    return sum(w * v for w, v in zip(WEIGHTS, x)) * RATE + DEPTH + LIMIT + SEED
+"""
+
+
+def problem_for(source: str = SOURCE, manifest: str = "") -> Problem:
+    files = {"strategy.py": source.encode()}
+    if manifest:
+        files["problem.toml"] = manifest.encode()
+    return Problem(name="toy", statement="A toy.", metric=Metric(name="s", direction="maximize"),
+                   mutable=["strategy.py"], files=files)
+
+
+def with_values(values: list[float]) -> str:
+    rate, depth, *weights = values
+    return SOURCE.replace("RATE = 0.1", f"RATE = {rate!r}").replace(
+        "DEPTH = 4", f"DEPTH = {round(depth)}").replace(
+        "[1.0, 2.0, -0.5]", "[" + ", ".join(repr(w) for w in weights) + "]")
+
+
+def toy_score(values: list[float]) -> float:
+    rate, depth, a, b, c = values
+    return -((rate - 0.3) ** 2) * 10 - abs(depth - 6) - (a - 2) ** 2 - b**2 - (c + 1) ** 2
+
+
+def experiment(problem: Problem, source: str, score: float | None, n: int,
+               parent: str | None = None, kind: str = "perturb_constant",
+               changes: list[Change] | None = None, author: str = "me") -> Experiment:
+    status = "ok" if score is not None else "crash"
+    return Experiment.model_validate({
+        "problem": problem.id, "strategy": {"strategy.py": source},
+        "outcome": Outcome(status=status, score=score), "author": author, "created_ms": n,
+        "parent": parent, "mutation_kind": kind if parent else "baseline",
+        "mutator": "offline" if parent else "baseline", "changes": changes,
+    }, strict=False)
+
+
+def fed_search(observations: int, seed: int = 0) -> tuple[Search, Problem, Experiment]:
+    problem = problem_for()
+    search = Search(problem)
+    base = experiment(problem, SOURCE, toy_score([0.1, 4, 1.0, 2.0, -0.5]), 0)
+    search.observe(base)
+    rng = random.Random(seed)
+    for n in range(observations):
+        values = [rng.uniform(0.01, 1.0), rng.randint(1, 16), rng.uniform(-4, 4),
+                  rng.uniform(-8, 8), rng.uniform(-2, 2)]
+        search.observe(experiment(problem, with_values(values), toy_score(values), n + 1,
+                                  parent=base.id))
+    return search, problem, base
+
+
+def context(problem: Problem, search: Search | None, seed: int = 0) -> MutationContext:
+    return MutationContext(problem=problem, best_files={"strategy.py": SOURCE}, best_score=None,
+                           rng=random.Random(seed), search=search,
+                           crashing=frozenset() if search is None else search.crashing(),
+                           fixed_sites=() if search is None else search.fixed)
+
+
+def test_structure_abstracts_numeric_literals_only() -> None:
+    shape = shape_of({"strategy.py": SOURCE}, ["strategy.py"])
+    assert shape is not None
+    labels = [site.split(":", 1)[1] for site in shape.sites]
+    assert labels == ["RATE", "DEPTH", "WEIGHTS[0]", "WEIGHTS[1]", "WEIGHTS[2]"]  # no pin, seed
+    assert shape.values == (0.1, 4.0, 1.0, 2.0, -0.5)
+    other = shape_of({"strategy.py": with_values([0.7, 9, 3.0, 0.0, 1.5])}, ["strategy.py"])
+    assert other is not None and other.key == shape.key and other.values[0] == 0.7
+    pruned = shape_of({"strategy.py": SOURCE.replace(", -0.5]", "]")}, ["strategy.py"])
+    assert pruned is not None and pruned.key != shape.key
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=5, max_size=5))
+def test_a_structure_key_ignores_every_value(values: list[float]) -> None:
+    base = shape_of({"strategy.py": SOURCE}, ["strategy.py"])
+    changed = shape_of({"strategy.py": with_values(values)}, ["strategy.py"])
+    assert base is not None and changed is not None and changed.key == base.key
+
+
+def test_model_proposal_is_one_named_valid_change_and_deterministic() -> None:
+    first, problem, _ = fed_search(40)
+    second, _, _ = fed_search(40)
+    proposals = [OfflineMutator().propose_now(context(problem, search, seed=5))
+                 for search in (first, second)]
+    assert proposals[0] == proposals[1]
+    model = None
+    for seed in range(40):
+        proposal = OfflineMutator().propose_now(context(problem, first, seed=seed))
+        assert parse(proposal.files["strategy.py"]) is not None
+        assert proposal.family in FAMILY_NAMES
+        assert proposal.family == (family_of(proposal.mutation_kind, "offline") or "")
+        if proposal.family == MODEL:
+            model = proposal
+    assert model is not None and model.mutation_kind in MODEL_KINDS
+    assert len(model.changes) == 1 and model.changes[0].operation == "perturb"
+    assert model.changes[0].site.split(":", 1)[1] in model.description
+    changed = shape_of(model.files, ["strategy.py"])
+    assert changed is not None
+    assert sum(a != b for a, b in zip(changed.values, first.memory.shape(
+        {"strategy.py": SOURCE}).values, strict=True)) == 1  # type: ignore[union-attr]
+
+
+def test_a_retune_lists_each_knob_it_sets() -> None:
+    search, problem, _ = fed_search(30)
+    search.model.retune = 3
+    search.families = (MODEL,)
+    proposal = OfflineMutator().propose_now(context(problem, search, seed=1))
+    assert proposal.mutation_kind == "model_retune" and len(proposal.changes) == 3
+    assert proposal.description.startswith("retune ")
+    assert proposal.description.count("->") == 3
+
+
+def test_the_bandit_follows_measured_success() -> None:
+    problem = problem_for()
+    search = Search(problem)
+    base = experiment(problem, SOURCE, 0.0, 0)
+    search.observe(base)
+    for n in range(60):  # model changes win, structural ones never do
+        kind = "model_tune" if n % 2 else "prune_element"
+        score = 1.0 if kind == "model_tune" else -1.0
+        search.observe(experiment(problem, with_values([0.1 + n / 100, 4, 1, 2, -0.5]), score,
+                                  n + 1, parent=base.id, kind=kind))
+    counts = search.memory.family_counts()
+    assert counts[MODEL] == (30, 30) and counts[STRUCTURAL] == (30, 0)
+    first = [search.ranked(context(problem, search, seed))[0] for seed in range(50)]
+    assert first.count(MODEL) > 40 and STRUCTURAL not in first
+
+
+def test_sites_that_crash_are_learned_and_skipped() -> None:
+    problem = problem_for()
+    search = Search(problem)
+    base = experiment(problem, SOURCE, 0.0, 0)
+    search.observe(base)
+    depth = Change(operation="perturb", affordance="loop_bound", site="strategy.py:DEPTH")
+    for n in range(2):
+        search.observe(experiment(problem, with_values([0.1, 5 + n, 1, 2, -0.5]), None, n + 1,
+                                  parent=base.id, changes=[depth]))
+    assert ("perturb", "strategy.py:DEPTH") in search.crashing()
+    mutator = OfflineMutator()
+    for seed in range(80):
+        proposal = mutator.propose_now(context(problem, search, seed))
+        assert all(not (c.operation == "perturb" and c.site == "strategy.py:DEPTH")
+                   for c in proposal.changes)
+
+
+def test_fixed_sites_from_the_manifest_are_never_changed() -> None:
+    manifest = 'fixed_sites = ["WEIGHTS", "strategy.py:RATE"]\n'
+    problem = problem_for(manifest=manifest)
+    assert fixed_sites(problem) == ("strategy.py:WEIGHTS", "strategy.py:RATE")
+    search = Search(problem, fixed=fixed_sites(problem))
+    search.observe(experiment(problem, SOURCE, 0.0, 0))
+    for seed in range(80):
+        proposal = OfflineMutator().propose_now(context(problem, search, seed))
+        sites = [c.site for c in proposal.changes]
+        assert not any(s == "strategy.py:RATE" or s.startswith("strategy.py:WEIGHTS")
+                       for s in sites), sites
+
+
+def test_a_package_names_its_fixed_sites(tmp_path: Path) -> None:
+    package = tmp_path / "ff"
+    shutil.copytree(EXAMPLES / "finance_factors", package)
+    manifest = package / "problem.toml"
+    text = manifest.read_text()
+    manifest.write_text('fixed_sites = ["THRESHOLD"]\n' + text)
+    assert fixed_sites(load_package(package)) == ("strategy.py:THRESHOLD",)
+    manifest.write_text('fixed_sites = "THRESHOLD"\n' + text)
+    with pytest.raises(PackageError, match="fixed_sites must be a list"):
+        load_package(package)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(string.printable, max_size=200))
+def test_a_hostile_manifest_never_breaks_fixed_sites(manifest: str) -> None:
+    sites = fixed_sites(problem_for(manifest=manifest or " "))
+    assert all(site.startswith("strategy.py:") for site in sites)
+
+
+def test_knob_ranges_hold_their_anchor() -> None:
+    shape = shape_of({"strategy.py": SOURCE}, ["strategy.py"])
+    assert shape is not None
+    for knob, value in zip(shape.knobs, shape.values, strict=True):
+        low, high, _ = knob_range(knob, value)
+        assert low <= value <= high and low < high
+    weight = shape.knobs[2]
+    assert knob_range(weight, 1.0)[0] < 0  # a weight may change sign or vanish
+
+
+def test_peers_observations_feed_the_model_and_families_exclude_llm_changes() -> None:
+    search, problem, base = fed_search(5)
+    before = sum(len(s.observations) for s in search.memory.structures.values())
+    peer = experiment(problem, with_values([0.3, 6, 2.0, 0.0, -1.0]), 0.0, 99, parent=base.id,
+                      author="peer")
+    search.observe(peer)
+    search.observe(peer)  # the same record again: observed once
+    after = sum(len(s.observations) for s in search.memory.structures.values())
+    assert after == before + 1
+    assert family_of("rewrite_loop", "anthropic") is None
+    assert family_of("perturb_constant") == PERTURB
+    assert family_of("structural:prune_element+toggle_bool") == STRUCTURAL
