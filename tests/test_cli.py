@@ -228,3 +228,36 @@ def test_simulate_no_stop_runs_every_round_and_times_each() -> None:
     history = reports["--no-stop"]["history"]
     assert all(row["seconds"] > 0 for row in history)
     assert reports["--no-stop"]["swarm"]["seconds"] >= sum(row["seconds"] for row in history) - 1e-3
+
+
+def test_eval_scores_several_candidates_in_one_process(tmp_path: Path) -> None:
+    """Issue 14, rough edge 6: repeated --strategy files and JSON Lines on stdin, in order,
+    each labelled; a bad line is a usage error naming it."""
+    files = []
+    for scale in (0.25, 1.5):
+        files.append(tmp_path / f"s{scale}.py")
+        files[-1].write_text((PROBE / "strategy.py").read_text().replace(
+            "SCALE = 0.5", f"SCALE = {scale}"))
+    done = swarm("eval", str(PROBE), "--strategy", str(files[0]), "--strategy", str(files[1]),
+                 "--json")
+    assert done.returncode == 0, done.stderr
+    assert [(row["candidate"], row["score"]) for row in json.loads(done.stdout)] == [
+        (str(files[0]), 0.5), (str(files[1]), 3.0)]
+    lines = "".join(json.dumps({"strategy.py": path.read_text()}) + "\n\n" for path in files)
+    crash = json.dumps({"strategy.py": "def solve(d):\n    raise ValueError('no')\n"})
+
+    def piped(text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from node.cli import main; main()", "eval", str(PROBE),
+             "--candidates", "-", "--json"], input=text, capture_output=True, text=True,
+            timeout=300)
+
+    batch = piped(lines + crash + "\n")
+    assert batch.returncode == 1  # one candidate crashed: reported, and the exit code says so
+    rows = json.loads(batch.stdout)
+    assert [(row["candidate"], row["status"], row["score"]) for row in rows] == [
+        ("stdin:1", "ok", 0.5), ("stdin:3", "ok", 3.0), ("stdin:5", "crash", None)]
+    for bad, said in (("[1]\n", "stdin:1"), ('{"evaluate.py": "x"}\n', "not a mutable file"),
+                      ("{nope\n", "not a JSON object")):
+        refused = piped(bad)
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr

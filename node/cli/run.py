@@ -15,7 +15,6 @@ from node.cli.models import EvalModel, UsageLine, evaluate_once, evaluation_for,
 from node.cli.options import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
-    EXIT_USAGE,
     BaseUrl,
     DashboardFlag,
     DashboardPort,
@@ -294,41 +293,45 @@ def _kind(step: Step) -> str:
 def eval_command(
     package: PackageDir,
     strategy: Annotated[
+        list[Path] | None,
+        typer.Option(help="A strategy file to evaluate instead of the package's own "
+                     "(repeatable: several are scored in this one process)."),
+    ] = None,
+    candidates: Annotated[
         Path | None,
-        typer.Option(help="A strategy file to evaluate instead of the package's own."),
+        typer.Option(help="JSON Lines of candidates to score ('-': stdin), one object per line "
+                     'from mutable file names to their source: {"strategy.py": "..."}.'),
     ] = None,
     as_json: JsonFlag = False,
     eval_model: EvalModel = "standin",
     model: Model = None,
     base_url: BaseUrl = None,
 ) -> None:
-    """Evaluate one strategy once and show status, score, checklist, fuel and stderr."""
+    """Evaluate strategies once each and show status, score, checklist, fuel and stderr: the
+    package's own, or every --strategy file and --candidates line, in one process."""
+    from node.cli.candidates import candidates_of
     from node.problem import baseline_files
     from node.report import outcome_json
     from sandbox import Evaluator
 
     problem = _load_problem(package)
-    files = baseline_files(problem)
-    if strategy is not None:
-        from node.package_files import UnreadableFile, read_regular
-        from research_dag import MAX_SOURCE
-
-        try:  # bounded: `--strategy /dev/zero` is refused, not read until memory runs out
-            files[problem.mutable[0]] = read_regular(strategy, MAX_SOURCE).decode("utf-8")
-        except UnreadableFile as error:
-            _fail(str(error), EXIT_USAGE)
-        except UnicodeDecodeError:
-            _fail(f"{strategy} is not UTF-8 text", EXIT_USAGE)
+    chosen = candidates_of(problem, baseline_files(problem), strategy or [], candidates)
     runtime = _runtime(quiet=as_json)
     gateway = None if problem.model is None else open_gateway(
         eval_model, model, base_url, None, None)
-    with Evaluator(runtime, problem) as evaluator:
-        outcome = evaluate_once(problem, evaluator, gateway, files)
+    with Evaluator(runtime, problem) as evaluator:  # one start-up for every candidate
+        scored = [(candidate.label, evaluate_once(problem, evaluator, gateway, candidate.files))
+                  for candidate in chosen]
+    batch = len(strategy or []) > 1 or candidates is not None
     if as_json:
-        _print_json(outcome_json(outcome))
+        _print_json([{"candidate": label, **outcome_json(outcome)} for label, outcome in scored]
+                    if batch else outcome_json(scored[0][1]))
     else:
-        _print_outcome(problem, outcome)
-    if outcome.status != "ok":
+        for label, outcome in scored:
+            if batch:
+                out.print(f"[bold]{markup(label)}[/]", highlight=False)
+            _print_outcome(problem, outcome)
+    if any(outcome.status != "ok" for _, outcome in scored):
         raise typer.Exit(EXIT_FAILURE)
 
 
