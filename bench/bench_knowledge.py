@@ -431,6 +431,12 @@ def browse(data_dir: Path) -> dict[str, Any]:
         dag = store.load_dag(cache=4096)
         counts = evidence_rule(dag, ledger_from(dag, me))
         derived = derivation(dag, counts)
+        # What node 0 would store at its next curation (the run ended before it): so that
+        # `swarm dag show` on the kept store shows the verdicts the evidence reached.
+        new = [record for record in derived.records() if record.id not in dag]
+        store.add_many(new)
+        for record in new:
+            dag.add(record)
         kinds = {kind: len(found) for kind, found in headers_by_kind(dag).items()}
         depth = {p.name: lineage_depth(dag.experiment_headers(p.id)) for p in dag.problems()}
         held = {p.id: p for p in dag.problems()}

@@ -210,11 +210,14 @@ def _show_hypothesis(view: View, hypothesis: Hypothesis) -> None:
           + (f" … {len(sites) - LISTED} more" if len(sites) > LISTED else "") or "-")
     _line("prediction", "-" if hypothesis.expected_lift is None else
           f"success rate above the target's base rate by {hypothesis.expected_lift:+.3f}")
-    tests = dag.linked_ids(hypothesis.id, "tested_by")
-    _line("plan", f"{hypothesis.tries or '?'} tests decide it; {len(tests)} so far")
-    _text("statement", hypothesis.text)
     verdicts = [v for v in dag.get_many(dag.linked_ids(hypothesis.id, "decided_by"))
                 if isinstance(v, Verdict)]
+    # Its tests: those naming it, and those its verdicts counted (a test may name another
+    # node's id for the same hypothesis: playbook/hypotheses.py verdicts_of).
+    tests = list(dict.fromkeys([*dag.linked_ids(hypothesis.id, "tested_by"),
+                                *(t for v in verdicts for t in v.tests)]))
+    _line("plan", f"{hypothesis.tries or '?'} tests decide it; {len(tests)} so far")
+    _text("statement", hypothesis.text)
     _line("verdict", hypothesis_state(verdicts))
     for verdict in verdicts[:LISTED]:
         out.print(f"  {verdict.id[:10]}  {verdict.result} by {len(verdict.tests)} tests "
