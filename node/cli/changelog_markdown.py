@@ -70,7 +70,7 @@ def changelog_markdown(problem: Problem, experiments: list[Experiment], rows: li
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-_NOT_FAILED = frozenset({"keep", "discard", "baseline", "unverified"})
+_NOT_FAILED = frozenset({"keep", "drift", "discard", "baseline", "unverified"})
 
 
 def _phases(rows: list[dict[str, Any]]) -> list[tuple[str, list[int]]]:
@@ -108,7 +108,8 @@ def _tally(rows: list[dict[str, Any]], members: list[int]) -> str:
 def _attempt(experiment: Experiment, row: dict[str, Any], scores: dict[str, float | None],
              supported: dict[str, list[Pattern]], tested: dict[str, Hypothesis]) -> list[str]:
     score = row["score"]
-    verdict = {"keep": "kept", "discard": "discarded"}.get(row["status"], row["status"])
+    verdict = {"keep": "kept", "discard": "discarded", "drift": "taken by neutral drift"}.get(
+        row["status"], row["status"])
     if row["status"] not in _NOT_FAILED:
         verdict = "failed"
     parent = None if experiment.parent is None else scores.get(experiment.parent)

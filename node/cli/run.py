@@ -425,7 +425,8 @@ def log(
                   f"{problem.metric.direction})")
     for column in ("commit", "score", "status", "mutation kind", "description"):
         table.add_column(column, overflow="fold")
-    styles = {"keep": "green", "baseline": "bold", "discard": "dim", "unverified": "yellow"}
+    styles = {"keep": "green", "baseline": "bold", "discard": "dim", "unverified": "yellow",
+              "drift": "cyan"}
     for row in rows:
         table.add_row(
             row["commit"],
