@@ -4,12 +4,17 @@ varying outputs make stochastic (packages with a `[model]` table; docs/experimen
 Both outcomes are compared case by case (a paired comparison on the same cases): the evaluator
 reports each case's verdicts as a detail `case:<id>`, either a string of "1"/"0" checks (samples
 separated by spaces: the case's score is the share of "1") or a number. The gate keeps the
-candidate only when a one-sided sign test over the cases rejects "no better" at the stated
-confidence (ties, including the zero variance of a deterministic model, count for neither side)
-and the mean paired gain is positive. It states a bootstrap percentile interval for the mean
-gain, drawn from a generator seeded by the two outcomes, so every node computes the same
-interval. A sign test needs enough cases: with 10 cases, a change must win at least 5 of them
-with no loss (p = 1/32) to be kept at 95 %.
+candidate only when a one-sided paired permutation test (sign-flip, Fisher-Pitman) over the
+cases rejects "no better" at the stated confidence and the mean paired gain is positive. Under
+"no better" each case's gain is as likely negative as positive, so the test counts the sign
+assignments of the observed gains whose mean reaches the observed mean: exactly for up to
+EXACT_PAIRS non-zero gains, else over PERMUTATIONS seeded draws. Ties (a case scoring the same
+both times, as under a deterministic model) count for neither side. Unlike a sign test it
+weighs how much each case gained, which gives it more power at the same error rate
+(bench/bench_skill.py). It also states a bootstrap percentile interval for the mean gain.
+Every draw comes from a generator seeded by the two outcomes, so every node computes the same
+decision and interval. With 10 cases, a change that helps 5 cases by the same amount and hurts
+none has p = 1/32 and is kept at 95 %; one that helps 4 is not.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ CASE_PREFIX = "case:"
 DEFAULT_CONFIDENCE = 0.95
 RESAMPLES = 2000
 MIN_CASES = 2
+EXACT_PAIRS = 14  # 16,384 sign assignments at most; beyond, PERMUTATIONS seeded draws
+PERMUTATIONS = 20_000
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class GateDecision:
     mean_gain: float  # mean per-case gain in the metric's direction (positive: better)
     low: float  # the bootstrap interval of the mean gain
     high: float
-    p_value: float  # one-sided sign test of "the candidate is no better"
+    p_value: float  # one-sided paired permutation test of "the candidate is no better"
     confidence: float
 
     def describe(self) -> str:
@@ -49,8 +56,8 @@ class GateDecision:
         verdict = "kept" if self.kept else "within noise"
         return (
             f"gain {self.mean_gain:+.3f} [{self.low:+.3f}, {self.high:+.3f}] ({percent} "
-            f"bootstrap, {self.cases} cases); sign test {self.wins}-{self.losses} "
-            f"p={self.p_value:.3g}: {verdict}"
+            f"bootstrap, {self.cases} cases, {self.wins} up {self.losses} down); paired "
+            f"permutation test p={self.p_value:.3g}: {verdict}"
         )
 
 
@@ -78,13 +85,23 @@ def case_scores(outcome: Outcome) -> dict[str, float]:
     return scores
 
 
-def _sign_test(wins: int, losses: int) -> float:
-    """P(at least `wins` successes in wins + losses fair coin flips): one-sided, exact."""
-    trials = wins + losses
-    if trials == 0:
+def _permutation_p(gains: list[float], seed: int) -> float:
+    """P(a random sign assignment of the gains sums to at least their observed sum)."""
+    sizes = [abs(gain) for gain in gains if gain != 0]
+    if not sizes:
         return 1.0
-    tail = sum(math.comb(trials, k) for k in range(wins, trials + 1))
-    return float(tail / 2**trials)
+    observed = sum(gains) - 1e-9 * max(sizes)  # equal sums must count despite rounding
+    if len(sizes) <= EXACT_PAIRS:
+        sums = [0.0]
+        for size in sizes:  # every sign assignment's sum, one gain at a time
+            sums = [total + signed for total in sums for signed in (size, -size)]
+        return sum(1 for total in sums if total >= observed) / len(sums)
+    rng = random.Random(seed)
+    hits = sum(
+        1 for _ in range(PERMUTATIONS)
+        if sum(size if rng.random() < 0.5 else -size for size in sizes) >= observed
+    )
+    return (hits + 1) / (PERMUTATIONS + 1)
 
 
 def _seed(candidate: dict[str, float], incumbent: dict[str, float]) -> int:
@@ -120,9 +137,10 @@ def gate(
     gains = [sign * (mine[key] - theirs[key]) for key in common]
     wins = sum(1 for gain in gains if gain > 0)
     losses = sum(1 for gain in gains if gain < 0)
-    p_value = _sign_test(wins, losses)
+    seed = _seed(mine, theirs)
+    p_value = _permutation_p(gains, seed)
     mean_gain = sum(gains) / len(gains)
-    low, high = _interval(gains, confidence, _seed(mine, theirs))
+    low, high = _interval(gains, confidence, seed)
     kept = (
         p_value <= 1 - confidence
         and mean_gain > 0

@@ -1,4 +1,4 @@
-"""The noise gate: paired per-case comparison, sign test, bootstrap interval, deterministic;
+"""The noise gate: paired per-case comparison, permutation test, bootstrap interval, deterministic;
 ties and zero variance (the deterministic stand-in model) handled."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_a_change_that_fixes_every_case_is_kept_with_a_zero_width_interval() -> 
     assert (decision.wins, decision.losses) == (10, 0)
     assert decision.p_value == 1 / 1024
     assert decision.low == decision.high == decision.mean_gain
-    assert "sign test 10-0" in decision.describe() and "95 %" in decision.describe()
+    assert "10 up 0 down" in decision.describe() and "95 %" in decision.describe()
 
 
 def test_ties_and_identical_outcomes_are_never_kept() -> None:
@@ -51,9 +51,23 @@ def test_too_few_winning_cases_stay_within_noise() -> None:
     five = _outcome(["11100"] * 5 + ["11000"] * 5)
     assert gate(UP, four, before).kept is False  # type: ignore[union-attr]
     assert gate(UP, five, before).kept is True  # type: ignore[union-attr]
+    # The permutation test weighs how much each case moved: six cases up by 0.6 outweigh four
+    # down by 0.2 (p = 46/1024), where a sign test (6-4) would not keep it.
     mixed = _outcome(["11111"] * 6 + ["10000"] * 4)
     decision = gate(UP, mixed, before)
-    assert decision is not None and not decision.kept and decision.losses == 4
+    assert decision is not None and decision.kept and decision.losses == 4
+    assert decision.p_value == 46 / 1024
+    split = _outcome(["11111"] * 3 + ["00000"] * 2 + ["11000"] * 5)
+    decision = gate(UP, split, before)
+    assert decision is not None and not decision.kept and decision.mean_gain > 0
+
+
+def test_many_cases_use_seeded_draws_and_stay_deterministic() -> None:
+    before = _outcome(["11000"] * 30)
+    after = _outcome(["11100"] * 12 + ["11000"] * 14 + ["10000"] * 4)
+    first, again = gate(UP, after, before), gate(UP, after, before)
+    assert first is not None and first == again
+    assert first.kept and first.p_value < 0.05
 
 
 def test_direction_and_missing_cases() -> None:
@@ -100,7 +114,7 @@ def test_the_changelog_replays_the_gate_and_states_the_interval() -> None:
     rows = changelog([base, noise, real], UP, problem=problem)
     assert [row["status"] for row in rows] == ["baseline", "discard", "keep"]
     assert rows[0]["gate"] == ""
-    assert rows[1]["gate"].endswith("within noise") and "sign test 3-0" in rows[1]["gate"]
+    assert rows[1]["gate"].endswith("within noise") and "3 up 0 down" in rows[1]["gate"]
     assert "[+0.200, +0.200]" in rows[2]["gate"] and rows[2]["gate"].endswith("kept")
     plain = changelog([base, noise, real], UP)  # no problem given: plain scores, no column
     assert [row["status"] for row in plain] == ["baseline", "keep", "keep"]

@@ -133,6 +133,6 @@ async def test_the_offline_loop_climbs_a_text_strategy_through_the_gate(
     assert summary.baseline_score is not None and summary.baseline_score < 0.4
     assert summary.stop_reason == "target_reached" and summary.best_score == 1.0
     kept = [step for step in summary.history if step.status == "keep"]
-    assert kept and all("sign test 10-0" in step.gate and ": kept" in step.gate for step in kept)
+    assert kept and all("10 up 0 down" in step.gate and ": kept" in step.gate for step in kept)
     within = [step for step in summary.history if step.status == "discard"]
     assert all(step.gate.endswith("within noise") for step in within if step.gate)
