@@ -267,7 +267,8 @@ class _Listing(StrategyWalk):
                 self.src.span(start)[0], self.src.span(element)[1]
             ):
                 affordance = element_affordance(element, element_label, (node, label), whole)
-                self.add(affordance, element_label, start.lineno, "prune", rank)
+                keyed = isinstance(node, ast.Dict | ast.Set)  # removal from a list shifts the rest
+                self.add(affordance, element_label, start.lineno, "prune", rank if keyed else ())
             if number_value(element) and not isinstance(node, ast.Set) and self.free(element):
                 affordance = number_affordance(element_label, (node, label), whole)
                 self.add(affordance, element_label, element.lineno, "prune", rank)

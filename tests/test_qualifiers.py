@@ -39,6 +39,7 @@ from research_dag import (
 
 SOURCE = """\
 WEIGHTS = [0.5, 2.0, -1.0, 0.0]
+KEYED = {"a": 0.5, "b": 2.0, "c": -1.0, "d": 0.0}
 ON = False
 OFF = True
 """
@@ -61,15 +62,18 @@ def _propose(seed: int, only: str, plan: PlannedChange | None = None) -> Change:
 
 def test_operators_name_the_cell_of_each_change() -> None:
     seen: dict[str, set[str | None]] = {}
-    for seed in range(40):
+    for seed in range(80):
         for kind in (PRUNE_ELEMENT, ZERO_CONSTANT, TOGGLE_BOOL):
             change = _propose(seed, kind)
             seen.setdefault(f"{kind} {change.site}", set()).add(change.qualifier)
-    assert seen["prune_element strategy.py:WEIGHTS[0]"] == {"weakest"}
-    assert seen["prune_element strategy.py:WEIGHTS[1]"] == {"strongest"}
-    assert seen["prune_element strategy.py:WEIGHTS[2]"] == {"middle"}
-    assert seen["prune_element strategy.py:WEIGHTS[3]"] == {"zero"}
+    assert seen['prune_element strategy.py:KEYED["a"]'] == {"weakest"}
+    assert seen['prune_element strategy.py:KEYED["b"]'] == {"strongest"}
+    assert seen['prune_element strategy.py:KEYED["c"]'] == {"middle"}
+    assert seen['prune_element strategy.py:KEYED["d"]'] == {"zero"}
+    # removing an element of a list shifts the rest: not a prune of that element
+    assert seen["prune_element strategy.py:WEIGHTS[0]"] == {None}
     assert seen["zero_constant strategy.py:WEIGHTS[0]"] == {"weakest"}
+    assert seen["zero_constant strategy.py:WEIGHTS[1]"] == {"strongest"}
     assert seen["toggle_bool strategy.py:ON"] == {"on"}
     assert seen["toggle_bool strategy.py:OFF"] == {"off"}
 

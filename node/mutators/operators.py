@@ -185,6 +185,9 @@ def container_sites(
         names = [f"[{index}]" for index in range(len(node.elts))]
         elements = node.elts
     sizes = [abs(value) for value in map(number_value, elements) if value is not None]
+    # Removing an element of a list or tuple shifts every later one (a positional weight vector
+    # no longer lines up): not a prune of that element, so no rank. Zeroing it is.
+    keyed = isinstance(node, ast.Dict | ast.Set)
     sites: list[Site | None] = []
     for index, element in enumerate(elements):
         rank = size_rank(number_value(element), sizes)
@@ -195,7 +198,8 @@ def container_sites(
             description = f"{_where(label)}removed {names[index]} {src.quote(element)}"
             removed = element_affordance(element, inner, (node, label), affordance)
             sites.append(
-                _fixed_site(src, PRUNE_ELEMENT, (edit,), description, line, inner, removed, rank)
+                _fixed_site(src, PRUNE_ELEMENT, (edit,), description, line, inner, removed,
+                            rank if keyed else None)
             )
         if number_value(element) and not isinstance(node, ast.Set):
             start, end = src.span(element)
