@@ -121,3 +121,29 @@ def test_the_example_copies_into_a_package_that_loads(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE, target)
     (target / "SKILL.md").write_text("")
     assert load_package(target).files["SKILL.md"] == b""
+
+
+def test_repeated_samples_are_distinct_requests_and_the_gate_pairs_their_mean(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from node.llm import ModelGateway, StandinProvider
+    from node.model_evaluations import ModelEvaluations
+    from node.noise_gate import case_scores
+
+    target = tmp_path / "copy"
+    shutil.copytree(EXAMPLE, target)
+    manifest = (target / "problem.toml").read_text()
+    (target / "problem.toml").write_text(
+        manifest.replace("samples = 1", "samples = 3").replace("max_calls = 40", "max_calls = 60"))
+    problem = load_package(target)
+    gateway = ModelGateway(StandinProvider())
+    with Evaluator(runtime, problem) as evaluator:
+        evaluated = ModelEvaluations(evaluator, problem, gateway)(
+            {"SKILL.md": problem.files["SKILL.md"].decode()})
+    outcome = evaluated.outcome
+    assert outcome.status == "ok" and outcome.score == 0.4
+    assert outcome.details["case:01"] == "11000 11000 11000"
+    assert case_scores(outcome)["case:01"] == 0.4
+    calls = evaluated.transcript.calls
+    assert len(calls) == 60  # 30 copies (10 products x 3 samples) + 30 judgements
+    assert len({call.request for call in calls if call.kind == "complete"}) == 30
