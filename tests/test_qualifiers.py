@@ -203,3 +203,17 @@ def test_a_hypothesis_names_its_cell_consistently() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {wrong}")
+
+
+def test_a_live_cell_is_carried_only_where_the_target_offers_the_cell() -> None:
+    history = _cell_history()
+    history.problems["off"] = make_problem("off", "SWITCH = False\n", ["ml"], at=5_000)
+    history.problems["on"] = make_problem("on", "SWITCH = True\n", ["ml"], at=5_000)
+    history.records += [history.problems["off"], history.problems["on"]]
+    derived = derivation(history.dag(), everything)
+    carried = {(h.mutation_kind, h.problem) for h in derived.hypotheses}
+    off, on = history.problems["off"].id, history.problems["on"].id
+    assert ("toggle:switch/on", off) in carried and ("toggle:switch/on", on) not in carried
+    [hypothesis] = [h for h in derived.hypotheses if h.mutation_kind == "toggle:switch/on"
+                    and h.problem == off]
+    assert hypothesis.qualifier == "on" and hypothesis.sites == ["strategy.py:SWITCH"]
