@@ -5,11 +5,11 @@ which cases, with the outputs, read from the best attempt's `case:<id>` and `out
 from __future__ import annotations
 
 from node.mutators.base import MutationContext
-from node.noise_gate import CASE_PREFIX
 from research_dag import Experiment, Outcome
 
 __all__ = ["OUTPUT_PREFIX", "best_outcome", "render_failures"]
 
+CASE_PREFIX = "case:"  # as node/noise_gate.py reads them (mutators import nothing of node's base)
 OUTPUT_PREFIX = "out:"
 MAX_CASES = 20  # cases shown
 MAX_OUTPUT = 240  # characters of each output shown
