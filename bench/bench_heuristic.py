@@ -11,7 +11,8 @@ package's own unit (mean tour length over the evaluator's Held-Karp bound) and o
 - from `swarm simulate --json` output: the swarm's best.
 
     .venv/bin/python bench/bench_heuristic.py [--draws 12] [--reference-draws 4]
-        [--store DATA_DIR/records.sqlite] [--simulation SIM.json]
+        [--store DATA_DIR/records.sqlite] [--simulation SIM.json] [--skip-baseline]
+        (--reference-draws 0 skips the reference tours)
 """
 
 from __future__ import annotations
@@ -183,15 +184,17 @@ def main() -> None:
     parser.add_argument("--reference-draws", type=int, default=4)
     parser.add_argument("--store", type=Path)
     parser.add_argument("--simulation", type=Path)
+    parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
     runtime: Runtime = load_runtime()
     problem = load_package(TSP)
     rows = ["| function or tour | mean score | sd across draws | draws | published | notes |",
             "|---|---|---|---|---|---|"]
     with Evaluator(runtime, problem) as evaluator:
-        scores, failures = spread(evaluator, baseline_files(problem), args.draws)
-        rows.append(line("nearest neighbour (baseline)", scores, failures,
-                         PUBLISHED["nearest neighbour"]))
+        if not args.skip_baseline:
+            scores, failures = spread(evaluator, baseline_files(problem), args.draws)
+            rows.append(line("nearest neighbour (baseline)", scores, failures,
+                             PUBLISHED["nearest neighbour"]))
         if args.store is not None:
             baseline, best, attempts = run_store(args.store, problem)
             if best is not None:

@@ -17,7 +17,6 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +66,6 @@ def error_summary(stderr: bytes, strategy: Mapping[str, str]) -> str:
         if source is not None and 0 < int(line) <= source.count("\n") + 1:
             where = f" at {path} line {int(line)}"
     return f"{kind or 'an error'}{where}"
-
-
-@dataclass(frozen=True)
-class _Run:
-    fuel: int
-    memory: int
 
 
 class Harness:
@@ -192,9 +185,15 @@ class Harness:
         if run.trap is not None:  # a stack overflow or another trap: the guest is gone
             return _withheld("crash", fuel, index, count, f"trap: {run.trap}")
         status = "invalid_output" if run.exit_code == EXIT_INVALID_OUTPUT else "crash"
-        if "MemoryError" in run.stderr_tail.decode(errors="replace"):
+        stderr = run.stderr_tail.decode(errors="replace")
+        if "MemoryError" in stderr:
             status = "out_of_memory"
-        return _withheld(status, fuel, index, count, error_summary(run.stderr_tail, strategy))
+        # The driver's own messages are fixed sentences: naming one publishes a bit or two.
+        known = (f"the strategy defines no callable {self.problem.entry!r}",
+                 "the harness's result is not JSON-serialisable", "no result: the strategy exited")
+        said = next((message for message in known if message in stderr), None)
+        why = said or error_summary(run.stderr_tail, strategy)
+        return _withheld(status, fuel, index, count, why)
 
     def withhold(self, outcome: Outcome) -> Outcome:
         """The evaluator phase's outcome as published: its messages dropped (an evaluator may

@@ -137,6 +137,13 @@ def test_a_failure_names_the_builtin_exception_and_the_line_only(
     assert "instance 1 of 2: an error at strategy.py line 3;" in named.stderr_tail
 
 
+def test_the_drivers_own_messages_are_published(runtime: Runtime, leak_problem: Problem) -> None:
+    with Evaluator(runtime, leak_problem) as evaluator:
+        missing = evaluator.evaluate({"strategy.py": "def solve(public_dir):\n    return 1\n"})
+    assert missing.status == "invalid_output"
+    assert "instance 1 of 2: the strategy defines no callable 'priority';" in missing.stderr_tail
+
+
 def test_a_slow_call_costs_its_instances_slice_not_the_evaluation(
     runtime: Runtime, leak_problem: Problem
 ) -> None:
