@@ -6,13 +6,15 @@ numeric examples, several seeds, medians with their spread, for
 - `after`: the loop with the bandit over families (model-based, structural, perturbation);
 - `tpe`: Optuna's TPE on the same numeric literals of the same strategy, in the ranges the
   model-based operator uses (node/mutators/model.py, knob_range), the baseline enqueued first;
-- `random`: Optuna's random sampler on the same space.
+- `random`: Optuna's random sampler on the same space;
+- `cmaes`: Optuna's CMA-ES sampler on the same space (needs the `cmaes` package; measured to
+  choose the model's sampler, docs/search.md).
 
     .venv/bin/python bench/bench_search.py [--examples finance_factors,...] [--seeds 5]
         [--budget 50] [--methods before,after,tpe,random] [--retune 1] [--json out.json]
     .venv/bin/python bench/bench_search.py --latency [--observations 1000]
 
-`--latency`: milliseconds per model-based proposal on finance_factors' structure fitted to
+`--latency`: CPU milliseconds per model-based proposal on finance_factors' structure fitted to
 `observations` evaluated strategies (synthetic scores), against a plain offline proposal
 measured in the same process (the issue's bound: <= 50 ms at 1,000 observations).
 
@@ -68,6 +70,7 @@ async def run_loop(problem: Problem, evaluate: Callable[[Mapping[str, str]], Out
                    ) -> dict[str, Any]:
     counted = Counted(evaluate)
     kinds: dict[str, int] = {}
+    kept: dict[str, int] = {}
     crashes = 0
     with tempfile.TemporaryDirectory() as directory, \
             RecordStore.open(Path(directory) / "r.sqlite") as store:
@@ -85,9 +88,11 @@ async def run_loop(problem: Problem, evaluate: Callable[[Mapping[str, str]], Out
             if result is not None and counted.calls > before:
                 label = result.family or result.mutation_kind.split(":")[0]
                 kinds[label] = kinds.get(label, 0) + 1
+                if result.status == "keep":
+                    kept[label] = kept.get(label, 0) + 1
                 crashes += result.status not in ("keep", "discard")
     return {"best": summary.best_score, "evaluations": counted.calls, "families": kinds,
-            "crashes": crashes}
+            "kept": kept, "crashes": crashes}
 
 
 def run_optuna(problem: Problem, evaluate: Callable[[Mapping[str, str]], Outcome],
@@ -104,8 +109,12 @@ def run_optuna(problem: Problem, evaluate: Callable[[Mapping[str, str]], Outcome
         distributions[f"k{index}"] = (
             optuna.distributions.IntDistribution(int(low), int(high), log=log) if knob.integer
             else optuna.distributions.FloatDistribution(low, high, log=log))
-    sampler = (optuna.samplers.TPESampler(seed=seed) if sampler_name == "tpe"
-               else optuna.samplers.RandomSampler(seed=seed))
+    if sampler_name == "tpe":
+        sampler: Any = optuna.samplers.TPESampler(seed=seed)
+    elif sampler_name == "cmaes":  # needs the `cmaes` package (a measurement, not a dependency)
+        sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction=problem.metric.direction, sampler=sampler)
     study.enqueue_trial({f"k{i}": (round(v) if k.integer else v)
                          for i, (k, v) in enumerate(zip(shape.knobs, shape.values, strict=True))})
@@ -144,7 +153,7 @@ def bench_latency(observations: int, proposals: int = 40) -> None:
     assert shape is not None
     rng = random.Random(0)
     search = Search(problem, families=("model",))
-    start = time.perf_counter()
+    start = time.thread_time()
     base: str | None = None
     for n in range(observations + 1):
         values = [rng.uniform(-3, 3) for _ in shape.knobs] if n else list(shape.values)
@@ -160,7 +169,7 @@ def bench_latency(observations: int, proposals: int = 40) -> None:
             "mutation_kind": "perturb_constant" if base else "baseline"}, strict=False)
         search.observe(record)
         base = base or record.id
-    observed = time.perf_counter() - start
+    observed = time.thread_time() - start
     mutator = OfflineMutator()
 
     def timed(with_search: bool) -> list[float]:
@@ -169,9 +178,9 @@ def bench_latency(observations: int, proposals: int = 40) -> None:
             context = MutationContext(problem=problem, best_files=files, best_score=None,
                                       rng=random.Random(seed),
                                       search=search if with_search else None)
-            began = time.perf_counter()
+            began = time.thread_time()  # CPU time: the machine is shared (wall time is noise)
             mutator.propose_now(context)
-            times.append((time.perf_counter() - began) * 1000)
+            times.append((time.thread_time() - began) * 1000)
         return times
 
     plain = timed(False)
@@ -180,7 +189,7 @@ def bench_latency(observations: int, proposals: int = 40) -> None:
     print(f"observations {observations}: taking them in {observed:.2f} s "
           f"({observed / max(1, observations) * 1000:.2f} ms each); first model proposal "
           f"{first[0]:.1f} ms (fits the study)")
-    print(f"model proposal median {statistics.median(model):.1f} ms, max {max(model):.1f} ms; "
+    print(f"model proposal median {statistics.median(model):.1f} ms CPU, max {max(model):.1f} ms; "
           f"plain offline proposal median {statistics.median(plain):.2f} ms "
           f"({statistics.median(model) / statistics.median(plain):.0f}x)")
 

@@ -65,10 +65,10 @@ def toy_score(values: list[float]) -> float:
 def experiment(problem: Problem, source: str, score: float | None, n: int,
                parent: str | None = None, kind: str = "perturb_constant",
                changes: list[Change] | None = None, author: str = "me") -> Experiment:
-    status = "ok" if score is not None else "crash"
+    outcome = Outcome(status="ok", score=score) if score is not None else Outcome(status="crash")
     return Experiment.model_validate({
         "problem": problem.id, "strategy": {"strategy.py": source},
-        "outcome": Outcome(status=status, score=score), "author": author, "created_ms": n,
+        "outcome": outcome, "author": author, "created_ms": n,
         "parent": parent, "mutation_kind": kind if parent else "baseline",
         "mutator": "offline" if parent else "baseline", "changes": changes,
     }, strict=False)
@@ -170,7 +170,7 @@ def test_sites_that_crash_are_learned_and_skipped() -> None:
     base = experiment(problem, SOURCE, 0.0, 0)
     search.observe(base)
     depth = Change(operation="perturb", affordance="loop_bound", site="strategy.py:DEPTH")
-    for n in range(2):
+    for n in range(3):
         search.observe(experiment(problem, with_values([0.1, 5 + n, 1, 2, -0.5]), None, n + 1,
                                   parent=base.id, changes=[depth]))
     assert ("perturb", "strategy.py:DEPTH") in search.crashing()

@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from node.mutators.structure import Shape, Shapes
+from node.mutators.structure import Shape, Shapes, digest_of
 from research_dag import Experiment, Problem
 
 MODEL = "model"  # model-based numeric search (node/mutators/model.py)
@@ -28,11 +28,13 @@ MAX_SHAPES = 64  # structures kept (the most recently observed)
 MAX_SITES = 1024  # sites whose crash counts are kept
 FAMILY_WINDOW = 200  # the newest attempts the bandit learns from (the search moves on)
 SEEN = 8192  # ids remembered, so that an experiment is observed once
-# A site whose changes crashed at least this often, in at least this share of its attempts,
-# is not changed again by that operation.
-CRASHES = 2
-CRASH_SHARE = 0.5
-FAILED = ("crash", "out_of_fuel", "invalid")  # a timeout says more about the machine
+# A site whose changes (alone) crashed at least this often, in at least this share of its
+# attempts, is not changed again by that operation. A value site may fail at some values and
+# not others (REPEATS = 0 fails, 1 is the best move): one or two failures prove little.
+CRASHES = 3
+CRASH_SHARE = 0.67
+# Every status but ok fails; a timeout says more about the machine than about the change.
+FAILED = ("crash", "out_of_fuel", "out_of_memory", "invalid_output", "invalid")
 
 
 def family_of(kind: str, mutator: str = OFFLINE) -> str | None:
@@ -73,6 +75,15 @@ class SearchMemory:
         self.sites: OrderedDict[tuple[str, str], list[int]] = OrderedDict()  # [tries, crashes]
         self.families: deque[tuple[str, bool]] = deque(maxlen=FAMILY_WINDOW)
         self._seen: OrderedDict[str, tuple[float | None, str | None]] = OrderedDict()
+        self._tried: OrderedDict[str, None] = OrderedDict()  # strategy digests evaluated
+
+    def holds(self, experiment_id: str) -> bool:
+        """Whether this experiment was observed (the newest SEEN are remembered)."""
+        return experiment_id in self._seen
+
+    def tried(self, files: dict[str, str]) -> bool:
+        """Whether this strategy was evaluated already (here or by a peer we heard from)."""
+        return digest_of(files) in self._tried
 
     def shape(self, files: dict[str, str]) -> Shape | None:
         return self.shapes.of(files, self.problem.mutable)
@@ -86,19 +97,22 @@ class SearchMemory:
         shape = self.shape(dict(experiment.strategy))
         parent = None if experiment.parent is None else self._seen.get(experiment.parent)
         self._seen[experiment.id] = (score, None if shape is None else shape.key)
+        self._tried[digest_of(experiment.strategy)] = None
         while len(self._seen) > SEEN:
             self._seen.popitem(last=False)
+        while len(self._tried) > SEEN:
+            self._tried.popitem(last=False)
         if outcome.status == "timeout":
             return
         if shape is not None:
             structure = None if parent is None else parent[1]
             self._add(shape, Observation(shape.values, score), structure)
-        failed = outcome.status in FAILED
-        for change in experiment.changes or ():
-            key = (change.operation, change.site)
+        changes = experiment.changes or ()
+        if len(changes) == 1:  # a crash is blamed on a site only when it was the only change
+            key = (changes[0].operation, changes[0].site)
             counts = self.sites.setdefault(key, [0, 0])
             counts[0] += 1
-            counts[1] += int(failed)
+            counts[1] += int(outcome.status in FAILED)
             self.sites.move_to_end(key)
         while len(self.sites) > MAX_SITES:
             self.sites.popitem(last=False)

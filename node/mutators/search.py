@@ -23,6 +23,7 @@ from research_dag import Experiment, Problem
 Offline = Callable[[MutationContext], Proposal]
 # Operations whose playbook classes speak for the value families (model, perturb).
 VALUE_OPERATIONS = frozenset({"perturb", "scale"})
+REDRAWS = 4  # offline draws of one family before it is passed over as only repeating itself
 
 
 class Search:
@@ -48,18 +49,25 @@ class Search:
     def propose(self, context: MutationContext, offline: Offline) -> Proposal:
         """The first family, in the bandit's order, that can make a change."""
         failure: MutationFailed | None = None
+        repeat: Proposal | None = None
         for family in self.ranked(context):
             if family == MODEL:
                 proposal = self._model(context)
                 if proposal is not None:
                     return proposal
                 continue
-            try:
-                proposal = offline(_only(context, family))
-            except MutationFailed as error:
-                failure = failure or error
-                continue
-            return dataclasses.replace(proposal, family=family)
+            for _ in range(REDRAWS):  # each draw moves the rng on: another change
+                try:
+                    proposal = offline(_only(context, family))
+                except MutationFailed as error:
+                    failure = failure or error
+                    break
+                proposal = dataclasses.replace(proposal, family=family)
+                if not self.memory.tried(proposal.files):
+                    return proposal
+                repeat = repeat or proposal
+        if repeat is not None:
+            return repeat  # every family only repeats what was evaluated: the loop's cache answers
         if failure is not None:
             raise failure
         raise MutationFailed("no operator family can change this strategy", retryable=False)

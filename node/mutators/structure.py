@@ -64,7 +64,7 @@ class Shapes:
 
     def of(self, files: Mapping[str, str], mutable: list[str]) -> Shape | None:
         """The shape of the mutable .py files, or None if one does not parse."""
-        digest = _digest(files)
+        digest = digest_of(files)
         if digest in self._cache:
             self._cache.move_to_end(digest)
             return self._cache[digest]
@@ -138,7 +138,8 @@ class _Knobs(StrategyWalk):
         self.found.append((knob, float(value)))
 
 
-def _digest(files: Mapping[str, str]) -> str:
+def digest_of(files: Mapping[str, str]) -> str:
+    """A strategy's content digest (the loop's strategy_digest)."""
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")

@@ -1,0 +1,59 @@
+"""The shared model (issue 14): a swarm node's search observes its peers' experiments, the
+ones it has not replayed too, as they arrive by gossip and sync."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import trio
+
+from node.identity import Identity
+from node.loop import LoopConfig
+from node.mutators import OfflineMutator
+from node.net.memory import MemoryHub
+from node.sim import settle
+from node.store import RecordStore
+from node.swarm import Evaluate, NodeConfig, SwarmNode
+from research_dag import Experiment, Problem
+from sandbox import Evaluator, Runtime
+
+
+async def test_a_node_observes_every_peer_experiment_it_holds(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    hub = MemoryHub(seed=3)
+    async with AsyncExitStack() as stack:
+        nodes = []
+        nurseries: list[trio.Nursery] = []
+        for index in range(2):
+            identity = Identity.from_seed(bytes([index + 7]) * 32)
+            network = await stack.enter_async_context(hub.open_node(identity.peer_id))
+            store = stack.enter_context(RecordStore.open(tmp_path / f"{index}.sqlite"))
+
+            def evaluator_for(problem: Problem, stack: AsyncExitStack = stack) -> Evaluate:
+                return stack.enter_context(Evaluator(runtime, problem)).evaluate
+
+            node = SwarmNode(identity, network, store, evaluator_for, OfflineMutator(),
+                             NodeConfig(loop=LoopConfig(seed=index)))
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            await nursery.start(node.serve)
+            nurseries.append(nursery)
+            nodes.append(node)
+        a, b = nodes
+        await b.network.connect(a.network.listen_addrs()[0])
+        await settle(hub, nodes)
+        posed = await a.pose(probe_problem)
+        await settle(hub, nodes)
+        for _ in range(4):
+            for node in nodes:
+                await node.research_round()
+            await settle(hub, nodes)
+        search = b.loops[posed.id].search
+        assert search is not None
+        theirs = [r for r in b.dag.records("experiment")
+                  if isinstance(r, Experiment) and r.author == a.me]
+        assert len(theirs) >= 4
+        assert all(search.memory.holds(record.id) for record in theirs)
+        for nursery in nurseries:
+            nursery.cancel_scope.cancel()
