@@ -76,10 +76,11 @@ def case_scores(outcome: Outcome) -> dict[str, float]:
             continue
         if isinstance(value, str):
             share = _verdict_share(value)
-        elif isinstance(value, bool):
-            share = float(value)
         else:
-            share = float(value)
+            try:
+                share = float(value)
+            except OverflowError:  # an evaluator's 400-digit integer
+                continue
         if share is not None and math.isfinite(share):
             scores[key] = share
     return scores

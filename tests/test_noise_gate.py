@@ -119,3 +119,29 @@ def test_the_changelog_replays_the_gate_and_states_the_interval() -> None:
     plain = changelog([base, noise, real], UP)  # no problem given: plain scores, no column
     assert [row["status"] for row in plain] == ["baseline", "keep", "keep"]
     assert "gate" not in plain[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(
+    st.text(max_size=12).map(lambda key: f"case:{key}"),
+    st.one_of(st.text(max_size=200), st.integers(),
+              st.floats(allow_nan=False, allow_infinity=False), st.booleans()),
+    max_size=40,
+))
+def test_hostile_case_details_never_raise(details: dict[str, float | int | str | bool]) -> None:
+    hostile = Outcome(status="ok", score=0.5, details=details)
+    ordinary = _outcome(["10101"] * 10)
+    for first, second in ((hostile, ordinary), (ordinary, hostile), (hostile, hostile)):
+        decision = gate(UP, first, second)
+        assert decision is None or 0.0 <= decision.p_value <= 1.0
+
+
+def test_a_peer_outcome_with_256_details_is_bounded() -> None:
+    huge: dict[str, float | int | str | bool] = {
+        f"case:{i:03d}": "1" * 200 for i in range(255)}
+    huge["case:big"] = 10**400
+    decision = gate(UP, Outcome(status="ok", score=1.0, details=huge), _outcome(["0"] * 10))
+    assert decision is None  # no case in common with the ordinary outcome
+    decision = gate(UP, Outcome(status="ok", score=1.0, details=huge),
+                    Outcome(status="ok", score=0.0, details={k: "0" for k in huge}))
+    assert decision is not None and decision.cases == 64 and decision.kept
