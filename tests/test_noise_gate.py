@@ -82,7 +82,7 @@ def test_direction_and_missing_cases() -> None:
 verdict_lists = st.lists(st.text(alphabet="01", min_size=1, max_size=6), min_size=2, max_size=20)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(verdict_lists, st.data())
 def test_the_gate_is_deterministic_and_never_keeps_both_ways(
     first: list[str], data: st.DataObject
@@ -121,7 +121,7 @@ def test_the_changelog_replays_the_gate_and_states_the_interval() -> None:
     assert "gate" not in plain[0]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.dictionaries(
     st.text(max_size=12).map(lambda key: f"case:{key}"),
     st.one_of(st.text(max_size=200), st.integers(),
