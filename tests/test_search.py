@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 import shutil
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,17 @@ def test_peers_observations_feed_the_model_and_families_exclude_llm_changes() ->
     assert family_of("rewrite_loop", "anthropic") is None
     assert family_of("perturb_constant") == PERTURB
     assert family_of("structural:prune_element+toggle_bool") == STRUCTURAL
+
+
+def test_optuna_is_imported_only_when_a_model_proposes() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from node.cli import app\n"
+        "import node.mutators, node.loop\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        "print('optuna' in sys.modules, 'numpy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["False", "False"]
