@@ -1,5 +1,5 @@
-"""The shared model (issue 14): a swarm node's search observes its peers' experiments, the
-ones it has not replayed too, as they arrive by gossip and sync."""
+"""The search in the loop and the swarm (issue 14): a node's search observes its peers'
+experiments, the ones it has not replayed too, as they arrive; a seeded loop repeats itself."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ from pathlib import Path
 import trio
 
 from node.identity import Identity
-from node.loop import LoopConfig
+from node.loop import LoopConfig, ResearchLoop
 from node.mutators import OfflineMutator
 from node.net.memory import MemoryHub
+from node.problem import load_package
 from node.sim import settle
 from node.store import RecordStore
 from node.swarm import Evaluate, NodeConfig, SwarmNode
 from research_dag import Experiment, Problem
 from sandbox import Evaluator, Runtime
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 async def test_a_node_observes_every_peer_experiment_it_holds(
@@ -57,3 +60,17 @@ async def test_a_node_observes_every_peer_experiment_it_holds(
         assert all(search.memory.holds(record.id) for record in theirs)
         for nursery in nurseries:
             nursery.cancel_scope.cancel()
+
+
+async def test_a_seeded_loop_makes_the_same_changes_twice(runtime: Runtime, tmp_path: Path) -> None:
+    problem = load_package(EXAMPLES / "finance_factors")
+    runs = []
+    for attempt in range(2):
+        with Evaluator(runtime, problem) as evaluator, \
+                RecordStore.open(tmp_path / f"{attempt}.sqlite") as store:
+            loop = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), store,
+                                LoopConfig(iterations=8, seed=4, target_streak=10**6))
+            summary = await loop.run()
+        runs.append([(step.family, step.description, step.score) for step in summary.history])
+    assert runs[0] == runs[1]
+    assert {family for family, _, _ in runs[0]} <= {"model", "structural", "perturb"}
