@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from node.trust import ModelCheck, outcomes_match, spot_disputes
 from research_dag import (
@@ -25,7 +25,7 @@ from research_dag import (
 )
 from sandbox import DoorFailure, Evaluated, ModelDoor, failed_outcome
 
-DEFAULT_SPOT_SAMPLES = 4
+DEFAULT_SPOT_SAMPLES = 8
 
 
 class TranscribedDoor(ModelDoor, Protocol):
@@ -38,6 +38,11 @@ class TranscribedDoor(ModelDoor, Protocol):
 
 
 class ReplayDoor(TranscribedDoor, Protocol):
+    @property
+    def requests(self) -> Sequence[Any]:
+        """The requests it answered, in full (node.llm.gateway.Request)."""
+        ...
+
     def followed(self) -> bool:
         """Did the evaluation make exactly the transcript's calls?"""
         ...
@@ -68,6 +73,10 @@ class Gateway(Protocol):
         self, transcript: Transcript, limits: ModelLimits, fresh: frozenset[int]
     ) -> ReplayDoor: ...
 
+    def differs(self, request: Any, recorded: TranscriptCall) -> bool:
+        """Does our model answer `request` otherwise than `recorded`? (asked afresh)"""
+        ...
+
 
 class DoorEvaluator(Protocol):
     """sandbox.Evaluator: one evaluation with a door for its model calls."""
@@ -97,15 +106,21 @@ class ModelEvaluations:
     def replay(self, strategy: Mapping[str, str], transcript: Transcript) -> Outcome:
         """The evaluation again, each call answered with its recorded response: the same
         score and fuel, bit for bit, when the claim scored those responses honestly."""
+        return self._replay(strategy, transcript)[0]
+
+    def _replay(
+        self, strategy: Mapping[str, str], transcript: Transcript
+    ) -> tuple[Outcome, Sequence[Any]]:
+        """The replay's outcome and the requests it made (in full)."""
         if transcript.problem != self.problem.id:
-            return _unverifiable(f"the transcript {transcript.id} is of another problem")
+            return _unverifiable(f"the transcript {transcript.id} is of another problem"), ()
         door = self.gateway.replay_session(transcript, self.limits)
         outcome = self.evaluator.evaluate(strategy, door)
         if door.failure is None and not door.followed():
             return failed_outcome(outcome, DoorFailure(
                 "error", "replay", f"the evaluation made {len(door.calls)} model calls; its "
-                f"transcript holds {len(transcript.calls)}"))
-        return outcome
+                f"transcript holds {len(transcript.calls)}")), ()
+        return outcome, door.requests
 
     def verify(
         self, strategy: Mapping[str, str], claimed: Outcome, transcript: Transcript, seed: str
@@ -115,16 +130,29 @@ class ModelEvaluations:
         in an evaluation of its own whose other calls keep their recorded responses. A sample
         whose fresh response scores worse than the claim is one where the recorded response
         passed more of the checklist (`spot_disputes` decides)."""
-        replayed = self.replay(strategy, transcript)
+        replayed, requests = self._replay(strategy, transcript)
         if not outcomes_match(claimed, replayed):
             return ModelCheck(replayed, False, None)
         if claimed.status != "ok" or claimed.score is None or not transcript.calls:
             return ModelCheck(replayed, True, None)
         if self.spot_samples <= 0:
             return ModelCheck(replayed, True, None)
-        rng = random.Random(hashlib.sha256(seed.encode()).digest())
-        sample = sorted(rng.sample(range(len(transcript.calls)),
-                                   min(self.spot_samples, len(transcript.calls))))
+        provider = self.gateway.provider
+        exact = provider.deterministic and all(
+            (call.provider, call.model) == (provider.name, provider.model)
+            for call in transcript.calls)
+        calls = len(transcript.calls)
+        if exact and len(requests) == calls:
+            # The recorded model answers every request one way: ask it all of them again (no
+            # evaluation), and check in an evaluation only the answers that differ.
+            sampled = calls
+            sample = [index for index, (request, call) in enumerate(
+                zip(requests, transcript.calls, strict=True))
+                if self.gateway.differs(request, call)]
+        else:
+            rng = random.Random(hashlib.sha256(seed.encode()).digest())
+            sample = sorted(rng.sample(range(calls), min(self.spot_samples, calls)))
+            sampled = len(sample)
         metric = self.problem.metric
         recorded_better = fresh_better = 0
         worst: Outcome | None = None
@@ -139,13 +167,9 @@ class ModelEvaluations:
                     worst = mixed
             elif metric.better(mixed.score, claimed.score):
                 fresh_better += 1
-        provider = self.gateway.provider
-        spot = SpotCheck(sampled=len(sample), recorded_better=recorded_better,
+        spot = SpotCheck(sampled=min(sampled, 256), recorded_better=recorded_better,
                          fresh_better=fresh_better, model=provider.model[:200],
                          provider=provider.name[:200])
-        exact = provider.deterministic and all(
-            (call.provider, call.model) == (provider.name, provider.model)
-            for call in transcript.calls)
         if worst is not None and spot_disputes(spot, exact):
             return ModelCheck(worst, False, spot)
         return ModelCheck(replayed, True, spot)

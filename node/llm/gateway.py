@@ -136,6 +136,15 @@ class ModelGateway:
         """The door for a spot check: the calls at `fresh` asked again of our provider."""
         return SpotSession(transcript, limits, self, fresh)
 
+    def differs(self, request: Request, recorded: TranscriptCall) -> bool:
+        """Does our provider answer `request` otherwise than `recorded` (asked afresh, outside
+        the cache)? A provider that gives no answer now says nothing: False."""
+        try:
+            fresh = self.ask(request, 0, cache=False)
+        except LLMError:
+            return False
+        return _clean(fresh.reply.text) != recorded.response
+
     def ask(self, request: Request, occurrence: int, cache: bool = True) -> Answered:
         """The provider's reply, or the cached one for the `occurrence`-th identical request of
         an evaluation (the n-th repeat of a request gets the n-th reply the run has seen, so
