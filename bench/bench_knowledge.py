@@ -7,6 +7,7 @@
         [--held-out a,b] [--oracle] [--out loo.json]
     .venv/bin/python bench/bench_knowledge.py hypotheses sim.json loo.json ...
     .venv/bin/python bench/bench_knowledge.py cells --pool pool.msgpack [--problems a,b,...]
+    .venv/bin/python bench/bench_knowledge.py browse --data-dir D  (sim's report on a kept store)
 
 - sim: a 16-node simulation (in-memory network) over some bundled problems, posed one every
   `--pose-every` rounds in the order given, so the later ones can receive hypotheses from
@@ -420,6 +421,14 @@ def sim(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def browse_only(args: argparse.Namespace) -> dict[str, Any]:
+    """The report of `sim` on a store a simulation kept (`--data-dir`), without running one."""
+    report = {"part": "sim", "seconds": 0.0, "data_dir": args.data_dir,
+              **browse(Path(args.data_dir))}
+    print_sim(report, args)
+    return report
+
+
 def browse(data_dir: Path) -> dict[str, Any]:
     """What node 0 derives from the store it kept, with its own evidence rule."""
     from node.identity import IDENTITY_FILE, load_or_create
@@ -585,12 +594,21 @@ def main() -> None:
     two.add_argument("--out", default=None)
     three = parts.add_parser("hypotheses")
     three.add_argument("reports", nargs="+")
+    five = parts.add_parser("browse")
+    five.add_argument("--data-dir", required=True)
+    five.add_argument("--nodes", type=int, default=16)
+    five.add_argument("--rounds", type=int, default=0)
+    five.add_argument("--pose-every", type=int, default=0)
+    five.add_argument("--problems", default=SIM_PROBLEMS)
+    five.add_argument("--out", default=None)
     four = parts.add_parser("cells")
     four.add_argument("--pool", required=True)
     four.add_argument("--problems", default=LOO_PROBLEMS)
     four.add_argument("--out", default=None)
     args = parser.parse_args()
-    report = {"sim": sim, "loo": loo, "hypotheses": hypotheses, "cells": cells}[args.part](args)
+    parts_run = {"sim": sim, "loo": loo, "hypotheses": hypotheses, "cells": cells,
+                 "browse": browse_only}
+    report = parts_run[args.part](args)
     if getattr(args, "out", None):
         Path(args.out).write_text(json.dumps(report, indent=1, default=list))
 
