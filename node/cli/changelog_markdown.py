@@ -123,6 +123,8 @@ def _attempt(experiment: Experiment, row: dict[str, Any], scores: dict[str, floa
                      f"{md(change.site, 100)}{note}")
     if experiment.hypothesis:
         lines.append(f"  - hypothesis: {md(experiment.hypothesis)}")
+    if row.get("gate"):  # a problem that asks a model: the noise gate's interval and test
+        lines.append(f"  - noise gate: {md(row['gate'])}")
     if experiment.hypothesis_id is not None:
         hypothesis = tested.get(experiment.hypothesis_id)
         text = "(not held)" if hypothesis is None else md(hypothesis.text)
