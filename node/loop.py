@@ -354,6 +354,7 @@ class ResearchLoop:
             problem=self.problem,
             best_files=dict(best.strategy),
             best_score=self._best_score(),
+            best_outcome=best.outcome,
             recent=tuple(itertools.islice(
                 self._experiments, max(0, len(self._experiments) - self.config.recent), None)),
             kind_weights=kind_weights(stats),

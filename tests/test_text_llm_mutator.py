@@ -76,3 +76,14 @@ async def test_the_text_prompt_shows_failing_checks_per_case_with_outputs() -> N
 async def test_a_reply_without_a_diff_is_a_recorded_failure() -> None:
     _, failure = await _propose(Script(message("<hypothesis>no idea</hypothesis>")))
     assert isinstance(failure, MutationFailed) and "no <diff>" in failure.reason
+
+
+def test_the_best_outcome_is_shown_when_the_best_is_no_longer_recent() -> None:
+    from dataclasses import replace
+
+    from node.mutators.text_prompt import render_failures
+
+    context = _context()
+    best = context.recent[0].outcome
+    assert "case 01: fails" in render_failures(replace(context, recent=(), best_outcome=best))
+    assert render_failures(replace(context, recent=())).startswith("Not known")

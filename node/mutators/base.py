@@ -9,7 +9,7 @@ from typing import Protocol
 
 from node.llm import Usage
 from playbook import PlannedChange, site_matches
-from research_dag import Change, Experiment, Problem
+from research_dag import Change, Experiment, Outcome, Problem
 
 MAX_APPLIED = 16  # research_dag's bound on Experiment.applied
 
@@ -41,6 +41,8 @@ class MutationContext:
     problem: Problem
     best_files: dict[str, str]
     best_score: float | None
+    # The best's outcome: a text strategy's LLM mutator shows its per-case verdicts and outputs.
+    best_outcome: Outcome | None = None
     recent: tuple[Experiment, ...] = ()
     # Prior weight per mutation kind (from the playbook / this problem's history); missing
     # kinds get weight 1.0.

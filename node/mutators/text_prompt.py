@@ -16,7 +16,9 @@ MAX_OUTPUT = 240  # characters of each output shown
 
 
 def best_outcome(context: MutationContext) -> Outcome | None:
-    """The outcome of the best strategy, when one of the recent attempts is it."""
+    """The outcome of the best strategy: the context's, else a recent attempt that is it."""
+    if context.best_outcome is not None and context.best_outcome.status == "ok":
+        return context.best_outcome
     found: Experiment | None = None
     for attempt in context.recent:
         if dict(attempt.strategy) == context.best_files and attempt.outcome.status == "ok":
@@ -33,7 +35,7 @@ def render_failures(context: MutationContext) -> str:
     """Failing checks per case with each case's output, or a line saying why none is shown."""
     outcome = best_outcome(context)
     if outcome is None:
-        return "Not known: the best attempt is not among the recent ones shown below."
+        return "Not known: the best attempt's outcome was not given."
     checklist = list(context.problem.checklist)
     failing: dict[str, int] = {}
     blocks: list[str] = []
