@@ -1,6 +1,7 @@
 """`swarm init --template skill` (issue 13): SKILL.md, 10-20 cases, 3-6 binary checks and a
-problem.toml with a runner and [model], which load as a valid package; unknown templates are
-a usage error."""
+problem.toml with a runner and [model], which load as a valid package, pass every publication
+check, evaluate per case and climb offline through the noise gate; unknown templates are a
+usage error."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from node.problem import load_package
 from node.publish.validate import validate_problem
@@ -21,11 +24,18 @@ def swarm(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_the_skill_template_scaffolds_a_valid_text_package(tmp_path: Path) -> None:
-    target = tmp_path / "mine"
-    done = swarm("init", "--template", "skill", str(target), data_dir=tmp_path / "d")
+@pytest.fixture(scope="module")
+def scaffold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One `swarm init --template skill` for the module: the directory and what it printed."""
+    root = tmp_path_factory.mktemp("skill")
+    done = swarm("init", "--template", "skill", str(root / "mine"), data_dir=root / "d")
     assert done.returncode == 0, done.stderr
-    assert "SKILL.md" in done.stdout
+    return root / "mine", done.stdout
+
+
+def test_the_skill_template_scaffolds_a_valid_text_package(scaffold: tuple[Path, str]) -> None:
+    target, printed = scaffold
+    assert "SKILL.md" in printed
     problem = load_package(target)
     assert problem.mutable == ["SKILL.md"] and problem.runner == "run.py"
     assert problem.model is not None
@@ -42,11 +52,9 @@ def test_an_unknown_template_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_the_scaffold_passes_every_publication_check_and_evaluates_per_case(
-    tmp_path: Path, runtime: Runtime
+    scaffold: tuple[Path, str], runtime: Runtime, tmp_path: Path
 ) -> None:
-    target = tmp_path / "mine"
-    done = swarm("init", "--template", "skill", str(target), data_dir=tmp_path / "d")
-    assert done.returncode == 0, done.stderr
+    target, _ = scaffold
     validation = validate_problem(runtime, load_package(target))
     assert validation.ok, validation.failures
     done = swarm("eval", str(target), data_dir=tmp_path / "d")
@@ -57,10 +65,10 @@ def test_the_scaffold_passes_every_publication_check_and_evaluates_per_case(
     assert "case:01" not in done.stdout  # shown as a case, not as a raw detail
 
 
-def test_the_scaffold_climbs_offline_and_the_log_shows_the_gate(tmp_path: Path) -> None:
-    target = tmp_path / "mine"
-    done = swarm("init", "--template", "skill", str(target), data_dir=tmp_path / "d")
-    assert done.returncode == 0, done.stderr
+def test_the_scaffold_climbs_offline_and_the_log_shows_the_gate(
+    scaffold: tuple[Path, str], tmp_path: Path
+) -> None:
+    target, _ = scaffold
     done = swarm("run", str(target), "--iterations", "40", data_dir=tmp_path / "d")
     assert done.returncode == 0, done.stderr
     assert "stopped: target reached" in " ".join(done.stdout.split())
