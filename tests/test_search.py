@@ -19,6 +19,7 @@ from node.mutators import (
     FAMILY_NAMES,
     MODEL_KINDS,
     MutationContext,
+    MutationFailed,
     OfflineMutator,
     Search,
     family_of,
@@ -251,3 +252,30 @@ def test_optuna_is_imported_only_when_a_model_proposes() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.one_of(st.integers(-10**15, 10**15),
+                          st.floats(-1e15, 1e15, allow_nan=False, allow_infinity=False)),
+                min_size=1, max_size=6),
+       st.integers(0, 2**32))
+def test_model_proposals_on_any_literals_are_valid_strategies(values: list[float],
+                                                              seed: int) -> None:
+    source = "".join(f"K{i} = {value!r}\n" for i, value in enumerate(values))
+    source += "\n\ndef solve(x):\n    return x\n"
+    problem = problem_for(source)
+    search = Search(problem, families=(MODEL,))
+    rng = random.Random(seed)
+    base = experiment(problem, source, 0.0, 0)
+    search.observe(base)
+    for n in range(12):
+        changed = "".join(f"K{i} = {v * rng.uniform(0.5, 2)!r}\n" for i, v in enumerate(values))
+        search.observe(experiment(problem, changed + source[source.index("\n\ndef"):],
+                                  rng.random(), n + 1, parent=base.id))
+    context = MutationContext(problem=problem, best_files={"strategy.py": source},
+                              best_score=0.0, rng=random.Random(seed), search=search)
+    try:
+        proposal = OfflineMutator().propose_now(context)
+    except MutationFailed:
+        return  # nothing new to propose (a knob range of one value, all tried)
+    assert parse(proposal.files["strategy.py"]) is not None

@@ -25,6 +25,7 @@ ASKS = 4  # suggestions tried before giving up on one that is new and changes so
 # Asked trials are told as failed (the evaluation comes back as an observation instead);
 # past this many trials a study is refitted from the observations alone.
 MAX_TRIALS = 3 * 2048
+TINY = 1e-100  # positive anchors below this get a linear range (a log scale needs low > 0)
 HYPOTHESIS = "the model of this structure's evaluations expects a better score there"
 
 
@@ -99,7 +100,9 @@ class ModelSearch:
     def _study(self, memory: SearchMemory, structure: Structure, rng: random.Random) -> _Study:
         key = structure.shape.key
         state = self._studies.get(key)
-        if state is None or state.trials > MAX_TRIALS:
+        # Refitted when too many asks piled up, or when the structure was dropped from memory
+        # and came back (its count restarted).
+        if state is None or state.trials > MAX_TRIALS or structure.added < state.added:
             state = self._studies[key] = _new_study(self.direction, structure, rng)
             parent = None if structure.parent is None else memory.structures.get(structure.parent)
             if parent is not None:  # warm start: the parent's observations, knobs by site
@@ -127,11 +130,11 @@ def knob_range(knob: Knob, anchor: float) -> tuple[float, float, bool]:
     if knob.affordance == "weight_vector":
         spread = 4 * abs(anchor) if anchor else 1.0
         return -spread, spread, False
+    if abs(anchor) < TINY:  # 0, or too close to it for a log scale
+        return -1.0, 1.0, False
     if anchor > 0:
         return anchor / 10, anchor * 10, True
-    if anchor < 0:
-        return anchor * 10, anchor / 10, False
-    return -1.0, 1.0, False
+    return anchor * 10, anchor / 10, False
 
 
 def _optuna() -> Any:
