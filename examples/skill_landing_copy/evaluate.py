@@ -62,7 +62,7 @@ def evaluate(output, public_dir, private_dir):
             return invalid("every product needs the same number of samples")
         samples = len(copies)
     passed = {name: 0 for name in CHECKS}
-    details = {}
+    details, outputs = {}, {}
     for index, (copies, product) in enumerate(zip(output, products, strict=True)):
         verdicts = []
         for text in copies:
@@ -71,9 +71,11 @@ def evaluate(output, public_dir, private_dir):
             for name in CHECKS:
                 passed[name] += int(results[name])
         details[f"case:{index + 1:02d}"] = " ".join(verdicts)
-        details[f"out:{index + 1:02d}"] = copies[0][:200]  # what a mutator is shown
+        outputs[f"out:{index + 1:02d}"] = copies[0][:200]  # what a mutator is shown
     runs = len(products) * samples
     details.update({name: passed[name] / runs for name in CHECKS})
+    # Last: an outcome keeps 32 details, and the verdicts matter most (the noise gate).
+    details.update(dict(list(outputs.items())[: max(0, 32 - len(details))]))
     return {
         "score": sum(passed.values()) / (runs * len(CHECKS)),
         "items": {name: passed[name] == runs for name in CHECKS},

@@ -37,7 +37,7 @@ def evaluate(output, public_dir, private_dir):
         for replies in output)
     if not shape:
         return {"score": 0.0, "valid": False, "details": {"error": "one list of str per case"}}
-    passed, total, details = 0, 0, {}
+    passed, total, details, outputs = 0, 0, {}, {}
     for number, (replies, case) in enumerate(zip(output, cases, strict=True), 1):
         verdicts = []
         for text in replies:
@@ -46,8 +46,10 @@ def evaluate(output, public_dir, private_dir):
             passed += sum(results.values())
             total += len(CHECKS)
         details[f"case:{number:02d}"] = " ".join(verdicts)
-        details[f"out:{number:02d}"] = replies[0][:200]
+        outputs[f"out:{number:02d}"] = replies[0][:200]
     verdicts = [v for key, value in details.items() if key.startswith("case:")
                 for v in value.split()]
     items = {name: all(v[i] == "1" for v in verdicts) for i, name in enumerate(CHECKS)}
+    # Last: an outcome keeps 32 details, and the verdicts matter most (the noise gate).
+    details.update(dict(list(outputs.items())[: max(0, 32 - len(details))]))
     return {"score": passed / total, "items": items, "details": details}
