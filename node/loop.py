@@ -23,6 +23,7 @@ from node.mutators import (
     Search,
     Usage,
 )
+from node.neutral_drift import same_structure
 from node.noise_gate import GateDecision, judge
 from node.problem import baseline_files, fixed_sites
 from node.store import RecordStore
@@ -88,8 +89,9 @@ class LoopConfig:
     # A free proposal (no tokens or money spent on it) that repeats a candidate already tried
     # is drawn again, at most this many times; one still repeated is answered from the cache.
     redraws: int = 8
-    # Neutral drift: an attempt scoring exactly the best's score (a different candidate) may
-    # become the parent, for at most this share of the attempts (0: only strict improvements).
+    # Neutral drift: an attempt scoring exactly the best's score that changed only numbers (a
+    # different candidate, node/neutral_drift.py) may become the parent, for at most this share
+    # of the attempts (0: only strict improvements).
     drift: float = 0.0
 
 
@@ -451,6 +453,8 @@ class ResearchLoop:
         if self._repeat or best is None or outcome.status != "ok" or outcome.score is None:
             return False
         if outcome.score != best.outcome.score or experiment.strategy == best.strategy:
+            return False
+        if not same_structure(best.strategy, experiment.strategy):
             return False
         return summary.drifts + 1 <= self.config.drift * (summary.iterations + 1)
 

@@ -456,3 +456,20 @@ async def test_neutral_drift_takes_equal_scores_at_a_bounded_rate_and_the_change
             if step.status == "drift":
                 child = next((r for r in recorded if r.parent == step.experiment_id), None)
                 assert child is not None or step is summary.history[-1]
+
+
+async def test_neutral_drift_never_takes_a_code_change(
+    probe: Evaluator, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """An equal-score attempt that changed code, not just numbers, is discarded, drift or not
+    (node/neutral_drift.py)."""
+    from node.neutral_drift import same_structure
+
+    code = {name: source + "\nUNUSED = SCALE\n" for name, source in _scaled(0.75).items()}
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        summary = await ResearchLoop(
+            probe_problem, probe.evaluate, ScriptedMutator([_scaled(0.75), code]), store,
+            LoopConfig(iterations=2, drift=1.0)).run()
+    assert [step.status for step in summary.history] == ["keep", "discard"]
+    assert same_structure(_scaled(0.75), _scaled(-2.5)) and not same_structure(_scaled(1), code)
+    assert not same_structure({"s.py": "x = (\n"}, {"s.py": "x = (\n"})  # does not tokenize
