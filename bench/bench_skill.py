@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds:
         loop_runs(args.seeds, args.iterations)
-    for p, samples in ((0.7, 1), (0.7, 3), (0.9, 1)):
+    for p, samples in ((0.7, 1), (0.7, 3), (0.9, 1)) if args.trials else ():
         gate_rates(args.trials, p, samples)
 
 
