@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from node.cli.models import EvalModel, evaluation_for, open_gateway
 from node.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -40,6 +41,7 @@ from node.cli.options import (
 from node.untrusted_text import inline, markup
 
 if TYPE_CHECKING:
+    from node.llm import ModelGateway
     from node.sim import Simulation
     from node.swarm import SwarmNode
     from node.web import DashboardSource
@@ -79,6 +81,7 @@ def join(
     ] = True,
     dashboard: DashboardFlag = False,
     dashboard_port: DashboardPort = 8321,
+    eval_model: EvalModel = "standin",
 ) -> None:
     """Run a swarm node until Ctrl-C: research, share, verify peers' claims."""
     import trio
@@ -97,10 +100,16 @@ def join(
     )
     evaluators: list[Evaluator] = []
 
+    gateways: list[ModelGateway] = []  # one for every problem that asks a model
+
     def evaluator_for(problem: Problem) -> Any:
         evaluator = Evaluator(runtime, problem)
         evaluators.append(evaluator)
-        return evaluator.evaluate
+        if problem.model is not None and not gateways:
+            gateways.append(open_gateway(eval_model, None, None, None, None))
+        # A model-backed problem's claims are verified with their transcripts (replay, then a
+        # spot check with our model): a plain replay would dispute every honest one.
+        return evaluation_for(problem, evaluator, gateways[0] if gateways else None)
 
     status_path = _data_dir(data_dir) / NODE_STATUS_FILE
 
