@@ -84,8 +84,8 @@ def evaluate_once(
 
 
 def usage_text(usage: RunUsage) -> str:
-    cached = f" ({usage.cached} cached)" if usage.cached else ""
-    return (f"model {usage.calls} calls{cached}, {usage.tokens:,} tokens, "
+    cached = f", {usage.cached} from the cache" if usage.cached else ""
+    return (f"model calls: {usage.calls} asked{cached}, {usage.tokens:,} tokens, "
             f"${usage.cost_usd:.4f}")
 
 

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from node.cli.cases_view import is_case_detail, print_cases
-from node.cli.models import EvalModel, UsageLine, evaluate_once, evaluation_for, open_gateway
+from node.cli.models import (
+    EvalModel,
+    UsageLine,
+    evaluate_once,
+    evaluation_for,
+    open_gateway,
+    usage_text,
+)
 from node.cli.options import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -194,6 +201,8 @@ def run(
         _print_json(summary_json(summary))
     else:
         _print_summary(summary, as_json, package)
+        if gateway is not None:  # the evaluations' model calls (the mutator's are above)
+            out.print(f"evaluations' {usage_text(gateway.usage)}", highlight=False)
     if summary.best_score is None:  # not even the baseline scored: a failed run, not a result
         _fail(f"no evaluation succeeded (the baseline and {summary.iterations} attempt(s) all "
               f"failed); `swarm eval {package}` shows why")
