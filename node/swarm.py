@@ -530,6 +530,9 @@ class SwarmNode:
         while self.samples and not self._next_claim() and self.budget.spend():
             sample = self.samples.best_first()[0]
             self.samples.discard(sample.id)
+            if sample.transcript is not None and sample.transcript not in self.dag:
+                self.budget.tokens += 1.0  # not replayed: its transcript has not arrived
+                continue
             if sample.id not in self.ledger.my_replays:
                 self.stats.sampled += 1
                 await self.replay(sample)
@@ -549,16 +552,14 @@ class SwarmNode:
             self.claims.discard(claim.id)  # no longer an improvement for us: not worth a replay
         return None
 
-    async def replay(self, claim: Experiment) -> Verification | None:
-        """Replay a claim and share our Verification; None when a model-backed claim's
-        transcript has not arrived yet (it is not replayed now)."""
+    async def replay(self, claim: Experiment) -> Verification:
+        """Replay a claim and share our Verification. A model-backed claim is replayed once
+        its transcript is held (`_next_claim`, `replay_claims` wait for it)."""
         why = strategy_refusal(claim, self.loops[claim.problem].problem)
         evaluate = self._evaluate[claim.problem]
         spot = None
         if why is None and isinstance(evaluate, ModelVerifier):
             checked = await self._check_model_claim(evaluate, claim)
-            if checked is None:
-                return None
             replayed, matched, spot = checked.outcome, checked.match, checked.spot_check
         else:
             if why is None:
@@ -590,16 +591,14 @@ class SwarmNode:
         self._share(verification)
         return verification
 
-    async def _check_model_claim(
-        self, verifier: ModelVerifier, claim: Experiment
-    ) -> ModelCheck | None:
+    async def _check_model_claim(self, verifier: ModelVerifier, claim: Experiment) -> ModelCheck:
         """A model-backed claim: replayed with its transcript's responses, then spot-checked
         with our own model (docs/protocol.md, "Model-backed claims")."""
         if claim.transcript is None:
             return unverifiable("a model-backed claim without the transcript of its calls")
         transcript = self.dag.get(claim.transcript)
-        if transcript is None:
-            return None
+        if transcript is None:  # only a direct call gets here (the queues wait for it)
+            return unverifiable(f"its transcript {claim.transcript} is not held")
         if not isinstance(transcript, Transcript):
             return unverifiable(f"its transcript {claim.transcript} is a {transcript.kind}")
         return await trio.to_thread.run_sync(
