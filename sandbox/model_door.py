@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -59,8 +60,10 @@ class DoorFailure:
 class ModelDoor(Protocol):
     """What serves one evaluation's model calls (node/llm/gateway.py implements it)."""
 
-    def answer(self, frame: bytes) -> bytes:
-        """The answer frame to a request frame; never raises for anything in the frame."""
+    def answer(self, frame: bytes, stopped: Callable[[], bool] = ...) -> bytes:
+        """The answer frame to a request frame; never raises for anything in the frame.
+        `stopped` turns true once the run is interrupted or past its wall time: a model call
+        in flight then gives up (a Ctrl-C never waits for a provider's timeout)."""
         ...
 
     def oversized(self, length: int) -> bytes:
@@ -114,6 +117,7 @@ def serve_door(
     length: int,
     out_ptr_ptr: int,
     out_len_ptr: int,
+    stopped: Callable[[], bool],
 ) -> int:
     """`host::call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 | NO_HOST | HOST_FAULT` for a run
     that has a door: read the frame, ask the door, write its answer where the guest's own
@@ -130,7 +134,7 @@ def serve_door(
         if length > MAX_FRAME_BYTES:
             answer = door.oversized(length)  # refused unread: its cost is not its length
         else:
-            answer = door.answer(bytes(memory.read(caller, ptr, ptr + length)))
+            answer = door.answer(bytes(memory.read(caller, ptr, ptr + length)), stopped)
         if len(answer) > MAX_ANSWER_BYTES:
             return HOST_FAULT
         # Guest code allocates the answer: its fuel depends on the answer's length alone.

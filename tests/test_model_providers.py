@@ -181,3 +181,15 @@ def test_an_evaluation_with_recorded_replies_replays_bit_for_bit(runtime: Runtim
         assert done.outcome.status == "ok", done.outcome.stderr_tail
         assert {call.provider for call in done.transcript.calls} == {"openai"}
         assert run.replay(files, done.transcript) == done.outcome
+
+
+def test_a_call_in_flight_gives_up_when_its_run_is_stopped() -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    gate = gateway("openai", hang, timeout_s=600.0, max_retries=0)
+    door = gate.session(_problem(gate))
+    frame = json.dumps({"kind": "judge", "question": "q", "output": "o"}).encode()
+    answer = json.loads(door.answer(frame, stopped=lambda: True))  # a Ctrl-C, say
+    assert answer["error"] == "model" and "stopped" in answer["message"]

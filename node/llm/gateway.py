@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from node.llm.chat import BudgetMeter, LLMBudgetExceeded, LLMError, Usage
-from node.llm.providers import ModelProvider, ModelReply, judge_verdict
+from node.llm.providers import ModelProvider, ModelReply, Stopped, _never, judge_verdict
 from research_dag import (
     MAX_CALLS,
     MAX_RESPONSE_CHARS,
@@ -145,7 +145,9 @@ class ModelGateway:
             return False
         return _clean(fresh.reply.text) != recorded.response
 
-    def ask(self, request: Request, occurrence: int, cache: bool = True) -> Answered:
+    def ask(
+        self, request: Request, occurrence: int, cache: bool = True, stopped: Stopped = _never
+    ) -> Answered:
         """The provider's reply, or the cached one for the `occurrence`-th identical request of
         an evaluation (the n-th repeat of a request gets the n-th reply the run has seen, so
         repeated samples stay distinct). Raises LLMError (LLMBudgetExceeded once the run's
@@ -161,9 +163,9 @@ class ModelGateway:
             if self.budget is not None:
                 self.budget.check()
         if request.kind == "complete":
-            reply = provider.complete(request.first, request.second, request.max_tokens)
+            reply = provider.complete(request.first, request.second, request.max_tokens, stopped)
         else:
-            reply = provider.judge(request.first, request.second)
+            reply = provider.judge(request.first, request.second, stopped)
         reply = replace(reply, text=_clean(reply.text))
         with self._lock:
             u = self._usage
@@ -192,6 +194,7 @@ class DoorSession:
         self._tokens = 0
         self._chars = 0
         self._seen: dict[str, int] = {}  # digest -> how many times asked so far
+        self._stopped: Stopped = _never  # the run's, while a call is answered
 
     def _reply(self, request: Request, index: int, occurrence: int) -> Answered | DoorFailure:
         raise NotImplementedError
@@ -211,7 +214,8 @@ class DoorSession:
             "limit", "prompt_bytes", f"a request of {length} bytes; this problem allows "
             f"{self.limits.max_prompt_bytes} bytes of prompt per request"))
 
-    def answer(self, frame: bytes) -> bytes:
+    def answer(self, frame: bytes, stopped: Stopped = _never) -> bytes:
+        self._stopped = stopped
         if self.failure is not None:
             return self._refusal()  # every call after the first failure fails the same way
         request = parse_request(frame)
@@ -271,7 +275,7 @@ class GatewaySession(DoorSession):
 
     def _reply(self, request: Request, index: int, occurrence: int) -> Answered | DoorFailure:
         try:
-            return self.gateway.ask(request, occurrence)
+            return self.gateway.ask(request, occurrence, stopped=self._stopped)
         except LLMBudgetExceeded as error:
             return DoorFailure("error", "budget", str(error))
         except LLMError as error:
@@ -323,7 +327,7 @@ class SpotSession(ReplaySession):
         if recorded and index not in self.fresh:
             return super()._reply(request, index, occurrence)
         try:
-            return self.gateway.ask(request, occurrence, cache=False)
+            return self.gateway.ask(request, occurrence, cache=False, stopped=self._stopped)
         except LLMError as error:
             return DoorFailure("error", "provider", f"{type(error).__name__}: {error}"[:300])
 

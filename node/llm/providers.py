@@ -5,12 +5,13 @@ the guest's thread."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from node.llm.chat import ChatMessage, LLMConfig, Sleep
+from node.llm.chat import ChatMessage, LLMConfig, LLMError, LLMTimeout, Sleep
 from node.llm.clients import AnthropicClient, OpenAICompatibleClient
 from node.llm.standin import standin_complete, standin_judge
 
@@ -23,6 +24,12 @@ JUDGE_SYSTEM = (
     "word: yes or no."
 )
 JUDGE_MAX_TOKENS = 8
+STOP_POLL_S = 0.05  # how often a call in flight looks whether its run was stopped
+Stopped = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
 _YES = re.compile(r"^\W*yes\b", re.IGNORECASE)
 
 
@@ -49,11 +56,13 @@ class ModelProvider(Protocol):
     @property
     def deterministic(self) -> bool: ...
 
-    def complete(self, system: str, user: str, max_tokens: int) -> ModelReply:
-        """The reply; raises LLMError when there is none."""
+    def complete(
+        self, system: str, user: str, max_tokens: int, stopped: Stopped = _never
+    ) -> ModelReply:
+        """The reply; raises LLMError when there is none (LLMTimeout once `stopped`)."""
         ...
 
-    def judge(self, question: str, output: str) -> ModelReply:
+    def judge(self, question: str, output: str, stopped: Stopped = _never) -> ModelReply:
         """A reply whose `judge_verdict` is the answer; raises LLMError when there is none."""
         ...
 
@@ -82,11 +91,13 @@ class StandinProvider:
     model = STANDIN_MODEL
     deterministic = True
 
-    def complete(self, system: str, user: str, max_tokens: int) -> ModelReply:
+    def complete(
+        self, system: str, user: str, max_tokens: int, stopped: Stopped = _never
+    ) -> ModelReply:
         text = standin_complete(system, user, max_tokens)
         return ModelReply(text, estimated_tokens(system, user), estimated_tokens(text))
 
-    def judge(self, question: str, output: str) -> ModelReply:
+    def judge(self, question: str, output: str, stopped: Stopped = _never) -> ModelReply:
         text = "yes" if standin_judge(question, output) else "no"
         return ModelReply(text, estimated_tokens(question, output), 1)
 
@@ -117,19 +128,47 @@ class ChatProvider:
     def model(self) -> str:
         return self.config.model
 
-    def _ask(self, system: str, user: str, max_tokens: int) -> ModelReply:
-        async def ask() -> ModelReply:
+    def _ask(self, system: str, user: str, max_tokens: int, stopped: Stopped) -> ModelReply:
+        got: list[ModelReply] = []
+        failed: list[LLMError] = []
+
+        async def ask() -> None:
             anthropic = self.config.provider == "anthropic"
             maker = AnthropicClient if anthropic else OpenAICompatibleClient
-            async with maker(self.config, self._transport, self._sleep) as client:
-                reply = await client.complete(system, [ChatMessage("user", user)], max_tokens)
-            usage = reply.usage
-            return ModelReply(reply.text, usage.input_tokens, usage.output_tokens, usage.cost_usd)
+            async with trio.open_nursery() as nursery:
+                # The stop comes from the sandbox's clock on another thread, which has no hook
+                # to call into this loop: looked at every STOP_POLL_S.
+                nursery.start_soon(_cancel_when, stopped, nursery.cancel_scope)
+                try:
+                    async with maker(self.config, self._transport, self._sleep) as client:
+                        reply = await client.complete(system, [ChatMessage("user", user)],
+                                                      max_tokens)
+                except LLMError as error:  # raised here, not wrapped in the nursery's group
+                    failed.append(error)
+                else:
+                    usage = reply.usage
+                    got.append(ModelReply(reply.text, usage.input_tokens, usage.output_tokens,
+                                          usage.cost_usd))
+                nursery.cancel_scope.cancel()
 
-        return trio.run(ask)
+        trio.run(ask)
+        if failed:
+            raise failed[0]
+        if not got:
+            raise LLMTimeout("the evaluation was stopped while the model answered")
+        return got[0]
 
-    def complete(self, system: str, user: str, max_tokens: int) -> ModelReply:
-        return self._ask(system, user, min(max_tokens, self.config.max_tokens))
+    def complete(
+        self, system: str, user: str, max_tokens: int, stopped: Stopped = _never
+    ) -> ModelReply:
+        return self._ask(system, user, min(max_tokens, self.config.max_tokens), stopped)
 
-    def judge(self, question: str, output: str) -> ModelReply:
-        return self._ask(JUDGE_SYSTEM, judge_prompt(question, output), JUDGE_MAX_TOKENS)
+    def judge(self, question: str, output: str, stopped: Stopped = _never) -> ModelReply:
+        return self._ask(JUDGE_SYSTEM, judge_prompt(question, output), JUDGE_MAX_TOKENS,
+                         stopped)
+
+
+async def _cancel_when(stopped: Stopped, scope: trio.CancelScope) -> None:
+    while not stopped():
+        await trio.sleep(STOP_POLL_S)
+    scope.cancel()
