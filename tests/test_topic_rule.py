@@ -53,8 +53,7 @@ async def test_records_on_the_wrong_topic_are_refused_and_counted(
             (PROBLEMS_TOPIC, claim),  # an experiment on the problems topic (the JS peer's find)
             (problem_topic(other.id), {**claim, "created_ms": 6}),  # another problem's topic
             (problem_topic(other.id), vote),  # a verification of an experiment of `problem`
-            (problem_topic(problem.id), probe_problem.model_dump(mode="python",
-                                                                 exclude={"generator"})),
+            (problem_topic(problem.id), probe_problem.plain()),
         ]
         for topic, fields in misplaced:
             await attacker.publish(topic, envelope(signed_bytes(fields)))
