@@ -4,7 +4,9 @@ and `swarm eval`'s start-up per candidate, one process per candidate vs one for 
 
     .venv/bin/python bench/bench_rough_edges.py drift [--iterations 150] [--seeds 5]
         [--package plateau_binpack|plateau_binpack_near] [--rates 0 0.1 0.25 0.5]
+        [--operators-only]
     .venv/bin/python bench/bench_rough_edges.py distinct [--iterations 50] [--seeds 3]
+        [--operators-only]
     .venv/bin/python bench/bench_rough_edges.py eval [--candidates 10] [--repeat 3]
 
 Each part compares against its baseline measured in the same process (drift 0, redraws 0,
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +63,11 @@ def drift(arguments: argparse.Namespace) -> None:
     for rate in arguments.rates:
         bests, kept, drifts, first = [], [], [], []
         for seed in range(arguments.seeds):
-            summary = run_loop(PACKAGES / arguments.package, LoopConfig(
-                iterations=arguments.iterations, seed=seed, drift=rate, stop_at_target=False))
+            config = LoopConfig(iterations=arguments.iterations, seed=seed, drift=rate,
+                                stop_at_target=False)
+            if arguments.operators_only:
+                config = replace(config, families=())
+            summary = run_loop(PACKAGES / arguments.package, config)
             assert summary.best_score is not None
             bests.append(summary.best_score)
             kept.append(summary.kept)
@@ -77,9 +83,11 @@ def distinct(arguments: argparse.Namespace) -> None:
         for redraws in (0, LoopConfig().redraws):
             rows: list[tuple[int, int, float | None]] = []
             for seed in range(arguments.seeds):
-                summary = run_loop(ROOT / "examples" / name, LoopConfig(
-                    iterations=arguments.iterations, seed=seed, redraws=redraws,
-                    stop_at_target=False))
+                config = LoopConfig(iterations=arguments.iterations, seed=seed,
+                                    redraws=redraws, stop_at_target=False)
+                if arguments.operators_only:  # the offline operators alone, as before issue 14
+                    config = replace(config, families=())
+                summary = run_loop(ROOT / "examples" / name, config)
                 rows.append((summary.evaluations, summary.redrawn, summary.best_score))
             print(f"{name:<16} redraws {redraws}: distinct {[r[0] for r in rows]} of "
                   f"{arguments.iterations}; redrawn {[r[1] for r in rows]}; "
@@ -128,10 +136,14 @@ def main() -> None:
     part.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.1, 0.25, 0.5])
     part.add_argument("--package", default="plateau_binpack",
                       choices=["plateau_binpack", "plateau_binpack_near"])
+    part.add_argument("--operators-only", action="store_true",
+                      help="LoopConfig(families=()): no model-based search, no bandit")
     part.set_defaults(run=drift)
     part = parts.add_parser("distinct")
     part.add_argument("--iterations", type=int, default=50)
     part.add_argument("--seeds", type=int, default=3)
+    part.add_argument("--operators-only", action="store_true",
+                      help="LoopConfig(families=()): no model-based search, no bandit")
     part.set_defaults(run=distinct)
     part = parts.add_parser("eval")
     part.add_argument("--candidates", type=int, default=10)
