@@ -92,9 +92,10 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the mutation choices.")] = 0,
     no_stop: NoStop = False,
     drift: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="Neutral drift: the most a share of attempts that score exactly "
-        "the best's score may become the parent (crosses plateaus; 0: strict improvements "
-        "only). The changelog shows them as drift.")] = 0.0,
+        min=0.0, max=1.0, help="Neutral drift: at most this share of the attempts may become "
+        "the parent by scoring exactly the best's score with a change of numbers only (to "
+        "cross plateaus; 0: strict improvements only). The changelog shows them as drift.")
+    ] = 0.0,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
     dashboard: DashboardFlag = False,
