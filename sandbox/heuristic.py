@@ -44,8 +44,9 @@ _LAST = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,60})(?::|$)")
 
 
 def is_heuristic(problem: Problem) -> bool:
-    """A fixed top-level harness.py and a generator make a heuristic package (the loader
-    refuses a harness without a generator; a peer's record with one is an ordinary package)."""
+    """A fixed top-level harness.py and a generator make a heuristic package. The loader
+    refuses a harness without a generator; a peer's record that has one without the other is
+    evaluated, probed and shown as an ordinary package, the same on every node."""
     fixed = HARNESS in problem.files and HARNESS not in problem.mutable
     return fixed and problem.generator is not None
 
