@@ -51,6 +51,7 @@ from sandbox import Evaluator, load_runtime  # noqa: E402
 
 EXAMPLES = ("finance_factors", "tiny_training", "search_ranking", "faster_code")
 METHODS = ("before", "after", "tpe", "random")
+STALE = 50
 
 
 class Counted:
@@ -78,11 +79,14 @@ async def run_loop(problem: Problem, evaluate: Callable[[Mapping[str, str]], Out
                             families=families, retune=retune)
         loop = ResearchLoop(problem, counted, OfflineMutator(), store, config)
         summary = await loop.prepare()
-        steps = 0
-        while counted.calls < budget and steps < budget * 6:
+        steps = idle = 0
+        # Past STALE steps without a new evaluation, the search is taken as exhausted (every
+        # change it can make was evaluated: faster_code's switches).
+        while counted.calls < budget and steps < budget * 6 and idle < STALE:
             before = counted.calls
             result = await loop.step()
             steps += 1
+            idle = 0 if counted.calls > before else idle + 1
             if isinstance(result, str):
                 break
             if result is not None and counted.calls > before:
@@ -203,6 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", default=",".join(EXAMPLES))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--retune", type=int, default=1)
@@ -222,7 +227,7 @@ def main() -> None:
             baseline = evaluator.evaluate(baseline_files(problem)).score
             for method in args.methods.split(","):
                 runs = []
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     start = time.perf_counter()
                     if method in ("before", "after"):
                         families = () if method == "before" else FAMILY_NAMES
