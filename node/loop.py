@@ -177,6 +177,7 @@ class ResearchLoop:
         on_mutator_failure: Callable[[str], None] | None = None,
         on_record: Callable[[Experiment | Transcript], None] | None = None,
         trusted: Callable[[Experiment], bool] = lambda experiment: True,
+        informs: Callable[[Experiment], bool] = lambda experiment: False,
         seal: Seal = _unsealed,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         knowledge: Callable[[], Knowledge] = lambda: NOTHING_KNOWN,
@@ -192,6 +193,10 @@ class ResearchLoop:
         # Which stored experiments may become parents: in a swarm, only our own and those we
         # replayed ourselves (a peer's claim is data until verified).
         self.trusted = trusted
+        # Which of the other stored experiments may still be the search model's data (never
+        # parents): a swarm node takes those of authors whose claims its replays reproduced; a
+        # solo run none. A forged score fed to the model steers where it spends evaluations.
+        self.informs = informs
         self.seal = seal  # signs a new experiment before it is stored or shared
         self.now_ms = now_ms
         # The live patterns and open hypotheses this node derived (SwarmNode: its curator; a
@@ -220,8 +225,8 @@ class ResearchLoop:
         self._failures = 0
         self._repeat = False  # was the last evaluation's candidate tried before?
         self._transcript: Transcript | None = None  # of the last evaluation, until recorded
-        # Every experiment of the problem this node holds, peers' unverified ones too, feeds
-        # the model-based search (a model's data, never a parent).
+        # Our experiments, and those of peers `informs` accepts, feed the model-based search
+        # (a model's data, never a parent).
         self.search = (Search(problem, config.families, config.retune, fixed_sites(problem))
                        if config.families else None)
 
@@ -288,7 +293,8 @@ class ResearchLoop:
                 if record.hypothesis_id is not None:
                     self._tests.count(record.hypothesis_id)
             if not self.trusted(record):
-                self.observe(record)
+                if self.informs(record):
+                    self.observe(record)
                 continue
             self._hold(record)
             self._remember_outcome(strategy_digest(record.strategy), record.outcome)

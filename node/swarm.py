@@ -236,8 +236,8 @@ class SwarmNode:
                     if isinstance(record, Verification):
                         self.ledger.note(record)
                     elif isinstance(record, Experiment):
-                        if record.problem in self.loops:  # the shared model's data
-                            self.loops[record.problem].observe(record)
+                        if record.problem in self.loops and self._informs(record):
+                            self.loops[record.problem].observe(record)  # the model's data
                         self._consider_claim(record)
         finally:
             self._storing.difference_update(fresh)
@@ -390,6 +390,7 @@ class SwarmNode:
                 dataclasses.replace(self.config.loop, author=self.me),
                 on_record=lambda record: self._share(record),
                 trusted=self.ledger.trusted,
+                informs=self._informs,
                 seal=self._seal,
                 now_ms=self.now_ms,
                 knowledge=functools.partial(self.knowledge.for_problem, problem.id),
@@ -441,6 +442,12 @@ class SwarmNode:
         sealed = sign_record(record, self.identity)
         assert isinstance(sealed, type(record))
         return sealed
+
+    def _informs(self, experiment: Experiment) -> bool:
+        """May a peer's experiment be the search model's data? Only when its author vouches
+        (our replays reproduced a claim of theirs): a fresh identity's forged scores would
+        otherwise steer where every node spends its evaluations (docs/search.md)."""
+        return self.ledger.vouches(experiment.author)
 
     def _share(self, record: Record) -> None:
         """Queue a record for this round's publish, on the topic peers listen to for it."""

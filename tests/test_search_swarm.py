@@ -1,5 +1,6 @@
-"""The search in the loop and the swarm (issue 14): a node's search observes its peers'
-experiments, the ones it has not replayed too, as they arrive; a seeded loop repeats itself."""
+"""The search in the loop and the swarm (issue 14): a node's search observes the experiments of
+peers that vouch (the ones it has not replayed too) as they arrive, never a stranger's; a seeded
+loop repeats itself."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import trio
 
-from node.identity import Identity
+from node.identity import Identity, sign_record
 from node.loop import LoopConfig, ResearchLoop
 from node.mutators import OfflineMutator
 from node.net.memory import MemoryHub
@@ -16,13 +17,13 @@ from node.problem import load_package
 from node.sim import settle
 from node.store import RecordStore
 from node.swarm import Evaluate, NodeConfig, SwarmNode
-from research_dag import Experiment, Problem
+from research_dag import Experiment, Outcome, Problem
 from sandbox import Evaluator, Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-async def test_a_node_observes_every_peer_experiment_it_holds(
+async def test_a_node_observes_the_experiments_of_peers_that_vouch_and_no_strangers(
     runtime: Runtime, probe_problem: Problem, tmp_path: Path
 ) -> None:
     hub = MemoryHub(seed=3)
@@ -48,16 +49,36 @@ async def test_a_node_observes_every_peer_experiment_it_holds(
         await settle(hub, nodes)
         posed = await a.pose(probe_problem)
         await settle(hub, nodes)
-        for _ in range(4):
-            for node in nodes:
-                await node.research_round()
-            await settle(hub, nodes)
+
+        async def rounds(count: int) -> list[Experiment]:
+            for _ in range(count):
+                for node in nodes:
+                    await node.research_round()
+                await settle(hub, nodes)
+            return [r for r in b.dag.records("experiment")
+                    if isinstance(r, Experiment) and r.author == a.me]
+
+        before = await rounds(2)
         search = b.loops[posed.id].search
         assert search is not None
-        theirs = [r for r in b.dag.records("experiment")
-                  if isinstance(r, Experiment) and r.author == a.me]
-        assert len(theirs) >= 4
-        assert all(search.memory.holds(record.id) for record in theirs)
+        assert len(before) >= 2 and not b.ledger.measured(a.me)  # no claim of a's replayed yet
+        assert not any(search.memory.holds(record.id) for record in before)
+        b.ledger.record_replay(before[0], True)  # what b's replay of a's claim does
+        assert b.ledger.vouches(a.me)
+        after = [r for r in await rounds(2) if r not in before]
+        assert len(after) >= 2
+        assert all(search.memory.holds(record.id) for record in after)
+        theirs = before + after
+        # A stranger's forged score is never the model's data (nor a parent).
+        stranger = Identity.from_seed(b"\x63" * 32)
+        forged = sign_record(theirs[-1].model_copy(update={
+            "outcome": Outcome(status="ok", score=1e9), "author": stranger.peer_id,
+            "created_ms": theirs[-1].created_ms + 1}), stranger)
+        assert isinstance(forged, Experiment)
+        assert await b._take([forged]) == 1
+        assert b.dag.get(forged.id) is not None
+        assert not b.ledger.vouches(stranger.peer_id)
+        assert not search.memory.holds(forged.id)
         for nursery in nurseries:
             nursery.cancel_scope.cancel()
 

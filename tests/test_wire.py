@@ -542,7 +542,7 @@ def test_an_unset_added_field_is_left_out_so_old_records_keep_their_ids() -> Non
     problem = Problem(name="p", statement="s", metric=Metric(name="m", direction="maximize"),
                       mutable=["strategy.py"], files={"strategy.py": b"x = 1\n", "gen.py": b""})
     added = {"generator", "runner", "model"}  # every field Problem gained after version 1
-    assert Problem.ADDED_FIELDS == added
+    assert added == Problem.ADDED_FIELDS
     version_1 = problem.model_dump(mode="python", exclude={"signature", *added})
     assert problem.canonical_bytes() == canonical_encode(version_1)
     with_generator = problem.model_copy(update={"generator": "gen.py"})
