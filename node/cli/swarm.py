@@ -359,6 +359,7 @@ def simulate(
     as_json: JsonFlag = False,
     dashboard: DashboardFlag = False,
     dashboard_port: DashboardPort = 8321,
+    eval_model: EvalModel = "standin",
 ) -> None:
     """Run N nodes in this process on a bundled or given problem; report how the swarm did."""
     import trio
@@ -406,7 +407,12 @@ def simulate(
             err.print("[dim]simulation done; the dashboard stays up until Ctrl-C[/]")
             await _wait_for_interrupt()
 
-    simulation = Simulation(config, runtime, on_round=on_round, finish=finish)
+    # A problem that asks a model: every node evaluates it, and verifies its peers' claims
+    # (replay with the transcript, then a spot check), through one gateway (node/sim may not
+    # import node.llm); a plain replay would dispute every honest claim.
+    gateway = (open_gateway(eval_model, None, None, None, None)
+               if any(p.model is not None for p in problems) else None)
+    simulation = Simulation(config, runtime, on_round=on_round, finish=finish, gateway=gateway)
 
     async def main() -> dict[str, Any]:
         if not dashboard:

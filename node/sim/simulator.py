@@ -8,9 +8,8 @@ import functools
 import hashlib
 import random
 import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import trio.testing
 
 from node.identity import IDENTITY_FILE, Identity, sign_record
 from node.loop import LoopConfig
+from node.model_evaluations import Gateway
 from node.mutators import OfflineMutator
 from node.net import (
     SHARED_BYTES,
@@ -31,60 +31,21 @@ from node.net import (
     problem_topic,
 )
 from node.sim.config import NetworkKind, SimConfig
+from node.sim.evaluations import SharedEvaluations
 from node.sim.partition import Partition
 from node.sim.report import build_report
 from node.sim.results import NodeResult, SimResults, knowledge_measures
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from node.trust import TrustConfig
-from research_dag import Outcome, Problem
-from sandbox import Evaluator, Runtime
+from research_dag import Problem
+from sandbox import Runtime
 
 SETTLE_CUSHION_S = {"memory": 0.0, "libp2p": 0.05}
 # The simulated clock: experiments made in round r are dated SIM_EPOCH_MS + r seconds (each
 # node's loop keeps its own dates strictly increasing), never by this machine's clock.
 SIM_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 ROUND_MS = 1000
-
-
-class SharedEvaluations:
-    """One evaluator per problem for all simulated nodes, memoised: evaluation is
-    deterministic, so the same candidate need not run twice in one simulation."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._evaluators: dict[str, Evaluator] = {}
-        self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], Outcome] = {}
-        self._lock = threading.Lock()
-        self.runs = 0
-        self.fuel = 0
-
-    def evaluator_for(self, problem: Problem) -> Callable[[Mapping[str, str]], Outcome]:
-        if problem.id not in self._evaluators:
-            self._evaluators[problem.id] = Evaluator(self.runtime, problem)
-        evaluator = self._evaluators[problem.id]
-
-        def evaluate(files: Mapping[str, str]) -> Outcome:
-            key = (problem.id, tuple(sorted(files.items())))
-            with self._lock:
-                cached = self._cache.get(key)
-            if cached is not None:
-                return cached
-            outcome = evaluator.evaluate(files)
-            with self._lock:
-                # Two nodes may evaluate the same candidate in the same round: counted once,
-                # whichever thread finishes first (the counts must not depend on timing).
-                if key not in self._cache:
-                    self._cache[key] = outcome
-                    self.runs += 1
-                    self.fuel += outcome.fuel
-            return outcome
-
-        return evaluate
-
-    def close(self) -> None:
-        for evaluator in self._evaluators.values():
-            evaluator.close()
 
 
 @dataclass
@@ -141,13 +102,16 @@ class Simulation:
         runtime: Runtime,
         on_round: Callable[[int, Simulation], None] | None = None,
         finish: Callable[[Simulation], Awaitable[None]] | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
+        """`gateway` answers the model calls of a problem that asks a model (every node's
+        evaluations and verifications of it); without one such a problem's evaluations fail."""
         if config.nodes < 1 or not config.problems:
             raise ValueError("a simulation needs at least one node and one problem")
         if config.data_dir is not None and (config.data_dir / "records.sqlite").exists():
             raise ValueError(f"{config.data_dir} already holds a store: give a new directory")
         self.config = config
-        self.evaluations = SharedEvaluations(runtime)
+        self.evaluations = SharedEvaluations(runtime, gateway)
         # Decoding is pure: every node meets the same messages, so one decode serves them all.
         self.decoded = DecodedMessages(SHARED_MESSAGES, SHARED_BYTES)
         self.on_round = on_round
