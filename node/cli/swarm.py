@@ -375,6 +375,8 @@ def simulate(
         _fail(str(error), EXIT_USAGE)
     directories = problem or [Path("examples/landing_copy")]
     problems = tuple(_load_problem(directory) for directory in directories)
+    if report is not None and not report.parent.is_dir():  # known now, not after the run
+        _fail(f"cannot write the report to {report}: no directory {report.parent}", EXIT_USAGE)
     runtime = _runtime(quiet=as_json)
     config = SimConfig(nodes=nodes, problems=problems, rounds=rounds,
                        network="libp2p" if network == "libp2p" else "memory",
@@ -410,8 +412,15 @@ def simulate(
     # A problem that asks a model: every node evaluates it, and verifies its peers' claims
     # (replay with the transcript, then a spot check), through one gateway (node/sim may not
     # import node.llm); a plain replay would dispute every honest claim.
-    gateway = (open_gateway(eval_model, None, None, None, None)
-               if any(p.model is not None for p in problems) else None)
+    gateway = None
+    if any(p.model is not None for p in problems):
+        from node.llm import ModelGateway
+
+        # No cache of its own: which node's evaluation asked a request first would depend on
+        # worker-thread timing, and so would each transcript's `cached` flags (and ids). The
+        # simulation memoises whole evaluations instead.
+        gateway = ModelGateway(open_gateway(eval_model, None, None, None, None).provider,
+                               cache_entries=0)
     simulation = Simulation(config, runtime, on_round=on_round, finish=finish, gateway=gateway)
 
     async def main() -> dict[str, Any]:

@@ -56,12 +56,13 @@ class SharedEvaluations:
             return cached
         done = run(files)
         with self._lock:
-            # Two nodes may evaluate the same candidate in the same round: counted once.
+            # Two nodes may evaluate the same candidate in the same round: counted once, and
+            # both get the first one's (the same outcome; a transcript with the same calls).
             if key not in self._cache:
                 self._cache[key] = done
                 self.runs += 1
                 self.fuel += (done.outcome if isinstance(done, Evaluated) else done).fuel
-        return done
+            return self._cache[key]
 
     def close(self) -> None:
         for evaluator in self._evaluators.values():
