@@ -227,13 +227,21 @@ class ResearchLoop:
         self._transcript: Transcript | None = None  # of the last evaluation, until recorded
         # Our experiments, and those of peers `informs` accepts, feed the model-based search
         # (a model's data, never a parent).
-        self.search = (Search(problem, config.families, config.retune, fixed_sites(problem))
-                       if config.families else None)
+        self.search = (Search(problem, config.families, config.retune, fixed_sites(problem),
+                              informs) if config.families else None)
 
     def observe(self, experiment: Experiment) -> None:
         """Take in an experiment of this problem as the search's data (a peer's too)."""
         if self.search is not None and experiment.problem == self.problem.id:
             self.search.observe(experiment)
+
+    def offer_data(self, experiment: Experiment) -> None:
+        """A peer's experiment: the search's data now if `informs` accepts it, else held
+        until its author vouches (a replay of a later claim of theirs reproduced)."""
+        if self.informs(experiment):
+            self.observe(experiment)
+        elif self.search is not None and experiment.problem == self.problem.id:
+            self.search.hold(experiment)
 
     async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
         """The candidate's outcome; a model-backed one's transcript waits in `_transcript` for
@@ -293,8 +301,7 @@ class ResearchLoop:
                 if record.hypothesis_id is not None:
                     self._tests.count(record.hypothesis_id)
             if not self.trusted(record):
-                if self.informs(record):
-                    self.observe(record)
+                self.offer_data(record)
                 continue
             self._hold(record)
             self._remember_outcome(strategy_digest(record.strategy), record.outcome)

@@ -236,8 +236,8 @@ class SwarmNode:
                     if isinstance(record, Verification):
                         self.ledger.note(record)
                     elif isinstance(record, Experiment):
-                        if record.problem in self.loops and self._informs(record):
-                            self.loops[record.problem].observe(record)  # the model's data
+                        if record.problem in self.loops:  # the model's data once it vouches
+                            self.loops[record.problem].offer_data(record)
                         self._consider_claim(record)
         finally:
             self._storing.difference_update(fresh)

@@ -1,6 +1,6 @@
 """The search in the loop and the swarm (issue 14): a node's search observes the experiments of
-peers that vouch (the ones it has not replayed too) as they arrive, never a stranger's; a seeded
-loop repeats itself."""
+peers that vouch (the ones it has not replayed too), those that arrived before the author vouched
+as well, never a stranger's; a seeded loop repeats itself."""
 
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ async def test_a_node_observes_the_experiments_of_peers_that_vouch_and_no_strang
         after = [r for r in await rounds(2) if r not in before]
         assert len(after) >= 2
         assert all(search.memory.holds(record.id) for record in after)
+        # What a's experiments arrived before b vouched for a is held until then, not lost.
+        assert all(search.memory.holds(record.id) for record in before)
         theirs = before + after
         # A stranger's forged score is never the model's data (nor a parent).
         stranger = Identity.from_seed(b"\x63" * 32)

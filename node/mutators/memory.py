@@ -5,7 +5,7 @@ family fared. Bounded: the newest observations, sites and shapes are kept."""
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from node.mutators.structure import Shape, Shapes, digest_of
@@ -28,6 +28,8 @@ MAX_SHAPES = 64  # structures kept (the most recently observed)
 MAX_SITES = 1024  # sites whose crash counts are kept
 FAMILY_WINDOW = 200  # the newest attempts the bandit learns from (the search moves on)
 SEEN = 8192  # ids remembered, so that an experiment is observed once
+# A peer's experiments held back until their author vouches (the newest; node/swarm.py).
+PENDING = 2048
 # A site whose changes (alone) crashed at least this often, in at least this share of its
 # attempts, is not changed again by that operation. A value site may fail at some values and
 # not others (REPEATS = 0 fails, 1 is the best move): one or two failures prove little.
@@ -49,10 +51,13 @@ def family_of(kind: str, mutator: str = OFFLINE) -> str | None:
 
 @dataclass(frozen=True)
 class Observation:
-    """One evaluated strategy of a structure: its knob values and score (None: it failed)."""
+    """One evaluated strategy of a structure: its knob values and score (None: it failed),
+    and its parent's when the parent had the same structure (what a combination reuses)."""
 
     values: tuple[float, ...]
     score: float | None
+    base: tuple[float, ...] | None = None  # the parent's knob values
+    base_score: float | None = None  # the parent's score
 
 
 @dataclass
@@ -74,7 +79,11 @@ class SearchMemory:
         self.structures: OrderedDict[str, Structure] = OrderedDict()
         self.sites: OrderedDict[tuple[str, str], list[int]] = OrderedDict()  # [tries, crashes]
         self.families: deque[tuple[str, bool]] = deque(maxlen=FAMILY_WINDOW)
-        self._seen: OrderedDict[str, tuple[float | None, str | None]] = OrderedDict()
+        # id -> (score, structure key, knob values) of each experiment observed
+        self._seen: OrderedDict[
+            str, tuple[float | None, str | None, tuple[float, ...] | None]] = OrderedDict()
+        # Peers' experiments whose authors did not vouch yet, by id (`hold`, `admit`).
+        self._pending: OrderedDict[str, Experiment] = OrderedDict()
         self._tried: OrderedDict[str, None] = OrderedDict()  # strategy digests evaluated
 
     def holds(self, experiment_id: str) -> bool:
@@ -96,7 +105,9 @@ class SearchMemory:
         score = outcome.score if outcome.status == "ok" else None
         shape = self.shape(dict(experiment.strategy))
         parent = None if experiment.parent is None else self._seen.get(experiment.parent)
-        self._seen[experiment.id] = (score, None if shape is None else shape.key)
+        self._pending.pop(experiment.id, None)
+        self._seen[experiment.id] = (score, None if shape is None else shape.key,
+                                     None if shape is None else shape.values)
         self._tried[digest_of(experiment.strategy)] = None
         while len(self._seen) > SEEN:
             self._seen.popitem(last=False)
@@ -106,7 +117,12 @@ class SearchMemory:
             return
         if shape is not None:
             structure = None if parent is None else parent[1]
-            self._add(shape, Observation(shape.values, score), structure)
+            same = parent is not None and structure == shape.key
+            self._add(shape, Observation(
+                shape.values, score,
+                parent[2] if same and parent is not None else None,
+                parent[0] if same and parent is not None else None,
+            ), structure)
         changes = experiment.changes or ()
         if len(changes) == 1:  # a crash is blamed on a site only when it was the only change
             key = (changes[0].operation, changes[0].site)
@@ -147,6 +163,23 @@ class SearchMemory:
             counts[family][0] += 1
             counts[family][1] += int(won)
         return {name: (tries, wins) for name, (tries, wins) in counts.items()}
+
+    def hold(self, experiment: Experiment) -> None:
+        """Keep a peer's experiment until its author vouches (`admit`): the vouching rule
+        decides when it becomes data, not whether it arrived after the first replay."""
+        if experiment.problem != self.problem.id or experiment.id in self._seen:
+            return
+        self._pending[experiment.id] = experiment
+        while len(self._pending) > PENDING:
+            self._pending.popitem(last=False)
+
+    def admit(self, informs: Callable[[Experiment], bool]) -> int:
+        """Observe the held experiments that are now data (their authors vouch), in arrival
+        order."""
+        ready = [e for e in self._pending.values() if informs(e)]
+        for experiment in ready:
+            self.observe(experiment)
+        return len(ready)
 
     def observe_all(self, experiments: Iterable[Experiment]) -> None:
         for experiment in experiments:

@@ -15,10 +15,18 @@ from node.mutators.memory import (
     PERTURB_KINDS,
     SearchMemory,
 )
-from node.mutators.model import ModelSearch, proposal_hypothesis
+from node.mutators.model import (
+    COMBINED_HYPOTHESIS,
+    ModelSearch,
+    Suggestion,
+    combination,
+    proposal_hypothesis,
+)
 from node.mutators.operators import OPERATIONS_OF
 from node.mutators.patch import make_diff
 from research_dag import Experiment, Problem
+
+Informs = Callable[[Experiment], bool]
 
 Offline = Callable[[MutationContext], Proposal]
 # Operations whose playbook classes speak for the value families (model, perturb).
@@ -30,24 +38,36 @@ class Search:
     """Held by a loop for its problem: observes every experiment it holds (its own and its
     peers'), and proposes through `MutationContext.search`. `families`: those enabled (all
     three by default; none: the offline operators exactly as before). `retune`: knobs per
-    model proposal (1: one knob, by learned importance)."""
+    model proposal (1: one knob, by learned importance). `informs`: whether a peer's experiment
+    held back by `hold` is data now (its author vouches: node/swarm.py)."""
 
     def __init__(self, problem: Problem, families: tuple[str, ...] = FAMILY_NAMES,
-                 retune: int = 1, fixed: tuple[str, ...] = ()) -> None:
+                 retune: int = 1, fixed: tuple[str, ...] = (),
+                 informs: Informs = lambda experiment: False) -> None:
         self.problem = problem
         self.families = tuple(name for name in FAMILY_NAMES if name in families)
         self.memory = SearchMemory(problem)
         self.model = ModelSearch(problem.metric.direction, retune)
         self.fixed = fixed  # the package's fixed sites (node/problem.py fixed_sites)
+        self.informs = informs
 
     def observe(self, experiment: Experiment) -> None:
         self.memory.observe(experiment)
+
+    def hold(self, experiment: Experiment) -> None:
+        """A peer's experiment that is not data yet: observed once `informs` accepts it."""
+        self.memory.hold(experiment)
 
     def crashing(self) -> frozenset[tuple[str, str]]:
         return self.memory.crashing()
 
     def propose(self, context: MutationContext, offline: Offline) -> Proposal:
         """The first family, in the bandit's order, that can make a change."""
+        self.memory.admit(self.informs)
+        if MODEL in self.families:
+            combined = self._combined(context)
+            if combined is not None:
+                return combined
         failure: MutationFailed | None = None
         repeat: Proposal | None = None
         for family in self.ranked(context):
@@ -83,6 +103,24 @@ class Search:
             draws[family] = draw * _prior(context.class_weights, family)
         return sorted(self.families, key=lambda family: -draws[family])
 
+    def _combined(self, context: MutationContext) -> Proposal | None:
+        """An improving move from the best's parent not in the best yet (in a swarm: another
+        winner of the round the best won) added to the best (`combination`: about one node
+        per move); otherwise (and always in a solo run, whose winners are its bests) the
+        families as usual."""
+        shape = self.memory.shape(context.best_files)
+        structure = None if shape is None else self.memory.structures.get(shape.key)
+        if shape is None or structure is None:
+            return None
+        suggestion = combination(
+            structure, context.best_files, shape,
+            lambda score, other: self.problem.metric.better(score, other), context.rng,
+            lambda knob: not context.avoids("perturb", knob.site), self.model.retune,
+        )
+        if suggestion is None:
+            return None
+        return self._proposal(context, suggestion, COMBINED_HYPOTHESIS)
+
     def _model(self, context: MutationContext) -> Proposal | None:
         shape = self.memory.shape(context.best_files)
         if shape is None or not shape.knobs:
@@ -94,12 +132,17 @@ class Search:
         if suggestion is None:
             return None
         structure = self.memory.structures[shape.key]
+        return self._proposal(context, suggestion, proposal_hypothesis(
+            len(suggestion.values), len(structure.observations)))
+
+    def _proposal(self, context: MutationContext, suggestion: Suggestion,
+                  hypothesis: str) -> Proposal:
         return Proposal(
             files=suggestion.files,
             diff=make_diff(context.best_files, suggestion.files),
             mutation_kind=suggestion.kind,
             description=suggestion.description,
-            hypothesis=proposal_hypothesis(len(suggestion.values), len(structure.observations)),
+            hypothesis=hypothesis,
             changes=suggestion.changes,
             applied=applied_patterns(context, suggestion.changes),
             family=MODEL,
