@@ -8,6 +8,14 @@ overran a 30 s budget by 6-16 s on a loaded host: a sleeping thread's ticks arri
 lateness adds up. Here lateness delays the trap once, by one late tick, so a run ends within
 DEADLINE_SLACK_S of its budget however late the ticks are.
 
+The time a run's host spends waiting on a model (sandbox/model_door.py) is not the guest's:
+the guest cannot run meanwhile, and a provider's latency differs from node to node, so it
+would make the same candidate time out on one node and not on another. While the host answers
+a model call the run's deadline stands still (it moves out by the time the call took) and a
+bound of its own runs instead: MODEL_WAIT_S of model answers per run, in total. A Ctrl-C
+still stops the run within the same bound: the call in flight gives up (its provider polls
+`expired`) and the guest traps as soon as it runs again.
+
 At interpreter exit no guest may still be inside wasmtime: a daemon thread that calls back into
 Python during finalisation is ended by CPython with pthread_exit, whose forced unwind through
 wasmtime's `extern "C"` frames aborts the process (issue 8, findings 9 and 13).
@@ -20,7 +28,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import wasmtime
 
@@ -28,21 +36,49 @@ EPOCH_TICK_S = 0.02
 # The bound this module promises: a run returns within its budget plus this, on any load.
 DEADLINE_SLACK_S = 1.0
 STOP_WAIT_S = 10.0  # host calls are capped, so a stopped guest returns in milliseconds
+# The most time one run may spend waiting on model answers, all its calls together (besides
+# its wall_s): 40 calls of a slow provider at 15 s each.
+MODEL_WAIT_S = 600.0
 
 
 class RunClock:
     """One run's wall-clock deadline; `reason` says why the run was stopped, if it was."""
 
-    def __init__(self, wall_s: float) -> None:
+    def __init__(self, wall_s: float, model_wait_s: float = MODEL_WAIT_S) -> None:
         self.deadline = time.monotonic() + wall_s
         self.deadline_epoch = 0
         self.reason: str | None = None
+        self.model_wait_left = model_wait_s
+        self.waiting_until: float | None = None  # while a model call is answered: its bound
+        # Moves the guest's epoch deadline out by the seconds a model call took (EpochTicker).
+        self._resume: Callable[[float], None] | None = None
 
     def expired(self) -> bool:
         """True once the run must stop (host calls ask between chunks of their work)."""
-        if self.reason is None and time.monotonic() >= self.deadline:
-            self.reason = "timeout"
+        if self.reason is None:
+            bound = self.deadline if self.waiting_until is None else self.waiting_until
+            if time.monotonic() >= bound:
+                self.reason = "timeout"
         return self.reason is not None
+
+    @contextlib.contextmanager
+    def model_wait(self) -> Iterator[None]:
+        """While the host waits on a model for the guest: the deadline stands still and
+        `expired` turns true once the run's model time (`model_wait_left`) is spent, or on a
+        Ctrl-C. A run already past its deadline waits for nothing: it is expired at once."""
+        if self.expired():
+            yield
+            return
+        started = time.monotonic()
+        self.waiting_until = started + self.model_wait_left
+        try:
+            yield
+        finally:
+            waited = time.monotonic() - started
+            self.waiting_until = None
+            self.model_wait_left = max(0.0, self.model_wait_left - waited)
+            if self._resume is not None:
+                self._resume(waited)
 
     def interrupt(self) -> None:
         if self.reason is None:
@@ -75,8 +111,11 @@ class EpochTicker:
             self._advance(due - self._epoch)
 
     @contextlib.contextmanager
-    def running(self, store: wasmtime.Store, wall_s: float) -> Iterator[RunClock]:
-        """Keep `store`'s guest to `wall_s` seconds from now; the clock says if it was stopped.
+    def running(
+        self, store: wasmtime.Store, wall_s: float, model_wait_s: float = MODEL_WAIT_S
+    ) -> Iterator[RunClock]:
+        """Keep `store`'s guest to `wall_s` seconds from now, not counting up to
+        `model_wait_s` spent waiting on model answers; the clock says if it was stopped.
 
         Everything that may call back into Python from wasmtime must happen inside."""
         with self._condition:
@@ -84,7 +123,8 @@ class EpochTicker:
                 # The epoch stood still while no guest ran: re-anchor it to now, not catch up.
                 self._origin = time.monotonic() - self._epoch * EPOCH_TICK_S
             self._catch_up()
-            clock = RunClock(wall_s)
+            clock = RunClock(wall_s, model_wait_s)
+            clock._resume = lambda waited: self._resume(clock, store, waited)
             # The first epoch whose time is at or past the deadline: never early, and late by
             # at most one tick plus however late the ticker is woken.
             clock.deadline_epoch = math.ceil((clock.deadline - self._origin) / EPOCH_TICK_S)
@@ -103,6 +143,19 @@ class EpochTicker:
             with self._condition:
                 self._clocks.discard(clock)
                 self._condition.notify_all()
+
+    def _resume(self, clock: RunClock, store: wasmtime.Store, waited: float) -> None:
+        """After a model call of `waited` seconds (on the guest's thread, inside the host call):
+        the deadline moves out by as much, or, when the run was stopped meanwhile, the guest
+        traps as soon as it runs again."""
+        with self._condition:
+            self._catch_up()
+            if clock.reason is not None:
+                store.set_epoch_deadline(0)
+                return
+            clock.deadline += waited
+            clock.deadline_epoch = math.ceil((clock.deadline - self._origin) / EPOCH_TICK_S)
+            store.set_epoch_deadline(max(1, clock.deadline_epoch - self._epoch))
 
     def _tick(self) -> None:
         # The thread ends when no guest runs: it never touches the engine during finalisation.

@@ -13,7 +13,7 @@ from typing import Any
 
 import wasmtime
 
-from sandbox.deadline import RunClock
+from sandbox.deadline import MODEL_WAIT_S, RunClock
 from sandbox.filestat import BoundStat
 from sandbox.model_door import NO_HOST, ModelDoor, serve_door
 from sandbox.runtime import GUEST_ARGV0, GUEST_STDLIB_DIR, Runtime
@@ -50,6 +50,7 @@ class Limits:
     wall_s: float
     stdout_bytes: int = 8 * 1024 * 1024
     stderr_bytes: int = 64 * 1024
+    model_wait_s: float = MODEL_WAIT_S  # waiting on model answers, besides wall_s
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,9 @@ class _Dispatch(threading.local):
         a model door answers (sandbox/model_door.py); any other gets NO_HOST, as before."""
         if self.door is None or self.virtual is None:
             return NO_HOST
-        stopped = self.virtual.clock.expired
-        return serve_door(self.door, caller, ptr, length, out_ptr_ptr, out_len_ptr, stopped)
+        clock = self.virtual.clock
+        return serve_door(self.door, caller, ptr, length, out_ptr_ptr, out_len_ptr,
+                          clock.expired, clock.model_wait)
 
     def fd_write(
         self, caller: wasmtime.Caller, fd: int, iovs: int, iovs_len: int, nwritten: int
@@ -331,7 +333,7 @@ def _run_guest(
     memory_bytes = 0
     fuel_used = 0
     try:
-        with runtime.ticker.running(store, limits.wall_s) as clock:
+        with runtime.ticker.running(store, limits.wall_s, limits.model_wait_s) as clock:
             _DISPATCH.virtual = VirtualWasi(seed, clock, clock_start_ns)
             _DISPATCH.stdio = Stdio(stdout, stderr)
             _DISPATCH.door = door

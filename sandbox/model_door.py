@@ -21,9 +21,11 @@ Answers, host to guest:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -118,10 +120,13 @@ def serve_door(
     out_ptr_ptr: int,
     out_len_ptr: int,
     stopped: Callable[[], bool],
+    waiting: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> int:
     """`host::call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 | NO_HOST | HOST_FAULT` for a run
     that has a door: read the frame, ask the door, write its answer where the guest's own
-    allocator puts it. Guest pointers arrive as signed i32s: each is read unsigned."""
+    allocator puts it. Guest pointers arrive as signed i32s: each is read unsigned. The door
+    answers inside `waiting()`: the run's clock counts that time as the model's, not the
+    guest's (sandbox/deadline.py)."""
     memory, alloc = caller.get("memory"), caller.get("host_alloc")
     if not isinstance(memory, wasmtime.Memory) or not isinstance(alloc, wasmtime.Func):
         return HOST_FAULT
@@ -134,7 +139,9 @@ def serve_door(
         if length > MAX_FRAME_BYTES:
             answer = door.oversized(length)  # refused unread: its cost is not its length
         else:
-            answer = door.answer(bytes(memory.read(caller, ptr, ptr + length)), stopped)
+            frame = bytes(memory.read(caller, ptr, ptr + length))
+            with waiting():  # the model's time, not the guest's (sandbox/deadline.py)
+                answer = door.answer(frame, stopped)
         if len(answer) > MAX_ANSWER_BYTES:
             return HOST_FAULT
         # Guest code allocates the answer: its fuel depends on the answer's length alone.
