@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from node.cli.models import EvalModel, evaluation_for, open_gateway
+from node.cli.models import EvalModel, evaluation_for, open_gateway, usage_text
 from node.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -458,6 +458,8 @@ def simulate(
         f"{swarm['accepted_fake_claims']} of {swarm['fake_claims']} fake claims accepted",
         highlight=False,
     )
+    if gateway is not None:
+        out.print(f"evaluations' {usage_text(gateway.usage)}", highlight=False)
     if report is not None:
         out.print(f"report: {markup(str(report))}", highlight=False)
 
