@@ -344,3 +344,34 @@ def test_a_solo_chain_of_bests_never_combines(moves: list[tuple[int, float]]) ->
             problem=problem, best_files=dict(parent.strategy), best_score=parent.outcome.score,
             rng=random.Random(seed), search=search))
         assert not proposal.description.startswith("add an improving move")
+
+
+def test_several_peers_moves_are_also_tried_together() -> None:
+    """Three winners from one parent (RATE: the best; DEPTH; WEIGHTS[0]): besides each move,
+    one option sets both remaining moves at once, a retune listing each knob."""
+    problem = problem_for()
+    values = [0.1, 4, 1.0, 2.0, -0.5]
+    together = with_values([0.3, 6, 2.0, 2.0, -0.5])
+    seen: set[str] = set()
+    for seed in range(80):
+        search = Search(problem)
+        base = experiment(problem, SOURCE, toy_score(values), 0)
+        search.observe(base)
+        best = None
+        for n, (author, changed) in enumerate(
+                (("a", [0.3, *values[1:]]), ("b", [0.1, 6, *values[2:]]),
+                 ("c", [0.1, 4, 2.0, *values[3:]])), start=1):
+            made = experiment(problem, with_values(changed), toy_score(changed), n,
+                              parent=base.id, author=author)
+            search.observe(made)
+            best = best or made
+        assert best is not None
+        proposal = OfflineMutator().propose_now(MutationContext(
+            problem=problem, best_files=dict(best.strategy), best_score=best.outcome.score,
+            rng=random.Random(seed), search=search))
+        if proposal.description.startswith("add an improving move"):
+            seen.add(proposal.files["strategy.py"])
+            if proposal.files["strategy.py"] == together:
+                assert proposal.mutation_kind == "model_retune" and len(proposal.changes) == 2
+    assert seen == {together, with_values([0.3, 6, 1.0, 2.0, -0.5]),
+                    with_values([0.3, 4, 2.0, 2.0, -0.5])}

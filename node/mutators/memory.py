@@ -30,6 +30,8 @@ FAMILY_WINDOW = 200  # the newest attempts the bandit learns from (the search mo
 SEEN = 8192  # ids remembered, so that an experiment is observed once
 # A peer's experiments held back until their author vouches (the newest; node/swarm.py).
 PENDING = 2048
+MAX_PARENTS = 1024  # parents whose children's authors are counted (the newest)
+MAX_SIBLINGS = 4096  # authors counted per parent
 # A site whose changes (alone) crashed at least this often, in at least this share of its
 # attempts, is not changed again by that operation. A value site may fail at some values and
 # not others (REPEATS = 0 fails, 1 is the best move): one or two failures prove little.
@@ -58,6 +60,7 @@ class Observation:
     score: float | None
     base: tuple[float, ...] | None = None  # the parent's knob values
     base_score: float | None = None  # the parent's score
+    parent: str | None = None  # the parent's experiment id (with `base` only)
 
 
 @dataclass
@@ -84,6 +87,9 @@ class SearchMemory:
             str, tuple[float | None, str | None, tuple[float, ...] | None]] = OrderedDict()
         # Peers' experiments whose authors did not vouch yet, by id (`hold`, `admit`).
         self._pending: OrderedDict[str, Experiment] = OrderedDict()
+        # parent id -> the authors of the experiments made from it that we hold (data or
+        # not): how many evaluate from one parent at once (`siblings`).
+        self._children: OrderedDict[str, set[str]] = OrderedDict()
         self._tried: OrderedDict[str, None] = OrderedDict()  # strategy digests evaluated
 
     def holds(self, experiment_id: str) -> bool:
@@ -105,7 +111,8 @@ class SearchMemory:
         score = outcome.score if outcome.status == "ok" else None
         shape = self.shape(dict(experiment.strategy))
         parent = None if experiment.parent is None else self._seen.get(experiment.parent)
-        self._pending.pop(experiment.id, None)
+        if self._pending.pop(experiment.id, None) is None:
+            self._child(experiment)
         self._seen[experiment.id] = (score, None if shape is None else shape.key,
                                      None if shape is None else shape.values)
         self._tried[digest_of(experiment.strategy)] = None
@@ -122,6 +129,7 @@ class SearchMemory:
                 shape.values, score,
                 parent[2] if same and parent is not None else None,
                 parent[0] if same and parent is not None else None,
+                experiment.parent if same else None,
             ), structure)
         changes = experiment.changes or ()
         if len(changes) == 1:  # a crash is blamed on a site only when it was the only change
@@ -169,9 +177,25 @@ class SearchMemory:
         decides when it becomes data, not whether it arrived after the first replay."""
         if experiment.problem != self.problem.id or experiment.id in self._seen:
             return
+        if experiment.id not in self._pending:
+            self._child(experiment)
         self._pending[experiment.id] = experiment
         while len(self._pending) > PENDING:
             self._pending.popitem(last=False)
+
+    def _child(self, experiment: Experiment) -> None:
+        if experiment.parent is None:
+            return
+        authors = self._children.setdefault(experiment.parent, set())
+        if len(authors) < MAX_SIBLINGS:
+            authors.add(experiment.author)
+        self._children.move_to_end(experiment.parent)
+        while len(self._children) > MAX_PARENTS:
+            self._children.popitem(last=False)
+
+    def siblings(self, parent: str) -> int:
+        """How many authors made an experiment from `parent` that we hold (data or not)."""
+        return len(self._children.get(parent, ()))
 
     def admit(self, informs: Callable[[Experiment], bool]) -> int:
         """Observe the held experiments that are now data (their authors vouch), in arrival

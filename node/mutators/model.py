@@ -26,6 +26,7 @@ ASKS = 4  # suggestions tried before giving up on one that is new and changes so
 # Asked trials are told as failed (the evaluation comes back as an observation instead);
 # past this many trials a study is refitted from the observations alone.
 MAX_TRIALS = 3 * 2048
+MERGED = 4  # knobs a combination of several peers' moves sets at most
 TINY = 1e-100  # positive anchors below this get a linear range (a log scale needs low > 0)
 COMBINED = "add an improving move made from the same parent"
 COMBINED_HYPOTHESIS = ("another evaluation from the best's parent improved with this move, which "
@@ -142,6 +143,7 @@ def knob_range(knob: Knob, anchor: float) -> tuple[float, float, bool]:
 
 
 def combination(
+    memory: SearchMemory,
     structure: Structure,
     best_files: dict[str, str],
     shape: Shape,
@@ -154,14 +156,14 @@ def combination(
     beat its parent (of this structure) by changing knobs the best still holds at the parent's
     values. In a swarm, the nodes of one round all start from the same best, and the winners
     the adopted best did not include are each worth a step of their own: this composes them.
-    Drawn with chance moves/siblings (the evaluations from the same parents), then one move
-    uniformly: each node draws with its own rng, so about one node tries each move. A move
-    sets at most `most` knobs (the model's retune size: one named change).
-    Returns (the suggestion or None, how many distinct combinations there were)."""
+    Drawn with chance moves/siblings (the authors who evaluated from the same parents), then
+    a move uniformly: each node draws with its own rng, so about one node tries each move. A
+    move sets at most `most` knobs (the model's retune size: one named change); one more
+    option sets the moves together (on distinct knobs, at most MERGED), a retune listing each."""
     tried = {observation.values for observation in structure.observations}
     moves: dict[tuple[float, ...], tuple[float, dict[int, float]]] = {}
     window = list(structure.observations)[-IMPORTANCE_WINDOW:]
-    bases: set[tuple[float, ...]] = set()
+    parents: set[str] = set()
     for observation in window:
         base, score = observation.base, observation.score
         if (base is None or score is None or observation.base_score is None
@@ -169,8 +171,8 @@ def combination(
             continue
         delta = {i: value for i, (value, old) in enumerate(
             zip(observation.values, base, strict=True)) if value != old}
-        if not delta or len(delta) > most or any(shape.values[i] != base[i] or not allowed(shape.knobs[i])
-                            for i in delta):
+        if not delta or len(delta) > most or any(
+                shape.values[i] != base[i] or not allowed(shape.knobs[i]) for i in delta):
             continue  # the best moved that knob itself (or has it already), or may not
         values = list(shape.values)
         for index, value in delta.items():
@@ -179,18 +181,30 @@ def combination(
         if key in tried:
             continue
         gain = abs(score - observation.base_score)
-        bases.add(base)
+        if observation.parent is not None:
+            parents.add(observation.parent)
         if key not in moves or gain > moves[key][0]:
             moves[key] = (gain, delta)
     if not moves:
         return None
-    # Those who evaluated from the same parents: about the swarm's size, all of whom see the
-    # same moves. Each adds one with chance moves/siblings, so each move is tried ~once.
-    siblings = sum(1 for observation in window if observation.base in bases)
-    if rng.random() >= len(moves) / max(len(moves), siblings):
+    # Those who evaluated from the same parents (held experiments, data or not): about the
+    # swarm's size, all of whom see the same moves. Each adds one with chance
+    # moves/siblings, so each move is tried about once.
+    siblings = sum(memory.siblings(parent) for parent in sorted(parents))
+    options = [moves[key][1] for key in sorted(moves)]  # a fixed order: rng and records decide
+    merged: dict[int, float] = {}  # the moves together, the largest gain first per knob
+    for _, delta in sorted(moves.values(), key=lambda move: (-move[0], sorted(move[1].items()))):
+        if len(merged) + len(delta) <= MERGED and not set(delta) & set(merged):
+            merged.update(delta)
+    if len(merged) > len(max(options, key=len)):
+        values = list(shape.values)
+        for index, value in merged.items():
+            values[index] = value
+        if tuple(values) not in tried:
+            options.append(merged)
+    if rng.random() >= len(options) / max(len(options), siblings):
         return None
-    keys = sorted(moves)  # a fixed order: the draw depends on the rng and the records only
-    delta = moves[rng.choice(keys)][1]
+    delta = rng.choice(options)
     suggestion = _suggestion(best_files, shape, delta)
     if suggestion is None:
         return None

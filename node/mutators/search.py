@@ -113,7 +113,7 @@ class Search:
         if shape is None or structure is None:
             return None
         suggestion = combination(
-            structure, context.best_files, shape,
+            self.memory, structure, context.best_files, shape,
             lambda score, other: self.problem.metric.better(score, other), context.rng,
             lambda knob: not context.avoids("perturb", knob.site), self.model.retune,
         )
