@@ -276,8 +276,9 @@ def run_guest(
 
     `seed` seeds the guest's randomness; its clocks start `clock_start_ns` after the origin.
     `door` answers the guest's model calls (`_host.call`); without one they are refused.
-    A model call's wall time counts in `limits.wall_s` (docs/security.md).
-    The call returns within `limits.wall_s + DEADLINE_SLACK_S` of starting (sandbox.deadline).
+    A model call's time does not count in `limits.wall_s` but in `limits.model_wait_s`
+    (docs/security.md), so the call returns within `limits.wall_s + limits.model_wait_s +
+    DEADLINE_SLACK_S` of starting (sandbox.deadline).
     On the main thread, Ctrl-C stops every guest and raises KeyboardInterrupt once they left."""
     args = (runtime, code, mounts, limits, seed, clock_start_ns, door)
     if threading.current_thread() is not threading.main_thread():
