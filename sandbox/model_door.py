@@ -65,7 +65,8 @@ class ModelDoor(Protocol):
     def answer(self, frame: bytes, stopped: Callable[[], bool] = ...) -> bytes:
         """The answer frame to a request frame; never raises for anything in the frame.
         `stopped` turns true once the run is interrupted or has spent its time for model
-        answers (sandbox/deadline.py, `model_wait`): a model call in flight then gives up (a Ctrl-C never waits for a provider's timeout)."""
+        answers (sandbox/deadline.py, `model_wait`): a model call in flight then gives up
+        (a Ctrl-C never waits for a provider's timeout)."""
         ...
 
     def oversized(self, length: int) -> bytes:
