@@ -263,8 +263,14 @@ def _tell(state: _Study, observations: Sequence[Observation]) -> None:
 
 
 def _ask(state: _Study) -> dict[str, Any]:
+    import numpy as np
+
     optuna = _optuna()
-    trial = state.study.ask(state.distributions)
+    # TPE's truncated normal takes log1p(-1) = -inf on purpose when a kernel's mass is nil
+    # (optuna/samplers/_tpe/_truncnorm.py `_log_diff`, e.g. a knob of 4e13 whose observed values
+    # sit far out in its range); numpy reports it as a RuntimeWarning our runs must not print.
+    with np.errstate(divide="ignore", under="ignore"):
+        trial = state.study.ask(state.distributions)
     state.study.tell(trial, state=optuna.trial.TrialState.FAIL)
     state.trials += 1
     return dict(trial.params)
