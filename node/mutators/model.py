@@ -86,7 +86,8 @@ class ModelSearch:
             params = _ask(state)
             proposed = {
                 index: float(params[state.names[index]]) for index in free
-                if _text(shape.knobs[index], params[state.names[index]])
+                if math.isfinite(params[state.names[index]])
+                and _text(shape.knobs[index], params[state.names[index]])
                 != _text(shape.knobs[index], shape.values[index])
             }
             if not proposed:
@@ -269,7 +270,8 @@ def _ask(state: _Study) -> dict[str, Any]:
     # TPE's truncated normal takes log1p(-1) = -inf on purpose when a kernel's mass is nil
     # (optuna/samplers/_tpe/_truncnorm.py `_log_diff`, e.g. a knob of 4e13 whose observed values
     # sit far out in its range); numpy reports it as a RuntimeWarning our runs must not print.
-    with np.errstate(divide="ignore", under="ignore"):
+    # Its acquisition then subtracts -inf from -inf (nan for that candidate, never a value).
+    with np.errstate(divide="ignore", under="ignore", invalid="ignore"):
         trial = state.study.ask(state.distributions)
     state.study.tell(trial, state=optuna.trial.TrialState.FAIL)
     state.trials += 1
