@@ -1,11 +1,16 @@
 """Swarm figures, as ratios against baselines run in the same process.
 
-    .venv/bin/python bench/bench_swarm.py [--quick] [--only rounds,liars,scale,propagation]
+    .venv/bin/python bench/bench_swarm.py [--quick]
+                                          [--only rounds,diversity,liars,scale,propagation]
                                           [--seeds N] [--cap-one ROUNDS]
 
 - rounds: evaluation rounds until the swarm first reaches the target, 1 vs 4 vs 16 nodes on
   the same problem (median over seeds); the ratio 1-node / N-node (team goal: >= 12x at 16).
   Runs stop at the target; a run still short of it at its cap is reported as censored.
+- diversity: what 16 nodes spend their evaluations on (issue 14): per seed, rounds to target,
+  evaluations and distinct candidates among them (the rest repeat a peer's or their own), the
+  share of the peers' experiments a node's model observed (vouching), and the combinations
+  (a peer's improving move added to the best: node/mutators/model.py) and how many improved.
 - liars: 16 nodes, 30 % of them liars: fake claims honest nodes accepted (goal 0) and the
   honest slowdown (rounds with liars / rounds without).
 - scale: the most nodes one simulator process holds: start-up, then wall and CPU time per
@@ -83,6 +88,50 @@ def bench_rounds(runtime: Runtime, seeds: int, caps: dict[int, int]) -> None:
                  else "")
         print(f"rounds       1 node / {nodes} nodes = {medians[1] / medians[nodes]:.1f}x fewer "
               f"rounds{' (goal >= 12x)' if nodes == 16 else ''}{bound}", flush=True)
+
+
+def bench_diversity(runtime: Runtime, seeds: int, nodes: int, cap: int) -> None:
+    from node.mutators.memory import family_of
+    from node.mutators.structure import digest_of
+
+    problem = load_package(HARD)
+    for seed in range(seeds):
+        held: dict[str, Any] = {}
+
+        async def finish(simulation: Simulation, held: dict[str, Any] = held) -> None:
+            own: list[Experiment] = []
+            shares = []
+            for sim in simulation.plan:
+                node = sim.node
+                loop = None if node is None else node.loops.get(simulation.problem.id)
+                if node is None or loop is None or loop.search is None:
+                    continue
+                records = [r for r in node.store.iter_records(
+                    kind="experiment", problem=simulation.problem.id) if isinstance(r, Experiment)]
+                peers = [r for r in records if r.author != node.me]
+                own += [r for r in records if r.author == node.me and r.parent is not None]
+                held.setdefault("scores", {}).update(
+                    (r.id, r.outcome.score) for r in records if r.author == node.me)
+                observed = sum(1 for r in peers if loop.search.memory.holds(r.id))
+                shares.append(observed / max(1, len(peers)))
+            held["own"], held["shares"] = own, shares
+
+        config = SimConfig(nodes=nodes, problems=(problem,), rounds=cap, seed=seed)
+        report = trio.run(Simulation(config, runtime, finish=finish).run)
+        own = held["own"]
+        distinct = len({digest_of(e.strategy) for e in own})
+        scores = held["scores"]
+        combined = [e for e in own if e.description.startswith("add an improving move")]
+        improved = sum(1 for e in combined if e.outcome.score is not None
+                       and problem.metric.better(e.outcome.score, scores.get(e.parent or "")))
+        families = {f: sum(1 for e in own if family_of(e.mutation_kind, e.mutator) == f)
+                    for f in ("model", "structural", "perturb")}
+        print(f"diversity    {problem.name}: {nodes} nodes, seed {seed}: rounds to target "
+              f"{_rounds_to_target(report, cap)}; {len(own)} evaluations, {distinct} distinct "
+              f"({100 * (len(own) - distinct) / max(1, len(own)):.0f} % repeats); peers' "
+              f"experiments observed {100 * statistics.median(held['shares']):.0f} % (median "
+              f"node); families {families}; combinations {len(combined)}, {improved} improved "
+              f"on their parent", flush=True)
 
 
 def bench_liars(runtime: Runtime, seeds: int, cap: int) -> None:
@@ -243,6 +292,8 @@ def main() -> None:
             bench_rounds(runtime, 3, {1: min(args.cap_one, 400), 4: 200, 16: 200})
         else:
             bench_rounds(runtime, args.seeds, {1: args.cap_one, 4: 400, 16: 400})
+    if "diversity" in only:
+        bench_diversity(runtime, 2 if args.quick else args.seeds, 16, cap=60 if args.quick else 120)
     if "liars" in only:
         bench_liars(runtime, seeds, cap)
     if "scale" in only:
