@@ -34,7 +34,7 @@ ITERATIONS = {
     "credit_scoring": 3,
     "spam_filter": 8,  # the family search (issue 14) first improves on iteration 5 at seed 0
     "job_scheduling": 3,
-    "tsp_heuristic": 8,  # ~3 s an evaluation; the first kept change is on iteration 2
+    "tsp_heuristic": 4,  # ~3 s an evaluation; the first kept change is on iteration 2
     "skill_landing_copy": 40,
 }
 
