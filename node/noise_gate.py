@@ -53,7 +53,8 @@ class GateDecision:
     def describe(self) -> str:
         """One line for a changelog: the gain, its interval, the test and the verdict."""
         percent = f"{self.confidence * 100:.0f} %"
-        verdict = "kept" if self.kept else "within noise"
+        verdict = ("kept" if self.kept
+                   else "worse" if self.high < 0 else "within noise")
         return (
             f"gain {self.mean_gain:+.3f} [{self.low:+.3f}, {self.high:+.3f}] ({percent} "
             f"bootstrap, {self.cases} cases, {self.wins} up {self.losses} down); paired "

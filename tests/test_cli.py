@@ -261,3 +261,18 @@ def test_eval_scores_several_candidates_in_one_process(tmp_path: Path) -> None:
                       ("{nope\n", "not a JSON object")):
         refused = piped(bad)
         assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+
+
+def test_an_unconfigured_eval_model_is_bad_usage_that_names_the_offline_model(
+    tmp_path: Path,
+) -> None:
+    skill = Path(__file__).parent.parent / "examples" / "skill_landing_copy"
+    env_key = os.environ.pop("ANTHROPIC_API_KEY", None)
+    try:
+        done = swarm("eval", str(skill), "--eval-model", "anthropic", data_dir=tmp_path)
+    finally:
+        if env_key is not None:
+            os.environ["ANTHROPIC_API_KEY"] = env_key
+    assert done.returncode == 2, done.stderr
+    assert "ANTHROPIC_API_KEY" in done.stderr and "--eval-model standin" in done.stderr
+    assert "offline mutator" not in done.stderr

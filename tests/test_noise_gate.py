@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.noise_gate import case_scores, gate
+from node.noise_gate import GateDecision, case_scores, gate
 from research_dag import Metric, Outcome
 
 UP = Metric(name="pass_rate", direction="maximize", target=0.95)
@@ -145,3 +145,13 @@ def test_a_peer_outcome_with_256_details_is_bounded() -> None:
     decision = gate(UP, Outcome(status="ok", score=1.0, details=huge),
                     Outcome(status="ok", score=0.0, details={k: "0" for k in huge}))
     assert decision is not None and decision.cases == 64 and decision.kept
+
+
+def test_a_loss_beyond_noise_is_called_worse_not_within_noise() -> None:
+    def decision(low: float, high: float) -> GateDecision:
+        return GateDecision(kept=False, cases=10, wins=0, losses=10, mean_gain=(low + high) / 2,
+                            low=low, high=high, p_value=1.0, confidence=0.95)
+
+    assert decision(-0.3, -0.1).describe().endswith(": worse")
+    assert decision(-0.3, 0.1).describe().endswith(": within noise")
+    assert decision(-0.3, 0.0).describe().endswith(": within noise")

@@ -135,4 +135,4 @@ async def test_the_offline_loop_climbs_a_text_strategy_through_the_gate(
     kept = [step for step in summary.history if step.status == "keep"]
     assert kept and all("10 up 0 down" in step.gate and ": kept" in step.gate for step in kept)
     within = [step for step in summary.history if step.status == "discard"]
-    assert all(step.gate.endswith("within noise") for step in within if step.gate)
+    assert all(step.gate.endswith(("within noise", "worse")) for step in within if step.gate)

@@ -51,7 +51,11 @@ def open_gateway(
             provider = ChatProvider(LLMConfig.from_env(
                 "anthropic" if kind == "anthropic" else "openai", model=model, base_url=base_url))
         except LLMNotConfigured as error:
-            _fail(str(error), EXIT_USAGE)
+            # The client's message suggests the offline mutator; here the way out is the
+            # offline model.
+            reason = str(error).split(": ", 1)[0]
+            _fail(f"{reason}: set it, or use --eval-model standin (the offline stand-in model)",
+                  EXIT_USAGE)
     else:
         _fail(f"unknown --eval-model {kind!r}: use standin, anthropic or openai", EXIT_USAGE)
     if meter is None and (max_tokens is not None or max_cost is not None):
