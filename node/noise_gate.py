@@ -1,5 +1,6 @@
 """The noise gate: whether a candidate beats the incumbent beyond noise, for scores a model's
-varying outputs make stochastic (packages with a `[model]` table; docs/experiment-package.md).
+varying outputs or per-candidate inputs make stochastic (packages with a `[model]` table or a
+generator; docs/experiment-package.md).
 
 Both outcomes are compared case by case (a paired comparison on the same cases): the evaluator
 reports each case's verdicts as a detail `case:<id>`, either a string of "1"/"0" checks (samples
@@ -154,8 +155,14 @@ def judge(
     problem: Problem, candidate: Outcome, incumbent: Outcome | None,
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> GateDecision | None:
-    """The gate's decision for a package that asks a model (a `[model]` table) when both
-    outcomes report their cases; None otherwise (the plain score comparison applies)."""
-    if problem.model is None or incumbent is None or incumbent.status != "ok":
+    """The gate's decision for a package whose score varies from one evaluation to the next
+    for reasons other than the change: it asks a model (a `[model]` table), or it draws each
+    candidate's inputs afresh (a generator: a heuristic package's instances), so a candidate
+    and its parent meet different cases. Under "no better", the paired gain of two independent
+    draws of the same case (same id, e.g. the same instance size) is as likely negative as
+    positive, so the sign-flip test holds there too. Only when both outcomes report their
+    cases; None otherwise (the plain score comparison applies)."""
+    stochastic = problem.model is not None or problem.generator is not None
+    if not stochastic or incumbent is None or incumbent.status != "ok":
         return None
     return gate(problem.metric, candidate, incumbent, confidence)

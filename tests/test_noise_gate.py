@@ -155,3 +155,30 @@ def test_a_loss_beyond_noise_is_called_worse_not_within_noise() -> None:
     assert decision(-0.3, -0.1).describe().endswith(": worse")
     assert decision(-0.3, 0.1).describe().endswith(": within noise")
     assert decision(-0.3, 0.0).describe().endswith(": within noise")
+
+
+def test_the_gate_judges_packages_that_draw_inputs_per_candidate_and_no_others() -> None:
+    """A generator's candidates meet different instances: a lower mean on a lucky draw is not
+    enough; most instances, paired by their id (tsp_heuristic: their size), must improve."""
+    from node.noise_gate import judge
+    from research_dag import Problem
+
+    files = {"strategy.py": b"x = 1\n", "evaluate.py": b"", "gen.py": b""}
+    drawn = Problem(name="p", statement="s", metric=DOWN, mutable=["strategy.py"],
+                    generator="gen.py", files=files)
+    plain = drawn.model_copy(update={"generator": None})
+
+    def ratios(values: list[float]) -> Outcome:
+        return Outcome(status="ok", score=sum(values) / len(values),
+                       details={f"case:{100 * (i + 1)}": v for i, v in enumerate(values)})
+
+    parent = ratios([1.30, 1.31, 1.29, 1.30, 1.32, 1.31, 1.30, 1.29])
+    lucky = ratios([1.10, 1.32, 1.30, 1.31, 1.33, 1.32, 1.31, 1.30])  # one easy instance
+    better = ratios([1.25, 1.26, 1.24, 1.25, 1.27, 1.26, 1.25, 1.24])
+    assert lucky.score is not None and parent.score is not None and lucky.score < parent.score
+    assert judge(plain, lucky, parent) is None  # no generator, no model: scores compared
+    decision = judge(drawn, lucky, parent)
+    assert decision is not None and not decision.kept and decision.losses == 7
+    kept = judge(drawn, better, parent)
+    assert kept is not None and kept.kept and kept.wins == 8
+    assert judge(drawn, better, Outcome(status="ok", score=1.3)) is None  # parent has no cases

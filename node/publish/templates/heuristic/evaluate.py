@@ -32,4 +32,7 @@ def evaluate(output, public_dir, private_dir, drawn):
         if any(total > instance["capacity"] for total in load.values()):
             return {"score": 1e9, "valid": False}
         ratios.append(len(load) / lower_bound(sizes, instance["capacity"], kind))
-    return {"score": sum(ratios) / len(ratios), "details": {"instances": len(ratios)}}
+    # One case per instance (its index in the draw): the loop's noise gate pairs a candidate's
+    # instance with its parent's instance of the same index.
+    cases = {f"case:{index}": round(ratio, 6) for index, ratio in enumerate(ratios)}
+    return {"score": sum(ratios) / len(ratios), "details": {"instances": len(ratios), **cases}}
