@@ -27,7 +27,9 @@ from dataclasses import dataclass
 
 from research_dag import Metric, Outcome, Problem
 
-__all__ = ["CASE_PREFIX", "DEFAULT_CONFIDENCE", "GateDecision", "case_scores", "gate", "judge"]
+__all__ = [
+    "CASE_PREFIX", "DEFAULT_CONFIDENCE", "GateDecision", "case_scores", "gate", "gated", "judge",
+]
 
 CASE_PREFIX = "case:"
 DEFAULT_CONFIDENCE = 0.95
@@ -151,6 +153,12 @@ def gate(
                         confidence)
 
 
+def gated(problem: Problem) -> bool:
+    """Does the gate judge this package's candidates (it asks a model, or draws each
+    candidate's inputs afresh)?"""
+    return problem.model is not None or problem.generator is not None
+
+
 def judge(
     problem: Problem, candidate: Outcome, incumbent: Outcome | None,
     confidence: float = DEFAULT_CONFIDENCE,
@@ -162,7 +170,6 @@ def judge(
     draws of the same case (same id, e.g. the same instance size) is as likely negative as
     positive, so the sign-flip test holds there too. Only when both outcomes report their
     cases; None otherwise (the plain score comparison applies)."""
-    stochastic = problem.model is not None or problem.generator is not None
-    if not stochastic or incumbent is None or incumbent.status != "ok":
+    if not gated(problem) or incumbent is None or incumbent.status != "ok":
         return None
     return gate(problem.metric, candidate, incumbent, confidence)

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from node.loop import LoopSummary, step_status
-from node.noise_gate import judge
+from node.noise_gate import gated, judge
 from node.untrusted_text import visible
 from research_dag import Experiment, Metric, Outcome, Problem
 
@@ -67,7 +67,8 @@ def changelog(
     """Rows in recorded order; a row is `keep` when it beat the best before it. A row that
     `trusted` refuses (a peer's claim we have not reproduced, in a data directory a swarm node
     also used) is `unverified`: shown, never kept, never the best a later row must beat. For a
-    `problem` that asks a model, "beat" is the noise gate's decision, and each row's `gate`
+    `problem` the noise gate judges (it asks a model or draws inputs per candidate), "beat" is
+    the gate's decision, and each row's `gate`
     states its interval and test (node/noise_gate.py). A row is `drift` when it equalled the
     best, did not beat it, and an attempt by its author built on it: the loop took it as the
     parent by neutral drift (LoopConfig.drift)."""
@@ -76,7 +77,7 @@ def changelog(
     rows: list[dict[str, Any]] = []
     best: float | None = None
     best_outcome: Outcome | None = None
-    gated = problem is not None and problem.model is not None
+    shows_gate = problem is not None and gated(problem)
     for experiment in experiments:
         outcome = experiment.outcome
         score = outcome.score if outcome.status == "ok" else None
@@ -106,7 +107,7 @@ def changelog(
                 "fuel": outcome.fuel,
             }
         )
-        if gated:
+        if shows_gate:
             rows[-1]["gate"] = "" if decision is None else decision.describe()
     return rows
 
