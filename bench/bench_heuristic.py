@@ -23,6 +23,7 @@ import statistics
 from pathlib import Path
 
 from node.problem import baseline_files, load_package
+from node.report import changelog
 from node.store import RecordStore
 from research_dag import Budget, Experiment, Problem
 from sandbox import Evaluator, Runtime, load_runtime
@@ -174,8 +175,12 @@ def run_store(path: Path, problem: Problem) -> tuple[float | None, Experiment | 
         experiments = [r for r in store.iter_records("experiment", problem.id)
                        if isinstance(r, Experiment)]
     baseline = next((e.outcome.score for e in experiments if e.parent is None), None)
-    scored = [e for e in experiments if e.outcome.status == "ok" and e.outcome.score is not None]
-    best = min(scored, key=lambda e: e.outcome.score or 0.0, default=None)
+    # The loop's best: its last keep (the noise gate decides keeps for a package with a
+    # generator, so the lowest recorded score may be a lucky draw it refused).
+    experiments.sort(key=lambda e: (e.created_ms, e.id))
+    kept = [row["commit"] for row in changelog(experiments, problem.metric, problem=problem)
+            if row["status"] in ("keep", "baseline")]
+    best = next((e for e in experiments if kept and e.id.startswith(kept[-1])), None)
     return baseline, best, len(experiments)
 
 
