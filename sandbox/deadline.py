@@ -44,8 +44,12 @@ MODEL_WAIT_S = 600.0
 class RunClock:
     """One run's wall-clock deadline; `reason` says why the run was stopped, if it was."""
 
-    def __init__(self, wall_s: float, model_wait_s: float = MODEL_WAIT_S) -> None:
-        self.deadline = time.monotonic() + wall_s
+    def __init__(
+        self, wall_s: float, model_wait_s: float = MODEL_WAIT_S,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._now = now  # injectable, so a test can make every tick late on purpose
+        self.deadline = now() + wall_s
         self.deadline_epoch = 0
         self.reason: str | None = None
         self.model_wait_left = model_wait_s
@@ -57,7 +61,7 @@ class RunClock:
         """True once the run must stop (host calls ask between chunks of their work)."""
         if self.reason is None:
             bound = self.deadline if self.waiting_until is None else self.waiting_until
-            if time.monotonic() >= bound:
+            if self._now() >= bound:
                 self.reason = "timeout"
         return self.reason is not None
 
@@ -69,12 +73,12 @@ class RunClock:
         if self.expired():
             yield
             return
-        started = time.monotonic()
+        started = self._now()
         self.waiting_until = started + self.model_wait_left
         try:
             yield
         finally:
-            waited = time.monotonic() - started
+            waited = self._now() - started
             self.waiting_until = None
             self.model_wait_left = max(0.0, self.model_wait_left - waited)
             if self._resume is not None:
@@ -89,14 +93,16 @@ class EpochTicker:
     """Keeps the engine's epoch in step with real time while guests run, and knows every
     running guest's clock."""
 
-    def __init__(self, engine: wasmtime.Engine) -> None:
+    def __init__(self, engine: wasmtime.Engine, now: Callable[[], float] = time.monotonic
+                 ) -> None:
         self._engine = engine
+        self._now = now  # the clock the epoch follows (a test's, to make ticks late at will)
         self._condition = threading.Condition()
         self._clocks: set[RunClock] = set()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._epoch = 0  # the engine's epoch: only this object increments it
-        self._origin = time.monotonic()
+        self._origin = now()
         atexit.register(self.close)
 
     def _advance(self, ticks: int) -> None:
@@ -106,9 +112,15 @@ class EpochTicker:
 
     def _catch_up(self) -> None:
         """Advance the epoch to the current time (under the lock)."""
-        due = math.floor((time.monotonic() - self._origin) / EPOCH_TICK_S)
+        due = math.floor((self._now() - self._origin) / EPOCH_TICK_S)
         if due > self._epoch:
             self._advance(due - self._epoch)
+
+    def tick(self) -> None:
+        """One tick, however late it comes: the epoch catches up with the clock (the ticker
+        thread does this every EPOCH_TICK_S; a test calls it at the times it chooses)."""
+        with self._condition:
+            self._catch_up()
 
     @contextlib.contextmanager
     def running(
@@ -121,9 +133,9 @@ class EpochTicker:
         with self._condition:
             if not self._clocks:
                 # The epoch stood still while no guest ran: re-anchor it to now, not catch up.
-                self._origin = time.monotonic() - self._epoch * EPOCH_TICK_S
+                self._origin = self._now() - self._epoch * EPOCH_TICK_S
             self._catch_up()
-            clock = RunClock(wall_s, model_wait_s)
+            clock = RunClock(wall_s, model_wait_s, self._now)
             clock._resume = lambda waited: self._resume(clock, store, waited)
             # The first epoch whose time is at or past the deadline: never early, and late by
             # at most one tick plus however late the ticker is woken.
@@ -163,7 +175,7 @@ class EpochTicker:
             while self._clocks:
                 self._catch_up()
                 next_tick = self._origin + (self._epoch + 1) * EPOCH_TICK_S
-                self._condition.wait(timeout=max(0.0, next_tick - time.monotonic()))
+                self._condition.wait(timeout=max(0.0, next_tick - self._now()))
             self._thread = None
             self._condition.notify_all()
 

@@ -3,18 +3,17 @@ DEADLINE_SLACK_S whatever it does, and no single host call can hold it past the 
 
 from __future__ import annotations
 
+import atexit
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import wasmtime
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sandbox import Limits, Runtime, run_guest
-from sandbox.deadline import DEADLINE_SLACK_S, RunClock
+from sandbox.deadline import DEADLINE_SLACK_S, EPOCH_TICK_S, EpochTicker, RunClock
 from sandbox.host import EIO, ESUCCESS, RANDOM_CHUNK, VirtualWasi
 
 WALL_S = 0.5
@@ -33,37 +32,82 @@ def test_a_busy_loop_ends_within_the_bound(runtime: Runtime) -> None:
     assert WALL_S <= elapsed <= WALL_S + DEADLINE_SLACK_S
 
 
-@contextmanager
-def _late_ticks(threads: int) -> Iterator[None]:
-    """Threads that hold the GIL in turns: every tick of the epoch thread arrives late."""
-    stop = threading.Event()
+class _Clock:
+    """A monotonic clock that moves only when the test says: every tick as late as it likes."""
 
-    def burn() -> None:
-        while not stop.is_set():
-            pass
+    def __init__(self) -> None:
+        self.now = 1000.0
 
-    burners = [threading.Thread(target=burn) for _ in range(threads)]
-    for burner in burners:
-        burner.start()
+    def __call__(self) -> float:
+        return self.now
+
+
+_SPIN_WAT = """
+(module
+  (func (export "spin") (param $n i32)
+    (loop $again
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $again (i32.gt_s (local.get $n) (i32.const 0))))))
+"""
+
+
+def _traps(store: wasmtime.Store, spin: wasmtime.Func) -> bool:
+    """Would the guest trap now? Its loop checks the epoch deadline on every iteration."""
     try:
-        yield
-    finally:
-        stop.set()
-        for burner in burners:
-            burner.join()
+        spin(store, 100)
+    except wasmtime.Trap as trap:
+        assert trap.trap_code == wasmtime.TrapCode.INTERRUPT
+        return True
+    return False
 
 
-def test_the_bound_holds_when_every_tick_is_late(runtime: Runtime) -> None:
+@settings(max_examples=60, deadline=None)
+@example(wall_ms=2000, gaps_ms=[500] * 12)  # 25 ticks missed at every wake
+@example(wall_ms=1, gaps_ms=[1, 20, 2000])
+@given(wall_ms=st.integers(1, 3000),
+       gaps_ms=st.lists(st.integers(1, 30) | st.integers(1, 2000), min_size=1, max_size=40))
+def test_the_bound_holds_when_every_tick_is_late(wall_ms: int, gaps_ms: list[int]) -> None:
     # The original overrun: the deadline counted ticks of a sleeping thread, so late ticks
-    # added up (this 2 s budget ended after 4.1-4.6 s). Late ticks now delay the end once.
-    wall_s = 2.0
-    limits = Limits(fuel=10**15, memory_bytes=64 << 20, wall_s=wall_s)
-    with _late_ticks(3):
-        started = time.monotonic()
-        done = run_guest(runtime, "while True:\n    pass\n", [], limits)
-        elapsed = time.monotonic() - started
-    assert done.trap == "timeout"
-    assert wall_s <= elapsed <= wall_s + DEADLINE_SLACK_S
+    # added up (a 2 s budget ended after 4.1-4.6 s on a loaded host). Here the epoch follows
+    # a clock the test moves, each tick arriving `gap` late: the guest never traps before its
+    # deadline, and traps at the first tick at least one tick period past it, however many
+    # ticks were missed before (lateness delays the end once, never adds up).
+    clock = _Clock()
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    engine = wasmtime.Engine(config)
+    ticker = EpochTicker(engine, now=clock)
+    store = wasmtime.Store(engine)
+    spin = wasmtime.Instance(store, wasmtime.Module(engine, _SPIN_WAT), []).exports(store)["spin"]
+    assert isinstance(spin, wasmtime.Func)
+    wall_s = wall_ms / 1000
+    try:
+        with ticker.running(store, wall_s):
+            started = clock.now
+
+            def tick_at(elapsed: float) -> bool:
+                clock.now = started + elapsed
+                ticker.tick()
+                trapped = _traps(store, spin)
+                if elapsed < wall_s - 1e-9:
+                    assert not trapped, f"trapped {wall_s - elapsed:.3f} s early"
+                if elapsed >= wall_s + EPOCH_TICK_S + 1e-9:
+                    assert trapped, f"still running {elapsed - wall_s:.3f} s past the deadline"
+                return trapped
+
+            assert not _traps(store, spin)
+            elapsed = 0.0
+            for gap in gaps_ms:
+                elapsed += gap / 1000
+                if tick_at(elapsed):
+                    break
+            # The edges, after however late the ticks above came: a tick just before the
+            # deadline, then the first one a tick period past it.
+            tick_at(max(elapsed, wall_s - 1e-6))
+            tick_at(max(elapsed, wall_s + EPOCH_TICK_S + 1e-6))
+    finally:
+        ticker.close()
+        atexit.unregister(ticker.close)
 
 
 def test_a_random_flood_ends_within_the_bound(runtime: Runtime) -> None:
