@@ -17,6 +17,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,10 @@ class Harness:
         weights = self._count(config, mounts, limits)
         if isinstance(weights, Outcome):
             return weights
-        total = sum(weights)
         results: list[bytes] = []
         used, memory, size = 0, 0, 2
-        for index, weight in enumerate(weights):
+        for index, share in enumerate(fuel_slices(limits.fuel, weights)):
             left = limits.fuel - used
-            share = max(MIN_SLICE, int(limits.fuel * weight / total))
             wall = max(1.0, limits.wall_s - (time.monotonic() - started))
             sliced = Limits(min(share, left), limits.memory_bytes, wall, limits.stdout_bytes)
             run = run_guest(
@@ -204,6 +203,16 @@ class Harness:
         }
         stderr = "" if outcome.status in ("ok", "invalid") else f"[sandbox] {REJECTED}"
         return outcome.model_copy(update={"stderr_tail": stderr, "details": details})
+
+
+def fuel_slices(fuel: int, weights: list[float]) -> list[int]:
+    """Each instance's fuel: its weight's share of `fuel` (rounded down), at least MIN_SLICE.
+    The weights are the package's numbers (finite, non-negative, not all 0) and may be as
+    large as 1e308, so the shares are computed exactly, in fractions: in floats, `fuel * 1e308
+    / inf` raised in the host on a package's harness and stopped the node evaluating it."""
+    total = sum(Fraction(weight) for weight in weights)
+    return [max(MIN_SLICE, min(fuel, math.floor(fuel * Fraction(weight) / total)))
+            for weight in weights]
 
 
 def _withheld(

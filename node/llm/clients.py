@@ -238,7 +238,7 @@ class OpenAICompatibleClient(_RetryingClient):
             response = await self._http.post("/chat/completions", json=body)
         except httpx.TimeoutException:
             raise LLMTimeout("the connection timed out") from None
-        except httpx.TransportError as error:
+        except httpx.RequestError as error:  # transport, and a body it cannot decode
             raise LLMUnavailable(f"cannot reach {self._http.base_url}: {error}") from None
         try:
             data: Any = response.json()
@@ -257,7 +257,7 @@ class OpenAICompatibleClient(_RetryingClient):
             input_tokens = int(counts.get("prompt_tokens") or 0)
             output_tokens = int(counts.get("completion_tokens") or 0)
             finish = str(choice.get("finish_reason") or "")
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError):
             raise LLMBadReply("the reply is not a chat completion") from None
         if not isinstance(text, str):
             raise LLMBadReply("the reply's content is not text")

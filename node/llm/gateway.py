@@ -6,12 +6,13 @@ order, in the evaluation's transcript. Replays answer from a transcript instead.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node.llm.chat import BudgetMeter, LLMBudgetExceeded, LLMError, Usage
+from node.llm.chat import BudgetMeter, LLMBadReply, LLMBudgetExceeded, LLMError, Usage
 from node.llm.providers import ModelProvider, ModelReply, Stopped, _never, judge_verdict
 from research_dag import (
     MAX_CALLS,
@@ -29,6 +30,7 @@ from sandbox import DoorFailure, answer_frame, error_frame
 
 MAX_TOKENS_ASKED = 1_000_000  # the most `max_tokens` one request may name
 CACHE_ENTRIES = 4096
+MAX_COUNT = 2**63 - 1  # the largest token count a record carries (research_dag: u63)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,22 @@ def parse_request(frame: bytes) -> Request | str:
 def _clean(text: str) -> str:
     """A reply as a transcript can carry it: valid UTF-8, at most MAX_RESPONSE_CHARS."""
     return text.encode("utf-8", "replace").decode("utf-8")[:MAX_RESPONSE_CHARS]
+
+
+def _checked(reply: ModelReply) -> ModelReply:
+    """A provider's reply as the gateway may count it: text, token counts a transcript can
+    carry (0 .. 2^63-1) and a finite, non-negative cost. A server that reports -5 or 1e30
+    prompt tokens is a bad reply (LLMBadReply: the provider failed), never a negative charge
+    against the run's budget nor an exception out of the model door into the node."""
+    counts = (reply.input_tokens, reply.output_tokens)
+    if not isinstance(reply.text, str) or any(
+        type(count) is not int or not 0 <= count <= MAX_COUNT for count in counts
+    ):
+        raise LLMBadReply("the reply's text or token counts are not what a model reports")
+    cost = reply.cost_usd
+    if type(cost) not in (int, float) or not math.isfinite(cost) or cost < 0:
+        raise LLMBadReply("the reply's cost is not a finite, non-negative number")
+    return reply
 
 
 @dataclass(frozen=True)
@@ -166,6 +184,7 @@ class ModelGateway:
             reply = provider.complete(request.first, request.second, request.max_tokens, stopped)
         else:
             reply = provider.judge(request.first, request.second, stopped)
+        reply = _checked(reply)
         reply = replace(reply, text=_clean(reply.text))
         with self._lock:
             u = self._usage
