@@ -61,7 +61,10 @@ class TrustConfig:
 
 
 def outcomes_match(claimed: Outcome, replayed: Outcome) -> bool:
-    """Bit-identical status, score, checklist and fuel. A timeout is never reproducible."""
+    """Bit-identical status, score, checklist, details and fuel. A timeout is never
+    reproducible. Details count: the noise gate pairs a verified claim's `case:<id>` details
+    with ours and the LLM mutator reads its `out:<id>`, so a claim whose score replays but
+    whose cases are forged must not verify (docs/security.md, "A malicious peer")."""
     if "timeout" in (claimed.status, replayed.status):
         return False
     return (
@@ -70,7 +73,15 @@ def outcomes_match(claimed: Outcome, replayed: Outcome) -> bool:
         and claimed.items == replayed.items
         and claimed.strategy_fuel == replayed.strategy_fuel
         and claimed.evaluator_fuel == replayed.evaluator_fuel
+        and _details(claimed) == _details(replayed)
     )
+
+
+def _details(outcome: Outcome) -> list[list[str | float | int | bool]]:
+    """The details as compared: each value with its type (1, 1.0 and True differ, as in the
+    canonical bytes), -0.0 as 0.0, in key order."""
+    return sorted([key, type(value).__name__, value + 0.0 if isinstance(value, float) else value]
+                  for key, value in outcome.details.items())
 
 
 # A spot check by a model that may answer differently each time disputes a claim when the
@@ -132,7 +143,7 @@ def outcome_key(outcome: Outcome) -> bytes | None:
         return None
     score = None if outcome.score is None else outcome.score + 0.0  # -0.0 == 0.0: one key
     data = canonical_encode([outcome.status, score, sorted(outcome.items.items()),
-                             outcome.strategy_fuel, outcome.evaluator_fuel])
+                             outcome.strategy_fuel, outcome.evaluator_fuel, _details(outcome)])
     return hashlib.blake2b(data, digest_size=16).digest()
 
 

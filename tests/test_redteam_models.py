@@ -17,9 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recorded_llm import no_sleep
 
-from node.llm import BudgetMeter, ChatProvider, LLMConfig, ModelGateway
+from node.llm import BudgetMeter, ChatProvider, LLMConfig, ModelGateway, StandinProvider
+from node.model_evaluations import ModelEvaluations
+from node.noise_gate import gate
 from node.problem import baseline_files, load_package
-from research_dag import ModelLimits, Problem
+from node.trust import outcome_key, outcomes_match
+from research_dag import ModelLimits, Outcome, Problem
 from sandbox import Evaluator, Runtime
 from sandbox.heuristic import MIN_SLICE, fuel_slices
 
@@ -130,3 +133,52 @@ def test_a_harness_weighing_instances_1e308_is_evaluated_not_a_host_error(
     with Evaluator(runtime, huge_weights) as evaluator:
         outcome = evaluator.evaluate(baseline_files(huge_weights))
     assert outcome.status == "ok" and outcome.score is not None and math.isfinite(outcome.score)
+
+
+# -- A peer's claim: what a node acts on is what the replay reproduced -------------------------
+
+detail_values = st.one_of(st.integers(-2, 2), st.floats(-2, 2, allow_nan=False), st.booleans(),
+                          st.sampled_from(["1", "0", "1111", "0101", "x"]))
+claimed_outcomes = st.builds(
+    Outcome, status=st.sampled_from(["ok", "crash"]), score=st.sampled_from([None, 0.5]),
+    strategy_fuel=st.just(7), evaluator_fuel=st.just(9),
+    details=st.dictionaries(st.sampled_from(["case:a", "case:b", "out:a", "tours"]),
+                            detail_values, max_size=4))
+
+
+@settings(max_examples=400, deadline=None)
+@given(claimed_outcomes, claimed_outcomes)
+def test_outcomes_match_only_when_every_detail_does(a: Outcome, b: Outcome) -> None:
+    """The noise gate pairs on a verified claim's `case:<id>` details and the LLM mutator
+    reads its `out:<id>`; `outcomes_match` compared status, score, items and fuel only, so a
+    claim whose score replayed bit for bit verified with any cases its author wrote."""
+    same = outcomes_match(a, b)
+    assert same == (outcome_key(a) is not None and outcome_key(a) == outcome_key(b))
+    if a.details.keys() != b.details.keys() or any(
+            type(a.details[k]) is not type(b.details[k]) or a.details[k] != b.details[k]
+            for k in a.details):
+        assert not same
+    assert outcomes_match(a, a.model_copy()) == (a.status != "timeout")
+
+
+def test_a_claim_with_forged_cases_is_disputed_although_its_score_replays(
+    runtime: Runtime,
+) -> None:
+    problem = load_package(LANDING)
+    with Evaluator(runtime, problem) as evaluator:
+        run = ModelEvaluations(evaluator, problem, ModelGateway(StandinProvider()))
+        honest = run(baseline_files(problem))
+        cases = {key: "1" * len(problem.checklist) for key in honest.outcome.details
+                 if key.startswith("case:")}
+        assert cases and honest.outcome.status == "ok"
+        forged = honest.outcome.model_copy(
+            update={"details": {**honest.outcome.details, **cases}})
+        assert forged.score == honest.outcome.score  # the score still replays bit for bit
+        check = run.verify(baseline_files(problem), forged, honest.transcript, "me/claim")
+        assert not check.match
+        assert run.verify(baseline_files(problem), honest.outcome, honest.transcript,
+                          "me/claim").match
+    # Before, the forged claim verified and the gate paired our candidates on its cases: every
+    # case "all checks pass" leaves nothing any candidate can gain, so none was ever kept.
+    decision = gate(problem.metric, honest.outcome, forged)
+    assert decision is None or not decision.kept
