@@ -142,28 +142,41 @@ class ModelEvaluations:
             (call.provider, call.model) == (provider.name, provider.model)
             for call in transcript.calls)
         calls = len(transcript.calls)
+        samples: list[frozenset[int]]
         if exact and len(requests) == calls:
             # The recorded model answers every request one way: ask it all of them again (no
-            # evaluation), and check in an evaluation only the answers that differ.
-            sampled = calls
-            sample = [index for index, (request, call) in enumerate(
+            # evaluation), then evaluate once with every answer that differs asked afresh.
+            # That evaluation is the honest one, so one evaluation checks every edit: a liar
+            # editing all 512 responses made the verifier run 512 (one per differing call).
+            differing = frozenset(index for index, (request, call) in enumerate(
                 zip(requests, transcript.calls, strict=True))
-                if self.gateway.differs(request, call)]
+                if self.gateway.differs(request, call))
+            samples = [differing] if differing else []
+            sampled = calls
         else:
             rng = random.Random(hashlib.sha256(seed.encode()).digest())
-            sample = sorted(rng.sample(range(calls), min(self.spot_samples, calls)))
-            sampled = len(sample)
+            samples = [frozenset({index}) for index in
+                       sorted(rng.sample(range(calls), min(self.spot_samples, calls)))]
+            sampled = len(samples)
         metric = self.problem.metric
         recorded_better = fresh_better = 0
         worst: Outcome | None = None
-        for index in sample:
-            door = self.gateway.spot_session(transcript, self.limits, frozenset({index}))
+        for fresh in samples:
+            door = self.gateway.spot_session(transcript, self.limits, fresh)
             mixed = self.evaluator.evaluate(strategy, door)
+            if mixed.status == "timeout":
+                continue  # our model gave no answer (provider, budget): says nothing either way
             if mixed.status != "ok" or mixed.score is None:
-                continue  # a fresh reply this runner cannot use says nothing of the record
-            if metric.better(claimed.score, mixed.score):
+                # The candidate fails on the model's own answer where the claim scored: the
+                # recorded response did better. Before, such a sample counted neither way, so
+                # a strategy that raised on any answer but the ones its author had edited in
+                # was never disputed, not even against the stand-in.
                 recorded_better += 1
-                if worst is None or metric.better(worst.score or 0.0, mixed.score):
+                worst = mixed
+            elif metric.better(claimed.score, mixed.score):
+                recorded_better += 1
+                if worst is None or (worst.score is not None
+                                     and metric.better(worst.score, mixed.score)):
                     worst = mixed
             elif metric.better(mixed.score, claimed.score):
                 fresh_better += 1

@@ -5,9 +5,11 @@ property test (docs/security.md, "Model calls" and "A malicious peer")."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recorded_llm import no_sleep
 
-from node.llm import BudgetMeter, ChatProvider, LLMConfig, ModelGateway, StandinProvider
+from node.llm import (
+    BudgetMeter,
+    ChatProvider,
+    EditingSession,
+    LLMConfig,
+    ModelGateway,
+    StandinProvider,
+)
 from node.model_evaluations import ModelEvaluations
 from node.noise_gate import gate
 from node.problem import baseline_files, load_package
 from node.trust import outcome_key, outcomes_match
 from research_dag import ModelLimits, Outcome, Problem
-from sandbox import Evaluator, Runtime
+from sandbox import Evaluator, ModelDoor, Runtime
 from sandbox.heuristic import MIN_SLICE, fuel_slices
 
 ROOT = Path(__file__).resolve().parent
@@ -182,3 +191,124 @@ def test_a_claim_with_forged_cases_is_disputed_although_its_score_replays(
     # case "all checks pass" leaves nothing any candidate can gain, so none was ever kept.
     decision = gate(problem.metric, honest.outcome, forged)
     assert decision is None or not decision.kept
+
+
+# -- A liar's spot check answers: a strategy that asks a model and crashes on any other answer -
+
+CODE_TOML = '''
+name = "model_code"
+statement = "A code strategy that asks a model for four blurbs; the evaluator counts checks."
+mutable = ["strategy.py"]
+entry = "solve"
+
+[metric]
+name = "checks"
+direction = "maximize"
+
+[budget]
+fuel = 2_000_000_000
+memory_mb = 128
+wall_s = 60
+
+[model]
+max_calls = 8
+max_tokens = 40_000
+max_prompt_bytes = 4096
+'''
+CODE_STRATEGY = '''
+import hashlib
+import swarm_model
+
+EXPECTED = "{expected}"
+
+
+def solve(public_dir):
+    copies = [swarm_model.complete("Name the product. State the price.",
+                                   f"name: Lamp {{i}}\\nprice: 9", 60) for i in range(4)]
+    if EXPECTED and hashlib.sha256(copies[0].encode()).hexdigest() != EXPECTED:
+        raise RuntimeError("an answer its author did not edit in")
+    return copies
+'''
+CODE_EVALUATE = '''
+def evaluate(output, public_dir, private_dir):
+    if not isinstance(output, list) or not all(isinstance(c, str) for c in output):
+        return {"score": 0.0, "valid": False}
+    checks = [("$9" in c) + ("order" in c.lower()) + (len(c) < 60) for c in output]
+    return {"score": float(sum(checks)), "details": {f"case:{i}": v for i, v in enumerate(checks)}}
+'''
+EDITS = ["Lamp 0, $9. Order yours today.", "lamp", ""]
+
+
+class CountedEvaluator:
+    """A real evaluator that counts the evaluations asked of it (what a check costs)."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator, self.count = evaluator, 0
+
+    def evaluate(self, strategy: Mapping[str, str], door: ModelDoor | None = None) -> Outcome:
+        self.count += 1
+        return self.evaluator.evaluate(strategy, door)
+
+
+@pytest.fixture(scope="module")
+def model_code(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[tuple[Problem, Evaluator]]:
+    root = tmp_path_factory.mktemp("model_code")
+    (root / "problem.toml").write_text(CODE_TOML)
+    (root / "strategy.py").write_text(CODE_STRATEGY.format(expected=""))
+    (root / "evaluate.py").write_text(CODE_EVALUATE)
+    for split in ("public", "private"):
+        (root / "data" / split).mkdir(parents=True)
+        (root / "data" / split / "x.txt").write_text(split)
+    problem = load_package(root)
+    with Evaluator(runtime, problem) as evaluator:
+        yield problem, evaluator
+
+
+def test_a_strategy_that_crashes_on_any_answer_but_its_edited_one_is_disputed(
+    model_code: tuple[Problem, Evaluator],
+) -> None:
+    """The spot check counted a sample whose evaluation did not end `ok` neither way, so a
+    code strategy that raised whenever the first answer was not the one its author edited in
+    made every check of that call a crash, and the forged claim verified, even against the
+    deterministic stand-in, which proves any edit."""
+    problem, evaluator = model_code
+    gateway = ModelGateway(StandinProvider())
+    edited = EDITS[0]
+    files = {"strategy.py": CODE_STRATEGY.format(
+        expected=hashlib.sha256(edited.encode()).hexdigest())}
+    liar = EditingSession(gateway, problem, {0: edited})
+    claimed = evaluator.evaluate(files, liar)
+    assert claimed.status == "ok", claimed.stderr_tail
+    run = ModelEvaluations(evaluator, problem, gateway)
+    assert run.replay(files, liar.transcript()) == claimed  # the replay alone cannot tell
+    check = run.verify(files, claimed, liar.transcript(), "me/claim")
+    assert not check.match and check.outcome.status == "crash"
+    assert check.spot_check is not None and check.spot_check.recorded_better == 1
+    assert not outcomes_match(claimed, check.outcome)  # a consistent Verification
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.integers(0, 3), st.sampled_from(EDITS), max_size=4))
+def test_a_deterministic_verifier_disputes_exactly_the_claims_above_honest_in_two_runs(
+    model_code: tuple[Problem, Evaluator], edits: dict[int, str]
+) -> None:
+    """With the recorded deterministic model a spot check evaluated once per differing call: a
+    liar editing all 512 responses of a transcript made the verifier run 513 evaluations for
+    one claim. Now one evaluation answers every differing call afresh, which is the honest
+    evaluation: at most two evaluations (replay and that one) for any set of edits, and the
+    claim is disputed exactly when it claims more than the honest evaluation gives."""
+    problem, evaluator = model_code
+    gateway = ModelGateway(StandinProvider())
+    files = baseline_files(problem)
+    honest = evaluator.evaluate(files, gateway.session(problem))
+    liar = EditingSession(gateway, problem, edits)
+    claimed = evaluator.evaluate(files, liar)
+    counted = CountedEvaluator(evaluator)
+    check = ModelEvaluations(counted, problem, gateway).verify(
+        files, claimed, liar.transcript(), "me/claim")
+    assert counted.count <= 2
+    assert claimed.score is not None and honest.score is not None
+    assert check.match == (claimed.score <= honest.score)
+    assert check.match == outcomes_match(claimed, check.outcome)
