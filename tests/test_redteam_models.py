@@ -27,6 +27,7 @@ from node.llm import (
     ModelGateway,
     StandinProvider,
 )
+from node.llm.standin import MAX_SENTENCES, standin_complete
 from node.model_evaluations import ModelEvaluations
 from node.noise_gate import gate
 from node.problem import baseline_files, load_package
@@ -312,3 +313,23 @@ def test_a_deterministic_verifier_disputes_exactly_the_claims_above_honest_in_tw
     assert claimed.score is not None and honest.score is not None
     assert check.match == (claimed.score <= honest.score)
     assert check.match == outcomes_match(claimed, check.outcome)
+
+
+# -- The stand-in answers on the host's time: what it reads of a request is bounded -----------
+
+sentences = st.lists(st.text(alphabet="abn o0123456789:'\"", min_size=1, max_size=12),
+                     min_size=MAX_SENTENCES, max_size=MAX_SENTENCES + 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sentences, st.text(max_size=200), st.text(max_size=80))
+def test_the_stand_in_reads_its_instructions_from_a_bounded_number_of_sentences(
+    skill: list[str], tail: str, user: str
+) -> None:
+    """A 16 KiB skill of 4,000 short lines took the stand-in ~100 ms a call, on the host's time
+    (a model's answer is not the guest's wall time): ~50 s of host CPU for an evaluation's 512
+    calls. It reads the first MAX_SENTENCES sentences now, so whatever follows them changes
+    nothing."""
+    head = ". ".join(part.strip() or "x" for part in skill[:MAX_SENTENCES])
+    assert standin_complete(head + ". " + tail, user, 400) == standin_complete(
+        head + ". " + "never mind. " * 50, user, 400)
