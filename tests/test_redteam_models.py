@@ -32,7 +32,7 @@ from node.model_evaluations import ModelEvaluations
 from node.noise_gate import gate
 from node.problem import baseline_files, load_package
 from node.trust import outcome_key, outcomes_match
-from research_dag import ModelLimits, Outcome, Problem
+from research_dag import Metric, ModelLimits, Outcome, Problem
 from sandbox import Evaluator, ModelDoor, Runtime
 from sandbox.heuristic import MIN_SLICE, fuel_slices
 
@@ -333,3 +333,40 @@ def test_the_stand_in_reads_its_instructions_from_a_bounded_number_of_sentences(
     head = ". ".join(part.strip() or "x" for part in skill[:MAX_SENTENCES])
     assert standin_complete(head + ". " + tail, user, 400) == standin_complete(
         head + ". " + "never mind. " * 50, user, 400)
+
+
+# -- The noise gate: any finite case values give a sound test ----------------------------------
+
+case_values = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                        st.sampled_from([1.7e308, -1.7e308, 1e308, 0.0]))
+case_maps = st.dictionaries(st.sampled_from([f"case:{i}" for i in range(8)]), case_values,
+                            min_size=2, max_size=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case_maps, case_maps, st.sampled_from(["maximize", "minimize"]))
+def test_the_gate_is_a_sound_test_for_any_finite_case_values(
+    mine: dict[str, float], theirs: dict[str, float], direction: str
+) -> None:
+    """Two cases of 1e308 against -1e308 made every gain inf and the p-value 0 (a keep no two
+    cases can justify); six equal gains of 1e308 overflowed the sum (p 0.44, no keep)."""
+    metric = Metric(name="s", direction=direction)  # type: ignore[arg-type]
+    better, worse = (1.0, 0.0) if direction == "maximize" else (0.0, 1.0)
+    decision = gate(metric, Outcome(status="ok", score=better, details=mine),
+                    Outcome(status="ok", score=worse, details=theirs))
+    if decision is None:
+        assert len(set(mine) & set(theirs)) < 2
+        return
+    assert 0.0 <= decision.p_value <= 1.0
+    assert not math.isnan(decision.mean_gain)
+    moved = decision.wins + decision.losses
+    if 0 < moved <= 14:  # the exact test: no p below one sign assignment in 2^moved
+        assert decision.p_value >= 2.0**-moved - 1e-12
+    if decision.kept:
+        assert decision.wins > 0 and decision.mean_gain > 0 and decision.p_value <= 0.05
+    halved = gate(metric, Outcome(status="ok", score=better,
+                                  details={k: v / 2 for k, v in mine.items()}),
+                  Outcome(status="ok", score=worse, details={k: v / 2 for k, v in theirs.items()}))
+    assert halved is not None
+    if all(abs(v) > 1e-300 or v == 0 for v in [*mine.values(), *theirs.values()]):
+        assert (halved.kept, halved.p_value) == (decision.kept, decision.p_value)
