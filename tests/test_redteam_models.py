@@ -352,8 +352,8 @@ def test_the_gate_is_a_sound_test_for_any_finite_case_values(
     cases can justify); six equal gains of 1e308 overflowed the sum (p 0.44, no keep)."""
     metric = Metric(name="s", direction=direction)  # type: ignore[arg-type]
     better, worse = (1.0, 0.0) if direction == "maximize" else (0.0, 1.0)
-    decision = gate(metric, Outcome(status="ok", score=better, details=mine),
-                    Outcome(status="ok", score=worse, details=theirs))
+    decision = gate(metric, Outcome(status="ok", score=better, details={**mine}),
+                    Outcome(status="ok", score=worse, details={**theirs}))
     if decision is None:
         assert len(set(mine) & set(theirs)) < 2
         return
