@@ -7,101 +7,31 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable
 
 import trio
 
 from node.faults import inflated_claim
 from node.identity import Identity, sign_record
-from node.intake import refusal, strategy_refusal
-from node.knowledge import CURATE_EVERY, DerivedGate, NodeKnowledge, evidence_rule
-from node.loop import LoopConfig, ResearchLoop, Sealed, Step
-from node.model_evaluations import unverifiable
+from node.knowledge import DerivedGate, NodeKnowledge, evidence_rule
+from node.loop import ResearchLoop, Sealed, Step
 from node.mutators import Mutator
-from node.net import (
-    PROBLEMS_TOPIC,
-    DecodedMessages,
-    DropCounter,
-    GossipMessage,
-    Network,
-    Outbox,
-    SyncService,
-    problem_topic,
-    topic_of,
-)
+from node.net import DecodedMessages, Network, Outbox, SyncService, problem_topic, topic_of
 from node.store import RecordStore
-from node.trust import (
-    Ledger,
-    ModelCheck,
-    ModelVerifier,
-    PendingClaims,
-    ReplayBudget,
-    TrustConfig,
-    outcomes_match,
-)
-from research_dag import (
-    DERIVED_AUTHOR,
-    MAX_STDERR_TAIL,
-    Budget,
-    Experiment,
-    Header,
-    Outcome,
-    Problem,
-    Record,
-    Transcript,
-    Verification,
-)
-from sandbox import Evaluated
+from node.swarm_claims import ClaimReplays, _arrival_order
+from node.swarm_config import Evaluate, EvaluatorFactory, NodeConfig, NodeStats
+from node.swarm_intake import NodeIntake
+from node.trust import Ledger, PendingClaims, ReplayBudget
+from research_dag import Budget, Experiment, Problem, Record, Verification
 
-# Messages taken in per store transaction: what piled up while the previous batch was written.
-INTAKE_BATCH = 256
-CONSIDERED_PER_CHECKPOINT = 256  # history claims loaded between event-loop checkpoints
-Evaluate = Callable[[Mapping[str, str]], Outcome | Evaluated]
-EvaluatorFactory = Callable[[Problem], Evaluate]
+__all__ = ["Evaluate", "EvaluatorFactory", "NodeConfig", "NodeStats", "SwarmNode"]
 
 
-@dataclass(frozen=True)
-class NodeConfig:
-    problems: Literal["all"] | tuple[str, ...] = "all"
-    max_problems: int = 3  # problems researched at once
-    trust: TrustConfig = field(default_factory=TrustConfig)
-    loop: LoopConfig = field(default_factory=LoopConfig)
-    replay_queue: int = 256  # most adoption candidates kept (the best ones)
-    liar: bool = False  # simulation fault: publish inflated claims
-    # The most a stranger's problem may ask of this machine per evaluation (its fuel, memory
-    # and wall time; None: no cap). A record allows 4 GiB and an hour, and a fresh problem is
-    # joined first (fewest workers): without a cap, anyone could post problems that take a
-    # joining node's memory and time. Our own problems, and ones chosen by id, are exempt.
-    max_budget: Budget | None = field(default_factory=Budget)
-    # Whole records the node keeps in memory besides problems (the most recently used), and 4x
-    # as many headers; every record, header and edge stays in the store (docs/storage.md).
-    dag_cache: int = 2048
-    curate_every: int = CURATE_EVERY  # rounds between derivations of the playbook (0: never)
-
-
-@dataclass
-class NodeStats:
-    evaluations: int = 0
-    replays: int = 0
-    replay_matches: int = 0
-    disputes: int = 0
-    adopted: int = 0  # peer experiments adopted as parents after a matching replay
-    published: int = 0  # envelopes
-    received: int = 0  # records taken in
-    ignored: int = 0  # records from authors below the standing floor
-    refused: int = 0  # valid records contradicting ones we hold (also in drops: inconsistent)
-    sampled: int = 0  # replays of claims that would not improve our best (standing samples)
-    expired: int = 0  # queued claims dropped unreplayed after claim_ttl_rounds
-    derived: int = 0  # derived records this node made (patterns, hypotheses, verdicts)
-    drops: DropCounter = field(default_factory=DropCounter)
-
-
-class SwarmNode:
+class SwarmNode(NodeIntake, ClaimReplays):
     """One node. `research_round` is one unit of work: an evaluation of its own, the replays
     its budget allows, and one publish per topic. `swarm join` repeats it; the simulator
-    drives it round by round."""
+    drives it round by round. Taking records in is node/swarm_intake.py's, replaying peers'
+    claims node/swarm_claims.py's."""
 
     def __init__(
         self,
@@ -181,196 +111,6 @@ class SwarmNode:
         loop = self.loops.get(problem_id)
         return None if loop is None else loop.best
 
-    # ----- intake ---------------------------------------------------------------------------
-
-    @property
-    def busy(self) -> bool:
-        """Taking in records right now (simulations settle until no node is busy)."""
-        return self._intakes > 0 or self.sync.decoding > 0
-
-    async def take(self, records: list[Record]) -> int:
-        """Store and index records from a peer (already decoded and signature-checked); those
-        that contradict a record we hold are refused, counted and charged to their author."""
-        self._intakes += 1
-        try:
-            return await self._take(records)
-        finally:
-            self._intakes -= 1
-
-    async def _take(self, records: list[Record]) -> int:
-        fresh: dict[str, Record] = {}
-
-        def lookup(record_id: str) -> Record | None:  # what we hold, with this batch's earlier
-            return fresh.get(record_id) or self.dag.get(record_id)
-
-        def brief(record_id: str) -> Header | None:  # from memory, never a read
-            held = fresh.get(record_id)
-            if held is not None:
-                problem = held.id if isinstance(held, Problem) else getattr(held, "problem", None)
-                return Header(held.id, held.kind, held.created_ms, held.author, problem)
-            return self.dag.header(record_id)
-
-        for record in records:
-            if self.ledger.ignored(record.author):
-                self.stats.ignored += 1
-            elif (record.id not in self.dag and record.id not in fresh
-                  and record.id not in self.dropped and record.id not in self._storing):
-                # A derived record not derived here is dropped before any check reads a cited
-                # header; a signed one is checked first, so that its author pays for a lie.
-                if record.author == DERIVED_AUTHOR and not self.refused.admits(record):
-                    self.stats.drops.add("underived")  # never stored: node/knowledge.py
-                elif refusal(record, lookup, brief) is not None:
-                    self._refuse(record)
-                elif not self.refused.admits(record):
-                    self.stats.drops.add("underived")
-                else:
-                    fresh[record.id] = record
-        if not fresh:
-            return 0
-        self._storing.update(fresh)
-        try:  # durable first
-            await trio.to_thread.run_sync(self.store.add_many, list(fresh.values()))
-            async with self._deriving:  # never while a derivation reads the DAG
-                for record in fresh.values():
-                    self.dag.add(record)
-                    if isinstance(record, Verification):
-                        self.ledger.note(record)
-                    elif isinstance(record, Experiment):
-                        if record.problem in self.loops:  # the model's data once it vouches
-                            self.loops[record.problem].offer_data(record)
-                        self._consider_claim(record)
-        finally:
-            self._storing.difference_update(fresh)
-        self.stats.received += len(fresh)
-        return len(fresh)
-
-    def _refuse(self, record: Record) -> None:
-        """A signed record that contradicts what we hold: its author signed it, so the author
-        pays (the relay may not have known; a record that fails alone is dropped earlier, at
-        decode, and the gossip layer penalises whoever forwarded it). A derived record has no
-        author to charge (its fake is stored at most, never used: node/knowledge.py)."""
-        self.stats.refused += 1
-        self.stats.drops.add("inconsistent")
-        if record.author == DERIVED_AUTHOR:
-            return
-        penalty = self.config.trust.mismatch_penalty
-        self.ledger.standing[record.author] = self.ledger.standing_of(record.author) - penalty
-        self.network.adjust_score(record.author, -self.config.trust.score_penalty)
-
-    def _consider_claim(self, experiment: Experiment) -> None:
-        """Queue a peer's claimed improvement for replay (docs/protocol.md section 9): always
-        when adopting it would improve our best; otherwise when it is in our sample, or its
-        author's standing has never been measured."""
-        if experiment.author == self.me or experiment.outcome.status != "ok":
-            return
-        if experiment.id in self.ledger.my_replays:
-            return
-        loop = self.loops.get(experiment.problem)
-        score = experiment.outcome.score
-        if loop is None or score is None:
-            return
-        if strategy_refusal(experiment, loop.problem) is not None:
-            return  # taken in before its problem was: never replayed (refused on the wire)
-        best = loop.best
-        incumbent = None if best is None else best.outcome.score
-        if loop.metric.better(score, incumbent):
-            self.claims.add(experiment, self._round)
-            return
-        parent = None if experiment.parent is None else self.dag.get(experiment.parent)
-        if not isinstance(parent, Experiment) or parent.outcome.status != "ok":
-            return  # not a claimed improvement over a parent we hold (a baseline, a crash)
-        if not loop.metric.better(score, parent.outcome.score):
-            return
-        if self.ledger.sampled(experiment.id) or not self.ledger.measured(experiment.author):
-            self.samples.add(experiment, self._round)
-
-    def _rank(self, experiment: Experiment) -> float:
-        score = experiment.outcome.score or 0.0
-        loop = self.loops.get(experiment.problem)
-        return score if loop is None or loop.metric.direction == "maximize" else -score
-
-    # ----- gossip and sync -------------------------------------------------------------------
-
-    def sync_scope(self) -> list[str] | None:
-        """Problems whose history we pull (None: everything; we also want problem records)."""
-        return None
-
-    def _validate(self, topic: str, source: str, data: bytes) -> bool:
-        """The gossip validator: cheap checks only (size, schema, signatures, the topic);
-        never replays. What it decoded stays in `decoded` for intake (decoding is most of a
-        relay's CPU)."""
-        if self.ledger.ignored(source):
-            return False
-        records = self.decoded.envelope(data, self.stats.drops)
-        if records is None:
-            return False
-        # Each on its topic (docs/protocol.md section 3, Topics); a Verification or Verdict whose
-        # experiment or hypothesis we do not hold cannot be placed (None): it passes.
-        if any(topic_of(record, self.dag) not in (None, topic) for record in records):
-            self.stats.drops.add("topic")  # an experiment on the problems topic was accepted
-            return False
-        return True
-
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Subscriptions and anti-entropy, until cancelled. Ready once subscribed."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await self._subscribe(PROBLEMS_TOPIC)
-            for problem_id in sorted(self.loops):
-                await self._subscribe(problem_topic(problem_id))
-            nursery.start_soon(self._sync_on_connect)
-            task_status.started()
-
-    async def _subscribe(self, topic: str) -> None:
-        if topic in self._topics or self._nursery is None:
-            return
-        self._topics.add(topic)
-        channel = await self.network.subscribe(
-            topic, validator=lambda source, data: self._validate(topic, source, data)
-        )
-        self._nursery.start_soon(self._drain, channel)
-
-    async def _drain(self, channel: trio.MemoryReceiveChannel[GossipMessage]) -> None:
-        """Take in gossip; what arrived while the last batch was being stored goes into one
-        batch, so a burst costs one store transaction (one worker-thread hop), not one each."""
-        async with channel:
-            async for message in channel:
-                records = self._pushed(message)
-                for _ in range(INTAKE_BATCH - 1):
-                    try:
-                        more = channel.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    records += self._pushed(more)
-                if records:
-                    await self.take(records)
-
-    def _pushed(self, message: GossipMessage) -> list[Record]:
-        """A gossip message's records this node takes in: a derived record it does not derive
-        is dropped here (`underived`), and its publisher, past its allowance of those since our
-        last curation, loses gossip score (docs/security.md)."""
-        records = self.decoded.envelope(message.data, self.stats.drops) or []
-        kept = [record for record in records if record.author != DERIVED_AUTHOR
-                or record.id in self.dag or self.refused.admits(record)]
-        if len(kept) < len(records):
-            for _ in range(len(records) - len(kept)):
-                self.stats.drops.add("underived")
-            if self.refused.over_allowance(message.source, len(records) - len(kept)):
-                self.network.adjust_score(message.source, -self.config.trust.score_penalty)
-        return kept
-
-    async def _sync_on_connect(self) -> None:
-        async with self.network.peer_events() as events:
-            async for peer in events:
-                await self.sync.sync_with(peer)
-
-    async def sync_with_peers(self) -> int:
-        """One anti-entropy pass with every connected peer (run periodically)."""
-        taken = 0
-        for peer in sorted(self.network.connected_peers()):
-            taken += await self.sync.sync_with(peer)
-        return taken
-
     # ----- research -------------------------------------------------------------------------
 
     async def join_problems(self) -> None:
@@ -405,35 +145,6 @@ class SwarmNode:
             for problem in joined:  # every problem joined, not only the last one
                 await self._consider_history(problem.id)
             await self.curate()  # start from what the history shows, not cold
-
-    async def _consider_history(self, problem_id: str) -> None:
-        """`_consider_claim` for the claims a problem's history holds, picked by their headers
-        and loaded a few at a time: loading all 20,000 of a joined problem held the event loop
-        for 6 s, long enough for js-libp2p to drop us for a late ping (issue 10, item 4)."""
-        loop = self.loops[problem_id]
-        best = None if loop.best is None else loop.best.outcome.score
-        adoptable: list[Header] = []
-        others: list[Header] = []
-        for header in self.dag.experiment_headers(problem_id):
-            if header.author == self.me or header.score is None:
-                continue
-            if loop.metric.better(header.score, best):
-                adoptable.append(header)
-                continue
-            parent = None if header.parent is None else self.dag.header(header.parent)
-            if (parent is not None and parent.score is not None
-                    and loop.metric.better(header.score, parent.score)
-                    and (self.ledger.sampled(header.id)
-                         or not self.ledger.measured(header.author))):
-                others.append(header)
-        adoptable.sort(key=lambda h: h.score or 0.0, reverse=loop.metric.direction == "maximize")
-        picked = [h.id for h in adoptable[: self.claims.limit]]
-        picked += [h.id for h in others[-self.samples.limit :]]  # the newest
-        for start in range(0, len(picked), CONSIDERED_PER_CHECKPOINT):
-            for record in self.dag.get_many(picked[start : start + CONSIDERED_PER_CHECKPOINT]):
-                if isinstance(record, Experiment):
-                    self._consider_claim(record)
-            await trio.lowlevel.checkpoint()  # let pings and gossip in between
 
     def _workers(self, problem_id: str) -> int:
         return len(self.dag.authors(problem_id))
@@ -499,15 +210,6 @@ class SwarmNode:
             await self.curate()
         await self.flush()
 
-    def _tick(self) -> None:
-        """One round passes: queued claims expire, negative standing and scores decay."""
-        self._round += 1
-        ttl = self.config.trust.claim_ttl_rounds
-        self.stats.expired += self.claims.expire(self._round, ttl)
-        self.stats.expired += self.samples.expire(self._round, ttl)
-        self.ledger.decay()
-        self.network.decay_scores(self.config.trust.decay_per_round)
-
     async def curate(self) -> int:
         """Derive the playbook from our DAG (node/knowledge.py); store and share what is new,
         like our own records. Returns how many records that is."""
@@ -527,103 +229,6 @@ class SwarmNode:
         self.stats.derived += len(new)
         return len(new)
 
-    async def replay_claims(self) -> None:
-        """Replay the best adoption candidates the budget allows (dropping those overtaken),
-        then sampled claims with what the budget has left."""
-        self._tick()
-        while (claim := self._next_claim()) is not None and self.budget.spend():
-            self.claims.discard(claim.id)
-            await self.replay(claim)  # claims arrive meanwhile: look again afterwards
-        while self.samples and not self._next_claim() and self.budget.spend():
-            sample = self.samples.best_first()[0]
-            self.samples.discard(sample.id)
-            if sample.transcript is not None and sample.transcript not in self.dag:
-                self.budget.tokens += 1.0  # not replayed: its transcript has not arrived
-                continue
-            if sample.id not in self.ledger.my_replays:
-                self.stats.sampled += 1
-                await self.replay(sample)
-
-    def _next_claim(self) -> Experiment | None:
-        """The best pending claim that would still improve on our best."""
-        for claim in self.claims.best_first():
-            loop = self.loops.get(claim.problem)
-            best = None if loop is None else loop.best
-            score = claim.outcome.score
-            if claim.transcript is not None and claim.transcript not in self.dag:
-                continue  # replayed once its transcript arrives (or expired meanwhile)
-            if loop is not None and score is not None and (
-                best is None or loop.metric.better(score, best.outcome.score)
-            ):
-                return claim
-            self.claims.discard(claim.id)  # no longer an improvement for us: not worth a replay
-        return None
-
-    async def replay(self, claim: Experiment) -> Verification:
-        """Replay a claim and share our Verification. A model-backed claim is replayed once
-        its transcript is held (`_next_claim`, `replay_claims` wait for it)."""
-        why = strategy_refusal(claim, self.loops[claim.problem].problem)
-        evaluate = self._evaluate[claim.problem]
-        spot = None
-        if why is None and isinstance(evaluate, ModelVerifier):
-            checked = await self._check_model_claim(evaluate, claim)
-            replayed, matched, spot = checked.outcome, checked.match, checked.spot_check
-        else:
-            if why is None:
-                ran = await trio.to_thread.run_sync(
-                    evaluate, dict(claim.strategy), abandon_on_cancel=True
-                )
-                replayed = ran.outcome if isinstance(ran, Evaluated) else ran
-            else:  # never staged: its files are not the problem's to write (issue 8, finding 1)
-                replayed = Outcome(status="invalid", stderr_tail=why[:MAX_STDERR_TAIL])
-            matched = outcomes_match(claim.outcome, replayed)
-        verification = sign_record(
-            Verification(
-                experiment=claim.id, outcome=replayed, match=matched, author=self.me, created_ms=0,
-                spot_check=spot,
-            ),
-            self.identity,
-        )
-        assert isinstance(verification, Verification)
-        await trio.to_thread.run_sync(self.store.add, verification)
-        self.ledger.note(verification)
-        self._record_replay(claim, matched)
-        self.stats.replays += 1
-        if matched:
-            self.stats.replay_matches += 1
-            if self.loops[claim.problem].offer(claim):
-                self.stats.adopted += 1
-        else:
-            self.stats.disputes += 1
-        self._share(verification)
-        return verification
-
-    async def _check_model_claim(self, verifier: ModelVerifier, claim: Experiment) -> ModelCheck:
-        """A model-backed claim: replayed with its transcript's responses, then spot-checked
-        with our own model (docs/protocol.md, "Model-backed claims")."""
-        if claim.transcript is None:
-            return unverifiable("a model-backed claim without the transcript of its calls")
-        transcript = self.dag.get(claim.transcript)
-        if transcript is None:  # only a direct call gets here (the queues wait for it)
-            return unverifiable(f"its transcript {claim.transcript} is not held")
-        if not isinstance(transcript, Transcript):
-            return unverifiable(f"its transcript {claim.transcript} is a {transcript.kind}")
-        return await trio.to_thread.run_sync(
-            verifier.verify, dict(claim.strategy), claim.outcome, transcript,
-            f"{self.me}/{claim.id}", abandon_on_cancel=True,
-        )
-
-    def _record_replay(self, claim: Experiment, matched: bool) -> None:
-        """Our replay moves the author's standing and, in proportion, its gossip score: down
-        per mismatch, back up per match (the way back, with decay)."""
-        if claim.id in self.ledger.my_replays:
-            return
-        self.ledger.record_replay(claim, matched)
-        trust = self.config.trust
-        self.network.adjust_score(
-            claim.author, trust.score_reward if matched else -trust.score_penalty
-        )
-
     async def flush(self) -> None:
         """Publish what this round produced: batched, one message per topic and batch."""
         self.stats.published += await self.outbox.flush()
@@ -637,13 +242,6 @@ class SwarmNode:
         self._share(signed)
         await self.flush()
         return signed
-
-
-
-def _arrival_order(experiment: Experiment) -> float:
-    """Every sampled claim ranks alike, so the queue keeps arrival order (`created_ms` is the
-    author's to choose)."""
-    return 0.0
 
 
 def _within(budget: Budget, cap: Budget | None) -> bool:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.loop import MAX_HYPOTHESES, MAX_HYPOTHESIS_TEXT, LoopConfig, ResearchLoop
+from node.loop import LoopConfig, ResearchLoop
+from node.loop_proposals import MAX_HYPOTHESES, MAX_HYPOTHESIS_TEXT
 from node.mutators import MutationContext, MutationFailed, OfflineMutator, Proposal
 from node.mutators.scripted import ScriptedMutator
 from node.store import RecordStore

@@ -1,0 +1,139 @@
+"""What a research loop remembers of its attempts: the outcomes of candidates tried (a repeat is
+answered from memory), the working set of recent attempts, the search model's data, and the
+store it records to and resumes from."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import trio
+
+from node.hypothesis_tests import HypothesisTests
+from node.loop_config import Evaluate, LoopConfig, Seal
+from node.mutators import Search
+from node.store import RecordStore
+from research_dag import Experiment, Outcome, Problem, Transcript
+from sandbox import Evaluated
+
+
+def strategy_digest(files: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    return digest.hexdigest()
+
+
+class LoopMemory:
+    """The memory half of `ResearchLoop` (node/loop.py), which sets every attribute below."""
+
+    problem: Problem
+    evaluate_fn: Evaluate
+    store: RecordStore
+    config: LoopConfig
+    on_record: Callable[[Experiment | Transcript], None] | None
+    trusted: Callable[[Experiment], bool]
+    informs: Callable[[Experiment], bool]
+    seal: Seal
+    search: Search | None
+    _last_ms: int
+    _experiments: deque[Experiment]
+    _count: int
+    _outcomes: OrderedDict[str, Outcome]
+    _known: OrderedDict[str, None]
+    _best: Experiment | None
+    _baseline: Experiment | None
+    _tests: HypothesisTests
+    _repeat: bool
+    _transcript: Transcript | None
+
+    if TYPE_CHECKING:  # node/loop.py
+
+        def _better(self, experiment: Experiment) -> bool: ...
+
+    def observe(self, experiment: Experiment) -> None:
+        """Take in an experiment of this problem as the search's data (a peer's too)."""
+        if self.search is not None and experiment.problem == self.problem.id:
+            self.search.observe(experiment)
+
+    def offer_data(self, experiment: Experiment) -> None:
+        """A peer's experiment: the search's data now if `informs` accepts it, else held
+        until its author vouches (a replay of a later claim of theirs reproduced)."""
+        if self.informs(experiment):
+            self.observe(experiment)
+        elif self.search is not None and experiment.problem == self.problem.id:
+            self.search.hold(experiment)
+
+    async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
+        """The candidate's outcome; a model-backed one's transcript waits in `_transcript` for
+        the experiment made next (`_experiment`, `_record`)."""
+        self._transcript = None
+        self._repeat = True
+        digest = strategy_digest(files)
+        cached = self._outcomes.get(digest)
+        # A model-backed candidate is evaluated again (the gateway's cache answers its calls):
+        # each experiment links the transcript of its own evaluation.
+        if cached is not None and cached.status != "timeout" and self.problem.model is None:
+            return cached
+        self._repeat = cached is not None
+        result = await trio.to_thread.run_sync(self.evaluate_fn, files, abandon_on_cancel=True)
+        outcome = result.outcome if isinstance(result, Evaluated) else result
+        if isinstance(result, Evaluated):
+            mine = result.transcript.model_copy(update={"author": self.config.author})
+            self._transcript = self.seal(mine)
+        self._remember_outcome(digest, outcome, replace=True)
+        return outcome
+
+    def _remember_outcome(self, digest: str, outcome: Outcome, replace: bool = False) -> None:
+        if replace or digest not in self._outcomes:
+            self._outcomes[digest] = outcome
+        self._outcomes.move_to_end(digest)
+        while len(self._outcomes) > max(1, self.config.window):
+            self._outcomes.popitem(last=False)
+
+    def _hold(self, experiment: Experiment) -> None:
+        """Count an attempt into the working set (the oldest beyond the window leave it)."""
+        self._experiments.append(experiment)
+        self.observe(experiment)
+        self._count += 1
+        self._known[experiment.id] = None
+        while len(self._known) > max(1, self.config.window):
+            self._known.popitem(last=False)
+
+    async def _record(self, experiment: Experiment) -> None:
+        transcript, self._transcript = self._transcript, None
+        if transcript is not None and experiment.transcript == transcript.id:
+            await trio.to_thread.run_sync(self.store.add, transcript)  # before what names it
+            if self.on_record:
+                self.on_record(transcript)
+        await trio.to_thread.run_sync(self.store.add, experiment)
+        self._hold(experiment)
+        if self.on_record:
+            self.on_record(experiment)
+
+    def _load_history(self) -> None:
+        # Hypotheses in the store are not read here: a peer's are never used, and this node's
+        # own reach the loop through `knowledge` (docs/protocol.md, "Derived records").
+        for record in self.store.iter_records(kind="experiment", problem=self.problem.id):
+            if not isinstance(record, Experiment):
+                continue
+            if record.author == self.config.author:
+                self._last_ms = max(self._last_ms, record.created_ms)
+                if record.hypothesis_id is not None:
+                    self._tests.count(record.hypothesis_id)
+            if not self.trusted(record):
+                self.offer_data(record)
+                continue
+            self._hold(record)
+            self._remember_outcome(strategy_digest(record.strategy), record.outcome)
+            if record.parent is None and self._baseline is None:
+                self._baseline = record
+            if self._better(record):
+                self._best = record
+
+    def _tried(self, files: Mapping[str, str]) -> bool:
+        """Was this candidate tried already (by us, or a peer whose attempt we hold)?"""
+        known = self._outcomes.get(strategy_digest(files))
+        return known is not None and known.status != "timeout"

@@ -1,0 +1,233 @@
+"""How a swarm node decides which peers' claims to replay, replays them in its own sandbox and
+lets the result move the author's standing (docs/protocol.md section 9)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+from node.identity import Identity, sign_record
+from node.intake import strategy_refusal
+from node.loop import ResearchLoop
+from node.model_evaluations import unverifiable
+from node.net import Network
+from node.store import RecordStore
+from node.swarm_config import Evaluate, NodeConfig, NodeStats
+from node.trust import (
+    Ledger,
+    ModelCheck,
+    ModelVerifier,
+    PendingClaims,
+    ReplayBudget,
+    outcomes_match,
+)
+from research_dag import (
+    MAX_STDERR_TAIL,
+    Experiment,
+    Header,
+    Outcome,
+    Record,
+    ResearchDag,
+    Transcript,
+    Verification,
+)
+from sandbox import Evaluated
+
+CONSIDERED_PER_CHECKPOINT = 256  # history claims loaded between event-loop checkpoints
+
+
+class ClaimReplays:
+    """The replaying half of `SwarmNode` (node/swarm.py), which sets every attribute below."""
+
+    identity: Identity
+    me: str
+    network: Network
+    store: RecordStore
+    config: NodeConfig
+    dag: ResearchDag
+    ledger: Ledger
+    budget: ReplayBudget
+    stats: NodeStats
+    loops: dict[str, ResearchLoop]
+    claims: PendingClaims
+    samples: PendingClaims
+    _evaluate: dict[str, Evaluate]
+    _round: int
+
+    if TYPE_CHECKING:  # node/swarm.py
+
+        def _share(self, record: Record) -> None: ...
+
+    def _consider_claim(self, experiment: Experiment) -> None:
+        """Queue a peer's claimed improvement for replay (docs/protocol.md section 9): always
+        when adopting it would improve our best; otherwise when it is in our sample, or its
+        author's standing has never been measured."""
+        if experiment.author == self.me or experiment.outcome.status != "ok":
+            return
+        if experiment.id in self.ledger.my_replays:
+            return
+        loop = self.loops.get(experiment.problem)
+        score = experiment.outcome.score
+        if loop is None or score is None:
+            return
+        if strategy_refusal(experiment, loop.problem) is not None:
+            return  # taken in before its problem was: never replayed (refused on the wire)
+        best = loop.best
+        incumbent = None if best is None else best.outcome.score
+        if loop.metric.better(score, incumbent):
+            self.claims.add(experiment, self._round)
+            return
+        parent = None if experiment.parent is None else self.dag.get(experiment.parent)
+        if not isinstance(parent, Experiment) or parent.outcome.status != "ok":
+            return  # not a claimed improvement over a parent we hold (a baseline, a crash)
+        if not loop.metric.better(score, parent.outcome.score):
+            return
+        if self.ledger.sampled(experiment.id) or not self.ledger.measured(experiment.author):
+            self.samples.add(experiment, self._round)
+
+    def _rank(self, experiment: Experiment) -> float:
+        score = experiment.outcome.score or 0.0
+        loop = self.loops.get(experiment.problem)
+        return score if loop is None or loop.metric.direction == "maximize" else -score
+
+    async def _consider_history(self, problem_id: str) -> None:
+        """`_consider_claim` for the claims a problem's history holds, picked by their headers
+        and loaded a few at a time: loading all 20,000 of a joined problem held the event loop
+        for 6 s, long enough for js-libp2p to drop us for a late ping (issue 10, item 4)."""
+        loop = self.loops[problem_id]
+        best = None if loop.best is None else loop.best.outcome.score
+        adoptable: list[Header] = []
+        others: list[Header] = []
+        for header in self.dag.experiment_headers(problem_id):
+            if header.author == self.me or header.score is None:
+                continue
+            if loop.metric.better(header.score, best):
+                adoptable.append(header)
+                continue
+            parent = None if header.parent is None else self.dag.header(header.parent)
+            if (parent is not None and parent.score is not None
+                    and loop.metric.better(header.score, parent.score)
+                    and (self.ledger.sampled(header.id)
+                         or not self.ledger.measured(header.author))):
+                others.append(header)
+        adoptable.sort(key=lambda h: h.score or 0.0, reverse=loop.metric.direction == "maximize")
+        picked = [h.id for h in adoptable[: self.claims.limit]]
+        picked += [h.id for h in others[-self.samples.limit :]]  # the newest
+        for start in range(0, len(picked), CONSIDERED_PER_CHECKPOINT):
+            for record in self.dag.get_many(picked[start : start + CONSIDERED_PER_CHECKPOINT]):
+                if isinstance(record, Experiment):
+                    self._consider_claim(record)
+            await trio.lowlevel.checkpoint()  # let pings and gossip in between
+
+    def _tick(self) -> None:
+        """One round passes: queued claims expire, negative standing and scores decay."""
+        self._round += 1
+        ttl = self.config.trust.claim_ttl_rounds
+        self.stats.expired += self.claims.expire(self._round, ttl)
+        self.stats.expired += self.samples.expire(self._round, ttl)
+        self.ledger.decay()
+        self.network.decay_scores(self.config.trust.decay_per_round)
+
+    async def replay_claims(self) -> None:
+        """Replay the best adoption candidates the budget allows (dropping those overtaken),
+        then sampled claims with what the budget has left."""
+        self._tick()
+        while (claim := self._next_claim()) is not None and self.budget.spend():
+            self.claims.discard(claim.id)
+            await self.replay(claim)  # claims arrive meanwhile: look again afterwards
+        while self.samples and not self._next_claim() and self.budget.spend():
+            sample = self.samples.best_first()[0]
+            self.samples.discard(sample.id)
+            if sample.transcript is not None and sample.transcript not in self.dag:
+                self.budget.tokens += 1.0  # not replayed: its transcript has not arrived
+                continue
+            if sample.id not in self.ledger.my_replays:
+                self.stats.sampled += 1
+                await self.replay(sample)
+
+    def _next_claim(self) -> Experiment | None:
+        """The best pending claim that would still improve on our best."""
+        for claim in self.claims.best_first():
+            loop = self.loops.get(claim.problem)
+            best = None if loop is None else loop.best
+            score = claim.outcome.score
+            if claim.transcript is not None and claim.transcript not in self.dag:
+                continue  # replayed once its transcript arrives (or expired meanwhile)
+            if loop is not None and score is not None and (
+                best is None or loop.metric.better(score, best.outcome.score)
+            ):
+                return claim
+            self.claims.discard(claim.id)  # no longer an improvement for us: not worth a replay
+        return None
+
+    async def replay(self, claim: Experiment) -> Verification:
+        """Replay a claim and share our Verification. A model-backed claim is replayed once
+        its transcript is held (`_next_claim`, `replay_claims` wait for it)."""
+        why = strategy_refusal(claim, self.loops[claim.problem].problem)
+        evaluate = self._evaluate[claim.problem]
+        spot = None
+        if why is None and isinstance(evaluate, ModelVerifier):
+            checked = await self._check_model_claim(evaluate, claim)
+            replayed, matched, spot = checked.outcome, checked.match, checked.spot_check
+        else:
+            if why is None:
+                ran = await trio.to_thread.run_sync(
+                    evaluate, dict(claim.strategy), abandon_on_cancel=True
+                )
+                replayed = ran.outcome if isinstance(ran, Evaluated) else ran
+            else:  # never staged: its files are not the problem's to write (issue 8, finding 1)
+                replayed = Outcome(status="invalid", stderr_tail=why[:MAX_STDERR_TAIL])
+            matched = outcomes_match(claim.outcome, replayed)
+        verification = sign_record(
+            Verification(
+                experiment=claim.id, outcome=replayed, match=matched, author=self.me, created_ms=0,
+                spot_check=spot,
+            ),
+            self.identity,
+        )
+        assert isinstance(verification, Verification)
+        await trio.to_thread.run_sync(self.store.add, verification)
+        self.ledger.note(verification)
+        self._record_replay(claim, matched)
+        self.stats.replays += 1
+        if matched:
+            self.stats.replay_matches += 1
+            if self.loops[claim.problem].offer(claim):
+                self.stats.adopted += 1
+        else:
+            self.stats.disputes += 1
+        self._share(verification)
+        return verification
+
+    async def _check_model_claim(self, verifier: ModelVerifier, claim: Experiment) -> ModelCheck:
+        """A model-backed claim: replayed with its transcript's responses, then spot-checked
+        with our own model (docs/protocol.md, "Model-backed claims")."""
+        if claim.transcript is None:
+            return unverifiable("a model-backed claim without the transcript of its calls")
+        transcript = self.dag.get(claim.transcript)
+        if transcript is None:  # only a direct call gets here (the queues wait for it)
+            return unverifiable(f"its transcript {claim.transcript} is not held")
+        if not isinstance(transcript, Transcript):
+            return unverifiable(f"its transcript {claim.transcript} is a {transcript.kind}")
+        return await trio.to_thread.run_sync(
+            verifier.verify, dict(claim.strategy), claim.outcome, transcript,
+            f"{self.me}/{claim.id}", abandon_on_cancel=True,
+        )
+
+    def _record_replay(self, claim: Experiment, matched: bool) -> None:
+        """Our replay moves the author's standing and, in proportion, its gossip score: down
+        per mismatch, back up per match (the way back, with decay)."""
+        if claim.id in self.ledger.my_replays:
+            return
+        self.ledger.record_replay(claim, matched)
+        trust = self.config.trust
+        self.network.adjust_score(
+            claim.author, trust.score_reward if matched else -trust.score_penalty
+        )
+
+
+def _arrival_order(experiment: Experiment) -> float:
+    """Every sampled claim ranks alike, so the queue keeps arrival order (`created_ms` is the
+    author's to choose)."""
+    return 0.0

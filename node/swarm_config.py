@@ -1,0 +1,54 @@
+"""What a swarm node is configured with (`NodeConfig`) and what it counts (`NodeStats`), and the
+shape of the evaluator it is given for each problem."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from node.knowledge import CURATE_EVERY
+from node.loop_config import LoopConfig
+from node.net import DropCounter
+from node.trust import TrustConfig
+from research_dag import Budget, Outcome, Problem
+from sandbox import Evaluated
+
+Evaluate = Callable[[Mapping[str, str]], Outcome | Evaluated]
+EvaluatorFactory = Callable[[Problem], Evaluate]
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    problems: Literal["all"] | tuple[str, ...] = "all"
+    max_problems: int = 3  # problems researched at once
+    trust: TrustConfig = field(default_factory=TrustConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    replay_queue: int = 256  # most adoption candidates kept (the best ones)
+    liar: bool = False  # simulation fault: publish inflated claims
+    # The most a stranger's problem may ask of this machine per evaluation (its fuel, memory
+    # and wall time; None: no cap). A record allows 4 GiB and an hour, and a fresh problem is
+    # joined first (fewest workers): without a cap, anyone could post problems that take a
+    # joining node's memory and time. Our own problems, and ones chosen by id, are exempt.
+    max_budget: Budget | None = field(default_factory=Budget)
+    # Whole records the node keeps in memory besides problems (the most recently used), and 4x
+    # as many headers; every record, header and edge stays in the store (docs/storage.md).
+    dag_cache: int = 2048
+    curate_every: int = CURATE_EVERY  # rounds between derivations of the playbook (0: never)
+
+
+@dataclass
+class NodeStats:
+    evaluations: int = 0
+    replays: int = 0
+    replay_matches: int = 0
+    disputes: int = 0
+    adopted: int = 0  # peer experiments adopted as parents after a matching replay
+    published: int = 0  # envelopes
+    received: int = 0  # records taken in
+    ignored: int = 0  # records from authors below the standing floor
+    refused: int = 0  # valid records contradicting ones we hold (also in drops: inconsistent)
+    sampled: int = 0  # replays of claims that would not improve our best (standing samples)
+    expired: int = 0  # queued claims dropped unreplayed after claim_ttl_rounds
+    derived: int = 0  # derived records this node made (patterns, hypotheses, verdicts)
+    drops: DropCounter = field(default_factory=DropCounter)
