@@ -72,4 +72,4 @@ def _inert(text: str) -> str:
     """An output (written by a model under a candidate's skill, possibly a peer's) or a case id
     as one line that cannot close its delimiter: `</output>` in an output ended the data part
     of the prompt, and whatever followed read as the prompt's own instructions."""
-    return " ".join(text.split()).replace("<", "‹").replace(">", "›")
+    return " ".join(text.split()).replace("<", "\u2039").replace(">", "\u203a")
