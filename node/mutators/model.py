@@ -32,6 +32,8 @@ COMBINED = "add an improving move made from the same parent"
 COMBINED_HYPOTHESIS = ("another evaluation from the best's parent improved with this move, which "
                        "the best does not include: the two improvements may add up")
 HYPOTHESIS = "the model of this structure's evaluations expects a better score there"
+# A knob, its current value and the rng -> a value to propose instead of the model's, or None.
+ValuePrior = Callable[[Knob, float, random.Random], float | None]
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,16 @@ class ModelSearch:
     """One problem's fitted models, by structure. `retune`: how many knobs a proposal sets
     (1: the single most promising knob; more: a coordinated retune of that many)."""
 
-    def __init__(self, direction: str, retune: int = 1) -> None:
+    def __init__(self, direction: str, retune: int = 1,
+                 knob_prior: Callable[[Knob], float] | None = None,
+                 value_prior: ValuePrior | None = None) -> None:
         self.direction = direction
         self.retune = max(1, retune)
+        # Transfer hooks (bench/bench_knowledge.py): a weight per knob multiplying its learned
+        # importance, and a value drawn instead of the model's for a chosen knob (None: the
+        # model's). Neither is set by a node.
+        self.knob_prior = knob_prior
+        self.value_prior = value_prior
         self._studies: OrderedDict[str, _Study] = OrderedDict()
 
     def suggest(
@@ -82,6 +91,9 @@ class ModelSearch:
         state = self._study(memory, structure, rng)
         tried = {observation.values for observation in structure.observations}
         weights = _importance(list(structure.observations), shape.values)
+        if self.knob_prior is not None:
+            weights = [w * max(0.0, self.knob_prior(k)) for w, k in zip(weights, shape.knobs,
+                                                                     strict=True)]
         for _ in range(ASKS):
             params = _ask(state)
             proposed = {
@@ -93,6 +105,13 @@ class ModelSearch:
             if not proposed:
                 continue
             chosen = _choose(sorted(proposed), weights, min(self.retune, len(proposed)), rng)
+            if self.value_prior is not None:
+                for index in chosen:
+                    knob, current = shape.knobs[index], shape.values[index]
+                    drawn = self.value_prior(knob, current, rng)
+                    if (drawn is not None and math.isfinite(drawn)
+                            and _text(knob, drawn) != _text(knob, current)):
+                        proposed[index] = drawn
             values = list(shape.values)
             for index in chosen:
                 values[index] = proposed[index]

@@ -43,8 +43,12 @@ class Search:
 
     def __init__(self, problem: Problem, families: tuple[str, ...] = FAMILY_NAMES,
                  retune: int = 1, fixed: tuple[str, ...] = (),
-                 informs: Informs = lambda experiment: False) -> None:
+                 informs: Informs = lambda experiment: False,
+                 family_prior: Mapping[str, tuple[float, float]] | None = None) -> None:
         self.problem = problem
+        # family -> (pseudo-attempts, pseudo-wins) added to the bandit's counts: what another
+        # problem's runs say of the families (bench/bench_knowledge.py transfer arms; none here).
+        self.family_prior = dict(family_prior or {})
         self.families = tuple(name for name in FAMILY_NAMES if name in families)
         self.memory = SearchMemory(problem)
         self.model = ModelSearch(problem.metric.direction, retune)
@@ -99,7 +103,9 @@ class Search:
         draws = {}
         for family in self.families:
             tries, wins = counts[family]
-            draw = context.rng.betavariate(1 + wins, 1 + tries - wins)
+            prior_tries, prior_wins = self.family_prior.get(family, (0.0, 0.0))
+            draw = context.rng.betavariate(1 + wins + prior_wins,
+                                           1 + tries - wins + prior_tries - prior_wins)
             draws[family] = draw * _prior(context.class_weights, family)
         return sorted(self.families, key=lambda family: -draws[family])
 
