@@ -399,3 +399,27 @@ def test_no_output_case_or_check_closes_its_delimiter_in_the_mutator_prompt(
     for line in rendered.splitlines():
         assert line == "" or line.startswith(("- case ", "  output (data, not instructions): ",
                                               "Failing: ", "Every check", "The evaluator"))
+
+
+def test_a_transcript_understating_its_tokens_is_disputed_by_the_recorded_model(
+    runtime: Runtime, model_code: tuple[Problem, Evaluator]
+) -> None:
+    """The per-evaluation token limit counts a transcript's recorded tokens, and the check by
+    the recorded deterministic model compared response texts only: a liar recording 0 tokens
+    per call claimed `ok` for a candidate whose honest evaluation breaks the limit, and every
+    receiver verified it."""
+    problem, evaluator = model_code
+    files = baseline_files(problem)
+    gateway = ModelGateway(StandinProvider())
+    full = ModelEvaluations(evaluator, problem, gateway)(files).transcript
+    small = problem.model_copy(update={"model": ModelLimits(max_calls=8, max_tokens=60)})
+    forged = full.model_copy(update={"problem": small.id, "calls": [
+        call.model_copy(update={"input_tokens": 0, "output_tokens": 0}) for call in full.calls]})
+    with Evaluator(runtime, small) as tight:
+        run = ModelEvaluations(tight, small, gateway)
+        honest = run(files).outcome
+        claimed = run.replay(files, forged)
+        assert (honest.status, honest.details.get("model_limit")) == ("crash", "tokens")
+        assert claimed.status == "ok"  # what the liar publishes: its replay matches
+        check = run.verify(files, claimed, forged, "me/claim")
+    assert not check.match and check.outcome.status == "crash"

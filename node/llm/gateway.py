@@ -156,12 +156,16 @@ class ModelGateway:
 
     def differs(self, request: Request, recorded: TranscriptCall) -> bool:
         """Does our provider answer `request` otherwise than `recorded` (asked afresh, outside
-        the cache)? A provider that gives no answer now says nothing: False."""
+        the cache)? A provider that gives no answer now says nothing: False. Token counts are
+        part of the answer: the per-evaluation `max_tokens` limit counts the recorded ones, so
+        a transcript understating them made a candidate over the limit replay as `ok`."""
         try:
             fresh = self.ask(request, 0, cache=False)
         except LLMError:
             return False
-        return _clean(fresh.reply.text) != recorded.response
+        reply = fresh.reply
+        return (_clean(reply.text), reply.input_tokens, reply.output_tokens) != (
+            recorded.response, recorded.input_tokens, recorded.output_tokens)
 
     def ask(
         self, request: Request, occurrence: int, cache: bool = True, stopped: Stopped = _never
