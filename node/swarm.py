@@ -22,7 +22,7 @@ from node.swarm_claims import ClaimReplays, _arrival_order
 from node.swarm_config import Evaluate, EvaluatorFactory, NodeConfig, NodeStats
 from node.swarm_intake import NodeIntake
 from node.trust import Ledger, PendingClaims, ReplayBudget
-from research_dag import Budget, Experiment, Problem, Record, Verification
+from research_dag import Budget, Experiment, ModelLimits, Problem, Record, Verification
 
 __all__ = ["Evaluate", "EvaluatorFactory", "NodeConfig", "NodeStats", "SwarmNode"]
 
@@ -105,7 +105,9 @@ class SwarmNode(NodeIntake, ClaimReplays):
         chosen = self.config.problems
         if chosen != "all":
             return problem.id in chosen
-        return problem.author == self.me or _within(problem.budget, self.config.max_budget)
+        return problem.author == self.me or (
+            _within(problem.budget, self.config.max_budget)
+            and _model_within(problem.model, self.config.max_model))
 
     def best(self, problem_id: str) -> Experiment | None:
         loop = self.loops.get(problem_id)
@@ -242,6 +244,13 @@ class SwarmNode(NodeIntake, ClaimReplays):
         self._share(signed)
         await self.flush()
         return signed
+
+
+def _model_within(limits: ModelLimits | None, cap: ModelLimits | None) -> bool:
+    if limits is None or cap is None:
+        return True
+    return (limits.max_calls <= cap.max_calls and limits.max_tokens <= cap.max_tokens
+            and limits.max_prompt_bytes <= cap.max_prompt_bytes)
 
 
 def _within(budget: Budget, cap: Budget | None) -> bool:

@@ -11,7 +11,7 @@ from node.knowledge import CURATE_EVERY
 from node.loop_config import LoopConfig
 from node.net import DropCounter
 from node.trust import TrustConfig
-from research_dag import Budget, Outcome, Problem
+from research_dag import Budget, ModelLimits, Outcome, Problem
 from sandbox import Evaluated
 
 Evaluate = Callable[[Mapping[str, str]], Outcome | Evaluated]
@@ -31,6 +31,11 @@ class NodeConfig:
     # joined first (fewest workers): without a cap, anyone could post problems that take a
     # joining node's memory and time. Our own problems, and ones chosen by id, are exempt.
     max_budget: Budget | None = field(default_factory=Budget)
+    # Likewise the most a stranger's model-backed problem may ask of this node's model per
+    # evaluation (`[model]` calls, tokens, prompt bytes; None: no cap): a record allows 512
+    # calls and 10 M tokens an evaluation, paid by the joining node (`swarm join` has no money
+    # budget), and each claim's spot check asks up to 8 evaluations' worth again.
+    max_model: ModelLimits | None = field(default_factory=ModelLimits)
     # Whole records the node keeps in memory besides problems (the most recently used), and 4x
     # as many headers; every record, header and edge stays in the store (docs/storage.md).
     dag_cache: int = 2048

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hostile_peer import open_victim, signed_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recorded_llm import no_sleep
@@ -31,10 +32,11 @@ from node.llm.standin import MAX_SENTENCES, standin_complete
 from node.model_evaluations import ModelEvaluations
 from node.mutators import MutationContext
 from node.mutators.text_prompt import render_failures
+from node.net.memory import MemoryHub
 from node.noise_gate import gate
 from node.problem import baseline_files, load_package
 from node.trust import outcome_key, outcomes_match
-from research_dag import Metric, ModelLimits, Outcome, Problem
+from research_dag import Metric, ModelLimits, Outcome, Problem, decode_record
 from sandbox import Evaluator, ModelDoor, Runtime
 from sandbox.heuristic import MIN_SLICE, fuel_slices
 
@@ -423,3 +425,29 @@ def test_a_transcript_understating_its_tokens_is_disputed_by_the_recorded_model(
         assert claimed.status == "ok"  # what the liar publishes: its replay matches
         check = run.verify(files, claimed, forged, "me/claim")
     assert not check.match and check.outcome.status == "crash"
+
+
+# -- A stranger's model-backed problem: a node joins it only within its cap --------------------
+
+async def test_a_strangers_problem_asking_more_of_our_model_than_the_cap_is_not_joined(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """`NodeConfig.max_budget` capped a stranger's fuel, memory and wall time, not its `[model]`
+    limits: a record allows 512 calls, 10 M tokens and 1 MiB prompts per evaluation, paid by
+    the joining node (`swarm join --eval-model anthropic` has no money budget), plus each
+    claim's spot check. A node joins one only within `NodeConfig.max_model` (by default the
+    default limits); its own and those chosen by id are exempt."""
+    problem = load_package(LANDING)
+    hub = MemoryHub(seed=87)
+    async with open_victim(hub, runtime, tmp_path) as victim:
+        greedy = [
+            decode_record(signed_bytes(problem.model_copy(update={
+                "name": name, "model": ModelLimits.model_validate(limits)}).plain()))
+            for name, limits in (("calls", {"max_calls": 512}),
+                                 ("tokens", {"max_tokens": 10_000_000}),
+                                 ("prompts", {"max_prompt_bytes": 1024 * 1024}))
+        ]
+        fair = decode_record(signed_bytes(problem.plain()))
+        assert await victim.take([*greedy, fair]) == 4
+        await victim.join_problems()
+        assert list(victim.loops) == [fair.id]
