@@ -148,6 +148,7 @@ class Simulation:
                 await self._connect()
                 await self._pose(0)
                 await self._settle()
+                await self._join_all()
                 await self._rounds(nursery)
                 self.knowledge = self._knowledge()  # while the nodes and stores are open
                 if self.finish is not None:
@@ -167,6 +168,17 @@ class Simulation:
         for index, problem in enumerate(self.problems):
             if (round_index == 0 and every <= 0) or index * max(every, 0) == round_index:
                 await poser.pose(problem)
+
+    async def _join_all(self) -> None:
+        """Every node joins the problems posed so far, one at a time in index order. A join
+        evaluates the baseline and pulls the problem's history from the peers: inside the
+        first research round it ran beside the others' work, so what it pulled (a peer's
+        baseline only, or already its first improvement, adopted at once) depended on
+        worker-thread timing, and 16-node runs of one seed diverged from round 1."""
+        for sim in self.plan:
+            if sim.node is not None:
+                await sim.node.join_problems()
+                await self._settle()
 
     def _store_path(self, sim: SimNode) -> Path:
         """Node 0's store in `data_dir` when one is given (with its identity, so `swarm dag
@@ -259,6 +271,7 @@ class Simulation:
             if config.pose_every > 0 and round_index % config.pose_every == 0:
                 await self._pose(round_index)
                 await self._settle()
+                await self._join_all()
             up = [sim for sim in self.plan if sim.node is not None]
             # Every node works at once (evaluations run in worker threads), hearing nothing of
             # this round until all are done; then each publishes in turn, in index order: what
