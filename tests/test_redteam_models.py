@@ -9,6 +9,8 @@ import hashlib
 import json
 import math
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from node.net.memory import MemoryHub
 from node.noise_gate import gate
 from node.problem import baseline_files, load_package
 from node.trust import outcome_key, outcomes_match
+from node.untrusted_text import BIDI
 from research_dag import Metric, ModelLimits, Outcome, Problem, decode_record
 from sandbox import Evaluator, ModelDoor, Runtime
 from sandbox.heuristic import MIN_SLICE, fuel_slices
@@ -451,3 +454,46 @@ async def test_a_strangers_problem_asking_more_of_our_model_than_the_cap_is_not_
         assert await victim.take([*greedy, fair]) == 4
         await victim.join_problems()
         assert list(victim.loops) == [fair.id]
+
+
+# -- The cases view: what an evaluator reports of a text strategy's cases is inert -------------
+
+SPOOF = ("\x1b[2J\x1b[H\x1b[1;32mstatus: ok\x1b[0m\x1b]52;c;Y3VybA==\x07\x9b31m\u202eevil\u2066x"
+         "\u2069 [/] [link=https://evil.example]click[/link] [bold red]loud\n\tstatus: ok")
+TEXT_TOML = '''
+name = "hostile_cases"
+statement = "A text strategy whose evaluator reports hostile cases."
+mutable = ["SKILL.md"]
+runner = "run.py"
+entry = "run"
+checklist = ["[bold]x", "plain"]
+
+[metric]
+name = "s"
+direction = "maximize"
+'''
+
+
+def test_hostile_case_ids_verdicts_and_outputs_are_inert_in_swarm_eval(tmp_path: Path) -> None:
+    package = tmp_path / "hostile_cases"
+    (package / "data" / "public").mkdir(parents=True)
+    (package / "data" / "private").mkdir(parents=True)
+    (package / "data" / "public" / "x.txt").write_text("x")
+    (package / "data" / "private" / "y.txt").write_text("y")
+    (package / "problem.toml").write_text(TEXT_TOML)
+    (package / "SKILL.md").write_text("Be brief.\n")
+    (package / "run.py").write_text("def run(public_dir):\n    return []\n")
+    (package / "evaluate.py").write_text(
+        "def evaluate(output, public_dir, private_dir):\n"
+        f"    spoof = {SPOOF!r}\n"
+        '    return {"score": 1.0, "details": {"case:" + spoof[:60]: "1" + spoof[:40],\n'
+        '            "out:" + spoof[:60]: spoof, "case:b": "10 0" + spoof[:9], "out:b": spoof}}\n')
+    done = subprocess.run([sys.executable, "-c", "from node.cli import main; main()", "eval",
+                           str(package)], capture_output=True, timeout=300)
+    text = (done.stdout + done.stderr).decode("utf-8")
+    assert done.returncode == 0, text
+    assert "cases (2):" in text and "Traceback" not in text and "MarkupError" not in text
+    assert "\x1b" not in text and "\x07" not in text
+    assert not any(0x80 <= ord(char) <= 0x9F or char in BIDI for char in text)
+    assert "\\x1b[1;32mstatus: ok" in text and "[link=https://evil.example]" in text
+    assert not any(line.lstrip().startswith("status: ok") for line in text.splitlines()[1:])
