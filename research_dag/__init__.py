@@ -16,14 +16,9 @@ from research_dag.codec import (
     record_encodings,
     validate_record,
 )
-from research_dag.dag import (
-    Relation,
-    ResearchDag,
-    Snapshot,
-    edges_of,
-    header_of,
-    lineage_depth,
-)
+from research_dag.dag import ResearchDag, Snapshot
+from research_dag.derived import Hypothesis, Pattern, PatternStatus, Verdict
+from research_dag.edges import Relation, edges_of, header_of, lineage_depth
 from research_dag.index import Edge, Header, HeaderIndex, MemoryIndex, fits, order
 from research_dag.paths import (
     MAX_PATH,
@@ -35,10 +30,8 @@ from research_dag.paths import (
     check_package_path,
     check_path_set,
 )
-from research_dag.records import (
-    AFFORDANCES,
+from research_dag.record_base import (
     DERIVED_AUTHOR,
-    EVALUATOR,
     MAX_LIST,
     MAX_MUTABLE,
     MAX_NAME,
@@ -46,27 +39,20 @@ from research_dag.records import (
     MAX_RECORD_OBJECTS,
     MAX_SOURCE,
     MAX_STDERR_TAIL,
-    OPERATIONS,
-    QUALIFIERS,
-    Affordance,
+    Frozen,
+    RecordBase,
+)
+from research_dag.records import (
+    EVALUATOR,
     Budget,
-    Change,
     Direction,
     Experiment,
-    Frozen,
-    Hypothesis,
     Metric,
     ModelLimits,
-    Operation,
     Outcome,
-    Pattern,
-    PatternStatus,
     Problem,
-    Qualifier,
-    RecordBase,
     SpotCheck,
     Status,
-    Verdict,
     Verification,
 )
 from research_dag.transcripts import (
@@ -77,6 +63,15 @@ from research_dag.transcripts import (
     Transcript,
     TranscriptCall,
     request_digest,
+)
+from research_dag.vocabulary import (
+    AFFORDANCES,
+    OPERATIONS,
+    QUALIFIERS,
+    Affordance,
+    Change,
+    Operation,
+    Qualifier,
 )
 
 __all__ = [

@@ -18,16 +18,9 @@ from research_dag.canonical import (
     nests_deeper,
     pack_canonical,
 )
-from research_dag.records import (
-    MAX_PACKAGE_BYTES,
-    MAX_RECORD_OBJECTS,
-    Experiment,
-    Hypothesis,
-    Pattern,
-    Problem,
-    Verdict,
-    Verification,
-)
+from research_dag.derived import Hypothesis, Pattern, Verdict
+from research_dag.record_base import MAX_PACKAGE_BYTES, MAX_RECORD_OBJECTS
+from research_dag.records import Experiment, Problem, Verification
 from research_dag.transcripts import Transcript
 
 Record: TypeAlias = Annotated[

@@ -1,57 +1,61 @@
-"""The shared record model: every value nodes exchange, frozen, bounded and content-addressed."""
+"""The shared record model: every value nodes exchange, frozen, bounded and content-addressed.
+Here the problem, its experiments and their verifications with their parts; the base is
+research_dag/record_base.py, the change vocabulary research_dag/vocabulary.py, the derived
+records research_dag/derived.py."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias
+from typing import Annotated, ClassVar, Literal, Self, TypeAlias
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
-from research_dag.canonical import (
-    canonical_encode,
-)
 from research_dag.paths import MutablePath, PackagePath, check_path_set
+from research_dag.record_base import (
+    MAX_FILES,
+    MAX_LIST,
+    MAX_MUTABLE,
+    MAX_NAME,
+    MAX_PACKAGE_BYTES,
+    MAX_SOURCE,
+    MAX_STDERR_TAIL,
+    MAX_U63,
+    Frozen,
+    RecordBase,
+    RecordId,
+    ShortText,
+    Text,
+)
+from research_dag.vocabulary import Change
 
-# Bounds keep a hostile peer or guest from inflating memory with one record.
-MAX_TEXT = 4_000
-MAX_NAME = 200
-MAX_ID = 64
-MAX_AUTHOR = 128
-MAX_SIGNATURE = 512
-MAX_SOURCE = 256_000
-# Under the 4 MiB sync response limit, so any problem can travel by sync (docs/protocol.md).
-MAX_PACKAGE_BYTES = 3 * 1024 * 1024
-MAX_LIST = 256
-MAX_STDERR_TAIL = 4_000
-MAX_MUTABLE = 16
-MAX_FILES = 4096
-# More msgpack objects than any valid record holds (a Problem of MAX_FILES files is ~8,500:
-# a key and a value per file, plus its lists), so the nesting scan stops there instead of
-# walking millions of tiny objects a hostile record packs into 4 MiB. Raise it with the bounds.
-MAX_RECORD_OBJECTS = 4 * MAX_FILES + 4 * MAX_LIST
+# Its own names, and those of the base research_dag/transcripts.py imports from here.
+__all__ = [
+    "EVALUATOR",
+    "FUEL_MIN_GAIN",
+    "MAX_APPLIED",
+    "MAX_CHANGES",
+    "MAX_NAME",
+    "MAX_U63",
+    "Budget",
+    "Direction",
+    "Experiment",
+    "Frozen",
+    "Metric",
+    "ModelLimits",
+    "Outcome",
+    "Problem",
+    "RecordBase",
+    "RecordId",
+    "ShortText",
+    "SpotCheck",
+    "Status",
+    "Verification",
+]
+
 EVALUATOR = "evaluate.py"  # the package's fixed evaluator (docs/experiment-package.md)
 FUEL_MIN_GAIN = 0.005  # 0.5 %
-MAX_U63 = 2**63 - 1  # integers stay within msgpack's 64-bit forms
-
-RecordId: TypeAlias = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-# The author of records the playbook curator derives (Pattern, Hypothesis, Verdict): they are a
-# function of the records they cite, unsigned, and every node recomputes them rather than
-# trusting them (docs/protocol.md, "Derived records"; ARCHITECTURE.md section 7).
-DERIVED_AUTHOR = "derived"
 MAX_CHANGES = 8  # a structural proposal combines 2-3 changes; an LLM may list a few more
 MAX_APPLIED = 16
-ShortText: TypeAlias = Annotated[str, Field(max_length=MAX_NAME)]
-Text: TypeAlias = Annotated[str, Field(max_length=MAX_TEXT)]
 
 Direction: TypeAlias = Literal["maximize", "minimize"]
 Status: TypeAlias = Literal[
@@ -63,12 +67,6 @@ Status: TypeAlias = Literal[
     "invalid_output",  # output missing, unparseable, too large, or a non-finite score
     "invalid",  # the evaluator judged the output wrong (e.g. faster_code's checks failed)
 ]
-
-
-class Frozen(BaseModel):
-    """Base of every record part: immutable, strict about unknown fields."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class Metric(Frozen):
@@ -110,91 +108,6 @@ class Metric(Frozen):
         if self.direction == "maximize":
             return score >= self.target
         return score <= self.target
-
-
-# The problem-independent vocabulary of changes (ARCHITECTURE.md section 7): an operation on an
-# affordance of the strategy, at a site. The words are part of the record format: add, never
-# rename. "other" takes free text in `Change.note`.
-Operation: TypeAlias = Literal[
-    "prune",  # remove or zero an element, a feature, a term
-    "perturb",  # nudge a value
-    "scale",  # multiply a group of values by one factor
-    "toggle",  # flip a switch
-    "swap",  # exchange two elements
-    "reorder",  # another order of a sequence
-    "insert",  # add an element, a step, a section
-    "replace",  # put something else in a place
-    "restructure",  # change the shape of the code or text
-    "other",
-]
-OPERATIONS: tuple[str, ...] = (
-    "prune", "perturb", "scale", "toggle", "swap", "reorder", "insert", "replace", "restructure",
-    "other",
-)
-Affordance: TypeAlias = Literal[
-    "weight_vector",  # numbers combined by position: weights, coefficients
-    "feature_set",  # which inputs, factors or keywords are used
-    "switch",  # a boolean option
-    "learning_rate",  # a step size
-    "threshold",  # a cut-off a decision compares against
-    "loop_bound",  # epochs, iterations, steps, a search depth
-    "capacity",  # a model's size: hidden units, layers, trees
-    "regularization",  # a penalty, a decay, a dropout, a smoothing constant
-    "term",  # one term of an expression
-    "sequence",  # an ordered list whose order matters
-    "constant",  # any other tuned number
-    "text_section",  # a section of a prompt, a skill or a copy text
-    "structure",  # the code's or text's shape as a whole
-    "other",
-]
-AFFORDANCES: tuple[str, ...] = (
-    "weight_vector", "feature_set", "switch", "learning_rate", "threshold", "loop_bound",
-    "capacity", "regularization", "term", "sequence", "constant", "text_section", "structure",
-    "other",
-)
-# Below the class, a problem-independent word for which change of the class it was (the offline
-# operators compute it exactly; docs/playbook.md, "Qualifiers"): a pruned or zeroed element's
-# rank by |value| among its container's numbers; a perturbed number's move relative to zero; a
-# switch turned on or off; a rescale up or down. Part of the record format: add, never rename.
-Qualifier: TypeAlias = Literal[
-    "weakest", "middle", "strongest", "tied", "zero",  # prune: the element's |value| rank
-    "toward_zero", "away_from_zero", "sign_flip", "from_zero",  # perturb: the move
-    "on", "off",  # toggle: the new setting
-    "up", "down",  # scale: the factor's side of 1
-]
-QUALIFIERS: tuple[str, ...] = (
-    "weakest", "middle", "strongest", "tied", "zero", "toward_zero", "away_from_zero",
-    "sign_flip", "from_zero", "on", "off", "up", "down",
-)
-
-
-class Change(Frozen):
-    """One change of an experiment in the shared vocabulary: `operation` on `affordance` at
-    `site` (e.g. prune / weight_vector / "strategy.py:WEIGHTS[3]")."""
-
-    operation: Operation
-    affordance: Affordance
-    site: ShortText = ""
-    note: ShortText = ""  # free text, for "other" above all
-    # Added field: left out of the encoding while None (records made before keep their bytes).
-    qualifier: Qualifier | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        values: dict[str, Any] = handler(self)
-        if values.get("qualifier") is None:
-            values.pop("qualifier", None)
-        return values
-
-    @property
-    def change_class(self) -> str:
-        """The class a pattern generalises over: operation and affordance, without the site."""
-        return f"{self.operation}:{self.affordance}"
-
-    @property
-    def change_cell(self) -> str | None:
-        """The class with its qualifier ("prune:weight_vector/weakest"); None without one."""
-        return None if self.qualifier is None else f"{self.change_class}/{self.qualifier}"
 
 
 class Budget(Frozen):
@@ -250,52 +163,6 @@ class Outcome(Frozen):
     @property
     def fuel(self) -> int:
         return self.strategy_fuel + self.evaluator_fuel
-
-
-class RecordBase(Frozen):
-    """Fields every record has. `signature` is excluded from the canonical bytes it signs."""
-
-    author: Annotated[str, Field(max_length=MAX_AUTHOR)] = "local"
-    created_ms: Annotated[int, Field(ge=0, le=MAX_U63)] = 0
-    signature: Annotated[bytes, Field(max_length=MAX_SIGNATURE)] = b""
-
-    # Fields added after wire version 1 was published: left out of the encoding while they
-    # hold None, so every record made before they existed keeps its bytes, id and signature
-    # (docs/protocol.md, section 4, "Added fields").
-    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset()
-
-    def plain(self, *, signed: bool = True) -> dict[str, Any]:
-        """The record as the plain values its encoding holds (without the signature unless
-        `signed`)."""
-        exclude = {name for name in self.ADDED_FIELDS if getattr(self, name) is None}
-        if not signed:
-            exclude.add("signature")
-        return self.model_dump(mode="python", exclude=exclude)
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """A copy; with `update`, a new record whose id and encoding are computed afresh (never
-        the cached ones of the original)."""
-        copy = super().model_copy(update=update, deep=deep)
-        if update:
-            copy.__dict__.pop("_id_cache", None)
-            copy.__dict__.pop("_encoded_cache", None)
-        return copy
-
-    def canonical_bytes(self) -> bytes:
-        """The bytes the id and signature cover: msgpack, sorted keys, no signature."""
-        return canonical_encode(self.plain(signed=False))
-
-    @property
-    def id(self) -> str:
-        # Cached per instance: records are frozen, so the id never changes.
-        cached = self.__dict__.get("_id_cache")
-        if cached is None:
-            cached = hashlib.sha256(self.canonical_bytes()).hexdigest()
-            object.__setattr__(self, "_id_cache", cached)
-        return str(cached)
-
-    def short_id(self) -> str:
-        return self.id[:10]
 
 
 class Problem(RecordBase):
@@ -438,106 +305,3 @@ class Verification(RecordBase):
     # Set when the verification spot-checked a model-backed claim (docs/protocol.md): then
     # `match` is False when the replay matched but the spot check disputed the responses.
     spot_check: SpotCheck | None = None
-
-
-PatternStatus: TypeAlias = Literal["candidate", "live", "retired"]
-
-
-class Pattern(RecordBase):
-    """What a class of change does, distilled from replayed experiments (playbook/).
-
-    Derived: author DERIVED_AUTHOR, unsigned, created_ms the newest cited record's, every
-    field a function of the cited records, so nodes holding the same evidence make the same
-    record (same id). A node uses only patterns it derives itself (docs/protocol.md).
-    Records made before the added fields existed keep `mutation_kind`, `text` and `retired`.
-    """
-
-    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"operation", "affordance", "problems", "control", "status", "supersedes", "refuted_if",
-         "qualifier"}
-    )
-
-    kind: Literal["pattern"] = "pattern"
-    mutation_kind: ShortText  # the change class, "operation:affordance"
-    text: Text  # the statement: which change, on which affordance, does what
-    supporting: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
-    contradicting: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
-    success_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
-    mean_delta: float = 0.0
-    domains: list[ShortText] = Field(default_factory=list, max_length=32)
-    retired: bool = False
-    operation: Operation | None = None
-    affordance: Affordance | None = None
-    # The scope: the problems whose experiments are cited.
-    problems: list[RecordId] | None = Field(default=None, max_length=32)
-    # Attempts of other classes on the same problems, the base rate the lift is measured over.
-    control: list[RecordId] | None = Field(default=None, max_length=MAX_LIST)
-    status: PatternStatus | None = None
-    supersedes: RecordId | None = None
-    refuted_if: Text | None = None  # what observation would refute the statement
-    # A pattern of one cell below the class: mutation_kind is then "operation:affordance/q".
-    qualifier: Qualifier | None = None
-
-    @field_validator("mean_delta")
-    @classmethod
-    def _finite_delta(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("mean_delta must be finite")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.status is not None and self.retired != (self.status == "retired"):
-            raise ValueError("retired must say what status says")
-        _check_class(self.operation, self.affordance, self.mutation_kind, self.qualifier)
-        return self
-
-
-class Hypothesis(RecordBase):
-    """A live pattern carried to another problem, written before it is tested: the planned
-    change (its sites in the target), the prediction and the test plan. Derived, like Pattern."""
-
-    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"operation", "affordance", "sites", "expected_lift", "tries", "qualifier"}
-    )
-
-    kind: Literal["hypothesis"] = "hypothesis"
-    pattern: RecordId
-    problem: RecordId
-    mutation_kind: ShortText
-    text: Text
-    operation: Operation | None = None
-    affordance: Affordance | None = None
-    sites: list[ShortText] | None = Field(default=None, max_length=MAX_LIST)
-    # Predicted: the change's success rate on the target exceeds the target's base rate by
-    # this much (absolute, 0..1).
-    expected_lift: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
-    tries: Annotated[int, Field(ge=1, le=MAX_LIST)] | None = None  # tests that decide it
-    qualifier: Qualifier | None = None  # the planned change's cell below its class
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        _check_class(self.operation, self.affordance, self.mutation_kind, self.qualifier)
-        return self
-
-
-def _check_class(operation: str | None, affordance: str | None, mutation_kind: str,
-                 qualifier: str | None = None) -> None:
-    if (operation is None) != (affordance is None):
-        raise ValueError("operation and affordance come together")
-    if qualifier is not None and operation is None:
-        raise ValueError("a qualifier needs its operation and affordance")
-    cell = f"{operation}:{affordance}" + ("" if qualifier is None else f"/{qualifier}")
-    if operation is not None and mutation_kind != cell:
-        raise ValueError("mutation_kind must be operation:affordance[/qualifier]")
-
-
-class Verdict(RecordBase):
-    """A hypothesis decided by its tests against the target's base rate. Derived."""
-
-    kind: Literal["verdict"] = "verdict"
-    hypothesis: RecordId
-    result: Literal["confirmed", "refuted"]
-    tests: list[RecordId] = Field(min_length=1, max_length=MAX_LIST)
-    control: list[RecordId] = Field(default_factory=list, max_length=MAX_LIST)
-    text: Text = ""
