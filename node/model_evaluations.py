@@ -154,9 +154,8 @@ class ModelEvaluations:
             samples = [differing] if differing else []
             sampled = calls
         else:
-            rng = random.Random(hashlib.sha256(seed.encode()).digest())
-            samples = [frozenset({index}) for index in
-                       sorted(rng.sample(range(calls), min(self.spot_samples, calls)))]
+            samples = [frozenset({index})
+                       for index in spot_sample(seed, calls, self.spot_samples)]
             sampled = len(samples)
         metric = self.problem.metric
         recorded_better = fresh_better = 0
@@ -186,6 +185,13 @@ class ModelEvaluations:
         if worst is not None and spot_disputes(spot, exact):
             return ModelCheck(worst, False, spot)
         return ModelCheck(replayed, True, spot)
+
+
+def spot_sample(seed: str, calls: int, samples: int) -> list[int]:
+    """The calls a spot check asks again: `samples` of `calls`, drawn by `seed`
+    (node.trust.spot_seed: the receiver's, which no claimant can compute), in order."""
+    rng = random.Random(hashlib.sha256(seed.encode()).digest())
+    return sorted(rng.sample(range(calls), min(samples, calls)))
 
 
 def _unverifiable(why: str) -> Outcome:

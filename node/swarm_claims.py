@@ -21,6 +21,7 @@ from node.trust import (
     PendingClaims,
     ReplayBudget,
     outcomes_match,
+    spot_seed,
 )
 from research_dag import (
     MAX_STDERR_TAIL,
@@ -212,7 +213,7 @@ class ClaimReplays:
             return unverifiable(f"its transcript {claim.transcript} is a {transcript.kind}")
         return await trio.to_thread.run_sync(
             verifier.verify, dict(claim.strategy), claim.outcome, transcript,
-            f"{self.me}/{claim.id}", abandon_on_cancel=True,
+            spot_seed(self.me, claim.id, self.identity.sign), abandon_on_cancel=True,
         )
 
     def _record_replay(self, claim: Experiment, matched: bool) -> None:

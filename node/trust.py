@@ -127,6 +127,16 @@ def spot_disputes(spot: SpotCheck, exact: bool) -> bool:
     return tail < SPOT_ALPHA
 
 
+def spot_seed(me: str, claim_id: str, sign: Callable[[bytes], bytes]) -> str:
+    """What draws the calls a receiver's spot check samples from a claim: its peer id, the
+    claim's id and its own (deterministic, Ed25519) signature of the claim's id, so the draw
+    is the same after a restart and differs on every node, but no claimant can compute it.
+    Drawn from the peer id and claim id alone (both public), a liar could compute every
+    receiver's sample before publishing and edit only calls that nobody checks."""
+    secret = sign(b"swarm-spot-check/" + claim_id.encode())
+    return f"{me}/{claim_id}/{secret.hex()}"
+
+
 def detection_odds(calls: int, edited: int, sampled: int) -> float:
     """The chance that a spot check of `sampled` of `calls` responses (drawn without
     replacement) meets at least one of `edited` edited ones: 1 - C(n-k, s) / C(n, s)."""

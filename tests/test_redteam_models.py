@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recorded_llm import no_sleep
 
+from node.identity import Identity
 from node.llm import (
     BudgetMeter,
     ChatProvider,
@@ -31,13 +32,13 @@ from node.llm import (
     StandinProvider,
 )
 from node.llm.standin import MAX_SENTENCES, standin_complete
-from node.model_evaluations import ModelEvaluations
+from node.model_evaluations import ModelEvaluations, spot_sample
 from node.mutators import MutationContext
 from node.mutators.text_prompt import render_failures
 from node.net.memory import MemoryHub
 from node.noise_gate import gate
 from node.problem import baseline_files, load_package
-from node.trust import outcome_key, outcomes_match
+from node.trust import outcome_key, outcomes_match, spot_seed
 from node.untrusted_text import BIDI
 from research_dag import Metric, ModelLimits, Outcome, Problem, decode_record
 from sandbox import Evaluator, ModelDoor, Runtime
@@ -497,3 +498,21 @@ def test_hostile_case_ids_verdicts_and_outputs_are_inert_in_swarm_eval(tmp_path:
     assert not any(0x80 <= ord(char) <= 0x9F or char in BIDI for char in text)
     assert "\\x1b[1;32mstatus: ok" in text and "[link=https://evil.example]" in text
     assert not any(line.lstrip().startswith("status: ok") for line in text.splitlines()[1:])
+
+
+# -- Which calls a receiver checks is its secret ------------------------------------------------
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.text(alphabet="0123456789abcdef", min_size=64,
+                                                    max_size=64))
+def test_no_claimant_can_compute_which_calls_a_receiver_checks(key: bytes, claim: str) -> None:
+    """The sample was drawn from sha256(<receiver peer id>/<claim id>), both public: a liar
+    could compute every receiver's sample of its claim before publishing it, edit only calls
+    nobody checks, and pass every spot check. The draw now needs the receiver's signature of
+    the claim's id: the same after a restart, different from anything public."""
+    receiver = Identity.from_seed(key)
+    seed = spot_seed(receiver.peer_id, claim, receiver.sign)
+    assert seed == spot_seed(receiver.peer_id, claim, receiver.sign)  # deterministic
+    guessed = spot_sample(f"{receiver.peer_id}/{claim}", 64, 8)  # what a liar computes
+    assert spot_sample(seed, 64, 8) != guessed
+    assert len(set(spot_sample(seed, 64, 8))) == 8
