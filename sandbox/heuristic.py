@@ -115,7 +115,11 @@ class Harness:
         used, memory, size = 0, 0, 2
         for index, share in enumerate(fuel_slices(limits.fuel, weights)):
             left = limits.fuel - used
-            wall = max(1.0, limits.wall_s - (time.monotonic() - started))
+            # The phase's wall time is shared, as for any strategy: each run once had at least
+            # 1 s, so 64 instances could outlive `wall_s` by a minute.
+            wall = limits.wall_s - (time.monotonic() - started)
+            if wall <= 0:
+                return _withheld("timeout", used, index, len(weights), "timeout")
             sliced = Limits(min(share, left), limits.memory_bytes, wall, limits.stdout_bytes)
             run = run_guest(
                 self.runtime,
@@ -152,6 +156,11 @@ class Harness:
         )
         tail = run.stderr_tail.decode("utf-8", errors="replace")[-MAX_STDERR_TAIL // 2 :]
         weights = _weights(last_result(run.stdout)) if run.exit_code == EXIT_DONE else None
+        if run.trap == "timeout":
+            # Not the package's verdict: a loaded verifier whose count run timed out reported
+            # `invalid` and disputed an honest claim. A timeout is never reproducible.
+            return Outcome(status="timeout", details={"failed_phase": 1}, stderr_tail=(
+                "[sandbox] the count run (generator and harness) timed out"))
         if weights is None:
             why = run.trap or f"exit code {run.exit_code}"
             return Outcome(

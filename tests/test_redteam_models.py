@@ -516,3 +516,24 @@ def test_no_claimant_can_compute_which_calls_a_receiver_checks(key: bytes, claim
     guessed = spot_sample(f"{receiver.peer_id}/{claim}", 64, 8)  # what a liar computes
     assert spot_sample(seed, 64, 8) != guessed
     assert len(set(spot_sample(seed, 64, 8))) == 8
+
+
+@pytest.fixture
+def no_time(tmp_path: Path) -> Problem:
+    package = tmp_path / "no_time"
+    shutil.copytree(HEURISTIC, package)
+    manifest = package / "problem.toml"
+    manifest.write_text(manifest.read_text().replace("wall_s = 30", "wall_s = 0.001"))
+    return load_package(package)
+
+
+def test_a_heuristic_phase_out_of_wall_time_is_a_timeout_never_a_verdict(
+    runtime: Runtime, no_time: Problem
+) -> None:
+    """The count run's timeout was reported `invalid` (a verdict a replay could "reproduce" or
+    contradict: a loaded verifier disputed an honest claim), and every instance run got at
+    least 1 s whatever was left of `wall_s` (so 64 instances could outlive it by a minute). No
+    run starts in a millisecond: the outcome is a timeout, not a verdict nor `ok`."""
+    with Evaluator(runtime, no_time) as evaluator:
+        outcome = evaluator.evaluate(baseline_files(no_time))
+    assert outcome.status == "timeout" and outcome.score is None
