@@ -24,13 +24,12 @@ from playbook.curator import (
 )
 from playbook.evidence import Attempt, Evidence, Snapshot, change_cells, collect_evidence
 from playbook.hypotheses import (
-    PLAN,
     ConfirmationRate,
     ConfirmationRates,
-    TestPlan,
     confirmation_rates,
     decide,
 )
+from playbook.power import PLAN, Prediction, TestPlan, predict, size, source_lifts
 from playbook.priors import (
     BASE_RATE,
     CELL_SHRINK,
@@ -80,6 +79,7 @@ __all__ = [
     "Lifecycle",
     "Lift",
     "PlannedChange",
+    "Prediction",
     "Snapshot",
     "SourceFile",
     "StrategyWalk",
@@ -110,12 +110,15 @@ __all__ = [
     "pattern_guidance",
     "patterns_derived_here",
     "planned_change",
+    "predict",
     "prob_greater",
     "rate_interval",
     "shorten",
     "site_label",
     "site_matches",
+    "size",
     "size_rank",
+    "source_lifts",
     "strategy_affordances",
     "text_sections",
 ]

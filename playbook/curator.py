@@ -10,6 +10,7 @@ from typing import Any
 
 from playbook.evidence import Attempt, Evidence, Snapshot, collect_evidence, split_cell
 from playbook.hypotheses import hypotheses_of, verdicts_of
+from playbook.power import source_lifts
 from playbook.stats import Lift
 from research_dag import (
     DERIVED_AUTHOR,
@@ -85,9 +86,11 @@ class Derivation:
         return record_id in self._ids
 
     def open_hypotheses(self) -> list[Hypothesis]:
-        """Hypotheses without a verdict whose pattern's class is live now."""
+        """Hypotheses without a verdict whose pattern's class is live now, its sources still
+        agreeing (playbook/power.py `source_lifts`: a lift on each of them)."""
         decided = {verdict.hypothesis for verdict in self.verdicts}
-        live = {p.mutation_kind for p in self.heads() if p.status == "live"}
+        live = {klass for klass, chain in self.chains.items() if chain
+                and chain[-1].pattern.status == "live" and source_lifts(chain[-1]) is not None}
         return [h for h in self.hypotheses if h.id not in decided and h.mutation_kind in live]
 
 
@@ -244,7 +247,15 @@ class _Walk:
         if qualifier is not None:
             values["qualifier"] = qualifier
         pattern = Pattern.model_validate(values)
-        return Snapshot(pattern, lift, dict(state.scope))
+        by_problem = {}
+        for problem in state.scope:
+            s = self.class_successes[(problem, state.klass)]
+            n = self.class_attempts[(problem, state.klass)]
+            by_problem[problem] = (s, n, self.successes_on[problem] - s,
+                                   len(self.on_problem[problem]) - n)
+        totals = {problem: (self.successes_on[problem], len(attempts))
+                  for problem, attempts in self.on_problem.items() if attempts}
+        return Snapshot(pattern, lift, dict(state.scope), by_problem, totals)
 
     def _control(self, klass: str, scope: Iterable[str]) -> list[Attempt]:
         """The newest MAX_LIST attempts of other classes on the scope problems, so far."""

@@ -121,3 +121,8 @@ class Snapshot:
     pattern: Pattern
     lift: Lift
     attempts_on: dict[str, int]
+    # Per scope problem: (the class's successes, its attempts, other classes' successes, their
+    # attempts) there; per problem with attempts: (successes, attempts) of every class. Both
+    # as of the snapshot: what a hypothesis's consistency check and test plan read.
+    by_problem: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    totals: dict[str, tuple[int, int]] = field(default_factory=dict)

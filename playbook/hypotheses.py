@@ -6,11 +6,11 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 from playbook.affordances import strategy_affordances
 from playbook.evidence import Attempt, Evidence, Snapshot, newest
+from playbook.power import PLAN, Prediction, TestPlan, predict
 from playbook.stats import Lift, rate_interval
 from research_dag import (
     DERIVED_AUTHOR,
@@ -23,22 +23,6 @@ from research_dag import (
     Verdict,
 )
 
-
-@dataclass(frozen=True)
-class TestPlan:
-    """How hypotheses are chosen and decided (docs/playbook.md, "Thresholds";
-    bench/measure_thresholds.py)."""
-
-    tries: int = 8  # tests that decide a hypothesis
-    shown_attempts: int = 4  # a problem with this many attempts of the class is no target
-    confirm_p: Fraction = Fraction(95, 100)  # at `tries`: confirmed when P(tests' rate > base
-    # rate) is at least this, else refuted
-    early_tests: int = 4  # decided before `tries` only from this many tests on ...
-    early_confirm_p: Fraction = Fraction(99, 100)  # ... confirmed when P is at least this
-    refute_p: Fraction = Fraction(1, 100)  # ... refuted (negative transfer) when at most this
-
-
-PLAN = TestPlan()
 MAX_SHOWN_SITES = 3  # sites (and source problems) named in a hypothesis's text: bounded
 
 
@@ -48,8 +32,9 @@ def hypotheses_of(
 ) -> list[Hypothesis]:
     """For each class and each problem whose baseline strategy has that affordance (with a site
     that takes the operation) where the class is not shown yet: one hypothesis, from the first
-    live snapshot of the chain that finds the problem so. One per (class, problem) for good, so
-    a pattern's later snapshots do not repeat it.
+    live snapshot of the chain that finds the problem so and makes a prediction there (its
+    sources agree and a plan of at most `max_tries` tests can decide it: playbook/power.py).
+    One per (class, problem) for good, so a pattern's later snapshots do not repeat it.
 
     `sites_of`: each problem's sites by class, kept by the caller across derivations (a problem
     is immutable: its id names its files). A problem's baseline is analysed only once a class
@@ -66,9 +51,13 @@ def hypotheses_of(
             if not sites:
                 continue
             for snapshot in chains[klass]:
-                if (snapshot.pattern.status == "live"
-                        and snapshot.attempts_on.get(pid, 0) < plan.shown_attempts):
-                    found.append(_hypothesis(snapshot, problems, problems[pid], sites, plan))
+                if (snapshot.pattern.status != "live"
+                        or snapshot.attempts_on.get(pid, 0) >= plan.shown_attempts):
+                    continue
+                prediction = predict(snapshot, pid, plan)
+                if prediction is not None:
+                    found.append(_hypothesis(snapshot, problems, problems[pid], sites,
+                                             prediction, plan))
                     break
     return found
 
@@ -89,7 +78,7 @@ def _sites_by_class(problem: Problem) -> dict[str, list[str]]:
 
 
 def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Problem,
-                sites: list[str], plan: TestPlan) -> Hypothesis:
+                sites: list[str], prediction: Prediction, plan: TestPlan) -> Hypothesis:
     pattern, lift = snapshot.pattern, snapshot.lift
     names = [problems[p].name for p in (pattern.problems or ()) if p in problems]
     source = ", ".join(names[:MAX_SHOWN_SITES])
@@ -100,8 +89,11 @@ def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Pro
         shown += f" and {len(sites) - MAX_SHOWN_SITES} more"
     text = (f"{pattern.mutation_kind} improved {lift.s} of {lift.n} attempts on {source} against"
             f" a base rate of {lift.c} of {lift.m} (P(lift > 0) = {lift.shown()})"
-            f"; predicted to improve {target.name} over its base rate by {pattern.mean_delta:+.3f}"
-            f" at {shown}; decided by {plan.tries} tests")
+            f"; lift on each of its {prediction.sources} source problem(s), the smallest"
+            f" {float(prediction.ratio):.2f}x; predicted to improve {target.name} from its base"
+            f" rate {float(prediction.base):.3f} to {float(prediction.rate):.3f} at {shown};"
+            f" decided by {prediction.tries} tests (power {float(prediction.power):.2f} to"
+            f" confirm at P >= {float(plan.confirm_p):g})")
     values: dict[str, Any] = {
         "author": DERIVED_AUTHOR,
         "created_ms": max(pattern.created_ms, target.created_ms),
@@ -112,8 +104,8 @@ def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Pro
         "affordance": pattern.affordance,
         "text": text,
         "sites": sites,
-        "expected_lift": pattern.mean_delta,
-        "tries": plan.tries,
+        "expected_lift": prediction.expected_lift,
+        "tries": prediction.tries,
     }
     if pattern.qualifier is not None:
         values["qualifier"] = pattern.qualifier

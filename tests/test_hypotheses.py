@@ -9,7 +9,9 @@ from fractions import Fraction
 from playbook_history import TRAINED, History, everything, make_problem
 
 from playbook.curator import derivation, derive
-from playbook.hypotheses import PLAN, confirmation_rates, decide
+from playbook.evidence import collect_evidence
+from playbook.hypotheses import confirmation_rates, decide, verdicts_of
+from playbook.power import PLAN, predict
 from playbook.stats import Lift
 from research_dag import DERIVED_AUTHOR, Experiment, Hypothesis, ResearchDag, Verdict
 
@@ -60,7 +62,14 @@ def test_a_hypothesis_for_the_problem_with_the_affordance_only() -> None:
     assert hypothesis.mutation_kind == PRUNE and hypothesis.affordance == "weight_vector"
     assert hypothesis.sites == ['strategy.py:WEIGHTS["a"]', 'strategy.py:WEIGHTS["b"]',
                                 'strategy.py:WEIGHTS["c"]']
-    assert hypothesis.tries == PLAN.tries and hypothesis.expected_lift == pattern.mean_delta
+    # finance (the one source): 9 of 14 against 3 of 37; search's base rate 4 of 40
+    [snapshot] = [s for s in found.chains[PRUNE] if s.pattern.id == hypothesis.pattern]
+    prediction = predict(snapshot, history.problems["search"].id)
+    assert prediction is not None and prediction.sources == 1
+    assert hypothesis.tries == prediction.tries < PLAN.max_tries
+    assert prediction.power >= PLAN.power
+    assert hypothesis.expected_lift == float(prediction.rate - prediction.base) > 0
+    assert f"decided by {prediction.tries} tests" in hypothesis.text
     assert hypothesis.created_ms == pattern.created_ms
     assert "search" in hypothesis.text and "finance" in hypothesis.text
     assert found.open_hypotheses() == [hypothesis]
@@ -92,7 +101,7 @@ def test_confirmed_by_its_tests() -> None:
     verdict = verdicts[0]
     assert verdict.hypothesis == hypothesis.id and verdict.result == "confirmed"
     assert verdict.tests == [t.id for t in tests[:len(verdict.tests)]]
-    assert len(verdict.tests) <= PLAN.tries
+    assert len(verdict.tests) <= (hypothesis.tries or PLAN.tries)
     assert len(verdict.control) == 40  # search's attempts of other classes
     assert verdict.author == DERIVED_AUTHOR and verdict.created_ms == max(
         [hypothesis.created_ms, tests[len(verdict.tests) - 1].created_ms])
@@ -105,8 +114,15 @@ def test_negative_transfer_is_refuted() -> None:
     hypothesis = _hypothesis_for(history, "search")
     _test(history, hypothesis, 0, 8)
     verdict = derivation(history.dag(), everything).verdicts[0]
-    assert verdict.result == "refuted" and "negative transfer" in verdict.text
-    assert len(verdict.tests) < PLAN.tries  # decisive before the planned tries
+    # a plan sized for a large lift is short: its last test decides, "no lift shown" unless
+    # P(lift > 0) <= 0.01 already (negative transfer)
+    assert verdict.result == "refuted" and len(verdict.tests) == hypothesis.tries
+    assert f"0 of {hypothesis.tries} tests improved" in verdict.text
+    hypothesis = hypothesis.model_copy(update={"tries": 16})
+    evidence = collect_evidence(history.dag(), everything)
+    [longer] = verdicts_of([hypothesis], evidence)
+    assert longer.result == "refuted" and "negative transfer" in longer.text
+    assert len(longer.tests) < 16  # decisive before its planned tries
 
 
 def test_no_verdict_before_the_tests_decide_and_uncounted_tests_are_ignored() -> None:
@@ -170,7 +186,7 @@ def test_texts_stay_bounded_with_long_names_and_many_problems() -> None:
     history = History([make_problem(name) for name in names])
     for name in names[:24]:  # 24 x 200 characters: more than a record's text holds
         history.attempts(name, PERTURB, 0, 3)
-        history.attempts(name, PRUNE, 2, 0, authors=("a", "b"))
+        history.attempts(name, PRUNE, 4, 0, authors=("a", "b"))
     found = derivation(history.dag(), everything)
     assert found.hypotheses and all(len(h.text) <= 4_000 for h in found.hypotheses)
     assert all(len(s.pattern.text) <= 4_000 for c in found.chains.values() for s in c)
