@@ -558,7 +558,7 @@ def test_an_unset_added_field_is_left_out_so_old_records_keep_their_ids() -> Non
 def test_the_frame_size_arithmetic_is_exact(sizes: list[int]) -> None:
     """Batches and fetch responses are cut by arithmetic, not by encoding: it must give the
     exact length of the message those items make, at every header boundary."""
-    from node.net.wire import _bin_size, _records_frame_size, _records_message
+    from node.net.frames import _bin_size, _records_frame_size, _records_message
 
     items = [b"x" * size for size in sizes]
     expected = len(_records_message(items))
