@@ -30,6 +30,7 @@ def build_report(results: SimResults) -> dict[str, Any]:
             },
         },
         "rounds_run": results.rounds_run,
+        "stop_reason": results.stop_reason,
         "nodes": [
             {
                 "index": s.index,

@@ -36,6 +36,7 @@ class SimResults:
     fake_claims: int
     accepted_fake_claims: int
     knowledge: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str = ""  # "target_reached", "rounds", or why the run was stopped early
 
 
 def knowledge_measures(node: int, dag: ResearchDag, derived: dict[str, int]) -> dict[str, Any]:

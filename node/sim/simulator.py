@@ -131,6 +131,8 @@ class Simulation:
         self._up_events: dict[int, trio.Event] = {}
         self.partition = Partition([sim.identity.peer_id for sim in self.plan])
         self.knowledge: dict[str, Any] = {}  # measured when the last round is done
+        # Why the rounds ended: "target_reached", "rounds", or the reason given to `stop`.
+        self.stop_reason = ""
 
     @property
     def problem(self) -> Problem:
@@ -301,8 +303,17 @@ class Simulation:
             self._measure(round_index, time.perf_counter() - started)
             if self.on_round:
                 self.on_round(round_index, self)
+            if self.stop_reason:  # `stop` was called (by on_round: a spent model budget)
+                return
             if config.stop_at_target and self._all_honest_reached():
-                break
+                self.stop_reason = "target_reached"
+                return
+        self.stop_reason = "rounds"
+
+    def stop(self, reason: str) -> None:
+        """End the run after the round being run, as if it were the last: it is measured,
+        `finish` still runs, and the report's `stop_reason` is `reason`."""
+        self.stop_reason = self.stop_reason or reason
 
     async def _apply_faults(self, round_index: int, start_partition: int) -> bool:
         """Split or heal the swarm, take nodes down or bring them back, as planned for this
@@ -399,6 +410,7 @@ class Simulation:
             fake_claims=len(self.fakes),
             accepted_fake_claims=self.accepted_fake_claims(),
             knowledge=self.knowledge,
+            stop_reason=self.stop_reason,
         )
 
     def _knowledge(self) -> dict[str, Any]:
