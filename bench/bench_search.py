@@ -4,6 +4,7 @@ numeric examples, several seeds, medians with their spread, for
 - `before`: the offline mutator as it was (the loop with its operator families switched off:
   LoopConfig(families=()), the operators drawn exactly as before, no crash learning);
 - `after`: the loop with the bandit over families (model-based, structural, perturbation);
+- `model`: the loop with the model-based family alone (what the model operator does by itself);
 - `tpe`: Optuna's TPE on the same numeric literals of the same strategy, in the ranges the
   model-based operator uses (node/mutators/model.py, knob_range), the baseline enqueued first;
 - `random`: Optuna's random sampler on the same space;
@@ -26,12 +27,15 @@ streak is set out of reach), so every run spends the whole budget.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 from node.loop import LoopConfig, ResearchLoop  # noqa: E402
 from node.mutators import FAMILY_NAMES, OfflineMutator  # noqa: E402
+from node.mutators import model as model_search  # noqa: E402
+from node.mutators.memory import MODEL  # noqa: E402
 from node.mutators.model import knob_range  # noqa: E402
-from node.mutators.structure import format_value, shape_of  # noqa: E402
+from node.mutators.structure import Knob, knob_text, shape_of  # noqa: E402
 from node.problem import baseline_files, load_package  # noqa: E402
 from node.store import RecordStore  # noqa: E402
 from research_dag import Outcome, Problem  # noqa: E402
@@ -99,50 +105,120 @@ async def run_loop(problem: Problem, evaluate: Callable[[Mapping[str, str]], Out
             "kept": kept, "crashes": crashes}
 
 
+SPACES = ("ours", "wide", "sym2", "pos2", "ours+bools", "wide+bools", "sym2+bools",
+          "pos2+bools", "wide2+bools")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of a TPE space: a numeric literal, or a switch (`True`/`False`)."""
+
+    name: str
+    distribution: Any
+    path: str
+    start: int
+    end: int
+    text: Callable[[Any], str | None]
+    baseline: Any
+
+
+def space_range(space: str, knob: Knob, anchor: float) -> tuple[float, float, bool]:
+    """A knob's (low, high, log) in one of the harness's spaces: `ours` is the model's own
+    (knob_range); `wide` four decades for positive floats, weights in [-10|a|, 10|a|] and ints
+    over [1, 16a] on a log scale; `wide2` the same with ints over [1, 64a]; `sym2` weights in
+    [-2|a|, 2|a|]; `pos2` weights in [0, 2|a|] (the others as ours)."""
+    base = space.split("+")[0]
+    low, high, log = knob_range(knob, anchor)
+    weight = knob.affordance == "weight_vector" and not knob.integer
+    magnitude = abs(anchor) if anchor else 1.0
+    if weight and base in ("sym2", "pos2"):
+        return (0.0 if base == "pos2" else -2 * magnitude), 2 * magnitude, False
+    if base in ("wide", "wide2"):
+        if weight:
+            return -10 * magnitude, 10 * magnitude, False
+        if knob.integer and anchor >= 1:
+            return 1, max(round(anchor) * (16 if base == "wide" else 64), 16), True
+        if not knob.integer and anchor > 0:
+            return anchor / 100, anchor * 100, True
+    return low, high, log
+
+
+def optuna_space(problem: Problem, files: Mapping[str, str], space: str) -> list[Param]:
+    import optuna
+
+    shape = shape_of(files, problem.mutable)
+    assert shape is not None
+    params: list[Param] = []
+    for index, (knob, anchor) in enumerate(zip(shape.knobs, shape.values, strict=True)):
+        if knob.switch:  # a switch (the model's knob too): a category, in `+bools` spaces
+            if space.endswith("+bools"):
+                params.append(Param(
+                    f"b{index}", optuna.distributions.CategoricalDistribution((False, True)),
+                    knob.path, knob.start, knob.end,
+                    lambda flag: "True" if flag else "False", anchor >= 0.5))
+            continue
+        low, high, log = space_range(space, knob, anchor)
+        if knob.integer:
+            distribution: Any = optuna.distributions.IntDistribution(int(low), int(high), log=log)
+            baseline: Any = min(max(round(anchor), int(low)), int(high))
+        else:
+            distribution = optuna.distributions.FloatDistribution(low, high, log=log)
+            baseline = min(max(anchor, low), high)
+
+        params.append(Param(f"k{index}", distribution, knob.path, knob.start, knob.end,
+                            functools.partial(_text, knob), baseline))
+    return params
+
+
+def _text(knob: Knob, value: Any) -> str | None:
+    return knob_text(knob, float(value))
+
+
 def run_optuna(problem: Problem, evaluate: Callable[[Mapping[str, str]], Outcome],
-               seed: int, budget: int, sampler_name: str) -> dict[str, Any]:
+               seed: int, budget: int, sampler_name: str, space: str = "ours",
+               multivariate: bool = True, startup: int = 10) -> dict[str, Any]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     files = baseline_files(problem)
-    shape = shape_of(files, problem.mutable)
-    assert shape is not None
-    distributions: dict[str, Any] = {}
-    for index, (knob, anchor) in enumerate(zip(shape.knobs, shape.values, strict=True)):
-        low, high, log = knob_range(knob, anchor)
-        distributions[f"k{index}"] = (
-            optuna.distributions.IntDistribution(int(low), int(high), log=log) if knob.integer
-            else optuna.distributions.FloatDistribution(low, high, log=log))
+    params = optuna_space(problem, files, space)
+    distributions = {param.name: param.distribution for param in params}
     if sampler_name == "tpe":
-        sampler: Any = optuna.samplers.TPESampler(seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler: Any = optuna.samplers.TPESampler(
+                seed=seed, multivariate=multivariate, n_startup_trials=startup)
     elif sampler_name == "cmaes":  # needs the `cmaes` package (a measurement, not a dependency)
         sampler = optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction=problem.metric.direction, sampler=sampler)
-    study.enqueue_trial({f"k{i}": (round(v) if k.integer else v)
-                         for i, (k, v) in enumerate(zip(shape.knobs, shape.values, strict=True))})
+    study.enqueue_trial({param.name: param.baseline for param in params})
     best: float | None = None
+    best_params: dict[str, Any] = {}
     crashes = 0
     for _ in range(budget):
-        trial = study.ask(distributions)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = study.ask(distributions)
         candidate = dict(files)
-        for index in sorted(range(len(shape.knobs)), reverse=True):
-            knob = shape.knobs[index]
-            text = format_value(float(trial.params[f"k{index}"]), knob.integer) or knob.text
-            if knob.wrap and text.startswith("-") and not knob.text.startswith("-"):
-                text = f"({text})"
-            data = candidate[knob.path].encode()
-            candidate[knob.path] = (data[: knob.start] + text.encode() + data[knob.end :]).decode()
+        for param in sorted(params, key=lambda p: (p.path, -p.start)):
+            data = candidate[param.path].encode()
+            text = param.text(trial.params[param.name])
+            assert text is not None
+            candidate[param.path] = (data[: param.start] + text.encode()
+                                     + data[param.end :]).decode()
         outcome = evaluate(candidate)
         if outcome.status == "ok" and outcome.score is not None:
             study.tell(trial, outcome.score)
             if problem.metric.better(outcome.score, best):
-                best = outcome.score
+                best, best_params = outcome.score, dict(trial.params)
         else:
             crashes += 1
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return {"best": best, "evaluations": budget, "families": {}, "crashes": crashes}
+    return {"best": best, "evaluations": budget, "families": {}, "crashes": crashes,
+            "best_params": {k: (round(v, 4) if isinstance(v, float) else v)
+                            for k, v in best_params.items()}}
 
 
 def bench_latency(observations: int, proposals: int = 40) -> None:
@@ -160,11 +236,12 @@ def bench_latency(observations: int, proposals: int = 40) -> None:
     start = time.thread_time()
     base: str | None = None
     for n in range(observations + 1):
-        values = [rng.uniform(-3, 3) for _ in shape.knobs] if n else list(shape.values)
+        values = ([float(rng.random() < 0.5) if k.switch else rng.uniform(-3, 3)
+                   for k in shape.knobs] if n else list(shape.values))
         data = files["strategy.py"].encode()
         for knob, value in sorted(zip(shape.knobs, values, strict=True),
                                   key=lambda pair: -pair[0].start):
-            text = format_value(value, knob.integer) or knob.text
+            text = knob_text(knob, value) or knob.text
             data = data[: knob.start] + text.encode() + data[knob.end :]
         record = Experiment.model_validate({
             "problem": problem.id, "strategy": {"strategy.py": data.decode()},
@@ -211,6 +288,13 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--retune", type=int, default=1)
+    parser.add_argument("--space", default="ours", choices=SPACES,
+                        help="tpe/random/cmaes: the search space (space_range)")
+    parser.add_argument("--univariate", action="store_true",
+                        help="tpe: independent TPE (optuna 5's default is multivariate)")
+    parser.add_argument("--startup", type=int, default=10, help="tpe: n_startup_trials")
+    parser.add_argument("--no-joint", action="store_true",
+                        help="after: the model's importance-chosen proposals only (model.JOINT)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--observations", type=int, default=1000)
@@ -218,6 +302,8 @@ def main() -> None:
     if args.latency:
         bench_latency(args.observations)
         return
+    if args.no_joint:
+        model_search.JOINT = False
     runtime = load_runtime()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in args.examples.split(","):
@@ -229,12 +315,14 @@ def main() -> None:
                 runs = []
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
                     start = time.perf_counter()
-                    if method in ("before", "after"):
-                        families = () if method == "before" else FAMILY_NAMES
+                    if method in ("before", "after", "model"):
+                        families = {"before": (), "after": FAMILY_NAMES,
+                                    "model": (MODEL,)}[method]
                         run = trio.run(run_loop, problem, evaluator.evaluate, seed, args.budget,
                                        families, args.retune)
                     else:
-                        run = run_optuna(problem, evaluator.evaluate, seed, args.budget, method)
+                        run = run_optuna(problem, evaluator.evaluate, seed, args.budget, method,
+                                         args.space, not args.univariate, args.startup)
                     run["seconds"] = round(time.perf_counter() - start, 1)
                     runs.append(run)
                     print(f"# {name} {method} seed {seed}: {json.dumps(run)}", flush=True)

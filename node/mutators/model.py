@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.mutators.memory import MODEL_RETUNE, MODEL_TUNE, Observation, SearchMemory, Structure
-from node.mutators.structure import Knob, Shape, format_value
+from node.mutators.structure import Knob, Shape, knob_text
 from playbook import parse
 from research_dag import Change as Described
 
@@ -32,6 +32,12 @@ COMBINED = "add an improving move made from the same parent"
 COMBINED_HYPOTHESIS = ("another evaluation from the best's parent improved with this move, which "
                        "the best does not include: the two improvements may add up")
 HYPOTHESIS = "the model of this structure's evaluations expects a better score there"
+# A proposal is either the knob(s) chosen by importance or TPE's whole suggestion (a "joint"
+# retune of the knobs it changes: at most JOINT_KNOBS, drawn by importance), drawn by Thompson
+# over how each size fared in this structure's newest evaluations. False: importance-chosen
+# knobs only (the harness compares).
+JOINT = True
+JOINT_KNOBS = 8  # an experiment lists at most 8 changes (research_dag's records: MAX_CHANGES)
 # A knob, its current value and the rng -> a value to propose instead of the model's, or None.
 ValuePrior = Callable[[Knob, float, random.Random], float | None]
 
@@ -59,8 +65,9 @@ class _Study:
 
 
 class ModelSearch:
-    """One problem's fitted models, by structure. `retune`: how many knobs a proposal sets
-    (1: the single most promising knob; more: a coordinated retune of that many)."""
+    """One problem's fitted models, by structure. `retune`: how many knobs an importance-chosen
+    proposal sets (1: the single most promising knob; more: a coordinated retune of that many);
+    the other kind of proposal (JOINT) sets every knob the model's suggestion changes."""
 
     def __init__(self, direction: str, retune: int = 1,
                  knob_prior: Callable[[Knob], float] | None = None,
@@ -94,17 +101,19 @@ class ModelSearch:
         if self.knob_prior is not None:
             weights = [w * max(0.0, self.knob_prior(k)) for w, k in zip(weights, shape.knobs,
                                                                      strict=True)]
+        joint = JOINT and self._joint(structure, rng)
         for _ in range(ASKS):
             params = _ask(state)
             proposed = {
                 index: float(params[state.names[index]]) for index in free
                 if math.isfinite(params[state.names[index]])
-                and _text(shape.knobs[index], params[state.names[index]])
+                and _text(shape.knobs[index], float(params[state.names[index]]))
                 != _text(shape.knobs[index], shape.values[index])
             }
             if not proposed:
                 continue
-            chosen = _choose(sorted(proposed), weights, min(self.retune, len(proposed)), rng)
+            count = min(len(proposed), JOINT_KNOBS) if joint else min(self.retune, len(proposed))
+            chosen = _choose(sorted(proposed), weights, count, rng)
             if self.value_prior is not None:
                 for index in chosen:
                     knob, current = shape.knobs[index], shape.values[index]
@@ -121,6 +130,26 @@ class ModelSearch:
             if suggestion is not None:
                 return suggestion
         return None
+
+    def _joint(self, structure: Structure, rng: random.Random) -> bool:
+        """Whether this proposal takes the model's whole suggestion: a Thompson draw between
+        the evaluations of this structure that changed more knobs than `retune` from their
+        parent and those that changed at most that many (a win: better than the parent)."""
+        counts = [[0, 0], [0, 0]]  # [tries, wins] of small moves, of joint ones
+        for observation in list(structure.observations)[-IMPORTANCE_WINDOW:]:
+            base, score = observation.base, observation.score
+            if base is None or observation.base_score is None:
+                continue
+            moved = sum(value != old for value, old in zip(observation.values, base, strict=True))
+            if moved == 0:
+                continue
+            won = score is not None and math.isfinite(score) and (
+                score > observation.base_score if self.direction == "maximize"
+                else score < observation.base_score)
+            counts[moved > self.retune][0] += 1
+            counts[moved > self.retune][1] += int(won)
+        small, joint = (rng.betavariate(1 + wins, 1 + tries - wins) for tries, wins in counts)
+        return joint > small
 
     def _study(self, memory: SearchMemory, structure: Structure, rng: random.Random) -> _Study:
         key = structure.shape.key
@@ -144,7 +173,10 @@ class ModelSearch:
 
 def knob_range(knob: Knob, anchor: float) -> tuple[float, float, bool]:
     """(low, high, log) around a knob's anchor value: weights may change sign or vanish;
-    other positive numbers scale over two decades; ints stay ints."""
+    other positive numbers scale over two decades; ints stay ints; a switch is 0 or 1 (the
+    model takes it as a category)."""
+    if knob.switch:
+        return 0.0, 1.0, False
     if knob.integer:
         value = round(anchor)
         if value >= 1:
@@ -246,7 +278,9 @@ def _new_study(direction: str, structure: Structure, rng: random.Random) -> _Stu
     distributions: dict[str, Any] = {}
     for name, knob, anchor in zip(names, shape.knobs, shape.values, strict=True):
         low, high, log = knob_range(knob, anchor)
-        if knob.integer:
+        if knob.switch:
+            distributions[name] = optuna.distributions.CategoricalDistribution((False, True))
+        elif knob.integer:
             distributions[name] = optuna.distributions.IntDistribution(int(low), int(high), log=log)
         else:
             distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log)
@@ -297,7 +331,9 @@ def _ask(state: _Study) -> dict[str, Any]:
     return dict(trial.params)
 
 
-def _clip(distribution: Any, value: float) -> float | int:
+def _clip(distribution: Any, value: float) -> float | int | bool:
+    if not hasattr(distribution, "low"):  # a switch's categories (False, True)
+        return value >= 0.5
     low, high = distribution.low, distribution.high
     clipped = min(max(value, low), high)
     return round(clipped) if isinstance(low, int) else float(clipped)
@@ -362,10 +398,7 @@ def _choose(candidates: list[int], weights: list[float], count: int,
 
 
 def _text(knob: Knob, value: float) -> str | None:
-    text = format_value(value, knob.integer)
-    if text is not None and knob.wrap and text.startswith("-") and not knob.text.startswith("-"):
-        return f"({text})"
-    return text
+    return knob_text(knob, value)
 
 
 def _suggestion(files: dict[str, str], shape: Shape, values: dict[int, float]) -> Suggestion | None:
@@ -387,7 +420,12 @@ def _suggestion(files: dict[str, str], shape: Shape, values: dict[int, float]) -
         knob = shape.knobs[index]
         name = knob.site.split(":", 1)[1]
         parts.append(f"{name}: {knob.text} -> {_text(knob, values[index])} (line {knob.line})")
-        changes.append(Described(operation="perturb", affordance=knob.affordance, site=knob.site))
+        if knob.switch:
+            changes.append(Described(operation="toggle", affordance="switch", site=knob.site,
+                                     qualifier="on" if values[index] >= 0.5 else "off"))
+        else:
+            changes.append(Described(operation="perturb", affordance=knob.affordance,
+                                     site=knob.site))
     if len(values) == 1:
         return Suggestion(values, new, MODEL_TUNE, parts[0], tuple(changes))
     return Suggestion(values, new, MODEL_RETUNE, "retune " + "; ".join(parts), tuple(changes))

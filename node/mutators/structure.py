@@ -1,5 +1,6 @@
-"""A strategy's shape for model-based search: its numeric knobs (the literals the offline
-operators may perturb) and its structure (the source with those literals abstracted)."""
+"""A strategy's shape for model-based search: its knobs (the numeric literals the offline
+operators may perturb, and the `True`/`False` switches they may toggle) and its structure (the
+source with those literals abstracted)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ HOLE = "\x00"  # what stands for a knob in a structure's key
 
 @dataclass(frozen=True)
 class Knob:
-    """One numeric literal a model may set: where it is and what it is."""
+    """One literal a model may set: a number, or a switch (`True`/`False`, valued 1.0/0.0)."""
 
     path: str
     start: int  # byte offsets into the file's UTF-8 source
@@ -40,6 +41,7 @@ class Knob:
     integer: bool
     wrap: bool  # a negative replacement needs parentheses
     text: str  # the literal as written
+    switch: bool = False  # a `True`/`False` literal (a categorical knob)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def shape_of(files: Mapping[str, str], mutable: list[str]) -> Shape | None:
         data = text.encode("utf-8")
         cut = 0
         key.update(path.encode() + HOLE.encode())
-        for knob, value in walk.found:
+        for knob, value in sorted(walk.found, key=lambda found: found[0].start):
             if len(knobs) >= MAX_KNOBS:
                 break
             key.update(data[cut : knob.start] + HOLE.encode())
@@ -98,6 +100,16 @@ def shape_of(files: Mapping[str, str], mutable: list[str]) -> Shape | None:
             values.append(value)
         key.update(data[cut:] + HOLE.encode())
     return Shape(key.hexdigest(), tuple(knobs), tuple(values))
+
+
+def knob_text(knob: Knob, value: float) -> str | None:
+    """Source text for a knob set to `value` (None: not a finite number)."""
+    if knob.switch:
+        return "True" if value >= 0.5 else "False"
+    text = format_value(value, knob.integer)
+    if text is not None and knob.wrap and text.startswith("-") and not knob.text.startswith("-"):
+        return f"({text})"
+    return text
 
 
 def format_value(value: float, integer: bool) -> str | None:
@@ -110,7 +122,8 @@ def format_value(value: float, integer: bool) -> str | None:
 
 
 class _Knobs(StrategyWalk):
-    """The walk (playbook.StrategyWalk: what is off-limits) collecting unpinned numbers."""
+    """The walk (playbook.StrategyWalk: what is off-limits) collecting unpinned numbers and
+    switches."""
 
     def __init__(self, src: SourceFile) -> None:
         super().__init__(src)
@@ -136,6 +149,16 @@ class _Knobs(StrategyWalk):
             text=self.src.text(start, end),
         )
         self.found.append((knob, float(value)))
+
+    def on_switch(self, node: ast.Constant, label: str | None) -> None:
+        start, end = self.src.span(node)
+        if self.src.pinned(start, end):
+            return
+        line = self.src.line(start)
+        knob = Knob(path=self.src.path, start=start, end=end,
+                    site=site_label(self.src.path, label, line), affordance="switch", line=line,
+                    integer=False, wrap=False, text=self.src.text(start, end), switch=True)
+        self.found.append((knob, 1.0 if node.value else 0.0))
 
 
 def digest_of(files: Mapping[str, str]) -> str:
