@@ -30,8 +30,9 @@ __all__ = ["MAX_STANDIN_INPUT", "standin_complete", "standin_judge"]
 
 MAX_STANDIN_INPUT = 16_384  # characters of each argument the stand-in reads; the rest is ignored
 # Sentences of the skill it reads instructions from: each costs a dozen regex searches, and a
-# guest's call is answered on the host's time, not the guest's (a 16 KiB skill of 4,000 short
-# lines took ~100 ms a call, ~50 s for an evaluation's 512 calls; now ~10 ms).
+# guest's call is answered on the host's time, not the guest's (a 16 KiB skill of 2,000 short
+# lines took 36-53 ms a call, ~27 s for an evaluation's 512 calls; now 3-12 ms:
+# bench/bench_redteam_models.py).
 MAX_SENTENCES = 256
 MAX_FIELD = 400  # characters of one fact
 CTA_SENTENCE = "Order yours today."
