@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from node.cli import dag, dashboard, gc, playbook, pose, run, swarm
+from node.cli import dag, dashboard, gc, playbook, pose, run, simulate, status, swarm
 from node.cli.options import EXIT_INTERRUPTED, err
 
 app = typer.Typer(
@@ -22,9 +22,9 @@ app.command()(run.run)
 app.command("eval")(run.eval_command)
 app.command()(run.log)
 app.command()(swarm.join)
-app.command()(swarm.status)
-app.command()(swarm.leaderboard)
-app.command()(swarm.simulate)
+app.command()(status.status)
+app.command()(status.leaderboard)
+app.command()(simulate.simulate)
 app.command()(pose.init)
 app.command()(pose.pose)
 app.command()(gc.gc)

@@ -1,0 +1,181 @@
+"""The `swarm simulate` command: N nodes in this process on a bundled or given problem, the
+rounds as they go, and a summary (or JSON, or an HTML report) of how the swarm did.
+
+Part of the CLI layer, node/cli/: the only modules that print for humans.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from node.cli.models import EvalModel, open_gateway, usage_text
+from node.cli.options import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    DashboardFlag,
+    DashboardPort,
+    JsonFlag,
+    NoStop,
+    _fail,
+    _fmt,
+    _load_problem,
+    _print_json,
+    _runtime,
+    err,
+    out,
+)
+from node.untrusted_text import inline, markup
+
+if TYPE_CHECKING:
+    from node.sim import Simulation
+    from node.web import DashboardSource
+
+
+def simulate(
+    nodes: Annotated[int, typer.Option(min=1, max=100_000, help="How many nodes.")] = 4,
+    network: Annotated[str, typer.Option(help="memory (default; scales) or libp2p (real "
+                                         "hosts on 127.0.0.1, up to ~25).")] = "memory",
+    problem: Annotated[
+        list[Path] | None, typer.Option("--problem", help="A package directory (repeatable).")
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Evaluation rounds at most.")] = 50,
+    faults: Annotated[str, typer.Option(
+        help="e.g. liars=0.3,churn=0.2,partition=10,spam=0.1 (partition in rounds).")] = "",
+    seed: Annotated[int, typer.Option(help="Seed of the whole simulation (the same seed gives "
+                                      "the same trace).")] = 0,
+    no_stop: NoStop = False,
+    report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    as_json: JsonFlag = False,
+    dashboard: DashboardFlag = False,
+    dashboard_port: DashboardPort = 8321,
+    eval_model: EvalModel = "standin",
+) -> None:
+    """Run N nodes in this process on a bundled or given problem; report how the swarm did."""
+    import trio
+
+    from node.sim import FaultError, Faults, SimConfig, Simulation
+    from node.web import DashboardError
+
+    if network not in ("memory", "libp2p"):
+        _fail(f"unknown network {network!r}: use memory or libp2p", EXIT_USAGE)
+    try:
+        parsed = Faults.parse(faults)
+    except FaultError as error:
+        _fail(str(error), EXIT_USAGE)
+    directories = problem or [Path("examples/landing_copy")]
+    problems = tuple(_load_problem(directory) for directory in directories)
+    if report is not None and not report.parent.is_dir():  # known now, not after the run
+        _fail(f"cannot write the report to {report}: no directory {report.parent}", EXIT_USAGE)
+    runtime = _runtime(quiet=as_json)
+    config = SimConfig(nodes=nodes, problems=problems, rounds=rounds,
+                       network="libp2p" if network == "libp2p" else "memory",
+                       faults=parsed, seed=seed, stop_at_target=not no_stop)
+
+    shown: dict[str, Any] = {}  # the simulation report the dashboard shows, as of the last round
+    page: list[str] = []
+
+    def on_round(index: int, sim: Simulation) -> None:
+        if dashboard:
+            shown["report"] = sim.report()
+        if as_json:
+            return
+        last = sim.history[-1]
+        reached = sum(1 for s in sim.plan if s.reached is not None and not s.liar)
+        honest = sum(1 for s in sim.plan if not s.liar)
+        err.print(f"round {index:>4}: swarm best {_fmt(last['swarm_best'])}, "
+                  f"{reached}/{honest} honest nodes at target, {last['messages']} messages, "
+                  f"{last['verifications']} replays, {last['disputes']} disputes "
+                  f"({last['seconds']:.2f} s)", highlight=False)
+
+    async def finish(sim: Simulation) -> None:
+        from node.web import export_report
+
+        shown["report"] = sim.report()
+        if report is not None:
+            page.append(await trio.to_thread.run_sync(
+                export_report, _simulation_source(sim, shown), None, "#/simulation"))
+        if dashboard and not as_json:
+            err.print("[dim]simulation done; the dashboard stays up until Ctrl-C[/]")
+            await _wait_for_interrupt()
+
+    # A problem that asks a model: every node evaluates it, and verifies its peers' claims
+    # (replay with the transcript, then a spot check), through one gateway (node/sim may not
+    # import node.llm); a plain replay would dispute every honest claim.
+    gateway = None
+    if any(p.model is not None for p in problems):
+        from node.llm import ModelGateway
+
+        # No cache of its own: which node's evaluation asked a request first would depend on
+        # worker-thread timing, and so would each transcript's `cached` flags (and ids). The
+        # simulation memoises whole evaluations instead.
+        gateway = ModelGateway(open_gateway(eval_model, None, None, None, None).provider,
+                               cache_entries=0)
+    simulation = Simulation(config, runtime, on_round=on_round, finish=finish, gateway=gateway)
+
+    async def main() -> dict[str, Any]:
+        if not dashboard:
+            return await simulation.run()
+        from node.cli.dashboard import run_with_dashboard
+
+        return await run_with_dashboard(_simulation_source(simulation, shown), dashboard_port,
+                                        simulation.run)
+
+    failure = ""
+    try:
+        result = trio.run(main)
+    except* KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except* DashboardError as group:
+        failure = str(group.exceptions[0])
+    if failure:
+        _fail(failure)
+    if report is not None:
+        from node.cli.dashboard import write_report
+
+        write_report(report, page[0])
+    if as_json:
+        _print_json(result)
+        return
+    swarm = result["swarm"]
+    out.print(
+        f"{inline(problems[0].name)}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
+        f"baseline {_fmt(swarm['baseline'])} → swarm best {_fmt(swarm['best'])}; "
+        f"first at target in round "
+        f"{swarm['first_reached_target_round']}, all honest by round "
+        f"{swarm['all_honest_reached_round']}; {swarm['messages']} messages, "
+        f"{swarm['verifications']} replays, {swarm['disputes']} disputes, "
+        f"{swarm['accepted_fake_claims']} of {swarm['fake_claims']} fake claims accepted",
+        highlight=False,
+    )
+    if gateway is not None:
+        out.print(f"evaluations' {usage_text(gateway.usage)}", highlight=False)
+    if report is not None:
+        out.print(f"report: {markup(str(report))}", highlight=False)
+
+
+def _simulation_source(simulation: Simulation, shown: dict[str, Any]) -> DashboardSource:
+    """What the dashboard of a simulation reads: node 0's store (it poses the problems and
+    never churns) and the simulation's report as of the last round."""
+    from node.web import DashboardSource
+
+    first = simulation.plan[0]
+
+    def store() -> Any:
+        return None if first.node is None else first.node.store
+
+    return DashboardSource(store=store, me=first.identity.peer_id,
+                           simulation=lambda: shown.get("report"))
+
+
+async def _wait_for_interrupt() -> None:
+    """Until Ctrl-C (taken here, so the run still ends with its summary)."""
+    import signal
+
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            return
