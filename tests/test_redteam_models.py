@@ -117,7 +117,7 @@ weights = st.lists(st.floats(min_value=0, max_value=1.7e308, allow_subnormal=Tru
                    max_size=64).filter(lambda ws: sum(ws) > 0 or any(w > 0 for w in ws))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.integers(10_000_000, 10**12), weights)
 def test_fuel_slices_are_exact_bounded_shares_for_any_weights(fuel: int, ws: list[float]) -> None:
     slices = fuel_slices(fuel, ws)
@@ -164,7 +164,7 @@ claimed_outcomes = st.builds(
                             detail_values, max_size=4))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(claimed_outcomes, claimed_outcomes)
 def test_outcomes_match_only_when_every_detail_does(a: Outcome, b: Outcome) -> None:
     """The noise gate pairs on a verified claim's `case:<id>` details and the LLM mutator
@@ -297,7 +297,7 @@ def test_a_strategy_that_crashes_on_any_answer_but_its_edited_one_is_disputed(
     assert not outcomes_match(claimed, check.outcome)  # a consistent Verification
 
 
-@settings(max_examples=10, deadline=None,
+@settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.integers(0, 3), st.sampled_from(EDITS), max_size=4))
 def test_a_deterministic_verifier_disputes_exactly_the_claims_above_honest_in_two_runs(
@@ -329,7 +329,7 @@ sentences = st.lists(st.text(alphabet="abn o0123456789:'\"", min_size=1, max_siz
                      min_size=MAX_SENTENCES, max_size=MAX_SENTENCES + 4)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(sentences, st.text(max_size=200), st.text(max_size=80))
 def test_the_stand_in_reads_its_instructions_from_a_bounded_number_of_sentences(
     skill: list[str], tail: str, user: str
@@ -351,7 +351,7 @@ case_maps = st.dictionaries(st.sampled_from([f"case:{i}" for i in range(8)]), ca
                             min_size=2, max_size=8)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(case_maps, case_maps, st.sampled_from(["maximize", "minimize"]))
 def test_the_gate_is_a_sound_test_for_any_finite_case_values(
     mine: dict[str, float], theirs: dict[str, float], direction: str
@@ -382,7 +382,7 @@ def test_the_gate_is_a_sound_test_for_any_finite_case_values(
 
 # -- Outputs in the LLM mutator's prompt stay data -------------------------------------------
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.dictionaries(st.text(max_size=12), st.tuples(st.sampled_from(["0", "10", "01 00"]),
                                                       st.text(max_size=60)), max_size=5),
        st.lists(st.text(max_size=12), max_size=3))
