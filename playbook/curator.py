@@ -86,12 +86,13 @@ class Derivation:
         return record_id in self._ids
 
     def open_hypotheses(self) -> list[Hypothesis]:
-        """Hypotheses without a verdict whose pattern's class is live now, its sources still
-        agreeing (playbook/power.py `source_lifts`: a lift on each of them)."""
+        """Hypotheses without a verdict whose pattern's class is live now, its sources (the
+        target aside) still agreeing (playbook/power.py `source_lifts`: a lift on each)."""
         decided = {verdict.hypothesis for verdict in self.verdicts}
-        live = {klass for klass, chain in self.chains.items() if chain
-                and chain[-1].pattern.status == "live" and source_lifts(chain[-1]) is not None}
-        return [h for h in self.hypotheses if h.id not in decided and h.mutation_kind in live]
+        heads = {klass: chain[-1] for klass, chain in self.chains.items()
+                 if chain and chain[-1].pattern.status == "live"}
+        return [h for h in self.hypotheses if h.id not in decided and h.mutation_kind in heads
+                and source_lifts(heads[h.mutation_kind], target=h.problem) is not None]
 
 
 def derive(dag: ResearchDag, counts: Callable[[Experiment], bool]) -> list[Record]:

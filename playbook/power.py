@@ -61,15 +61,17 @@ class Prediction:
         return float(self.rate - self.base)
 
 
-def source_lifts(snapshot: Snapshot, plan: TestPlan = PLAN) -> dict[str, Fraction] | None:
+def source_lifts(snapshot: Snapshot, plan: TestPlan = PLAN, target: str | None = None
+                 ) -> dict[str, Fraction] | None:
     """Per source problem, the class's lift there (posterior means, Beta(1, 1) priors: (1 + s)
     / (2 + n) over (1 + c) / (2 + m)); None unless every source shows the class beating the
     other changes there (s / n > c / m) and there are `min_sources`. A scope problem with fewer
-    than `source_attempts` attempts of the class, or no other attempts, is not a source."""
+    than `source_attempts` attempts of the class, or no other attempts, is not a source; nor
+    is `target` (a hypothesis's own target: its tests decide it, not this check)."""
     lifts: dict[str, Fraction] = {}
     for problem in sorted(snapshot.by_problem):
         s, n, c, m = snapshot.by_problem[problem]
-        if n < plan.source_attempts or m == 0:
+        if n < plan.source_attempts or m == 0 or problem == target:
             continue
         if s * m <= c * n:
             return None
@@ -80,7 +82,7 @@ def source_lifts(snapshot: Snapshot, plan: TestPlan = PLAN) -> dict[str, Fractio
 def predict(snapshot: Snapshot, target: str, plan: TestPlan = PLAN) -> Prediction | None:
     """The prediction for `target` from a live snapshot, or None: sources disagree, the
     smallest lift is no lift, or no plan of at most `max_tries` tests has `min_power`."""
-    lifts = source_lifts(snapshot, plan)
+    lifts = source_lifts(snapshot, plan, target)
     if lifts is None:
         return None
     ratio = min(lifts.values())

@@ -97,3 +97,23 @@ def test_predict_is_none_for_a_snapshot_without_sources() -> None:
     found = derivation(history.dag(), everything)
     assert found.chains[PRUNE] and found.hypotheses == []
     assert all(predict(s, history.problems["search"].id) is None for s in found.chains[PRUNE])
+
+
+def test_open_while_the_sources_agree_whatever_the_target_shows() -> None:
+    """A hypothesis stays open when its target's own attempts of the class go badly (its tests
+    decide it, not the sources' check) and closes when a source stops showing the lift."""
+    history = _history((3, 3), (5, 25))
+    search = history.problems["search"].id
+    [hypothesis] = [h for h in derivation(history.dag(), everything).hypotheses
+                    if h.problem == search]
+    history.attempts("search", PRUNE, 0, 4)
+    history.attempts("finance", PRUNE, 8, 4)  # the class's 32nd attempt: a snapshot
+    found = derivation(history.dag(), everything)
+    head = found.chains[PRUNE][-1]
+    assert head.pattern.status == "live" and head.by_problem[search][:2] == (0, 4)
+    assert source_lifts(head) is None  # search itself shows no lift ...
+    assert source_lifts(head, target=search) is not None  # ... its sources do
+    assert hypothesis.id in {h.id for h in found.open_hypotheses()}
+    history.attempts("credit", PRUNE, 0, 28)  # the 64th: credit now shows none
+    found = derivation(history.dag(), everything)
+    assert hypothesis.id not in {h.id for h in found.open_hypotheses()}
