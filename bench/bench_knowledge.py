@@ -38,6 +38,7 @@ problem (tiny_training about 15), so hold out a few at a time to stay under 15 m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -56,6 +57,8 @@ import trio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from knowledge_arms import KINDS, Arm, learn, summary  # noqa: E402  (bench/, beside this file)
 
 from node.knowledge import CURATE_EVERY, NodeKnowledge, evidence_rule  # noqa: E402
 from node.loop import LoopConfig, ResearchLoop, Step  # noqa: E402
@@ -142,6 +145,8 @@ class Run:
     ordinary: tuple[int, int] = (0, 0)  # (improved, attempts) without a hypothesis
     tests: tuple[int, int] = (0, 0)  # (improved, attempts) testing a hypothesis
     verdicts: dict[str, str] = field(default_factory=dict)  # hypothesis class -> result
+    # hypothesis class -> [planned tests, predicted rate, target base rate] (playbook/power.py)
+    plans: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -152,9 +157,12 @@ def everything(experiment: Experiment) -> bool:
 
 async def solo_run(problem: Problem, evaluations: Evaluations, seed: int, budget: int,
                    pool: list[Record], stop_at_target: bool = True,
-                   fixed: Knowledge | None = None) -> tuple[Run, list[Record]]:
+                   fixed: Knowledge | None = None, setup: Arm | None = None,
+                   arm_name: str | None = None, share: float | None = None
+                   ) -> tuple[Run, list[Record]]:
     """A run as `swarm run` makes it, from a store holding `pool`: derive at the start, every
     CURATE_EVERY iterations and at the end (or, `fixed`, with that Knowledge throughout).
+    `setup`: sets a prior on the loop's search before it runs (bench/knowledge_arms.py).
     Returns its measures and its records."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-knowledge-") as tmp:
@@ -179,11 +187,15 @@ async def solo_run(problem: Problem, evaluations: Evaluations, seed: int, budget
 
             config = LoopConfig(iterations=budget, seed=seed,
                                 target_streak=1 if stop_at_target else budget + 1)
+            if share is not None:
+                config = dataclasses.replace(config, hypothesis_share=share)
             loop = ResearchLoop(problem, evaluations.for_problem(problem), OfflineMutator(),
                                 store, config, on_step=step, on_record=keep,
                                 knowledge=lambda: fixed or knowledge.for_problem(problem.id))
+            if setup is not None and loop.search is not None:
+                setup(loop.search)
             summary = await loop.run()
-            arm = "oracle" if fixed else "warm" if pool else "cold"
+            arm = arm_name or ("oracle" if fixed else "warm" if pool else "cold")
             run = Run(problem.name, seed, arm, summary.iterations,
                       target_at[0] if target_at else None, weights, len(known.hypotheses))
             mine = [r for r in store.iter_records(kind="experiment", problem=problem.id)
@@ -216,6 +228,7 @@ def measure_attempts(run: Run, dag: ResearchDag, mine: list[Experiment], problem
     about = {h.id: h for h in derived.hypotheses if h.problem == problem.id}
     run.verdicts = {about[v.hypothesis].mutation_kind or "?": v.result
                     for v in derived.verdicts if v.hypothesis in about}
+    run.plans = {h.mutation_kind: [h.tries or 0, h.expected_lift or 0.0] for h in about.values()}
 
 
 async def build_pool(problems: list[Problem], evaluations: Evaluations, seeds: int,
@@ -264,14 +277,18 @@ def loo(args: argparse.Namespace) -> dict[str, Any]:
             if args.pool:
                 save_pool(args.pool, pool)
         runs: list[Run] = []
+        arms = args.arms.split(",") if args.arms else (
+            ["cold", "warm", "oracle"] if args.oracle else ["cold", "warm"])
         for problem in held_out:
             others = [r for p in problems if p.id != problem.id for r in pool[p.id]]
-            oracle = oracle_knowledge(problem, pool[problem.id]) if args.oracle else None
+            oracle = oracle_knowledge(problem, pool[problem.id]) if "oracle" in arms else None
+            setups = kind_arms(arms, problem, problems, pool)
             for seed in range(args.seeds):
-                for arm in ("cold", "warm", "oracle") if oracle else ("cold", "warm"):
+                for arm in arms:
                     run, _ = trio.run(solo_run, problem, evaluations, seed, args.budget,
-                                      others if arm == "warm" else [], True,
-                                      oracle if arm == "oracle" else None)
+                                      others if arm == "warm" else [], not args.no_stop,
+                                      oracle if arm == "oracle" else None, setups.get(arm),
+                                      arm, args.hypothesis_share)
                     runs.append(run)
                     print(f"  {problem.name} seed {seed} {arm}: "
                           f"target after {_shown(run.to_target, args.budget)}; "
@@ -286,6 +303,22 @@ def loo(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def kind_arms(arms: list[str], problem: Problem, problems: list[Problem],
+              pool: dict[str, list[Record]]) -> dict[str, Arm]:
+    """The arms of bench/knowledge_arms.py KINDS asked for: "family" (an oracle: the held-out
+    problem's own pool) or "xfamily" (a transfer: the other problems' pools), and so on."""
+    setups: dict[str, Arm] = {}
+    for arm in arms:
+        kind = arm.removeprefix("x")
+        if kind not in KINDS:
+            continue
+        sources = [problem] if arm == kind else [p for p in problems if p.id != problem.id]
+        learned = learn([r for p in sources for r in pool[p.id]], sources)
+        print(f"  {problem.name} {arm}: {summary(learned)}", flush=True)
+        setups[arm] = KINDS[kind](learned)
+    return setups
+
+
 def _shown(to_target: int | None, budget: int) -> str:
     return f">{budget} (not reached)" if to_target is None else str(to_target)
 
@@ -293,7 +326,10 @@ def _shown(to_target: int | None, budget: int) -> str:
 def print_loo(report: dict[str, Any]) -> None:
     budget = report["budget"]
     runs = report["runs"]
-    arms = [arm for arm in ("cold", "warm", "oracle") if any(r["arm"] == arm for r in runs)]
+    arms = list(dict.fromkeys(r["arm"] for r in runs))
+    if "cold" in arms:
+        arms.remove("cold")
+    arms.insert(0, "cold")
     print(f"\nevaluations to target (median of {report['seeds']} seeds; a run that never got "
           f"there counts as {budget}, marked *)")
     print(f"{'held out':<16}" + "".join(f"{arm:>8}" for arm in arms)
@@ -480,6 +516,7 @@ def hypothesis_rows(derived: Derivation, dag: ResearchDag) -> list[dict[str, Any
         rows.append({"id": hypothesis.id, "class": hypothesis.mutation_kind, "state": state,
                      "target": names.get(hypothesis.problem, hypothesis.problem[:8]),
                      "sources": sources, "verdict": None if verdict is None else verdict.id,
+                     "tries": hypothesis.tries, "expected_lift": hypothesis.expected_lift,
                      "verdict_text": None if verdict is None else verdict.text})
     return rows
 
@@ -537,7 +574,10 @@ def print_sim(report: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def hypotheses(args: argparse.Namespace) -> dict[str, Any]:
-    confirmed = decided = improved = attempts = 0
+    """Every prediction here is positive ("this change improves the target more than its other
+    changes"): there are no avoidance (negative) predictions to report apart."""
+    confirmed = decided = improved = attempts = tests_improved = tests = 0
+    plans: list[int] = []
     for path in args.reports:
         report = json.loads(Path(path).read_text())
         if report["part"] == "sim":
@@ -546,27 +586,41 @@ def hypotheses(args: argparse.Namespace) -> dict[str, Any]:
             confirmed += sum(1 for row in rows if row["state"] == "confirmed")
             improved += report["attempts"]["ordinary"][0]
             attempts += report["attempts"]["ordinary"][1]
+            tests_improved += report["attempts"]["tests"][0]
+            tests += report["attempts"]["tests"][1]
+            plans += [row.get("tries") or 0 for row in rows]
         else:
             targeted = {r["problem"] for r in report["runs"] if r["verdicts"]}
             # the ordinary proposals of warm runs on problems with a decided hypothesis
             for run in report["runs"]:
                 decided += len(run["verdicts"])
                 confirmed += sum(1 for v in run["verdicts"].values() if v == "confirmed")
+                plans += [int(plan[0]) for plan in run.get("plans", {}).values()]
                 if run["problem"] in targeted and run["arm"] == "warm":
                     improved += run["ordinary"][0]
                     attempts += run["ordinary"][1]
+                    tests_improved += run["tests"][0]
+                    tests += run["tests"][1]
     rate = confirmed / decided if decided else 0.0
     base = improved / attempts if attempts else 0.0
+    per_test = tests_improved / tests if tests else 0.0
     low, high = rate_interval(confirmed, decided)
     base_low, base_high = rate_interval(improved, attempts)
-    print(f"hypotheses confirmed: {confirmed} of {decided} decided = {rate:.3f} "
+    test_low, test_high = rate_interval(tests_improved, tests)
+    print(f"planned tests per hypothesis: {dict(sorted(Counter(plans).items()))}")
+    print(f"positive predictions confirmed: {confirmed} of {decided} decided = {rate:.3f} "
           f"(95 % interval {low:.3f}..{high:.3f})")
     print(f"ordinary proposals improving on the same problems: {improved} of {attempts} = "
           f"{base:.3f} (95 % interval {base_low:.3f}..{base_high:.3f})")
+    print(f"hypothesis tests improving, per proposal: {tests_improved} of {tests} = "
+          f"{per_test:.3f} (95 % interval {test_low:.3f}..{test_high:.3f})")
     if base:
-        print(f"ratio {rate / base:.2f}x (goal >= 2x)")
+        print(f"confirmation rate / ordinary improvement rate: {rate / base:.2f}x (goal >= 2x); "
+              f"tests' improvement rate / ordinary: {per_test / base:.2f}x")
+    print("negative (avoidance) predictions: none are made")
     return {"part": "hypotheses", "confirmed": confirmed, "decided": decided,
-            "improved": improved, "attempts": attempts}
+            "improved": improved, "attempts": attempts, "tests_improved": tests_improved,
+            "tests": tests, "plans": plans}
 
 
 def main() -> None:
@@ -591,6 +645,14 @@ def main() -> None:
                      "read them from it when it holds the same problems")
     two.add_argument("--oracle", action="store_true", help="a third arm: class weights "
                      "from the held-out problem's own pool runs (the ceiling of class priors)")
+    two.add_argument("--arms", default="", help="the arms, in order, from cold, warm, oracle "
+                     "(class/cell), family, knobs, values (oracles of those kinds: the held-out "
+                     "problem's own pool) and xfamily, xknobs, xvalues (from the other problems'"
+                     " pools); default cold,warm[,oracle]")
+    two.add_argument("--hypothesis-share", type=float, default=None, help="the loop's share "
+                     "of proposals spent testing open hypotheses (LoopConfig: 0.25)")
+    two.add_argument("--no-stop", action="store_true", help="run the whole budget (for the "
+                     "hypotheses' tests), not stopping at the target")
     two.add_argument("--out", default=None)
     three = parts.add_parser("hypotheses")
     three.add_argument("reports", nargs="+")
