@@ -30,9 +30,10 @@ def open_gateway(
     max_tokens: int | None,
     max_cost: float | None,
     meter: BudgetMeter | None = None,
+    cache_entries: int | None = None,
 ) -> ModelGateway:
     """The gateway for `kind`; `meter` (an LLM mutator's) is shared, else one is made from the
-    token and money budgets."""
+    token and money budgets. `cache_entries`: the gateway's own cache (None: its default)."""
     from node.llm import (
         BudgetMeter,
         ChatProvider,
@@ -62,7 +63,23 @@ def open_gateway(
         # The meter reads only the budgets: each reply states its own cost.
         meter = BudgetMeter(LLMConfig("openai", provider.model, token_budget=max_tokens,
                                       money_budget_usd=max_cost))
-    return ModelGateway(provider, meter)
+    if cache_entries is None:
+        return ModelGateway(provider, meter)
+    return ModelGateway(provider, meter, cache_entries=cache_entries)
+
+
+def budget_spent(gateway: ModelGateway | None) -> str | None:
+    """What says the run's `--max-tokens` / `--max-cost` is spent (the meter's own words), or
+    None while some is left (or there is no budget)."""
+    from node.llm import LLMBudgetExceeded
+
+    if gateway is None or gateway.budget is None:
+        return None
+    try:
+        gateway.budget.check()
+    except LLMBudgetExceeded as error:
+        return str(error)
+    return None
 
 
 def evaluation_for(

@@ -11,13 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from node.cli.models import EvalModel, open_gateway, usage_text
+from node.cli.models import EvalModel, budget_spent, open_gateway, usage_text
 from node.cli.options import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    BaseUrl,
     DashboardFlag,
     DashboardPort,
     JsonFlag,
+    MaxCost,
+    MaxTokens,
+    Model,
     NoStop,
     _fail,
     _fmt,
@@ -52,6 +56,10 @@ def simulate(
     dashboard: DashboardFlag = False,
     dashboard_port: DashboardPort = 8321,
     eval_model: EvalModel = "standin",
+    model: Model = None,
+    base_url: BaseUrl = None,
+    max_tokens: MaxTokens = None,
+    max_cost: MaxCost = None,
 ) -> None:
     """Run N nodes in this process on a bundled or given problem; report how the swarm did."""
     import trio
@@ -78,17 +86,23 @@ def simulate(
     page: list[str] = []
 
     def on_round(index: int, sim: Simulation) -> None:
+        spent = budget_spent(gateway)  # one budget for every node's model calls, as in `run`
+        if spent is not None:
+            sim.stop("model_budget")
         if dashboard:
             shown["report"] = sim.report()
-        if as_json:
-            return
-        last = sim.history[-1]
-        reached = sum(1 for s in sim.plan if s.reached is not None and not s.liar)
-        honest = sum(1 for s in sim.plan if not s.liar)
-        err.print(f"round {index:>4}: swarm best {_fmt(last['swarm_best'])}, "
-                  f"{reached}/{honest} honest nodes at target, {last['messages']} messages, "
-                  f"{last['verifications']} replays, {last['disputes']} disputes "
-                  f"({last['seconds']:.2f} s)", highlight=False)
+        if not as_json:
+            last = sim.history[-1]
+            reached = sum(1 for s in sim.plan if s.reached is not None and not s.liar)
+            honest = sum(1 for s in sim.plan if not s.liar)
+            err.print(f"round {index:>4}: swarm best {_fmt(last['swarm_best'])}, "
+                      f"{reached}/{honest} honest nodes at target, {last['messages']} "
+                      f"messages, {last['verifications']} replays, {last['disputes']} "
+                      f"disputes ({last['seconds']:.2f} s)", highlight=False)
+        if spent is not None:  # on stderr with --json too
+            flag = "--max-tokens" if spent.startswith("token") else "--max-cost"
+            err.print(f"[yellow]stopped[/]: {markup(spent)} ({flag}); the simulation ends "
+                      f"with round {index}", highlight=False)
 
     async def finish(sim: Simulation) -> None:
         from node.web import export_report
@@ -106,13 +120,15 @@ def simulate(
     # import node.llm); a plain replay would dispute every honest claim.
     gateway = None
     if any(p.model is not None for p in problems):
-        from node.llm import ModelGateway
-
         # No cache of its own: which node's evaluation asked a request first would depend on
         # worker-thread timing, and so would each transcript's `cached` flags (and ids). The
         # simulation memoises whole evaluations instead.
-        gateway = ModelGateway(open_gateway(eval_model, None, None, None, None).provider,
+        gateway = open_gateway(eval_model, model, base_url, max_tokens, max_cost,
                                cache_entries=0)
+    elif max_tokens is not None or max_cost is not None:
+        err.print("[yellow]note[/]: --max-tokens / --max-cost have nothing to cap: no problem "
+                  "here asks a model (the simulated nodes' mutator is the offline one)",
+                  highlight=False)
     simulation = Simulation(config, runtime, on_round=on_round, finish=finish, gateway=gateway)
 
     async def main() -> dict[str, Any]:
@@ -136,6 +152,11 @@ def simulate(
         from node.cli.dashboard import write_report
 
         write_report(report, page[0])
+    if gateway is not None:
+        usage = gateway.usage
+        result["model_usage"] = {
+            "calls": usage.calls, "cached": usage.cached, "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd}
     if as_json:
         _print_json(result)
         return
