@@ -1,53 +1,40 @@
 """Two-phase evaluation of one candidate strategy: strategy and evaluator never share an
-interpreter, the host measures the strategy's fuel, and only the evaluator's phase scores."""
+interpreter, the host measures the strategy's fuel, and only the evaluator's phase scores. What
+each phase's run comes to is sandbox/run_outcomes.py's."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, Status, canonical_encode
-from sandbox.drivers import EXIT_DONE, EXIT_INVALID_OUTPUT, guest_source, last_result
+from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Problem, canonical_encode
 from sandbox.drivers import GUEST_DIR as GUEST_SOURCES
+from sandbox.drivers import guest_source, last_result
 from sandbox.heuristic import Harness
 from sandbox.host import GuestRun, Limits, Mount, run_guest
 from sandbox.model_door import GUEST_DIR, GUEST_MODULE, ModelDoor, failed_outcome
+from sandbox.run_outcomes import (
+    MAX_ITEMS,
+    _bounded_details,
+    _failure,
+    _parse_report,
+    _refused,
+    _tail,
+)
 from sandbox.runtime import Runtime
 from sandbox.staging import StagingError, stage_file
 
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
-MAX_ITEMS = 64
-MAX_DETAILS = 32
 STAGED_MTIME = 1_704_067_200  # 2024-01-01, the virtual clock's origin
 SHIFTED_SEED = 0x5EED_5EED
 SHIFTED_CLOCK_NS = 366 * 86_400 * 1_000_000_000
 INPUTS_DOMAIN = b"swarm-inputs\x00"
 RUNNER_CONTEXT = "swarm_text.json"  # what a text strategy's runner reads from /runner/
-
-
-class EvaluatorReport(BaseModel):
-    """What evaluate.py must return; anything else is an invalid report."""
-
-    model_config = ConfigDict(extra="ignore")
-    score: float
-    items: dict[str, bool] = Field(default_factory=dict, max_length=MAX_ITEMS)
-    details: dict[str, float | int | bool | str] = Field(default_factory=dict)
-    valid: bool = True
-
-    @field_validator("score", mode="before")
-    @classmethod
-    def _real_number(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError("score must be a number")
-        return value
 
 
 def candidate_digest(strategy: Mapping[str, str]) -> bytes:
@@ -65,58 +52,6 @@ def inputs_seed(problem_id: str, strategy: Mapping[str, str]) -> int:
 
 def _module_name(path: str) -> str:
     return path[: -len(".py")].replace("/", ".")
-
-
-def _tail(data: bytes, limit: int = MAX_STDERR_TAIL) -> str:
-    text = data.decode("utf-8", errors="replace")
-    return text[-limit:]
-
-
-def _out_of_memory(run: GuestRun, stderr: str, memory_limit: int) -> bool:
-    """Python reports a failed allocation as MemoryError; when memory is exhausted it may not
-    even manage to print that cleanly, so a failure near the limit counts too."""
-    lines = stderr.strip().splitlines()
-    if lines and lines[-1].startswith("MemoryError"):
-        return True
-    return "MemoryError" in stderr and run.memory_bytes >= memory_limit * 0.9
-
-
-def _failure(run: GuestRun, phase: int, memory_limit: int) -> tuple[Status, str] | None:
-    """The status of a run whose driver did not finish, or None when it did."""
-    stderr = _tail(run.stderr_tail)
-    if run.trap == "out_of_fuel":
-        return "out_of_fuel", stderr
-    if run.trap == "timeout":
-        return "timeout", stderr
-    if run.trap == "out_of_memory":
-        return "out_of_memory", stderr
-    if run.trap is not None:
-        note = "stack overflow (recursion too deep)" if run.trap == "stack_overflow" else run.trap
-        return "crash", (stderr + f"\n[sandbox] trap: {note}").strip()
-    if run.exit_code == EXIT_DONE:
-        return None
-    if _out_of_memory(run, stderr, memory_limit):
-        return "out_of_memory", stderr
-    if run.exit_code == EXIT_INVALID_OUTPUT:
-        return "invalid_output", stderr
-    if phase == 1 and run.exit_code == 0:
-        # Only proc_exit ends a strategy turn with 0 (the driver maps SystemExit(0) itself).
-        return "invalid_output", (
-            stderr + "\n[sandbox] no result: the strategy ended the interpreter itself "
-            "(os._exit(0)) instead of returning from its entry point"
-        ).strip()
-    # Phase 2 raising means the evaluator rejected what the strategy produced.
-    status: Status = "crash" if phase == 1 else "invalid_output"
-    return status, (stderr + f"\n[sandbox] exit code {run.exit_code}").strip()
-
-
-def _refused(why: str) -> Outcome:
-    """A candidate that is not a strategy of this problem: nothing of it was run."""
-    return Outcome(
-        status="invalid",
-        stderr_tail=f"[sandbox] {why}"[-MAX_STDERR_TAIL:],
-        details={"failed_phase": 0},
-    )
 
 
 class Evaluator:
@@ -428,37 +363,5 @@ class Evaluator:
         )
 
 
-
 def _guest_model_source() -> bytes:
     return (GUEST_SOURCES / f"{GUEST_MODULE}.py").read_bytes()
-
-
-def _parse_report(data: bytes | None) -> tuple[EvaluatorReport | None, str]:
-    if data is None:
-        return None, "the evaluator printed no report"
-    try:
-        raw = json.loads(data)
-    except (ValueError, RecursionError):
-        return None, "the evaluator's report is not JSON"
-    if not isinstance(raw, dict):
-        return None, "the evaluator's report is not an object"
-    try:
-        report = EvaluatorReport.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        return None, f"the evaluator's report is invalid: {where}: {first.get('msg')}"
-    if not math.isfinite(report.score):
-        return None, f"the evaluator reported a non-finite score ({report.score})"
-    return report, ""
-
-
-def _bounded_details(details: Mapping[str, float | int | bool | str]) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for key, value in list(details.items())[:MAX_DETAILS]:
-        if isinstance(value, float) and not math.isfinite(value):
-            continue
-        if isinstance(value, str):
-            value = value[:MAX_NAME]
-        kept[key[:MAX_NAME]] = value
-    return kept
