@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -15,11 +14,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-import msgpack
-
 from node.store_blobs import MAX_DELTA_DEPTH
-from node.store_bodies import Caches, keep_diffs
+from node.store_bodies import Caches
 from node.store_legacy import old_dropped, old_rows, remove_old, set_aside
+from node.store_retention import StoreRetention
 from node.store_rows import ReadRow, checked_values, pack_canonical, verified, whole_body
 from node.store_schema import (
     NOT_HELD,
@@ -27,6 +25,7 @@ from node.store_schema import (
     SCHEMA_VERSION,
     StoreCorrupt,
     StoreError,
+    _is_id,
     create,
     prepare,
 )
@@ -42,14 +41,14 @@ MIGRATION_BATCH = 256  # old records written per statement group while upgrading
 JUST_STORED = 4096  # ids of the latest batches remembered (`just_stored`)
 
 _log = logging.getLogger(__name__)
-_ID = re.compile(r"[0-9a-f]{64}")
 T = TypeVar("T")
 
 
-class RecordStore:
+class RecordStore(StoreRetention):
     """Records by id in insertion order, plus a small key/value table for the loop's state.
 
-    Safe to share between threads (trio.to_thread workers): one connection, one lock.
+    Safe to share between threads (trio.to_thread workers): one connection, one lock. What
+    `swarm gc` asks of it is node/store_retention.py's.
     """
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
@@ -276,59 +275,6 @@ class RecordStore:
         return ResearchDag(index=StoreIndex(self), load=self.get_many, cache=cache,
                            problems=problems)
 
-    # ---- retention (swarm gc) --------------------------------------------------------------
-
-    def drop(self, record_ids: Iterable[str]) -> int:
-        """Delete records for good, in one transaction, with the files only they used; their
-        ids are remembered (`dropped_ids`) so a sync does not fetch them again. A dropped
-        record's row stays as an id other records may name. Returns how many records were
-        deleted. Which records may go is the caller's policy (node/retention.py)."""
-        ids = [bytes.fromhex(i) for i in dict.fromkeys(record_ids) if _is_id(i)]
-
-        def drop_rows(conn: sqlite3.Connection) -> int:
-            seqs: list[int] = []
-            for start in range(0, len(ids), PAGE_ROWS):
-                chunk = ids[start : start + PAGE_ROWS]
-                conn.execute("INSERT OR IGNORE INTO dropped (id) VALUES "
-                             + ", ".join(["(?)"] * len(chunk)), chunk)
-                seqs += [int(row[0]) for row in conn.execute(
-                    f"SELECT seq FROM records WHERE kind != {NOT_HELD} AND id IN"
-                    f" ({', '.join('?' * len(chunk))})", chunk)]
-            keep_diffs(conn, self.caches, seqs)
-            deleted = 0
-            for start in range(0, len(seqs), PAGE_ROWS):
-                chunk_seqs = seqs[start : start + PAGE_ROWS]
-                held = ", ".join("?" * len(chunk_seqs))
-                conn.execute(f"DELETE FROM edges WHERE owner IN ({held})", chunk_seqs)
-                deleted += conn.execute(
-                    f"UPDATE records SET kind = {NOT_HELD}, problem = NULL, parent = NULL,"
-                    " created_ms = NULL, author = NULL, score = NULL, paths = NULL, body = NULL,"
-                    f" refs = NULL WHERE seq IN ({held})", chunk_seqs).rowcount
-            used: set[int] = set()
-            for (refs,) in conn.execute("SELECT refs FROM records WHERE refs IS NOT NULL"):
-                used.update(_numbers(bytes(refs)))
-            self.caches.blobs.drop_unused(conn, used)
-            return deleted
-
-        with self.locked() as conn:
-            deleted = self._transaction(conn, lambda: drop_rows(conn))
-            self._held -= deleted
-        return deleted
-
-    def dropped_ids(self) -> set[str]:
-        """Ids `drop` deleted: not to be taken in again."""
-        with self.locked() as conn:
-            return {bytes(row[0]).hex() for row in conn.execute("SELECT id FROM dropped")}
-
-    def compact(self) -> None:
-        """Give the space of deleted rows back to the file system (VACUUM: rewrites the file)."""
-        with self.locked() as conn:
-            conn.execute("VACUUM")
-
-    def size(self) -> int:
-        """Bytes the store takes on disk (database and write-ahead log)."""
-        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
-
     # ---- meta ----------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> bytes | None:
@@ -423,15 +369,3 @@ class RecordStore:
                 " schema (%s)", self.path, record_id, row[0], result
             )
         return None
-
-
-def _is_id(record_id: object) -> bool:
-    return isinstance(record_id, str) and _ID.fullmatch(record_id) is not None
-
-
-def _numbers(refs: bytes) -> list[int]:
-    try:
-        numbers = msgpack.unpackb(refs, raw=False)
-    except (ValueError, msgpack.UnpackException):
-        return []  # a damaged row keeps nothing alive
-    return [n for n in numbers if isinstance(n, int)] if isinstance(numbers, list) else []

@@ -4,12 +4,14 @@ integers."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 RECOVERY = "move it aside; the swarm can re-sync history"
+_ID = re.compile(r"[0-9a-f]{64}")  # a record id as callers give it (stored: its 32 bytes)
 # Kinds get the first names, in this order, so that code 2 is "experiment" in the partial index
 # below; a kind added later gets the next free number.
 KINDS = ("problem", "experiment", "verification", "pattern", "hypothesis")
@@ -59,6 +61,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE dropped (id BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dictionaries (problem INTEGER PRIMARY KEY, data BLOB NOT NULL);
 """
+
+
+def _is_id(record_id: object) -> bool:
+    return isinstance(record_id, str) and _ID.fullmatch(record_id) is not None
 
 
 class StoreError(Exception):
