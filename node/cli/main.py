@@ -7,7 +7,19 @@ import sys
 
 import typer
 
-from node.cli import dag, dashboard, gc, playbook, pose, run, simulate, status, swarm
+from node.cli import (
+    changelog,
+    dag,
+    dashboard,
+    evaluate,
+    gc,
+    playbook,
+    pose,
+    run,
+    simulate,
+    status,
+    swarm,
+)
 from node.cli.options import EXIT_INTERRUPTED, err
 
 app = typer.Typer(
@@ -19,8 +31,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold API keys
 )
 app.command()(run.run)
-app.command("eval")(run.eval_command)
-app.command()(run.log)
+app.command("eval")(evaluate.eval_command)
+app.command()(changelog.log)
 app.command()(swarm.join)
 app.command()(status.status)
 app.command()(status.leaderboard)

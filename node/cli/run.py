@@ -1,26 +1,16 @@
-"""`swarm run`, `swarm eval` and `swarm log`: one node, one problem, solo: the research loop,
-one evaluation, and the changelog of what was tried."""
+"""`swarm run`: one node, one problem, solo: the research loop with a live progress line and a
+summary. `swarm eval` is node/cli/evaluate.py's, `swarm log` node/cli/changelog.py's."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from node.cli.cases_view import is_case_detail, print_cases
-from node.cli.models import (
-    EvalModel,
-    UsageLine,
-    evaluate_once,
-    evaluation_for,
-    open_gateway,
-    usage_text,
-)
+from node.cli.models import EvalModel, UsageLine, evaluation_for, open_gateway, usage_text
 from node.cli.options import (
-    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     BaseUrl,
     DashboardFlag,
@@ -34,7 +24,6 @@ from node.cli.options import (
     PackageDir,
     _data_dir,
     _fail,
-    _find_problem,
     _fmt,
     _load_problem,
     _mutator,
@@ -43,12 +32,12 @@ from node.cli.options import (
     err,
     out,
 )
-from node.untrusted_text import inline, markup, visible
+from node.untrusted_text import inline, markup
 
 if TYPE_CHECKING:
     from node.loop import LoopSummary, Step
     from node.store import RecordStore
-    from research_dag import Experiment, Outcome, Problem, Transcript
+    from research_dag import Experiment, Problem, Transcript
 
 
 def _trusted(store: RecordStore, data_dir: Path | None) -> Callable[[Experiment], bool]:
@@ -298,155 +287,3 @@ class _Progress:
 def _kind(step: Step) -> str:
     """The mutation kind, with the operator family it came from when one was chosen."""
     return inline(step.mutation_kind) + (f" ({inline(step.family)})" if step.family else "")
-
-
-def eval_command(
-    package: PackageDir,
-    strategy: Annotated[
-        list[Path] | None,
-        typer.Option(help="A strategy file to evaluate instead of the package's own "
-                     "(repeatable: several are scored in this one process)."),
-    ] = None,
-    candidates: Annotated[
-        Path | None,
-        typer.Option(help="JSON Lines of candidates to score ('-': stdin), one object per line "
-                     'from mutable file names to their source: {"strategy.py": "..."}.'),
-    ] = None,
-    as_json: JsonFlag = False,
-    eval_model: EvalModel = "standin",
-    model: Model = None,
-    base_url: BaseUrl = None,
-) -> None:
-    """Evaluate strategies once each and show status, score, checklist, fuel and stderr: the
-    package's own, or every --strategy file and --candidates line, in one process."""
-    from node.cli.candidates import candidates_of
-    from node.problem import baseline_files
-    from node.report import outcome_json
-    from sandbox import Evaluator
-
-    problem = _load_problem(package)
-    chosen = candidates_of(problem, baseline_files(problem), strategy or [], candidates)
-    runtime = _runtime(quiet=as_json)
-    gateway = None if problem.model is None else open_gateway(
-        eval_model, model, base_url, None, None)
-    with Evaluator(runtime, problem) as evaluator:  # one start-up for every candidate
-        scored = [(candidate.label, evaluate_once(problem, evaluator, gateway, candidate.files))
-                  for candidate in chosen]
-    batch = len(strategy or []) > 1 or candidates is not None
-    if as_json:
-        _print_json([{"candidate": label, **outcome_json(outcome)} for label, outcome in scored]
-                    if batch else outcome_json(scored[0][1]))
-    else:
-        for label, outcome in scored:
-            if batch:
-                out.print(f"[bold]{markup(label)}[/]", highlight=False)
-            _print_outcome(problem, outcome)
-    if any(outcome.status != "ok" for _, outcome in scored):
-        raise typer.Exit(EXIT_FAILURE)
-
-
-def _print_outcome(problem: Problem, outcome: Outcome) -> None:
-    colour = "green" if outcome.status == "ok" else "red"
-    out.print(f"status: [bold {colour}]{outcome.status}[/]", highlight=False)
-    out.print(
-        f"score:  {_fmt(outcome.score)} ({inline(problem.metric.name)}, "
-        f"{problem.metric.direction})",
-        highlight=False,
-    )
-    for name, passed in outcome.items.items():
-        mark = "[green]✓[/]" if passed else "[red]✗[/]"
-        out.print(f"  {mark} {inline(name)}", highlight=False)
-    out.print(
-        f"fuel:   strategy {outcome.strategy_fuel:,}, evaluator {outcome.evaluator_fuel:,}",
-        highlight=False,
-    )
-    text = problem.runner is not None  # a skill: each case's output and verdicts below
-    for key, value in outcome.details.items():
-        if text and is_case_detail(key):
-            continue
-        out.print(f"  {inline(key)}: {inline(str(value))}", highlight=False, soft_wrap=True)
-    if text:
-        print_cases(problem, outcome)
-    if outcome.stderr_tail.strip():
-        out.print("stderr (tail):", highlight=False)
-        out.print(visible(outcome.stderr_tail.rstrip()), markup=False, highlight=False,
-                  soft_wrap=True)
-
-
-def log(
-    problem_query: Annotated[str, typer.Argument(
-        metavar="PROBLEM",
-        help="A package directory, a problem name or an id prefix (as swarm status lists them).",
-    )],
-    tsv: Annotated[
-        Path | None,
-        typer.Option(help="Also write the changelog as TSV to this file ('-' = stdout)."),
-    ] = None,
-    data_dir: DataDir = None,
-    as_json: JsonFlag = False,
-    markdown: Annotated[bool, typer.Option(
-        "--markdown", help="Print it as a Markdown document: phases between new bests, each "
-        "attempt's change, delta, verdict and the patterns it supported.")] = False,
-) -> None:
-    """Print the changelog of a problem: every attempt, kept or not, crashes included."""
-    from rich.table import Table
-
-    from node.cli.changelog_markdown import changelog_markdown, knowledge_of
-    from node.report import changelog, changelog_tsv
-    from node.store import RecordStore, StoreError
-    from research_dag import Experiment, Problem
-
-    directory = _data_dir(data_dir)
-    try:
-        with RecordStore.open(directory / "records.sqlite") as store:
-            stored = [p for p in store.iter_records(kind="problem") if isinstance(p, Problem)]
-            found = _find_problem(problem_query, stored, directory)
-            problem = _load_problem(Path(problem_query)) if found is None else found
-            experiments = [
-                record
-                for record in store.iter_records(kind="experiment", problem=problem.id)
-                if isinstance(record, Experiment)
-            ]
-            trusted = _trusted(store, data_dir)
-            knowledge = knowledge_of(store, problem.id) if markdown else ([], [])
-    except StoreError as error:
-        _fail(str(error))
-    rows = changelog(experiments, problem.metric, trusted, problem)
-    if markdown:
-        sys.stdout.write(changelog_markdown(problem, experiments, rows, *knowledge))
-        return
-    if tsv is not None:
-        text = changelog_tsv(rows)
-        if str(tsv) == "-":
-            sys.stdout.write(text)
-            return
-        try:
-            tsv.write_text(text)
-        except OSError as error:
-            _fail(f"cannot write {tsv}: {error.strerror or error}")
-    if as_json:
-        _print_json(rows)
-        return
-    if not rows:
-        out.print(f"no experiments recorded for {inline(problem.name)} yet "
-                  f"(swarm run {markup(problem_query)})", highlight=False)
-        return
-    table = Table(title=f"{inline(problem.name)} ({inline(problem.metric.name)}, "
-                  f"{problem.metric.direction})")
-    for column in ("commit", "score", "status", "mutation kind", "description"):
-        table.add_column(column, overflow="fold")
-    styles = {"keep": "green", "baseline": "bold", "discard": "dim", "unverified": "yellow",
-              "drift": "cyan"}
-    for row in rows:
-        table.add_row(
-            row["commit"],
-            _fmt(row["score"]),
-            row["status"],
-            inline(row["mutation_kind"]),
-            markup(row["description"])
-            + (f"\n[dim]noise gate: {markup(row['gate'])}[/]" if row.get("gate") else ""),
-            style=styles.get(row["status"], "red"),
-        )
-    out.print(table)
-    if tsv is not None:
-        out.print(f"wrote {len(rows)} rows to {markup(str(tsv))}", highlight=False)
