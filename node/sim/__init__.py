@@ -3,9 +3,10 @@ driven in rounds with injected faults, and the JSON report of how the swarm did.
 
 from node.sim.config import FaultError, Faults, NetworkKind, SimConfig
 from node.sim.partition import Partition
+from node.sim.plan import open_network, settle
 from node.sim.report import build_report
 from node.sim.results import NodeResult, SimResults
-from node.sim.simulator import Simulation, open_network, settle
+from node.sim.simulator import Simulation
 
 __all__ = [
     "FaultError",

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +24,13 @@ from node.net import (
     SHARED_MESSAGES,
     DecodedMessages,
     MemoryHub,
-    Network,
     NetworkError,
     problem_topic,
 )
-from node.sim.config import NetworkKind, SimConfig
+from node.sim.config import SimConfig
 from node.sim.evaluations import SharedEvaluations
 from node.sim.partition import Partition
+from node.sim.plan import SimNode, open_network, plan_nodes, settle
 from node.sim.report import build_report
 from node.sim.results import NodeResult, SimResults, knowledge_measures
 from node.store import RecordStore
@@ -46,51 +44,6 @@ SETTLE_CUSHION_S = {"memory": 0.0, "libp2p": 0.05}
 # node's loop keeps its own dates strictly increasing), never by this machine's clock.
 SIM_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 ROUND_MS = 1000
-
-
-@dataclass
-class SimNode:
-    index: int
-    identity: Identity
-    liar: bool
-    spammer: bool
-    churn_at: int | None  # round it crashes (comes back `down_for` rounds later)
-    node: SwarmNode | None = None
-    reached: int | None = None  # round its best met the target
-    best: list[float | None] = field(default_factory=list)
-
-
-def _identity(seed: int, index: int) -> Identity:
-    return Identity.from_seed(hashlib.sha256(f"swarm-sim:{seed}:{index}".encode()).digest())
-
-
-def plan_nodes(config: SimConfig) -> list[SimNode]:
-    rng = random.Random(config.seed)
-    count = config.nodes
-    liars = set(rng.sample(range(1, count), min(count - 1, round(config.faults.liars * count))))
-    spammers = set(rng.sample(range(1, count), min(count - 1, round(config.faults.spam * count))))
-    churners = rng.sample(range(1, count), min(count - 1, round(config.faults.churn * count)))
-    churn_at = {i: rng.randrange(1, max(2, config.rounds // 2)) for i in churners}
-    # Node 0 is always honest and steady: it poses the problems.
-    return [
-        SimNode(i, _identity(config.seed, i), i in liars, i in spammers, churn_at.get(i))
-        for i in range(count)
-    ]
-
-
-@contextlib.asynccontextmanager
-async def open_network(
-    kind: NetworkKind, hub: MemoryHub | None, identity: Identity
-) -> AsyncIterator[Network]:
-    if kind == "memory":
-        assert hub is not None
-        async with hub.open_node(identity.peer_id) as network:
-            yield network
-    else:
-        from node.net import open_libp2p_network
-
-        async with open_libp2p_network(identity.private_key) as network:
-            yield network
 
 
 class Simulation:
@@ -426,20 +379,6 @@ class Simulation:
 
     def report(self) -> dict[str, Any]:
         return build_report(self.results())
-
-
-async def settle(hub: MemoryHub | None, nodes: Iterable[SwarmNode], cushion: float = 0.0
-                 ) -> None:
-    """Let gossip and intake finish: the hub has nothing in flight, every task is blocked,
-    and no node is still storing what it received (intake writes in a worker thread)."""
-    nodes = list(nodes)
-    while True:
-        if hub is not None:
-            await hub.wait_idle()
-        await trio.testing.wait_all_tasks_blocked(cushion)
-        if not any(node.busy for node in nodes) and (hub is None or not hub.stats().in_flight):
-            return
-        await trio.sleep(0.001)  # a worker thread is writing: let it finish
 
 
 def _signed(problem: Problem, identity: Identity) -> Problem:
