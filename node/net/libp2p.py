@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import multiaddr  # type: ignore[import-untyped]  # libp2p's own dependency; ships no types
 import trio
-from libp2p.abc import IHost, INetStream
+from libp2p.abc import IHost, IListener, INetStream, ISecureConn
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
@@ -399,11 +399,29 @@ async def _close_host(host: IHost) -> None:
     # the swarm's own connection-closing loop at its first await and leaks every socket
     # (https://github.com/libp2p/py-libp2p/issues/1485, and #1486: "which the manager-cancel
     # path can't fully do"). Connections close concurrently: each takes ~0.2 s of sleeps.
+    connections = list(host.get_network().get_connections())
     with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
         async with trio.open_nursery() as nursery:
-            for conn in host.get_network().get_connections():
+            for conn in connections:
                 nursery.start_soon(_close_connection, conn)
         await host.close()
+    # A close the bound cut short (yamux's GO_AWAY waiting on its write lock behind a writer
+    # stuck on a full socket buffer; a loaded host) left sockets open for good: SwarmConn marks
+    # itself closed before it closes anything, so no later close reached the connection's
+    # socket (the GC's ResourceWarning then failed whatever test ran), and the listener kept
+    # accepting. These closes are idempotent and take no lock down to the socket, which trio
+    # closes before its first await.
+    for conn in connections:
+        secured = getattr(conn.muxed_conn, "secured_conn", None)  # yamux's; not in the ABC
+        if isinstance(secured, ISecureConn):
+            await _close_now(secured)
+    for listener in list(host.get_network().listeners.values()):
+        await _close_now(listener)
+
+
+async def _close_now(closable: ISecureConn | IListener) -> None:
+    with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True), contextlib.suppress(*_LIBP2P_ERRORS):
+        await closable.close()
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
