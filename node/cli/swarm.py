@@ -175,17 +175,6 @@ def _write_node_status(path: Path, node: SwarmNode) -> None:
                   highlight=False)
 
 
-def _read_node_status(path: Path) -> dict[str, Any] | None:
-    """The counters a node last wrote, or None (never joined, or the file is not ours)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("drops"), dict):
-        return None
-    return data
-
-
 async def _research_forever(node: SwarmNode, status_path: Path) -> None:
     import trio
 
