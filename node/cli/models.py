@@ -52,11 +52,8 @@ def open_gateway(
             provider = ChatProvider(LLMConfig.from_env(
                 "anthropic" if kind == "anthropic" else "openai", model=model, base_url=base_url))
         except LLMNotConfigured as error:
-            # The client's message suggests the offline mutator; here the way out is the
-            # offline model.
-            reason = str(error).split(": ", 1)[0]
-            _fail(f"{reason}: set it, or use --eval-model standin (the offline stand-in model)",
-                  EXIT_USAGE)
+            _fail(f"{_unconfigured(str(error), kind)}, or use --eval-model standin (the offline "
+                  "stand-in model)", EXIT_USAGE)
     else:
         _fail(f"unknown --eval-model {kind!r}: use standin, anthropic or openai", EXIT_USAGE)
     if meter is None and (max_tokens is not None or max_cost is not None):
@@ -66,6 +63,14 @@ def open_gateway(
     if cache_entries is None:
         return ModelGateway(provider, meter)
     return ModelGateway(provider, meter, cache_entries=cache_entries)
+
+
+def _unconfigured(message: str, kind: str) -> str:
+    """The client's message, which names the LLM mutator and its way out (the offline one),
+    said of `--eval-model` (whose way out is the stand-in model)."""
+    if " is not set: " in message:  # "ANTHROPIC_API_KEY is not set: export it, or use the ..."
+        return message.split(": ", 1)[0] + ": set it"
+    return message.replace(f"the {kind} mutator", f"--eval-model {kind}")
 
 
 def budget_spent(gateway: ModelGateway | None) -> str | None:

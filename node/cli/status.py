@@ -120,7 +120,7 @@ def _status_of(dag: ResearchDag, me: str, problem: str | None, directory: Path
         best = verified_best(dag, ledger, entry.id)
         problems.append({
             "id": entry.id, "name": entry.name, "experiments": len(experiments),
-            "mine": sum(1 for e in experiments if e.author == me),
+            "mine": sum(1 for e in experiments if e.author in (me, "local")),  # solo runs: "local"
             "best": None if best is None else best.outcome.score,
             "best_experiment": None if best is None else best.id,
             "disputed": sum(1 for e in experiments
