@@ -14,11 +14,12 @@ UNSET = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BA
          "SWARM_LLM_MODEL")
 
 
-def swarm(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def swarm(*args: str, data_dir: Path, cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in UNSET}
     return subprocess.run([sys.executable, "-c", "from node.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=300,
-                          env={**clean, "SWARM_DATA_DIR": str(data_dir), **env})
+                          capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**clean, "SWARM_DATA_DIR": str(data_dir), **(env or {})})
 
 
 def test_an_unconfigured_eval_model_says_what_to_set_for_it(tmp_path: Path) -> None:
@@ -32,7 +33,7 @@ def test_an_unconfigured_eval_model_says_what_to_set_for_it(tmp_path: Path) -> N
          "set SWARM_LLM_MODEL (or --model) to the model to ask, or use --eval-model standin"),
     ]
     for env, kind, said in cases:
-        done = swarm("eval", str(SKILL), "--eval-model", kind, data_dir=tmp_path, **env)
+        done = swarm("eval", str(SKILL), "--eval-model", kind, data_dir=tmp_path, env=env)
         assert done.returncode == 2, done.stderr
         text = " ".join(done.stderr.split())  # unwrapped
         assert said in text, text
@@ -50,3 +51,12 @@ def test_status_counts_a_solo_runs_experiments_as_this_nodes(tmp_path: Path) -> 
     [problem] = json.loads(done.stdout)["problems"]
     assert problem["experiments"] == 3  # the baseline and two attempts
     assert problem["mine"] == 3  # was 0: a solo run signs nothing ("local")
+
+
+def test_simulate_runs_its_bundled_example_from_any_directory(tmp_path: Path) -> None:
+    # Without --problem it looked for examples/landing_copy under the current directory: from
+    # anywhere but the checkout, "examples/landing_copy is not a valid experiment package".
+    done = swarm("simulate", "--nodes", "1", "--rounds", "1", "--json", data_dir=tmp_path,
+                 cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["config"]["problem"]["name"] == "landing_copy"

@@ -73,7 +73,7 @@ def simulate(
         parsed = Faults.parse(faults)
     except FaultError as error:
         _fail(str(error), EXIT_USAGE)
-    directories = problem or [Path("examples/landing_copy")]
+    directories = problem or [_default_problem()]
     problems = tuple(_load_problem(directory) for directory in directories)
     if report is not None and not report.parent.is_dir():  # known now, not after the run
         _fail(f"cannot write the report to {report}: no directory {report.parent}", EXIT_USAGE)
@@ -175,6 +175,19 @@ def simulate(
         out.print(f"evaluations' {usage_text(gateway.usage)}", highlight=False)
     if report is not None:
         out.print(f"report: {markup(str(report))}", highlight=False)
+
+
+def _default_problem() -> Path:
+    """The bundled example a simulation runs without --problem: examples/landing_copy of this
+    checkout (the editable install README describes), from whatever directory it is run."""
+    here = Path("examples/landing_copy")
+    if here.is_dir():
+        return here
+    bundled = Path(__file__).resolve().parents[2] / "examples" / "landing_copy"
+    if (bundled / "problem.toml").is_file():
+        return bundled
+    _fail("no --problem given and no bundled example found (examples/landing_copy): pass "
+          "--problem DIR, e.g. a package `swarm init DIR` made", EXIT_USAGE)
 
 
 def _simulation_source(simulation: Simulation, shown: dict[str, Any]) -> DashboardSource:
