@@ -179,9 +179,7 @@ def _random_get(clock: RunClock, seed: int, buf: int, length: int) -> tuple[int,
 
 def test_a_huge_random_get_stops_at_the_deadline() -> None:
     expired = RunClock(0.0)
-    started = time.monotonic()
     errno, data = _random_get(expired, 1, 0, 4 << 20)  # the whole 4 MiB of the module's memory
-    assert time.monotonic() - started < DEADLINE_SLACK_S
     assert errno == EIO
     assert data == bytes(4 << 20)  # nothing written: the first chunk already saw the deadline
 
