@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from node.spot_retries import Unchecked
 from node.trust import ModelCheck, outcomes_match, spot_disputes
 from research_dag import (
     MAX_STDERR_TAIL,
@@ -73,8 +74,9 @@ class Gateway(Protocol):
         self, transcript: Transcript, limits: ModelLimits, fresh: frozenset[int]
     ) -> ReplayDoor: ...
 
-    def differs(self, request: Any, recorded: TranscriptCall) -> bool:
-        """Does our model answer `request` otherwise than `recorded`? (asked afresh)"""
+    def differs(self, request: Any, recorded: TranscriptCall) -> bool | DoorFailure:
+        """Does our model answer `request` otherwise than `recorded`? (asked afresh; a
+        DoorFailure when it gave no answer)"""
         ...
 
 
@@ -124,12 +126,18 @@ class ModelEvaluations:
 
     def verify(
         self, strategy: Mapping[str, str], claimed: Outcome, transcript: Transcript, seed: str
-    ) -> ModelCheck:
+    ) -> ModelCheck | Unchecked:
         """Replay, then (when it matched and the claim scored) the spot check: `spot_samples`
         calls drawn by `seed` (our peer id and the claim's id), each asked again of our model
         in an evaluation of its own whose other calls keep their recorded responses. A sample
         whose fresh response scores worse than the claim is one where the recorded response
-        passed more of the checklist (`spot_disputes` decides)."""
+        passed more of the checklist (`spot_disputes` decides).
+
+        Fails closed: when our model gives no answer a check needs (provider, budget) or a
+        checked evaluation runs out of time, the check stops there and says so (`Unchecked`):
+        no verdict, so the caller makes no Verification. Before, such a sample counted
+        neither way (and the deterministic model's comparison found no differing answer), so
+        the claim verified on its replay alone."""
         replayed, requests = self._replay(strategy, transcript)
         if not outcomes_match(claimed, replayed):
             return ModelCheck(replayed, False, None)
@@ -148,10 +156,15 @@ class ModelEvaluations:
             # evaluation), then evaluate once with every answer that differs asked afresh.
             # That evaluation is the honest one, so one evaluation checks every edit: a liar
             # editing all 512 responses made the verifier run 512 (one per differing call).
-            differing = frozenset(index for index, (request, call) in enumerate(
-                zip(requests, transcript.calls, strict=True))
-                if self.gateway.differs(request, call))
-            samples = [differing] if differing else []
+            found: set[int] = set()
+            for index, (request, call) in enumerate(zip(requests, transcript.calls,
+                                                        strict=True)):
+                differs = self.gateway.differs(request, call)
+                if isinstance(differs, DoorFailure):
+                    return Unchecked(differs.reason, f"call {index + 1}: {differs.message}")
+                if differs:
+                    found.add(index)
+            samples = [frozenset(found)] if found else []
             sampled = calls
         else:
             samples = [frozenset({index})
@@ -164,7 +177,13 @@ class ModelEvaluations:
             door = self.gateway.spot_session(transcript, self.limits, fresh)
             mixed = self.evaluator.evaluate(strategy, door)
             if mixed.status == "timeout":
-                continue  # our model gave no answer (provider, budget): says nothing either way
+                # Our model gave no answer (provider, budget), or the evaluation ran out of
+                # time: this sample says nothing, and a check short of its samples checks
+                # less than it claims to. Stop: no verdict (the caller tries again later).
+                failure = door.failure
+                if failure is not None and failure.kind == "error":
+                    return Unchecked(failure.reason, failure.message[:300])
+                return Unchecked("timeout", "a checked evaluation ran out of time")
             if mixed.status != "ok" or mixed.score is None:
                 # The candidate fails on the model's own answer where the claim scored: the
                 # recorded response did better. Before, such a sample counted neither way, so

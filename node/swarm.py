@@ -17,6 +17,7 @@ from node.knowledge import DerivedGate, NodeKnowledge, evidence_rule
 from node.loop import ResearchLoop, Sealed, Step
 from node.mutators import Mutator
 from node.net import DecodedMessages, Network, Outbox, SyncService, problem_topic, topic_of
+from node.spot_retries import SpotRetries
 from node.store import RecordStore
 from node.swarm_claims import ClaimReplays, _arrival_order
 from node.swarm_config import Evaluate, EvaluatorFactory, NodeConfig, NodeStats
@@ -62,6 +63,9 @@ class SwarmNode(NodeIntake, ClaimReplays):
         # improvements, oldest first (docs/protocol.md section 9).
         self.claims = PendingClaims(config.replay_queue, self._rank)
         self.samples = PendingClaims(config.trust.sample_queue, _arrival_order)
+        # Model-backed claims whose spot check could not run: their retries (node/spot_retries)
+        self.spot_retries = SpotRetries(config.trust.spot_attempts,
+                                        config.trust.spot_backoff_rounds)
         self._round = 0  # research and catch-up rounds so far: the clock of expiry and decay
         self.outbox = Outbox(network)
         self.fakes: set[str] = set()  # ids of claims this node forged (liar fault only)

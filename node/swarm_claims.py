@@ -12,6 +12,7 @@ from node.intake import strategy_refusal
 from node.loop import ResearchLoop
 from node.model_evaluations import unverifiable
 from node.net import Network
+from node.spot_retries import SpotRetries, Unchecked
 from node.store import RecordStore
 from node.swarm_config import Evaluate, NodeConfig, NodeStats
 from node.trust import (
@@ -53,6 +54,7 @@ class ClaimReplays:
     loops: dict[str, ResearchLoop]
     claims: PendingClaims
     samples: PendingClaims
+    spot_retries: SpotRetries
     _evaluate: dict[str, Evaluate]
     _round: int
 
@@ -66,7 +68,7 @@ class ClaimReplays:
         author's standing has never been measured."""
         if experiment.author == self.me or experiment.outcome.status != "ok":
             return
-        if experiment.id in self.ledger.my_replays:
+        if experiment.id in self.ledger.my_replays or experiment.id in self.spot_retries.given_up:
             return
         loop = self.loops.get(experiment.problem)
         score = experiment.outcome.score
@@ -137,8 +139,8 @@ class ClaimReplays:
         while (claim := self._next_claim()) is not None and self.budget.spend():
             self.claims.discard(claim.id)
             await self.replay(claim)  # claims arrive meanwhile: look again afterwards
-        while self.samples and not self._next_claim() and self.budget.spend():
-            sample = self.samples.best_first()[0]
+        while (not self._next_claim() and (sample := self._next_sample()) is not None
+               and self.budget.spend()):
             self.samples.discard(sample.id)
             if sample.transcript is not None and sample.transcript not in self.dag:
                 self.budget.tokens += 1.0  # not replayed: its transcript has not arrived
@@ -147,9 +149,19 @@ class ClaimReplays:
                 self.stats.sampled += 1
                 await self.replay(sample)
 
+    def _next_sample(self) -> Experiment | None:
+        """The oldest sampled claim due for replay (not waiting out a spot check's backoff)."""
+        for sample in self.samples.best_first():
+            if self.spot_retries.due(sample.id, self._round):
+                return sample
+        return None
+
     def _next_claim(self) -> Experiment | None:
-        """The best pending claim that would still improve on our best."""
+        """The best pending claim that would still improve on our best (and is due: not
+        waiting out the backoff of a spot check that could not run)."""
         for claim in self.claims.best_first():
+            if not self.spot_retries.due(claim.id, self._round):
+                continue
             loop = self.loops.get(claim.problem)
             best = None if loop is None else loop.best
             score = claim.outcome.score
@@ -162,14 +174,20 @@ class ClaimReplays:
             self.claims.discard(claim.id)  # no longer an improvement for us: not worth a replay
         return None
 
-    async def replay(self, claim: Experiment) -> Verification:
+    async def replay(self, claim: Experiment) -> Verification | None:
         """Replay a claim and share our Verification. A model-backed claim is replayed once
-        its transcript is held (`_next_claim`, `replay_claims` wait for it)."""
+        its transcript is held (`_next_claim`, `replay_claims` wait for it); when its spot
+        check could not run there is no Verification (None): nothing is signed, shared or
+        counted, and the claim waits for another attempt (`_retry_later`)."""
         why = strategy_refusal(claim, self.loops[claim.problem].problem)
         evaluate = self._evaluate[claim.problem]
         spot = None
         if why is None and isinstance(evaluate, ModelVerifier):
             checked = await self._check_model_claim(evaluate, claim)
+            if isinstance(checked, Unchecked):
+                self._retry_later(claim, checked)
+                return None
+            self.spot_retries.settled(claim.id)
             replayed, matched, spot = checked.outcome, checked.match, checked.spot_check
         else:
             if why is None:
@@ -201,7 +219,20 @@ class ClaimReplays:
         self._share(verification)
         return verification
 
-    async def _check_model_claim(self, verifier: ModelVerifier, claim: Experiment) -> ModelCheck:
+    def _retry_later(self, claim: Experiment, why: Unchecked) -> None:
+        """A spot check that could not run checks nothing (docs/protocol.md, "Model-backed
+        claims"): the claim goes back to its queue, due after a backoff counted in rounds,
+        until its last attempt; then it is given up (counted, with the reason, in `stats`)."""
+        self.stats.spot_unchecked += 1
+        self.stats.spot_last_failure = why.describe()[:300]
+        if self.spot_retries.failed(claim.id, self._round, why):
+            self.stats.spot_given_up += 1
+            return
+        self._consider_claim(claim)  # back in the queue it came from, if it still belongs
+
+    async def _check_model_claim(
+        self, verifier: ModelVerifier, claim: Experiment
+    ) -> ModelCheck | Unchecked:
         """A model-backed claim: replayed with its transcript's responses, then spot-checked
         with our own model (docs/protocol.md, "Model-backed claims")."""
         if claim.transcript is None:

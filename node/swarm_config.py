@@ -55,5 +55,11 @@ class NodeStats:
     refused: int = 0  # valid records contradicting ones we hold (also in drops: inconsistent)
     sampled: int = 0  # replays of claims that would not improve our best (standing samples)
     expired: int = 0  # queued claims dropped unreplayed after claim_ttl_rounds
+    # Spot checks of model-backed claims that could not run (our model failed, our budget is
+    # spent): no Verification was made; and the claims given up after their last attempt,
+    # with the latest reason (node/spot_retries.py)
+    spot_unchecked: int = 0
+    spot_given_up: int = 0
+    spot_last_failure: str = ""
     derived: int = 0  # derived records this node made (patterns, hypotheses, verdicts)
     drops: DropCounter = field(default_factory=DropCounter)

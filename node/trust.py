@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
+from node.spot_retries import Unchecked
 from research_dag import (
     Experiment,
     Header,
@@ -50,6 +51,10 @@ class TrustConfig:
     # Negative standing (and negative gossip score) halves every this many rounds: the way
     # back for a peer that failed a replay once; positive standing does not decay.
     standing_half_life_rounds: float = 100.0
+    # A model-backed claim whose spot check could not run (our model failed, our budget is
+    # spent) gets no Verification: it is tried again after 2, 4, 8 rounds, then given up.
+    spot_attempts: int = 4
+    spot_backoff_rounds: int = 2
 
     @property
     def score_reward(self) -> float:
@@ -104,11 +109,12 @@ class ModelCheck:
 @runtime_checkable
 class ModelVerifier(Protocol):
     """The evaluation of a model-backed problem, which verifies a claim with its transcript
-    (node/model_evaluations.py)."""
+    (node/model_evaluations.py), or says that its spot check could not run (`Unchecked`: no
+    verdict either way)."""
 
     def verify(
         self, strategy: Mapping[str, str], claimed: Outcome, transcript: Transcript, seed: str
-    ) -> ModelCheck: ...
+    ) -> ModelCheck | Unchecked: ...
 
 
 def spot_disputes(spot: SpotCheck, exact: bool) -> bool:

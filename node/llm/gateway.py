@@ -154,15 +154,18 @@ class ModelGateway:
         """The door for a spot check: the calls at `fresh` asked again of our provider."""
         return SpotSession(transcript, limits, self, fresh)
 
-    def differs(self, request: Request, recorded: TranscriptCall) -> bool:
+    def differs(self, request: Request, recorded: TranscriptCall) -> bool | DoorFailure:
         """Does our provider answer `request` otherwise than `recorded` (asked afresh, outside
-        the cache)? A provider that gives no answer now says nothing: False. Token counts are
-        part of the answer: the per-evaluation `max_tokens` limit counts the recorded ones, so
-        a transcript understating them made a candidate over the limit replay as `ok`."""
+        the cache)? A provider that gives no answer now says why (a DoorFailure): the check
+        could not run, which is no answer either way. Token counts are part of the answer: the
+        per-evaluation `max_tokens` limit counts the recorded ones, so a transcript
+        understating them made a candidate over the limit replay as `ok`."""
         try:
             fresh = self.ask(request, 0, cache=False)
-        except LLMError:
-            return False
+        except LLMBudgetExceeded as error:
+            return DoorFailure("error", "budget", str(error)[:300])
+        except LLMError as error:
+            return DoorFailure("error", "provider", f"{type(error).__name__}: {error}"[:300])
         reply = fresh.reply
         return (_clean(reply.text), reply.input_tokens, reply.output_tokens) != (
             recorded.response, recorded.input_tokens, recorded.output_tokens)
@@ -351,6 +354,8 @@ class SpotSession(ReplaySession):
             return super()._reply(request, index, occurrence)
         try:
             return self.gateway.ask(request, occurrence, cache=False, stopped=self._stopped)
+        except LLMBudgetExceeded as error:
+            return DoorFailure("error", "budget", str(error))
         except LLMError as error:
             return DoorFailure("error", "provider", f"{type(error).__name__}: {error}"[:300])
 

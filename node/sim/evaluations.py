@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from node.model_evaluations import Gateway, ModelEvaluations
+from node.spot_retries import Unchecked
 from node.trust import ModelCheck
 from research_dag import Outcome, Problem, Transcript
 from sandbox import Evaluated, Evaluator, Runtime
@@ -85,5 +86,5 @@ class SharedModelEvaluations:
 
     def verify(
         self, strategy: Mapping[str, str], claimed: Outcome, transcript: Transcript, seed: str
-    ) -> ModelCheck:
+    ) -> ModelCheck | Unchecked:
         return self.evaluations.verify(strategy, claimed, transcript, seed)
