@@ -9,7 +9,10 @@ behind a provider that raises."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -288,6 +291,16 @@ async def test_a_claim_whose_check_never_runs_is_given_up_with_the_reason(
         counters = node_counters(receiver)  # what `swarm status` shows
         assert (counters["spot_unchecked"], counters["spot_given_up"]) == (4, 1)
         assert counters["spot_last_failure"].startswith("budget: ")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "node-status.json").write_text(json.dumps(counters))
+    shown = subprocess.run(
+        [sys.executable, "-c", "from node.cli import main; main()", "status"], text=True,
+        capture_output=True, timeout=300, env={**os.environ, "SWARM_DATA_DIR": str(data),
+                                               "COLUMNS": "300"})
+    assert shown.returncode == 0, shown.stderr
+    assert ("spot     4 checks could not run, 1 claims given up (last: budget: call 1: token "
+            "budget spent") in shown.stdout
 
 
 def test_backoff_counts_rounds_and_gives_up_after_the_last_attempt() -> None:

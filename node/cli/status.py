@@ -86,6 +86,11 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
                                 time.localtime(float(node.get("written_ms", 0)) / 1000))
         out.print(f"drops    {drops} (counted by the node since it started; as of {written})",
                   highlight=False, soft_wrap=True)
+        if node.get("spot_unchecked"):  # spot checks that could not ask the node's model
+            out.print(f"spot     {inline(str(node['spot_unchecked']))} checks could not run, "
+                      f"{inline(str(node.get('spot_given_up', 0)))} claims given up (last: "
+                      f"{inline(str(node.get('spot_last_failure', '')))})",
+                      highlight=False, soft_wrap=True)
     for item in problems:
         disputed = f", [red]{item['disputed']} disputed[/]" if item["disputed"] else ""
         out.print(f"  {inline(item['name']):<20} {item['id'][:12]}  "
