@@ -9,8 +9,9 @@
   Runs stop at the target; a run still short of it at its cap is reported as censored.
 - diversity: what 16 nodes spend their evaluations on (issue 14): per seed, rounds to target,
   evaluations and distinct candidates among them (the rest repeat a peer's or their own), the
-  share of the peers' experiments a node's model observed (vouching), and the combinations
-  (a peer's improving move added to the best: node/mutators/model.py) and how many improved.
+  share of the peers' experiments a node's model observed (vouching), and the compositions
+  (the round's other improving moves added to the best: node/mutators/compose.py) and how
+  many improved.
 - liars: 16 nodes, 30 % of them liars: fake claims honest nodes accepted (goal 0) and the
   honest slowdown (rounds with liars / rounds without).
 - scale: the most nodes one simulator process holds: start-up, then wall and CPU time per
@@ -91,7 +92,7 @@ def bench_rounds(runtime: Runtime, seeds: int, caps: dict[int, int]) -> None:
 
 
 def bench_diversity(runtime: Runtime, seeds: int, nodes: int, cap: int) -> None:
-    from node.mutators.memory import family_of
+    from node.mutators.memory import COMBINE, family_of
     from node.mutators.structure import digest_of
 
     problem = load_package(HARD)
@@ -121,7 +122,7 @@ def bench_diversity(runtime: Runtime, seeds: int, nodes: int, cap: int) -> None:
         own = held["own"]
         distinct = len({digest_of(e.strategy) for e in own})
         scores = held["scores"]
-        combined = [e for e in own if e.description.startswith("add an improving move")]
+        combined = [e for e in own if e.mutation_kind == COMBINE]
         improved = sum(1 for e in combined if e.outcome.score is not None
                        and problem.metric.better(e.outcome.score, scores.get(e.parent or "")))
         families = {f: sum(1 for e in own if family_of(e.mutation_kind, e.mutator) == f)
@@ -130,7 +131,7 @@ def bench_diversity(runtime: Runtime, seeds: int, nodes: int, cap: int) -> None:
               f"{_rounds_to_target(report, cap)}; {len(own)} evaluations, {distinct} distinct "
               f"({100 * (len(own) - distinct) / max(1, len(own)):.0f} % repeats); peers' "
               f"experiments observed {100 * statistics.median(held['shares']):.0f} % (median "
-              f"node); families {families}; combinations {len(combined)}, {improved} improved "
+              f"node); families {families}; compositions {len(combined)}, {improved} improved "
               f"on their parent", flush=True)
 
 

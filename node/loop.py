@@ -125,7 +125,7 @@ class ResearchLoop(LoopMemory, LoopProposals):
         # Our experiments, and those of peers `informs` accepts, feed the model-based search
         # (a model's data, never a parent).
         self.search = (Search(problem, config.families, config.retune, fixed_sites(problem),
-                              informs) if config.families else None)
+                              informs, author=config.author) if config.families else None)
 
     def _better(self, experiment: Experiment) -> bool:
         outcome = experiment.outcome

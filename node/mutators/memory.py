@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from node.mutators.structure import Shape, Shapes, digest_of
+from research_dag import Change as Described
 from research_dag import Experiment, Problem
 
 MODEL = "model"  # model-based numeric search (node/mutators/model.py)
@@ -19,7 +20,8 @@ FAMILY_NAMES: tuple[str, ...] = (MODEL, STRUCTURAL, PERTURB)
 
 MODEL_TUNE = "model_tune"  # one knob set by the model
 MODEL_RETUNE = "model_retune"  # a few knobs set together by the model
-MODEL_KINDS = (MODEL_TUNE, MODEL_RETUNE)
+COMBINE = "combine_moves"  # improving moves made elsewhere added to the best (compose.py)
+MODEL_KINDS = (MODEL_TUNE, MODEL_RETUNE, COMBINE)
 # Value-only offline kinds: the structure stays (node/mutators/operators.py).
 PERTURB_KINDS = ("perturb_constant", "zero_constant", "rescale_list")
 
@@ -31,6 +33,10 @@ SEEN = 8192  # ids remembered, so that an experiment is observed once
 # A peer's experiments held back until their author vouches (the newest; node/swarm.py).
 PENDING = 2048
 MAX_PARENTS = 1024  # parents whose children's authors are counted (the newest)
+MOVES = 256  # improving moves kept (the newest), with their strategies and their parents'
+# Strategies kept by experiment id (a move's and its parent's), the newest, at most this many
+# characters in all (a strategy may be 256 KB; finance_factors' is 2 KB).
+FILES_CHARS = 8_000_000
 MAX_SIBLINGS = 4096  # authors counted per parent
 # A site whose changes (alone) crashed at least this often, in at least this share of its
 # attempts, is not changed again by that operation. A value site may fail at some values and
@@ -63,6 +69,18 @@ class Observation:
     parent: str | None = None  # the parent's experiment id (with `base` only)
 
 
+@dataclass(frozen=True)
+class Move:
+    """An observed experiment that beat its parent: a change that may be added elsewhere."""
+
+    child: str  # the experiment's id
+    parent: str  # its parent's id
+    base: str  # its parent's strategy digest (every node's baseline is one parent)
+    gain: float  # how much better than the parent (> 0)
+    description: str
+    changes: tuple[Described, ...]
+
+
 @dataclass
 class Structure:
     """A structure's observations, and what the model needs to warm-start from its parent."""
@@ -91,6 +109,14 @@ class SearchMemory:
         # not): how many evaluate from one parent at once (`siblings`).
         self._children: OrderedDict[str, set[str]] = OrderedDict()
         self._tried: OrderedDict[str, None] = OrderedDict()  # strategy digests evaluated
+        # Improving moves (the newest), the strategies of their experiments and parents by
+        # id, and the experiment id (and parent) of each strategy observed, by digest.
+        self.moves: deque[Move] = deque(maxlen=MOVES)
+        self._files: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._chars = 0  # characters in _files
+        self._lineage: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        self._digests: OrderedDict[str, str] = OrderedDict()  # id -> strategy digest
+        self._scores: OrderedDict[str, float | None] = OrderedDict()  # observed or held
 
     def holds(self, experiment_id: str) -> bool:
         """Whether this experiment was observed (the newest SEEN are remembered)."""
@@ -115,7 +141,17 @@ class SearchMemory:
             self._child(experiment)
         self._seen[experiment.id] = (score, None if shape is None else shape.key,
                                      None if shape is None else shape.values)
-        self._tried[digest_of(experiment.strategy)] = None
+        digest = self._digest(experiment)
+        self._tried[digest] = None
+        if outcome.status == "ok" and digest not in self._lineage:
+            self._lineage[digest] = (experiment.id, experiment.parent)
+            while len(self._lineage) > SEEN:
+                self._lineage.popitem(last=False)
+        self._keep_files(experiment)
+        self._score(experiment)
+        move = self._move(experiment)
+        if move is not None:
+            self.moves.append(move)
         while len(self._seen) > SEEN:
             self._seen.popitem(last=False)
         while len(self._tried) > SEEN:
@@ -180,22 +216,92 @@ class SearchMemory:
         if experiment.id not in self._pending:
             self._child(experiment)
         self._pending[experiment.id] = experiment
+        self._score(experiment)
+        self._tried[self._digest(experiment)] = None  # evaluated: not proposed again here
+        while len(self._tried) > SEEN:
+            self._tried.popitem(last=False)
         while len(self._pending) > PENDING:
             self._pending.popitem(last=False)
 
     def _child(self, experiment: Experiment) -> None:
         if experiment.parent is None:
             return
-        authors = self._children.setdefault(experiment.parent, set())
+        key = self._digests.get(experiment.parent, experiment.parent)  # by content, if known
+        authors = self._children.setdefault(key, set())
         if len(authors) < MAX_SIBLINGS:
             authors.add(experiment.author)
-        self._children.move_to_end(experiment.parent)
+        self._children.move_to_end(key)
         while len(self._children) > MAX_PARENTS:
             self._children.popitem(last=False)
 
+    def _score(self, experiment: Experiment) -> None:
+        ok = experiment.outcome.status == "ok"
+        self._scores[experiment.id] = experiment.outcome.score if ok else None
+        while len(self._scores) > SEEN:
+            self._scores.popitem(last=False)
+
+    def _move(self, experiment: Experiment) -> Move | None:
+        """The experiment as a move, when it beat its parent (whose strategy we hold)."""
+        score = self._scores.get(experiment.id)
+        parent = experiment.parent
+        base = None if parent is None else self._scores.get(parent)
+        if (parent is None or score is None or base is None or parent not in self._digests
+                or not self.problem.metric.better(score, base)):
+            return None
+        return Move(experiment.id, parent, self._digests[parent], abs(score - base),
+                    experiment.description, tuple(experiment.changes or ()))
+
+    def _digest(self, experiment: Experiment) -> str:
+        digest = self._digests.get(experiment.id) or digest_of(experiment.strategy)
+        self._digests[experiment.id] = digest
+        self._digests.move_to_end(experiment.id)
+        while len(self._digests) > SEEN:
+            self._digests.popitem(last=False)
+        return digest
+
+    def _keep_files(self, experiment: Experiment) -> None:
+        files = dict(experiment.strategy)
+        self._files[experiment.id] = files
+        self._chars += sum(len(text) for text in files.values())
+        while self._chars > FILES_CHARS and len(self._files) > 1:
+            _, dropped = self._files.popitem(last=False)
+            self._chars -= sum(len(text) for text in dropped.values())
+
+    def lineage(self, files: dict[str, str]) -> tuple[str, str, str] | None:
+        """(experiment id, parent id, the parent's digest) of the first ok evaluation of this
+        strategy observed; None when unknown, or a baseline."""
+        found = self._lineage.get(digest_of(files))
+        if found is None or found[1] is None or found[1] not in self._digests:
+            return None
+        return found[0], found[1], self._digests[found[1]]
+
+    def files(self, experiment_id: str) -> dict[str, str] | None:
+        """The strategy of an observed experiment (the newest, FILES_CHARS in all) or a held
+        one."""
+        files = self._files.get(experiment_id)
+        held = self._pending.get(experiment_id)
+        return files if files is not None or held is None else dict(held.strategy)
+
+    def moves_from(self, base: str) -> list[Move]:
+        """The improving moves made from a strategy (by digest: every node's baseline is one
+        parent): observed ones, and held ones (a peer's whose author does not vouch yet: not
+        the model's data, but a change this node may evaluate itself; compose.py)."""
+        moves = [move for move in self.moves if move.base == base]
+        for held in self._pending.values():
+            move = self._move(held)
+            if move is not None and move.base == base:
+                moves.append(move)
+        return moves
+
+    def authors_from(self, parent: str) -> set[str]:
+        """The authors of the experiments made from `parent` (or an identical strategy) that
+        we hold, data or not."""
+        return set(self._children.get(self._digests.get(parent, parent), ()))
+
     def siblings(self, parent: str) -> int:
-        """How many authors made an experiment from `parent` that we hold (data or not)."""
-        return len(self._children.get(parent, ()))
+        """How many authors made an experiment from `parent` (or from a strategy identical to
+        it: every node's baseline is one parent) that we hold, data or not."""
+        return len(self._children.get(self._digests.get(parent, parent), ()))
 
     def admit(self, informs: Callable[[Experiment], bool]) -> int:
         """Observe the held experiments that are now data (their authors vouch), in arrival

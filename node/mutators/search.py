@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
+from node.mutators.compose import COMPOSED_HYPOTHESIS, assign, compositions
 from node.mutators.memory import (
     FAMILY_NAMES,
     MODEL,
@@ -15,13 +16,7 @@ from node.mutators.memory import (
     PERTURB_KINDS,
     SearchMemory,
 )
-from node.mutators.model import (
-    COMBINED_HYPOTHESIS,
-    ModelSearch,
-    Suggestion,
-    combination,
-    proposal_hypothesis,
-)
+from node.mutators.model import ModelSearch, Suggestion, proposal_hypothesis
 from node.mutators.operators import OPERATIONS_OF
 from node.mutators.patch import make_diff
 from research_dag import Experiment, Problem
@@ -44,8 +39,10 @@ class Search:
     def __init__(self, problem: Problem, families: tuple[str, ...] = FAMILY_NAMES,
                  retune: int = 1, fixed: tuple[str, ...] = (),
                  informs: Informs = lambda experiment: False,
-                 family_prior: Mapping[str, tuple[float, float]] | None = None) -> None:
+                 family_prior: Mapping[str, tuple[float, float]] | None = None,
+                 author: str = "local") -> None:
         self.problem = problem
+        self.author = author  # whose experiments are ours (compose.py: who adds which move)
         # family -> (pseudo-attempts, pseudo-wins) added to the bandit's counts: what another
         # problem's runs say of the families (bench/bench_knowledge.py transfer arms; none here).
         self.family_prior = dict(family_prior or {})
@@ -110,22 +107,29 @@ class Search:
         return sorted(self.families, key=lambda family: -draws[family])
 
     def _combined(self, context: MutationContext) -> Proposal | None:
-        """An improving move from the best's parent not in the best yet (in a swarm: another
-        winner of the round the best won) added to the best (`combination`: about one node
-        per move); otherwise (and always in a solo run, whose winners are its bests) the
-        families as usual."""
-        shape = self.memory.shape(context.best_files)
-        structure = None if shape is None else self.memory.structures.get(shape.key)
-        if shape is None or structure is None:
+        """The improving moves made from the best's parent that the best lacks (in a swarm:
+        the other winners of the round the best won) added to it, alone or together, when
+        this node's share of the round says so (compose.py); otherwise, and always in a solo
+        run (whose winners are its bests), None: the families as usual."""
+        options = [option for option in compositions(
+            self.memory, context.best_files, self.memory.tried)
+            if not any(context.avoids(c.operation, c.site) for c in option.changes)]
+        lineage = self.memory.lineage(context.best_files)
+        authors = set() if lineage is None else self.memory.authors_from(lineage[1])
+        chosen = assign(options, authors, self.author,
+                        "" if lineage is None else lineage[0], context.rng)
+        if chosen is None:
             return None
-        suggestion = combination(
-            self.memory, structure, context.best_files, shape,
-            lambda score, other: self.problem.metric.better(score, other), context.rng,
-            lambda knob: not context.avoids("perturb", knob.site), self.model.retune,
+        return Proposal(
+            files=chosen.files,
+            diff=make_diff(context.best_files, chosen.files),
+            mutation_kind=chosen.kind,
+            description=chosen.description,
+            hypothesis=COMPOSED_HYPOTHESIS,
+            changes=chosen.changes,
+            applied=applied_patterns(context, chosen.changes),
+            family=MODEL,
         )
-        if suggestion is None:
-            return None
-        return self._proposal(context, suggestion, COMBINED_HYPOTHESIS)
 
     def _model(self, context: MutationContext) -> Proposal | None:
         shape = self.memory.shape(context.best_files)

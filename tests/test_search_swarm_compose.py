@@ -1,0 +1,180 @@
+"""Composing a round's improvements (issue 14, 16 nodes): a move that beat the best's parent is
+added to the best, by knobs within a structure and by lines across structures; the nodes of a
+round share the compositions out without a message; held (unvouched) peers' moves may be
+composed but never become the model's data; a solo run never composes."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.mutators import MutationContext, OfflineMutator, Search
+from node.mutators.compose import COMPOSED, compositions
+from node.mutators.memory import COMBINE, MODEL
+from node.mutators.merge import add_move
+from research_dag import Experiment, Metric, Outcome, Problem
+
+SOURCE = """A = 1.0
+B = 2.0
+C = 3.0
+FLAG = False
+PAIR = [1.0, 2.0]
+
+
+def solve(x):
+    return A + B + C + PAIR[0] + PAIR[1] if FLAG else x
+"""
+
+
+def problem() -> Problem:
+    return Problem(name="toy", statement="A toy.", metric=Metric(name="s", direction="maximize"),
+                   mutable=["strategy.py"], files={"strategy.py": SOURCE.encode()})
+
+
+def made(toy: Problem, source: str, score: float, n: int, parent: Experiment | None = None,
+         author: str = "me", description: str = "") -> Experiment:
+    return Experiment.model_validate({
+        "problem": toy.id, "strategy": {"strategy.py": source},
+        "outcome": Outcome(status="ok", score=score), "author": author, "created_ms": n,
+        "parent": None if parent is None else parent.id,
+        "mutation_kind": "perturb_constant" if parent else "baseline",
+        "mutator": "offline" if parent else "baseline", "description": description,
+    }, strict=False)
+
+
+def round_of(toy: Problem, moves: list[tuple[str, str, float]], me: str = "me",
+             vouched: bool = True) -> tuple[Search, Experiment]:
+    """A swarm's round: every author made one change from the same parent (their own copies
+    of the baseline: one strategy); the first move's experiment is the adopted best."""
+    search = Search(toy, author=me)
+    best = None
+    for n, (author, source, score) in enumerate(moves, start=1):
+        base = made(toy, SOURCE, 0.0, 0, author=author)
+        child = made(toy, source, score, n, parent=base, author=author, description=author)
+        for record in (base, child):
+            if vouched or best is None:
+                search.observe(record)
+            else:
+                search.hold(record)
+        best = best or child
+    assert best is not None
+    return search, best
+
+
+def propose(search: Search, toy: Problem, best: Experiment, seed: int = 0) -> str:
+    proposal = OfflineMutator().propose_now(MutationContext(
+        problem=toy, best_files=dict(best.strategy), best_score=best.outcome.score,
+        rng=random.Random(seed), search=search))
+    if proposal.mutation_kind == COMBINE:
+        assert proposal.family == MODEL and proposal.description.startswith(COMPOSED)
+    return proposal.files["strategy.py"] if proposal.mutation_kind == COMBINE else ""
+
+
+ROUND = [
+    ("a", SOURCE.replace("A = 1.0", "A = 1.5"), 3.0),
+    ("b", SOURCE.replace("B = 2.0", "B = 2.5"), 2.0),
+    ("c", SOURCE.replace("FLAG = False", "FLAG = True"), 1.0),  # a structure of its own
+    ("d", SOURCE.replace("PAIR = [1.0, 2.0]", "PAIR = [1.0, 4.0]"), 0.5),
+    ("e", SOURCE.replace("C = 3.0", "C = 9.0"), -1.0),  # worse than the parent: no move
+    ("f", SOURCE.replace("PAIR = [1.0, 2.0]", "PAIR = [0.0, 2.0]"), -2.0),
+    ("g", SOURCE, 0.0), ("h", SOURCE, 0.0),
+]
+BEST = ROUND[0][1]
+
+
+def test_the_rounds_other_winners_are_added_to_the_best_alone_and_together() -> None:
+    toy = problem()
+    search, best = round_of(toy, ROUND)
+    options = [o.files["strategy.py"] for o in compositions(search.memory, dict(best.strategy),
+                                                            search.memory.tried)]
+    with_b = BEST.replace("B = 2.0", "B = 2.5")
+    with_c = BEST.replace("FLAG = False", "FLAG = True")
+    with_d = BEST.replace("PAIR = [1.0, 2.0]", "PAIR = [1.0, 4.0]")
+    # The largest move alone, the two largest together, the next alone, ...
+    assert options == [with_b, with_b.replace("FLAG = False", "FLAG = True"), with_c,
+                       with_b.replace("FLAG = False", "FLAG = True").replace(
+                           "[1.0, 2.0]", "[1.0, 4.0]"), with_d]
+
+
+def test_the_nodes_of_a_round_share_the_compositions_out() -> None:
+    """Eight authors evaluated from the parent: at most four compose, each a different one,
+    and every option is taken by someone; the order changes with the best."""
+    toy = problem()
+    taken: dict[str, str] = {}
+    for me in "abcdefgh":
+        search, best = round_of(toy, ROUND, me=me)
+        taken[me] = propose(search, toy, best)
+    composed = [files for files in taken.values() if files]
+    search, best = round_of(toy, ROUND)
+    options = compositions(search.memory, dict(best.strategy), search.memory.tried)
+    assert sorted(composed) == sorted(o.files["strategy.py"] for o in options[:4])
+    again = {me: propose(round_of(toy, ROUND[1:] + ROUND[:1], me=me)[0], toy, best)
+             for me in "abcdefgh"}
+    assert again != taken  # another best, another order
+
+
+def test_held_moves_are_composed_but_never_the_models_data() -> None:
+    toy = problem()
+    search, best = round_of(toy, ROUND, vouched=False)
+    held = [e for e in search.memory._pending.values()]
+    assert held and not any(search.memory.holds(e.id) for e in held)
+    options = compositions(search.memory, dict(best.strategy), search.memory.tried)
+    assert options and options[0].files["strategy.py"] == BEST.replace("B = 2.0", "B = 2.5")
+    observed = sum(len(s.observations) for s in search.memory.structures.values())
+    assert observed == 2  # the best and its parent; no held peer's score
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=4, unique=True),
+       st.lists(st.integers(0, 9), min_size=1, max_size=4, unique=True),
+       st.integers(0, 2**16))
+def test_line_moves_on_distinct_lines_add_up_in_any_order(mine: list[int], theirs: list[int],
+                                                          salt: int) -> None:
+    lines = [f"L{i} = {i}\n" for i in range(10)]
+    parent = {"s.py": "".join(lines)}
+
+    def changed(indices: list[int], tag: str) -> dict[str, str]:
+        return {"s.py": "".join(f"L{i} = {tag}{salt}\n" if i in indices else line
+                                for i, line in enumerate(lines))}
+
+    a, b = changed(mine, "a"), changed(theirs, "b")
+    ab, ba = add_move(a, parent, b), add_move(b, parent, a)
+    if set(mine) & set(theirs):
+        assert ab is None and ba is None  # both moved one line: a conflict, never a guess
+    else:
+        both = {"s.py": "".join(
+            f"L{i} = a{salt}\n" if i in mine else f"L{i} = b{salt}\n" if i in theirs else line
+            for i, line in enumerate(lines))}
+        assert ab == ba == both
+    assert add_move(a, parent, a) is None  # nothing the target lacks
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.floats(-3, 3, allow_nan=False)),
+                min_size=1, max_size=10), st.integers(0, 2**16))
+def test_a_solo_chain_of_bests_never_composes(steps: list[tuple[str, float]], seed: int) -> None:
+    """A solo run's improvements are its successive bests: no move from the best's parent is
+    left to add, whatever the chain."""
+    toy = problem()
+    search = Search(toy)
+    values = {"A": 1.0, "B": 2.0, "C": 3.0}
+
+    def source(v: dict[str, float]) -> str:
+        return SOURCE.replace("A = 1.0", f"A = {v['A']!r}").replace(
+            "B = 2.0", f"B = {v['B']!r}").replace("C = 3.0", f"C = {v['C']!r}")
+
+    def score(v: dict[str, float]) -> float:
+        return -sum((x - 1.7) ** 2 for x in v.values())
+
+    best = made(toy, SOURCE, score(values), 0)
+    search.observe(best)
+    for n, (name, step) in enumerate(steps, start=1):
+        trial = {**values, name: round(values[name] + step, 3)}
+        child = made(toy, source(trial), score(trial), n, parent=best)
+        search.observe(child)
+        if toy.metric.better(score(trial), best.outcome.score):
+            best, values = child, trial
+    assert compositions(search.memory, dict(best.strategy), search.memory.tried) == []
+    assert propose(search, toy, best, seed) == ""
