@@ -58,7 +58,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from knowledge_arms import KINDS, Arm, learn, summary  # noqa: E402  (bench/, beside this file)
+from knowledge_arms import KINDS, Arm, family_arm, learn, summary  # noqa: E402  (bench/, beside this file)
 
 from node.knowledge import CURATE_EVERY, NodeKnowledge, evidence_rule  # noqa: E402
 from node.loop import LoopConfig, ResearchLoop, Step  # noqa: E402
@@ -306,16 +306,20 @@ def loo(args: argparse.Namespace) -> dict[str, Any]:
 def kind_arms(arms: list[str], problem: Problem, problems: list[Problem],
               pool: dict[str, list[Record]]) -> dict[str, Arm]:
     """The arms of bench/knowledge_arms.py KINDS asked for: "family" (an oracle: the held-out
-    problem's own pool) or "xfamily" (a transfer: the other problems' pools), and so on."""
+    problem's own pool) or "xfamily" (a transfer: the other problems' pools), and so on;
+    "family8": the family prior at 8 pseudo-attempts a family (40 by default)."""
     setups: dict[str, Arm] = {}
     for arm in arms:
-        kind = arm.removeprefix("x")
+        transfer = arm.startswith("x")
+        kind = arm.removeprefix("x").rstrip("0123456789")
         if kind not in KINDS:
             continue
-        sources = [problem] if arm == kind else [p for p in problems if p.id != problem.id]
+        sources = [p for p in problems if p.id != problem.id] if transfer else [problem]
         learned = learn([r for p in sources for r in pool[p.id]], sources)
         print(f"  {problem.name} {arm}: {summary(learned)}", flush=True)
-        setups[arm] = KINDS[kind](learned)
+        weight = arm.removeprefix("x")[len(kind):]
+        setups[arm] = (family_arm(learned, float(weight)) if kind == "family" and weight
+                       else KINDS[kind](learned))
     return setups
 
 
@@ -648,7 +652,8 @@ def main() -> None:
     two.add_argument("--arms", default="", help="the arms, in order, from cold, warm, oracle "
                      "(class/cell), family, knobs, values (oracles of those kinds: the held-out "
                      "problem's own pool) and xfamily, xknobs, xvalues (from the other problems'"
-                     " pools); default cold,warm[,oracle]")
+                     " pools; a number after family sets its pseudo-attempts: family8); "
+                     "default cold,warm[,oracle]")
     two.add_argument("--hypothesis-share", type=float, default=None, help="the loop's share "
                      "of proposals spent testing open hypotheses (LoopConfig: 0.25)")
     two.add_argument("--no-stop", action="store_true", help="run the whole budget (for the "

@@ -93,9 +93,9 @@ def _moves(learned: Learned, shapes: Shapes, problem: Problem, parent: Experimen
         learned.ratios.setdefault(affordance, []).append(new / old)
 
 
-def family_arm(learned: Learned) -> Arm:
-    """The bandit starts from these families' rates (FAMILY_WEIGHT pseudo-attempts each)."""
-    prior = {family: (FAMILY_WEIGHT, FAMILY_WEIGHT * won / tried)
+def family_arm(learned: Learned, weight: float = FAMILY_WEIGHT) -> Arm:
+    """The bandit starts from these families' rates (`weight` pseudo-attempts each)."""
+    prior = {family: (weight, weight * won / tried)
              for family, (tried, won) in learned.families.items() if tried}
 
     def arm(search: Search) -> None:
