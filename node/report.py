@@ -63,6 +63,7 @@ def changelog(
     metric: Metric,
     trusted: Callable[[Experiment], bool] = lambda experiment: True,
     problem: Problem | None = None,
+    gate_lines: bool = True,
 ) -> list[dict[str, Any]]:
     """Rows in recorded order; a row is `keep` when it beat the best before it. A row that
     `trusted` refuses (a peer's claim we have not reproduced, in a data directory a swarm node
@@ -71,7 +72,12 @@ def changelog(
     the gate's decision, and each row's `gate`
     states its interval and test (node/noise_gate.py). A row is `drift` when it equalled the
     best, did not beat it, and an attempt by its author built on it: the loop took it as the
-    parent by neutral drift (LoopConfig.drift)."""
+    parent by neutral drift (LoopConfig.drift).
+
+    The gate costs 20-60 ms a row (its permutation test and bootstrap), so it is computed only
+    where it decides or is shown: an unverified row gets no gate line (nothing was decided on
+    it; before, a history of thousands of peers' claims took minutes), and with `gate_lines`
+    False (the TSV, which has no gate column) only rows that beat the best are judged."""
     experiments = list(experiments)
     built_on = {(e.parent, e.author) for e in experiments if e.parent is not None}
     rows: list[dict[str, Any]] = []
@@ -82,17 +88,24 @@ def changelog(
         outcome = experiment.outcome
         score = outcome.score if outcome.status == "ok" else None
         believed = trusted(experiment)
-        decision = judge(problem, outcome, best_outcome) if problem is not None else None
+        # Judged now when the gate may keep it (it keeps only what beats the best's score) or
+        # its line is shown; a row whose status needs to know, later, and only then.
+        judged = problem is not None and believed and score is not None and (
+            gate_lines or metric.better(score, best))
+        decision = judge(problem, outcome, best_outcome) if judged and problem else None
         kept = believed and score is not None and (
             decision.kept if decision is not None else metric.better(score, best))
+        previous = best_outcome
         if kept:
             best, best_outcome = score, outcome
         if not believed:
             status = "unverified"
         elif not experiment.parent:
             status = "baseline"
-        elif (not kept and score is not None and score == best and decision is None
-              and (experiment.id, experiment.author) in built_on):
+        elif (not kept and score is not None and score == best
+              and (experiment.id, experiment.author) in built_on
+              and (decision if judged or problem is None
+                   else judge(problem, outcome, previous)) is None):
             status = "drift"
         else:
             status = step_status(outcome, kept)

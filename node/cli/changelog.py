@@ -62,7 +62,9 @@ def log(
             knowledge = knowledge_of(store, problem.id) if markdown else ([], [])
     except StoreError as error:
         _fail(str(error))
-    rows = changelog(experiments, problem.metric, trusted, problem)
+    # The TSV alone (to stdout) has no gate column: the gate judges only the rows it may keep.
+    only_tsv = not markdown and tsv is not None and str(tsv) == "-"
+    rows = changelog(experiments, problem.metric, trusted, problem, gate_lines=not only_tsv)
     if markdown:
         sys.stdout.write(changelog_markdown(problem, experiments, rows, *knowledge))
         return
