@@ -293,6 +293,8 @@ def main() -> None:
     parser.add_argument("--univariate", action="store_true",
                         help="tpe: independent TPE (optuna 5's default is multivariate)")
     parser.add_argument("--startup", type=int, default=10, help="tpe: n_startup_trials")
+    parser.add_argument("--model-univariate", action="store_true",
+                        help="after/model: the model's TPE per knob (model.MULTIVARIATE)")
     parser.add_argument("--no-joint", action="store_true",
                         help="after: the model's importance-chosen proposals only (model.JOINT)")
     parser.add_argument("--json", type=Path, default=None)
@@ -304,6 +306,8 @@ def main() -> None:
         return
     if args.no_joint:
         model_search.JOINT = False
+    if args.model_univariate:
+        model_search.MULTIVARIATE = False
     runtime = load_runtime()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in args.examples.split(","):

@@ -31,10 +31,10 @@ ITERATIONS = {
     "search_ranking": 15,
     "tiny_training": 8,
     "faster_code": 15,
-    "credit_scoring": 3,
+    "credit_scoring": 5,  # switches as model knobs (2026-12-07b): first keep on iteration 5
     "spam_filter": 8,  # the family search (issue 14) first improves on iteration 5 at seed 0
     "job_scheduling": 3,
-    "tsp_heuristic": 4,  # ~3 s an evaluation; the first kept change is on iteration 2
+    "tsp_heuristic": 5,  # ~3 s an evaluation; the first kept change is on iteration 5
     "skill_landing_copy": 40,
 }
 

@@ -32,6 +32,7 @@ HYPOTHESIS = "the model of this structure's evaluations expects a better score t
 # over how each size fared in this structure's newest evaluations. False: importance-chosen
 # knobs only (the harness compares).
 JOINT = True
+MULTIVARIATE = True  # TPE's joint density over the knobs (False: one per knob, independent)
 JOINT_KNOBS = 8  # an experiment lists at most 8 changes (research_dag's records: MAX_CHANGES)
 # A knob, its current value and the rng -> a value to propose instead of the model's, or None.
 ValuePrior = Callable[[Knob, float, random.Random], float | None]
@@ -209,7 +210,7 @@ def _new_study(direction: str, structure: Structure, rng: random.Random) -> _Stu
             distributions[name] = optuna.distributions.IntDistribution(int(low), int(high), log=log)
         else:
             distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log)
-    sampler = optuna.samplers.TPESampler(seed=rng.getrandbits(31), multivariate=True,
+    sampler = optuna.samplers.TPESampler(seed=rng.getrandbits(31), multivariate=MULTIVARIATE,
                                          constant_liar=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
