@@ -15,6 +15,11 @@ from node.mutators.merge import add_move
 from research_dag import Change as Described
 
 MOST_MOVES = 6  # applicable moves considered, the largest gains first
+# The share of a round's nodes that compose (the rest explore). 0: none, the default, measured
+# (bench/RESULTS.md, "Issue 14: 16 nodes, follow-up"): with the model's joint retunes, a half,
+# a quarter and an eighth of 16 nodes composing each made the swarm slower on finance_factors;
+# with one-knob proposals a half made it faster. The harness sets it.
+SHARE = 0.0
 MOST_CHANGES = 8  # research_dag's bound on Experiment.changes (more: not described)
 MAX_DESCRIPTION = 1000
 COMPOSED = "add improving moves made from the same parent"
@@ -110,9 +115,9 @@ def assign(options: list[Composition], authors: set[str], me: str, salt: str,
     """This node's composition, or None (it searches as usual). The authors who evaluated
     from the best's parent (about the swarm, all holding the same moves) share the options
     out without a message: ordered by a hash of each id and the best's id (a new order
-    every round), the author of rank r takes option r; at most half of them compose, the
+    every round), the author of rank r takes option r; at most SHARE of them compose, the
     others explore. A node that is not among them draws with chance options/authors."""
-    share = options[: max(1, len(authors) // 2)]
+    share = options[: int(len(authors) * SHARE)]
     if not share:
         return None
     if me not in authors:
