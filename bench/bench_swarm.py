@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_swarm.py [--quick]
                                           [--only rounds,diversity,liars,scale,propagation]
-                                          [--seeds N] [--cap-one ROUNDS]
+                                          [--seeds N] [--cap-one ROUNDS] [--compose SHARE]
 
 - rounds: evaluation rounds until the swarm first reaches the target, 1 vs 4 vs 16 nodes on
   the same problem (median over seeds); the ratio 1-node / N-node (team goal: >= 12x at 16).
@@ -284,7 +284,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=9, help="seeds per size for rounds")
     parser.add_argument("--cap-one", type=int, default=2000,
                         help="most rounds a 1-node run may take to reach the target")
+    parser.add_argument("--compose", type=float, default=None,
+                        help="share of a round's nodes that add the round's other improving "
+                             "moves to the best (node/mutators/compose.py SHARE; default 0)")
     args = parser.parse_args()
+    if args.compose is not None:
+        from node.mutators import compose
+
+        compose.SHARE = args.compose
     runtime = load_runtime(progress=lambda message: print(message, file=sys.stderr))
     only = set(args.only.split(","))
     seeds, cap = (2, 60) if args.quick else (5, 120)
