@@ -295,6 +295,8 @@ def main() -> None:
     parser.add_argument("--startup", type=int, default=10, help="tpe: n_startup_trials")
     parser.add_argument("--model-univariate", action="store_true",
                         help="after/model: the model's TPE per knob (model.MULTIVARIATE)")
+    parser.add_argument("--whole-only", action="store_true",
+                        help="after/model: every model proposal the whole suggestion")
     parser.add_argument("--no-joint", action="store_true",
                         help="after: the model's importance-chosen proposals only (model.JOINT)")
     parser.add_argument("--json", type=Path, default=None)
@@ -306,6 +308,8 @@ def main() -> None:
         return
     if args.no_joint:
         model_search.JOINT = False
+    if args.whole_only:
+        model_search.WHOLE_ONLY = True
     if args.model_univariate:
         model_search.MULTIVARIATE = False
     runtime = load_runtime()

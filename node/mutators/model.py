@@ -32,6 +32,7 @@ HYPOTHESIS = "the model of this structure's evaluations expects a better score t
 # over how each size fared in this structure's newest evaluations. False: importance-chosen
 # knobs only (the harness compares).
 JOINT = True
+WHOLE_ONLY = False  # every model proposal is the whole suggestion (measured: bench --whole-only)
 MULTIVARIATE = True  # TPE's joint density over the knobs (False: one per knob, independent)
 JOINT_KNOBS = 8  # an experiment lists at most 8 changes (research_dag's records: MAX_CHANGES)
 # A knob, its current value and the rng -> a value to propose instead of the model's, or None.
@@ -97,7 +98,7 @@ class ModelSearch:
         if self.knob_prior is not None:
             weights = [w * max(0.0, self.knob_prior(k)) for w, k in zip(weights, shape.knobs,
                                                                      strict=True)]
-        joint = JOINT and self._joint(structure, rng)
+        joint = WHOLE_ONLY or (JOINT and self._joint(structure, rng))
         for _ in range(ASKS):
             params = _ask(state)
             proposed = {
