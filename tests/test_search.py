@@ -279,3 +279,99 @@ def test_model_proposals_on_any_literals_are_valid_strategies(values: list[float
     except MutationFailed:
         return  # nothing new to propose (a knob range of one value, all tried)
     assert parse(proposal.files["strategy.py"]) is not None
+
+
+def combined_search() -> tuple[Search, Problem, Experiment]:
+    """A round as a swarm sees it: two peers improved on the same parent by different knobs
+    (RATE, DEPTH); the first became the best."""
+    problem = problem_for()
+    search = Search(problem)
+    values = [0.1, 4, 1.0, 2.0, -0.5]
+    base = experiment(problem, SOURCE, toy_score(values), 0)
+    search.observe(base)
+    rate = [0.3, *values[1:]]
+    depth = [values[0], 6, *values[2:]]
+    best = experiment(problem, with_values(rate), toy_score(rate), 1, parent=base.id,
+                      author="a")
+    search.observe(best)
+    search.observe(experiment(problem, with_values(depth), toy_score(depth), 2, parent=base.id,
+                              author="b"))
+    return search, problem, best
+
+
+def test_a_peers_improving_move_from_the_same_parent_is_added_to_the_best() -> None:
+    both = with_values([0.3, 6, 1.0, 2.0, -0.5])
+    combined = 0
+    for seed in range(60):
+        made = []
+        for search, problem, best in (combined_search(), combined_search()):
+            made.append(OfflineMutator().propose_now(MutationContext(
+                problem=problem, best_files=dict(best.strategy), best_score=best.outcome.score,
+                rng=random.Random(seed), search=search)))
+        assert made[0] == made[1]  # the seed and the records decide
+        if made[0].files["strategy.py"] == both:
+            combined += 1
+            assert made[0].family == MODEL and made[0].mutation_kind in MODEL_KINDS
+            assert made[0].description.startswith("add an improving move")
+            assert [change.site.split(":", 1)[1] for change in made[0].changes] == ["DEPTH"]
+    # One move, two evaluations from its parent: each node adds it with chance 1/2, so that
+    # about one of the two tries it, not both.
+    assert 15 <= combined <= 45
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.floats(-3, 3, allow_nan=False)),
+                min_size=1, max_size=12))
+def test_a_solo_chain_of_bests_never_combines(moves: list[tuple[int, float]]) -> None:
+    """A solo run's improvements are its successive bests: no move is left to add."""
+    problem = problem_for()
+    search = Search(problem)
+    values = [0.1, 4.0, 1.0, 2.0, -0.5]
+    parent = experiment(problem, SOURCE, toy_score(values), 0)
+    search.observe(parent)
+    for n, (index, step) in enumerate(moves, start=1):
+        values = list(values)
+        values[index] = max(0.01, values[index] + step) if index < 2 else values[index] + step
+        child = experiment(problem, with_values(values), toy_score(values), n, parent=parent.id)
+        search.observe(child)
+        if problem.metric.better(toy_score(values), parent.outcome.score):
+            parent = child
+        else:
+            values = [float(v) for v in shape_of(dict(parent.strategy),  # type: ignore[union-attr]
+                                                 ["strategy.py"]).values]
+    for seed in range(5):
+        proposal = OfflineMutator().propose_now(MutationContext(
+            problem=problem, best_files=dict(parent.strategy), best_score=parent.outcome.score,
+            rng=random.Random(seed), search=search))
+        assert not proposal.description.startswith("add an improving move")
+
+
+def test_several_peers_moves_are_also_tried_together() -> None:
+    """Three winners from one parent (RATE: the best; DEPTH; WEIGHTS[0]): besides each move,
+    one option sets both remaining moves at once, a retune listing each knob."""
+    problem = problem_for()
+    values = [0.1, 4, 1.0, 2.0, -0.5]
+    together = with_values([0.3, 6, 2.0, 2.0, -0.5])
+    seen: set[str] = set()
+    for seed in range(80):
+        search = Search(problem)
+        base = experiment(problem, SOURCE, toy_score(values), 0)
+        search.observe(base)
+        best = None
+        for n, (author, changed) in enumerate(
+                (("a", [0.3, *values[1:]]), ("b", [0.1, 6, *values[2:]]),
+                 ("c", [0.1, 4, 2.0, *values[3:]])), start=1):
+            made = experiment(problem, with_values(changed), toy_score(changed), n,
+                              parent=base.id, author=author)
+            search.observe(made)
+            best = best or made
+        assert best is not None
+        proposal = OfflineMutator().propose_now(MutationContext(
+            problem=problem, best_files=dict(best.strategy), best_score=best.outcome.score,
+            rng=random.Random(seed), search=search))
+        if proposal.description.startswith("add an improving move"):
+            seen.add(proposal.files["strategy.py"])
+            if proposal.files["strategy.py"] == together:
+                assert proposal.mutation_kind == "model_retune" and len(proposal.changes) == 2
+    assert seen == {together, with_values([0.3, 6, 1.0, 2.0, -0.5]),
+                    with_values([0.3, 4, 2.0, 2.0, -0.5])}

@@ -108,6 +108,7 @@ class SearchMemory:
         # parent id -> the authors of the experiments made from it that we hold (data or
         # not): how many evaluate from one parent at once (`siblings`).
         self._children: OrderedDict[str, set[str]] = OrderedDict()
+        self._by_content: OrderedDict[str, set[str]] = OrderedDict()  # by the parent's digest
         self._tried: OrderedDict[str, None] = OrderedDict()  # strategy digests evaluated
         # Improving moves (the newest), the strategies of their experiments and parents by
         # id, and the experiment id (and parent) of each strategy observed, by digest.
@@ -226,13 +227,17 @@ class SearchMemory:
     def _child(self, experiment: Experiment) -> None:
         if experiment.parent is None:
             return
-        key = self._digests.get(experiment.parent, experiment.parent)  # by content, if known
-        authors = self._children.setdefault(key, set())
-        if len(authors) < MAX_SIBLINGS:
-            authors.add(experiment.author)
-        self._children.move_to_end(key)
-        while len(self._children) > MAX_PARENTS:
-            self._children.popitem(last=False)
+        # By the parent's id (the combination's chance) and by its content (compose.py: every
+        # node's baseline is one parent), when known.
+        content = self._digests.get(experiment.parent, experiment.parent)
+        for children, key in ((self._children, experiment.parent),
+                              (self._by_content, content)):
+            authors = children.setdefault(key, set())
+            if len(authors) < MAX_SIBLINGS:
+                authors.add(experiment.author)
+            children.move_to_end(key)
+            while len(children) > MAX_PARENTS:
+                children.popitem(last=False)
 
     def _score(self, experiment: Experiment) -> None:
         ok = experiment.outcome.status == "ok"
@@ -296,12 +301,11 @@ class SearchMemory:
     def authors_from(self, parent: str) -> set[str]:
         """The authors of the experiments made from `parent` (or an identical strategy) that
         we hold, data or not."""
-        return set(self._children.get(self._digests.get(parent, parent), ()))
+        return set(self._by_content.get(self._digests.get(parent, parent), ()))
 
     def siblings(self, parent: str) -> int:
-        """How many authors made an experiment from `parent` (or from a strategy identical to
-        it: every node's baseline is one parent) that we hold, data or not."""
-        return len(self._children.get(self._digests.get(parent, parent), ()))
+        """How many authors made an experiment from `parent` that we hold (data or not)."""
+        return len(self._children.get(parent, ()))
 
     def admit(self, informs: Callable[[Experiment], bool]) -> int:
         """Observe the held experiments that are now data (their authors vouch), in arrival

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 
+from node.mutators import compose
 from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
 from node.mutators.compose import COMPOSED_HYPOTHESIS, assign, compositions
 from node.mutators.memory import (
@@ -16,7 +17,13 @@ from node.mutators.memory import (
     PERTURB_KINDS,
     SearchMemory,
 )
-from node.mutators.model import ModelSearch, Suggestion, proposal_hypothesis
+from node.mutators.model import (
+    COMBINED_HYPOTHESIS,
+    ModelSearch,
+    Suggestion,
+    combination,
+    proposal_hypothesis,
+)
 from node.mutators.operators import OPERATIONS_OF
 from node.mutators.patch import make_diff
 from research_dag import Experiment, Problem
@@ -109,8 +116,11 @@ class Search:
     def _combined(self, context: MutationContext) -> Proposal | None:
         """The improving moves made from the best's parent that the best lacks (in a swarm:
         the other winners of the round the best won) added to it, alone or together, when
-        this node's share of the round says so (compose.py); otherwise, and always in a solo
+        this node's share of the round says so (compose.py; with compose.SHARE = 0, the
+        default, one peer's one-knob move: `_combination`); otherwise, and always in a solo
         run (whose winners are its bests), None: the families as usual."""
+        if compose.SHARE <= 0:
+            return self._combination(context)
         options = [option for option in compositions(
             self.memory, context.best_files, self.memory.tried)
             if not any(context.avoids(c.operation, c.site) for c in option.changes)]
@@ -130,6 +140,23 @@ class Search:
             applied=applied_patterns(context, chosen.changes),
             family=MODEL,
         )
+
+    def _combination(self, context: MutationContext) -> Proposal | None:
+        """One improving one-knob move of this structure whose knob the best still holds at
+        its parent's value, added to the best, with chance moves / siblings (model.py
+        `combination`: about one node per move)."""
+        shape = self.memory.shape(context.best_files)
+        structure = None if shape is None else self.memory.structures.get(shape.key)
+        if shape is None or structure is None:
+            return None
+        suggestion = combination(
+            self.memory, structure, context.best_files, shape,
+            lambda score, other: self.problem.metric.better(score, other), context.rng,
+            lambda knob: not context.avoids("perturb", knob.site), self.model.retune,
+        )
+        if suggestion is None:
+            return None
+        return self._proposal(context, suggestion, COMBINED_HYPOTHESIS)
 
     def _model(self, context: MutationContext) -> Proposal | None:
         shape = self.memory.shape(context.best_files)
