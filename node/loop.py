@@ -8,6 +8,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 
 import trio
+from pydantic import ValidationError
 
 from node.hypothesis_tests import HypothesisTests
 from node.loop_config import (
@@ -78,6 +79,7 @@ class ResearchLoop(LoopMemory, LoopProposals):
         seal: Seal = _unsealed,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         knowledge: Callable[[], Knowledge] = lambda: NOTHING_KNOWN,
+        spent: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.problem = problem
         self.evaluate_fn = evaluate
@@ -99,6 +101,10 @@ class ResearchLoop(LoopMemory, LoopProposals):
         # The live patterns and open hypotheses this node derived (SwarmNode: its curator; a
         # solo run: its own store), asked for at every proposal.
         self.knowledge = knowledge
+        # Why the run's model budget (--max-tokens / --max-cost) is spent, or None: checked
+        # before each attempt, as the fuel budget is (every later evaluation would only time out).
+        self.spent = spent
+        self.spent_reason: str | None = None
         # Records are named by their content: two identical attempts (a repeated candidate
         # whose cached outcome is recorded in the same millisecond) would be one record and one
         # changelog row. Our timestamps therefore strictly increase, across restarts too.
@@ -147,20 +153,37 @@ class ResearchLoop(LoopMemory, LoopProposals):
         self, files: Mapping[str, str], outcome: Outcome, **fields: object
     ) -> Experiment:
         self._last_ms = max(self.now_ms(), self._last_ms + 1)
-        return self.seal(
-            Experiment.model_validate(
-                {
-                    "problem": self.problem.id,
-                    "strategy": dict(files),
-                    "outcome": outcome,
-                    "author": self.config.author,
-                    "created_ms": self._last_ms,
-                    "transcript": None if self._transcript is None else self._transcript.id,
-                    **fields,
-                },
-                strict=False,
-            )
+        return self.seal(self._draft(files, outcome, fields))
+
+    def _draft(
+        self, files: Mapping[str, str], outcome: Outcome, fields: Mapping[str, object]
+    ) -> Experiment:
+        return Experiment.model_validate(
+            {
+                "problem": self.problem.id,
+                "strategy": dict(files),
+                "outcome": outcome,
+                "author": self.config.author,
+                "created_ms": self._last_ms,
+                "transcript": None if self._transcript is None else self._transcript.id,
+                **fields,
+            },
+            strict=False,
         )
+
+    def _unrecordable(
+        self, files: Mapping[str, str], outcome: Outcome, fields: Mapping[str, object]
+    ) -> str:
+        """Why a proposal could not become a record (a field past its bound: more changes than
+        an experiment lists, a description too long...), or '': a mutator's proposal is
+        checked against the record's own schema, so no proposal can stop the loop."""
+        try:
+            self._draft(files, outcome, fields)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the record"
+            return f"the proposal cannot be recorded: {where}: {first['msg']}"
+        return ""
 
     async def prepare(self) -> LoopSummary:
         """Load history (or evaluate the baseline) and open this run's summary."""
@@ -243,6 +266,9 @@ class ResearchLoop(LoopMemory, LoopProposals):
         assert summary is not None, "call prepare() first"
         if self.config.fuel_budget is not None and summary.fuel_spent >= self.config.fuel_budget:
             return "fuel_budget"
+        self.spent_reason = self.spent()
+        if self.spent_reason is not None:
+            return "model_budget"
         try:
             proposal = await self._propose()
             summary.usage = summary.usage + proposal.usage
@@ -259,24 +285,26 @@ class ResearchLoop(LoopMemory, LoopProposals):
         oversize = _oversize(proposal.files, self.problem.mutable)
         if oversize:
             return self._fail_proposal(oversize, retryable=True)
-        self._failures = 0
         parent = self._best or self._baseline
         assert parent is not None
-        outcome = await self._evaluate(proposal.files)
-        experiment = self._experiment(
-            proposal.files,
-            outcome,
-            parent=parent.id,
-            diff=proposal.diff,
-            mutation_kind=proposal.mutation_kind,
-            description=proposal.description,
-            hypothesis=proposal.hypothesis,
-            mutator=self.mutator.name,
+        fields: dict[str, object] = {
+            "parent": parent.id,
+            "diff": proposal.diff,
+            "mutation_kind": proposal.mutation_kind,
+            "description": proposal.description,
+            "hypothesis": proposal.hypothesis,
+            "mutator": self.mutator.name,
             # The vocabulary's fields are left out when empty (None: not described).
-            changes=list(proposal.changes) or None,
-            applied=list(proposal.applied) or None,
-            hypothesis_id=proposal.hypothesis_id,
-        )
+            "changes": list(proposal.changes) or None,
+            "applied": list(proposal.applied) or None,
+            "hypothesis_id": proposal.hypothesis_id,
+        }
+        unrecordable = self._unrecordable(proposal.files, parent.outcome, fields)
+        if unrecordable:  # checked before it costs an evaluation
+            return self._fail_proposal(unrecordable, retryable=True)
+        self._failures = 0
+        outcome = await self._evaluate(proposal.files)
+        experiment = self._experiment(proposal.files, outcome, **fields)
         await self._record(experiment)
         if proposal.hypothesis_id is not None:
             self._tests.count(proposal.hypothesis_id)

@@ -12,7 +12,8 @@ from research_dag import Experiment, Outcome, Transcript
 from sandbox import Evaluated
 
 StopReason = Literal[
-    "target_reached", "iterations", "fuel_budget", "mutator_exhausted", "interrupted"
+    "target_reached", "iterations", "fuel_budget", "model_budget", "mutator_exhausted",
+    "interrupted",
 ]
 # A model-backed problem's evaluation also returns the transcript of its model calls.
 Evaluate = Callable[[Mapping[str, str]], Outcome | Evaluated]

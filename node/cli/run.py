@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from node.cli.models import EvalModel, UsageLine, evaluation_for, open_gateway, usage_text
+from node.cli.models import (
+    EvalModel,
+    UsageLine,
+    budget_spent,
+    evaluation_for,
+    open_gateway,
+    usage_text,
+)
 from node.cli.options import (
     EXIT_INTERRUPTED,
     BaseUrl,
@@ -148,6 +155,7 @@ def run(
             on_record=indexed,
             trusted=trusted,
             knowledge=functools.partial(knowledge.for_problem, problem.id),
+            spent=functools.partial(budget_spent, gateway),
         )
 
         async def main() -> LoopSummary:
@@ -187,6 +195,8 @@ def run(
                 _print_summary(loop.summary, as_json, package)
             err.print("[yellow]interrupted[/]: every finished attempt is recorded.")
             raise typer.Exit(EXIT_INTERRUPTED)
+    if loop.spent_reason is not None and not as_json:  # --max-tokens / --max-cost reached
+        err.print(f"[yellow]stopped[/]: {inline(loop.spent_reason)}", highlight=False)
     if as_json:
         _print_json(summary_json(summary))
     else:
