@@ -14,7 +14,7 @@ import trio
 
 from node.identity import Identity
 from node.intake import refusal
-from node.llm import EditingSession, ModelGateway, StandinProvider
+from node.llm import ModelGateway, StandinProvider
 from node.loop import LoopConfig
 from node.model_evaluations import ModelEvaluations
 from node.mutators import OfflineMutator
@@ -27,6 +27,7 @@ from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from research_dag import Experiment, Header, Outcome, Problem, Transcript, Verification
 from sandbox import Evaluator, Runtime
+from tests.model_claims import post_claim
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "skill_landing_copy"
 
@@ -62,24 +63,7 @@ async def _nodes(runtime: Runtime, root: Path, count: int) -> AsyncIterator[
 
 async def _post(node: SwarmNode, problem: Problem, skill: str, run: ModelEvaluations,
                 edits: dict[int, str] | None = None) -> Experiment:
-    files = {"SKILL.md": skill}
-    if edits:
-        door = EditingSession(run.gateway, problem, edits)  # type: ignore[arg-type]
-        outcome = run.evaluator.evaluate(files, door)
-        transcript = door.transcript()
-    else:
-        done = run(files)
-        outcome, transcript = done.outcome, done.transcript
-    sealed = node._seal(transcript)
-    parent = node.loops[problem.id].best
-    assert parent is not None
-    claim = node._seal(Experiment(problem=problem.id, parent=parent.id, strategy=files,
-                                  outcome=outcome, transcript=sealed.id, created_ms=1))
-    for record in (sealed, claim):
-        node.store.add(record)
-        node._share(record)
-    await node.flush()
-    return claim
+    return await post_claim(node, problem, skill, run, edits)
 
 
 async def test_an_honest_claim_is_verified_and_an_edited_one_disputed(

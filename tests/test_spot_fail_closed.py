@@ -49,6 +49,7 @@ from node.swarm import NodeConfig, SwarmNode
 from node.trust import ModelCheck
 from research_dag import Experiment, Outcome, Problem, Transcript, Verification
 from sandbox import Evaluator, Runtime
+from tests.model_claims import post_claim
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "skill_landing_copy"
 JUDGE_PROMPT = re.compile(r"Question: (.*)\n\nText:\n<<<\n(.*)\n>>>\n\nAnswer yes or no\.",
@@ -155,25 +156,9 @@ async def _joined(hub: MemoryHub, nodes: list[SwarmNode]) -> Problem:
 async def _post(hub: MemoryHub, nodes: list[SwarmNode], problem: Problem, skill: str,
                 run: ModelEvaluations, edits: dict[int, str] | None = None) -> Experiment:
     """Node 1's claim of `skill` (its responses at `edits` replaced), taken in by node 0."""
-    node, files = nodes[1], {"SKILL.md": skill}
-    if edits:
-        door = EditingSession(run.gateway, problem, edits)  # type: ignore[arg-type]
-        outcome = run.evaluator.evaluate(files, door)
-        transcript = door.transcript()
-    else:
-        done = run(files)
-        outcome, transcript = done.outcome, done.transcript
-    sealed = node._seal(transcript)
-    parent = node.loops[problem.id].best
-    assert parent is not None
-    claim = node._seal(Experiment(problem=problem.id, parent=parent.id, strategy=files,
-                                  outcome=outcome, transcript=sealed.id, created_ms=1))
-    for record in (sealed, claim):
-        node.store.add(record)
-        node._share(record)
-    await node.flush()
+    claim = await post_claim(nodes[1], problem, skill, run, edits)
     await settle(hub, nodes)
-    assert isinstance(claim, Experiment) and claim.transcript in nodes[0].dag
+    assert claim.transcript in nodes[0].dag
     return claim
 
 
