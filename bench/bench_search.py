@@ -14,6 +14,12 @@ numeric examples, several seeds, medians with their spread, for
     .venv/bin/python bench/bench_search.py [--examples finance_factors,...] [--seeds 5]
         [--budget 50] [--methods before,after,tpe,random] [--retune 1] [--json out.json]
     .venv/bin/python bench/bench_search.py --latency [--observations 1000]
+    .venv/bin/python bench/bench_search.py --compare A.json[,A2.json] B.json[,B2.json]
+
+`--compare`: two `--json` files' runs (comma-separated files: one run split over seeds) of
+each example they share (the first method of each), median [min, max] of the best over seeds,
+and a two-sided exact Mann-Whitney U test of the two samples (seeds are independent runs, not
+pairs; the metric's direction decides "better").
 
 `--latency`: CPU milliseconds per model-based proposal on finance_factors' structure fitted to
 `observations` evaluated strategies (synthetic scores), against a plain offline proposal
@@ -73,7 +79,8 @@ class Counted:
 
 
 async def run_loop(problem: Problem, evaluate: Callable[[Mapping[str, str]], Outcome],
-                   seed: int, budget: int, families: tuple[str, ...], retune: int
+                   seed: int, budget: int, families: tuple[str, ...], retune: int,
+                   family_prior: Mapping[str, tuple[float, float]] | None = None
                    ) -> dict[str, Any]:
     counted = Counted(evaluate)
     kinds: dict[str, int] = {}
@@ -84,6 +91,8 @@ async def run_loop(problem: Problem, evaluate: Callable[[Mapping[str, str]], Out
         config = LoopConfig(iterations=budget * 6, seed=seed, target_streak=10**9,
                             families=families, retune=retune)
         loop = ResearchLoop(problem, counted, OfflineMutator(), store, config)
+        if family_prior and loop.search is not None:
+            loop.search.family_prior = dict(family_prior)
         summary = await loop.prepare()
         steps = idle = 0
         # Past STALE steps without a new evaluation, the search is taken as exhausted (every
@@ -275,6 +284,55 @@ def bench_latency(observations: int, proposals: int = 40) -> None:
           f"({statistics.median(model) / statistics.median(plain):.0f}x)")
 
 
+def mann_whitney(a: list[float], b: list[float]) -> tuple[float, float]:
+    """U of `a` against `b` (ties count a half) and its exact two-sided p-value under the null
+    that both come from one distribution (the count of orderings, no ties: continuous scores)."""
+    u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
+    n, m = len(a), len(b)
+    # ways[i][j][k]: arrangements of i a's and j b's whose U is k
+    ways: list[list[list[int]]] = [[[0] * (n * m + 1) for _ in range(m + 1)] for _ in range(n + 1)]
+    ways[0][0][0] = 1
+    for i in range(n + 1):
+        for j in range(m + 1):
+            for k in range(n * m + 1):
+                if i and k >= j:  # an a placed last beats every b before it
+                    ways[i][j][k] += ways[i - 1][j][k - j]
+                if j:
+                    ways[i][j][k] += ways[i][j - 1][k]
+    total = sum(ways[n][m])
+    centre = n * m / 2
+    extreme = sum(count for k, count in enumerate(ways[n][m])
+                  if abs(k - centre) >= abs(u - centre) - 1e-9)
+    return u, extreme / total
+
+
+def _merged(paths: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Comma-separated `--json` files (one run split over seeds) as one."""
+    merged: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for path in paths.split(","):
+        for name, methods in json.loads(Path(path).read_text()).items():
+            for method, runs in methods.items():
+                merged.setdefault(name, {}).setdefault(method, []).extend(runs)
+    return merged
+
+
+def compare(first: str, second: str) -> None:
+    runs_a, runs_b = _merged(first), _merged(second)
+    for name in [name for name in runs_a if name in runs_b]:
+        direction = load_package(ROOT / "examples" / name).metric.direction
+        (label_a, a), (label_b, b) = (next(iter(runs[name].items())) for runs in (runs_a, runs_b))
+        best_a = [r["best"] for r in a if r["best"] is not None]
+        best_b = [r["best"] for r in b if r["best"] is not None]
+        if direction == "minimize":
+            u, p = mann_whitney([-x for x in best_a], [-x for x in best_b])
+        else:
+            u, p = mann_whitney(best_a, best_b)
+        pairs = len(best_a) * len(best_b)
+        print(f"| {name} ({direction}) | {label_a} {spread(best_a)} (n={len(best_a)}) | "
+              f"{label_b} {spread(best_b)} (n={len(best_b)}) | U={u:g} of {pairs}"
+              f" (P[{label_a} better] = {u / pairs:.2f}), p={p:.3f} |")
+
+
 def spread(values: list[float]) -> str:
     ordered = sorted(values)
     return f"{statistics.median(ordered):.4g} [{ordered[0]:.4g}, {ordered[-1]:.4g}]"
@@ -299,10 +357,22 @@ def main() -> None:
                         help="after/model: every model proposal the whole suggestion")
     parser.add_argument("--no-joint", action="store_true",
                         help="after: the model's importance-chosen proposals only (model.JOINT)")
+    parser.add_argument("--joint-prior", default=None, metavar="TRIES,WINS",
+                        help="after/model: the whole suggestion's pseudo-counts "
+                             "(model.JOINT_PRIOR)")
+    parser.add_argument("--model-prior", default=None, metavar="TRIES,WINS",
+                        help="after: the model family's pseudo-counts in the bandit "
+                             "(Search.family_prior)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--observations", type=int, default=1000)
+    parser.add_argument("--compare", nargs=2, default=None, metavar="JSON[,JSON]",
+                        help="two --json files (or comma-separated parts of one): medians and "
+                             "a Mann-Whitney U test over seeds")
     args = parser.parse_args()
+    if args.compare is not None:
+        compare(*args.compare)
+        return
     if args.latency:
         bench_latency(args.observations)
         return
@@ -312,6 +382,13 @@ def main() -> None:
         model_search.WHOLE_ONLY = True
     if args.model_univariate:
         model_search.MULTIVARIATE = False
+    if args.joint_prior is not None:
+        tries, wins = (float(part) for part in args.joint_prior.split(","))
+        model_search.JOINT_PRIOR = (tries, wins)
+    family_prior = None
+    if args.model_prior is not None:
+        tries, wins = (float(part) for part in args.model_prior.split(","))
+        family_prior = {MODEL: (tries, wins)}
     runtime = load_runtime()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for name in args.examples.split(","):
@@ -327,7 +404,7 @@ def main() -> None:
                         families = {"before": (), "after": FAMILY_NAMES,
                                     "model": (MODEL,)}[method]
                         run = trio.run(run_loop, problem, evaluator.evaluate, seed, args.budget,
-                                       families, args.retune)
+                                       families, args.retune, family_prior)
                     else:
                         run = run_optuna(problem, evaluator.evaluate, seed, args.budget, method,
                                          args.space, not args.univariate, args.startup)

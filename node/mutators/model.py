@@ -40,6 +40,9 @@ JOINT = True
 WHOLE_ONLY = False  # every model proposal is the whole suggestion (measured: bench --whole-only)
 MULTIVARIATE = True  # TPE's joint density over the knobs (False: one per knob, independent)
 JOINT_KNOBS = 8  # an experiment lists at most 8 changes (research_dag's records: MAX_CHANGES)
+# (pseudo-tries, pseudo-wins) the whole suggestion's side of that draw starts with (the harness
+# measures: bench --joint-prior); (0, 0): Beta(1, 1) for both sizes.
+JOINT_PRIOR = (0.0, 0.0)
 # A knob, its current value and the rng -> a value to propose instead of the model's, or None.
 ValuePrior = Callable[[Knob, float, random.Random], float | None]
 
@@ -137,7 +140,7 @@ class ModelSearch:
         """Whether this proposal takes the model's whole suggestion: a Thompson draw between
         the evaluations of this structure that changed more knobs than `retune` from their
         parent and those that changed at most that many (a win: better than the parent)."""
-        counts = [[0, 0], [0, 0]]  # [tries, wins] of small moves, of joint ones
+        counts = [[0.0, 0.0], [0.0, 0.0]]  # [tries, wins] of small moves, of joint ones
         for observation in list(structure.observations)[-IMPORTANCE_WINDOW:]:
             base, score = observation.base, observation.score
             if base is None or observation.base_score is None:
@@ -150,6 +153,8 @@ class ModelSearch:
                 else score < observation.base_score)
             counts[moved > self.retune][0] += 1
             counts[moved > self.retune][1] += int(won)
+        counts[1][0] += JOINT_PRIOR[0]
+        counts[1][1] += JOINT_PRIOR[1]
         small, joint = (rng.betavariate(1 + wins, 1 + tries - wins) for tries, wins in counts)
         return joint > small
 
