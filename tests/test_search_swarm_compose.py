@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.mutators import MutationContext, OfflineMutator, Search, compose
+from node.mutators import MutationContext, OfflineMutator, Search, compose, merge
 from node.mutators.compose import COMPOSED, compositions
 from node.mutators.memory import COMBINE, MODEL
 from node.mutators.merge import add_move
-from research_dag import Experiment, Metric, Outcome, Problem
+from research_dag import MAX_SOURCE, Experiment, Metric, Outcome, Problem
 
 SOURCE = """A = 1.0
 B = 2.0
@@ -188,3 +188,67 @@ def test_a_solo_chain_of_bests_never_composes(steps: list[tuple[str, float]], se
             best, values = child, trial
     assert compositions(search.memory, dict(best.strategy), search.memory.tried) == []
     assert propose(search, toy, best, seed) == ""
+
+
+def test_a_move_larger_than_a_small_edit_is_never_merged() -> None:
+    """A peer's move is compared line against line; on repeated lines that cost grows with the
+    square of the lines (1,000 alternating lines took 18 s). A move changing more than
+    MAX_MOVED_LINES lines between its common first and last lines is not merged, and no file
+    of the three may be past MAX_LINES."""
+    n = 1000
+    parent = "".join("a\n" if i % 2 else "b\n" for i in range(n))
+    child = "".join("a\n" if i % 3 else "c\n" for i in range(n))
+    assert add_move({"s.py": parent + "x\n"}, {"s.py": parent}, {"s.py": child}) is None
+    small = "head\n" * 500 + "A = 1\n" + "tail\n" * 500
+    moved = small.replace("A = 1", "A = 2")
+    target = "extra\n" + small
+    assert add_move({"s.py": target}, {"s.py": small}, {"s.py": moved}) == {
+        "s.py": "extra\n" + moved}  # a one-line move in a long file still merges
+    huge = "a\n" * (merge.MAX_LINES + 1)
+    assert add_move({"s.py": huge}, {"s.py": small}, {"s.py": moved}) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["a\n", "b\n", "A = 1\n"]), max_size=300),
+       st.lists(st.sampled_from(["a\n", "b\n", "c\n", "A = 2\n"]), max_size=300),
+       st.lists(st.sampled_from(["a\n", "b\n", "x\n"]), max_size=300))
+def test_a_merge_never_exceeds_what_a_record_holds_or_the_moved_lines(
+        parent: list[str], child: list[str], extra: list[str]) -> None:
+    old, new = "".join(parent), "".join(child)
+    merged = add_move({"s.py": "".join(extra) + old}, {"s.py": old}, {"s.py": new})
+    first = 0
+    while first < min(len(parent), len(child)) and parent[first] == child[first]:
+        first += 1
+    last = 0
+    while (last < min(len(parent), len(child)) - first
+           and parent[-1 - last] == child[-1 - last]):
+        last += 1
+    if max(len(parent), len(child)) - first - last > merge.MAX_MOVED_LINES:
+        assert merged is None
+    if merged is not None:
+        assert all(len(text) <= MAX_SOURCE for text in merged.values())
+
+
+def test_a_peers_move_too_big_to_record_is_not_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A composition an experiment cannot hold (a file, or its diff from the best, past
+    MAX_SOURCE) was refused by the loop as too big, yet offered again every step (never
+    evaluated, so never tried) until the loop stopped with mutator_exhausted. Here a peer
+    rewrote a 130,000-digit literal into another: the file fits, its diff (both lines) not."""
+    monkeypatch.setattr(compose, "SHARE", 1.0)
+    base_source = SOURCE.replace("B = 2.0", "B = " + "7" * 130_000)
+    moves = [("a", base_source.replace("A = 1.0", "A = 1.5"), 3.0),
+             ("b", base_source.replace("B = 7", "B = 8"), 2.0),
+             ("c", base_source.replace("C = 3.0", "C = 3.5"), 1.0)]
+    toy = problem()
+    search = Search(toy, author="me")
+    best = None
+    for n, (author, source, score) in enumerate(moves, start=1):
+        base = made(toy, base_source, 0.0, 0, author=author)
+        child = made(toy, source, score, n, parent=base, author=author, description=author)
+        search.observe(base)
+        search.observe(child)
+        best = best or child
+    assert best is not None
+    options = compositions(search.memory, dict(best.strategy), search.memory.tried)
+    texts = [o.files["strategy.py"] for o in options]
+    assert texts == [moves[0][1].replace("C = 3.0", "C = 3.5")]  # b's move would not fit

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from node.mutators.memory import COMBINE, Move, SearchMemory
 from node.mutators.merge import add_move
+from node.mutators.patch import make_diff
+from research_dag import MAX_SOURCE
 from research_dag import Change as Described
 
 MOST_MOVES = 6  # applicable moves considered, the largest gains first
@@ -68,8 +70,9 @@ def compositions(memory: SearchMemory, best: dict[str, str],
         if move.child == best_id or child is None or parent is None:
             continue
         files = _add(memory, best, parent, child)
-        if files is None or tried(files) or any(files == o.files for o in singles):
-            continue  # conflicts with the best, or was evaluated (it did not add up)
+        if (files is None or tried(files) or any(files == o.files for o in singles)
+                or not _recordable(best, files)):
+            continue  # conflicts with the best, was evaluated (it did not add up), or too big
         moves.append((move, parent, child))
         singles.append(Composition(files, (move,)))
         if len(moves) >= MOST_MOVES:
@@ -77,8 +80,8 @@ def compositions(memory: SearchMemory, best: dict[str, str],
     together, added, combined = dict(best), [], []
     for move, parent, child in moves:
         files = _add(memory, together, parent, child)
-        if files is None:
-            continue  # conflicts with a larger move already added
+        if files is None or not _recordable(best, files):
+            continue  # conflicts with a larger move already added, or too big together
         together = files
         added.append(move)
         if len(added) >= 2 and not tried(together):
@@ -86,6 +89,15 @@ def compositions(memory: SearchMemory, best: dict[str, str],
     # In turn: the largest move alone, the two largest together, the second alone, ...
     return [option for pair in itertools.zip_longest(singles, combined) for option in pair
             if option is not None]
+
+
+def _recordable(best: dict[str, str], files: dict[str, str]) -> bool:
+    """Whether an experiment can hold the composition (each file and its diff from the best
+    within MAX_SOURCE). A peer's move of a 130,000-digit literal added to a best holding one
+    was refused by the loop as too big, yet offered again every step (never evaluated, so
+    never tried) until the loop stopped: mutator_exhausted."""
+    return (all(len(text) <= MAX_SOURCE for text in files.values())
+            and len(make_diff(best, files)) <= MAX_SOURCE)
 
 
 def _add(memory: SearchMemory, target: dict[str, str], parent: dict[str, str],

@@ -8,7 +8,16 @@ import difflib
 import itertools
 from collections.abc import Mapping
 
+from research_dag import MAX_SOURCE
+
 CONTEXT = 2  # most unchanged lines each side of a changed block used to place it in the target
+# Bounds on the work a peer's move can ask of a merge (docs/security.md, "Red team of today's
+# changes"): difflib compares every line with every other on repeated lines (a 1,000-line
+# move of two alternating lines took 18 s, 4,000 lines never finished), so the lines a move
+# changed, between the parent's and the child's common first and last lines, are at most
+# MAX_MOVED_LINES (a move is a small edit), and no file of the three is past MAX_LINES.
+MAX_MOVED_LINES = 64
+MAX_LINES = 20_000
 
 
 def add_move(target: Mapping[str, str], parent: Mapping[str, str],
@@ -23,8 +32,8 @@ def add_move(target: Mapping[str, str], parent: Mapping[str, str],
         if parent[path] == child[path]:
             continue
         text = _add(target[path], parent[path], child[path])
-        if text is None:
-            return None
+        if text is None or len(text) > MAX_SOURCE:
+            return None  # a conflict, or more than a record holds
         merged[path] = text
     return None if merged == dict(target) else merged
 
@@ -33,11 +42,23 @@ def _add(target: str, parent: str, child: str) -> str | None:
     old = parent.splitlines(keepends=True)
     new = child.splitlines(keepends=True)
     lines = target.splitlines(keepends=True)
+    if max(len(old), len(new), len(lines)) > MAX_LINES:
+        return None
+    first = 0  # the common first lines, then the common last ones, left out of the diff
+    while first < min(len(old), len(new)) and old[first] == new[first]:
+        first += 1
+    last = 0
+    while last < min(len(old), len(new)) - first and old[-1 - last] == new[-1 - last]:
+        last += 1
+    if max(len(old), len(new)) - first - last > MAX_MOVED_LINES:
+        return None  # not a small move: not merged
     edits: list[tuple[int, int, list[str]]] = []  # (start, end) in target -> new lines
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        None, old[first:len(old) - last], new[first:len(new) - last], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
+        i1, i2, j1, j2 = i1 + first, i2 + first, j1 + first, j2 + first
         start = _place(lines, old, i1, i2)
         if start is None:
             return None
@@ -71,6 +92,10 @@ def _find(lines: list[str], block: list[str]) -> int | None:
     if not block:
         return None
     size = len(block)
-    hits = [index for index in range(len(lines) - size + 1)
-            if lines[index] == block[0] and lines[index:index + size] == block]
-    return hits[0] if len(hits) == 1 else None
+    hit = None
+    for index in range(len(lines) - size + 1):
+        if lines[index] == block[0] and lines[index:index + size] == block:
+            if hit is not None:
+                return None  # twice: not placed (and no need to look further)
+            hit = index
+    return hit
