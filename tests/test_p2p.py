@@ -24,7 +24,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import encode_varint_prefixed, read_varint_prefixed_bytes_limited
 
-from node.net import libp2p as libp2p_module
+from node.net import libp2p_host
 from node.net.libp2p import Libp2pNetwork, open_libp2p_network
 from node.net.libp2p_host import IDONTWANT_MIN_BYTES, _ChunkedStream
 from node.net.network import MAX_MESSAGE_BYTES, MAX_RESPONSE_BYTES, GossipMessage, NetworkError
@@ -427,7 +427,7 @@ async def test_a_close_cut_short_still_closes_every_socket(monkeypatch: pytest.M
     # A graceful close that outlasts its bound (here: a writer holding b's yamux write lock, as
     # one stuck on a full socket buffer does; on a loaded host, plain slowness) used to leave
     # b's dialed socket open until the GC's ResourceWarning failed some later test.
-    monkeypatch.setattr(libp2p_module, "CLOSE_TIMEOUT_S", 0.2)  # not 5 s of the test's time
+    monkeypatch.setattr(libp2p_host, "CLOSE_TIMEOUT_S", 0.2)  # not 5 s of the test's time
     gc.collect()
     before = len(os.listdir("/proc/self/fd"))
     async with open_hosts(2) as [_a, b]:

@@ -1,5 +1,5 @@
 """The real `Network`: a py-libp2p host (TCP + Noise + yamux) with GossipSub. With
-node/net/libp2p_host.py (how the host is built) it is the only code that imports libp2p;
+node/net/libp2p_host.py (how the host is built and closed) it is the only code that imports libp2p;
 py-libp2p's exceptions stop here and come out as NetworkError."""
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import multiaddr  # type: ignore[import-untyped]  # libp2p's own dependency; ships no types
 import trio
-from libp2p.abc import IHost, IListener, INetStream, ISecureConn
+from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
@@ -25,12 +24,15 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.net.exchange import close_stream, exchange, read_exactly, reset_stream, serve
 from node.net.libp2p_host import (
     _LIBP2P_ERRORS,
-    CLOSE_TIMEOUT_S,
     MESH_DEGREE_HIGH,
     OWN_PUBLISH_PER_S,
     _build,
     _close_connection,
+    _close_host,
     _FullScorer,
+    _multiaddr,
+    _peer_id,
+    _peer_info,
     _PeerEvents,
     _SerialPubsub,
 )
@@ -394,59 +396,8 @@ async def _bootstrap(network: Libp2pNetwork, addrs: Sequence[str]) -> None:
             nursery.start_soon(dial, addr)
 
 
-async def _close_host(host: IHost) -> None:
-    # Closed explicitly, shielded and bounded: stopping py-libp2p's services instead cancels
-    # the swarm's own connection-closing loop at its first await and leaks every socket
-    # (https://github.com/libp2p/py-libp2p/issues/1485, and #1486: "which the manager-cancel
-    # path can't fully do"). Connections close concurrently: each takes ~0.2 s of sleeps.
-    connections = list(host.get_network().get_connections())
-    with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
-        async with trio.open_nursery() as nursery:
-            for conn in connections:
-                nursery.start_soon(_close_connection, conn)
-        await host.close()
-    # A close the bound cut short (yamux's GO_AWAY waiting on its write lock behind a writer
-    # stuck on a full socket buffer; a loaded host) left sockets open for good: SwarmConn marks
-    # itself closed before it closes anything, so no later close reached the connection's
-    # socket (the GC's ResourceWarning then failed whatever test ran), and the listener kept
-    # accepting. These closes are idempotent and take no lock down to the socket, which trio
-    # closes before its first await.
-    for conn in connections:
-        secured = getattr(conn.muxed_conn, "secured_conn", None)  # yamux's; not in the ABC
-        if isinstance(secured, ISecureConn):
-            await _close_now(secured)
-    for listener in list(host.get_network().listeners.values()):
-        await _close_now(listener)
-
-
-async def _close_now(closable: ISecureConn | IListener) -> None:
-    with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True), contextlib.suppress(*_LIBP2P_ERRORS):
-        await closable.close()
-
-
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     found: list[BaseException] = []
     for error in group.exceptions:
         found += _leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
     return found
-
-
-def _multiaddr(text: str) -> multiaddr.Multiaddr:
-    try:
-        return multiaddr.Multiaddr(text)
-    except (ValueError, multiaddr.exceptions.Error) as error:
-        raise NetworkError(f"not a multiaddr: {text!r} ({error})") from error
-
-
-def _peer_info(addr: str) -> PeerInfo:
-    try:
-        return info_from_p2p_addr(_multiaddr(addr))
-    except (ValueError, multiaddr.exceptions.Error) as error:
-        raise NetworkError(f"{addr!r} needs a /p2p/<peer id> ending ({error})") from error
-
-
-def _peer_id(peer: str) -> ID:
-    try:
-        return ID.from_base58(peer)
-    except ValueError as error:
-        raise NetworkError(f"not a peer id: {peer!r}") from error
