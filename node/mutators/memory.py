@@ -30,8 +30,11 @@ MAX_SHAPES = 64  # structures kept (the most recently observed)
 MAX_SITES = 1024  # sites whose crash counts are kept
 FAMILY_WINDOW = 200  # the newest attempts the bandit learns from (the search moves on)
 SEEN = 8192  # ids remembered, so that an experiment is observed once
-# A peer's experiments held back until their author vouches (the newest; node/swarm.py).
+# A peer's experiments held back until their author vouches (the newest; node/swarm.py),
+# at most this many characters of strategies and diffs in all: anyone's experiment is held,
+# and 2,048 of a stranger's with 16 files of 256 KB each pinned 8 GB.
 PENDING = 2048
+PENDING_CHARS = 8_000_000
 MAX_PARENTS = 1024  # parents whose children's authors are counted (the newest)
 MOVES = 256  # improving moves kept (the newest), with their strategies and their parents'
 # Strategies kept by experiment id (a move's and its parent's), the newest, at most this many
@@ -105,6 +108,7 @@ class SearchMemory:
             str, tuple[float | None, str | None, tuple[float, ...] | None]] = OrderedDict()
         # Peers' experiments whose authors did not vouch yet, by id (`hold`, `admit`).
         self._pending: OrderedDict[str, Experiment] = OrderedDict()
+        self._pending_chars = 0  # characters in _pending (`_held_size`)
         # parent id -> the authors of the experiments made from it that we hold (data or
         # not): how many evaluate from one parent at once (`siblings`).
         self._children: OrderedDict[str, set[str]] = OrderedDict()
@@ -138,7 +142,7 @@ class SearchMemory:
         score = outcome.score if outcome.status == "ok" else None
         shape = self.shape(dict(experiment.strategy))
         parent = None if experiment.parent is None else self._seen.get(experiment.parent)
-        if self._pending.pop(experiment.id, None) is None:
+        if self._unhold(experiment.id) is None:
             self._child(experiment)
         self._seen[experiment.id] = (score, None if shape is None else shape.key,
                                      None if shape is None else shape.values)
@@ -216,13 +220,21 @@ class SearchMemory:
             return
         if experiment.id not in self._pending:
             self._child(experiment)
+            self._pending_chars += _held_size(experiment)
         self._pending[experiment.id] = experiment
         self._score(experiment)
         self._tried[self._digest(experiment)] = None  # evaluated: not proposed again here
         while len(self._tried) > SEEN:
             self._tried.popitem(last=False)
-        while len(self._pending) > PENDING:
-            self._pending.popitem(last=False)
+        while len(self._pending) > PENDING or (
+                self._pending_chars > PENDING_CHARS and len(self._pending) > 1):
+            self._unhold(next(iter(self._pending)))
+
+    def _unhold(self, experiment_id: str) -> Experiment | None:
+        held = self._pending.pop(experiment_id, None)
+        if held is not None:
+            self._pending_chars -= _held_size(held)
+        return held
 
     def _child(self, experiment: Experiment) -> None:
         if experiment.parent is None:
@@ -318,3 +330,8 @@ class SearchMemory:
     def observe_all(self, experiments: Iterable[Experiment]) -> None:
         for experiment in experiments:
             self.observe(experiment)
+
+
+def _held_size(experiment: Experiment) -> int:
+    """What a held experiment keeps in memory, in characters: its strategy and its diff."""
+    return sum(len(text) for text in experiment.strategy.values()) + len(experiment.diff)

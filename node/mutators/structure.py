@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from playbook import (
+    Container,
     SourceFile,
     StrategyWalk,
     Within,
+    container_affordance,
     number_affordance,
     number_value,
     parse,
@@ -25,6 +27,9 @@ from research_dag import Affordance
 SHAPE_CACHE = 4096  # strategies whose shape is kept (by content digest)
 MAX_KNOBS = 64  # knobs a model searches at once (the first ones in source order)
 MAX_MAGNITUDE = 1e15  # larger literals are identifiers, masks or sizes, not knobs
+# Longer literals (`1.000...0` in 200 KB, a `-(` comment `5)`) are data, not knobs: a knob's
+# text is kept by every cached shape and quoted in a proposal's description.
+MAX_LITERAL = 100
 HOLE = "\x00"  # what stands for a knob in a structure's key
 
 
@@ -91,9 +96,10 @@ def shape_of(files: Mapping[str, str], mutable: list[str]) -> Shape | None:
         data = text.encode("utf-8")
         cut = 0
         key.update(path.encode() + HOLE.encode())
-        for knob, value in sorted(walk.found, key=lambda found: found[0].start):
+        for found in sorted(walk.found, key=lambda found: found[0]):
             if len(knobs) >= MAX_KNOBS:
                 break
+            knob, value = walk.knob(*found)
             key.update(data[cut : knob.start] + HOLE.encode())
             cut = knob.end
             knobs.append(knob)
@@ -121,44 +127,56 @@ def format_value(value: float, integer: bool) -> str | None:
     return repr(float(f"{value:.6g}"))
 
 
+# A literal the walk found: (start, end, label, container, wrap, value, integer, switch);
+# made a Knob only if it is among the first MAX_KNOBS (a 256 KB list holds 85,000 literals).
+_Found = tuple[int, int, str | None, Within | None, bool, float, bool, bool]
+
+
 class _Knobs(StrategyWalk):
     """The walk (playbook.StrategyWalk: what is off-limits) collecting unpinned numbers and
     switches."""
 
     def __init__(self, src: SourceFile) -> None:
         super().__init__(src)
-        self.found: list[tuple[Knob, float]] = []
+        self.found: list[_Found] = []
+        # id of a container node -> its affordance, computed once: per element it made a
+        # literal of n numbers cost n**2 (a 256 KB list, hours)
+        self.wholes: dict[int, Affordance] = {}
+
+    def on_container(self, node: Container, label: str | None) -> None:
+        self.wholes[id(node)] = container_affordance(node, label)
 
     def on_number(
         self, node: ast.expr, label: str | None, within: Within | None, wrap: bool
     ) -> None:
         value = number_value(node)
         start, end = self.src.span(node)
-        if value is None or abs(value) > MAX_MAGNITUDE or self.src.pinned(start, end):
+        if (value is None or abs(value) > MAX_MAGNITUDE or end - start > MAX_LITERAL
+                or self.src.pinned(start, end)):
             return  # a 400-digit int has no float; a model cannot tune it either
-        line = self.src.line(start)
-        knob = Knob(
-            path=self.src.path,
-            start=start,
-            end=end,
-            site=site_label(self.src.path, label, line),
-            affordance=number_affordance(label, within),
-            line=line,
-            integer=isinstance(value, int),
-            wrap=wrap,
-            text=self.src.text(start, end),
-        )
-        self.found.append((knob, float(value)))
+        self.found.append((start, end, label, within, wrap, value, isinstance(value, int),
+                           False))
 
     def on_switch(self, node: ast.Constant, label: str | None) -> None:
         start, end = self.src.span(node)
         if self.src.pinned(start, end):
             return
+        self.found.append((start, end, label, None, False, 1.0 if node.value else 0.0, False,
+                           True))
+
+    def knob(self, start: int, end: int, label: str | None, within: Within | None, wrap: bool,
+             value: float, integer: bool, switch: bool) -> tuple[Knob, float]:
         line = self.src.line(start)
-        knob = Knob(path=self.src.path, start=start, end=end,
-                    site=site_label(self.src.path, label, line), affordance="switch", line=line,
-                    integer=False, wrap=False, text=self.src.text(start, end), switch=True)
-        self.found.append((knob, 1.0 if node.value else 0.0))
+        site = site_label(self.src.path, label, line)
+        text = self.src.text(start, end)
+        if switch:
+            return Knob(path=self.src.path, start=start, end=end, site=site,
+                        affordance="switch", line=line, integer=False, wrap=False, text=text,
+                        switch=True), value
+        whole = None if within is None else self.wholes.get(id(within[0]))
+        return Knob(path=self.src.path, start=start, end=end, site=site,
+                    affordance=number_affordance(label, within, whole), line=line,
+                    integer=integer, wrap=wrap, text=text), float(value)
 
 
 def digest_of(files: Mapping[str, str]) -> str:

@@ -1,0 +1,174 @@
+"""Red team of the newest code (2026-12-07c, docs/security.md): what a problem author, a
+strategy or a peer writes cannot make the model's knob parser take hours, make every model
+proposal one the loop refuses, or make a node hold unbounded held experiments."""
+
+from __future__ import annotations
+
+import ast
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from node.mutators.memory import PENDING_CHARS, SearchMemory
+from node.mutators.model import ModelSearch
+from node.mutators.structure import MAX_KNOBS, MAX_LITERAL, MAX_MAGNITUDE, shape_of
+from playbook import (
+    SourceFile,
+    StrategyWalk,
+    Within,
+    number_affordance,
+    number_value,
+    site_label,
+)
+from research_dag import MAX_SOURCE, Experiment, Metric, Outcome, Problem
+
+PATH = "strategy.py"
+
+
+def problem(source: str) -> Problem:
+    return Problem(name="toy", statement="A toy.", metric=Metric(name="s", direction="maximize"),
+                   mutable=[PATH], files={PATH: source.encode()})
+
+
+def made(toy: Problem, files: dict[str, str], score: float, n: int,
+         parent: Experiment | None = None, author: str = "me", diff: str = "") -> Experiment:
+    return Experiment.model_validate({
+        "problem": toy.id, "strategy": files, "outcome": Outcome(status="ok", score=score),
+        "author": author, "created_ms": n, "parent": None if parent is None else parent.id,
+        "mutation_kind": "perturb_constant" if parent else "baseline",
+        "mutator": "offline" if parent else "baseline", "diff": diff,
+    }, strict=False)
+
+
+def test_a_256_kb_list_of_numbers_has_its_shape_at_once() -> None:
+    """Each of a container's numbers measured the whole container again for its affordance:
+    4,000 numbers took 5 s, a 256 KB list of 85,000 would have taken hours, in the event loop
+    (every observed experiment's shape). Now under a second (the walk's own cost)."""
+    source = "A = [" + "1, " * 85_000 + "]\n"
+    assert len(source) <= MAX_SOURCE
+    shape = shape_of({PATH: source}, [PATH])
+    assert shape is not None and len(shape.knobs) == MAX_KNOBS
+    assert {knob.affordance for knob in shape.knobs} == {"weight_vector"}
+
+
+class _Reference(StrategyWalk):
+    """The knobs as the walk defines them, each affordance computed afresh (the slow way)."""
+
+    def __init__(self, src: SourceFile) -> None:
+        super().__init__(src)
+        self.found: list[tuple[int, str, str]] = []
+
+    def on_number(self, node: ast.expr, label: str | None, within: Within | None,
+                  wrap: bool) -> None:
+        start, end = self.src.span(node)
+        value = number_value(node)
+        if value is not None and abs(value) <= MAX_MAGNITUDE and end - start <= MAX_LITERAL:
+            self.found.append((start, site_label(PATH, label, self.src.line(start)),
+                               number_affordance(label, within)))
+
+    def on_switch(self, node: ast.Constant, label: str | None) -> None:
+        start, _ = self.src.span(node)
+        self.found.append((start, site_label(PATH, label, self.src.line(start)), "switch"))
+
+
+_LITERALS = st.sampled_from([
+    "1", "-2", "0.5", "-0.0", "5e-324", "1e15", "-1e15", "999999999999999", "1_000", "0x7f",
+    "True", "False", "2.5e-100", "1." + "0" * 5000, "0." + "0" * 200 + "1", "-(  # x\n 3)",
+    "1" + "_0" * 60, "10**400", "1e308", "1j", "'text'", "-True", "(2) ** 3", "1 .real",
+])
+_LINES = st.lists(st.tuples(st.sampled_from(["A", "WEIGHTS", "cfg['lr']", "x, y", "LIMITS"]),
+                            st.lists(_LITERALS, min_size=1, max_size=6),
+                            st.sampled_from(["[{}]", "({},)", "dict", "{}", "f({})"])),
+                  min_size=1, max_size=12)
+
+
+def _source(lines: list[tuple[str, list[str], str]]) -> str:
+    out = ["cfg = {}\n\n\ndef f(*args):\n    return args\n\n\n"]
+    for name, literals, shape in lines:
+        if name == "x, y":
+            out.append(f"x, y = {literals[0]}, {literals[-1]}\n")
+        elif shape == "{}":
+            out.append(f"{name} = {literals[0]}\n")
+        elif shape == "dict":
+            pairs = ", ".join(f"'k{i}': {literal}" for i, literal in enumerate(literals))
+            out.append(f"{name} = {{{pairs}}}\n")
+        else:
+            out.append(f"{name} = {shape.format(', '.join(literals))}\n")
+    return "".join(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_LINES)
+def test_knobs_are_the_walks_short_numbers_and_switches(lines: list[tuple[str, list[str], str]]
+                                                        ) -> None:
+    """The knobs are the walk's literals in source order, the first MAX_KNOBS, with the
+    affordance the playbook names (now computed once per container), none longer than
+    MAX_LITERAL characters."""
+    source = _source(lines)
+    reference = _Reference(SourceFile(PATH, source, ast.parse(source)))
+    reference.run()
+    shape = shape_of({PATH: source}, [PATH])
+    assert shape is not None
+    got = [(knob.start, knob.site, knob.affordance) for knob in shape.knobs]
+    assert got == sorted(reference.found)[:MAX_KNOBS]
+    assert all(len(knob.text) <= MAX_LITERAL for knob in shape.knobs)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_LITERALS, min_size=1, max_size=6), st.integers(0, 2**31))
+def test_every_model_proposal_is_one_an_experiment_can_record(literals: list[str], seed: int
+                                                              ) -> None:
+    """A knob's text is quoted in the proposal's description: a float written in 5,000
+    digits made every model proposal touching it past the record's 4,000 characters, refused
+    by the loop each time it was proposed. Such a literal is no knob now."""
+    source = "".join(f"K{i} = {literal}\n" for i, literal in enumerate(literals))
+    toy = problem(source)
+    memory = SearchMemory(toy)
+    base = made(toy, {PATH: source}, 0.0, 0)
+    memory.observe(base)
+    shape = memory.shape({PATH: source})
+    assert shape is not None
+    model = ModelSearch("maximize", retune=3)
+    for n in range(3):
+        suggestion = model.suggest(memory, {PATH: source}, shape, random.Random(seed + n),
+                                   lambda knob: True)
+        if suggestion is None:
+            continue
+        Experiment.model_validate({  # the loop's own check (_unrecordable): the record's schema
+            "problem": toy.id, "strategy": suggestion.files, "author": "me", "created_ms": 1,
+            "outcome": Outcome(status="ok", score=1.0), "parent": base.id,
+            "mutation_kind": suggestion.kind, "description": suggestion.description,
+            "changes": list(suggestion.changes), "mutator": "offline",
+        }, strict=False)
+        memory.observe(made(toy, suggestion.files, float(n), n + 1, parent=base))
+
+
+FILES = [f"part{index}.py" for index in range(16)]
+FILE_CHARS = 250_000
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(1, len(FILES)), st.booleans()), min_size=1, max_size=10))
+def test_held_experiments_are_bounded_by_their_characters(held_sizes: list[tuple[int, bool]]
+                                                          ) -> None:
+    """Anyone's experiment is held until its author vouches: 2,048 of a stranger's, 16 files
+    of 256 KB each, pinned up to 8 GB. Now the held strategies and diffs stay within
+    PENDING_CHARS (the newest kept, even alone past it), and admitting one frees its share."""
+    toy = Problem(name="toy", statement="A toy.",
+                  metric=Metric(name="s", direction="maximize"), mutable=FILES,
+                  files={path: b"A = 1.0\n" for path in FILES})
+    memory = SearchMemory(toy)
+    held: list[tuple[Experiment, int]] = []
+    for n, (files, admitted) in enumerate(held_sizes):
+        strategy = {path: f"A = {n}\n#" + "x" * (FILE_CHARS - 9) for path in FILES[:files]}
+        experiment = made(toy, strategy, 1.0, n, author="stranger", diff="d" * FILE_CHARS)
+        memory.hold(experiment)
+        assert memory.files(experiment.id) == strategy  # the newest is always kept
+        if admitted:  # its author vouches: data now, no longer held
+            memory.admit(lambda e: e.id == experiment.id)  # noqa: B023 (called right here)
+            assert memory.holds(experiment.id)
+            continue
+        held.append((experiment, sum(map(len, strategy.values())) + FILE_CHARS))
+        kept = [chars for e, chars in held if memory.files(e.id) is not None]
+        assert sum(kept) <= PENDING_CHARS or len(kept) == 1
