@@ -5,7 +5,10 @@ proposal one the loop refuses, or make a node hold unbounded held experiments.""
 from __future__ import annotations
 
 import ast
+import os
 import random
+import subprocess
+import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -172,3 +175,14 @@ def test_held_experiments_are_bounded_by_their_characters(held_sizes: list[tuple
         held.append((experiment, sum(map(len, strategy.values())) + FILE_CHARS))
         kept = [chars for e, chars in held if memory.files(e.id) is not None]
         assert sum(kept) <= PENDING_CHARS or len(kept) == 1
+
+
+def test_swarm_simulate_refuses_a_budget_that_caps_nothing() -> None:
+    """`--max-cost nan` parsed, and no spending is ever >= nan: the simulation ran with no
+    money budget at all while the user had asked for one. Refused now, before anything runs."""
+    for flag, value in (("--max-cost", "nan"), ("--max-cost", "-1"), ("--max-tokens", "-5")):
+        shown = subprocess.run(
+            [sys.executable, "-c", "from node.cli import main; main()", "simulate", flag, value],
+            text=True, capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+        assert shown.returncode == 2, shown.stderr
+        assert f"{flag} must be" in shown.stderr and "round" not in shown.stderr
