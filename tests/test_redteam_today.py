@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from node.mutators.memory import PENDING_CHARS, SearchMemory
 from node.mutators.model import ModelSearch
 from node.mutators.structure import MAX_KNOBS, MAX_LITERAL, MAX_MAGNITUDE, shape_of
+from node.spot_retries import MAX_REMEMBERED, SpotRetries, Unchecked
 from playbook import (
     SourceFile,
     StrategyWalk,
@@ -24,6 +26,7 @@ from playbook import (
     number_value,
     site_label,
 )
+from playbook.power import PLAN, size
 from research_dag import MAX_SOURCE, Experiment, Metric, Outcome, Problem
 
 PATH = "strategy.py"
@@ -186,3 +189,42 @@ def test_swarm_simulate_refuses_a_budget_that_caps_nothing() -> None:
             text=True, capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
         assert shown.returncode == 2, shown.stderr
         assert f"{flag} must be" in shown.stderr and "round" not in shown.stderr
+
+
+_COUNTS = st.sampled_from([0, 1, 3, 10**3, 10**9, 10**18])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.fractions(0, 1), st.fractions(0, 1), _COUNTS,
+       st.integers(1, 10**18) | _COUNTS.filter(bool))
+def test_a_test_plan_is_sized_for_any_count(base: Fraction, rate: Fraction, known: int,
+                                            denominator: int) -> None:
+    """Held: a hypothesis's plan reads counts this node derived (never a peer's numbers), and
+    however large (10**18 attempts) or fine the rates, sizing it is at most `max_tries` exact
+    tails of at most `max_tries` + 1 terms each: a plan or None, never a raise."""
+    base = Fraction(round(base * denominator), denominator)
+    planned = size(base, rate, known)
+    if planned is not None:
+        tries, power = planned
+        assert PLAN.early_tests <= tries <= PLAN.max_tries and PLAN.min_power <= power <= 1
+        assert rate > base
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 * MAX_REMEMBERED), st.booleans()), max_size=60),
+       st.integers(1, 6))
+def test_spot_retries_remember_a_bounded_number_of_claims(steps: list[tuple[int, bool]],
+                                                         attempts: int) -> None:
+    """Held: a peer posting claim after claim whose checks cannot run pins at most
+    MAX_REMEMBERED claims per kind (tries and given up); the oldest are forgotten."""
+    retries = SpotRetries(attempts=attempts)
+    why = Unchecked("timeout", "a checked evaluation ran out of time")
+    for n in range(2 * MAX_REMEMBERED + attempts):  # a flood of distinct claims
+        retries.failed(f"flood{n // attempts}", n, why)
+    for claim, settled in steps:
+        if settled:
+            retries.settled(f"c{claim}")
+        else:
+            retries.failed(f"c{claim}", claim, why)
+        assert len(retries._tries) <= MAX_REMEMBERED
+        assert len(retries.given_up) <= MAX_REMEMBERED
