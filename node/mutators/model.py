@@ -16,6 +16,7 @@ from typing import Any
 from node.mutators.memory import MODEL_RETUNE, MODEL_TUNE, Observation, SearchMemory, Structure
 from node.mutators.structure import Knob, Shape, knob_text
 from playbook import parse
+from research_dag import MAX_SOURCE
 from research_dag import Change as Described
 
 STUDIES = 8  # structures whose fitted study is kept (the most recently asked)
@@ -421,7 +422,9 @@ def _suggestion(files: dict[str, str], shape: Shape, values: dict[int, float]) -
                 return None
             data = data[: knob.start] + text.encode("utf-8") + data[knob.end :]
         new[path] = data.decode("utf-8")
-        if parse(new[path]) is None:
+        # Past the record's bound (a longer value in a file at it) the loop refuses it, and
+        # the model proposed it again: most proposals on such a best, until mutator_exhausted.
+        if len(new[path]) > MAX_SOURCE or parse(new[path]) is None:
             return None
     for index in sorted(values):
         knob = shape.knobs[index]
