@@ -150,6 +150,27 @@ def test_every_model_proposal_is_one_an_experiment_can_record(literals: list[str
         memory.observe(made(toy, suggestion.files, float(n), n + 1, parent=base))
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 40), st.integers(0, 2**31), st.integers(1, 4))
+def test_no_model_proposal_outgrows_what_a_record_holds(slack: int, seed: int, retune: int
+                                                        ) -> None:
+    """On a best within a few characters of MAX_SOURCE a longer value (`1.0` -> `0.445786`)
+    made a file past the bound: the loop refused it, the model proposed another, and a run
+    on such a best stopped with `mutator_exhausted` (2 of 3 seeds within 80 iterations)."""
+    head = "A = 1.0\nB = 2.0\nW = [1.0, 2.0, 3.0]\nFLAG = True\n"
+    source = head + "#" * (MAX_SOURCE - slack - len(head) - 1) + "\n"
+    toy = problem(source)
+    memory = SearchMemory(toy)
+    memory.observe(made(toy, {PATH: source}, 0.0, 0))
+    shape = memory.shape({PATH: source})
+    assert shape is not None and len(shape.knobs) == 6
+    model = ModelSearch("maximize", retune=retune)
+    for n in range(3):
+        suggestion = model.suggest(memory, {PATH: source}, shape, random.Random(seed + n),
+                                   lambda knob: True)
+        assert suggestion is None or len(suggestion.files[PATH]) <= MAX_SOURCE
+
+
 FILES = [f"part{index}.py" for index in range(16)]
 FILE_CHARS = 250_000
 
