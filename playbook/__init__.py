@@ -10,6 +10,7 @@ from playbook.affordances import (
     site_label,
     site_matches,
     size_rank,
+    size_ranks,
     strategy_affordances,
     text_sections,
 )
@@ -118,6 +119,7 @@ __all__ = [
     "site_matches",
     "size",
     "size_rank",
+    "size_ranks",
     "source_lifts",
     "strategy_affordances",
     "text_sections",

@@ -22,8 +22,8 @@ from node.mutators.patch import make_diff
 from node.mutators.sites import collect_sites
 from node.mutators.text import TextOperators
 from playbook import PlannedChange, parse, site_matches
+from research_dag import MAX_SOURCE, Qualifier
 from research_dag import Change as Described
-from research_dag import Qualifier
 
 __all__ = ["OPERATOR_KINDS", "OfflineMutator"]
 
@@ -119,8 +119,10 @@ class OfflineMutator:
             if not changes:
                 break
             files = _apply(context.best_files, [change for _, change in changes])
-            if files is not None:
-                proposal = _proposal(context, files, changes, multi_file=len(paths) > 1)
+            proposal = None if files is None else _proposal(context, files, changes, len(paths) > 1)
+            # A change no record holds (a diff of a 200 KB line) was refused by the loop, and
+            # drawn again: never offered, as a change that does not parse (cf. model.py).
+            if proposal is not None and len(proposal.diff) <= MAX_SOURCE:
                 if not any(tried.strategy == files for tried in context.recent):
                     return proposal
                 repeat = repeat or proposal
@@ -235,7 +237,8 @@ def _apply(best_files: Mapping[str, str], changes: list[Change]) -> dict[str, st
         for edit in sorted(edits, key=lambda edit: edit.start, reverse=True):
             data = data[: edit.start] + edit.text.encode("utf-8") + data[edit.end :]
         text = data.decode("utf-8")
-        if text == best_files[path] or parse(text) is None:
+        # Past the record's bound (a longer value in a file at it) the loop refused it.
+        if text == best_files[path] or len(text) > MAX_SOURCE or parse(text) is None:
             return None
         files[path] = text
     return files

@@ -9,6 +9,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from playbook import (
     Container,
@@ -19,9 +20,9 @@ from playbook import (
     number_value,
     shorten,
     site_label,
-    size_rank,
+    size_ranks,
 )
-from research_dag import Affordance, Operation, Qualifier
+from research_dag import MAX_NAME, Affordance, Operation, Qualifier
 
 PERTURB_CONSTANT = "perturb_constant"
 ZERO_CONSTANT = "zero_constant"
@@ -148,7 +149,7 @@ def number_site(
                 continue
             if wrap and text.startswith("-") and not old.startswith("-"):
                 text = f"({text})"
-            description = f"{_where(label)}{old} -> {text}"
+            description = f"{_where(label)}{shorten(old)} -> {shorten(text)}"
             edits = (Edit(start, end, text),)
             move = moved(value, float(text.strip("()")))
             return Change(PERTURB_CONSTANT, path, edits, description, line, move)
@@ -184,13 +185,14 @@ def container_sites(
         spans = [src.span(element) for element in node.elts]
         names = [f"[{index}]" for index in range(len(node.elts))]
         elements = node.elts
-    sizes = [abs(value) for value in map(number_value, elements) if value is not None]
+    values = [number_value(element) for element in elements]
+    ranks = size_ranks(values, [abs(value) for value in values if value is not None])
     # Removing an element of a list or tuple shifts every later one (a positional weight vector
     # no longer lines up): not a prune of that element, so no rank. Zeroing it is.
     keyed = isinstance(node, ast.Dict | ast.Set)
     sites: list[Site | None] = []
     for index, element in enumerate(elements):
-        rank = size_rank(number_value(element), sizes)
+        rank = ranks[index]
         line = src.line(spans[index][0])
         inner = f"{label}{names[index]}" if label else None
         if len(elements) >= 2:
@@ -204,7 +206,7 @@ def container_sites(
         if number_value(element) and not isinstance(node, ast.Set):
             start, end = src.span(element)
             zero = "0.0" if isinstance(number_value(element), float) else "0"
-            description = f"{_where(inner)}{src.text(start, end)} -> {zero}"
+            description = f"{_where(inner)}{shorten(src.text(start, end))} -> {zero}"
             edits = (Edit(start, end, zero),)
             zeroed = number_affordance(inner, (node, label), affordance)
             sites.append(
@@ -254,9 +256,13 @@ def perturbed(value: int | float, rng: random.Random) -> int | float:
 
 
 def format_number(value: int | float) -> str | None:
-    """Source text for a number: ints stay ints, floats keep ~6 significant digits."""
+    """Source text for a number: ints stay ints, floats keep ~6 significant digits; None for
+    one with no such text (an int past Python's decimal digit limit: `0x` and 5,000 digits)."""
     if isinstance(value, int):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # sys.get_int_max_str_digits: it raised on every proposal
+            return None
     if not math.isfinite(value):
         return None
     return repr(float(f"{value:.6g}"))
@@ -335,9 +341,7 @@ def _rescale_site(
         for factor in factors:
             edits = []
             for (start, end), value in zip(spans, numbers, strict=True):
-                text = format_number(
-                    round(value * factor) if isinstance(value, int) else value * factor
-                )
+                text = format_number(_scaled(value, factor))
                 if text is not None and float(text) != value:
                     edits.append(Edit(start, end, text))
             if edits:
@@ -349,5 +353,16 @@ def _rescale_site(
     return Site(RESCALE_LIST, src.path, line, draw, site_label(src.path, label, line), affordance)
 
 
+def _scaled(value: int | float, factor: float) -> int | float:
+    if isinstance(value, float):
+        return value * factor
+    try:
+        return round(value * factor)
+    except OverflowError:  # an int past any float (`9` x 400): exactly, as ints are
+        return round(value * Fraction(factor))
+
+
 def _where(label: str | None) -> str:
-    return f"{label}: " if label else ""
+    # A name has no length limit in Python, nor nesting in labels (`A[0][0]...`): bounded as
+    # the site is (site_label), so every description stays well within a record's.
+    return f"{label[:MAX_NAME]}: " if label else ""
