@@ -1,21 +1,24 @@
 """Red team of the newest code (2026-12-07c, docs/security.md): what a problem author, a
-strategy or a peer writes cannot make the model's knob parser take hours, make every model
-proposal one the loop refuses, or make a node hold unbounded held experiments."""
+strategy or a peer writes cannot make the model's knob parser or the offline operators take
+hours, make every model or offline proposal one the loop refuses, or make a node hold unbounded
+held experiments."""
 
 from __future__ import annotations
 
 import ast
-import os
 import random
-import subprocess
-import sys
 from fractions import Fraction
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from node.cli import app
+from node.mutators import MutationContext, MutationFailed, OfflineMutator, Proposal
 from node.mutators.memory import PENDING_CHARS, SearchMemory
 from node.mutators.model import ModelSearch
+from node.mutators.sites import collect_sites
 from node.mutators.structure import MAX_KNOBS, MAX_LITERAL, MAX_MAGNITUDE, shape_of
 from node.spot_retries import MAX_REMEMBERED, SpotRetries, Unchecked
 from playbook import (
@@ -25,9 +28,11 @@ from playbook import (
     number_affordance,
     number_value,
     site_label,
+    size_ranks,
+    strategy_affordances,
 )
 from playbook.power import PLAN, size
-from research_dag import MAX_SOURCE, Experiment, Metric, Outcome, Problem
+from research_dag import MAX_SOURCE, Experiment, Metric, Outcome, Problem, Qualifier
 
 PATH = "strategy.py"
 
@@ -201,15 +206,17 @@ def test_held_experiments_are_bounded_by_their_characters(held_sizes: list[tuple
         assert sum(kept) <= PENDING_CHARS or len(kept) == 1
 
 
-def test_swarm_simulate_refuses_a_budget_that_caps_nothing() -> None:
-    """`--max-cost nan` parsed, and no spending is ever >= nan: the simulation ran with no
-    money budget at all while the user had asked for one. Refused now, before anything runs."""
+@pytest.mark.parametrize("command", [["simulate"], ["run", "examples/finance_factors"],
+                                     ["pose", "a statement"]])
+def test_a_budget_that_caps_nothing_is_refused(command: list[str]) -> None:
+    """`--max-cost nan` parsed, and no spending is ever >= nan: `swarm simulate` (fixed first)
+    and `swarm run` ran with no money budget at all while the user had asked for one. One
+    check on the shared options (node/cli/options.py) now refuses it, before anything runs."""
     for flag, value in (("--max-cost", "nan"), ("--max-cost", "-1"), ("--max-tokens", "-5")):
-        shown = subprocess.run(
-            [sys.executable, "-c", "from node.cli import main; main()", "simulate", flag, value],
-            text=True, capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
-        assert shown.returncode == 2, shown.stderr
-        assert f"{flag} must be" in shown.stderr and "round" not in shown.stderr
+        shown = CliRunner(env={"COLUMNS": "200"}).invoke(app, [*command, flag, value])
+        assert shown.exit_code == 2, shown.output
+        assert f"'{flag}': must be a number >= 0" in shown.output, shown.output
+        assert "round" not in shown.output and "iteration" not in shown.output
 
 
 _COUNTS = st.sampled_from([0, 1, 3, 10**3, 10**9, 10**18])
@@ -249,3 +256,107 @@ def test_spot_retries_remember_a_bounded_number_of_claims(steps: list[tuple[int,
             retries.failed(f"c{claim}", claim, why)
         assert len(retries._tries) <= MAX_REMEMBERED
         assert len(retries.given_up) <= MAX_REMEMBERED
+
+
+_HOSTILE = st.sampled_from([
+    "1.0", "-2", "0.5", "True", "1." + "0" * 5000, "0." + "0" * 3000 + "1", "9" * 4300,
+    "-" + "9" * 4300, "0x" + "f" * 5000, "9" * 400, "1e308", "5e-324", "'text'", "a + b - c",
+])
+_NAMES = st.sampled_from(["A", "W", "x" * 5000, "cfg['" + "k" * 3000 + "']"])
+
+
+def _hostile_source(lines: list[tuple[str, list[str], bool]], slack: int | None,
+                    long_line: bool) -> str:
+    """Hostile literals and names as scalars, lists and dicts; padded to `slack` characters
+    under MAX_SOURCE, or with a 130,000-character string on the first line (a change on that
+    line is a diff past MAX_SOURCE)."""
+    out = ["a, b, c = 1, 2, 3\n"]
+    for name, literals, listed in lines:
+        if name.startswith("cfg"):
+            out.insert(0, "cfg = {}\n")
+        if listed:
+            out.append(f"{name} = [{', '.join(literals)}]\n")
+            out.append("D = {" + ", ".join(f"'k{i}': {v}" for i, v in enumerate(literals)) + "}\n")
+        else:
+            out.append(f"{name} = {literals[0]}\n")
+    source = "".join(out)
+    if long_line:
+        source = "S = '" + "s" * 130_000 + "'; " + source
+    if slack is not None and len(source) < MAX_SOURCE - slack - 1:
+        source += "#" * (MAX_SOURCE - slack - len(source) - 1) + "\n"
+    return source
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_NAMES, st.lists(_HOSTILE, min_size=1, max_size=4), st.booleans()),
+                min_size=1, max_size=4),
+       st.none() | st.integers(0, 40), st.booleans(), st.booleans(), st.integers(0, 2**31))
+def test_no_offline_proposal_is_unrecordable(lines: list[tuple[str, list[str], bool]],
+                                            slack: int | None, long_line: bool,
+                                            structural: bool, seed: int) -> None:
+    """The offline operators quoted a literal in full (a 5,000-digit float made 9 of 40
+    proposals past the record's 4,000-character description), wrote files past MAX_SOURCE on a
+    best at the bound (4-7 of 80 attempts refused by the loop, 3 seeds), raised on an int past
+    Python's digit limit (`0x` and 5,000 digits: every proposal; `9` x 4,300 doubled) and on
+    one past any float in a rescaled list. Now every proposal is one an experiment records, or
+    the mutator says it has none (MutationFailed)."""
+    source = _hostile_source(lines, slack, long_line)
+    assert len(source) <= MAX_SOURCE
+    toy = problem(source)
+    mutator = OfflineMutator()
+    rng = random.Random(seed)
+    for _ in range(4):
+        context = MutationContext(problem=toy, best_files={PATH: source}, best_score=0.0,
+                                  rng=rng, structural=structural)
+        try:
+            proposal: Proposal = mutator.propose_now(context)
+        except MutationFailed:
+            continue
+        Experiment.model_validate({  # the loop's own check (_unrecordable): the record's schema
+            "problem": toy.id, "strategy": proposal.files, "author": "me", "created_ms": 1,
+            "outcome": Outcome(status="ok", score=1.0), "diff": proposal.diff,
+            "mutation_kind": proposal.mutation_kind, "description": proposal.description,
+            "hypothesis": proposal.hypothesis, "changes": list(proposal.changes) or None,
+            "mutator": "offline",
+        }, strict=False)
+
+
+def _size_rank_before(value: int | float | None, sizes: list[int | float]) -> Qualifier | None:
+    """playbook.size_rank as it was, called per element (quadratic on a container)."""
+    if value is None:
+        return None
+    if value == 0:
+        return "zero"
+    nonzero = [size for size in sizes if size != 0]
+    low, high, size = min(nonzero), max(nonzero), abs(value)
+    if low == high:
+        return "tied"
+    return "weakest" if size == low else "strongest" if size == high else "middle"
+
+
+_NUMBERS = st.none() | st.integers(-5, 5) | st.floats(-3, 3, width=16) | st.sampled_from(
+    [0, 0.0, -0.0, 5e-324, 10**400, -(10**400), 1e308])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_NUMBERS, max_size=12))
+def test_a_containers_ranks_are_those_of_each_element_alone(values: list[int | float | None]
+                                                            ) -> None:
+    """Each element of a container was ranked against all of it (`size_rank` per element:
+    a 40,000-number list took 60 s a proposal). Now the bounds are found once per container:
+    the same ranks as before, element by element."""
+    sizes = [abs(value) for value in values if value is not None]
+    assert size_ranks(values, sizes) == [_size_rank_before(value, sizes) for value in values]
+
+
+def test_a_40000_number_list_has_its_sites() -> None:
+    """The offline sites and the playbook's listing of a 40,000-number list (one a line):
+    found in time linear in the list (the per-element ranking made it 60 s a proposal)."""
+    source = "A = {\n" + "".join(f"    'k{i}': {i % 7},\n" for i in range(20_000)) + "}\n"
+    source += "W = [\n" + "".join(f"    {i % 5},\n" for i in range(20_000)) + "]\n"
+    sites = collect_sites(PATH, source)
+    zeroed = [site for site in sites if site.kind == "zero_constant"]
+    assert len(zeroed) == 20_000 - 20_000 // 7 - 1 + 20_000 - 20_000 // 5
+    assert {site.qualifier for site in zeroed} == {"weakest", "middle", "strongest"}
+    listed = strategy_affordances({PATH: source})
+    assert listed and all(site.path == PATH for site in listed)

@@ -40,8 +40,19 @@ DataDir = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one machine-readable JSON document.")]
 Model = Annotated[str | None, typer.Option(help="LLM model name.")]
 BaseUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (Ollama, vLLM...).")]
-MaxTokens = Annotated[int | None, typer.Option(help="Token budget (input + output).")]
-MaxCost = Annotated[float | None, typer.Option(help="Money budget (USD).")]
+
+
+def _budget(value: float | None) -> float | None:
+    """A budget caps spending or is refused (exit 2): `--max-cost nan` parsed, and no spending
+    is ever >= nan, so it capped nothing, silently; nor does a negative one."""
+    if value is not None and not value >= 0:
+        raise typer.BadParameter(f"must be a number >= 0, not {value}")
+    return value
+
+
+MaxTokens = Annotated[int | None, typer.Option(
+    help="Token budget (input + output).", callback=_budget)]
+MaxCost = Annotated[float | None, typer.Option(help="Money budget (USD).", callback=_budget)]
 DashboardFlag = Annotated[bool, typer.Option(
     "--dashboard", help="Also serve the live dashboard from this process, on 127.0.0.1 "
     "(port: --dashboard-port).")]
