@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,9 +25,15 @@ from research_dag import (
     Transcript,
     TranscriptCall,
 )
-from sandbox import DoorFailure, Evaluated, ModelDoor, failed_outcome
+from sandbox import DoorFailure, Evaluated, Evaluator, ModelDoor, failed_outcome
 
 DEFAULT_SPOT_SAMPLES = 8
+# The wall time of the checked evaluations of one check run again after their wall clock fired
+# (our model having answered every call), all together: long enough that the budget's fuel, not
+# the clock, ends them. A strategy that spins on any answer but its edited one timed out on a
+# budget whose wall clock comes before its fuel, every check, and its liar was never disputed
+# (docs/protocol.md section 9). Shared, so 8 samples cost at most this much more, not 8 times.
+PATIENT_WALL_S = 120.0
 
 
 class TranscribedDoor(ModelDoor, Protocol):
@@ -95,6 +102,7 @@ class ModelEvaluations:
     problem: Problem
     gateway: Gateway
     spot_samples: int = DEFAULT_SPOT_SAMPLES
+    patient_wall_s: float = PATIENT_WALL_S
 
     @property
     def limits(self) -> ModelLimits:
@@ -134,7 +142,8 @@ class ModelEvaluations:
         passed more of the checklist (`spot_disputes` decides).
 
         Fails closed: when our model gives no answer a check needs (provider, budget) or a
-        checked evaluation runs out of time, the check stops there and says so (`Unchecked`):
+        checked evaluation runs out of wall time even run again with `patient_wall_s` (the
+        budget's fuel, not the clock, ends it then), the check stops there (`Unchecked`):
         no verdict, so the caller makes no Verification. Before, such a sample counted
         neither way (and the deterministic model's comparison found no differing answer), so
         the claim verified on its replay alone."""
@@ -173,13 +182,21 @@ class ModelEvaluations:
         metric = self.problem.metric
         recorded_better = fresh_better = 0
         worst: Outcome | None = None
+        patience = self.patient_wall_s  # for every run again of this check, together
         for fresh in samples:
             door = self.gateway.spot_session(transcript, self.limits, fresh)
             mixed = self.evaluator.evaluate(strategy, door)
+            if mixed.status == "timeout" and door.failure is None:
+                # Our model answered every call and the wall clock fired: not a verdict (a
+                # loaded machine), so once more with time for the whole fuel, which decides
+                # the same on every machine (`out_of_fuel` is a recorded win, below).
+                started = time.monotonic()
+                door, mixed = self._patiently(strategy, transcript, fresh, patience, door, mixed)
+                patience -= time.monotonic() - started
             if mixed.status == "timeout":
                 # Our model gave no answer (provider, budget), or the evaluation ran out of
-                # time: this sample says nothing, and a check short of its samples checks
-                # less than it claims to. Stop: no verdict (the caller tries again later).
+                # wall time even so: this sample says nothing, and a check short of its
+                # samples checks less than it claims to. Stop: no verdict (tried again later).
                 failure = door.failure
                 if failure is not None and failure.kind == "error":
                     return Unchecked(failure.reason, failure.message[:300])
@@ -204,6 +221,27 @@ class ModelEvaluations:
         if worst is not None and spot_disputes(spot, exact):
             return ModelCheck(worst, False, spot)
         return ModelCheck(replayed, True, spot)
+
+    def _patiently(
+        self, strategy: Mapping[str, str], transcript: Transcript, fresh: frozenset[int],
+        wall_s: float, door: ReplayDoor, timed_out: Outcome,
+    ) -> tuple[ReplayDoor, Outcome]:
+        """The checked evaluation again with `wall_s` of wall time (what is left of the
+        check's `patient_wall_s`): it then ends by its fuel (or finishes) unless this machine
+        is too slow even for that (`timeout` again, no verdict). Only with a sandbox
+        evaluator, whose problem it copies but for the wall time (the same inputs)."""
+        evaluator = self.evaluator
+        if not isinstance(evaluator, Evaluator):
+            return door, timed_out
+        budget = evaluator.problem.budget
+        if wall_s <= budget.wall_s:
+            return door, timed_out
+        patient = evaluator.problem.model_copy(update={
+            "budget": budget.model_copy(update={"wall_s": wall_s})})
+        with Evaluator(evaluator.runtime, patient, inputs_problem_id=evaluator.problem.id
+                       ) as longer:
+            door = self.gateway.spot_session(transcript, self.limits, fresh)
+            return door, longer.evaluate(strategy, door)
 
 
 def spot_sample(seed: str, calls: int, samples: int) -> list[int]:

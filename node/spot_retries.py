@@ -21,7 +21,8 @@ _Value = TypeVar("_Value")
 class Unchecked:
     """A spot check that did not run: no verdict on the claim, neither match nor mismatch.
     `reason`: `provider` (our model failed or timed out), `budget` (our model budget is
-    spent) or `timeout` (a checked evaluation ran out of wall time)."""
+    spent) or `timeout` (a checked evaluation ran out of wall time, even when run again with
+    time for its whole fuel: node/model_evaluations.py, PATIENT_WALL_S)."""
 
     reason: str
     message: str

@@ -6,8 +6,10 @@ held experiments."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import random
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,12 +17,16 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from node.cli import app
+from node.llm import EditingSession, ModelGateway, StandinProvider
+from node.model_evaluations import ModelEvaluations
 from node.mutators import MutationContext, MutationFailed, OfflineMutator, Proposal
 from node.mutators.memory import PENDING_CHARS, SearchMemory
 from node.mutators.model import ModelSearch
 from node.mutators.sites import collect_sites
 from node.mutators.structure import MAX_KNOBS, MAX_LITERAL, MAX_MAGNITUDE, shape_of
+from node.problem import load_package
 from node.spot_retries import MAX_REMEMBERED, SpotRetries, Unchecked
+from node.trust import ModelCheck, outcomes_match
 from playbook import (
     SourceFile,
     StrategyWalk,
@@ -33,6 +39,8 @@ from playbook import (
 )
 from playbook.power import PLAN, size
 from research_dag import MAX_SOURCE, Experiment, Metric, Outcome, Problem, Qualifier
+from sandbox import Evaluator, Runtime
+from tests.test_redteam_models import CODE_EVALUATE, CODE_STRATEGY, CODE_TOML, EDITS
 
 PATH = "strategy.py"
 
@@ -360,3 +368,51 @@ def test_a_40000_number_list_has_its_sites() -> None:
     assert {site.qualifier for site in zeroed} == {"weakest", "middle", "strongest"}
     listed = strategy_affordances({PATH: source})
     assert listed and all(site.path == PATH for site in listed)
+
+
+def _spinning_liar(root: Path, fuel: int, wall_s: float) -> tuple[Problem, dict[str, str]]:
+    """A `[model]` package of this budget, and a liar's strategy that spins on any first
+    answer but the one its author edited into the transcript (EDITS[0])."""
+    budget = f"fuel = {fuel}\nmemory_mb = 128\nwall_s = {wall_s}\n"
+    (root / "problem.toml").write_text(CODE_TOML.replace(
+        "fuel = 2_000_000_000\nmemory_mb = 128\nwall_s = 60\n", budget))
+    (root / "strategy.py").write_text(CODE_STRATEGY.format(expected=""))
+    (root / "evaluate.py").write_text(CODE_EVALUATE)
+    for split in ("public", "private"):
+        (root / "data" / split).mkdir(parents=True)
+        (root / "data" / split / "x.txt").write_text(split)
+    spin = CODE_STRATEGY.replace('raise RuntimeError("an answer its author did not edit in")',
+                                 "while True: pass")
+    expected = hashlib.sha256(EDITS[0].encode()).hexdigest()
+    return load_package(root), {PATH: spin.format(expected=expected)}
+
+
+@pytest.mark.parametrize(("fuel", "patient_wall_s", "disputed"), [
+    (20_000_000_000, 60.0, True),  # the fuel runs out long before 60 s: a verdict
+    (1_000_000_000_000, 3.0, False),  # a machine too slow for the fuel: no verdict
+])
+def test_a_liar_timing_out_on_every_fresh_answer_is_disputed_by_its_fuel(
+    runtime: Runtime, tmp_path: Path, fuel: int, patient_wall_s: float, disputed: bool
+) -> None:
+    """A liar's strategy spinning on any answer but its edited one, on a budget whose wall
+    clock (2 s) fires before its fuel is spent: every spot check ended `timeout`, no verdict,
+    and the claim was given up after its retries, its liar never disputed (measured: fuel
+    1e11, wall_s 3). Now the checked evaluation runs again with time for the whole fuel:
+    `out_of_fuel`, the same on every machine, is a recorded win and the claim is disputed;
+    a machine too slow even for that (the second case) still gives no verdict, so load never
+    disputes anyone."""
+    problem, files = _spinning_liar(tmp_path, fuel, 2)
+    gateway = ModelGateway(StandinProvider())
+    with Evaluator(runtime, problem) as evaluator:
+        liar = EditingSession(gateway, problem, {0: EDITS[0]})
+        claimed = evaluator.evaluate(files, liar)
+        assert claimed.status == "ok", claimed.stderr_tail
+        run = ModelEvaluations(evaluator, problem, gateway, patient_wall_s=patient_wall_s)
+        check = run.verify(files, claimed, liar.transcript(), "me/claim")
+    if disputed:
+        assert isinstance(check, ModelCheck) and not check.match
+        assert check.outcome.status == "out_of_fuel"
+        assert check.outcome.strategy_fuel == fuel  # deterministic: the whole budget
+        assert not outcomes_match(claimed, check.outcome)  # a consistent Verification
+    else:
+        assert check == Unchecked("timeout", "a checked evaluation ran out of time")
