@@ -22,6 +22,7 @@ from node.model_evaluations import ModelEvaluations
 from node.mutators import MutationContext, MutationFailed, OfflineMutator, Proposal
 from node.mutators.memory import PENDING_CHARS, SearchMemory
 from node.mutators.model import ModelSearch
+from node.mutators.patch import make_diff
 from node.mutators.sites import collect_sites
 from node.mutators.structure import MAX_KNOBS, MAX_LITERAL, MAX_MAGNITUDE, shape_of
 from node.problem import load_package
@@ -182,6 +183,28 @@ def test_no_model_proposal_outgrows_what_a_record_holds(slack: int, seed: int, r
         suggestion = model.suggest(memory, {PATH: source}, shape, random.Random(seed + n),
                                    lambda knob: True)
         assert suggestion is None or len(suggestion.files[PATH]) <= MAX_SOURCE
+
+
+def test_no_model_proposal_has_a_diff_past_what_a_record_holds() -> None:
+    """A knob on a 130,000-character line: every change to it makes a diff of both versions
+    of the line (260,000 characters), past MAX_SOURCE; the loop refused each such suggestion
+    and the model made it again (10 of 10). Now none is made; the other knob still moves."""
+    long_line = "A = 1.0; B = 2.0  # " + "x" * 130_000 + "\n"
+    source = long_line + "C = 3.0\n"
+    toy = problem(source)
+    memory = SearchMemory(toy)
+    memory.observe(made(toy, {PATH: source}, 0.0, 0))
+    shape = memory.shape({PATH: source})
+    assert shape is not None and len(shape.knobs) == 3
+    model = ModelSearch("maximize", retune=1)
+    moved = []
+    for seed in range(10):
+        suggestion = model.suggest(memory, {PATH: source}, shape, random.Random(seed),
+                                   lambda knob: True)
+        if suggestion is not None:
+            assert len(make_diff({PATH: source}, suggestion.files)) <= MAX_SOURCE
+            moved.append(suggestion.files[PATH].splitlines()[0] == long_line.rstrip("\n"))
+    assert moved and all(moved)  # only C: the long line never changes
 
 
 FILES = [f"part{index}.py" for index in range(16)]

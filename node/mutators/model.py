@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.mutators.memory import MODEL_RETUNE, MODEL_TUNE, Observation, SearchMemory, Structure
+from node.mutators.patch import make_diff
 from node.mutators.structure import Knob, Shape, knob_text
 from playbook import parse
 from research_dag import MAX_SOURCE
@@ -132,7 +133,7 @@ class ModelSearch:
                 values[index] = proposed[index]
             if tuple(values) in tried:
                 continue
-            suggestion = _suggestion(best_files, shape, {i: proposed[i] for i in chosen})
+            suggestion = set_knobs(best_files, shape, {i: proposed[i] for i in chosen})
             if suggestion is not None:
                 return suggestion
         return None
@@ -265,7 +266,7 @@ def combination(
     if rng.random() >= len(options) / max(len(options), siblings):
         return None
     delta = rng.choice(options)
-    suggestion = _suggestion(best_files, shape, delta)
+    suggestion = set_knobs(best_files, shape, delta)
     if suggestion is None:
         return None
     return dataclasses.replace(
@@ -409,7 +410,7 @@ def _text(knob: Knob, value: float) -> str | None:
     return knob_text(knob, value)
 
 
-def _suggestion(files: dict[str, str], shape: Shape, values: dict[int, float]) -> Suggestion | None:
+def set_knobs(files: dict[str, str], shape: Shape, values: dict[int, float]) -> Suggestion | None:
     new = dict(files)
     parts: list[str] = []
     changes: list[Described] = []
@@ -426,6 +427,10 @@ def _suggestion(files: dict[str, str], shape: Shape, values: dict[int, float]) -
         # the model proposed it again: most proposals on such a best, until mutator_exhausted.
         if len(new[path]) > MAX_SOURCE or parse(new[path]) is None:
             return None
+    # Nor a diff past it (a knob on a 130,000-character line): a diff is at most both files.
+    if (sum(len(files[path]) + len(new[path]) for path in new) > MAX_SOURCE // 2
+            and len(make_diff(files, new)) > MAX_SOURCE):
+        return None
     for index in sorted(values):
         knob = shape.knobs[index]
         name = knob.site.split(":", 1)[1]
