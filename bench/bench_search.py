@@ -51,8 +51,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from node.loop import LoopConfig, ResearchLoop  # noqa: E402
-from node.mutators import FAMILY_NAMES, OfflineMutator  # noqa: E402
+from node.mutators import (  # noqa: E402
+    FAMILY_NAMES,
+    OfflineMutator,
+    interaction,
+)
+from node.mutators import memory as search_memory  # noqa: E402
 from node.mutators import model as model_search  # noqa: E402
+from node.mutators import search as family_search  # noqa: E402
 from node.mutators.memory import MODEL  # noqa: E402
 from node.mutators.model import knob_range  # noqa: E402
 from node.mutators.structure import Knob, knob_text, shape_of  # noqa: E402
@@ -363,6 +369,19 @@ def main() -> None:
     parser.add_argument("--model-prior", default=None, metavar="TRIES,WINS",
                         help="after: the model family's pseudo-counts in the bandit "
                              "(Search.family_prior)")
+    parser.add_argument("--credit", default=None, choices=("rank", "linear", "binary"),
+                        help="after: what an improvement counts for in the family bandit "
+                             "(memory.CREDIT)")
+    parser.add_argument("--model-share", type=float, default=None,
+                        help="after: share of proposals given to the model first "
+                             "(search.MODEL_SHARE)")
+    parser.add_argument("--families", default=FAMILY_NAMES,
+                        type=lambda text: tuple(text.split(",")),
+                        help="after: the operator families the bandit chooses among")
+    parser.add_argument("--no-screen", action="store_true",
+                        help="after: no switch screening (interaction.SCREEN)")
+    parser.add_argument("--no-pairs", action="store_true",
+                        help="after: no switch pairs toggled together (interaction.PAIRS)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--observations", type=int, default=1000)
@@ -380,6 +399,14 @@ def main() -> None:
         model_search.JOINT = False
     if args.whole_only:
         model_search.WHOLE_ONLY = True
+    if args.no_pairs:
+        interaction.PAIRS = False
+    if args.no_screen:
+        interaction.SCREEN = False
+    if args.credit is not None:
+        search_memory.CREDIT = args.credit
+    if args.model_share is not None:
+        family_search.MODEL_SHARE = args.model_share
     if args.model_univariate:
         model_search.MULTIVARIATE = False
     if args.joint_prior is not None:
@@ -401,7 +428,7 @@ def main() -> None:
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
                     start = time.perf_counter()
                     if method in ("before", "after", "model"):
-                        families = {"before": (), "after": FAMILY_NAMES,
+                        families = {"before": (), "after": args.families,
                                     "model": (MODEL,)}[method]
                         run = trio.run(run_loop, problem, evaluator.evaluate, seed, args.budget,
                                        families, args.retune, family_prior)

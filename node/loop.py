@@ -310,6 +310,8 @@ class ResearchLoop(LoopMemory, LoopProposals):
             self._tests.count(proposal.hypothesis_id)
         decision = self._gate(outcome)
         kept = self._better(experiment)
+        if decision is not None and not kept and self.search is not None:
+            self.search.memory.rejected(experiment.id)  # the bandit counts what the gate kept
         drift = not kept and decision is None and self._drifts(experiment, summary)
         if kept:
             self._best = experiment

@@ -375,3 +375,20 @@ def test_several_peers_moves_are_also_tried_together() -> None:
                 assert proposal.mutation_kind == "model_retune" and len(proposal.changes) == 2
     assert seen == {together, with_values([0.3, 6, 1.0, 2.0, -0.5]),
                     with_values([0.3, 4, 2.0, 2.0, -0.5])}
+
+
+def test_a_win_the_noise_gate_did_not_keep_is_no_win_of_its_family() -> None:
+    """On a noise-gated problem a better mean "within noise" is discarded by the loop; the
+    bandit counted it as its family's win all the same (tsp_heuristic's model tunes)."""
+    problem = problem_for()
+    search = Search(problem)
+    base = experiment(problem, SOURCE, 0.0, 0)
+    search.observe(base)
+    better = experiment(problem, with_values([0.2, 4, 1, 2, -0.5]), 1.0, 1, parent=base.id,
+                        kind="model_tune")
+    search.observe(better)
+    assert search.memory.family_counts()[MODEL] == (1, 1.0)
+    search.memory.rejected(better.id)
+    assert search.memory.family_counts()[MODEL] == (1, 0.0)
+    search.memory.rejected("no such experiment")  # nothing else changes
+    assert search.memory.family_counts()[MODEL] == (1, 0.0)

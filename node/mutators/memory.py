@@ -4,6 +4,7 @@ family fared. Bounded: the newest observations, sites and shapes are kept."""
 
 from __future__ import annotations
 
+import bisect
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +30,12 @@ PER_SHAPE = 2048  # observations kept per structure (the newest)
 MAX_SHAPES = 64  # structures kept (the most recently observed)
 MAX_SITES = 1024  # sites whose crash counts are kept
 FAMILY_WINDOW = 200  # the newest attempts the bandit learns from (the search moves on)
+# What one improvement counts for in the family bandit: "binary" 1 each (the default);
+# "rank" its gain's rank among the window's improvements, "linear" its gain over the largest,
+# so a retune that jumps would count for more than a micro-step. Measured over 20 seeds
+# (bench/bench_search.py --credit; RESULTS.md "Issue 14: 20 seeds"): neither moved a median
+# beyond the seed-to-seed noise, so the simplest stays.
+CREDIT = "binary"
 SEEN = 8192  # ids remembered, so that an experiment is observed once
 # A peer's experiments held back until their author vouches (the newest; node/swarm.py),
 # at most this many characters of strategies and diffs in all: anyone's experiment is held,
@@ -102,7 +109,10 @@ class SearchMemory:
         self.shapes = shapes or Shapes()
         self.structures: OrderedDict[str, Structure] = OrderedDict()
         self.sites: OrderedDict[tuple[str, str], list[int]] = OrderedDict()  # [tries, crashes]
-        self.families: deque[tuple[str, bool]] = deque(maxlen=FAMILY_WINDOW)
+        # (family, gain over the parent: 0.0 when it did not improve) of the newest attempts
+        self.families: deque[tuple[str, float]] = deque(maxlen=FAMILY_WINDOW)
+        self._attempts: deque[str] = deque(maxlen=FAMILY_WINDOW)  # their experiments' ids
+        self._authors: deque[str] = deque(maxlen=FAMILY_WINDOW)  # and authors
         # id -> (score, structure key, knob values) of each experiment observed
         self._seen: OrderedDict[
             str, tuple[float | None, str | None, tuple[float, ...] | None]] = OrderedDict()
@@ -183,8 +193,15 @@ class SearchMemory:
             self.sites.popitem(last=False)
         family = family_of(experiment.mutation_kind, experiment.mutator)
         if family is not None and parent is not None:
-            won = score is not None and self.problem.metric.better(score, parent[0])
-            self.families.append((family, won))
+            base = parent[0]
+            gain = 0.0
+            if score is not None and self.problem.metric.better(score, base):
+                # A win over a failed parent (or whose gain is not a positive number) ranks first.
+                gain = abs(score - base) if base is not None else float("inf")
+                gain = gain if gain > 0 else float("inf")
+            self.families.append((family, gain))
+            self._attempts.append(experiment.id)
+            self._authors.append(experiment.author)
 
     def _add(self, shape: Shape, observation: Observation, parent: str | None) -> None:
         structure = self.structures.get(shape.key)
@@ -205,13 +222,30 @@ class SearchMemory:
             if crashes >= CRASHES and crashes >= CRASH_SHARE * tries
         )
 
-    def family_counts(self) -> dict[str, tuple[int, int]]:
-        """Per family: (attempts, improvements over their parent) in the newest window."""
-        counts = {name: [0, 0] for name in FAMILY_NAMES}
-        for family, won in self.families:
+    def searchers(self) -> int:
+        """How many authors made the newest attempts (1 for a solo run; a swarm's size)."""
+        return max(1, len(set(self._authors)))
+
+    def rejected(self, experiment_id: str) -> None:
+        """Our loop's noise gate did not keep this experiment (its score was better, within
+        noise): it is no improvement of its family."""
+        for index in range(len(self._attempts) - 1, -1, -1):
+            if self._attempts[index] == experiment_id:
+                family, _ = self.families[index]
+                self.families[index] = (family, 0.0)
+                return
+
+    def family_counts(self) -> dict[str, tuple[int, float]]:
+        """Per family: (attempts, improvements over their parent) in the newest window; with
+        CREDIT "rank" an improvement counts by its gain's rank among the window's (ties: the
+        highest rank), so it is in (0, 1]."""
+        gains = sorted(gain for _, gain in self.families if gain > 0)
+        counts: dict[str, list[float]] = {name: [0, 0.0] for name in FAMILY_NAMES}
+        for family, gain in self.families:
             counts[family][0] += 1
-            counts[family][1] += int(won)
-        return {name: (tries, wins) for name, (tries, wins) in counts.items()}
+            if gain > 0:
+                counts[family][1] += _credit(gain, gains)
+        return {name: (int(tries), wins) for name, (tries, wins) in counts.items()}
 
     def hold(self, experiment: Experiment) -> None:
         """Keep a peer's experiment until its author vouches (`admit`): the vouching rule
@@ -335,3 +369,12 @@ class SearchMemory:
 def _held_size(experiment: Experiment) -> int:
     """What a held experiment keeps in memory, in characters: its strategy and its diff."""
     return sum(len(text) for text in experiment.strategy.values()) + len(experiment.diff)
+
+
+def _credit(gain: float, gains: list[float]) -> float:
+    """What one improvement of `gain` counts for among the window's sorted `gains` (0, 1]."""
+    if CREDIT == "rank":
+        return bisect.bisect_right(gains, gain) / len(gains)
+    if CREDIT == "linear" and 0 < gains[-1] < float("inf"):
+        return max(gain / gains[-1], 1e-3) if gain < float("inf") else 1.0
+    return 1.0
