@@ -70,6 +70,15 @@ async def _claims(
     return claims
 
 
+def _beating(node: SwarmNode, problem: Problem) -> float:
+    """A SCALE whose score (2 x SCALE) beats the node's best after its first round (the
+    baseline's 1.0, or what its first change reached: that depends on the search's draw)."""
+    best = node.best(problem.id)
+    assert best is not None and best.outcome.score is not None
+    assert best.outcome.score > 0.7  # the other claims (0.5, 0.6, 0.7) beat nothing of ours
+    return max(0.6, best.outcome.score / 2 + 0.05)
+
+
 async def test_an_unmeasured_authors_improvement_is_replayed_though_it_beats_no_best_of_ours(
     runtime: Runtime, probe_problem: Problem, tmp_path: Path
 ) -> None:
@@ -102,10 +111,10 @@ async def test_sampled_claims_wait_for_adoption_candidates_and_expire_unreplayed
     async with _node(MemoryHub(seed=2), tmp_path, runtime, trust) as node:
         posed = await node.pose(probe_problem)
         await node.research_round()
-        claims = await _claims(runtime, tmp_path, posed, [0.25, 0.3, 0.35, 0.6])
+        claims = await _claims(runtime, tmp_path, posed, [0.25, 0.3, 0.35, _beating(node, posed)])
         node.budget.tokens = 0.0  # no replay earned (ratio 0): the queues only wait
         await node.take(list[Record](claims))
-        assert len(node.samples) == 2 and len(node.claims) == 1  # 0.6 * 2 beats our 1.0
+        assert len(node.samples) == 2 and len(node.claims) == 1  # only the last beats our best
         for _ in range(trust.claim_ttl_rounds):
             await node.catch_up()
         assert len(node.samples) == 2 and len(node.claims) == 1
@@ -121,7 +130,7 @@ async def test_the_adoption_candidate_is_replayed_before_any_sample(
     async with _node(MemoryHub(seed=3), tmp_path, runtime, trust) as node:
         posed = await node.pose(probe_problem)
         await node.research_round()
-        claims = await _claims(runtime, tmp_path, posed, [0.25, 0.3, 0.35, 0.6])
+        claims = await _claims(runtime, tmp_path, posed, [0.25, 0.3, 0.35, _beating(node, posed)])
         node.budget.tokens = 1.0  # one replay
         await node.take(list[Record](claims))
         await node.catch_up()
