@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 from node.mutators import compose, interaction
 from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
+from node.mutators.combination import COMBINED_HYPOTHESIS, combination
 from node.mutators.compose import COMPOSED_HYPOTHESIS, assign, compositions
 from node.mutators.memory import (
     FAMILY_NAMES,
@@ -18,13 +19,7 @@ from node.mutators.memory import (
     STRUCTURAL,
     SearchMemory,
 )
-from node.mutators.model import (
-    COMBINED_HYPOTHESIS,
-    ModelSearch,
-    Suggestion,
-    combination,
-    proposal_hypothesis,
-)
+from node.mutators.model import ModelSearch, Suggestion, proposal_hypothesis
 from node.mutators.operators import OPERATIONS_OF, TOGGLE_BOOL
 from node.mutators.patch import make_diff
 from research_dag import Experiment, Problem
