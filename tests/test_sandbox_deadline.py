@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from sandbox import Limits, Runtime, run_guest
 from sandbox.deadline import DEADLINE_SLACK_S, EPOCH_TICK_S, EpochTicker, RunClock
-from sandbox.host import EIO, ESUCCESS, RANDOM_CHUNK, VirtualWasi
+from sandbox.virtual_wasi import EIO, ESUCCESS, RANDOM_CHUNK, VirtualWasi
 
 WALL_S = 0.5
 
