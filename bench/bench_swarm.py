@@ -66,7 +66,7 @@ def _rounds_to_target(report: dict[str, Any], cap: int) -> int:
     return cap + 1 if first is None else int(first)  # not reached: counted as cap + 1
 
 
-def bench_rounds(runtime: Runtime, seeds: int, caps: dict[int, int]) -> None:
+def bench_rounds(runtime: Runtime, seeds: int, caps: dict[int, int], first: int = 0) -> None:
     """Runs stop at the target, so a generous cap costs only the runs that need it; a run
     still short of the target at its cap is censored (counted as cap + 1) and reported."""
     problem = load_package(HARD)
@@ -75,7 +75,7 @@ def bench_rounds(runtime: Runtime, seeds: int, caps: dict[int, int]) -> None:
     for nodes, cap in caps.items():
         started = time.perf_counter()
         rounds = [_rounds_to_target(_simulate(runtime, problem, nodes, seed, cap), cap)
-                  for seed in range(seeds)]
+                  for seed in range(first, first + seeds)]
         medians[nodes] = statistics.median(rounds)
         censored = sum(1 for r in rounds if r > cap)
         if 2 * censored >= len(rounds):  # else exact: the censored runs sort last
@@ -83,7 +83,7 @@ def bench_rounds(runtime: Runtime, seeds: int, caps: dict[int, int]) -> None:
         print(f"rounds       {problem.name}: {nodes:>2} node(s): rounds to target {rounds} "
               f"(median {medians[nodes]}; {censored} of {len(rounds)} censored at {cap}; "
               f"{time.perf_counter() - started:.0f} s)", flush=True)
-    for nodes in list(caps)[1:]:
+    for nodes in [size for size in caps if size != 1 and 1 in medians]:
         bound = (" (a lower bound: the 1-node median is censored)" if 1 in censored_median
                  else " (an upper bound: this median is censored)" if nodes in censored_median
                  else "")
@@ -287,7 +287,20 @@ def main() -> None:
     parser.add_argument("--compose", type=float, default=None,
                         help="share of a round's nodes that add the round's other improving "
                              "moves to the best (node/mutators/compose.py SHARE; default 0)")
+    parser.add_argument("--sizes", default="1,4,16", help="swarm sizes for rounds")
+    parser.add_argument("--cap-many", type=int, default=400,
+                        help="most rounds a run of several nodes may take to reach the target")
+    parser.add_argument("--first-seed", type=int, default=0, help="rounds: the seeds from here")
+    parser.add_argument("--peer-data", choices=("vouched", "all", "none"), default="vouched",
+                        help="a measurement: which peers' experiments are the search model's "
+                             "data (vouched: the node's rule; all: every peer's at once; "
+                             "none: only the node's own)")
     args = parser.parse_args()
+    if args.peer_data != "vouched":
+        from node.swarm import SwarmNode
+
+        everyone = args.peer_data == "all"
+        setattr(SwarmNode, "_informs", lambda self, experiment: everyone)  # noqa: B010
     if args.compose is not None:
         from node.mutators import compose
 
@@ -299,7 +312,9 @@ def main() -> None:
         if args.quick:  # bounded: a plateaued 1-node run costs ~0.25 s a round up to its cap
             bench_rounds(runtime, 3, {1: min(args.cap_one, 400), 4: 200, 16: 200})
         else:
-            bench_rounds(runtime, args.seeds, {1: args.cap_one, 4: 400, 16: 400})
+            sizes = [int(size) for size in args.sizes.split(",")]
+            bench_rounds(runtime, args.seeds, {size: args.cap_one if size == 1 else args.cap_many
+                                               for size in sizes}, args.first_seed)
     if "diversity" in only:
         bench_diversity(runtime, 2 if args.quick else args.seeds, 16, cap=60 if args.quick else 120)
     if "liars" in only:
