@@ -86,9 +86,10 @@ def screen(memory: SearchMemory, files: dict[str, str], rng: random.Random,
            ) -> tuple[Shape, Suggestion] | None:
     """One switch of the best strategy `files` toggled alone, when no evaluation in this
     structure toggled that switch alone from a parent whose switches were set as the best's
-    are; None when every switch was (or the best has none). In a swarm of `searchers` nodes
-    that all adopted one best, about as many nodes as switches are left screen (each node with
-    chance left / searchers): a round of sixteen spent on two toggles was a round lost."""
+    are; None when every switch was (or the best has none). With `searchers` > the switches
+    left, each node screens with chance left / searchers. In a swarm's first rounds a node's
+    data holds only its own attempts, so every node screens there (the same toggles): measured
+    better than sharing them out (docs/search.md "Switches first")."""
     shape = memory.shape(files)
     structure = None if shape is None else memory.structures.get(shape.key)
     if shape is None or structure is None:

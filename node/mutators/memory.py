@@ -223,7 +223,8 @@ class SearchMemory:
         )
 
     def searchers(self) -> int:
-        """How many authors made the newest attempts (1 for a solo run; a swarm's size)."""
+        """How many authors made the newest attempts that are data (1 for a solo run; in a
+        swarm, this node and the peers that vouch: few in the first rounds)."""
         return max(1, len(set(self._authors)))
 
     def rejected(self, experiment_id: str) -> None:
