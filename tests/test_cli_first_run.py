@@ -60,3 +60,27 @@ def test_simulate_runs_its_bundled_example_from_any_directory(tmp_path: Path) ->
                  cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["config"]["problem"]["name"] == "landing_copy"
+
+
+def test_a_simulation_kept_with_data_dir_is_browsed_with_swarm_dag(tmp_path: Path) -> None:
+    # The DAG a simulation grew could only be seen in its HTML report: `swarm dag` had nothing
+    # to read. Node 0's records and identity are kept in a new directory on request; a
+    # directory that holds anything is refused before the run and left as it was.
+    probe = Path(__file__).resolve().parent / "fixtures" / "probe"
+    kept, home = tmp_path / "kept", tmp_path / "home"
+    done = swarm("simulate", "--nodes", "2", "--rounds", "2", "--problem", str(probe),
+                 "--data-dir", str(kept), data_dir=home)
+    assert done.returncode == 0, done.stderr
+    assert f"swarm dag --data-dir {kept}" in " ".join(done.stdout.split())
+    assert not home.exists()  # the user's own store is not touched
+    summary = swarm("dag", "--json", "--data-dir", str(kept), data_dir=home)
+    assert summary.returncode == 0, summary.stderr
+    [problem] = json.loads(summary.stdout)["problems"]
+    assert problem["name"] == "probe" and problem["records"]["experiment"] >= 4  # 2 nodes, 2 rounds
+    tree = swarm("dag", "tree", problem["id"][:8], "--data-dir", str(kept), data_dir=home)
+    assert tree.returncode == 0 and "baseline" in tree.stdout, tree.stderr
+    before = sorted(p.name for p in kept.iterdir())
+    again = swarm("simulate", "--nodes", "1", "--rounds", "1", "--problem", str(probe),
+                  "--data-dir", str(kept), data_dir=home)
+    assert again.returncode == 2 and "give a new or empty directory" in again.stderr
+    assert sorted(p.name for p in kept.iterdir()) == before

@@ -52,6 +52,9 @@ def simulate(
                                       "the same trace).")] = 0,
     no_stop: NoStop = False,
     report: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    keep: Annotated[Path | None, typer.Option(
+        "--data-dir", help="Keep node 0's records and identity in this new directory, to browse "
+        "after the run (swarm dag, playbook, log --data-dir DIR). Default: none kept.")] = None,
     as_json: JsonFlag = False,
     dashboard: DashboardFlag = False,
     dashboard_port: DashboardPort = 8321,
@@ -77,10 +80,14 @@ def simulate(
     problems = tuple(_load_problem(directory) for directory in directories)
     if report is not None and not report.parent.is_dir():  # known now, not after the run
         _fail(f"cannot write the report to {report}: no directory {report.parent}", EXIT_USAGE)
+    if keep is not None and (keep.is_file() or (keep.is_dir() and any(keep.iterdir()))):
+        # Never mixed into a node's own store: the records would be another identity's.
+        _fail(f"--data-dir {inline(str(keep))}: give a new or empty directory (this one is "
+              f"{'a file' if keep.is_file() else 'not empty'})", EXIT_USAGE)
     runtime = _runtime(quiet=as_json)
     config = SimConfig(nodes=nodes, problems=problems, rounds=rounds,
                        network="libp2p" if network == "libp2p" else "memory",
-                       faults=parsed, seed=seed, stop_at_target=not no_stop)
+                       faults=parsed, seed=seed, stop_at_target=not no_stop, data_dir=keep)
 
     shown: dict[str, Any] = {}  # the simulation report the dashboard shows, as of the last round
     page: list[str] = []
@@ -164,17 +171,42 @@ def simulate(
     out.print(
         f"{inline(problems[0].name)}: {nodes} nodes ({network}), {result['rounds_run']} rounds; "
         f"baseline {_fmt(swarm['baseline'])} → swarm best {_fmt(swarm['best'])}; "
-        f"first at target in round "
-        f"{swarm['first_reached_target_round']}, all honest by round "
-        f"{swarm['all_honest_reached_round']}; {swarm['messages']} messages, "
+        f"{_reached(swarm, result)}; {swarm['messages']} messages, "
         f"{swarm['verifications']} replays, {swarm['disputes']} disputes, "
         f"{swarm['accepted_fake_claims']} of {swarm['fake_claims']} fake claims accepted",
         highlight=False,
     )
     if gateway is not None:
         out.print(f"evaluations' {usage_text(gateway.usage)}", highlight=False)
+    knowledge = result.get("knowledge") or {}
+    if knowledge:
+        patterns, hypotheses, dag = (knowledge.get(key) or {} for key in
+                                     ("patterns", "hypotheses", "dag"))
+        out.print(
+            f"node 0's DAG: {dag.get('records', 0)} records, depth {dag.get('depth', 0)}; "
+            f"patterns {patterns.get('live', 0)} live, {patterns.get('candidate', 0)} candidate, "
+            f"{patterns.get('retired', 0)} retired; hypotheses {hypotheses.get('open', 0)} open, "
+            f"{hypotheses.get('confirmed', 0)} confirmed, {hypotheses.get('refuted', 0)} refuted",
+            highlight=False)
+    if len(problems) > 1:
+        out.print(f"(the figures above are for {inline(problems[0].name)}, the first --problem; "
+                  f"every problem's best is in the DAG)", highlight=False)
+    if keep is not None:
+        out.print(f"kept: browse with swarm dag --data-dir {markup(str(keep))} (also playbook, "
+                  f"log, dag show, dag tree)", highlight=False)
     if report is not None:
         out.print(f"report: {markup(str(report))}", highlight=False)
+
+
+def _reached(swarm: dict[str, Any], result: dict[str, Any]) -> str:
+    """When the honest nodes reached the target, in words."""
+    first, every = swarm["first_reached_target_round"], swarm["all_honest_reached_round"]
+    if result["config"]["problem"]["target"] is None:
+        return "no target set"
+    if first is None:
+        return f"target not reached in {result['rounds_run']} rounds"
+    last = f"all honest by round {every}" if every is not None else "not every honest node"
+    return f"first at target in round {first}, {last}"
 
 
 def _default_problem() -> Path:
