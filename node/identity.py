@@ -133,8 +133,10 @@ def _parse_key_file(path: Path, data: bytes) -> Identity:
     return identity
 
 
-def _create(path: Path) -> Identity:
-    identity = Identity.generate()
+def _create(path: Path, identity: Identity | None = None) -> Identity:
+    """A new key file at `path` (mode 0600 from its first byte, whole or absent after a
+    crash) holding `identity` (a new one by default); one created meanwhile is kept."""
+    identity = identity or Identity.generate()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +157,14 @@ def _create(path: Path) -> Identity:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
     return identity
+
+
+def save_identity(path: Path, identity: Identity) -> None:
+    """Keep `identity` in a new key file at `path` (a simulation's node 0, browsed later as
+    that node); IdentityError when the file holds another identity."""
+    if _create(path, identity).peer_id != identity.peer_id:
+        raise IdentityError(f"identity key file {path} holds another identity: give a new "
+                            "directory")
 
 
 def _fsync_directory(directory: Path) -> None:

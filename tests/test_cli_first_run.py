@@ -73,6 +73,7 @@ def test_a_simulation_kept_with_data_dir_is_browsed_with_swarm_dag(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert f"swarm dag --data-dir {kept}" in " ".join(done.stdout.split())
     assert not home.exists()  # the user's own store is not touched
+    assert (kept / "identity.key").stat().st_mode & 0o777 == 0o600  # from its first byte
     summary = swarm("dag", "--json", "--data-dir", str(kept), data_dir=home)
     assert summary.returncode == 0, summary.stderr
     [problem] = json.loads(summary.stdout)["problems"]

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from node.identity import IDENTITY_FILE, Identity, sign_record
+from node.identity import IDENTITY_FILE, Identity, save_identity, sign_record
 from node.loop import LoopConfig
 from node.model_evaluations import Gateway
 from node.mutators import OfflineMutator
@@ -142,10 +142,7 @@ class Simulation:
         if sim.index != 0 or kept is None:
             return Path(self._tmp.name) / f"node-{sim.index}.sqlite"
         kept.mkdir(parents=True, exist_ok=True)
-        key = kept / IDENTITY_FILE
-        if not key.exists():
-            key.write_bytes(sim.identity.to_key_file_bytes())
-            key.chmod(0o600)
+        save_identity(kept / IDENTITY_FILE, sim.identity)
         return kept / "records.sqlite"
 
     async def _host(self, sim: SimNode, *, task_status: trio.TaskStatus[None]) -> None:
