@@ -5,7 +5,7 @@ research loop may use: only what this node derives itself, never a peer's record
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from playbook import NOTHING_KNOWN, Derivation, Knowledge, derivation
@@ -43,6 +43,31 @@ def evidence_rule(dag: ResearchDag, ledger: Judge) -> Callable[[Experiment], boo
         return ledger.vouches(experiment.author)
 
     return counts
+
+
+def pattern_heads(patterns: Iterable[Pattern]) -> list[Pattern]:
+    """The patterns no held pattern supersedes: the latest snapshot of each line."""
+    held = list(patterns)
+    superseded = {p.supersedes for p in held if p.supersedes is not None}
+    return [p for p in held if p.id not in superseded]
+
+
+def shown_patterns(dag: ResearchDag, ledger: Judge, older: bool = False
+                   ) -> tuple[list[Pattern], set[str]]:
+    """The patterns to show a person, and the ids of those this node derives: its current
+    pattern of each class (derived now by the node's own evidence rule, stored or not yet),
+    then the held heads of the classes it does not derive; `older`: also held heads of its own
+    classes (older lines, peers' versions). A store grows several heads per class (snapshots
+    derived from the evidence as it stood, peers' derivations): shown all, a 16-node
+    simulation's playbook listed six live patterns for two classes."""
+    from playbook import patterns_derived_here
+
+    mine = patterns_derived_here(dag, evidence_rule(dag, ledger))
+    here = {pattern.id for pattern in mine}
+    classes = {pattern.mutation_kind for pattern in mine}
+    held = pattern_heads(p for p in dag.records("pattern") if isinstance(p, Pattern))
+    return [*mine, *(p for p in held if p.id not in here
+                     and (older or p.mutation_kind not in classes))], here
 
 
 class RecordSink(Protocol):

@@ -130,13 +130,15 @@ def test_summary_counts_each_kind_depth_best_patterns_and_hypotheses(held: Held)
     assert probe["depth"] == 5  # base -> kept -> better -> peer -> adopted
     # the peer's 4.0 has one replay by a peer we never measured: not verified; ours is
     assert probe["best"] == 4.5 and probe["best_experiment"] == held.adopted.id
-    assert probe["patterns"] == {"live": 1, "candidate": 0, "retired": 0}
+    # Counted as `swarm playbook` shows them: this node's own pattern of the class (a
+    # candidate: its four prunes), not the held live one its evidence does not make.
+    assert probe["patterns"] == {"live": 0, "candidate": 1, "retired": 0}
     assert target["hypotheses"] == {"open": 0, "confirmed": 1, "refuted": 0}
     assert target["records"]["verdict"] == 1 and target["depth"] == 2
     assert {d["domain"]: d["problems"] for d in report["domains"]} == {"test": 1, "finance": 1}
     assert report["records"] == 18 and report["unattached"] == 0 and report["missing"] == 0
     text = swarm("dag", "--data-dir", str(held.data))
-    assert text.exit_code == 0 and "probe-b" in text.stdout and "1/0/0" in text.stdout
+    assert text.exit_code == 0 and "probe-b" in text.stdout and "0/1/0" in text.stdout
 
 
 def test_show_finds_a_unique_prefix_lists_ambiguous_ones_and_says_none(held: Held) -> None:
@@ -225,17 +227,28 @@ def test_export_writes_every_record_and_edge(held: Held, form: str, tmp_path: Pa
 
 
 def test_playbook_lists_live_patterns_with_evidence_and_lift(held: Held) -> None:
-    done = swarm("playbook", "--json", "--data-dir", str(held.data))
+    """This node's own pattern of each class comes first, derived now (not stored yet); the
+    held pattern of that class its evidence does not make is shown with --all, marked. The
+    evidence counts by the node's own rule: the peer's attempts count (its author vouches),
+    not only what was replayed (then no stored pattern of a 16-node run was "derived here")."""
+    default = swarm("playbook", "--json", "--data-dir", str(held.data))
+    assert default.exit_code == 0 and json.loads(default.stdout) == [], default.output
+    assert "no live pattern yet" in swarm("playbook", "--data-dir", str(held.data)).stdout
+    done = swarm("playbook", "--all", "--json", "--data-dir", str(held.data))
     assert done.exit_code == 0, done.output
-    [row] = json.loads(done.stdout)
+    mine, row = json.loads(done.stdout)
+    assert (mine["class"], mine["status"], mine["derived_here"], mine["stored"]) == (
+        "prune:weight_vector", "candidate", True, False)
+    assert (mine["supporting"], mine["contradicting"]) == (2, 2)  # kept, a test; the others
     assert row["id"] == held.pattern.id and row["status"] == "live"
     assert (row["supporting"], row["contradicting"], row["control"]) == (1, 1, 4)
     assert row["control_improved"] == 1
     assert row["derived_here"] is False  # written by hand: not what this node derives
     assert row["p_lift"] == pytest.approx(float(lift_probability(1, 2, 1, 4)))
     assert row["problem_names"] == ["probe"]
-    table = swarm("playbook", "--data-dir", str(held.data))
+    table = swarm("playbook", "--all", "--data-dir", str(held.data))
     assert "prune:weight_vector" in table.stdout and "pruning a weight helps" in table.stdout
+    assert "not derived here" in table.stdout and "derived now" in table.stdout
 
 
 def test_a_pattern_this_node_derives_is_marked_derived_here(held: Held, tmp_path: Path) -> None:
@@ -359,3 +372,33 @@ def test_a_hostile_record_of_every_kind_is_inert_and_bounded_in_every_view(
     markdown = swarm("log", problem_id, "--markdown", "--data-dir", str(data)).stdout
     assert "<b>" not in markdown and "\\[link=" in markdown  # no HTML, no link of its own
     assert not any(line.startswith("# heading") for line in markdown.splitlines())
+
+
+def test_a_vouched_peers_failed_attempts_count_and_each_class_shows_once(tmp_path: Path) -> None:
+    """The views derive as the node does (node/knowledge.py `evidence_rule`): a peer's failed
+    attempt counts when its author vouches, not only what was replayed. Counting only
+    replayed experiments kept every peer's failure out (a success rate from successes alone),
+    and of a 16-node simulation's stored patterns none was "derived here"; and its playbook
+    listed several heads of one class (older lines, each once derived): now one per class."""
+    problem = load_package(PROBE)
+    base = _experiment(problem, None, 1.0, 1)
+    mine = [_experiment(problem, base, score, 2 + n, changes=PRUNE)
+            for n, score in enumerate((2.0, 0.5, 2.5, 0.5))]
+    claim = _experiment(problem, base, 3.0, 10, author=PEER)
+    replayed = Verification(experiment=claim.id, outcome=claim.outcome, match=True,
+                            created_ms=11)  # ours: the peer vouches now
+    failures = [_experiment(problem, base, 0.1, 12 + n, author=PEER, changes=PRUNE)
+                for n in range(4)]
+    stale = [Pattern(mutation_kind="prune:weight_vector", operation="prune",
+                     affordance="weight_vector", text=f"an older line {n}", supporting=[mine[0].id],
+                     problems=[problem.id], status="live", author=DERIVED_AUTHOR, created_ms=20 + n)
+             for n in range(2)]
+    _store(tmp_path, [problem, base, *mine, claim, replayed, *failures, *stale])
+    rows = json.loads(swarm("playbook", "--all", "--json", "--data-dir", str(tmp_path)).stdout)
+    ours = [row for row in rows if row["derived_here"]]
+    assert [row["class"] for row in ours] == ["prune:weight_vector"]
+    assert (ours[0]["supporting"], ours[0]["contradicting"]) == (2, 6)  # the peer's 4 failures
+    assert sorted(row["statement"] for row in rows if not row["derived_here"]) == [
+        "an older line 0", "an older line 1"]  # with --all only, marked
+    shown = json.loads(swarm("playbook", "--json", "--data-dir", str(tmp_path)).stdout)
+    assert all(row["derived_here"] for row in shown)  # never two lines of one class

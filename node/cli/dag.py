@@ -20,7 +20,6 @@ from node.cli.dag_view import (
     finite,
     hypothesis_state,
     open_view,
-    pattern_heads,
     pattern_scope,
     pattern_status,
     score_text,
@@ -103,8 +102,10 @@ def summarise(view: View) -> dict[str, Any]:
 
 def _patterns_by_problem(view: View, problem_ids: Iterable[str]
                          ) -> tuple[dict[str, set[str]], dict[str, dict[str, str]]]:
-    """Per problem: the ids of every pattern snapshot citing it, and the latest snapshots
-    (pattern_heads) with their status."""
+    """Per problem: the ids of every pattern snapshot citing it, and the patterns `swarm
+    playbook` shows (this node's current one of each class, held heads of the others) with
+    their status."""
+    from node.cli.playbook import current_patterns
     from research_dag import Pattern
 
     wanted = set(problem_ids)
@@ -114,7 +115,7 @@ def _patterns_by_problem(view: View, problem_ids: Iterable[str]
     for pattern in patterns:
         for problem_id in set(pattern_scope(view, pattern)) & wanted:
             held.setdefault(problem_id, set()).add(pattern.id)
-    for pattern in pattern_heads(patterns):
+    for pattern in current_patterns(view)[0]:
         for problem_id in set(pattern_scope(view, pattern)) & wanted:
             heads.setdefault(problem_id, {})[pattern.id] = pattern_status(pattern)
     return held, heads

@@ -153,13 +153,6 @@ def pattern_status(pattern: Pattern) -> str:
     return "retired" if pattern.retired else "live"
 
 
-def pattern_heads(patterns: Iterable[Pattern]) -> list[Pattern]:
-    """The patterns no held pattern supersedes: the latest snapshot of each line."""
-    held = list(patterns)
-    superseded = {p.supersedes for p in held if p.supersedes is not None}
-    return [p for p in held if p.id not in superseded]
-
-
 def pattern_scope(view: View, pattern: Pattern) -> list[str]:
     """The problems a pattern covers: its `problems`, else those of its supporting and
     contradicting experiments (records made before `problems` existed)."""

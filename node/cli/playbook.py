@@ -16,7 +16,6 @@ from node.cli.dag_view import (
     cut,
     finite,
     open_view,
-    pattern_heads,
     pattern_scope,
     pattern_status,
 )
@@ -85,9 +84,16 @@ def derived_here(view: View) -> set[str]:
     """The ids of the patterns this node's own derivation produces from the evidence it counts
     (the curator's current pattern of each class): a held pattern that is not among them came
     from a peer, or from evidence this node does not count, and is shown, never used."""
-    from playbook import patterns_derived_here
+    return current_patterns(view)[1]
 
-    return {pattern.id for pattern in patterns_derived_here(view.dag, view.ledger.verified)}
+
+def current_patterns(view: View, older: bool = False) -> tuple[list[Pattern], set[str]]:
+    """What `swarm playbook` and `swarm dag` show and count (node/knowledge.py
+    `shown_patterns`): this node's current pattern of each class, derived now by its own
+    evidence rule, then held heads of the other classes (`older`: of every class)."""
+    from node.knowledge import shown_patterns
+
+    return shown_patterns(view.dag, view.ledger, older)
 
 
 def playbook(
@@ -96,16 +102,18 @@ def playbook(
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The live patterns (the latest snapshot of each): statement, change class, evidence,
-    P(lift > 0), scope; a pattern this node does not derive itself is marked."""
+    """The live patterns: this node's current pattern of each class (derived now from the
+    evidence it counts), then held ones of other classes, marked as not derived here:
+    statement, change class, evidence, P(lift > 0), scope."""
     with open_view(data_dir) as view:
         rows = playbook_rows(view, show_all)
     if as_json:
         _print_json(finite(rows))
         return
     if not rows:
-        out.print("no live pattern yet" + ("" if show_all else " (--all: candidates and "
-                  "retired too)"), highlight=False)
+        out.print("no live pattern yet" + ("" if show_all else " (--all: candidates, retired "
+                  "ones and the held patterns of a class this node derives otherwise)"),
+                  highlight=False)
         return
     from rich.table import Table
 
@@ -113,7 +121,8 @@ def playbook(
     for column in ("pattern", "class", "status", "statement", "+/-/ctl", "P(lift>0)", "scope"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        mark = "" if row["derived_here"] else " (not derived here)"
+        mark = (" (not derived here)" if not row["derived_here"]
+                else "" if row["stored"] else " (derived now; stored when the node curates)")
         scope = ", ".join(row["problem_names"]) + (
             f" [{', '.join(row['domains'])}]" if row["domains"] else "")
         table.add_row(row["id"][:10], cut(row["class"], 40), row["status"] + mark,
@@ -126,13 +135,14 @@ def playbook(
 
 
 def playbook_rows(view: View, show_all: bool) -> list[dict[str, Any]]:
-    """The playbook as plain values (the --json document): live first, then by P(lift > 0)."""
-    from research_dag import Pattern
-
-    here = derived_here(view)
-    patterns = [p for p in view.dag.records("pattern") if isinstance(p, Pattern)]
+    """The playbook as plain values (the --json document): this node's current pattern of each
+    class (derived now; `stored`: held as a record, so `swarm dag show` finds it), then the held
+    patterns of other classes (a peer's, or one whose evidence this node no longer counts so),
+    marked; with `show_all` also candidates, retired ones and held heads of a class this node
+    derives otherwise (older lines, peers' versions). Live first, then by P(lift > 0)."""
+    shown, here = current_patterns(view, show_all)
     rows: list[dict[str, Any]] = []
-    for pattern in pattern_heads(patterns):
+    for pattern in shown:
         status = pattern_status(pattern)
         if status != "live" and not show_all:
             continue
@@ -149,7 +159,9 @@ def playbook_rows(view: View, show_all: bool) -> list[dict[str, Any]]:
             "problems": scope, "problem_names": [view.raw_name(p) or p[:10] for p in scope],
             "domains": list(pattern.domains), "author": pattern.author,
             "derived_here": pattern.id in here,
+            "stored": pattern.id not in here or view.dag.get(pattern.id) is not None,
             "supersedes": pattern.supersedes,
         })
-    rows.sort(key=lambda row: (STATUSES.index(row["status"]), -row["p_lift"], row["id"]))
+    rows.sort(key=lambda row: (not row["derived_here"], STATUSES.index(row["status"]),
+                               -row["p_lift"], row["id"]))
     return rows

@@ -7,8 +7,9 @@ from typing import Any
 
 import networkx as nx
 
+from node.knowledge import shown_patterns
 from node.web.state import DashboardState, ProblemLog
-from research_dag import Hypothesis, Pattern, Verdict
+from research_dag import Hypothesis, Verdict
 
 MAX_NODES = 400  # nodes one graph shows at most (experiments beyond are left out, counted)
 RECENT = 120  # newest experiments always shown
@@ -92,14 +93,15 @@ def layout(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, tuple[fl
 
 
 def playbook(state: DashboardState) -> dict[str, Any]:
-    """Patterns by status (the latest snapshot of each line) with their evidence, and the
-    hypotheses they suggested with their outcomes; empty lists until the playbook has any."""
+    """The patterns as `swarm playbook` shows them (node/knowledge.py `shown_patterns`: this
+    node's current pattern of each class, then held heads of the others) with their evidence,
+    and the hypotheses they suggested with their outcomes; empty lists until there are any."""
     dag = state.require_dag()
-    patterns = [p for p in dag.records("pattern") if isinstance(p, Pattern)]
-    superseded = {p.supersedes for p in patterns if p.supersedes is not None}
-    heads = [p for p in patterns if p.id not in superseded][-MAX_PLAYBOOK:]
+    shown, here = shown_patterns(dag, state.ledger)
+    heads = shown[:MAX_PLAYBOOK]
     names = {problem.id: problem.name for problem in dag.problems()}
     rows = [{"id": p.id, "mutation_kind": p.mutation_kind, "text": p.text,
+             "derived_here": p.id in here,
              "status": p.status or ("retired" if p.retired else "live"),
              "supporting": len(p.supporting), "contradicting": len(p.contradicting),
              "control": len(p.control or ()), "success_rate": p.success_rate,

@@ -408,7 +408,7 @@
       }
       for (const status of ["live", "candidate", "retired"]) {
         const rows = data.patterns.filter((p) => p.status === status).map((p) => el("tr", {},
-          el("td", {}, p.mutation_kind), el("td", { class: "text" }, p.text),
+          el("td", {}, p.derived_here ? p.mutation_kind : p.mutation_kind + " · not derived here"), el("td", { class: "text" }, p.text),
           el("td", { class: "num" }, p.supporting), el("td", { class: "num" }, p.contradicting),
           el("td", { class: "num" }, Math.round(100 * p.success_rate) + "%"), el("td", { class: "num" }, signed(p.mean_delta)),
           el("td", {}, p.problems.join(", "))));
