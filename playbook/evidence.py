@@ -4,6 +4,7 @@ snapshots it derives."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -67,18 +68,37 @@ def _attempts(
     headers = dag.experiment_headers(problem.id)
     by_id = {header.id: header for header in headers}
     loaded = {record.id: record for record in dag.get_many(h.id for h in headers)}
-    for header in headers:
+    seen: set[bytes] = set()  # the candidates counted (by content)
+    for header in sorted(headers, key=lambda h: (h.created_ms, h.id)):
         experiment = loaded.get(header.id)
         if not isinstance(experiment, Experiment) or header.parent is None:
             continue
         if not experiment.changes or not counts(experiment):
             continue
+        # One candidate is one attempt, however many evaluated it: in a swarm's first round
+        # every node toggles the same switch of the same baseline, and eight copies made
+        # "toggle:switch/on improved 8 of 8" a live pattern from one change (then refuted on
+        # every problem it was carried to). The first in the DAG's order counts.
+        content = _content(experiment)
+        if content in seen:
+            continue
+        seen.add(content)
         parent = by_id.get(header.parent) or dag.header(header.parent)
         yield Attempt(
             (experiment.created_ms, experiment.id), problem.id, experiment.author,
             change_cells(experiment), _improves(problem, header, parent),
             experiment.hypothesis_id,
         )
+
+
+def _content(experiment: Experiment) -> bytes:
+    """The candidate's files, as one digest (the same strategy evaluated twice is one)."""
+    digest = hashlib.sha256()
+    for path, text in sorted(experiment.strategy.items()):
+        for part in (path, text):
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.digest()
 
 
 def change_cells(experiment: Experiment) -> tuple[str, ...]:

@@ -215,3 +215,28 @@ def test_lifecycle_rule() -> None:
     assert next_status(None, Lift(0, 9, 30, 32), broad=True) == "candidate"  # too few to retire
     assert next_status("retired", Lift(3, 30, 4, 32), broad=True) == "retired"
     assert next_status("retired", Lift(12, 40, 4, 32), broad=True) in {"candidate", "live"}
+
+
+@given(st.randoms(use_true_random=False), st.integers(1, 40))
+@settings(max_examples=25, deadline=None)
+def test_a_candidate_evaluated_again_is_one_attempt(rng: random.Random, copies: int) -> None:
+    """Many nodes evaluating one candidate (a swarm's first round toggles the same switch of
+    the same baseline on every node) is one piece of evidence: eight copies made a class live
+    ("improved 8 of 8") from one change, and its hypotheses were refuted on every problem they
+    reached. Copies by other authors, later, with the same strategy and changes leave every
+    derived record as it was; a new candidate still counts."""
+    history = _lifecycle_history()
+    plain = derivation(history.dag(), everything)
+    originals = [r for r in history.records if isinstance(r, Experiment) and r.parent]
+    copied = list(history.records)
+    for n in range(copies):
+        source = rng.choice(originals)
+        copied.append(source.model_copy(update={
+            "author": f"copier{n % 5}", "created_ms": 10_000 + n}))
+    again = derivation(ResearchDag(copied), everything)
+    assert [s.pattern.id for c in again.chains.values() for s in c] == [
+        s.pattern.id for c in plain.chains.values() for s in c]
+    fresh = originals[0].model_copy(update={
+        "strategy": {"strategy.py": "# a new candidate\n"}, "created_ms": 20_000})
+    assert len(collect_evidence(ResearchDag([*copied, fresh]), everything)
+               .attempts) == len(collect_evidence(history.dag(), everything).attempts) + 1
