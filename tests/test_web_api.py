@@ -182,3 +182,37 @@ async def test_the_dashboard_runs_as_a_task_in_a_trio_nursery(run_dir: Path) -> 
                 page = await http.get("/")
                 assert page.status_code == 200 and "/static/dashboard.js" in page.text
             nursery.cancel_scope.cancel()
+
+
+def test_the_playbook_page_derives_again_only_as_often_as_its_cost_allows(
+        run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The playbook page shows what `swarm playbook` shows, derived from the store (a
+    derivation reads every experiment: 1.2 s at 20,000, under the lock every page waits on).
+    A change to the store derives it again, but not sooner than PLAYBOOK_EVERY_S after the
+    last time, nor sooner than PLAYBOOK_COST times what that one took."""
+    from node.web import graph
+
+    derived: list[int] = []
+    real = graph.shown_patterns
+
+    def counted(*args: object, **kwargs: object) -> object:
+        derived.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(graph, "shown_patterns", counted)
+    clock = [1000.0]
+    monkeypatch.setattr(graph.time, "monotonic", lambda: clock[0])
+    with RecordStore.open(run_dir / "records.sqlite") as store:
+        app = dashboard_app(DashboardSource(store=lambda: store), allowed_hosts=["testserver"])
+        with TestClient(app) as client:
+            first = client.get("/api/playbook").json()
+            assert len(derived) == 1 and all(p["derived_here"] for p in first["patterns"])
+            client.get("/api/playbook")
+            assert len(derived) == 1  # nothing changed
+            state = app.state.dashboard
+            state.version += 1  # the store changed ...
+            client.get("/api/playbook")
+            assert len(derived) == 1  # ... within PLAYBOOK_EVERY_S of the last derivation
+            clock[0] += graph.PLAYBOOK_EVERY_S
+            again = client.get("/api/playbook").json()
+            assert len(derived) == 2 and again["patterns"] == first["patterns"]

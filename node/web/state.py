@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from node.leaderboard import PAGE
 from node.store_schema import NOT_HELD
 from node.trust import Ledger
-from research_dag import Experiment, Header, Problem, ResearchDag, Verification, fits, order
+from research_dag import (
+    Experiment,
+    Header,
+    Pattern,
+    Problem,
+    ResearchDag,
+    Verification,
+    fits,
+    order,
+)
 
 if TYPE_CHECKING:
     from node.store import RecordStore
@@ -74,6 +83,9 @@ class DashboardState:
         self.ledger = Ledger(me=source.me)
         self.logs: dict[str, ProblemLog] = {}
         self.version = 0  # bumped whenever a refresh saw a change
+        # The playbook as shown (graph.playbook): (version, when, seconds it took, patterns,
+        # ids derived here), derived again only as often as its cost allows.
+        self.patterns: tuple[int, float, float, list[Pattern], set[str]] | None = None
         self.items: dict[str, dict[str, bool]] = {}  # checklist results read so far, by id
         self._store: RecordStore | None = None
         self._seen_votes: set[str] = set()
