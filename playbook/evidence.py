@@ -4,6 +4,7 @@ snapshots it derives."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -65,30 +66,34 @@ def collect_evidence(dag: ResearchDag, counts: Callable[[Experiment], bool]) -> 
 def _attempts(
     dag: ResearchDag, problem: Problem, counts: Callable[[Experiment], bool]
 ) -> Iterator[Attempt]:
+    """One candidate is one attempt, however many evaluated it: in a swarm's first round every
+    node toggles the same switch of the same baseline, and eight copies made "toggle:switch/on
+    improved 8 of 8" a live pattern from one change (then refuted on every problem it was
+    carried to). Copies are the same strategy described as the same classes; the attempt sits
+    where its first copy does in the DAG's order and succeeds when any counted copy did. So a
+    backdated copy with a failing score (a failure needs only its author's standing, a success
+    a replay) cannot hide a verified success, only move where it is walked."""
     headers = dag.experiment_headers(problem.id)
     by_id = {header.id: header for header in headers}
     loaded = {record.id: record for record in dag.get_many(h.id for h in headers)}
-    seen: set[bytes] = set()  # the candidates counted (by content)
+    made: dict[tuple[bytes, tuple[str, ...]], Attempt] = {}  # in first-copy order
     for header in sorted(headers, key=lambda h: (h.created_ms, h.id)):
         experiment = loaded.get(header.id)
         if not isinstance(experiment, Experiment) or header.parent is None:
             continue
         if not experiment.changes or not counts(experiment):
             continue
-        # One candidate is one attempt, however many evaluated it: in a swarm's first round
-        # every node toggles the same switch of the same baseline, and eight copies made
-        # "toggle:switch/on improved 8 of 8" a live pattern from one change (then refuted on
-        # every problem it was carried to). The first in the DAG's order counts.
-        content = _content(experiment)
-        if content in seen:
-            continue
-        seen.add(content)
         parent = by_id.get(header.parent) or dag.header(header.parent)
-        yield Attempt(
-            (experiment.created_ms, experiment.id), problem.id, experiment.author,
-            change_cells(experiment), _improves(problem, header, parent),
-            experiment.hypothesis_id,
-        )
+        cells = change_cells(experiment)
+        success = _improves(problem, header, parent)
+        key = (_content(experiment), cells)
+        first = made.get(key)
+        if first is None:
+            made[key] = Attempt((experiment.created_ms, experiment.id), problem.id,
+                                experiment.author, cells, success, experiment.hypothesis_id)
+        elif success and not first.success:
+            made[key] = dataclasses.replace(first, success=True)
+    yield from made.values()
 
 
 def _content(experiment: Experiment) -> bytes:

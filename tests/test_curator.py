@@ -9,7 +9,7 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from playbook_history import TRAINED, History, everything, make_problem
+from playbook_history import TRAINED, History, change, everything, make_problem
 
 from playbook.curator import (
     LIFECYCLE,
@@ -240,3 +240,22 @@ def test_a_candidate_evaluated_again_is_one_attempt(rng: random.Random, copies: 
         "strategy": {"strategy.py": "# a new candidate\n"}, "created_ms": 20_000})
     assert len(collect_evidence(ResearchDag([*copied, fresh]), everything)
                .attempts) == len(collect_evidence(history.dag(), everything).attempts) + 1
+
+
+def test_a_backdated_failing_copy_does_not_hide_a_success() -> None:
+    """A failure counts on its author's standing alone, a success only once replayed: a copy
+    of an honest improvement, dated before it with a failing score, would have hidden it if
+    the first copy decided. The candidate succeeds when any counted copy did; a copy that
+    describes its change as another class is another attempt."""
+    history = History([make_problem("finance")])
+    honest = history.attempt("finance", PRUNE, True)
+    lie = honest.model_copy(update={
+        "author": "liar", "created_ms": honest.created_ms - 1,
+        "outcome": Outcome(status="ok", score=0.0)})
+    relabelled = honest.model_copy(update={
+        "author": "other", "created_ms": honest.created_ms + 1,
+        "changes": [change(PERTURB)]})
+    attempts = collect_evidence(ResearchDag([*history.records, lie, relabelled]),
+                                everything).attempts
+    assert [(a.classes, a.success, a.id) for a in attempts] == [
+        ((PRUNE,), True, lie.id), ((PERTURB,), True, relabelled.id)]
