@@ -59,7 +59,10 @@ def test_simulate_runs_its_bundled_example_from_any_directory(tmp_path: Path) ->
     done = swarm("simulate", "--nodes", "1", "--rounds", "1", "--json", data_dir=tmp_path,
                  cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["config"]["problem"]["name"] == "landing_copy"
+    report = json.loads(done.stdout)
+    assert report["config"]["problem"]["name"] == "landing_copy"
+    [row] = report["knowledge"]["problems"]  # every problem's verified best, as a node sees it
+    assert row["name"] == "landing_copy" and row["best"] is not None
 
 
 def test_a_simulation_kept_with_data_dir_is_browsed_with_swarm_dag(tmp_path: Path) -> None:

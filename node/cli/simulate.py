@@ -183,14 +183,22 @@ def simulate(
         patterns, hypotheses, dag = (knowledge.get(key) or {} for key in
                                      ("patterns", "hypotheses", "dag"))
         out.print(
-            f"node 0's DAG: {dag.get('records', 0)} records, depth {dag.get('depth', 0)}; "
+            f"node {knowledge.get('node', 0)}'s DAG: {dag.get('records', 0)} records, depth "
+            f"{dag.get('depth', 0)}; "
             f"patterns {patterns.get('live', 0)} live, {patterns.get('candidate', 0)} candidate, "
             f"{patterns.get('retired', 0)} retired; hypotheses {hypotheses.get('open', 0)} open, "
             f"{hypotheses.get('confirmed', 0)} confirmed, {hypotheses.get('refuted', 0)} refuted",
             highlight=False)
     if len(problems) > 1:
-        out.print(f"(the figures above are for {inline(problems[0].name)}, the first --problem; "
-                  f"every problem's best is in the DAG)", highlight=False)
+        for row in knowledge.get("problems", ()):
+            target = row["target"]
+            reached = target is not None and row["best"] is not None and (
+                row["best"] >= target if row["direction"] == "maximize" else row["best"] <= target)
+            out.print(f"  {inline(str(row['name']))}: verified best {_fmt(row['best'])}"
+                      + ("" if target is None else f", target {_fmt(target)}"
+                         + (" reached" if reached else " not reached")), highlight=False)
+        out.print(f"(the rounds and messages above follow {inline(problems[0].name)}, the first "
+                  f"--problem)", highlight=False)
     if keep is not None:
         out.print(f"kept: browse with swarm dag --data-dir {markup(str(keep))} (also playbook, "
                   f"log, dag show, dag tree)", highlight=False)

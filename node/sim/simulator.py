@@ -372,7 +372,17 @@ class Simulation:
         sim = max(honest, key=lambda s: (len(s.node.dag) if s.node else 0, -s.index))
         assert sim.node is not None
         sim.node.knowledge.curate()
-        return knowledge_measures(sim.index, sim.node.dag, sim.node.knowledge.counts_of())
+        measures = knowledge_measures(sim.index, sim.node.dag, sim.node.knowledge.counts_of())
+        # Every problem's verified best as that node sees it (the report's figures follow the
+        # first problem only).
+        bests = []
+        for problem in self.problems:
+            best = sim.node.dag.best(problem.id, sim.node.ledger.verified)
+            bests.append({"name": problem.name, "direction": problem.metric.direction,
+                          "target": problem.metric.target,
+                          "best": None if best is None else best.outcome.score})
+        measures["problems"] = bests
+        return measures
 
     def report(self) -> dict[str, Any]:
         return build_report(self.results())
