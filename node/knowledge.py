@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from playbook import NOTHING_KNOWN, Derivation, Knowledge, derivation
+from playbook import NOTHING_KNOWN, Derivation, Knowledge, derivation, patterns_derived_here
 from research_dag import Experiment, Hypothesis, Pattern, Record, ResearchDag, Verdict
 
 CURATE_EVERY = 10  # rounds (a solo run: iterations) between derivations
@@ -60,8 +60,6 @@ def shown_patterns(dag: ResearchDag, ledger: Judge, older: bool = False
     classes (older lines, peers' versions). A store grows several heads per class (snapshots
     derived from the evidence as it stood, peers' derivations): shown all, a 16-node
     simulation's playbook listed six live patterns for two classes."""
-    from playbook import patterns_derived_here
-
     mine = patterns_derived_here(dag, evidence_rule(dag, ledger))
     here = {pattern.id for pattern in mine}
     classes = {pattern.mutation_kind for pattern in mine}
