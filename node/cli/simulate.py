@@ -80,10 +80,8 @@ def simulate(
     problems = tuple(_load_problem(directory) for directory in directories)
     if report is not None and not report.parent.is_dir():  # known now, not after the run
         _fail(f"cannot write the report to {report}: no directory {report.parent}", EXIT_USAGE)
-    if keep is not None and (keep.is_file() or (keep.is_dir() and any(keep.iterdir()))):
-        # Never mixed into a node's own store: the records would be another identity's.
-        _fail(f"--data-dir {inline(str(keep))}: give a new or empty directory (this one is "
-              f"{'a file' if keep.is_file() else 'not empty'})", EXIT_USAGE)
+    if keep is not None:
+        _check_new_directory(keep)
     runtime = _runtime(quiet=as_json)
     config = SimConfig(nodes=nodes, problems=problems, rounds=rounds,
                        network="libp2p" if network == "libp2p" else "memory",
@@ -204,6 +202,19 @@ def simulate(
                   f"log, dag show, dag tree)", highlight=False)
     if report is not None:
         out.print(f"report: {markup(str(report))}", highlight=False)
+
+
+def _check_new_directory(keep: Path) -> None:
+    """--data-dir must be new or empty: a simulation's records, under another identity, are
+    never mixed into a node's own store."""
+    try:
+        problem = ("a file" if keep.exists() and not keep.is_dir()
+                   else "not empty" if keep.is_dir() and any(keep.iterdir()) else "")
+    except OSError as error:
+        problem = f"unreadable: {error.strerror or error}"
+    if problem:
+        _fail(f"--data-dir {inline(str(keep))}: give a new or empty directory (this one is "
+              f"{inline(problem)})", EXIT_USAGE)
 
 
 def _reached(swarm: dict[str, Any], result: dict[str, Any]) -> str:
