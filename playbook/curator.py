@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from playbook.evidence import Attempt, Evidence, Snapshot, collect_evidence, split_cell
+from playbook.evidence import (
+    Attempt,
+    Evidence,
+    Snapshot,
+    collect_evidence,
+    split_cell,
+    tried_sites,
+)
 from playbook.hypotheses import hypotheses_of, verdicts_of
 from playbook.power import source_lifts
 from playbook.stats import Lift
@@ -112,7 +119,8 @@ def derivation(dag: ResearchDag, counts: Callable[[Experiment], bool],
     """`sites_of`: the caller's cache of each problem's sites (hypotheses_of)."""
     evidence = collect_evidence(dag, counts)
     chains = pattern_chains(evidence)
-    hypotheses = hypotheses_of(chains, evidence.problems, sites_of=sites_of)
+    hypotheses = hypotheses_of(chains, evidence.problems, sites_of=sites_of,
+                               tried=tried_sites(evidence))
     return Derivation(chains, hypotheses, verdicts_of(hypotheses, evidence))
 
 

@@ -28,6 +28,9 @@ class Attempt:
     classes: tuple[str, ...]
     success: bool  # ok, scored and strictly better than its parent (ResearchDag.is_finding)
     hypothesis: str | None  # the hypothesis it tests, if any
+    # (class or cell, site) of each change: where on its problem a class was tried already
+    # (hypotheses_of plans only sites the target has not tried the class at).
+    sites: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -90,10 +93,30 @@ def _attempts(
         first = made.get(key)
         if first is None:
             made[key] = Attempt((experiment.created_ms, experiment.id), problem.id,
-                                experiment.author, cells, success, experiment.hypothesis_id)
+                                experiment.author, cells, success, experiment.hypothesis_id,
+                                _sites(experiment))
         elif success and not first.success:
             made[key] = dataclasses.replace(first, success=True)
     yield from made.values()
+
+
+def _sites(experiment: Experiment) -> tuple[tuple[str, str], ...]:
+    pairs = set()
+    for change in experiment.changes or ():
+        pairs.add((change.change_class, change.site))
+        if change.change_cell is not None:
+            pairs.add((change.change_cell, change.site))
+    return tuple(sorted(pairs))
+
+
+def tried_sites(evidence: Evidence) -> dict[tuple[str, str], list[tuple[int, str]]]:
+    """(problem, class or cell) -> (created_ms, site) of each counted attempt there, in the
+    DAG's order: where a problem tried a class, and since when."""
+    tried: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for attempt in evidence.attempts:
+        for klass, site in attempt.sites:
+            tried.setdefault((attempt.problem, klass), []).append((attempt.created_ms, site))
+    return tried
 
 
 def _content(experiment: Experiment) -> bytes:

@@ -29,6 +29,7 @@ MAX_SHOWN_SITES = 3  # sites (and source problems) named in a hypothesis's text:
 def hypotheses_of(
     chains: Mapping[str, Sequence[Snapshot]], problems: Mapping[str, Problem],
     plan: TestPlan = PLAN, sites_of: dict[str, dict[str, list[str]]] | None = None,
+    tried: Mapping[tuple[str, str], Sequence[tuple[int, str]]] | None = None,
 ) -> list[Hypothesis]:
     """For each class and each problem whose baseline strategy has that affordance (with a site
     that takes the operation) where the class is not shown yet: one hypothesis, from the first
@@ -38,7 +39,13 @@ def hypotheses_of(
 
     `sites_of`: each problem's sites by class, kept by the caller across derivations (a problem
     is immutable: its id names its files). A problem's baseline is analysed only once a class
-    has a live snapshot, and at most once per cache: a 256 KB strategy takes seconds."""
+    has a live snapshot, and at most once per cache: a 256 KB strategy takes seconds.
+
+    `tried` (evidence.tried_sites): the sites where the target tried the class by the time of
+    the snapshot are left out of the plan, and a class it tried at every site gets no
+    hypothesis: a transfer brings nothing the target has not seen. (A 16-node swarm made
+    fifteen "toggle:switch/on" hypotheses whose switches every target had screened in its
+    first rounds; none could be tested in 120 rounds: each stayed open.)"""
     affordances = {} if sites_of is None else sites_of
     found: list[Hypothesis] = []
     for klass in sorted(chains):
@@ -50,13 +57,19 @@ def hypotheses_of(
             sites = affordances[pid].get(klass)
             if not sites:
                 continue
+            there = () if tried is None else tried.get((pid, klass), ())
             for snapshot in chains[klass]:
                 if (snapshot.pattern.status != "live"
                         or snapshot.attempts_on.get(pid, 0) >= plan.shown_attempts):
                     continue
+                until = snapshot.pattern.created_ms
+                done = {site for when, site in there if when <= until}
+                untried = [site for site in sites if site not in done]
+                if not untried:
+                    continue
                 prediction = predict(snapshot, pid, plan)
                 if prediction is not None:
-                    found.append(_hypothesis(snapshot, problems, problems[pid], sites,
+                    found.append(_hypothesis(snapshot, problems, problems[pid], untried,
                                              prediction, plan))
                     break
     return found

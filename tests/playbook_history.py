@@ -51,8 +51,8 @@ class History:
         return self.clock
 
     def attempt(self, problem: str, classes: str | Iterable[str], success: bool, *,
-                author: str = "a", hypothesis: str | None = None, at: int | None = None
-                ) -> Experiment:
+                author: str = "a", hypothesis: str | None = None, at: int | None = None,
+                site: str = "strategy.py:X") -> Experiment:
         kinds = [classes] if isinstance(classes, str) else list(classes)
         created = self.tick() if at is None else at
         experiment = Experiment(
@@ -60,7 +60,7 @@ class History:
             strategy={"strategy.py": f"# {problem} {created} {kinds}\n"},
             mutation_kind=kinds[0] if kinds else "perturb",
             outcome=Outcome(status="ok", score=0.6 if success else 0.4),
-            changes=[change(k) for k in kinds], hypothesis_id=hypothesis,
+            changes=[change(k, site) for k in kinds], hypothesis_id=hypothesis,
             created_ms=created, author=author,
         )
         self.records.append(experiment)

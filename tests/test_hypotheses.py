@@ -206,3 +206,23 @@ def test_tests_naming_another_nodes_id_for_the_same_hypothesis_count() -> None:
     [verdict] = derivation(history.dag(), everything).verdicts
     assert verdict.hypothesis == hypothesis.id and verdict.result == "confirmed"
     assert verdict.tests == [t.id for t in tests[: len(verdict.tests)]]
+
+
+def test_the_plan_leaves_out_sites_the_target_tried_and_a_fully_tried_class_gets_none() -> None:
+    """A transfer brings nothing a target has already tried: in a 16-node swarm every target
+    had screened its switches in its first rounds, and fifteen "toggle:switch/on" hypotheses
+    planned at those switches could never be tested (each stayed open for 120 rounds). Sites
+    the target tried the class at, before the pattern's snapshot, are left out of the plan; a
+    class tried at every site gets no hypothesis."""
+    one = _learned_on_finance()
+    one.attempt("search", PRUNE, False, at=0, site='strategy.py:WEIGHTS["a"]')
+    assert _hypothesis_for(one, "search").sites == ['strategy.py:WEIGHTS["b"]',
+                                                    'strategy.py:WEIGHTS["c"]']
+    every = _learned_on_finance()
+    for at, key in enumerate("abc"):  # three candidates (one at a time: one strategy each)
+        every.attempt("search", PRUNE, False, at=at, site=f'strategy.py:WEIGHTS["{key}"]')
+    assert not [h for h in derivation(every.dag(), everything).hypotheses
+                if h.problem == every.problems["search"].id]
+    late = _learned_on_finance()  # tried after the snapshot: the plan as it was written
+    late.attempt("search", PRUNE, False, at=10**9, site='strategy.py:WEIGHTS["a"]')
+    assert len(_hypothesis_for(late, "search").sites) == 3
