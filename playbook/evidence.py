@@ -5,7 +5,6 @@ snapshots it derives."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -14,6 +13,7 @@ from research_dag import Experiment, Header, Pattern, Problem, ResearchDag
 
 # (created_ms, id): the one order every node agrees on (ResearchDag.records).
 Key = tuple[int, str]
+Files = tuple[tuple[str, str], ...]  # a candidate's (path, text) pairs, sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ def _attempts(
     headers = dag.experiment_headers(problem.id)
     by_id = {header.id: header for header in headers}
     loaded = {record.id: record for record in dag.get_many(h.id for h in headers)}
-    made: dict[tuple[bytes, tuple[str, ...]], Attempt] = {}  # in first-copy order
+    made: dict[tuple[Files, tuple[str, ...]], Attempt] = {}  # in first-copy order
     for header in sorted(headers, key=lambda h: (h.created_ms, h.id)):
         experiment = loaded.get(header.id)
         if not isinstance(experiment, Experiment) or header.parent is None:
@@ -119,14 +119,10 @@ def tried_sites(evidence: Evidence) -> dict[tuple[str, str], list[tuple[int, str
     return tried
 
 
-def _content(experiment: Experiment) -> bytes:
-    """The candidate's files, as one digest (the same strategy evaluated twice is one)."""
-    digest = hashlib.sha256()
-    for path, text in sorted(experiment.strategy.items()):
-        for part in (path, text):
-            data = part.encode("utf-8", "surrogatepass")
-            digest.update(len(data).to_bytes(8, "big") + data)
-    return digest.digest()
+def _content(experiment: Experiment) -> Files:
+    """The candidate's files, as a key (the same strategy evaluated twice is one): the texts
+    themselves, hashed by Python once each, not copied."""
+    return tuple(sorted(experiment.strategy.items()))
 
 
 def change_cells(experiment: Experiment) -> tuple[str, ...]:
