@@ -87,14 +87,15 @@ def _attempts(
         if not experiment.changes or not counts(experiment):
             continue
         parent = by_id.get(header.parent) or dag.header(header.parent)
-        cells = change_cells(experiment)
+        sites = _sites(experiment)
+        cells = tuple(sorted({klass for klass, _ in sites}))  # = change_cells(experiment)
         success = _improves(problem, header, parent)
         key = (_content(experiment), cells)
         first = made.get(key)
         if first is None:
             made[key] = Attempt((experiment.created_ms, experiment.id), problem.id,
                                 experiment.author, cells, success, experiment.hypothesis_id,
-                                _sites(experiment))
+                                sites)
         elif success and not first.success:
             made[key] = dataclasses.replace(first, success=True)
     yield from made.values()

@@ -242,20 +242,26 @@ def test_a_candidate_evaluated_again_is_one_attempt(rng: random.Random, copies: 
                .attempts) == len(collect_evidence(history.dag(), everything).attempts) + 1
 
 
-def test_a_backdated_failing_copy_does_not_hide_a_success() -> None:
+@given(st.lists(st.tuples(st.integers(-5, 5), st.booleans()), min_size=1, max_size=8))
+@settings(max_examples=50, deadline=None)
+def test_a_backdated_failing_copy_does_not_hide_a_success(
+        copies: list[tuple[int, bool]]) -> None:
     """A failure counts on its author's standing alone, a success only once replayed: a copy
     of an honest improvement, dated before it with a failing score, would have hidden it if
-    the first copy decided. The candidate succeeds when any counted copy did; a copy that
+    the first copy decided. However many copies, dated however, the candidate is one attempt
+    that succeeds when any counted copy did, where its earliest copy is; a copy that
     describes its change as another class is another attempt."""
     history = History([make_problem("finance")])
     honest = history.attempt("finance", PRUNE, True)
-    lie = honest.model_copy(update={
-        "author": "liar", "created_ms": honest.created_ms - 1,
-        "outcome": Outcome(status="ok", score=0.0)})
+    made = [honest.model_copy(update={
+        "author": f"peer{n}", "created_ms": honest.created_ms + shift,
+        "outcome": Outcome(status="ok", score=0.6 if success else 0.0)})
+        for n, (shift, success) in enumerate(copies)]
     relabelled = honest.model_copy(update={
-        "author": "other", "created_ms": honest.created_ms + 1,
+        "author": "other", "created_ms": honest.created_ms + 10,
         "changes": [change(PERTURB)]})
-    attempts = collect_evidence(ResearchDag([*history.records, lie, relabelled]),
+    attempts = collect_evidence(ResearchDag([*history.records, *made, relabelled]),
                                 everything).attempts
-    assert [(a.classes, a.success, a.id) for a in attempts] == [
-        ((PRUNE,), True, lie.id), ((PERTURB,), True, relabelled.id)]
+    first = min((e.created_ms, e.id) for e in [honest, *made])
+    assert [(a.classes, a.success, a.key) for a in attempts] == [
+        ((PRUNE,), True, first), ((PERTURB,), True, (relabelled.created_ms, relabelled.id))]
