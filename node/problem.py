@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from node.package_files import FileTooLarge, UnreadableFile, read_regular, walk_package
-from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, ModelLimits, Problem
+from research_dag import MAX_PACKAGE_BYTES, Budget, Metric, ModelLimits, Problem, parse_python
 
 MANIFEST = "problem.toml"
 EVALUATOR = "evaluate.py"
@@ -95,7 +95,7 @@ def _python_defects(name: str, content: bytes | None, function: str) -> list[str
     except UnicodeDecodeError:
         return [f"{name} is not UTF-8 text"]
     try:
-        tree = ast.parse(content, filename=name)
+        tree = parse_python(content, filename=name)
     except SyntaxError as error:
         return [f"{name} line {error.lineno}: syntax error: {error.msg}"]
     except ValueError as error:

@@ -9,6 +9,8 @@ import re
 import tokenize
 import warnings
 
+from research_dag import parse_python
+
 _FIXED_COMMENT = re.compile(r"#\s*swarm:\s*fixed\s*")
 _FIXED_LINE = re.compile(r"#\s*swarm:\s*fixed\s*$")
 _SHOWN = 40  # characters of source quoted in a description
@@ -23,7 +25,7 @@ def parse(text: str) -> ast.Module | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            tree = ast.parse(text)
+            tree = parse_python(text)
         # The parser's own limits: 200,000 chained additions raise RecursionError or
         # MemoryError depending on the operator (issue 8, finding 8).
         except (SyntaxError, ValueError, RecursionError, MemoryError):

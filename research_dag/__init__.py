@@ -30,6 +30,7 @@ from research_dag.paths import (
     check_package_path,
     check_path_set,
 )
+from research_dag.python_ast import parse_python
 from research_dag.record_base import (
     DERIVED_AUTHOR,
     MAX_LIST,
@@ -143,6 +144,7 @@ __all__ = [
     "nesting_exceeds",
     "nests_deeper",
     "order",
+    "parse_python",
     "record_encodings",
     "request_digest",
     "validate_record",

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from research_dag import parse_python
 from sandbox.host import Limits, run_guest
 from sandbox.runtime import Runtime, RuntimeUnavailable
 
@@ -26,7 +27,7 @@ DRIVER_LIMITS = Limits(fuel=10_000_000_000, memory_bytes=256 * 1024 * 1024, wall
 def _compact(name: str) -> str:
     """A guest file without docstrings or comments: the guest compiles it on every run, and
     compiling costs fuel (~5M for the commented prelude, ~1M compact)."""
-    tree = ast.parse((GUEST_DIR / name).read_text())
+    tree = parse_python((GUEST_DIR / name).read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from string import Template
 
@@ -20,7 +19,15 @@ from node.mutators.base import MutationContext, MutationFailed, Proposal, applie
 from node.mutators.patch import PatchError, apply_patch, make_diff
 from node.mutators.text_prompt import render_failures
 from playbook import PlannedChange
-from research_dag import AFFORDANCES, MAX_NAME, OPERATIONS, Change, Experiment, Problem
+from research_dag import (
+    AFFORDANCES,
+    MAX_NAME,
+    OPERATIONS,
+    Change,
+    Experiment,
+    Problem,
+    parse_python,
+)
 
 MAX_RECENT = 8
 STDERR_LINES = 12
@@ -232,7 +239,7 @@ def _check_source(path: str, text: str, usage: Usage) -> None:
     if not path.endswith(".py"):
         return
     try:
-        ast.parse(text, filename=path)
+        parse_python(text, filename=path)
     except SyntaxError as error:
         raise MutationFailed(
             f"the change breaks {path}: {error.msg} (line {error.lineno})", usage
