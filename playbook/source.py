@@ -7,7 +7,6 @@ import bisect
 import io
 import re
 import tokenize
-import warnings
 
 from research_dag import parse_python
 
@@ -22,14 +21,12 @@ MAX_DEPTH = 200
 def parse(text: str) -> ast.Module | None:
     """The module's AST, or None when it does not parse or nests deeper than MAX_DEPTH
     (warnings about the source ignored)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            tree = parse_python(text)
-        # The parser's own limits: 200,000 chained additions raise RecursionError or
-        # MemoryError depending on the operator (issue 8, finding 8).
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return None
+    try:
+        tree = parse_python(text, quiet=True)
+    # The parser's own limits: 200,000 chained additions raise RecursionError or
+    # MemoryError depending on the operator (issue 8, finding 8).
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
     return None if _deeper_than(tree, MAX_DEPTH) else tree
 
 

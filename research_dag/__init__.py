@@ -30,7 +30,7 @@ from research_dag.paths import (
     check_package_path,
     check_path_set,
 )
-from research_dag.python_ast import parse_python
+from research_dag.python_ast import parse_python, quiet_warnings
 from research_dag.record_base import (
     DERIVED_AUTHOR,
     MAX_LIST,
@@ -145,6 +145,7 @@ __all__ = [
     "nests_deeper",
     "order",
     "parse_python",
+    "quiet_warnings",
     "record_encodings",
     "request_digest",
     "validate_record",

@@ -8,11 +8,12 @@ from __future__ import annotations
 import ast
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
 
-from research_dag.python_ast import parse_python
+from research_dag import parse_python, quiet_warnings
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = (ROOT / "examples" / "finance_factors" / "strategy.py").read_text() * 5
@@ -62,9 +63,10 @@ def test_concurrent_parses_through_the_door_never_raise_system_error() -> None:
     assert _race(parse_python) == []
 
 
-def test_no_module_parses_python_but_the_door() -> None:
-    """The class, not the one call site: `ast.parse`, `ast.literal_eval` and `compile(...,
-    ast.PyCF_ONLY_AST)` appear only in research_dag/python_ast.py."""
+def test_no_module_parses_python_or_swaps_warning_filters_but_the_door() -> None:
+    """The class, not the one call site: `ast.parse`, `ast.literal_eval`, `compile(...,
+    ast.PyCF_ONLY_AST)` and `warnings.catch_warnings` appear only in
+    research_dag/python_ast.py."""
     door = ROOT / "research_dag" / "python_ast.py"
     found = []
     for package in ("node", "playbook", "research_dag", "sandbox"):
@@ -78,7 +80,42 @@ def test_no_module_parses_python_but_the_door() -> None:
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
                 owner = getattr(func.value, "id", "") if isinstance(func, ast.Attribute) else ""
                 if (owner == "ast" and name in ("parse", "literal_eval")) or (
+                    owner == "warnings" and name in ("catch_warnings", "simplefilter",
+                                                     "filterwarnings", "resetwarnings")
+                ) or (
                     name == "compile" and any("PyCF" in ast.unparse(arg) for arg in node.args)
                 ):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
+
+
+def _swaps(quiet: object, threads: int = 4, entries: int = 1000) -> list[object]:
+    """Every thread silences warnings over and over; the filters each saw inside, if not its
+    own "ignore" (another thread's exit put back the list from before it entered)."""
+    seen: list[object] = []
+
+    def work() -> None:
+        for _ in range(entries):
+            with quiet():  # type: ignore[operator]
+                for _ in range(200):  # Python code: other threads get in here
+                    if not warnings.filters or warnings.filters[0][0] != "ignore":
+                        seen.append(warnings.filters[:1])
+                        return
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(previous)
+    return seen
+
+
+def test_threads_silencing_warnings_neither_lose_their_silence_nor_leave_it_behind() -> None:
+    before = list(warnings.filters)
+    assert _swaps(quiet_warnings) == []
+    assert warnings.filters == before

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from node.mutators.memory import MODEL_RETUNE, MODEL_TUNE, Observation, SearchMe
 from node.mutators.patch import make_diff
 from node.mutators.structure import Knob, Shape, knob_text
 from playbook import parse
-from research_dag import MAX_SOURCE
+from research_dag import MAX_SOURCE, quiet_warnings
 from research_dag import Change as Described
 
 STUDIES = 8  # structures whose fitted study is kept (the most recently asked)
@@ -220,8 +219,7 @@ def _new_study(direction: str, structure: Structure, rng: random.Random) -> _Stu
             distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log)
     sampler = optuna.samplers.TPESampler(seed=rng.getrandbits(31), multivariate=MULTIVARIATE,
                                          constant_liar=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with quiet_warnings(optuna.exceptions.ExperimentalWarning):
         study = optuna.create_study(direction=direction, sampler=sampler)
     return _Study(study, names, distributions, shape.knobs, 0, 0, None)
 
