@@ -3,6 +3,7 @@ calls that would make runs differ (clock, random, sleeping) replaced by determin
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import wasmtime
 
 from sandbox.deadline import MODEL_WAIT_S
 from sandbox.filestat import BoundStat
-from sandbox.model_door import NO_HOST, ModelDoor, serve_door
+from sandbox.model_door import HOST_FAULT, NO_HOST, ModelDoor, serve_door
 from sandbox.runtime import GUEST_ARGV0, GUEST_STDLIB_DIR, Runtime
 from sandbox.stdio import Capture, Stdio
 from sandbox.virtual_wasi import EACCES, EFAULT, U32, VirtualWasi
@@ -71,9 +72,29 @@ def _define(
         "wasi_snapshot_preview1",
         name,
         wasmtime.FuncType(params, _i32(1)),
-        func,
+        _guarded(func, EFAULT),
         access_caller=caller,
     )
+
+
+def _guarded(func: Callable[..., int], failure: int) -> Callable[..., int]:
+    """`func` as a host import that never raises into wasmtime. wasmtime-py keeps the exception
+    a host function raised in ONE process-wide slot until the failing call picks it up, and a
+    guest that traps meanwhile on another thread takes it instead: that run is reported with
+    the other's error, the other with a bare host error (evaluations run on several threads
+    at once). An exception is kept on this thread's run instead (`_Dispatch.failed`: the run
+    is a host error whatever the guest does next) and the guest gets `failure`."""
+
+    @functools.wraps(func)
+    def call(*args: object) -> int:
+        try:
+            return func(*args)
+        except BaseException as error:  # noqa: BLE001 - kept on the run, reported by it
+            if _DISPATCH.failed is None:
+                _DISPATCH.failed = error
+            return failure
+
+    return call
 
 
 class _Dispatch(threading.local):
@@ -84,6 +105,7 @@ class _Dispatch(threading.local):
     stat: BoundStat | None = None
     stdio: Stdio | None = None
     door: ModelDoor | None = None
+    failed: BaseException | None = None  # what a host function of this run raised (_guarded)
 
     def host_call(
         self, caller: wasmtime.Caller, ptr: int, length: int, out_ptr_ptr: int, out_len_ptr: int
@@ -167,7 +189,8 @@ def _linker(runtime: Runtime) -> wasmtime.Linker:
         _define(linker, "fd_readdir", [i32, i32, i32, i64, i32], _denied, False)
         _define(linker, "path_rename", _i32(6), _denied, False)
         linker.define_func(
-            "host", "call", runtime.host_call_type, _DISPATCH.host_call, access_caller=True
+            "host", "call", runtime.host_call_type, _guarded(_DISPATCH.host_call, HOST_FAULT),
+            access_caller=True,
         )
         _LINKERS[id(runtime)] = linker
         return linker
@@ -248,6 +271,7 @@ def _run_guest(
             _DISPATCH.virtual = VirtualWasi(seed, clock, clock_start_ns)
             _DISPATCH.stdio = Stdio(stdout, stderr)
             _DISPATCH.door = door
+            _DISPATCH.failed = None
             if clock.reason is None:  # else the process is exiting: no guest may start
                 try:
                     exit_code, trap, fuel_used, memory_bytes = _turn(
@@ -260,7 +284,13 @@ def _run_guest(
             if trap == "timeout" or clock.reason is not None:
                 trap = clock.reason or "timeout"
                 fuel_used = 0  # fuel read after an interrupt is not meaningful
+            failed = _DISPATCH.failed
+            if failed is not None:  # the host's fault, not the guest's: no exit code stands
+                exit_code = None
+                first = (str(failed).splitlines() or [""])[0][:200]
+                trap = f"host_error: {type(failed).__name__}: {first}"
     finally:
+        _DISPATCH.failed = None
         _DISPATCH.virtual = None
         _DISPATCH.stat = None
         _DISPATCH.stdio = None

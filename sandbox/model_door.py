@@ -145,8 +145,13 @@ def serve_door(
                 answer = door.answer(frame, stopped)
         if len(answer) > MAX_ANSWER_BYTES:
             return HOST_FAULT
-        # Guest code allocates the answer: its fuel depends on the answer's length alone.
-        where = int(alloc(caller, len(answer))) & U32
+        # Guest code allocates the answer: its fuel depends on the answer's length alone. Its
+        # trap (fuel or time spent inside) is not raised through wasmtime-py's trampoline
+        # (sandbox/host.py `_guarded`): the guest resumes, and traps again at once.
+        try:
+            where = int(alloc(caller, len(answer))) & U32
+        except (wasmtime.Trap, wasmtime.WasmtimeError):
+            return HOST_FAULT
         if not where or where + len(answer) > memory.data_len(caller):
             return HOST_FAULT
         memory.write(caller, answer, where)
