@@ -188,7 +188,7 @@ class ResearchLoop(LoopMemory, LoopProposals):
     async def prepare(self) -> LoopSummary:
         """Load history (or evaluate the baseline) and open this run's summary."""
         await trio.to_thread.run_sync(self.store.add, self.problem)
-        await trio.to_thread.run_sync(self._load_history)
+        await self._load()
         if self._baseline is None:
             files = baseline_files(self.problem)
             outcome = await self._evaluate(files)

@@ -48,6 +48,7 @@ class LoopMemory:
     _tests: HypothesisTests
     _repeat: bool
     _transcript: Transcript | None
+    _loading: list[Experiment] | None = None  # offers made while the history loads
 
     if TYPE_CHECKING:  # node/loop.py
 
@@ -60,7 +61,16 @@ class LoopMemory:
 
     def offer_data(self, experiment: Experiment) -> None:
         """A peer's experiment: the search's data now if `informs` accepts it, else held
-        until its author vouches (a replay of a later claim of theirs reproduced)."""
+        until its author vouches (a replay of a later claim of theirs reproduced). While
+        `prepare` loads the history in a worker thread, an offer waits for it (intake offers
+        from the trio thread: both at once counted an experiment twice in the search's
+        memory, whose check-then-record is not atomic)."""
+        if self._loading is not None:
+            self._loading.append(experiment)
+            return
+        self._take_data(experiment)
+
+    def _take_data(self, experiment: Experiment) -> None:
         if self.informs(experiment):
             self.observe(experiment)
         elif self.search is not None and experiment.problem == self.problem.id:
@@ -113,6 +123,16 @@ class LoopMemory:
         if self.on_record:
             self.on_record(experiment)
 
+    async def _load(self) -> None:
+        """The history, loaded in a worker thread; then the offers that came meanwhile."""
+        self._loading = []
+        try:
+            await trio.to_thread.run_sync(self._load_history)
+        finally:
+            waiting, self._loading = self._loading, None
+        for experiment in waiting:
+            self._take_data(experiment)
+
     def _load_history(self) -> None:
         # Hypotheses in the store are not read here: a peer's are never used, and this node's
         # own reach the loop through `knowledge` (docs/protocol.md, "Derived records").
@@ -124,7 +144,7 @@ class LoopMemory:
                 if record.hypothesis_id is not None:
                     self._tests.count(record.hypothesis_id)
             if not self.trusted(record):
-                self.offer_data(record)
+                self._take_data(record)
                 continue
             self._hold(record)
             self._remember_outcome(strategy_digest(record.strategy), record.outcome)

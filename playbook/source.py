@@ -22,7 +22,7 @@ def parse(text: str) -> ast.Module | None:
     """The module's AST, or None when it does not parse or nests deeper than MAX_DEPTH
     (warnings about the source ignored)."""
     try:
-        tree = parse_python(text, quiet=True)
+        tree = parse_python(text)
     # The parser's own limits: 200,000 chained additions raise RecursionError or
     # MemoryError depending on the operator (issue 8, finding 8).
     except (SyntaxError, ValueError, RecursionError, MemoryError):

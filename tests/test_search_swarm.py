@@ -97,3 +97,51 @@ async def test_a_seeded_loop_makes_the_same_changes_twice(runtime: Runtime, tmp_
         runs.append([(step.family, step.description, step.score) for step in summary.history])
     assert runs[0] == runs[1]
     assert {family for family, _, _ in runs[0]} <= {"model", "structural", "perturb"}
+
+
+async def test_an_offer_made_while_the_history_loads_waits_for_it(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """`swarm join` loads a problem's history in a worker thread while intake offers the
+    experiments it syncs from the trio thread: both at once counted an experiment twice in the
+    search's memory. An offer made meanwhile waits, and is taken once the load is done."""
+    import threading
+
+    problem = load_package(EXAMPLES / "finance_factors")
+    with Evaluator(runtime, problem) as evaluator, \
+            RecordStore.open(tmp_path / "peer.sqlite") as peer_store:
+        peer = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), peer_store,
+                            LoopConfig(iterations=2, seed=1, author="peer"))
+        await peer.run()
+        theirs = [r for r in peer_store.iter_records(kind="experiment")
+                  if isinstance(r, Experiment)]
+        with RecordStore.open(tmp_path / "mine.sqlite") as store:
+            loop = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), store,
+                                LoopConfig(iterations=1, seed=2), informs=lambda e: True)
+            search = loop.search
+            assert search is not None
+            loading, release = threading.Event(), threading.Event()
+            load = loop._load_history
+
+            def slow_load() -> None:
+                loading.set()
+                release.wait()
+                load()
+
+            loop._load_history = slow_load  # type: ignore[method-assign]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(loop.prepare)
+                await trio.to_thread.run_sync(loading.wait)
+                try:
+                    for experiment in theirs:
+                        loop.offer_data(experiment)
+                        loop.offer_data(experiment)  # intake may offer one twice
+                    taken = [e.id for e in theirs if search.memory.holds(e.id)]
+                finally:
+                    release.set()  # else a failure here leaves the load's thread waiting
+            assert taken == []  # not while the history loaded
+            assert all(search.memory.holds(e.id) for e in theirs)
+            structure = next(iter(search.memory.structures.values()))
+            observed = [o for o in structure.observations]
+            # Each of theirs once, and our baseline.
+            assert len(observed) == len(theirs) + 1
