@@ -51,10 +51,9 @@ class Caches:
 
     def clear(self, conn: sqlite3.Connection) -> None:
         """After a rolled-back transaction: what it added is gone."""
-        self.names.forget()
+        self.names.reload(conn)
         self.blobs.clear()
         self.words.clear()
-        self.names.load(conn)
 
 
 Row: TypeAlias = tuple[bytes, bytes | None, int | None]  # body, refs, file set number

@@ -138,7 +138,13 @@ class Names:
             raise KeyError(f"no name {number}")
         return found[2:]
 
-    def forget(self) -> None:
-        """After a rolled-back transaction: names it added are gone."""
-        self._numbers.clear()
-        self._names.clear()
+    def reload(self, conn: sqlite3.Connection) -> None:
+        """After a rolled-back transaction: names it added are gone. The maps are built aside
+        and swapped in: threads read them without the store's lock (a derivation's queries,
+        the dashboard's), and emptied in place they raised KeyError until loaded again."""
+        numbers: dict[str, int] = {}
+        names: dict[int, str] = {}
+        for n, name in conn.execute("SELECT n, name FROM names"):
+            numbers[str(name)] = int(n)
+            names[int(n)] = str(name)
+        self._numbers, self._names = numbers, names

@@ -301,3 +301,42 @@ def test_a_copy_with_another_signature_is_stored_with_its_own_bytes(tmp_path: Pa
         store.add(resigned)
         stored = store.get(resigned.id)
     assert stored is not None and stored.signature == b"\x01" * 64
+
+
+def test_names_reloaded_after_a_rollback_never_vanish_for_a_reader(tmp_path: Path) -> None:
+    """Threads read the store's name cache without its lock (a derivation's queries, the
+    dashboard's); after a rolled-back write it is reloaded. Emptied in place, then loaded, a
+    reader in between got KeyError ("no name N"); built aside and swapped in, never."""
+    from node.store_schema import Names
+
+    with RecordStore.open(tmp_path / "s.sqlite") as store:
+        store.add(make_problem())
+        conn = sqlite3.connect(tmp_path / "s.sqlite")
+        names = Names()
+        names.load(conn)
+        numbers = sorted(names._names)
+        assert numbers
+        missing: list[int] = []
+        done = threading.Event()
+
+        def read() -> None:
+            while not done.is_set():
+                for number in numbers:
+                    try:
+                        names.name(number)
+                    except KeyError:
+                        missing.append(number)
+
+        reader = threading.Thread(target=read)
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        reader.start()
+        try:
+            for _ in range(300):
+                names.reload(conn)
+        finally:
+            done.set()
+            reader.join()
+            sys.setswitchinterval(previous)
+            conn.close()
+        assert missing == []
