@@ -76,6 +76,7 @@ class NodeIntake:
 
     async def _take(self, records: list[Record]) -> int:
         fresh: dict[str, Record] = {}
+        refused: list[Record] = []
 
         def lookup(record_id: str) -> Record | None:  # what we hold, with this batch's earlier
             return fresh.get(record_id) or self.dag.get(record_id)
@@ -97,11 +98,15 @@ class NodeIntake:
                 if record.author == DERIVED_AUTHOR and not self.refused.admits(record):
                     self.stats.drops.add("underived")  # never stored: node/knowledge.py
                 elif refusal(record, lookup, brief) is not None:
-                    self._refuse(record)
+                    refused.append(record)
                 elif not self.refused.admits(record):
                     self.stats.drops.add("underived")
                 else:
                     fresh[record.id] = record
+        if refused:  # standing moves, never while a derivation reads the ledger
+            async with self._deriving:
+                for record in refused:
+                    self._refuse(record)
         if not fresh:
             return 0
         self._storing.update(fresh)

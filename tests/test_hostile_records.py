@@ -215,3 +215,26 @@ async def test_hostile_strategy_paths_never_leave_the_root(
                         await victim.replay(record)
             assert victim.stats.replay_matches == 0
         assert [p.name for p in outer.iterdir()] == ["root"]
+
+
+async def test_a_refusal_moves_standing_only_between_derivations(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """A derivation reads the trust ledger in a worker thread; a refusal's penalty waits for
+    it to end (else the same history gave another playbook by when a stranger's lie landed)."""
+    import trio
+    import trio.testing
+
+    from research_dag import decode_record
+
+    hub = MemoryHub(seed=83)
+    async with open_victim(hub, runtime, tmp_path) as victim:
+        problem = await _joined(victim, probe_problem)
+        lie = decode_record(signed_bytes(claim_fields(problem, {"evil.py": EVIL})))
+        async with trio.open_nursery() as nursery, victim._deriving:  # a derivation under way
+            nursery.start_soon(victim.take, [lie])
+            await trio.testing.wait_all_tasks_blocked()
+            assert victim.ledger.standing_of(ATTACKER.peer_id) == 0.0
+        # The lock released first, then the nursery waited for the intake to go on.
+        assert victim.ledger.standing_of(ATTACKER.peer_id) == -1.0
+        assert victim.stats.refused == 1
