@@ -98,21 +98,26 @@ class NodeIntake:
                 if record.author == DERIVED_AUTHOR and not self.refused.admits(record):
                     self.stats.drops.add("underived")  # never stored: node/knowledge.py
                 elif refusal(record, lookup, brief) is not None:
-                    refused.append(record)
+                    if self._deriving.locked():  # standing moves only between derivations
+                        refused.append(record)
+                    else:
+                        self._refuse(record)
                 elif not self.refused.admits(record):
                     self.stats.drops.add("underived")
                 else:
                     fresh[record.id] = record
-        if refused:  # standing moves, never while a derivation reads the ledger
-            async with self._deriving:
-                for record in refused:
-                    self._refuse(record)
         if not fresh:
+            if refused:
+                async with self._deriving:
+                    for record in refused:
+                        self._refuse(record)
             return 0
         self._storing.update(fresh)
         try:  # durable first
             await trio.to_thread.run_sync(self.store.add_many, list(fresh.values()))
-            async with self._deriving:  # never while a derivation reads the DAG
+            async with self._deriving:  # never while a derivation reads the DAG (or ledger)
+                for record in refused:
+                    self._refuse(record)
                 for record in fresh.values():
                     self.dag.add(record)
                     if isinstance(record, Verification):
