@@ -15,7 +15,8 @@ MAX_PLANS = 4  # hypotheses tried on one targeted iteration before an ordinary p
 
 class HypothesisTests:
     """The tests this node has made per hypothesis (the newest `window` hypotheses) and the
-    ones it set aside (no site for the planned change here)."""
+    ones it set aside (no site for the planned change in the best it had then: a new best may
+    have one, so they are set aside for that best only)."""
 
     def __init__(self, problem_id: str, share: float, seed: int, window: int) -> None:
         self.problem_id = problem_id
@@ -24,22 +25,24 @@ class HypothesisTests:
         self.phase = random.Random(f"{seed}:{problem_id}:hypotheses").random()
         self.window = max(1, window)
         self.tested: OrderedDict[str, int] = OrderedDict()
-        self.unworkable: set[str] = set()
+        self.unworkable: dict[str, str | None] = {}  # hypothesis id -> the best then
 
-    def open(self, knowledge: Knowledge) -> list[Hypothesis]:
-        """The hypotheses on this problem this node may still test, fewest tests first."""
+    def open(self, knowledge: Knowledge, best: str | None = None) -> list[Hypothesis]:
+        """The hypotheses on this problem this node may still test from `best` (the id of
+        the strategy it changes), fewest tests first."""
         found = [
             h
             for h in knowledge.hypotheses
             if h.problem == self.problem_id
-            and h.id not in self.unworkable
+            and (h.id not in self.unworkable or self.unworkable[h.id] != best)
             and planned_change(h) is not None
             and self.tested.get(h.id, 0) < (h.tries or 1)
         ]
         found.sort(key=lambda h: (self.tested.get(h.id, 0), -(h.expected_lift or 0.0), h.id))
         return found
 
-    def plans(self, knowledge: Knowledge, iteration: int) -> list[PlannedChange]:
+    def plans(self, knowledge: Knowledge, iteration: int, best: str | None = None
+              ) -> list[PlannedChange]:
         """The planned changes to try on this iteration, in order of preference: none unless
         it is one of the `share` of iterations and a hypothesis is open."""
         if self.share <= 0 or not knowledge.hypotheses:
@@ -47,7 +50,7 @@ class HypothesisTests:
         before = math.floor(iteration * self.share + self.phase)
         if math.floor((iteration + 1) * self.share + self.phase) == before:
             return []
-        plans = (planned_change(h) for h in self.open(knowledge)[:MAX_PLANS])
+        plans = (planned_change(h) for h in self.open(knowledge, best)[:MAX_PLANS])
         return [plan for plan in plans if plan is not None]
 
     def count(self, hypothesis_id: str) -> None:
@@ -56,5 +59,7 @@ class HypothesisTests:
         while len(self.tested) > self.window:
             self.tested.popitem(last=False)
 
-    def set_aside(self, hypothesis_id: str) -> None:
-        self.unworkable.add(hypothesis_id)
+    def set_aside(self, hypothesis_id: str, best: str | None = None) -> None:
+        self.unworkable[hypothesis_id] = best
+        while len(self.unworkable) > self.window:  # the oldest first
+            del self.unworkable[next(iter(self.unworkable))]

@@ -77,7 +77,7 @@ class LoopProposals:
             weights, sources = class_weights(knowledge, self._affordances[1])
         hypotheses = tuple(
             _one_line(f"hypothesis ({record.mutation_kind}): {record.text}", MAX_HYPOTHESIS_TEXT)
-            for record in self._tests.open(knowledge)[:MAX_HYPOTHESES]
+            for record in self._tests.open(knowledge, best.id)[:MAX_HYPOTHESES]
         )
         return MutationContext(
             problem=self.problem,
@@ -103,12 +103,14 @@ class LoopProposals:
         planned change the mutator can make here; one it cannot (no such site) is set aside
         for this node, and when none works an ordinary proposal is made."""
         knowledge = self.knowledge()
-        for plan in self._tests.plans(knowledge, self._iteration):
+        best = self._best or self._baseline
+        best_id = None if best is None else best.id
+        for plan in self._tests.plans(knowledge, self._iteration, best_id):
             context = self._context(self._rng, self._since_finding, knowledge, plan)
             try:
                 proposal = await self.mutator.propose(context)
             except MutationFailed as failure:
-                self._tests.set_aside(plan.hypothesis_id)
+                self._tests.set_aside(plan.hypothesis_id, best_id)
                 if not failure.retryable or failure.usage.cost_usd or failure.usage.input_tokens:
                     raise  # a paid call failed: count it as the failed proposal it was
             else:

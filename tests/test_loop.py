@@ -474,3 +474,24 @@ async def test_neutral_drift_never_takes_a_code_change(
     assert [step.status for step in summary.history] == ["keep", "discard"]
     assert same_structure(_scaled(0.75), _scaled(-2.5)) and not same_structure(_scaled(1), code)
     assert not same_structure({"s.py": "x = (\n"}, {"s.py": "x = (\n"})  # does not tokenize
+
+
+def test_a_hypothesis_set_aside_at_one_best_is_open_again_at_the_next(
+    probe_problem: Problem,
+) -> None:
+    """A planned change with no site in the best it was tried from may have one in a later
+    best: it is set aside for that best only (it was set aside for good), and the set-aside
+    list stays within the window."""
+    from node.hypothesis_tests import HypothesisTests
+
+    target = _hypothesis(probe_problem, tries=3)
+    knowledge = Knowledge(hypotheses=(target,))
+    tests = HypothesisTests(probe_problem.id, share=1.0, seed=0, window=2)
+    assert tests.open(knowledge, "best-1") == [target]
+    tests.set_aside(target.id, "best-1")
+    assert tests.open(knowledge, "best-1") == []
+    assert tests.open(knowledge, "best-2") == [target]
+    for other in ("h-2", "h-3"):
+        tests.set_aside(other, "best-1")
+    assert list(tests.unworkable) == ["h-2", "h-3"]
+    assert tests.open(knowledge, "best-1") == [target]
