@@ -10,6 +10,7 @@ import functools
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,20 @@ class _Cyclic:
             total += step
 
 
+def _in_threads(work: Callable[[], None], threads: int) -> None:
+    """`work` on `threads` threads at once, switching as often as the interpreter allows."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(previous)
+
+
 def _race(parse: object, threads: int = 4, parses: int = 150) -> list[BaseException]:
     errors: list[BaseException] = []
 
@@ -46,16 +61,7 @@ def _race(parse: object, threads: int = 4, parses: int = 150) -> list[BaseExcept
                 errors.append(error)
                 return
 
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    finally:
-        sys.setswitchinterval(previous)
+    _in_threads(work, threads)
     return errors
 
 
@@ -103,16 +109,7 @@ def _swaps(quiet: object, threads: int = 4, entries: int = 1000) -> list[object]
                         seen.append(warnings.filters[:1])
                         return
 
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    finally:
-        sys.setswitchinterval(previous)
+    _in_threads(work, threads)
     return seen
 
 
