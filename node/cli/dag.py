@@ -173,7 +173,10 @@ def _print_summary(report: dict[str, Any]) -> None:
     table = Table(title="problems")
     for column in ("problem", "id", "exp", "ver", "depth", "best", "patterns l/c/r",
                    "hyp o/c/r", "domains"):
-        table.add_column(column, overflow="fold")
+        # A name cut into lines is unreadable ("credit_scor" / "ing" in 100 columns): it stays on
+        # one line, shortened only when it must be; the domains fold.
+        table.add_column(column, overflow="ellipsis" if column == "problem" else "fold",
+                         no_wrap=column == "problem", ratio=2 if column == "domains" else None)
     for row in report["problems"]:
         table.add_row(cut(row["name"], 40), row["id"][:10], *_counts(row),
                       score_text(row["best"]), *_states(row),
