@@ -7,7 +7,8 @@ pattern snapshot goes live on a lucky streak, so its lift is an overestimate), a
 Each simulated hypothesis: a target with base rate b (0.1, 0.2 or 0.3) and 40 attempts of other
 classes so far; a prediction of b + d (d = 0.1, 0.2, 0.3); tests drawn at the true rate, the
 control growing by 3 attempts at rate b per test (a quarter of the proposals test it), judged
-one by one by the verdict rule (playbook.decide) until decided or `tries` tests were made.
+one by one by the verdict rule (playbook.decide) until decided or the plan's last look
+(`TestPlan.last`: an inconclusive plan goes on to twice its tests; "no extension": it does not).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def run(plan: TestPlan, sized: bool, truth: str, count: int, seed: int) -> dict[
         c = sum(rng.random() < base for _ in range(KNOWN))
         m = KNOWN
         won = 0
-        for done in range(1, tries + 1):
+        for done in range(1, plan.last(tries) + 1):
             won += rng.random() < true
             for _ in range(plan.control_per_test):
                 c += rng.random() < base
@@ -65,7 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hypotheses", type=int, default=400)
     count = parser.parse_args().hypotheses
-    arms = {"fixed 8 tests": (PLAN, False), "sized (power 0.8, cap 32)": (PLAN, True),
+    arms = {"fixed 8 tests": (replace(PLAN, extend=1), False),
+            "sized, no extension": (replace(PLAN, extend=1), True),
+            "sized (power 0.8, cap 32)": (PLAN, True),
             "sized, cap 16": (replace(PLAN, max_tries=16), True),
             "sized, cap 64": (replace(PLAN, max_tries=64), True)}
     print(f"{count} hypotheses per cell; base rates {[str(b) for b in BASES]}, predicted lifts "

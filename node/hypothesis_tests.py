@@ -7,14 +7,15 @@ import math
 import random
 from collections import OrderedDict
 
-from playbook import Knowledge, PlannedChange, planned_change
+from playbook import PLAN, Knowledge, PlannedChange, planned_change
 from research_dag import Hypothesis
 
 MAX_PLANS = 4  # hypotheses tried on one targeted iteration before an ordinary proposal
 
 
 class HypothesisTests:
-    """The tests this node has made per hypothesis (the newest `window` hypotheses) and the
+    """The tests this node has made per hypothesis (the newest `window` hypotheses: each up to
+    its plan's last look, an inconclusive plan going on) and the
     ones it set aside (no site for the planned change in the best it had then: a new best may
     have one, so they are set aside for that best only)."""
 
@@ -36,7 +37,7 @@ class HypothesisTests:
             if h.problem == self.problem_id
             and (h.id not in self.unworkable or self.unworkable[h.id] != best)
             and planned_change(h) is not None
-            and self.tested.get(h.id, 0) < (h.tries or 1)
+            and self.tested.get(h.id, 0) < (PLAN.last(h.tries) if h.tries else 1)
         ]
         found.sort(key=lambda h: (self.tested.get(h.id, 0), -(h.expected_lift or 0.0), h.id))
         return found

@@ -106,7 +106,8 @@ def _hypothesis(snapshot: Snapshot, problems: Mapping[str, Problem], target: Pro
             f" {float(prediction.ratio):.2f}x; predicted to improve {target.name} from its base"
             f" rate {float(prediction.base):.3f} to {float(prediction.rate):.3f} at {shown};"
             f" decided by {prediction.tries} tests (power {float(prediction.power):.2f} to"
-            f" confirm at P >= {float(plan.confirm_p):g})")
+            f" confirm at P >= {float(plan.confirm_p):g}; up to {plan.last(prediction.tries)}"
+            f" if inconclusive)")
     values: dict[str, Any] = {
         "author": DERIVED_AUTHOR,
         "created_ms": max(pattern.created_ms, target.created_ms),
@@ -155,9 +156,20 @@ def verdicts_of(hypotheses: Iterable[Hypothesis], evidence: Evidence, plan: Test
 
 
 def decide(lift: Lift, tries: int, plan: TestPlan = PLAN) -> str | None:
-    """The verdict rule: "confirmed", "refuted" or None (not decided yet)."""
-    if lift.n >= tries:
-        return "confirmed" if lift.at_least(plan.confirm_p) else "refuted"
+    """The verdict rule: "confirmed", "refuted" or None (not decided yet). At `tries` tests:
+    confirmed at P >= confirm_p, refuted below continue_p, else the plan goes on to
+    `plan.last(tries)` tests and is decided there at extended_confirm_p; before and between
+    those looks, from `early_tests` on, the early thresholds decide."""
+    last = plan.last(tries)
+    if lift.n >= last:
+        bar = plan.extended_confirm_p if last > tries else plan.confirm_p
+        return "confirmed" if lift.at_least(bar) else "refuted"
+    if lift.n == tries:
+        if lift.at_least(plan.confirm_p):
+            return "confirmed"
+        if not lift.at_least(plan.continue_p):
+            return "refuted"
+        return None
     if lift.n < plan.early_tests:
         return None
     if lift.at_least(plan.early_confirm_p):

@@ -4,8 +4,6 @@ for one without; its counted tests decide it; confirmation rates per pattern and
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 from playbook_history import TRAINED, History, everything, make_problem
 
 from playbook.curator import derivation, derive
@@ -160,8 +158,19 @@ def test_decide() -> None:
     assert decide(Lift(0, 4, 30, 40), PLAN.tries) == "refuted"  # negative transfer, early
     assert decide(Lift(2, 5, 4, 40), PLAN.tries) is None
     assert decide(Lift(3, 8, 4, 40), PLAN.tries) == "confirmed"
-    assert decide(Lift(1, 8, 4, 40), PLAN.tries) == "refuted"  # no lift shown at the last try
-    assert PLAN.refute_p < Fraction(1, 2) < PLAN.confirm_p <= PLAN.early_confirm_p
+    assert decide(Lift(0, 8, 4, 40), PLAN.tries) == "refuted"  # no lift shown at the plan's size
+    # Inconclusive at its size (P = 0.71, 0.90): the plan goes on, to twice its tests.
+    assert decide(Lift(1, 8, 4, 40), PLAN.tries) is None
+    assert decide(Lift(2, 8, 4, 40), PLAN.tries) is None
+    assert PLAN.last(PLAN.tries) == 2 * PLAN.tries
+    assert decide(Lift(4, 12, 5, 52), PLAN.tries) is None  # between the looks: early bars only
+    assert decide(Lift(5, 16, 6, 64), PLAN.tries) == "confirmed"  # P = 0.986 >= 0.97
+    assert decide(Lift(4, 16, 6, 64), PLAN.tries) == "refuted"  # P = 0.955: not at the last look
+    # A plan already at the cap has one look, at confirm_p.
+    assert PLAN.last(PLAN.max_tries) == PLAN.max_tries
+    assert decide(Lift(9, 32, 20, 136), PLAN.max_tries) in ("confirmed", "refuted")
+    assert PLAN.refute_p < PLAN.continue_p < PLAN.confirm_p <= PLAN.early_confirm_p
+    assert PLAN.confirm_p < PLAN.extended_confirm_p < PLAN.early_confirm_p
 
 
 def test_confirmation_rates_per_pattern_and_domain_pair() -> None:
