@@ -216,7 +216,11 @@ def _show_hypothesis(view: View, hypothesis: Hypothesis) -> None:
     # node's id for the same hypothesis: playbook/hypotheses.py verdicts_of).
     tests = list(dict.fromkeys([*dag.linked_ids(hypothesis.id, "tested_by"),
                                 *(t for v in verdicts for t in v.tests)]))
-    _line("plan", f"{hypothesis.tries or '?'} tests decide it; {len(tests)} so far")
+    from playbook import PLAN
+
+    plan = (f"{hypothesis.tries} tests decide it (up to {PLAN.last(hypothesis.tries)} if "
+            "inconclusive)" if hypothesis.tries else "? tests decide it")
+    _line("plan", f"{plan}; {len(tests)} so far")
     _text("statement", hypothesis.text)
     _line("verdict", hypothesis_state(verdicts))
     for verdict in verdicts[:LISTED]:
