@@ -106,6 +106,11 @@ class _Dispatch(threading.local):
     stdio: Stdio | None = None
     door: ModelDoor | None = None
     failed: BaseException | None = None  # what a host function of this run raised (_guarded)
+    trapped: str | None = None  # a trap of the guest's own code inside a host call
+
+    def note_trap(self, error: wasmtime.Trap | wasmtime.WasmtimeError) -> None:
+        if self.trapped is None:
+            self.trapped = _trap_name(error) if isinstance(error, wasmtime.Trap) else "trap"
 
     def host_call(
         self, caller: wasmtime.Caller, ptr: int, length: int, out_ptr_ptr: int, out_len_ptr: int
@@ -116,7 +121,7 @@ class _Dispatch(threading.local):
             return NO_HOST
         clock = self.virtual.clock
         return serve_door(self.door, caller, ptr, length, out_ptr_ptr, out_len_ptr,
-                          clock.expired, clock.model_wait)
+                          clock.expired, clock.model_wait, self.note_trap)
 
     def fd_write(
         self, caller: wasmtime.Caller, fd: int, iovs: int, iovs_len: int, nwritten: int
@@ -272,6 +277,7 @@ def _run_guest(
             _DISPATCH.stdio = Stdio(stdout, stderr)
             _DISPATCH.door = door
             _DISPATCH.failed = None
+            _DISPATCH.trapped = None
             if clock.reason is None:  # else the process is exiting: no guest may start
                 try:
                     exit_code, trap, fuel_used, memory_bytes = _turn(
@@ -281,6 +287,8 @@ def _run_guest(
                     trap = _trap_name(error)
                 except wasmtime.WasmtimeError as error:
                     trap = f"host_error: {str(error).splitlines()[0][:200]}"
+            if trap is None and _DISPATCH.trapped is not None:  # the guest carried on after it
+                exit_code, trap = None, _DISPATCH.trapped
             if trap == "timeout" or clock.reason is not None:
                 trap = clock.reason or "timeout"
                 fuel_used = 0  # fuel read after an interrupt is not meaningful
@@ -291,6 +299,7 @@ def _run_guest(
                 trap = f"host_error: {type(failed).__name__}: {first}"
     finally:
         _DISPATCH.failed = None
+        _DISPATCH.trapped = None
         _DISPATCH.virtual = None
         _DISPATCH.stat = None
         _DISPATCH.stdio = None

@@ -122,6 +122,7 @@ def serve_door(
     out_len_ptr: int,
     stopped: Callable[[], bool],
     waiting: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    trapped: Callable[[wasmtime.Trap | wasmtime.WasmtimeError], None] = lambda error: None,
 ) -> int:
     """`host::call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 | NO_HOST | HOST_FAULT` for a run
     that has a door: read the frame, ask the door, write its answer where the guest's own
@@ -146,11 +147,13 @@ def serve_door(
         if len(answer) > MAX_ANSWER_BYTES:
             return HOST_FAULT
         # Guest code allocates the answer: its fuel depends on the answer's length alone. Its
-        # trap (fuel or time spent inside) is not raised through wasmtime-py's trampoline
-        # (sandbox/host.py `_guarded`): the guest resumes, and traps again at once.
+        # trap is not raised through wasmtime-py's trampoline (sandbox/host.py `_guarded`):
+        # `trapped` keeps it on the run, which ends with that trap whatever the guest does
+        # after (out of fuel or time, it traps again at once; out of stack, it might not).
         try:
             where = int(alloc(caller, len(answer))) & U32
-        except (wasmtime.Trap, wasmtime.WasmtimeError):
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as error:
+            trapped(error)
             return HOST_FAULT
         if not where or where + len(answer) > memory.data_len(caller):
             return HOST_FAULT

@@ -65,3 +65,41 @@ def test_every_host_function_is_defined_guarded() -> None:
                         and func.func.id == "_guarded"):
                     unguarded.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert unguarded == []
+
+
+def test_a_trap_inside_the_doors_allocation_is_kept_for_the_run() -> None:
+    """The guest's own allocator runs inside the model door; its trap (out of fuel, time or
+    stack) is not raised through wasmtime-py's trampoline but handed to `trapped`, so the run
+    ends with it even if the guest carries on (out of stack, it might)."""
+    import wasmtime
+
+    from sandbox.model_door import HOST_FAULT, serve_door
+
+    engine = wasmtime.Engine()
+    module = wasmtime.Module(engine, """(module
+      (import "host" "call" (func $call (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "host_alloc") (param i32) (result i32) unreachable)
+      (func (export "run") (result i32) (call $call (i32.const 0) (i32.const 2)
+                                                    (i32.const 16) (i32.const 20))))""")
+    store = wasmtime.Store(engine)
+    linker = wasmtime.Linker(engine)
+    trapped: list[object] = []
+
+    class Door(BrokenDoor):
+        def answer(self, frame: bytes, stopped: Callable[[], bool] = lambda: False) -> bytes:
+            return b'{"text": "yes"}'
+
+    def call(caller: wasmtime.Caller, ptr: int, length: int, out_ptr: int, out_len: int) -> int:
+        return serve_door(Door(), caller, ptr, length, out_ptr, out_len, lambda: False,
+                          trapped=trapped.append)
+
+    i32 = wasmtime.ValType.i32()
+    linker.define_func("host", "call", wasmtime.FuncType([i32] * 4, [i32]), call,
+                       access_caller=True)
+    run = linker.instantiate(store, module).exports(store)["run"]
+    assert isinstance(run, wasmtime.Func)
+    assert run(store) == HOST_FAULT  # the guest carried on
+    assert len(trapped) == 1 and isinstance(trapped[0], wasmtime.Trap)
+    assert trapped[0].trap_code == wasmtime.TrapCode.UNREACHABLE
+    assert wasmtime._func.LAST_EXCEPTION is None
