@@ -51,7 +51,7 @@ class Caches:
 
     def clear(self, conn: sqlite3.Connection) -> None:
         """After a rolled-back transaction: what it added is gone."""
-        self.names.reload(conn)
+        self.names.load(conn)
         self.blobs.clear()
         self.words.clear()
 

@@ -113,11 +113,6 @@ class Names:
         self._numbers: dict[str, int] = {}
         self._names: dict[int, str] = {}
 
-    def load(self, conn: sqlite3.Connection) -> None:
-        for n, name in conn.execute("SELECT n, name FROM names"):
-            self._numbers[str(name)] = int(n)
-            self._names[int(n)] = str(name)
-
     def number(self, conn: sqlite3.Connection, name: str) -> int:
         """The number of `name`, added in the caller's write transaction if new."""
         found = self._numbers.get(name)
@@ -138,10 +133,11 @@ class Names:
             raise KeyError(f"no name {number}")
         return found[2:]
 
-    def reload(self, conn: sqlite3.Connection) -> None:
-        """After a rolled-back transaction: names it added are gone. The maps are built aside
-        and swapped in: threads read them without the store's lock (a derivation's queries,
-        the dashboard's), and emptied in place they raised KeyError until loaded again."""
+    def load(self, conn: sqlite3.Connection) -> None:
+        """The names the file holds: on opening, after another process added some, and after
+        a rolled-back transaction (names it added are gone). The maps are built aside and
+        swapped in: threads read them without the store's lock (a derivation's queries, the
+        dashboard's), and emptied in place they raised KeyError until loaded again."""
         numbers: dict[str, int] = {}
         names: dict[int, str] = {}
         for n, name in conn.execute("SELECT n, name FROM names"):

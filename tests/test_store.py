@@ -307,6 +307,7 @@ def test_names_reloaded_after_a_rollback_never_vanish_for_a_reader(tmp_path: Pat
     """Threads read the store's name cache without its lock (a derivation's queries, the
     dashboard's); after a rolled-back write it is reloaded. Emptied in place, then loaded, a
     reader in between got KeyError ("no name N"); built aside and swapped in, never."""
+    from node.store_bodies import Caches
     from node.store_schema import Names
 
     with RecordStore.open(tmp_path / "s.sqlite") as store:
@@ -332,8 +333,9 @@ def test_names_reloaded_after_a_rollback_never_vanish_for_a_reader(tmp_path: Pat
         sys.setswitchinterval(1e-6)
         reader.start()
         try:
+            caches = Caches(names=names)
             for _ in range(300):
-                names.reload(conn)
+                caches.clear(conn)  # what a rolled-back write does
         finally:
             done.set()
             reader.join()
