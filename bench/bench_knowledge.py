@@ -516,7 +516,7 @@ def hypothesis_rows(derived: Derivation, dag: ResearchDag) -> list[dict[str, Any
         verdict = verdicts.get(hypothesis.id)
         pattern = dag.get(hypothesis.pattern)
         sources = [names.get(p, p[:8]) for p in getattr(pattern, "problems", None) or ()]
-        state = verdict.result if verdict else "open" if hypothesis.id in open_ids else "dormant"
+        state = verdict.result if verdict else "open" if hypothesis.id in open_ids else "withdrawn"
         rows.append({"id": hypothesis.id, "class": hypothesis.mutation_kind, "state": state,
                      "target": names.get(hypothesis.problem, hypothesis.problem[:8]),
                      "sources": sources, "verdict": None if verdict is None else verdict.id,

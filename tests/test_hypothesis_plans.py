@@ -99,9 +99,10 @@ def test_predict_is_none_for_a_snapshot_without_sources() -> None:
     assert all(predict(s, history.problems["search"].id) is None for s in found.chains[PRUNE])
 
 
-def test_open_while_the_sources_agree_whatever_the_target_shows() -> None:
-    """A hypothesis stays open when its target's own attempts of the class go badly (its tests
-    decide it, not the sources' check) and closes when a source stops showing the lift."""
+def test_open_until_its_tests_decide_it_whatever_its_pattern_does_unless_retired() -> None:
+    """A hypothesis stays open when its target's own attempts of the class go badly, when a
+    source stops showing the lift and when its pattern falls from live (its tests decide it,
+    written before testing); it is withdrawn only when its class is retired."""
     history = _history((3, 3), (5, 25))
     search = history.problems["search"].id
     [hypothesis] = [h for h in derivation(history.dag(), everything).hypotheses
@@ -116,4 +117,14 @@ def test_open_while_the_sources_agree_whatever_the_target_shows() -> None:
     assert hypothesis.id in {h.id for h in found.open_hypotheses()}
     history.attempts("credit", PRUNE, 0, 28)  # the 64th: credit now shows none
     found = derivation(history.dag(), everything)
+    assert source_lifts(found.chains[PRUNE][-1], target=search) is None
+    assert hypothesis.id in {h.id for h in found.open_hypotheses()}
+    history.attempts("credit", PRUNE, 0, 80)  # P(lift > 0) below 0.8: no longer live
+    found = derivation(history.dag(), everything)
+    assert found.chains[PRUNE][-1].pattern.status == "candidate"
+    assert hypothesis.id in {h.id for h in found.open_hypotheses()}
+    history.attempts("credit", PRUNE, 0, 400)  # the 512th: contradicted, retired
+    found = derivation(history.dag(), everything)
+    assert found.chains[PRUNE][-1].pattern.status == "retired"
+    assert hypothesis in found.hypotheses and not found.verdicts
     assert hypothesis.id not in {h.id for h in found.open_hypotheses()}
