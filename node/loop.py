@@ -23,7 +23,7 @@ from node.loop_config import (
 )
 from node.loop_memory import LoopMemory, strategy_digest
 from node.loop_proposals import LoopProposals
-from node.mutators import MutationFailed, Mutator, Search, Usage
+from node.mutators import MutationFailed, Mutator, Search, Usage, in_worker
 from node.neutral_drift import same_structure
 from node.noise_gate import GateDecision, judge
 from node.problem import baseline_files, fixed_sites
@@ -122,6 +122,7 @@ class ResearchLoop(LoopMemory, LoopProposals):
         )
         self._affordances: tuple[str, list[AffordanceSite]] = ("", [])  # of the best, by id
         self._known: OrderedDict[str, None] = OrderedDict()  # the newest `window` ids held
+        self._for_search: list[tuple[bool, Experiment]] = []  # node/loop_memory.py `_take_in`
         self._iteration = 0
         self._rng = random.Random(0)
         self._since_finding = 0
@@ -237,7 +238,7 @@ class ResearchLoop(LoopMemory, LoopProposals):
             self.summary.best_experiment = experiment.id
         return True
 
-    def _drifts(self, experiment: Experiment, summary: LoopSummary) -> bool:
+    async def _drifts(self, experiment: Experiment, summary: LoopSummary) -> bool:
         """Does `experiment` become the parent by neutral drift: a new candidate scoring
         exactly the best's score, while drifts stay within `drift` of the attempts?"""
         outcome, best = experiment.outcome, self._best
@@ -245,7 +246,7 @@ class ResearchLoop(LoopMemory, LoopProposals):
             return False
         if outcome.score != best.outcome.score or experiment.strategy == best.strategy:
             return False
-        if not same_structure(best.strategy, experiment.strategy):
+        if not await in_worker(same_structure, best.strategy, experiment.strategy):  # parses
             return False
         return summary.drifts + 1 <= self.config.drift * (summary.iterations + 1)
 
@@ -312,7 +313,7 @@ class ResearchLoop(LoopMemory, LoopProposals):
         kept = self._better(experiment)
         if decision is not None and not kept and self.search is not None:
             self.search.memory.rejected(experiment.id)  # the bandit counts what the gate kept
-        drift = not kept and decision is None and self._drifts(experiment, summary)
+        drift = not kept and decision is None and await self._drifts(experiment, summary)
         if kept:
             self._best = experiment
             self._since_finding = 0

@@ -13,10 +13,12 @@ import trio
 
 from node.hypothesis_tests import HypothesisTests
 from node.loop_config import Evaluate, LoopConfig, Seal
-from node.mutators import Search
+from node.mutators import Search, in_worker
 from node.store import RecordStore
 from research_dag import Experiment, Outcome, Problem, Transcript
 from sandbox import Evaluated
+
+MAX_QUEUED = 65_536  # experiments waiting for the search's `_take_in` (references: a few MB)
 
 
 def strategy_digest(files: Mapping[str, str]) -> str:
@@ -48,33 +50,54 @@ class LoopMemory:
     _tests: HypothesisTests
     _repeat: bool
     _transcript: Transcript | None
-    _loading: list[Experiment] | None = None  # offers made while the history loads
+    _for_search: list[tuple[bool, Experiment]]  # (data, or held until its author vouches)
+    dropped_offers: int = 0  # offers past MAX_QUEUED: the search's loss
 
     if TYPE_CHECKING:  # node/loop.py
 
         def _better(self, experiment: Experiment) -> bool: ...
 
     def observe(self, experiment: Experiment) -> None:
-        """Take in an experiment of this problem as the search's data (a peer's too)."""
-        if self.search is not None and experiment.problem == self.problem.id:
-            self.search.observe(experiment)
+        """Take in an experiment of this problem as the search's data (a peer's too), at the
+        loop's next `_take_in`."""
+        self._queue_for_search(True, experiment)
 
     def offer_data(self, experiment: Experiment) -> None:
-        """A peer's experiment: the search's data now if `informs` accepts it, else held
-        until its author vouches (a replay of a later claim of theirs reproduced). While
-        `prepare` loads the history in a worker thread, an offer waits for it (intake offers
-        from the trio thread: both at once counted an experiment twice in the search's
-        memory, whose check-then-record is not atomic)."""
-        if self._loading is not None:
-            self._loading.append(experiment)
-            return
-        self._take_data(experiment)
+        """A peer's experiment: the search's data if `informs` accepts it, else held until its
+        author vouches (a replay of a later claim of theirs reproduced); at the loop's next
+        `_take_in`."""
+        self._queue_for_search(self.informs(experiment), experiment)
 
-    def _take_data(self, experiment: Experiment) -> None:
-        if self.informs(experiment):
-            self.observe(experiment)
-        elif self.search is not None and experiment.problem == self.problem.id:
-            self.search.hold(experiment)
+    def _queue_for_search(self, data: bool, experiment: Experiment) -> None:
+        """Only the loop's own task touches its search, in a worker thread (`_take_in`, a
+        proposal: node.mutators.in_worker), one step after another: taking in a large
+        strategy costs seconds (its shape: 2.3 s for 250 KB), which on the trio thread left
+        pings, gossip and intake unanswered that long, and intake offering from the trio
+        thread while a worker used the search counted an experiment twice in its memory
+        (whose check-then-record is not atomic). At most MAX_QUEUED wait; past that an offer
+        is the search's loss (counted; the experiment is stored, and a restart's load reads
+        it)."""
+        if self.search is None or experiment.problem != self.problem.id:
+            return
+        if len(self._for_search) >= MAX_QUEUED:
+            self.dropped_offers += 1
+            return
+        self._for_search.append((data, experiment))
+
+    async def _take_in(self) -> None:
+        """What was queued for the search, in order, in a worker thread."""
+        batch, self._for_search = self._for_search, []
+        if batch:
+            await in_worker(self._take_now, batch)
+
+    def _take_now(self, batch: list[tuple[bool, Experiment]]) -> None:
+        search = self.search
+        assert search is not None
+        for data, experiment in batch:
+            if data:
+                search.observe(experiment)
+            else:
+                search.hold(experiment)
 
     async def _evaluate(self, files: Mapping[str, str]) -> Outcome:
         """The candidate's outcome; a model-backed one's transcript waits in `_transcript` for
@@ -103,10 +126,14 @@ class LoopMemory:
         while len(self._outcomes) > max(1, self.config.window):
             self._outcomes.popitem(last=False)
 
-    def _hold(self, experiment: Experiment) -> None:
-        """Count an attempt into the working set (the oldest beyond the window leave it)."""
+    def _hold(self, experiment: Experiment, now: bool = False) -> None:
+        """Count an attempt into the working set (the oldest beyond the window leave it); the
+        search takes it in `now` (in the loop's worker thread) or at the next `_take_in`."""
         self._experiments.append(experiment)
-        self.observe(experiment)
+        if now:
+            self._take_now([(True, experiment)])
+        else:
+            self.observe(experiment)
         self._count += 1
         self._known[experiment.id] = None
         while len(self._known) > max(1, self.config.window):
@@ -120,18 +147,15 @@ class LoopMemory:
                 self.on_record(transcript)
         await trio.to_thread.run_sync(self.store.add, experiment)
         self._hold(experiment)
+        await self._take_in()  # before the step reads the search (`rejected`)
         if self.on_record:
             self.on_record(experiment)
 
     async def _load(self) -> None:
-        """The history, loaded in a worker thread; then the offers that came meanwhile."""
-        self._loading = []
-        try:
-            await trio.to_thread.run_sync(self._load_history)
-        finally:
-            waiting, self._loading = self._loading, None
-        for experiment in waiting:
-            self._take_data(experiment)
+        """The history, loaded in a worker thread, the search taking it in as it goes; then
+        the offers queued meanwhile, after it (a peer's child after its parent)."""
+        await in_worker(self._load_history)
+        await self._take_in()
 
     def _load_history(self) -> None:
         # Hypotheses in the store are not read here: a peer's are never used, and this node's
@@ -144,9 +168,10 @@ class LoopMemory:
                 if record.hypothesis_id is not None:
                     self._tests.count(record.hypothesis_id)
             if not self.trusted(record):
-                self._take_data(record)
+                if self.search is not None and record.problem == self.problem.id:
+                    self._take_now([(self.informs(record), record)])
                 continue
-            self._hold(record)
+            self._hold(record, now=True)
             self._remember_outcome(strategy_digest(record.strategy), record.outcome)
             if record.parent is None and self._baseline is None:
                 self._baseline = record

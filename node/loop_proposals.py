@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from node.hypothesis_tests import HypothesisTests
 from node.loop_config import LoopConfig
-from node.mutators import MutationContext, MutationFailed, Mutator, Proposal, Search
+from node.mutators import MutationContext, MutationFailed, Mutator, Proposal, Search, in_worker
 from playbook import (
     AffordanceSite,
     Knowledge,
@@ -55,11 +55,13 @@ class LoopProposals:
     _since_finding: int
     _iteration: int
 
-    if TYPE_CHECKING:  # node/loop.py
+    if TYPE_CHECKING:  # node/loop.py and node/loop_memory.py
 
         def _best_score(self) -> float | None: ...
 
-    def _context(
+        async def _take_in(self) -> None: ...
+
+    async def _context(
         self, rng: random.Random, since_finding: int, knowledge: Knowledge,
         plan: PlannedChange | None,
     ) -> MutationContext:
@@ -73,7 +75,8 @@ class LoopProposals:
         sources: dict[str, tuple[str, ...]] = {}
         if knowledge.patterns:
             if self._affordances[0] != best.id:  # the static analysis, once per new best
-                self._affordances = (best.id, strategy_affordances(best.strategy))
+                found = await in_worker(strategy_affordances, best.strategy)  # seconds if large
+                self._affordances = (best.id, found)
             weights, sources = class_weights(knowledge, self._affordances[1])
         hypotheses = tuple(
             _one_line(f"hypothesis ({record.mutation_kind}): {record.text}", MAX_HYPOTHESIS_TEXT)
@@ -99,14 +102,17 @@ class LoopProposals:
         )
 
     async def _propose(self) -> Proposal:
-        """The mutator's proposal. On a targeted iteration, the first open hypothesis whose
-        planned change the mutator can make here; one it cannot (no such site) is set aside
-        for this node, and when none works an ordinary proposal is made."""
+        """The mutator's proposal, after the search took in what was queued for it (the
+        mutator uses the search in a worker thread: node.mutators.in_worker). On a targeted
+        iteration, the first open hypothesis whose planned change the mutator can make here;
+        one it cannot (no such site) is set aside for this node, and when none works an
+        ordinary proposal is made."""
+        await self._take_in()
         knowledge = self.knowledge()
         best = self._best or self._baseline
         best_id = None if best is None else best.id
         for plan in self._tests.plans(knowledge, self._iteration, best_id):
-            context = self._context(self._rng, self._since_finding, knowledge, plan)
+            context = await self._context(self._rng, self._since_finding, knowledge, plan)
             try:
                 proposal = await self.mutator.propose(context)
             except MutationFailed as failure:
@@ -115,6 +121,6 @@ class LoopProposals:
                     raise  # a paid call failed: count it as the failed proposal it was
             else:
                 return replace(proposal, hypothesis_id=plan.hypothesis_id)
-        context = self._context(self._rng, self._since_finding, knowledge, None)
+        context = await self._context(self._rng, self._since_finding, knowledge, None)
         return await self.mutator.propose(context)
 

@@ -1,7 +1,7 @@
 """Mutators: offline AST operators (default) and LLM-backed ones, behind one `Mutator` role."""
 
 from node.llm import Usage
-from node.mutators.base import MutationContext, MutationFailed, Mutator, Proposal
+from node.mutators.base import MutationContext, MutationFailed, Mutator, Proposal, in_worker
 from node.mutators.llm import LLMMutator
 from node.mutators.memory import FAMILY_NAMES, MODEL_KINDS, family_of
 from node.mutators.offline import OPERATOR_KINDS, OfflineMutator
@@ -23,5 +23,6 @@ __all__ = [
     "Usage",
     "apply_patch",
     "family_of",
+    "in_worker",
     "make_diff",
 ]

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
+
+import trio
 
 from node.llm import Usage
 from playbook import PlannedChange, site_matches
 from research_dag import Change, Experiment, Outcome, Problem
 
 MAX_APPLIED = 16  # research_dag's bound on Experiment.applied
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+# One loop's proposal work at a time in this process: a simulation runs many nodes' loops in
+# one process, and their mutators' work is CPU-bound under the GIL anyway, so nothing is lost
+# by it, and no state a library keeps for the process is ever used by two proposals at once.
+_PROPOSING = threading.Lock()
+
+
+def _exclusive(work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    with _PROPOSING:
+        return work(*args, **kwargs)
+
+
+async def in_worker(work: Callable[..., _T], *args: object) -> _T:
+    """`work(*args)` in a worker thread, one such work at a time in the process: a
+    strategy's static analysis and a proposal's operators take seconds on a large hostile
+    strategy (a 256 KiB one: 6 s to list its sites, 4 s its affordances), which on the trio
+    thread would leave pings, gossip and intake unanswered that long (docs/security.md,
+    "Threads"). The caller keeps what `work` touches to it meanwhile (node/loop_memory.py
+    defers intake's offers)."""
+    return await trio.to_thread.run_sync(_exclusive, work, *args)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,13 @@ from node.llm import (
     Usage,
     load_prompt,
 )
-from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
+from node.mutators.base import (
+    MutationContext,
+    MutationFailed,
+    Proposal,
+    applied_patterns,
+    in_worker,
+)
 from node.mutators.patch import PatchError, apply_patch, make_diff
 from node.mutators.text_prompt import render_failures
 from playbook import PlannedChange
@@ -82,7 +88,8 @@ class LLMMutator:
                 f"{self.name}: {error}{tries}", usage=error.usage, retryable=error.retryable
             ) from None
         self.meter.add(reply.usage)
-        return parse_reply(reply, context)
+        # Applying, parsing and diffing a large strategy takes seconds: off the event loop.
+        return await in_worker(parse_reply, reply, context)
 
 
 def render_user_prompt(template: Template, context: MutationContext) -> str:

@@ -7,9 +7,13 @@ import random
 from collections import OrderedDict
 from collections.abc import Mapping
 
-import trio
-
-from node.mutators.base import MutationContext, MutationFailed, Proposal, applied_patterns
+from node.mutators.base import (
+    MutationContext,
+    MutationFailed,
+    Proposal,
+    applied_patterns,
+    in_worker,
+)
 from node.mutators.operators import (
     FAMILIES,
     HYPOTHESES,
@@ -66,12 +70,12 @@ class OfflineMutator:
         return found
 
     async def propose(self, context: MutationContext) -> Proposal:
-        proposal = self.propose_now(context)
-        await trio.lowlevel.checkpoint()
-        return proposal
+        """`propose_now` in a worker thread (base.in_worker): a few milliseconds on a bundled
+        strategy, seconds on a large one."""
+        return await in_worker(self.propose_now, context)
 
     def propose_now(self, context: MutationContext) -> Proposal:
-        """The same proposal, synchronously: pure CPU work of a few milliseconds."""
+        """The same proposal, synchronously: pure CPU work."""
         if context.problem.runner is not None:  # a text strategy: sentence/bullet operators
             return self._text.propose(context)
         if context.search is not None and context.plan is None:  # a family picks (search.py)

@@ -1,0 +1,108 @@
+"""A loop's proposal work runs off the event loop (node.mutators.in_worker): a large hostile
+strategy takes seconds to analyse (a 256 KiB one: 6 s to list its sites, 4 s its affordances),
+which on the trio thread left a node's pings, gossip and intake unanswered that long. Intake's
+offers wait while the proposal uses the search in its thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from node.loop import LoopConfig, ResearchLoop
+from node.mutators import OfflineMutator
+from node.problem import load_package
+from node.store import RecordStore
+from playbook import Knowledge
+from research_dag import DERIVED_AUTHOR, Experiment, Pattern
+from sandbox import Evaluator, Runtime
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+GUARD_S = 30.0  # how long a blocked worker waits for the trio task before the test fails
+
+LIVE = Pattern(mutation_kind="perturb:weight_vector", operation="perturb",
+               affordance="weight_vector", text="t", status="live", author=DERIVED_AUTHOR)
+
+
+def _waits_for_the_event_loop(work: Callable[..., Any], started: threading.Event,
+                              release: threading.Event) -> Callable[..., Any]:
+    """`work`, first waiting until a trio task releases it: run on the trio thread it would
+    wait for a task that cannot run, and fail."""
+
+    def blocked(*args: Any) -> Any:
+        started.set()
+        if not release.wait(GUARD_S):
+            raise AssertionError("the event loop did not run while the proposal was made")
+        return work(*args)
+
+    return blocked
+
+
+@pytest.mark.parametrize("part", ["analysis", "proposal"])
+async def test_a_proposal_is_made_off_the_event_loop_and_offers_wait_for_it(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part: str
+) -> None:
+    import node.loop_proposals as proposals
+
+    problem = load_package(EXAMPLES / "finance_factors")
+    started, release = threading.Event(), threading.Event()
+    with Evaluator(runtime, problem) as evaluator, \
+            RecordStore.open(tmp_path / "peer.sqlite") as peer_store:
+        peer = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), peer_store,
+                            LoopConfig(iterations=2, seed=1, author="peer"))
+        await peer.run()
+        theirs = [r for r in peer_store.iter_records(kind="experiment")
+                  if isinstance(r, Experiment)]
+        mutator = OfflineMutator()
+        if part == "analysis":  # the static analysis of a new best, when patterns are live
+            monkeypatch.setattr(proposals, "strategy_affordances", _waits_for_the_event_loop(
+                proposals.strategy_affordances, started, release))
+        else:
+            monkeypatch.setattr(mutator, "propose_now", _waits_for_the_event_loop(
+                mutator.propose_now, started, release))
+        with RecordStore.open(tmp_path / "mine.sqlite") as store:
+            loop = ResearchLoop(problem, evaluator.evaluate, mutator, store,
+                                LoopConfig(iterations=1, seed=2), informs=lambda e: True,
+                                knowledge=lambda: Knowledge(patterns=(LIVE,)))
+            search = loop.search
+            assert search is not None
+            await loop.prepare()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(loop.step)
+                await trio.to_thread.run_sync(started.wait)
+                try:
+                    for experiment in theirs:
+                        loop.offer_data(experiment)  # intake, on the trio thread
+                    taken = [e.id for e in theirs if search.memory.holds(e.id)]
+                finally:
+                    release.set()
+            assert taken == []  # not while the proposal used the search
+            assert all(search.memory.holds(e.id) for e in theirs)
+
+
+async def test_a_models_reply_is_applied_off_the_event_loop(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """An LLM mutator applies, parses and diffs the reply against the best strategy (256 KB
+    at most: seconds) in a worker thread."""
+    import node.mutators.llm as llm
+    from recorded_llm import Script, message
+    from test_llm_mutator import GOOD_REPLY, context, mutator_for
+
+    started, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(llm, "parse_reply",
+                        _waits_for_the_event_loop(llm.parse_reply, started, release))
+    proposals = []
+    async with mutator_for(Script(message(GOOD_REPLY))) as mutator:
+
+        async def propose() -> None:
+            proposals.append(await mutator.propose(context()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(propose)
+            await trio.to_thread.run_sync(started.wait)
+            release.set()
+    assert [p.description for p in proposals] == ["THRESHOLD: 0.5 -> 0.35"]
