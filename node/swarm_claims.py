@@ -195,6 +195,13 @@ class ClaimReplays:
                     evaluate, dict(claim.strategy), abandon_on_cancel=True
                 )
                 replayed = ran.outcome if isinstance(ran, Evaluated) else ran
+                if replayed.status == "timeout":
+                    # Our wall clock fired or our host failed: this machine, not the claim.
+                    # Load never disputes a claim (docs/protocol.md, "Replays that say
+                    # nothing"): no Verification, and the claim waits for another attempt.
+                    self._retry_later(claim, Unchecked("timeout", _why_unchecked(replayed)))
+                    return None
+                self.spot_retries.settled(claim.id)
             else:  # never staged: its files are not the problem's to write (issue 8, finding 1)
                 replayed = Outcome(status="invalid", stderr_tail=why[:MAX_STDERR_TAIL])
             matched = outcomes_match(claim.outcome, replayed)
@@ -257,6 +264,15 @@ class ClaimReplays:
         self.network.adjust_score(
             claim.author, trust.score_reward if matched else -trust.score_penalty
         )
+
+
+def _why_unchecked(replayed: Outcome) -> str:
+    """What ended a replay that says nothing of its claim: one of two fixed texts (the
+    replay's stderr is the strategy's to write, and this reaches `swarm status`)."""
+    lines = replayed.stderr_tail.strip().splitlines()
+    if lines and lines[-1].startswith("[sandbox] host fault"):
+        return "the host failed during the replay"
+    return "the replay ran out of this machine's wall time"
 
 
 def _arrival_order(experiment: Experiment) -> float:

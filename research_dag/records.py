@@ -62,7 +62,7 @@ Status: TypeAlias = Literal[
     "ok",  # the evaluator scored the strategy
     "crash",  # the strategy or evaluator raised / exited non-zero
     "out_of_fuel",  # the deterministic instruction budget ran out
-    "timeout",  # the wall-clock safety net fired (not deterministic: never verified)
+    "timeout",  # cut short by the host: its wall clock, or a host fault (never verified)
     "out_of_memory",  # the memory limit was hit
     "invalid_output",  # output missing, unparseable, too large, or a non-finite score
     "invalid",  # the evaluator judged the output wrong (e.g. faster_code's checks failed)

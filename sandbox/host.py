@@ -19,6 +19,7 @@ from sandbox.stdio import Capture, Stdio
 from sandbox.virtual_wasi import EACCES, EFAULT, U32, VirtualWasi
 
 UNMETERED = 2**63 - 1
+HOST_ERROR = "host_error"  # a trap name's prefix when the host itself failed, not the guest
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def _run_guest(
                 except wasmtime.Trap as error:  # while instantiating
                     trap = _trap_name(error)
                 except wasmtime.WasmtimeError as error:
-                    trap = f"host_error: {str(error).splitlines()[0][:200]}"
+                    trap = f"{HOST_ERROR}: {str(error).splitlines()[0][:200]}"
             if trap is None and _DISPATCH.trapped is not None:  # the guest carried on after it
                 exit_code, trap = None, _DISPATCH.trapped
             if trap == "timeout" or clock.reason is not None:
@@ -296,7 +297,7 @@ def _run_guest(
             if failed is not None:  # the host's fault, not the guest's: no exit code stands
                 exit_code = None
                 first = (str(failed).splitlines() or [""])[0][:200]
-                trap = f"host_error: {type(failed).__name__}: {first}"
+                trap = f"{HOST_ERROR}: {type(failed).__name__}: {first}"
     finally:
         _DISPATCH.failed = None
         _DISPATCH.trapped = None

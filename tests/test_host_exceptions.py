@@ -52,6 +52,21 @@ def test_a_host_function_that_raises_is_the_runs_host_error_not_wasmtimes(runtim
     assert (clean.trap, clean.exit_code, clean.stdout) == (None, 0, b"1\n")
 
 
+def test_a_host_fault_is_no_verdict_on_the_strategy(runtime: Runtime) -> None:
+    """The run's host error is a `timeout` outcome (the status of a run the host cut short:
+    never deterministic, never verified), not the strategy's crash: a replay that hit it
+    disputes nothing (tests/test_replay_rule.py), and no node records the strategy as
+    crashing at that site."""
+    from sandbox.run_outcomes import _failure
+
+    limits = Limits(fuel=10**12, memory_bytes=128 << 20, wall_s=30.0)
+    done = run_guest(runtime, CALL, [], limits, door=BrokenDoor())
+    status, stderr = _failure(done, phase=1, memory_limit=limits.memory_bytes) or ("", "")
+    assert status == "timeout"
+    assert stderr.splitlines()[-1] == ("[sandbox] host fault, not the strategy's: host_error: "
+                                       "RuntimeError: a bug in the door")
+
+
 def test_every_host_function_is_defined_guarded() -> None:
     """The class: each `define_func` in sandbox/ passes `_guarded(...)` (or goes through
     `_define`, which does)."""

@@ -203,3 +203,42 @@ async def test_a_peer_penalised_once_earns_its_gossip_score_back(tmp_path: Path)
 def test_the_score_reward_is_the_penalty_in_proportion() -> None:
     config = dataclasses.replace(TrustConfig(), match_reward=0.5)
     assert config.score_reward == 25.0
+
+
+async def test_a_replay_cut_short_by_this_machine_disputes_nothing_and_is_tried_again(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """A replay that ends `timeout` (our wall clock fired under load, or our host failed:
+    sandbox/run_outcomes.py) says nothing of the claim. Before, it was a signed mismatch: the
+    honest author lost standing and gossip score, and its claim was disputed for good."""
+    trust = TrustConfig(sample_rate=0.0, replay_ratio=0.0)
+    async with _node(MemoryHub(seed=5), tmp_path, runtime, trust) as node:
+        posed = await node.pose(probe_problem)
+        await node.research_round()
+        claims = await _claims(runtime, tmp_path, posed, [0.25, _beating(node, posed)])
+        claim = claims[-1]
+        real = node._evaluate[posed.id]
+        cut_short = Outcome(status="timeout", stderr_tail=(
+            "[sandbox] host fault, not the strategy's: host_error: OSError: disk full"))
+        calls = []
+
+        def loaded(strategy):  # type: ignore[no-untyped-def]
+            calls.append(dict(strategy))
+            return cut_short if len(calls) == 1 else real(strategy)
+
+        node._evaluate[posed.id] = loaded
+        await node.take(list[Record](claims))
+        node.budget.tokens = 1.0
+        await node.catch_up()
+        assert calls == [claim.strategy]
+        assert node.ledger.my_replays == {} and node.ledger.standing_of(PEER.peer_id) == 0
+        assert node.network.score(PEER.peer_id) == 0  # type: ignore[attr-defined]
+        assert not list(node.store.iter_records(kind="verification"))
+        assert node.stats.disputes == 0 and node.stats.replays == 0
+        assert node.stats.spot_unchecked == 1
+        assert node.stats.spot_last_failure == "timeout: the host failed during the replay"
+        for _ in range(4):  # its backoff (2 rounds), then a replay that runs
+            node.budget.tokens = 1.0
+            await node.catch_up()
+        assert node.ledger.my_replays == {claim.id: True} and node.stats.adopted == 1
+        assert node.ledger.standing_of(PEER.peer_id) == trust.match_reward
