@@ -19,7 +19,10 @@ from sandbox.stdio import Capture, Stdio
 from sandbox.virtual_wasi import EACCES, EFAULT, U32, VirtualWasi
 
 UNMETERED = 2**63 - 1
-HOST_ERROR = "host_error"  # a trap name's prefix when the host itself failed, not the guest
+# A trap name's prefix when a host function failed (`_guarded`): the host's fault, not the
+# guest's. (wasmtime's own errors, "host_error: ...", can be the guest's doing: an exit code
+# WASI refuses.)
+HOST_FAULT_TRAP = "host_fault"
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,7 @@ def _run_guest(
                 except wasmtime.Trap as error:  # while instantiating
                     trap = _trap_name(error)
                 except wasmtime.WasmtimeError as error:
-                    trap = f"{HOST_ERROR}: {str(error).splitlines()[0][:200]}"
+                    trap = f"host_error: {str(error).splitlines()[0][:200]}"
             if trap is None and _DISPATCH.trapped is not None:  # the guest carried on after it
                 exit_code, trap = None, _DISPATCH.trapped
             if trap == "timeout" or clock.reason is not None:
@@ -297,7 +300,7 @@ def _run_guest(
             if failed is not None:  # the host's fault, not the guest's: no exit code stands
                 exit_code = None
                 first = (str(failed).splitlines() or [""])[0][:200]
-                trap = f"{HOST_ERROR}: {type(failed).__name__}: {first}"
+                trap = f"{HOST_FAULT_TRAP}: {type(failed).__name__}: {first}"
     finally:
         _DISPATCH.failed = None
         _DISPATCH.trapped = None

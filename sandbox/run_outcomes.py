@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Status
 from sandbox.drivers import EXIT_DONE, EXIT_INVALID_OUTPUT
-from sandbox.host import HOST_ERROR, GuestRun
+from sandbox.host import HOST_FAULT_TRAP, GuestRun
 
 MAX_ITEMS = 64
 MAX_DETAILS = 32
@@ -58,7 +58,7 @@ def _failure(run: GuestRun, phase: int, memory_limit: int) -> tuple[Status, str]
         return "timeout", stderr
     if run.trap == "out_of_memory":
         return "out_of_memory", stderr
-    if run.trap is not None and run.trap.startswith(HOST_ERROR):
+    if run.trap is not None and run.trap.startswith(HOST_FAULT_TRAP):
         # The host failed (sandbox/host.py `_guarded`), not the guest: no verdict on the
         # strategy. "timeout" is the status of a run the host cut short, never deterministic,
         # never verified: a replay that hit it disputes nothing (node/swarm_claims.py).

@@ -2,7 +2,7 @@
 the exception a host function raised in one process-wide slot until the failing call picks it
 up, so a guest trapping meanwhile on another thread took it (an out-of-fuel run reported with
 another run's error, that run with a bare host error). An exception in a host function is the
-run's own host error now, whatever the guest does after it."""
+run's own host fault now, whatever the guest does after it."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_a_host_function_that_raises_is_the_runs_host_error_not_wasmtimes(runtim
                                                                           ) -> None:
     limits = Limits(fuel=10**12, memory_bytes=128 << 20, wall_s=30.0)
     done = run_guest(runtime, CALL, [], limits, door=BrokenDoor())
-    assert done.trap == "host_error: RuntimeError: a bug in the door"
+    assert done.trap == "host_fault: RuntimeError: a bug in the door"
     assert done.exit_code is None
     assert wasmtime._func.LAST_EXCEPTION is None  # nothing left for another thread to take
     # The next run on this thread starts clean.
@@ -63,7 +63,7 @@ def test_a_host_fault_is_no_verdict_on_the_strategy(runtime: Runtime) -> None:
     done = run_guest(runtime, CALL, [], limits, door=BrokenDoor())
     status, stderr = _failure(done, phase=1, memory_limit=limits.memory_bytes) or ("", "")
     assert status == "timeout"
-    assert stderr.splitlines()[-1] == ("[sandbox] host fault, not the strategy's: host_error: "
+    assert stderr.splitlines()[-1] == ("[sandbox] host fault, not the strategy's: host_fault: "
                                        "RuntimeError: a bug in the door")
 
 

@@ -88,9 +88,10 @@ async def test_a_models_reply_is_applied_off_the_event_loop(monkeypatch: pytest.
                                                             ) -> None:
     """An LLM mutator applies, parses and diffs the reply against the best strategy (256 KB
     at most: seconds) in a worker thread."""
-    import node.mutators.llm as llm
     from recorded_llm import Script, message
     from test_llm_mutator import GOOD_REPLY, context, mutator_for
+
+    import node.mutators.llm as llm
 
     started, release = threading.Event(), threading.Event()
     monkeypatch.setattr(llm, "parse_reply",

@@ -219,7 +219,7 @@ async def test_a_replay_cut_short_by_this_machine_disputes_nothing_and_is_tried_
         claim = claims[-1]
         real = node._evaluate[posed.id]
         cut_short = Outcome(status="timeout", stderr_tail=(
-            "[sandbox] host fault, not the strategy's: host_error: OSError: disk full"))
+            "[sandbox] host fault, not the strategy's: host_fault: OSError: disk full"))
         calls = []
 
         def loaded(strategy):  # type: ignore[no-untyped-def]
