@@ -39,6 +39,14 @@ STRIPPED_COLUMNS = ("r.seq, r.id, r.kind, r.created_ms, r.author, r.paths, r.bod
                     " r.problem, r.score, q.paths, q.refs, p.id, q.id FROM records r"
                     " JOIN records p ON p.seq = r.problem LEFT JOIN records q ON q.seq = r.parent")
 DIFF_HEAD = "--- a/"  # how every diff `rebuilt_diff` makes begins: others are not tried
+# A diff is left out (rebuilt from the parent's files on every read) only when rebuilding is
+# cheap: difflib's time grows with the files' lines times the diff's hunks, and a peer chooses
+# both (a 9,000-line pair with alternating lines took 10 s, under the store's lock, at every
+# read). At these bounds a rebuild takes at most ~40 ms (bench/RESULTS.md, "The store's
+# rebuilt diffs"); the bundled problems' diffs are 277 characters (median), 1,141 at most, on
+# strategies of a few KB. Anything larger is stored whole: a few hundred bytes more.
+REBUILT_DIFF_CHARS = 2048
+REBUILT_FILES_CHARS = 32_768  # the parent's files and the experiment's, together
 
 
 @dataclass
@@ -59,6 +67,15 @@ class Caches:
 Row: TypeAlias = tuple[bytes, bytes | None, int | None]  # body, refs, file set number
 
 
+def _cheap_to_rebuild(experiment: Experiment, parent: dict[str, str]) -> bool:
+    """May this experiment's diff be left out, to be rebuilt on every read (the bounds
+    above)?"""
+    if not experiment.diff.startswith(DIFF_HEAD) or len(experiment.diff) > REBUILT_DIFF_CHARS:
+        return False
+    size = sum(map(len, parent.values())) + sum(map(len, experiment.strategy.values()))
+    return size <= REBUILT_FILES_CHARS
+
+
 def experiment_rows(conn: sqlite3.Connection, caches: Caches, experiments: list[Experiment],
                     problem_of: dict[str, int]) -> dict[str, Row]:
     """(body, refs, file set number) by id for these experiments, whose problems have these row
@@ -68,7 +85,7 @@ def experiment_rows(conn: sqlite3.Connection, caches: Caches, experiments: list[
     for experiment in experiments:
         values = msgpack.unpackb(encode_record(experiment), raw=False)  # in canonical order
         parent = parents.get(experiment.parent or "")
-        rebuilt = (parent is not None and experiment.diff.startswith(DIFF_HEAD)
+        rebuilt = (parent is not None and _cheap_to_rebuild(experiment, parent)
                    and rebuilt_diff(parent, dict(experiment.strategy)) == experiment.diff)
         try:
             rests[experiment.id] = stripped_rest(values, rebuilt)

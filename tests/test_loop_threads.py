@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 import trio
+from test_search_swarm import peer_attempts
 
 from node.loop import LoopConfig, ResearchLoop
 from node.mutators import OfflineMutator
 from node.problem import load_package
 from node.store import RecordStore
 from playbook import Knowledge
-from research_dag import DERIVED_AUTHOR, Experiment, Pattern
+from research_dag import DERIVED_AUTHOR, Pattern
 from sandbox import Evaluator, Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -50,13 +51,8 @@ async def test_a_proposal_is_made_off_the_event_loop_and_offers_wait_for_it(
 
     problem = load_package(EXAMPLES / "finance_factors")
     started, release = threading.Event(), threading.Event()
-    with Evaluator(runtime, problem) as evaluator, \
-            RecordStore.open(tmp_path / "peer.sqlite") as peer_store:
-        peer = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), peer_store,
-                            LoopConfig(iterations=2, seed=1, author="peer"))
-        await peer.run()
-        theirs = [r for r in peer_store.iter_records(kind="experiment")
-                  if isinstance(r, Experiment)]
+    with Evaluator(runtime, problem) as evaluator:
+        theirs = await peer_attempts(problem, evaluator, tmp_path / "peer.sqlite")
         mutator = OfflineMutator()
         if part == "analysis":  # the static analysis of a new best, when patterns are live
             monkeypatch.setattr(proposals, "strategy_affordances", _waits_for_the_event_loop(

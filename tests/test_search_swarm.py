@@ -99,6 +99,16 @@ async def test_a_seeded_loop_makes_the_same_changes_twice(runtime: Runtime, tmp_
     assert {family for family, _, _ in runs[0]} <= {"model", "structural", "perturb"}
 
 
+async def peer_attempts(problem: Problem, evaluator: Evaluator, path: Path) -> list[Experiment]:
+    """A peer's baseline and two attempts at `problem`, from its own store at `path`."""
+    with RecordStore.open(path) as peer_store:
+        peer = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), peer_store,
+                            LoopConfig(iterations=2, seed=1, author="peer"))
+        await peer.run()
+        return [r for r in peer_store.iter_records(kind="experiment")
+                if isinstance(r, Experiment)]
+
+
 async def test_an_offer_made_while_the_history_loads_waits_for_it(
     runtime: Runtime, tmp_path: Path
 ) -> None:
@@ -108,13 +118,8 @@ async def test_an_offer_made_while_the_history_loads_waits_for_it(
     import threading
 
     problem = load_package(EXAMPLES / "finance_factors")
-    with Evaluator(runtime, problem) as evaluator, \
-            RecordStore.open(tmp_path / "peer.sqlite") as peer_store:
-        peer = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), peer_store,
-                            LoopConfig(iterations=2, seed=1, author="peer"))
-        await peer.run()
-        theirs = [r for r in peer_store.iter_records(kind="experiment")
-                  if isinstance(r, Experiment)]
+    with Evaluator(runtime, problem) as evaluator:
+        theirs = await peer_attempts(problem, evaluator, tmp_path / "peer.sqlite")
         with RecordStore.open(tmp_path / "mine.sqlite") as store:
             loop = ResearchLoop(problem, evaluator.evaluate, OfflineMutator(), store,
                                 LoopConfig(iterations=1, seed=2), informs=lambda e: True)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -180,6 +180,42 @@ def test_the_stored_diff_rule_is_the_mutators_diff(old: str, new: str) -> None:
     """If the mutators' diff ever changes, stored bodies still need today's: a frozen copy."""
     for before, after in (({"a.py": old}, {"a.py": new}), ({"a.py": old}, {"b.py": new})):
         assert rebuilt_diff(before, after) == make_diff(before, after)
+
+
+@settings(max_examples=20, deadline=None)
+@given(lines=st.integers(1, 3000), every=st.integers(1, 50), extra=st.integers(0, 3000))
+@example(lines=200, every=50, extra=0)  # a small edit of a small strategy: left out
+@example(lines=3000, every=1, extra=0)  # the attack's shape: stored whole
+def test_a_diff_is_left_out_only_when_rebuilding_it_is_cheap(
+    tmp_path_factory: pytest.TempPathFactory, lines: int, every: int, extra: int
+) -> None:
+    """The class of a peer's pair of experiments whose diff costs difflib seconds to rebuild
+    (9,000 lines, one inserted after each: 10 s at every read, under the store's lock): a diff
+    is left out only within REBUILT_DIFF_CHARS and REBUILT_FILES_CHARS; every other pair is
+    stored whole, and each reads back exactly."""
+    from node.store_bodies import REBUILT_DIFF_CHARS, REBUILT_FILES_CHARS
+
+    old = "".join(f"{i}\n" for i in range(lines))
+    new = "".join(f"{i}\nx{i}\n" if i % every == 0 else f"{i}\n" for i in range(lines))
+    new += "#" * extra + "\n"
+    parent = signed(attempt(None, 0).model_copy(update={"strategy": {"strategy.py": old}}))
+    assert isinstance(parent, Experiment)
+    child = signed(parent.model_copy(update={
+        "parent": parent.id, "strategy": {"strategy.py": new}, "created_ms": 1,
+        "diff": make_diff({"strategy.py": old}, {"strategy.py": new})}))
+    assert isinstance(child, Experiment)
+    path = tmp_path_factory.mktemp("store") / "records.sqlite"
+    with RecordStore.open(path) as store:
+        store.add_many([PROBLEM, parent, child])
+    with sqlite3.connect(path) as raw:
+        [(body,)] = raw.execute("SELECT body FROM records WHERE id = ?", (bytes.fromhex(child.id),))
+    raw.close()
+    left_out = bytes(body)[0] >= STRIPPED and bool(bytes(body)[0] - STRIPPED & REBUILT_DIFF)
+    cheap = (len(child.diff) <= REBUILT_DIFF_CHARS
+             and len(old) + len(new) <= REBUILT_FILES_CHARS)
+    assert left_out == cheap
+    with RecordStore.open(path) as store:
+        assert encode_record(store.get(child.id)) == encode_record(child)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("score", [0.0, -0.0, 1e-300, -2.5, 1e300])
