@@ -102,9 +102,11 @@ async def test_a_flood_of_forged_derived_records_is_never_stored_nor_fetched_twi
         await settle(hub, [victim])
         assert victim.stats.received == 0 and len(victim.dag) == 0
         assert victim.dag.missing() == set()
-        # by sync: 300 fetched, refused (none charged: the victim asked for them); by gossip:
-        # the allowance, then each envelope more is charged until the attacker is graylisted
-        assert 300 + 256 < victim.stats.drops.counts["underived"] < 600
+        # by sync: 300 fetched, refused (none charged: the victim asked for them); by gossip
+        # (38 envelopes, 304 records: the last repeats 4 of sync's): the allowance, then each
+        # envelope more is charged until the attacker is graylisted; envelopes already queued
+        # for intake by then (at most its channel's 256) are dropped too, each record once
+        assert 300 + 256 < victim.stats.drops.counts["underived"] <= 300 + 304
         assert victim.network.ignores(ATTACKER.peer_id)
         assert await victim.sync_with_peers() == 0
         assert set(sent.values()) == {1}  # nothing fetched again
