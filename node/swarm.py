@@ -97,9 +97,9 @@ class SwarmNode(NodeIntake, ClaimReplays):
         for record in self.dag.records("verification"):
             assert isinstance(record, Verification)
             self.ledger.note(record)
-            if record.author == self.me:
-                claimed = self.dag.get(record.experiment)
-                if isinstance(claimed, Experiment):
+            if record.author == self.me:  # its header: id and author (a claim may be 1 MB)
+                claimed = self.dag.header(record.experiment)
+                if claimed is not None and claimed.kind == "experiment":
                     self._record_replay(claimed, record.match)
 
     def known_problems(self) -> list[Problem]:

@@ -258,7 +258,7 @@ class ClaimReplays:
             spot_seed(self.me, claim.id, self.identity.sign), abandon_on_cancel=True,
         )
 
-    def _record_replay(self, claim: Experiment, matched: bool) -> None:
+    def _record_replay(self, claim: Experiment | Header, matched: bool) -> None:
         """Our replay moves the author's standing and, in proportion, its gossip score: down
         per mismatch, back up per match (the way back, with decay)."""
         if claim.id in self.ledger.my_replays:

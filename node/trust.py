@@ -276,7 +276,7 @@ class Ledger:
         """Are votes on this experiment noted (so judging it needs its outcome)?"""
         return experiment_id in self.votes
 
-    def record_replay(self, experiment: Experiment, matched: bool) -> None:
+    def record_replay(self, experiment: Experiment | Header, matched: bool) -> None:
         """Our own replay is ground truth for us: it moves the author's standing."""
         if experiment.id in self.my_replays:
             return
