@@ -1,11 +1,11 @@
 """Finding (fixed in session 2026-12-07f: the render now runs in the worker that builds the
 view, node/web/app.py `read`): the dashboard (swarm join --dashboard serves it in the node's
 own trio nursery) built each view in a worker thread, but turned it into JSON on the trio
-thread: the endpoint returned `_Json(found)`, which renders `json_bytes(found)` = json.dumps(clean(found)),
-and `clean` passes every string through `untrusted_text.visible`, which walks the string char
-by char in Python unless it is ASCII *and* isprintable() -- a newline makes any strategy,
-diff or description fail that test. /api/record/<id> of an experiment carries its strategy
-(up to 16 files x 256,000 chars) and its diff (256,000 chars).
+thread: the endpoint returned `_Json(found)`, which renders `json_bytes(found)` =
+json.dumps(clean(found)), and `clean` passes every string through `untrusted_text.visible`,
+which walks the string char by char in Python unless it is ASCII *and* isprintable() -- a
+newline makes any strategy, diff or description fail that test. /api/record/<id> of an
+experiment carries its strategy (up to 16 files x 256,000 chars) and its diff (256,000 chars).
 
 We time the render as the endpoint runs it (now in its worker thread), on an experiment
 record_detail document built by the real view from the victim's store.
