@@ -87,12 +87,22 @@ def _guarded(func: Callable[..., int], failure: int) -> Callable[..., int]:
     guest that traps meanwhile on another thread takes it instead: that run is reported with
     the other's error, the other with a bare host error (evaluations run on several threads
     at once). An exception is kept on this thread's run instead (`_Dispatch.failed`: the run
-    is a host error whatever the guest does next) and the guest gets `failure`."""
+    is a host fault whatever the guest does next) and the guest gets `failure`.
+
+    A `wasmtime.Trap` is the guest's, not the host's: a host function that calls back into
+    the module (fd_filestat_get's trampoline, the door's allocator) runs guest code under the
+    guest's fuel and deadline, and its trap (out of time, fuel, stack) is kept as the run's
+    trap (`note_trap`), as if the guest had trapped itself. (As a host fault, a deadline that
+    fell inside fd_filestat_get made one run in twelve of an os.urandom flood a `host_fault`
+    instead of a `timeout`: tests/test_sandbox_deadline.py.)"""
 
     @functools.wraps(func)
     def call(*args: object) -> int:
         try:
             return func(*args)
+        except wasmtime.Trap as error:
+            _DISPATCH.note_trap(error)
+            return failure
         except BaseException as error:  # noqa: BLE001 - kept on the run, reported by it
             if _DISPATCH.failed is None:
                 _DISPATCH.failed = error

@@ -67,6 +67,30 @@ def test_a_host_fault_is_no_verdict_on_the_strategy(runtime: Runtime) -> None:
                                        "RuntimeError: a bug in the door")
 
 
+def test_a_trap_raised_inside_a_host_function_is_the_guests() -> None:
+    """A host function that calls back into the module (fd_filestat_get's trampoline, the
+    door's allocator) runs guest code: its trap is the run's trap, never a host fault (a
+    deadline inside fd_filestat_get made one os.urandom flood in twelve a host fault, not a
+    timeout). Any other exception stays the host's."""
+    import wasmtime
+
+    from sandbox.host import _DISPATCH, _guarded
+
+    def nested() -> int:
+        raise wasmtime.Trap("the guest's code, called back, trapped")
+
+    def broken() -> int:
+        raise RuntimeError("a bug")
+
+    try:
+        assert _guarded(nested, 29)() == 29
+        assert (_DISPATCH.trapped, _DISPATCH.failed) == ("trap", None)
+        assert _guarded(broken, 29)() == 29
+        assert isinstance(_DISPATCH.failed, RuntimeError)
+    finally:
+        _DISPATCH.trapped = _DISPATCH.failed = None
+
+
 def test_every_host_function_is_defined_guarded() -> None:
     """The class: each `define_func` in sandbox/ passes `_guarded(...)` (or goes through
     `_define`, which does)."""
