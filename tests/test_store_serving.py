@@ -205,3 +205,24 @@ def test_a_response_holds_at_most_a_fetchs_worth(tmp_path: Path) -> None:
     item = encode_record(signed(child_of(None, 1, 1)))
     _, ids = encode_stored_records((f"{n:064x}", item) for n in range(MAX_FETCH_IDS + 5))
     assert len(ids) == MAX_FETCH_IDS
+
+
+def test_serving_stops_reading_at_the_size_a_response_holds(tmp_path: Path) -> None:
+    """A fetch of many large records read and inflated every one of them (256 ids of 1 MB:
+    1.6 s of the store's lock, which an intake waited on) to send the few a response holds.
+    With `max_bytes` it reads SERVE_PAGE_ROWS at a time and stops once that many bytes were
+    read: the first records in stored order, exactly as without the bound."""
+    from node.store import SERVE_PAGE_ROWS
+
+    records = [signed(child_of(None, n, n, extra=f"X = {n}\n" + "#" * 50_000 + "\n"))
+               for n in range(3 * SERVE_PAGE_ROWS)]
+    with RecordStore.open(tmp_path / "records.sqlite") as store:
+        store.add_many(records)
+        everything = store.encoded_many(r.id for r in records)
+        size = sum(len(encoded) for _, encoded in everything)
+        bound = size // 10
+        served = store.encoded_many((r.id for r in records), max_bytes=bound)
+    assert served == everything[:len(served)]
+    assert sum(len(encoded) for _, encoded in served[:-1]) <= bound
+    assert bound < sum(len(encoded) for _, encoded in served)
+    assert len(served) < len(records) // 2

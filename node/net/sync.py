@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar, TypeVarTuple
 import trio
 
 from node.net.decoded import DecodedMessages
-from node.net.network import SYNC_PROTOCOL, Network, NetworkError
+from node.net.network import MAX_RESPONSE_BYTES, SYNC_PROTOCOL, Network, NetworkError
 from node.net.wire import (
     MAX_FETCH_IDS,
     MAX_SUMMARY_IDS,
@@ -74,7 +74,7 @@ class SyncService:
         store holds but today's rules refuse (`RecordStore.outdated`) never entered it."""
         held = self.node.dag.held(ids)
         message, sent = encode_stored_records(self.node.store.encoded_many(
-            [record_id for record_id in ids if record_id in held]))
+            [record_id for record_id in ids if record_id in held], MAX_RESPONSE_BYTES))
         self._served.update(sent)
         return message
 
@@ -201,9 +201,10 @@ def record_ids(dag: ResearchDag, problems: list[str] | None) -> set[str]:
 class StoredRecords(Protocol):
     """Where a node keeps its records' bytes (node.store.RecordStore implements it)."""
 
-    def encoded_many(self, record_ids: Iterable[str]) -> list[tuple[str, bytes]]:
+    def encoded_many(self, record_ids: Iterable[str], max_bytes: int | None = None
+                     ) -> list[tuple[str, bytes]]:
         """The stored, signed records among `record_ids` as (id, bytes), each checked against
-        its id, in the order they were stored."""
+        its id, in the order they were stored; it stops reading once `max_bytes` were read."""
         ...
 
 
