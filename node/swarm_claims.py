@@ -10,7 +10,7 @@ import trio
 from node.identity import Identity, sign_record
 from node.intake import strategy_refusal
 from node.loop import ResearchLoop
-from node.model_evaluations import unverifiable
+from node.model_evaluations import PATIENT_WALL_S, unverifiable
 from node.net import Network
 from node.spot_retries import SpotRetries, Unchecked
 from node.store import RecordStore
@@ -34,7 +34,7 @@ from research_dag import (
     Transcript,
     Verification,
 )
-from sandbox import Evaluated
+from sandbox import Evaluated, Evaluator
 
 CONSIDERED_PER_CHECKPOINT = 256  # history claims loaded between event-loop checkpoints
 
@@ -199,9 +199,13 @@ class ClaimReplays:
                     evaluate, dict(claim.strategy), abandon_on_cancel=True
                 )
                 replayed = ran.outcome if isinstance(ran, Evaluated) else ran
+                if replayed.status == "timeout":  # once more, with time for all its fuel
+                    replayed = await trio.to_thread.run_sync(
+                        _patiently, evaluate, dict(claim.strategy), replayed,
+                        abandon_on_cancel=True)
                 if replayed.status == "timeout":
-                    # Our wall clock fired or our host failed: this machine, not the claim.
-                    # Load never disputes a claim (docs/protocol.md, "Replays that say
+                    # Our wall clock fired even so, or our host failed: this machine, not the
+                    # claim. Load never disputes a claim (docs/protocol.md, "Replays that say
                     # nothing"): no Verification, and the claim waits for another attempt.
                     self._retry_later(claim, Unchecked("timeout", _why_unchecked(replayed)))
                     return None
@@ -268,6 +272,23 @@ class ClaimReplays:
         self.network.adjust_score(
             claim.author, trust.score_reward if matched else -trust.score_penalty
         )
+
+
+def _patiently(evaluate: Evaluate, strategy: dict[str, str], timed_out: Outcome) -> Outcome:
+    """A replay that ran out of wall time, run once more with PATIENT_WALL_S of it (the same
+    inputs and fuel): it then ends by its fuel (`out_of_fuel`, the same on every machine: a
+    claim of `ok` for a strategy that spins is disputed, as before this rule) or finishes and
+    is compared, unless this machine is too slow even for that. Only with a sandbox
+    evaluator, whose problem it copies but for the wall time; `timed_out` otherwise."""
+    evaluator = getattr(evaluate, "__self__", None)
+    if not isinstance(evaluator, Evaluator) or evaluator.problem.budget.wall_s >= PATIENT_WALL_S:
+        return timed_out
+    budget = evaluator.problem.budget
+    patient = evaluator.problem.model_copy(update={
+        "budget": budget.model_copy(update={"wall_s": PATIENT_WALL_S})})
+    with Evaluator(evaluator.runtime, patient, inputs_problem_id=evaluator.problem.id) as longer:
+        ran = longer.evaluate(strategy)
+    return ran.outcome if isinstance(ran, Evaluated) else ran
 
 
 def _why_unchecked(replayed: Outcome) -> str:

@@ -20,7 +20,7 @@ from node.net.memory import MemoryHub
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
 from node.trust import Ledger, TrustConfig
-from research_dag import Experiment, Outcome, Problem, Record
+from research_dag import Experiment, Outcome, Problem, Record, Verification
 from sandbox import Evaluator, Runtime
 
 ME = Identity.from_seed(b"\x21" * 32)
@@ -242,3 +242,34 @@ async def test_a_replay_cut_short_by_this_machine_disputes_nothing_and_is_tried_
             await node.catch_up()
         assert node.ledger.my_replays == {claim.id: True} and node.stats.adopted == 1
         assert node.ledger.standing_of(PEER.peer_id) == trust.match_reward
+
+
+async def test_a_claim_of_ok_for_a_strategy_that_spins_is_still_disputed(
+    runtime: Runtime, probe_problem: Problem, tmp_path: Path
+) -> None:
+    """A replay that runs out of wall time is run once more with time for all its fuel
+    (PATIENT_WALL_S): a strategy that spins then ends `out_of_fuel` on every machine, and its
+    author's claim of `ok` is a mismatch, charged as before. (Without it a liar whose
+    strategies spin past the wall clock would never lose standing, and each of its claims
+    would cost a receiver four replays.)"""
+    trust = TrustConfig(sample_rate=0.0, replay_ratio=0.0)
+    budget = probe_problem.budget.model_copy(update={"fuel": 5 * 10**9, "wall_s": 0.1})
+    tight = probe_problem.model_copy(update={"budget": budget})
+    async with _node(MemoryHub(seed=6), tmp_path, runtime, trust) as node:
+        posed = await node.pose(tight)
+        await node.join_problems()  # its baseline (under load it may time out: no matter)
+        source = posed.files["strategy.py"].decode()
+        spin = {"strategy.py": source + "\n\ndef solve(*args, **kwargs):\n    while True:\n"
+                                        "        pass\n"}
+        lie = sign_record(Experiment(
+            problem=posed.id, strategy=spin, mutation_kind="perturb", created_ms=1,
+            outcome=Outcome(status="ok", score=1e9, strategy_fuel=1000)), PEER)
+        assert isinstance(lie, Experiment)
+        await node.take([lie])
+        node.budget.tokens = 1.0
+        await node.catch_up()
+        assert node.ledger.my_replays == {lie.id: False}
+        assert node.ledger.standing_of(PEER.peer_id) == -trust.mismatch_penalty
+        [check] = [v for v in node.store.iter_records(kind="verification")
+                   if isinstance(v, Verification)]
+        assert (check.outcome.status, check.match) == ("out_of_fuel", False)
