@@ -19,6 +19,7 @@ from research_dag import Experiment, Outcome, Problem, Transcript
 from sandbox import Evaluated
 
 MAX_QUEUED = 65_536  # experiments waiting for the search's `_take_in` (references: a few MB)
+MAX_QUEUED_CHARS = 64 * 1024 * 1024  # ... and their strategies' characters (each up to 4 MB)
 
 
 def strategy_digest(files: Mapping[str, str]) -> str:
@@ -52,6 +53,7 @@ class LoopMemory:
     _transcript: Transcript | None
     _for_search: list[tuple[bool, Experiment]]  # (data, or held until its author vouches)
     dropped_offers: int = 0  # offers past MAX_QUEUED: the search's loss
+    _queued_chars: int = 0  # the strategies' characters in `_for_search`
 
     if TYPE_CHECKING:  # node/loop.py
 
@@ -60,7 +62,7 @@ class LoopMemory:
     def observe(self, experiment: Experiment) -> None:
         """Take in an experiment of this problem as the search's data (a peer's too), at the
         loop's next `_take_in`."""
-        self._queue_for_search(True, experiment)
+        self._queue_for_search(True, experiment, offered=False)
 
     def offer_data(self, experiment: Experiment) -> None:
         """A peer's experiment: the search's data if `informs` accepts it, else held until its
@@ -68,25 +70,30 @@ class LoopMemory:
         `_take_in`."""
         self._queue_for_search(self.informs(experiment), experiment)
 
-    def _queue_for_search(self, data: bool, experiment: Experiment) -> None:
+    def _queue_for_search(self, data: bool, experiment: Experiment, offered: bool = True
+                          ) -> None:
         """Only the loop's own task touches its search, in a worker thread (`_take_in`, a
         proposal: node.mutators.in_worker), one step after another: taking in a large
         strategy costs seconds (its shape: 2.3 s for 250 KB), which on the trio thread left
         pings, gossip and intake unanswered that long, and intake offering from the trio
         thread while a worker used the search counted an experiment twice in its memory
-        (whose check-then-record is not atomic). At most MAX_QUEUED wait; past that an offer
-        is the search's loss (counted; the experiment is stored, and a restart's load reads
-        it)."""
+        (whose check-then-record is not atomic). At most MAX_QUEUED wait, and MAX_QUEUED_CHARS
+        of strategies (a step may take a minute while intake queues 256 KB strategies); past
+        that an offer is the search's loss (counted; the experiment is stored, and a restart's
+        load reads it)."""
         if self.search is None or experiment.problem != self.problem.id:
             return
-        if len(self._for_search) >= MAX_QUEUED:
-            self.dropped_offers += 1
+        size = sum(map(len, experiment.strategy.values()))
+        if offered and (len(self._for_search) >= MAX_QUEUED
+                        or (self._queued_chars + size > MAX_QUEUED_CHARS and self._for_search)):
+            self.dropped_offers += 1  # never our own attempt (`observe`): one a step
             return
         self._for_search.append((data, experiment))
+        self._queued_chars += size
 
     async def _take_in(self) -> None:
         """What was queued for the search, in order, in a worker thread."""
-        batch, self._for_search = self._for_search, []
+        batch, self._for_search, self._queued_chars = self._for_search, [], 0
         if batch:
             await in_worker(self._take_now, batch)
 

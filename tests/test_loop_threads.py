@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_search_swarm import peer_attempts
 
 from node.loop import LoopConfig, ResearchLoop
@@ -19,7 +21,7 @@ from node.mutators import OfflineMutator
 from node.problem import load_package
 from node.store import RecordStore
 from playbook import Knowledge
-from research_dag import DERIVED_AUTHOR, Pattern
+from research_dag import DERIVED_AUTHOR, Experiment, Outcome, Pattern
 from sandbox import Evaluator, Runtime
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -103,3 +105,40 @@ async def test_a_models_reply_is_applied_off_the_event_loop(monkeypatch: pytest.
             await trio.to_thread.run_sync(started.wait)
             release.set()
     assert [p.description for p in proposals] == ["THRESHOLD: 0.5 -> 0.35"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 5000), max_size=60), own=st.sets(st.integers(0, 59)))
+def test_what_waits_for_the_search_is_bounded_but_never_the_loops_own(
+    sizes: list[int], own: set[int]
+) -> None:
+    """Intake queues offers for the loop's next `_take_in`; a step may take a minute while a
+    peer sends 4 MB strategies, so the queue is bounded in characters too (beyond it an offer
+    is the search's loss, counted). The loop's own attempts (`observe`) always wait."""
+    import node.loop_memory as memory
+
+    problem = load_package(EXAMPLES / "finance_factors")
+    loop = ResearchLoop.__new__(ResearchLoop)
+    loop.problem, loop.search = problem, object()  # type: ignore[assignment]
+    loop._for_search, loop._queued_chars, loop.dropped_offers = [], 0, 0
+    loop.informs = lambda experiment: True
+    bound = 8000
+    offered = kept_own = 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory, "MAX_QUEUED_CHARS", bound)
+        for index, size in enumerate(sizes):
+            experiment = Experiment(problem=problem.id, strategy={"strategy.py": "x" * size},
+                                    outcome=Outcome(status="ok"), created_ms=index)
+            if index in own:
+                loop.observe(experiment)
+                kept_own += 1
+            else:
+                loop.offer_data(experiment)
+                offered += 1
+    queued = [experiment for _, experiment in loop._for_search]
+    assert sum(1 for e in queued if e.created_ms in own) == kept_own
+    offers = [e for e in queued if e.created_ms not in own]
+    assert len(offers) + loop.dropped_offers == offered
+    largest = max(sizes, default=0)
+    assert loop._queued_chars == sum(len(e.strategy["strategy.py"]) for e in queued)
+    assert sum(len(e.strategy["strategy.py"]) for e in offers) <= bound + largest
