@@ -231,15 +231,9 @@ class ModelEvaluations:
         is too slow even for that (`timeout` again, no verdict). Only with a sandbox
         evaluator, whose problem it copies but for the wall time (the same inputs)."""
         evaluator = self.evaluator
-        if not isinstance(evaluator, Evaluator):
+        if not isinstance(evaluator, Evaluator) or wall_s <= evaluator.problem.budget.wall_s:
             return door, timed_out
-        budget = evaluator.problem.budget
-        if wall_s <= budget.wall_s:
-            return door, timed_out
-        patient = evaluator.problem.model_copy(update={
-            "budget": budget.model_copy(update={"wall_s": wall_s})})
-        with Evaluator(evaluator.runtime, patient, inputs_problem_id=evaluator.problem.id
-                       ) as longer:
+        with evaluator.with_wall_time(wall_s) as longer:
             door = self.gateway.spot_session(transcript, self.limits, fresh)
             return door, longer.evaluate(strategy, door)
 

@@ -283,12 +283,8 @@ def _patiently(evaluate: Evaluate, strategy: dict[str, str], timed_out: Outcome)
     evaluator = getattr(evaluate, "__self__", None)
     if not isinstance(evaluator, Evaluator) or evaluator.problem.budget.wall_s >= PATIENT_WALL_S:
         return timed_out
-    budget = evaluator.problem.budget
-    patient = evaluator.problem.model_copy(update={
-        "budget": budget.model_copy(update={"wall_s": PATIENT_WALL_S})})
-    with Evaluator(evaluator.runtime, patient, inputs_problem_id=evaluator.problem.id) as longer:
-        ran = longer.evaluate(strategy)
-    return ran.outcome if isinstance(ran, Evaluated) else ran
+    with evaluator.with_wall_time(PATIENT_WALL_S) as longer:
+        return longer.evaluate(strategy)
 
 
 def _why_unchecked(replayed: Outcome) -> str:

@@ -147,6 +147,15 @@ class Evaluator:
             stdout_bytes=MAX_OUTPUT_BYTES + 1024,
         )
 
+    def with_wall_time(self, wall_s: float) -> Evaluator:
+        """Another evaluator of the same problem on the same inputs, but with `wall_s` of wall
+        time: a run again that only its fuel should end (a replay or a spot check that timed
+        out on a loaded machine). The caller closes it."""
+        budget = self.problem.budget
+        patient = self.problem.model_copy(update={
+            "budget": budget.model_copy(update={"wall_s": wall_s})})
+        return Evaluator(self.runtime, patient, inputs_problem_id=self._inputs_problem_id)
+
     def evaluate(self, strategy: Mapping[str, str], door: ModelDoor | None = None) -> Outcome:
         """One evaluation. Never raises for anything the strategy or evaluator does, nor for
         a candidate whose file names are not exactly the problem's mutable files (`invalid`).

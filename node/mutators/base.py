@@ -6,7 +6,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ParamSpec, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import trio
 
@@ -16,7 +16,6 @@ from research_dag import Change, Experiment, Outcome, Problem
 
 MAX_APPLIED = 16  # research_dag's bound on Experiment.applied
 
-_P = ParamSpec("_P")
 _T = TypeVar("_T")
 # One loop's proposal work at a time in this process: a simulation runs many nodes' loops in
 # one process, and their mutators' work is CPU-bound under the GIL anyway, so nothing is lost
@@ -24,9 +23,9 @@ _T = TypeVar("_T")
 _PROPOSING = threading.Lock()
 
 
-def _exclusive(work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+def _exclusive(work: Callable[..., _T], *args: object) -> _T:
     with _PROPOSING:
-        return work(*args, **kwargs)
+        return work(*args)
 
 
 async def in_worker(work: Callable[..., _T], *args: object) -> _T:
