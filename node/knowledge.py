@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from playbook import NOTHING_KNOWN, Derivation, Knowledge, derivation, patterns_derived_here
+from playbook import NOTHING_KNOWN, Derivation, Knowledge, derivation
 from research_dag import Experiment, Hypothesis, Pattern, Record, ResearchDag, Verdict
 
 CURATE_EVERY = 10  # rounds (a solo run: iterations) between derivations
@@ -52,20 +52,31 @@ def pattern_heads(patterns: Iterable[Pattern]) -> list[Pattern]:
     return [p for p in held if p.id not in superseded]
 
 
-def shown_patterns(dag: ResearchDag, ledger: Judge, older: bool = False
-                   ) -> tuple[list[Pattern], set[str]]:
+class Shown(NamedTuple):
+    """What a person is shown of this node's knowledge (`shown_patterns`)."""
+
+    patterns: list[Pattern]
+    here: set[str]  # ids of the shown patterns this node derives
+    open: frozenset[str]  # ids of the hypotheses its derivation holds open
+
+
+def shown_patterns(dag: ResearchDag, ledger: Judge, older: bool = False) -> Shown:
     """The patterns to show a person, and the ids of those this node derives: its current
     pattern of each class (derived now by the node's own evidence rule, stored or not yet),
     then the held heads of the classes it does not derive; `older`: also held heads of its own
     classes (older lines, peers' versions). A store grows several heads per class (snapshots
     derived from the evidence as it stood, peers' derivations): shown all, a 16-node
-    simulation's playbook listed six live patterns for two classes."""
-    mine = patterns_derived_here(dag, evidence_rule(dag, ledger))
+    simulation's playbook listed six live patterns for two classes. Also the hypotheses the
+    same derivation holds open: a held one without a verdict that is not among them is
+    withdrawn (`hypothesis_state`), not open."""
+    derived = derivation(dag, evidence_rule(dag, ledger))
+    mine = derived.heads()
     here = {pattern.id for pattern in mine}
     classes = {pattern.mutation_kind for pattern in mine}
     held = pattern_heads(p for p in dag.records("pattern") if isinstance(p, Pattern))
-    return [*mine, *(p for p in held if p.id not in here
-                     and (older or p.mutation_kind not in classes))], here
+    return Shown([*mine, *(p for p in held if p.id not in here
+                           and (older or p.mutation_kind not in classes))], here,
+                 frozenset(h.id for h in derived.open_hypotheses()))
 
 
 class RecordSink(Protocol):
@@ -146,10 +157,10 @@ class NodeKnowledge:
         return known
 
     def counts_of(self) -> dict[str, int]:
-        """Patterns by status, hypotheses by state (open, confirmed, refuted), as derived here:
-        what a report shows."""
+        """Patterns by status, hypotheses by state (open, confirmed, refuted, withdrawn: no
+        verdict and its class retired), as derived here: what a report shows."""
         result = {"candidate": 0, "live": 0, "retired": 0, "open": 0, "confirmed": 0,
-                  "refuted": 0}
+                  "refuted": 0, "withdrawn": 0}
         if self._derived is None:
             return result
         for pattern in self._derived.heads():
@@ -158,6 +169,8 @@ class NodeKnowledge:
         for verdict in self._derived.verdicts:
             result[verdict.result] += 1
         result["open"] = len(self._derived.open_hypotheses())
+        result["withdrawn"] = len(self._derived.hypotheses) - result["open"] - len(
+            {verdict.hypothesis for verdict in self._derived.verdicts})
         return result
 
 

@@ -133,7 +133,7 @@ def test_summary_counts_each_kind_depth_best_patterns_and_hypotheses(held: Held)
     # Counted as `swarm playbook` shows them: this node's own pattern of the class (a
     # candidate: its four prunes), not the held live one its evidence does not make.
     assert probe["patterns"] == {"live": 0, "candidate": 1, "retired": 0}
-    assert target["hypotheses"] == {"open": 0, "confirmed": 1, "refuted": 0}
+    assert target["hypotheses"] == {"open": 0, "confirmed": 1, "refuted": 0, "withdrawn": 0}
     assert target["records"]["verdict"] == 1 and target["depth"] == 2
     assert {d["domain"]: d["problems"] for d in report["domains"]} == {"test": 1, "finance": 1}
     assert report["records"] == 18 and report["unattached"] == 0 and report["missing"] == 0
@@ -402,3 +402,55 @@ def test_a_vouched_peers_failed_attempts_count_and_each_class_shows_once(tmp_pat
         "an older line 0", "an older line 1"]  # with --all only, marked
     shown = json.loads(swarm("playbook", "--json", "--data-dir", str(tmp_path)).stdout)
     assert all(row["derived_here"] for row in shown)  # never two lines of one class
+
+
+def test_a_hypothesis_without_a_verdict_is_open_only_while_this_node_holds_it_open(
+        tmp_path: Path) -> None:
+    """`swarm dag`, `dag show` and the dashboard's playbook page call a stored hypothesis
+    without a verdict open while this node's derivation holds it open; once its class is
+    retired it is withdrawn (no node of ours tests it), where they showed it open forever."""
+    from playbook_history import History, make_problem
+    from starlette.testclient import TestClient
+
+    from node.web import DashboardSource
+    from node.web.app import dashboard_app
+    from playbook import derivation
+
+    history = History([make_problem(name, domains=[name], at=at) for at, name in
+                       enumerate(("credit", "finance", "search"), start=1)])
+    prune, mine = "prune:weight_vector", ("local",)
+    for name in ("credit", "finance", "search"):
+        history.attempts(name, "perturb:weight_vector", 4, 36, authors=mine)
+    for _ in range(4):  # pruning helps on both sources, from the start
+        for name in ("credit", "finance"):
+            history.attempts(name, prune, 3, 1, authors=mine)
+
+    def shown(data: Path) -> tuple[dict[str, int], str, str]:
+        summary = json.loads(swarm("dag", "--json", "--data-dir", str(data)).stdout)
+        [row] = [r for r in summary["problems"] if r["name"] == "search"]
+        show = swarm("dag", "show", hypothesis.id[:12], "--data-dir", str(data))
+        assert show.exit_code == 0, show.output
+        with RecordStore.open(data / "records.sqlite") as store:
+            app = dashboard_app(DashboardSource(store=lambda: store),
+                                allowed_hosts=["testserver"])
+            with TestClient(app) as client:
+                [page] = client.get("/api/playbook").json()["hypotheses"]
+        return row["hypotheses"], show.stdout, page["state"]
+
+    def local(experiment: Experiment) -> bool:
+        return experiment.author == "local"
+
+    [hypothesis] = derivation(history.dag(), local).hypotheses
+    assert hypothesis.problem == history.problems["search"].id
+    _store(tmp_path / "open", [*history.records, hypothesis])
+    counts, show, page = shown(tmp_path / "open")
+    assert counts == {"open": 1, "confirmed": 0, "refuted": 0, "withdrawn": 0}
+    assert "verdict     open" in show and page == "open"
+
+    for name in ("credit", "finance"):  # then it stops helping: retired
+        history.attempts(name, prune, 0, 500, authors=mine)
+    assert derivation(history.dag(), local).chains[prune][-1].pattern.status == "retired"
+    _store(tmp_path / "retired", [*history.records, hypothesis])
+    counts, show, page = shown(tmp_path / "retired")
+    assert counts == {"open": 0, "confirmed": 0, "refuted": 0, "withdrawn": 1}
+    assert "withdrawn (no verdict" in show and page == "withdrawn"

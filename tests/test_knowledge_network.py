@@ -176,7 +176,7 @@ async def test_a_simulation_reports_what_the_swarm_knows(
     report = await simulation.run()
     knowledge = report["knowledge"]
     assert set(knowledge["patterns"]) == {"candidate", "live", "retired"}
-    assert set(knowledge["hypotheses"]) == {"open", "confirmed", "refuted"}
+    assert set(knowledge["hypotheses"]) == {"open", "confirmed", "refuted", "withdrawn"}
     assert set(knowledge["derived_records_held"]) == {"pattern", "hypothesis", "verdict"}
     # every node evaluated its baseline and 12 attempts at least, all in one problem's lineage
     assert knowledge["dag"]["records"] >= 1 + 3 * 13

@@ -39,13 +39,14 @@ app = typer.Typer(
 app.command()(show)
 app.command()(tree)
 KINDS = ("experiment", "verification", "pattern", "hypothesis", "verdict")
-HYPOTHESIS_STATES = ("open", "confirmed", "refuted")
+HYPOTHESIS_STATES = ("open", "confirmed", "refuted", "withdrawn")
 
 
 @app.callback()
 def summary(ctx: typer.Context, data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """Per problem and domain: records of each kind, DAG depth (the longest lineage), the
-    verified best, live/candidate/retired patterns and open/confirmed/refuted hypotheses."""
+    verified best, live/candidate/retired patterns and open/confirmed/refuted/withdrawn
+    hypotheses (withdrawn: no verdict, and no longer held open by this node's derivation)."""
     if ctx.invoked_subcommand is not None:
         if data_dir is not None or as_json:
             _fail("give --data-dir and --json after the subcommand (swarm dag show ID "
@@ -84,12 +85,12 @@ def summarise(view: View) -> dict[str, Any]:
         owner = problem_of.get(experiment_id)
         if owner is not None:
             rows[owner]["records"]["verification"] += len(verifications)
-    held, heads = _patterns_by_problem(view, rows.keys())
+    held, heads, open_here = _patterns_by_problem(view, rows.keys())
     for problem_id, row in rows.items():
         row["records"]["pattern"] = len(held.get(problem_id, ()))
         for status in heads.get(problem_id, {}).values():
             row["patterns"][status] += 1
-    _count_hypotheses(view, rows)
+    _count_hypotheses(view, rows, open_here)
     attached = len(problems) + len(set().union(*held.values())) + sum(
         n for row in rows.values() for kind, n in row["records"].items() if kind != "pattern")
     return {
@@ -101,10 +102,10 @@ def summarise(view: View) -> dict[str, Any]:
 
 
 def _patterns_by_problem(view: View, problem_ids: Iterable[str]
-                         ) -> tuple[dict[str, set[str]], dict[str, dict[str, str]]]:
+                         ) -> tuple[dict[str, set[str]], dict[str, dict[str, str]], frozenset[str]]:
     """Per problem: the ids of every pattern snapshot citing it, and the patterns `swarm
     playbook` shows (this node's current one of each class, held heads of the others) with
-    their status."""
+    their status; and the ids of the hypotheses the same derivation holds open."""
     from node.cli.playbook import current_patterns
     from research_dag import Pattern
 
@@ -115,13 +116,15 @@ def _patterns_by_problem(view: View, problem_ids: Iterable[str]
     for pattern in patterns:
         for problem_id in set(pattern_scope(view, pattern)) & wanted:
             held.setdefault(problem_id, set()).add(pattern.id)
-    for pattern in current_patterns(view)[0]:
+    shown = current_patterns(view)
+    for pattern in shown.patterns:
         for problem_id in set(pattern_scope(view, pattern)) & wanted:
             heads.setdefault(problem_id, {})[pattern.id] = pattern_status(pattern)
-    return held, heads
+    return held, heads, shown.open
 
 
-def _count_hypotheses(view: View, rows: dict[str, dict[str, Any]]) -> None:
+def _count_hypotheses(view: View, rows: dict[str, dict[str, Any]], open_here: frozenset[str]
+                      ) -> None:
     from research_dag import Verdict
 
     dag = view.dag
@@ -132,7 +135,7 @@ def _count_hypotheses(view: View, rows: dict[str, dict[str, Any]]) -> None:
             verdicts = [v for v in dag.get_many(dag.linked_ids(hypothesis_id, "decided_by"))
                         if isinstance(v, Verdict)]
             row["records"]["verdict"] += len(verdicts)
-            row["hypotheses"][hypothesis_state(verdicts)] += 1
+            row["hypotheses"][hypothesis_state(verdicts, hypothesis_id in open_here)] += 1
 
 
 def _domains(problems: list[Problem], rows: dict[str, dict[str, Any]],
@@ -172,7 +175,7 @@ def _print_summary(report: dict[str, Any]) -> None:
         return
     table = Table(title="problems")
     for column in ("problem", "id", "exp", "ver", "depth", "best", "patterns l/c/r",
-                   "hyp o/c/r", "domains"):
+                   "hyp o/c/r/w", "domains"):
         # A name cut into lines is unreadable ("credit_scor" / "ing" in 100 columns): it stays on
         # one line, shortened only when it must be; the domains fold.
         table.add_column(column, overflow="ellipsis" if column == "problem" else "fold",
@@ -183,7 +186,8 @@ def _print_summary(report: dict[str, Any]) -> None:
                       cut(", ".join(row["domains"]), 60))
     out.print(table)
     table = Table(title="domains")
-    for column in ("domain", "problems", "exp", "ver", "depth", "patterns l/c/r", "hyp o/c/r"):
+    for column in ("domain", "problems", "exp", "ver", "depth", "patterns l/c/r",
+                   "hyp o/c/r/w"):
         table.add_column(column, overflow="fold")
     for row in report["domains"]:
         table.add_row(cut(row["domain"], 40), str(row["problems"]), *_counts(row),

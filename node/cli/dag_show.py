@@ -222,7 +222,14 @@ def _show_hypothesis(view: View, hypothesis: Hypothesis) -> None:
             "inconclusive)" if hypothesis.tries else "? tests decide it")
     _line("plan", f"{plan}; {len(tests)} so far")
     _text("statement", hypothesis.text)
-    _line("verdict", hypothesis_state(verdicts))
+    if verdicts:
+        _line("verdict", hypothesis_state(verdicts))
+    else:  # open or withdrawn: as this node's own derivation holds it now
+        from node.cli.playbook import current_patterns
+
+        state = hypothesis_state(verdicts, hypothesis.id in current_patterns(view).open)
+        _line("verdict", state if state == "open" else f"{state} (no verdict; its class is "
+              "retired, or the evidence this node counts no longer makes it: not tested here)")
     for verdict in verdicts[:LISTED]:
         out.print(f"  {verdict.id[:10]}  {verdict.result} by {len(verdict.tests)} tests "
                   f"vs {len(verdict.control)} control: {cut(verdict.text, 200)}",

@@ -171,11 +171,14 @@ def depth(headers: list[Header]) -> int:
     return lineage_depth(headers)
 
 
-def hypothesis_state(verdicts: list[Verdict]) -> str:
-    """open without a verdict; else the earliest verdict's result (derived verdicts of the same
-    tests agree; differing ones come from different evidence, and the first decided it)."""
+def hypothesis_state(verdicts: list[Verdict], open_here: bool = True) -> str:
+    """The earliest verdict's result (derived verdicts of the same tests agree; differing ones
+    come from different evidence, and the first decided it); without one, "open" if this
+    node's derivation holds it open (`open_here`, node/knowledge.py `Shown.open`), else
+    "withdrawn": its class retired, or the evidence this node counts no longer makes it, so
+    no node of ours tests it (docs/playbook.md, "Hypotheses")."""
     if not verdicts:
-        return "open"
+        return "open" if open_here else "withdrawn"
     first = min(verdicts, key=lambda v: (v.created_ms, v.id))
     return str(first.result)
 

@@ -22,6 +22,7 @@ from node.cli.dag_view import (
 from node.cli.options import DataDir, JsonFlag, _print_json, out
 
 if TYPE_CHECKING:
+    from node.knowledge import Shown
     from research_dag import Pattern
 
 
@@ -84,10 +85,10 @@ def derived_here(view: View) -> set[str]:
     """The ids of the patterns this node's own derivation produces from the evidence it counts
     (the curator's current pattern of each class): a held pattern that is not among them came
     from a peer, or from evidence this node does not count, and is shown, never used."""
-    return current_patterns(view)[1]
+    return current_patterns(view).here
 
 
-def current_patterns(view: View, older: bool = False) -> tuple[list[Pattern], set[str]]:
+def current_patterns(view: View, older: bool = False) -> Shown:
     """What `swarm playbook` and `swarm dag` show and count (node/knowledge.py
     `shown_patterns`): this node's current pattern of each class, derived now by its own
     evidence rule, then held heads of the other classes (`older`: of every class)."""
@@ -140,7 +141,7 @@ def playbook_rows(view: View, show_all: bool) -> list[dict[str, Any]]:
     patterns of other classes (a peer's, or one whose evidence this node no longer counts so),
     marked; with `show_all` also candidates, retired ones and held heads of a class this node
     derives otherwise (older lines, peers' versions). Live first, then by P(lift > 0)."""
-    shown, here = current_patterns(view, show_all)
+    shown, here, _ = current_patterns(view, show_all)
     rows: list[dict[str, Any]] = []
     for pattern in shown:
         status = pattern_status(pattern)

@@ -185,7 +185,8 @@ def simulate(
             f"{dag.get('depth', 0)}; "
             f"patterns {patterns.get('live', 0)} live, {patterns.get('candidate', 0)} candidate, "
             f"{patterns.get('retired', 0)} retired; hypotheses {hypotheses.get('open', 0)} open, "
-            f"{hypotheses.get('confirmed', 0)} confirmed, {hypotheses.get('refuted', 0)} refuted",
+            f"{hypotheses.get('confirmed', 0)} confirmed, {hypotheses.get('refuted', 0)} refuted, "
+            f"{hypotheses.get('withdrawn', 0)} withdrawn",
             highlight=False)
     if len(problems) > 1:
         for row in knowledge.get("problems", ()):

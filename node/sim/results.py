@@ -52,7 +52,8 @@ def knowledge_measures(node: int, dag: ResearchDag, derived: dict[str, int]) -> 
     return {
         "node": node,
         "patterns": {status: derived[status] for status in ("candidate", "live", "retired")},
-        "hypotheses": {state: derived[state] for state in ("open", "confirmed", "refuted")},
+        "hypotheses": {state: derived[state] for state in ("open", "confirmed", "refuted",
+                                                       "withdrawn")},
         "derived_records_held": held,
         "dag": {"records": len(dag), "depth": depth},
     }

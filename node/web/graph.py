@@ -8,9 +8,9 @@ from typing import Any
 
 import networkx as nx
 
-from node.knowledge import shown_patterns
+from node.knowledge import Shown, shown_patterns
 from node.web.state import DashboardState, ProblemLog
-from research_dag import Hypothesis, Pattern, ResearchDag, Verdict
+from research_dag import Hypothesis, ResearchDag, Verdict
 
 MAX_NODES = 400  # nodes one graph shows at most (experiments beyond are left out, counted)
 RECENT = 120  # newest experiments always shown
@@ -95,7 +95,7 @@ def layout(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, tuple[fl
     return positions
 
 
-def _patterns(state: DashboardState, dag: ResearchDag) -> tuple[list[Pattern], set[str]]:
+def _patterns(state: DashboardState, dag: ResearchDag) -> Shown:
     """`shown_patterns`, derived again when the store changed, but at most once per
     PLAYBOOK_EVERY_S or per PLAYBOOK_COST times its last derivation's time, whichever is
     longer: a derivation reads every experiment (1.2 s at 20,000), under the one lock every
@@ -103,12 +103,12 @@ def _patterns(state: DashboardState, dag: ResearchDag) -> tuple[list[Pattern], s
     cached = state.patterns
     now = time.monotonic()
     if cached is not None:
-        version, when, took, shown, here = cached
+        version, when, took, shown = cached
         if version == state.version or now - when < max(PLAYBOOK_EVERY_S, PLAYBOOK_COST * took):
-            return shown, here
-    shown, here = shown_patterns(dag, state.ledger)
-    state.patterns = (state.version, now, time.monotonic() - now, shown, here)
-    return shown, here
+            return shown
+    shown = shown_patterns(dag, state.ledger)
+    state.patterns = (state.version, now, time.monotonic() - now, shown)
+    return shown
 
 
 def playbook(state: DashboardState) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def playbook(state: DashboardState) -> dict[str, Any]:
     node's current pattern of each class, then held heads of the others) with their evidence,
     and the hypotheses they suggested with their outcomes; empty lists until there are any."""
     dag = state.require_dag()
-    shown, here = _patterns(state, dag)
+    shown, here, open_here = _patterns(state, dag)
     heads = shown[:MAX_PLAYBOOK]
     names = {problem.id: problem.name for problem in dag.problems()}
     rows = [{"id": p.id, "mutation_kind": p.mutation_kind, "text": p.text,
@@ -143,6 +143,7 @@ def playbook(state: DashboardState) -> dict[str, Any]:
                                                           hypothesis.problem[:10]),
             "pattern": hypothesis.pattern, "expected_lift": hypothesis.expected_lift,
             "tests": len(dag.linked_ids(hypothesis.id, "tested_by")),
-            "state": "open" if decided is None else decided.result,
+            "state": decided.result if decided is not None
+            else "open" if hypothesis.id in open_here else "withdrawn",
             "verdict": None if decided is None else decided.text})
     return {"patterns": rows, "hypotheses": hypotheses, "version": state.version}

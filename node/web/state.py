@@ -17,7 +17,6 @@ from node.trust import Ledger
 from research_dag import (
     Experiment,
     Header,
-    Pattern,
     Problem,
     ResearchDag,
     Verification,
@@ -26,6 +25,7 @@ from research_dag import (
 )
 
 if TYPE_CHECKING:
+    from node.knowledge import Shown
     from node.store import RecordStore
 
 VIEW_CACHE = 512  # whole records the dashboard's DAG keeps in memory; the store has the rest
@@ -83,9 +83,9 @@ class DashboardState:
         self.ledger = Ledger(me=source.me)
         self.logs: dict[str, ProblemLog] = {}
         self.version = 0  # bumped whenever a refresh saw a change
-        # The playbook as shown (graph.playbook): (version, when, seconds it took, patterns,
-        # ids derived here), derived again only as often as its cost allows.
-        self.patterns: tuple[int, float, float, list[Pattern], set[str]] | None = None
+        # The playbook as shown (graph.playbook): (version, when, seconds it took, what is
+        # shown), derived again only as often as its cost allows.
+        self.patterns: tuple[int, float, float, Shown] | None = None
         self.items: dict[str, dict[str, bool]] = {}  # checklist results read so far, by id
         self._store: RecordStore | None = None
         self._seen_votes: set[str] = set()
