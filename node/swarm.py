@@ -23,9 +23,19 @@ from node.swarm_claims import ClaimReplays, _arrival_order
 from node.swarm_config import Evaluate, EvaluatorFactory, NodeConfig, NodeStats
 from node.swarm_intake import NodeIntake
 from node.trust import Ledger, PendingClaims, ReplayBudget
-from research_dag import Budget, Experiment, ModelLimits, Problem, Record, Verification
+from research_dag import (
+    Budget,
+    Experiment,
+    Header,
+    ModelLimits,
+    Problem,
+    Record,
+    Verification,
+)
 
 __all__ = ["Evaluate", "EvaluatorFactory", "NodeConfig", "NodeStats", "SwarmNode"]
+
+RESTORE_PAGE = 256  # stored verifications read at once when the ledger is restored
 
 
 class SwarmNode(NodeIntake, ClaimReplays):
@@ -87,20 +97,41 @@ class SwarmNode(NodeIntake, ClaimReplays):
         # What `_validate` decoded, for `receive`; a simulation passes one shared by all nodes.
         self.decoded = DecodedMessages() if decoded is None else decoded
         self.sync = SyncService(network, self, self.decoded, self.stats.drops)
-        self._restore_ledger()
+        self._restored = False  # the ledger as the stored verifications leave it (`serve`)
         self.knowledge = NodeKnowledge(self.dag, evidence_rule(self.dag, self.ledger))
         self.refused = DerivedGate(self.knowledge)  # peers' derived records not derived here
 
     # ----- state ---------------------------------------------------------------------------
 
-    def _restore_ledger(self) -> None:
-        for record in self.dag.records("verification"):
-            assert isinstance(record, Verification)
-            self.ledger.note(record)
-            if record.author == self.me:  # its header: id and author (a claim may be 1 MB)
-                claimed = self.dag.header(record.experiment)
-                if claimed is not None and claimed.kind == "experiment":
-                    self._record_replay(claimed, record.match)
+    async def restore_ledger(self) -> None:
+        """Note every stored verification in the ledger and restore our own replays' effect on
+        their authors, once, before `serve` takes anything in. Read in a worker thread, a page
+        at a time: their number and size are peers' choice (2,000 maximal ones held the event
+        loop 3.2 s at every start, while bootstrap peers were already connected and pinging:
+        bench/event_loop/node_startup.py). Nothing else touches the ledger until it returns."""
+        if self._restored:
+            return
+        replays = await trio.to_thread.run_sync(self._note_verifications)
+        for claimed, matched in replays:  # on the trio thread: it adjusts gossip scores
+            self._record_replay(claimed, matched)
+        self._restored = True
+
+    def _note_verifications(self) -> list[tuple[Header, bool]]:
+        """(In a worker thread.) Notes every stored verification; returns our own replays, by
+        the claims' headers (a claim may be 1 MB)."""
+        headers = self.dag.headers_of("verification")
+        replays: list[tuple[Header, bool]] = []
+        for start in range(0, len(headers), RESTORE_PAGE):
+            page = headers[start : start + RESTORE_PAGE]
+            for record in self.dag.get_many(header.id for header in page):
+                if not isinstance(record, Verification):
+                    continue
+                self.ledger.note(record)
+                if record.author == self.me:
+                    claimed = self.dag.header(record.experiment)
+                    if claimed is not None and claimed.kind == "experiment":
+                        replays.append((claimed, record.match))
+        return replays
 
     def known_problems(self) -> list[Problem]:
         return [p for p in self.dag.problems() if isinstance(p, Problem)]

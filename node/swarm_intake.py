@@ -58,9 +58,11 @@ class NodeIntake:
     _nursery: trio.Nursery | None
     _topics: set[str]
 
-    if TYPE_CHECKING:  # node/swarm_claims.py
+    if TYPE_CHECKING:  # node/swarm_claims.py, node/swarm.py
 
         def _consider_claim(self, experiment: Experiment) -> None: ...
+
+        async def restore_ledger(self) -> None: ...
 
     @property
     def busy(self) -> bool:
@@ -178,7 +180,9 @@ class NodeIntake:
         return True
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Subscriptions and anti-entropy, until cancelled. Ready once subscribed."""
+        """Subscriptions and anti-entropy, until cancelled. Ready once subscribed; first the
+        ledger is restored from the stored verifications (in a worker thread)."""
+        await self.restore_ledger()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await self._subscribe(PROBLEMS_TOPIC)

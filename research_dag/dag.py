@@ -155,6 +155,10 @@ class ResearchDag(DagQueries):
         """Held ids above `after` (all if None), ascending, at most `limit` (a sync summary)."""
         return self._index.page(after, limit)
 
+    def headers_of(self, kind: str | None = None) -> list[Header]:
+        """Headers of the records (of one kind, if given) ordered as `records` orders them."""
+        return self._index.of_kind(kind)
+
     def records(self, kind: str | None = None) -> list[Record]:
         """Records (of one kind, if given) ordered by created_ms, then id."""
         return self.get_many(h.id for h in self._index.of_kind(kind))

@@ -3,13 +3,15 @@ converge, late joiners sync the full history, liars are disputed, restarts lose 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import pytest
 import trio
 
-from node.identity import Identity
+from node.identity import Identity, sign_record
 from node.loop import LoopConfig
 from node.mutators import OfflineMutator
 from node.net.memory import MemoryHub
@@ -22,8 +24,8 @@ from node.net.wire import (
 from node.sim import Faults, SimConfig, Simulation, settle
 from node.store import RecordStore
 from node.swarm import NodeConfig, SwarmNode
-from node.trust import PendingClaims
-from research_dag import Experiment, Outcome, Problem
+from node.trust import Ledger, PendingClaims
+from research_dag import Experiment, Outcome, Problem, Verification
 from sandbox import Evaluator, Runtime
 
 
@@ -193,3 +195,51 @@ def test_pending_claims_come_best_first_and_keep_the_best_when_trimmed() -> None
     assert [e.outcome.score for e in claims.best_first()] == [9.0, 5.0, 5.0]
     claims.discard(tied[0].id)
     assert len(claims) == 2
+
+
+async def test_a_restart_restores_the_ledger_off_the_event_loop(
+    probe_problem: Problem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored verifications (any number, of any size a peer chose: 2,000 maximal ones
+    held the event loop 3.2 s at every start) are read and noted in a worker thread before
+    `serve` takes anything in: the ledger then holds every vote and our own replays'
+    standing, and meanwhile the event loop ran (a note waits for a trio task here)."""
+    me, peer, voter = _identity(0), _identity(1), _identity(2)
+    claim = sign_record(Experiment(problem=probe_problem.id, strategy={"strategy.py": "x = 1\n"},
+                                   outcome=Outcome(status="ok", score=2.0)), peer)
+    replay = sign_record(Verification(experiment=claim.id, outcome=claim.outcome, match=True),
+                         me)
+    vote = sign_record(Verification(experiment=claim.id, outcome=claim.outcome, match=True),
+                       voter)
+    with RecordStore.open(tmp_path / "me.sqlite") as store:
+        store.add_many([probe_problem, claim, replay, vote])
+    started, release = threading.Event(), threading.Event()
+    note = Ledger.note
+
+    def waits(ledger: Ledger, verification: Verification) -> None:
+        started.set()
+        if not release.wait(30):
+            raise AssertionError("the event loop did not run while the ledger was restored")
+        note(ledger, verification)
+
+    monkeypatch.setattr(Ledger, "note", waits)
+    async with MemoryHub(seed=6).open_node(me.peer_id) as network:
+        with RecordStore.open(tmp_path / "me.sqlite") as store:
+            node = SwarmNode(me, network, store, lambda p: None, OfflineMutator(),  # type: ignore[arg-type, return-value]
+                             NodeConfig())
+            assert not node.ledger.votes  # the constructor reads no verification
+            released: list[bool] = []
+
+            async def release_the_notes() -> None:  # a trio task, while a note waits
+                await trio.to_thread.run_sync(started.wait)
+                release.set()
+                released.append(True)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(release_the_notes)
+                await nursery.start(node.serve)  # ready: the ledger restored, subscribed
+                assert released == [True]
+                assert node.ledger.my_replays == {claim.id: True}
+                assert len(node.ledger.votes[claim.id]) == 2
+                assert node.ledger.standing_of(peer.peer_id) > 0
+                nursery.cancel_scope.cancel()

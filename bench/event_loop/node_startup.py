@@ -7,6 +7,8 @@ are already connected (bootstrap) while it runs. It:
     verifications dag.get(record.experiment) loads the replayed claim whole (a peer's strategy,
     up to 16 x 256,000 chars), keeping up to 2,048 of them cached.
 No checkpoint: js-libp2p peers' pings (5 s) and noise/yamux handshakes wait for all of it.
+(Since 2026-12-07g the verifications are read by `SwarmNode.restore_ledger`, in a worker thread
+when `serve` starts: this script times both.)
 
 Setup: the store of a node that replayed R claims of 250 KB (its own verifications) and holds
 V peers' verifications with maximal outcomes (256 items, 256 details, 4,000-char stderr).
@@ -65,6 +67,13 @@ async def main(replayed: int, verifications: int) -> None:
                 node = SwarmNode(common.VICTIM, network, store, lambda p: common.fake_evaluate,
                                  OfflineMutator(), NodeConfig())
                 took = time.perf_counter() - t
+                restore = getattr(node, "restore_ledger", None)  # absent before 2026-12-07g
+                if restore is not None:  # in a worker thread: time the trio thread's share
+                    t = time.perf_counter()
+                    with common.measuring() as steps:
+                        await restore()
+                    print(f"restore_ledger() took {time.perf_counter() - t:.2f} s in a worker "
+                          f"thread; the trio thread's longest steps meanwhile: {steps.report()}")
                 print(f"SwarmNode(...) held the trio thread {took:.2f} s "
                       f"(ledger: {len(node.ledger.my_replays)} own replays, "
                       f"{len(node.ledger.votes)} experiments voted on; "
