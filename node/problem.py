@@ -133,6 +133,8 @@ def load_package(directory: Path) -> Problem:
         raise PackageError(root, [str(error)]) from None
     except tomllib.TOMLDecodeError as error:
         raise PackageError(root, [f"{MANIFEST}: invalid TOML: {error}"]) from None
+    except RecursionError:  # tomllib recurses per nested array or table: 30,000 fit in 64 KB
+        raise PackageError(root, [f"{MANIFEST}: invalid TOML: nested too deeply"]) from None
     except UnicodeDecodeError:
         raise PackageError(root, [f"{MANIFEST} is not UTF-8 text"]) from None
     except (RecursionError, MemoryError):  # tomllib recurses per nested array or table

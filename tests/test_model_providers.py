@@ -135,6 +135,26 @@ def test_a_provider_that_gives_no_reply_fails_the_evaluation_not_the_node(
     assert again["error"] == "model"
 
 
+@pytest.mark.parametrize("body", [
+    b"[" * 200_000,  # json.loads recursed past the interpreter's limit: a RecursionError
+    b'{"choices": [' * 50_000,
+    b'{"choices": [{"message": {"content": "' + b"a" * (8 * 1024 * 1024) + b'"}}]}',
+])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_reply_nested_too_deeply_or_too_large_fails_the_call_not_the_node(
+    provider: Provider, body: bytes
+) -> None:
+    """Whatever bytes a provider (or whatever answers at its address) sends, the call fails
+    as a bad reply: a body nested 100,000 deep raised RecursionError through the gateway (the
+    node's task, not the call, failed), and an OpenAI-compatible body was read whole however
+    large (MAX_REPLY_BYTES now)."""
+    handler, _ = replies(httpx.Response(200, content=body,
+                                        headers={"content-type": "application/json"}))
+    answer, door = ask(gateway(provider, handler, max_retries=0))
+    assert answer["error"] == "model" and "LLMBadReply" in answer["message"]
+    assert door.failure is not None
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_refusals_fail_the_call(provider: Provider) -> None:
     refusal = message("I can't help with that.", stop_reason="refusal") if provider == (

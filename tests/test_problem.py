@@ -58,6 +58,17 @@ def test_bad_toml_names_the_line(package: Path) -> None:
     assert "invalid TOML" in defect and "line 2" in defect
 
 
+@pytest.mark.parametrize(("opens", "closes"), [("[", "]"), ("{b=", "}")])
+def test_a_manifest_nested_too_deeply_is_a_clear_error(package: Path, opens: str,
+                                                       closes: str) -> None:
+    """tomllib recurses once per nested array or inline table: 30,000 levels fit in a 64 KB
+    manifest, and its RecursionError was a traceback."""
+    depth = 12_000  # within MAX_MANIFEST_BYTES
+    (package / "problem.toml").write_text(f"a = {opens * depth}1{closes * depth}\n")
+    [defect] = _defects(package)
+    assert "invalid TOML: nested too deeply" in defect
+
+
 def test_unknown_direction(package: Path) -> None:
     _edit_toml(package, 'direction = "maximize"', 'direction = "upwards"')
     assert any("direction must be" in d and "'upwards'" in d for d in _defects(package))

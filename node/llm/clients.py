@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import TYPE_CHECKING, Any, Self
 
 import trio
@@ -33,6 +35,7 @@ from node.llm.chat import (
     status_error,
 )
 
+NESTED = "the reply nests too deeply to decode"
 # anthropic (~1.3 s) and the HTTP stacks load on first use so that `swarm --help` stays fast.
 if TYPE_CHECKING:
     import anthropic
@@ -179,6 +182,8 @@ class AnthropicClient(_RetryingClient):
             raise LLMUnavailable(f"cannot reach the Anthropic API: {error.message}") from None
         except anthropic.APIResponseValidationError as error:
             raise LLMBadReply(f"unexpected reply shape: {error.message}") from None
+        except RecursionError:  # the SDK's json.loads of a body nested 100,000 deep
+            raise LLMBadReply(NESTED) from None
         # The SDK builds replies without validating them: a proxy's HTML page arrives as a str,
         # an error-shaped JSON as a Message with missing attributes.
         try:
@@ -202,6 +207,8 @@ class AnthropicClient(_RetryingClient):
 
 
 _OPENAI_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}
+# A chat completion's body is read up to this (a reply of 32,000 tokens is ~200 KB of JSON).
+MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
 class OpenAICompatibleClient(_RetryingClient):
@@ -235,15 +242,20 @@ class OpenAICompatibleClient(_RetryingClient):
             + [{"role": message.role, "content": message.content} for message in messages],
         }
         try:
-            response = await self._http.post("/chat/completions", json=body)
+            async with self._http.stream("POST", "/chat/completions", json=body) as response:
+                raw = await _read_at_most(response, MAX_REPLY_BYTES)
         except httpx.TimeoutException:
             raise LLMTimeout("the connection timed out") from None
         except httpx.RequestError as error:  # transport, and a body it cannot decode
             raise LLMUnavailable(f"cannot reach {self._http.base_url}: {error}") from None
+        if raw is None:
+            raise LLMBadReply(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
         try:
-            data: Any = response.json()
+            data: Any = json.loads(raw)
         except ValueError:
             data = None
+        except RecursionError:
+            raise LLMBadReply(NESTED) from None
         if response.status_code >= 400:
             raise status_error(response.status_code, response.headers, _error_detail(data))
         return self._parse(data)
@@ -270,6 +282,20 @@ class OpenAICompatibleClient(_RetryingClient):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` bytes (read no further: a server answering
+    with a gigabyte would take that much memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    async with contextlib.aclosing(response.aiter_bytes()) as body:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error_detail(data: Any) -> str:
