@@ -82,6 +82,10 @@ class Simulation:
         # Problems as node 0 poses them: signed, so their ids are the ones the swarm uses.
         self.problems = [_signed(p, self.plan[0].identity) for p in config.problems]
         self._up_events: dict[int, trio.Event] = {}
+        # Set when a node brought back this round is serving again and connected: its restart
+        # waits on a worker thread (the ledger's restore), which `wait_all_tasks_blocked`
+        # counts as blocked, so who worked a round depended on that thread's timing.
+        self._back: dict[int, trio.Event] = {}
         self.partition = Partition([sim.identity.peer_id for sim in self.plan])
         self.knowledge: dict[str, Any] = {}  # measured when the last round is done
         # Why the rounds ended: "target_reached", "rounds", or the reason given to `stop`.
@@ -180,6 +184,7 @@ class Simulation:
                             first = False
                         else:
                             await self._join(sim)
+                            self._back.setdefault(sim.index, trio.Event()).set()
                         await down.wait()
                         nursery.cancel_scope.cancel()
                 finally:
@@ -218,6 +223,9 @@ class Simulation:
             if await self._apply_faults(round_index, start_partition):
                 # A node went down or came back: its shutdown, or its restart and first sync,
                 # ends before anyone works (else who works this round would depend on timing).
+                for back in list(self._back.values()):
+                    await back.wait()
+                self._back.clear()
                 await trio.testing.wait_all_tasks_blocked()
                 await self._settle()
             if config.pose_every > 0 and round_index % config.pose_every == 0:
@@ -281,6 +289,7 @@ class Simulation:
                 self._down_events[sim.index].set()
                 churned = True
             if sim.churn_at is not None and round_index == sim.churn_at + down_for:
+                self._back[sim.index] = trio.Event()
                 self._up_events.setdefault(sim.index, trio.Event()).set()
                 churned = True
         return churned
