@@ -86,6 +86,12 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
                                 time.localtime(float(node.get("written_ms", 0)) / 1000))
         out.print(f"drops    {drops} (counted by the node since it started; as of {written})",
                   highlight=False, soft_wrap=True)
+        serving = node.get("sync_serving")
+        if isinstance(serving, dict) and serving:  # peers' sync requests, paced or refused
+            counted = ", ".join(f"{inline(str(k))} {inline(str(n))}"
+                                for k, n in list(serving.items())[:16])
+            out.print(f"serving  {counted} (peers' sync requests)", highlight=False,
+                      soft_wrap=True)
         if node.get("spot_unchecked"):  # spot checks that could not ask the node's model
             out.print(f"spot     {inline(str(node['spot_unchecked']))} checks could not run, "
                       f"{inline(str(node.get('spot_given_up', 0)))} claims given up (last: "

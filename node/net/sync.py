@@ -5,6 +5,7 @@ repaired."""
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Container, Iterable
 from typing import Protocol, TypeVar, TypeVarTuple
 
@@ -12,6 +13,7 @@ import trio
 
 from node.net.decoded import DecodedMessages
 from node.net.network import MAX_RESPONSE_BYTES, SYNC_PROTOCOL, Network, NetworkError
+from node.net.serve_budget import ServeBudget, ServeLimits
 from node.net.wire import (
     MAX_FETCH_IDS,
     MAX_SUMMARY_IDS,
@@ -43,11 +45,15 @@ class SyncService:
         node: SyncedNode,
         decoded: DecodedMessages | None = None,
         drops: DropCounter | None = None,
+        limits: ServeLimits | None = None,
     ) -> None:
         self.network = network
         self.node = node
         self.decoded = DecodedMessages() if decoded is None else decoded
         self.drops = DropCounter() if drops is None else drops  # responses refused, by reason
+        # What each peer is served, and when (docs/protocol.md section 7, node/net/
+        # serve_budget.py); its `by_reason()` counts what was paced and refused.
+        self.budget = ServeBudget(limits)
         self.rounds = 0
         self.fetched = 0
         self.failures = 0
@@ -56,15 +62,24 @@ class SyncService:
         network.handle_requests(SYNC_PROTOCOL, self.handle)
 
     async def handle(self, peer: str, data: bytes) -> bytes:
-        request = decode_sync_request(data)  # WireError -> the network layer resets the stream
+        """The answer to one request of `peer`, in its turn (`budget`): ServeRefused if it is
+        over the budget's queues, WireError if it is no request (it costs the peer its size);
+        either way the network layer resets the stream. Decoded in its turn, in the worker
+        thread that answers it: a refused request is never decoded (33 KB of ids, checked
+        one by one), and the event loop decodes none."""
+        return await self.budget.serve(
+            peer, functools.partial(self._in_thread, self._answer, data), len(data))
+
+    def _answer(self, data: bytes) -> bytes:
+        """In a worker thread: a summary page of up to 100,000 ids read from the store's index
+        on ids (~0.1 s), or up to 1,024 records read back from the store and re-hashed
+        (~0.1 s); counted in `decoding` meanwhile, and the event loop keeps answering
+        pings."""
+        request = decode_sync_request(data)
         if isinstance(request, SyncSummaryRequest):
-            # A page of up to 100,000 ids read from the store's index on ids (~0.1 s): in a
-            # worker thread too.
-            return await self._in_thread(self._summary, request)
+            return self._summary(request)
         assert isinstance(request, SyncFetch)
-        # Up to 1,024 records read back from the store and re-hashed (~0.1 s): in a worker
-        # thread (counted in `decoding`), so the event loop keeps answering pings.
-        return await self._in_thread(self._records_for, request.ids)
+        return self._records_for(request.ids)
 
     def _records_for(self, ids: list[str]) -> bytes:
         """A fetch's answer: the records' bytes as stored, read in one pass and sent without
