@@ -36,7 +36,12 @@ class TestPlan:
     max_tries: int = 32  # tests come out of ordinary proposals (a quarter of a loop's): 32 is
     # 128 iterations of one node, past a solo run's budget, a few rounds of a swarm
     source_attempts: int = 4  # a scope problem with this many attempts of the class is a source
-    min_sources: int = 1  # sources a prediction needs (each showing the lift)
+    # Source problems a prediction needs, each showing the lift: replication before transfer.
+    # Over ten 16-node simulations the ten hypotheses from patterns shown on one problem alone
+    # (finance's tuning directions, switch settings, a prune) were all refuted, two as negative
+    # transfer (0 of 23 tests improving); the three from two or more were all confirmed
+    # (bench/RESULTS.md, "Issue 11: replication before transfer", with ten fresh seeds).
+    min_sources: int = 2
     base_prior: int = 8  # pseudo-attempts at the pattern's control rate in the target's base
     control_per_test: int = 3  # the target's control grows by this many attempts a test
     max_rate: Fraction = Fraction(19, 20)  # no prediction above this rate

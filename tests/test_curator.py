@@ -36,10 +36,11 @@ PERTURB = "perturb:constant"
 
 def _lifecycle_history() -> History:
     """prune:weight_vector works on finance and search for a while (two authors), then stops
-    while perturbing constants starts to pay."""
+    while perturbing constants starts to pay; credit has weights and is never pruned."""
     history = History([make_problem("finance", domains=["finance"]),
                        make_problem("search", domains=["search"]),
-                       make_problem("train", TRAINED, ["ml"])])
+                       make_problem("train", TRAINED, ["ml"]),
+                       make_problem("credit", domains=["credit"])])
     history.attempts("finance", PERTURB, 2, 30)
     history.attempts("finance", PRUNE, 9, 3, authors=("a", "b"))
     history.attempts("search", PERTURB, 2, 20)

@@ -1,6 +1,6 @@
 """Tests of cross-problem hypotheses and verdicts on synthetic DAGs of real records: a live
-pattern learned on one problem gives a hypothesis for another problem with the affordance and not
-for one without; its counted tests decide it; confirmation rates per pattern and domain pair."""
+pattern learned on two problems gives a hypothesis for another problem with the affordance and
+not for one without; its counted tests decide it; confirmation rates per pattern and domain pair."""
 
 from __future__ import annotations
 
@@ -18,15 +18,20 @@ PERTURB = "perturb:constant"
 
 
 def _learned_on_finance() -> History:
-    """prune:weight_vector goes live on finance (two authors); search has weights and has never
-    been pruned; train has no weight vector."""
+    """prune:weight_vector goes live on finance and credit (two authors; a hypothesis needs
+    two source problems showing the lift: playbook/power.py `min_sources`); search has
+    weights and has never been pruned; train has no weight vector."""
     history = History([
         make_problem("finance", domains=["finance", "trading"], at=1),
         make_problem("search", domains=["search", "ranking"], at=2),
         make_problem("train", TRAINED, ["ml"], at=3),
+        make_problem("credit", domains=["finance", "credit"], at=4),
     ])
     history.attempts("finance", PERTURB, 3, 37)
-    history.attempts("finance", PRUNE, 9, 5, authors=("a", "b"))
+    history.attempts("credit", PERTURB, 3, 37)
+    for _ in range(2):
+        history.attempts("finance", PRUNE, 5, 2, authors=("a", "b"))
+        history.attempts("credit", PRUNE, 5, 2, authors=("a", "b"))
     history.attempts("search", PERTURB, 4, 36)
     return history
 
@@ -60,10 +65,11 @@ def test_a_hypothesis_for_the_problem_with_the_affordance_only() -> None:
     assert hypothesis.mutation_kind == PRUNE and hypothesis.affordance == "weight_vector"
     assert hypothesis.sites == ['strategy.py:WEIGHTS["a"]', 'strategy.py:WEIGHTS["b"]',
                                 'strategy.py:WEIGHTS["c"]']
-    # finance (the one source): 9 of 14 against 3 of 37; search's base rate 4 of 40
+    # finance and credit (the two sources): 10 of 14 each against 3 of 40; search's base
+    # rate 4 of 40
     [snapshot] = [s for s in found.chains[PRUNE] if s.pattern.id == hypothesis.pattern]
     prediction = predict(snapshot, history.problems["search"].id)
-    assert prediction is not None and prediction.sources == 1
+    assert prediction is not None and prediction.sources == 2
     assert hypothesis.tries == prediction.tries < PLAN.max_tries
     assert prediction.power >= PLAN.power
     assert hypothesis.expected_lift == float(prediction.rate - prediction.base) > 0

@@ -253,10 +253,14 @@ def test_the_cached_sites_of_problems_derive_the_same_records_as_before() -> Non
     node keeps each problem's sites across derivations and derives in a worker thread; the
     records are byte for byte those derived without the cache, the second time too."""
     history = History([make_problem("finance", domains=["finance"]),
+                       make_problem("credit", domains=["credit"]),
                        make_problem("search", domains=["search"]),
                        make_problem("train", TRAINED, ["ml"])])
-    history.attempts("finance", "perturb:constant", 3, 37)  # the base rate
-    history.attempts("finance", "prune:weight_vector", 9, 5, authors=("a", "b"))  # live
+    for source in ("finance", "credit"):
+        history.attempts(source, "perturb:constant", 3, 37)  # the base rate
+    for _ in range(2):  # live, with two source problems
+        for source in ("finance", "credit"):
+            history.attempts(source, "prune:weight_vector", 5, 2, authors=("a", "b"))
     history.attempts("search", "perturb:constant", 4, 36)  # search: a target
     dag = history.dag()
     plain = derivation(dag, everything).records()
