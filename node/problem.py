@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,65 @@ class PackageError(ValueError):
         self.defects = defects
         lines = "\n".join(f"  - {defect}" for defect in defects)
         super().__init__(f"{path} is not a valid experiment package:\n{lines}")
+
+
+# Dots outside strings and comments are dotted keys' and floats': a manifest has a few. tomllib
+# walks every prefix of a dotted key, so a key of n parts costs n**2: `a.a.a...a = 1` in 60 KB
+# held the loader 33 s (and a peer's Problem the node joining it, in fixed_sites).
+MAX_MANIFEST_DOTS = 256
+_TOML_NEXT = re.compile(r'"""|\'\'\'|["\'#.]')
+_TOML_SKIP = {  # from after an opening quote (or #) to past its end; no backtracking blow-up
+    '"""': re.compile(r'(?:[^"\\]|\\.|"{1,2}(?!"))*"{3,5}', re.DOTALL),
+    "'''": re.compile(r"(?:[^']|'{1,2}(?!'))*'{3,5}"),
+    '"': re.compile(r'(?:[^"\\\n]|\\.)*"'),
+    "'": re.compile(r"[^'\n]*'"),
+    "#": re.compile(r"[^\n]*"),
+}
+
+
+class ManifestError(ValueError):
+    """A problem.toml that is not a TOML document this loader can read; the message says why."""
+
+
+def parse_manifest(data: bytes) -> dict[str, Any]:
+    """The table of a problem.toml's bytes (an author's or a peer's); ManifestError for anything
+    tomllib cannot read, whatever it raises: an integer of 4,301 digits raised ValueError past
+    its TOMLDecodeError (a traceback from `swarm run`, and a peer's Problem carrying one
+    stopped every node that joined it), and it recurses per nested array or table (30,000
+    fit in 64 KB)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ManifestError(f"{MANIFEST} is not UTF-8 text") from None
+    if _dots_outside_strings(text) > MAX_MANIFEST_DOTS:
+        raise ManifestError(f"{MANIFEST}: more than {MAX_MANIFEST_DOTS} dots outside strings: "
+                            "keys are dotted a few levels deep at most")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ManifestError(f"{MANIFEST}: invalid TOML: {error}") from None
+    except ValueError:  # int()'s digit limit, which tomllib does not translate
+        raise ManifestError(f"{MANIFEST}: invalid TOML: a number too long to read") from None
+    except (RecursionError, MemoryError):
+        raise ManifestError(f"{MANIFEST}: invalid TOML: nested too deeply") from None
+
+
+def _dots_outside_strings(text: str) -> int:
+    """The dots of `text` outside TOML strings and comments, counted up to one past
+    MAX_MANIFEST_DOTS, in one pass. An unterminated string ends the count: tomllib refuses the
+    document there, having read no more dots than were counted."""
+    dots, position = 0, 0
+    while dots <= MAX_MANIFEST_DOTS and (found := _TOML_NEXT.search(text, position)):
+        token = found.group()
+        if token == ".":
+            dots += 1
+            position = found.end()
+            continue
+        end = _TOML_SKIP[token].match(text, found.end())
+        if end is None:
+            break
+        position = end.end()
+    return dots
 
 
 def _collect_files(root: Path, defects: list[str]) -> dict[str, bytes]:
@@ -128,17 +189,11 @@ def load_package(directory: Path) -> Problem:
     if not manifest.exists() and not manifest.is_symlink():
         raise PackageError(root, [f"{MANIFEST} is missing (run `swarm init DIR` for a template)"])
     try:
-        table = tomllib.loads(read_regular(manifest, MAX_MANIFEST_BYTES).decode("utf-8"))
+        table = parse_manifest(read_regular(manifest, MAX_MANIFEST_BYTES))
     except UnreadableFile as error:
         raise PackageError(root, [str(error)]) from None
-    except tomllib.TOMLDecodeError as error:
-        raise PackageError(root, [f"{MANIFEST}: invalid TOML: {error}"]) from None
-    except RecursionError:  # tomllib recurses per nested array or table: 30,000 fit in 64 KB
-        raise PackageError(root, [f"{MANIFEST}: invalid TOML: nested too deeply"]) from None
-    except UnicodeDecodeError:
-        raise PackageError(root, [f"{MANIFEST} is not UTF-8 text"]) from None
-    except (RecursionError, MemoryError):  # tomllib recurses per nested array or table
-        raise PackageError(root, [f"{MANIFEST} is nested too deeply"]) from None
+    except ManifestError as error:
+        raise PackageError(root, [str(error)]) from None
 
     defects = _unknown_keys(table, TOP_KEYS, MANIFEST)
     for key in ("name", "statement", "metric"):
@@ -288,8 +343,8 @@ def fixed_sites(problem: Problem) -> tuple[str, ...]:
     if manifest is None or len(manifest) > MAX_MANIFEST_BYTES:
         return ()
     try:
-        sites = tomllib.loads(manifest.decode("utf-8")).get("fixed_sites", [])
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError, MemoryError):
+        sites = parse_manifest(manifest).get("fixed_sites", [])
+    except ManifestError:
         return ()
     if _fixed_sites_defects(sites):
         return ()
@@ -309,14 +364,19 @@ def _is_text(content: bytes) -> bool:
     return True
 
 
+_MAX_FLOAT_INT = int(sys.float_info.max)
+
+
 def _loose(table: dict[str, Any]) -> dict[str, Any]:
-    """TOML ints where floats are expected are fine (target = 1)."""
+    """TOML ints where floats are expected are fine (target = 1); one past any float is left
+    an int for the schema to refuse (float() raised OverflowError out of the loader)."""
     return {
         key: (
             float(value)
             if key in ("target", "wall_s")
             and isinstance(value, int)
             and not isinstance(value, bool)
+            and abs(value) <= _MAX_FLOAT_INT
             else value
         )
         for key, value in table.items()

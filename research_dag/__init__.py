@@ -40,8 +40,11 @@ from research_dag.record_base import (
     MAX_RECORD_OBJECTS,
     MAX_SOURCE,
     MAX_STDERR_TAIL,
+    MAX_U64,
+    MIN_I64,
     Frozen,
     RecordBase,
+    is_utf8,
 )
 from research_dag.records import (
     EVALUATOR,
@@ -92,6 +95,8 @@ __all__ = [
     "MAX_SOURCE",
     "MAX_STDERR_TAIL",
     "MAX_TRANSCRIPT_CHARS",
+    "MAX_U64",
+    "MIN_I64",
     "OPERATIONS",
     "QUALIFIERS",
     "Affordance",
@@ -139,6 +144,7 @@ __all__ = [
     "encoded_record_id",
     "fits",
     "header_of",
+    "is_utf8",
     "lineage_depth",
     "msgpack_excess",
     "nesting_exceeds",

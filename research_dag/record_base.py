@@ -29,6 +29,9 @@ MAX_FILES = 4096
 # walking millions of tiny objects a hostile record packs into 4 MiB. Raise it with the bounds.
 MAX_RECORD_OBJECTS = 4 * MAX_FILES + 4 * MAX_LIST
 MAX_U63 = 2**63 - 1  # integers stay within msgpack's 64-bit forms
+# What msgpack's integer formats hold at all (int64 and uint64): a value outside cannot be
+# encoded (docs/protocol.md section 4, "Integers").
+MIN_I64, MAX_U64 = -(2**63), 2**64 - 1
 
 RecordId: TypeAlias = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 # The author of records the playbook curator derives (Pattern, Hypothesis, Verdict): they are a
@@ -37,6 +40,18 @@ RecordId: TypeAlias = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 DERIVED_AUTHOR = "derived"
 ShortText: TypeAlias = Annotated[str, Field(max_length=MAX_NAME)]
 Text: TypeAlias = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+def is_utf8(text: str) -> bool:
+    """Can `text` be written as UTF-8 (no lone surrogates, which a JSON `\\ud800` escape
+    gives)? msgpack refuses to encode such a string."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Frozen(BaseModel):

@@ -20,11 +20,14 @@ from research_dag.record_base import (
     MAX_SOURCE,
     MAX_STDERR_TAIL,
     MAX_U63,
+    MAX_U64,
+    MIN_I64,
     Frozen,
     RecordBase,
     RecordId,
     ShortText,
     Text,
+    is_utf8,
 )
 from research_dag.vocabulary import Change
 
@@ -153,11 +156,18 @@ class Outcome(Frozen):
     def _bounded_details(
         cls, value: dict[str, float | int | str | bool]
     ) -> dict[str, float | int | str | bool]:
+        # The one field whose values no annotation bounds: an evaluator's 2**70 or "\ud800"
+        # made a valid Outcome that no encoder could write (OverflowError, UnicodeEncodeError
+        # when its experiment's id was computed), so each value must be one msgpack carries.
         for key, item in value.items():
             if isinstance(item, str) and len(item) > MAX_NAME:
                 raise ValueError(f"details[{key!r}] is longer than {MAX_NAME} characters")
+            if isinstance(item, str) and not is_utf8(item):
+                raise ValueError(f"details[{key!r}] is not valid Unicode (a lone surrogate)")
             if isinstance(item, float) and not math.isfinite(item):
                 raise ValueError(f"details[{key!r}] is not finite")
+            if type(item) is int and not MIN_I64 <= item <= MAX_U64:
+                raise ValueError(f"details[{key!r}] does not fit in 64 bits")
         return value
 
     @property

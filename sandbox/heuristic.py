@@ -253,7 +253,11 @@ def _weights(result: bytes | None) -> list[float] | None:
     for value in raw:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        if not math.isfinite(value) or value < 0:
+        try:  # a JSON int has no bound: 10**400 raised OverflowError out of the evaluation
+            weight = float(value)
+        except OverflowError:
             return None
-        weights.append(float(value))
+        if not math.isfinite(weight) or weight < 0:
+            return None
+        weights.append(weight)
     return weights if sum(weights) > 0 else None

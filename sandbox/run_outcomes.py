@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from research_dag import MAX_NAME, MAX_STDERR_TAIL, Outcome, Status
+from research_dag import MAX_NAME, MAX_STDERR_TAIL, MAX_U64, MIN_I64, Outcome, Status, is_utf8
 from sandbox.drivers import EXIT_DONE, EXIT_INVALID_OUTPUT
 from sandbox.host import HOST_FAULT_TRAP, GuestRun
 
@@ -33,6 +33,27 @@ class EvaluatorReport(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("score must be a number")
         return value
+
+    # JSON's `"\ud800"` is a lone surrogate, which no record can hold (msgpack writes UTF-8):
+    # an item or detail named so raised ValidationError out of the evaluation, and a detail
+    # valued so made an outcome whose experiment could not be encoded. Shown as U+FFFD.
+    @field_validator("items")
+    @classmethod
+    def _unicode_items(cls, value: dict[str, bool]) -> dict[str, bool]:
+        return {_unicode(name): ok for name, ok in value.items()}
+
+    @field_validator("details")
+    @classmethod
+    def _unicode_details(
+        cls, value: dict[str, float | int | bool | str]
+    ) -> dict[str, float | int | bool | str]:
+        return {_unicode(key): _unicode(item) if isinstance(item, str) else item
+                for key, item in value.items()}
+
+
+def _unicode(text: str) -> str:
+    return text if is_utf8(text) else text.encode("utf-16", "surrogatepass").decode(
+        "utf-16", "replace")
 
 
 def _tail(data: bytes, limit: int = MAX_STDERR_TAIL) -> str:
@@ -117,6 +138,8 @@ def _bounded_details(details: Mapping[str, float | int | bool | str]) -> dict[st
     kept: dict[str, Any] = {}
     for key, value in list(details.items())[:MAX_DETAILS]:
         if isinstance(value, float) and not math.isfinite(value):
+            continue
+        if type(value) is int and not MIN_I64 <= value <= MAX_U64:  # JSON ints have no bound
             continue
         if isinstance(value, str):
             value = value[:MAX_NAME]

@@ -111,7 +111,7 @@ def test_symlinked_files_and_directories_are_never_followed(package: Path, tmp_p
 def test_a_deeply_nested_manifest_is_a_defect(package: Path) -> None:
     manifest = package / "problem.toml"
     manifest.write_text(manifest.read_text() + "\n[extra]\nx = " + "[" * 5000 + "]" * 5000)
-    with pytest.raises(PackageError, match=r"problem\.toml is nested too deeply"):
+    with pytest.raises(PackageError, match=r"problem\.toml: invalid TOML: nested too deeply"):
         load_package(package)
 
 

@@ -227,6 +227,8 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
             seconds = float(headers.get(name, "")) * scale
         except ValueError:  # absent, or an HTTP date: fall back to our backoff
             continue
+        if seconds != seconds:  # NaN: trio.sleep raised ValueError out of the call's retries
+            continue
         return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
     return None
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import AsyncGenerator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import trio
 
@@ -31,11 +33,13 @@ from node.llm.chat import (
     LLMUnavailable,
     Provider,
     Sleep,
+    Usage,
     call_with_retries,
     status_error,
 )
 
 NESTED = "the reply nests too deeply to decode"
+MAX_TOKEN_COUNT = 2**63 - 1  # a count a transcript can carry (research_dag: u63)
 # anthropic (~1.3 s) and the HTTP stacks load on first use so that `swarm --help` stays fast.
 if TYPE_CHECKING:
     import anthropic
@@ -115,9 +119,13 @@ class _RetryingClient:
     async def complete(
         self, system: str, messages: list[ChatMessage], max_tokens: int
     ) -> ChatReply:
-        return await call_with_retries(
+        reply = await call_with_retries(
             self.config, self._sleep, lambda: self._send(system, messages, max_tokens)
         )
+        # JSON's "\ud800" is a lone surrogate: a package file posed from it raised
+        # UnicodeEncodeError out of `swarm pose`. What no UTF-8 can carry is shown as "?".
+        text = reply.text.encode("utf-8", "replace").decode("utf-8")
+        return reply if text == reply.text else replace(reply, text=text)
 
     async def _send(self, system: str, messages: list[ChatMessage], max_tokens: int) -> ChatReply:
         raise NotImplementedError
@@ -190,14 +198,15 @@ class AnthropicClient(_RetryingClient):
             counts = reply.usage
             input_tokens = (
                 int(counts.input_tokens)
-                + (counts.cache_creation_input_tokens or 0)
-                + (counts.cache_read_input_tokens or 0)
+                + int(counts.cache_creation_input_tokens or 0)
+                + int(counts.cache_read_input_tokens or 0)
             )
-            usage = self.config.usage(input_tokens, int(counts.output_tokens))
+            output_tokens = int(counts.output_tokens)
             stop_reason = str(reply.stop_reason or "")
             text = "".join(block.text for block in reply.content if block.type == "text")
-        except (AttributeError, TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError, OverflowError):  # OverflowError: Infinity
             raise LLMBadReply("the reply is not an Anthropic message") from None
+        usage = _usage(self.config, input_tokens, output_tokens)
         if stop_reason == "refusal":
             raise LLMRefused(f"the model refused: {text[:MAX_ERROR_TEXT]}".strip(), usage)
         return ChatReply(text, usage, stop_reason)
@@ -273,7 +282,7 @@ class OpenAICompatibleClient(_RetryingClient):
             raise LLMBadReply("the reply is not a chat completion") from None
         if not isinstance(text, str):
             raise LLMBadReply("the reply's content is not text")
-        usage = self.config.usage(input_tokens, output_tokens)
+        usage = _usage(self.config, input_tokens, output_tokens)
         stop_reason = _OPENAI_STOP_REASONS.get(finish, finish)
         refusal = message.get("refusal")
         if stop_reason == "refusal" or refusal:
@@ -284,12 +293,23 @@ class OpenAICompatibleClient(_RetryingClient):
         await self._http.aclose()
 
 
+def _usage(config: LLMConfig, input_tokens: int, output_tokens: int) -> Usage:
+    """What a reply cost, from the token counts its server reported: each in 0..2^63-1, else
+    LLMBadReply. A server's -5 refunded the run's money budget, and 10**400 raised
+    OverflowError pricing it (the gateway checks its replies so too: gateway.py `_checked`)."""
+    if not (0 <= input_tokens <= MAX_TOKEN_COUNT and 0 <= output_tokens <= MAX_TOKEN_COUNT):
+        raise LLMBadReply("the reply's token counts are not what a model reports")
+    return config.usage(input_tokens, output_tokens)
+
+
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
     """The body, or None once it passes `limit` bytes (read no further: a server answering
     with a gigabyte would take that much memory)."""
     chunks: list[bytes] = []
     size = 0
-    async with contextlib.aclosing(response.aiter_bytes()) as body:
+    # httpx declares an AsyncIterator; it is an async generator, which aclosing closes.
+    stream = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+    async with contextlib.aclosing(stream) as body:
         async for chunk in body:
             size += len(chunk)
             if size > limit:

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 
 # How far a hunk may sit from the line its header names (models miscount line numbers).
 MAX_OFFSET = 40
-_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+# ASCII digits, at most 9: `\d` took any script's digits, and int() of 4,301 of them raised
+# ValueError (not PatchError) out of the LLM mutator. No strategy file has a billion lines.
+_NUMBER = "([0-9]{1,9})"
+_HUNK_HEADER = re.compile(rf"^@@ -{_NUMBER}(?:,{_NUMBER})? \+{_NUMBER}(?:,{_NUMBER})? @@")
 
 
 class PatchError(ValueError):

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from string import Template
@@ -34,9 +34,9 @@ MAX_FILES = 256
 MAX_STATEMENT = 2_000
 # What `swarm init` copies for people who write a package by hand instead of posing one.
 PACKAGE_TEMPLATE = Path(__file__).parent / "templates" / "package"
-_FILE_BLOCK = re.compile(
-    r'<file\s+path\s*=\s*"(?P<path>[^"\n]{1,300})"\s*>\n?(?P<body>.*?)</file>', re.DOTALL
-)
+# A block's opening tag; its body runs to the next `</file>` (found by `_file_blocks`).
+_FILE_OPENING = re.compile(r'<file\s+path\s*=\s*"(?P<path>[^"\n]{1,300})"\s*>\n?')
+_FILE_CLOSING = "</file>"
 _DELETE = re.compile(r'<delete\s+path\s*=\s*"(?P<path>[^"\n]{1,300})"\s*/?>')
 _FENCE = re.compile(r"\A```[\w+-]*\n(?P<inner>.*?)\n?```\s*\Z", re.DOTALL)
 
@@ -93,13 +93,15 @@ class ReplyError(ValueError):
 def parse_reply(text: str) -> tuple[dict[str, bytes], list[str]]:
     """The files a reply writes and the paths it deletes. Raises ReplyError."""
     files: dict[str, bytes] = {}
-    for match in _FILE_BLOCK.finditer(text):
-        path = check_path(match["path"])
-        body = match["body"]
+    for raw_path, body in _file_blocks(text):
+        path = check_path(raw_path)
         fenced = _FENCE.match(body.strip("\n"))
         if fenced is not None:  # models like to wrap code in fences even when told not to
             body = fenced["inner"] + "\n"
-        files[path] = body.encode("utf-8")
+        try:
+            files[path] = body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, from a JSON "\ud800" escape
+            raise ReplyError(f"{path} is not valid Unicode text") from None
     deletes = [check_path(m["path"]) for m in _DELETE.finditer(text)]
     if not files and not deletes:
         raise ReplyError(
@@ -108,6 +110,20 @@ def parse_reply(text: str) -> tuple[dict[str, bytes], list[str]]:
     if len(files) > MAX_FILES:
         raise ReplyError(f"the reply has {len(files)} files; at most {MAX_FILES}")
     return files, deletes
+
+
+def _file_blocks(text: str) -> Iterator[tuple[str, str]]:
+    """Each `<file path="...">body</file>` block's path and body, as
+    `re.finditer(r'<file\\s+path\\s*=\\s*"([^"\\n]{1,300})"\\s*>\\n?(.*?)</file>', DOTALL)`
+    finds them, in linear time: that pattern scanned to the end of the reply from every unclosed
+    block, so 10,000 opening tags (190 KB) held `swarm pose` 48 s."""
+    position = 0
+    while (opening := _FILE_OPENING.search(text, position)) is not None:
+        end = text.find(_FILE_CLOSING, opening.end())
+        if end < 0:  # no later opening has a closing after it either
+            return
+        yield opening["path"], text[opening.end() : end]
+        position = end + len(_FILE_CLOSING)
 
 
 def check_path(raw: str) -> str:
