@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.noise_gate import GateDecision, case_scores, gate
-from research_dag import Metric, Outcome
+from research_dag import MAX_U64, MIN_I64, Metric, Outcome
 
 UP = Metric(name="pass_rate", direction="maximize", target=0.95)
 DOWN = Metric(name="errors", direction="minimize")
@@ -124,7 +124,7 @@ def test_the_changelog_replays_the_gate_and_states_the_interval() -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.dictionaries(
     st.text(max_size=12).map(lambda key: f"case:{key}"),
-    st.one_of(st.text(max_size=200), st.integers(),
+    st.one_of(st.text(max_size=200), st.integers(min_value=MIN_I64, max_value=MAX_U64),
               st.floats(allow_nan=False, allow_infinity=False), st.booleans()),
     max_size=40,
 ))
@@ -139,7 +139,7 @@ def test_hostile_case_details_never_raise(details: dict[str, float | int | str |
 def test_a_peer_outcome_with_256_details_is_bounded() -> None:
     huge: dict[str, float | int | str | bool] = {
         f"case:{i:03d}": "1" * 200 for i in range(255)}
-    huge["case:big"] = 10**400
+    huge["case:big"] = MAX_U64  # the largest a record holds (10**400 is no Outcome now)
     decision = gate(UP, Outcome(status="ok", score=1.0, details=huge), _outcome(["0"] * 10))
     assert decision is None  # no case in common with the ordinary outcome
     decision = gate(UP, Outcome(status="ok", score=1.0, details=huge),
