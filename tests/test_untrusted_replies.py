@@ -34,12 +34,12 @@ from node.llm import (
     OpenAICompatibleClient,
     Usage,
 )
-from node.llm.chat import MAX_RETRY_AFTER_S, status_error
+from node.llm.chat import MAX_RETRY_AFTER_S, closed_blocks, status_error
 from node.mutators import MutationContext, MutationFailed
 from node.mutators.llm import _last_fenced_diff, _last_tag, parse_changes, parse_reply
 from node.mutators.patch import PatchError, apply_patch
 from node.problem import load_package
-from node.publish.poser import ReplyError, _file_blocks
+from node.publish.poser import _FILE_CLOSING, _FILE_OPENING, ReplyError
 from node.publish.poser import parse_reply as parse_pose_reply
 from node.store import RecordStore
 from node.untrusted_text import markup
@@ -205,7 +205,8 @@ def test_any_pose_reply_is_files_or_a_reply_error(text: str) -> None:
     the block reader is linear (10,000 unclosed blocks, 190 KB, took 48 s)."""
     pattern = r'<file\s+path\s*=\s*"(?P<path>[^"\n]{1,300})"\s*>\n?(?P<body>.*?)</file>'
     blocks = [(m["path"], m["body"]) for m in re.finditer(pattern, text, re.DOTALL)]
-    assert list(_file_blocks(text)) == blocks
+    found = closed_blocks(text, _FILE_OPENING, _FILE_CLOSING)
+    assert [(opening["path"], body) for opening, body in found] == blocks
     try:
         files, _ = parse_pose_reply(text)
     except ReplyError:

@@ -19,6 +19,7 @@ from node.llm.chat import (
     LLMUnavailable,
     Provider,
     Usage,
+    closed_blocks,
     load_prompt,
 )
 from node.llm.clients import AnthropicClient, OpenAICompatibleClient, open_client
@@ -69,6 +70,7 @@ __all__ = [
     "SpotSession",
     "StandinProvider",
     "Usage",
+    "closed_blocks",
     "judge_verdict",
     "load_prompt",
     "open_client",

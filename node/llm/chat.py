@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import ClassVar, Literal, Protocol
@@ -21,6 +21,7 @@ PRICES: dict[Provider, tuple[float, float]] = {"anthropic": (2.0, 10.0), "openai
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 MAX_RETRY_AFTER_S = 300.0
 MAX_ERROR_TEXT = 300
+MAX_TOKEN_COUNT = 2**63 - 1  # the largest token count a record carries (research_dag: u63)
 _PROMPT_HEADER = re.compile(r"\A<!-- prompt: [^>]*-->\n")
 
 
@@ -70,6 +71,11 @@ class LLMConfig:
         return (input_tokens * price_in + output_tokens * price_out) / 1_000_000
 
     def usage(self, input_tokens: int, output_tokens: int) -> Usage:
+        """What a reply cost, from the token counts its server reported: each must be in
+        0..MAX_TOKEN_COUNT, else LLMBadReply (a server's -5 refunded the run's money budget,
+        and 10**400 raised OverflowError pricing it)."""
+        if not (0 <= input_tokens <= MAX_TOKEN_COUNT and 0 <= output_tokens <= MAX_TOKEN_COUNT):
+            raise LLMBadReply("the reply's token counts are not what a model reports")
         return Usage(input_tokens, output_tokens, self.cost_usd(input_tokens, output_tokens))
 
     @classmethod
@@ -258,3 +264,19 @@ def load_prompt(name: str) -> str:
     """A prompt file from node/llm/prompts, without its `<!-- prompt: ... -->` version header."""
     text = (resources.files("node.llm") / "prompts" / name).read_text(encoding="utf-8")
     return _PROMPT_HEADER.sub("", text)
+
+
+def closed_blocks(text: str, opening: re.Pattern[str], closing: str
+                  ) -> Iterator[tuple[re.Match[str], str]]:
+    """Each block of a reply that `opening` starts and the next `closing` ends, with its body,
+    left to right and not overlapping: what `re.finditer(opening + "(.*?)" + closing, DOTALL)`
+    finds, in linear time. That pattern scanned to the end of the reply from every opening no
+    closing follows: 10,000 unclosed `<diff>` tags (60 KB) took 7.5 s, 240 KB 96 s; 10,000
+    unclosed `<file>` blocks held `swarm pose` 48 s."""
+    position = 0
+    while (found := opening.search(text, position)) is not None:
+        end = text.find(closing, found.end())
+        if end < 0:  # no later opening has a closing after it either
+            return
+        yield found, text[found.end() : end]
+        position = end + len(closing)

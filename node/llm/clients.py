@@ -33,13 +33,11 @@ from node.llm.chat import (
     LLMUnavailable,
     Provider,
     Sleep,
-    Usage,
     call_with_retries,
     status_error,
 )
 
 NESTED = "the reply nests too deeply to decode"
-MAX_TOKEN_COUNT = 2**63 - 1  # a count a transcript can carry (research_dag: u63)
 # anthropic (~1.3 s) and the HTTP stacks load on first use so that `swarm --help` stays fast.
 if TYPE_CHECKING:
     import anthropic
@@ -206,7 +204,7 @@ class AnthropicClient(_RetryingClient):
             text = "".join(block.text for block in reply.content if block.type == "text")
         except (AttributeError, TypeError, ValueError, OverflowError):  # OverflowError: Infinity
             raise LLMBadReply("the reply is not an Anthropic message") from None
-        usage = _usage(self.config, input_tokens, output_tokens)
+        usage = self.config.usage(input_tokens, output_tokens)
         if stop_reason == "refusal":
             raise LLMRefused(f"the model refused: {text[:MAX_ERROR_TEXT]}".strip(), usage)
         return ChatReply(text, usage, stop_reason)
@@ -282,7 +280,7 @@ class OpenAICompatibleClient(_RetryingClient):
             raise LLMBadReply("the reply is not a chat completion") from None
         if not isinstance(text, str):
             raise LLMBadReply("the reply's content is not text")
-        usage = _usage(self.config, input_tokens, output_tokens)
+        usage = self.config.usage(input_tokens, output_tokens)
         stop_reason = _OPENAI_STOP_REASONS.get(finish, finish)
         refusal = message.get("refusal")
         if stop_reason == "refusal" or refusal:
@@ -291,15 +289,6 @@ class OpenAICompatibleClient(_RetryingClient):
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def _usage(config: LLMConfig, input_tokens: int, output_tokens: int) -> Usage:
-    """What a reply cost, from the token counts its server reported: each in 0..2^63-1, else
-    LLMBadReply. A server's -5 refunded the run's money budget, and 10**400 raised
-    OverflowError pricing it (the gateway checks its replies so too: gateway.py `_checked`)."""
-    if not (0 <= input_tokens <= MAX_TOKEN_COUNT and 0 <= output_tokens <= MAX_TOKEN_COUNT):
-        raise LLMBadReply("the reply's token counts are not what a model reports")
-    return config.usage(input_tokens, output_tokens)
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:

@@ -12,7 +12,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from node.llm.chat import BudgetMeter, LLMBadReply, LLMBudgetExceeded, LLMError, Usage
+from node.llm.chat import (
+    MAX_TOKEN_COUNT,
+    BudgetMeter,
+    LLMBadReply,
+    LLMBudgetExceeded,
+    LLMError,
+    Usage,
+)
 from node.llm.providers import ModelProvider, ModelReply, Stopped, _never, judge_verdict
 from research_dag import (
     MAX_CALLS,
@@ -30,7 +37,6 @@ from sandbox import DoorFailure, answer_frame, error_frame
 
 MAX_TOKENS_ASKED = 1_000_000  # the most `max_tokens` one request may name
 CACHE_ENTRIES = 4096
-MAX_COUNT = 2**63 - 1  # the largest token count a record carries (research_dag: u63)
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def _checked(reply: ModelReply) -> ModelReply:
     against the run's budget nor an exception out of the model door into the node."""
     counts = (reply.input_tokens, reply.output_tokens)
     if not isinstance(reply.text, str) or any(
-        type(count) is not int or not 0 <= count <= MAX_COUNT for count in counts
+        type(count) is not int or not 0 <= count <= MAX_TOKEN_COUNT for count in counts
     ):
         raise LLMBadReply("the reply's text or token counts are not what a model reports")
     cost = reply.cost_usd

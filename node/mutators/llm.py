@@ -13,6 +13,7 @@ from node.llm import (
     LLMBudgetExceeded,
     LLMError,
     Usage,
+    closed_blocks,
     load_prompt,
 )
 from node.mutators.base import (
@@ -268,17 +269,11 @@ def normalise_kind(raw: str) -> str:
 
 
 def _last_tag(text: str, tag: str) -> str | None:
-    """What the last `<tag>...</tag>` holds, as `re.findall(rf"<{tag}>(.*?)</{tag}>")[-1]` finds
-    it (a model that drafts before answering puts its final answer last), in linear time: the
-    regular expression scanned to the end of the reply from every unclosed `<diff>`, so a reply
-    of 10,000 of them (60 KB) took 7.5 s, and 240 KB 96 s."""
-    opening, closing = f"<{tag}>", f"</{tag}>"
-    found, position = None, 0
-    while (start := text.find(opening, position)) >= 0:
-        end = text.find(closing, start + len(opening))
-        if end < 0:  # no later opening has a closing after it either
-            break
-        found, position = text[start + len(opening) : end], end + len(closing)
+    """What the last `<tag>...</tag>` holds (a model that drafts before answering puts its
+    final answer last), found in linear time (`closed_blocks`)."""
+    found = None
+    for _, body in closed_blocks(text, re.compile(re.escape(f"<{tag}>")), f"</{tag}>"):
+        found = body
     return found
 
 

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from string import Template
@@ -23,6 +23,7 @@ from node.llm import (
     LLMBudgetExceeded,
     LLMError,
     Usage,
+    closed_blocks,
     load_prompt,
 )
 from node.problem import PackageError, load_package
@@ -34,7 +35,7 @@ MAX_FILES = 256
 MAX_STATEMENT = 2_000
 # What `swarm init` copies for people who write a package by hand instead of posing one.
 PACKAGE_TEMPLATE = Path(__file__).parent / "templates" / "package"
-# A block's opening tag; its body runs to the next `</file>` (found by `_file_blocks`).
+# A block's opening tag; its body runs to the next `</file>` (node.llm.closed_blocks).
 _FILE_OPENING = re.compile(r'<file\s+path\s*=\s*"(?P<path>[^"\n]{1,300})"\s*>\n?')
 _FILE_CLOSING = "</file>"
 _DELETE = re.compile(r'<delete\s+path\s*=\s*"(?P<path>[^"\n]{1,300})"\s*/?>')
@@ -93,8 +94,8 @@ class ReplyError(ValueError):
 def parse_reply(text: str) -> tuple[dict[str, bytes], list[str]]:
     """The files a reply writes and the paths it deletes. Raises ReplyError."""
     files: dict[str, bytes] = {}
-    for raw_path, body in _file_blocks(text):
-        path = check_path(raw_path)
+    for opening, body in closed_blocks(text, _FILE_OPENING, _FILE_CLOSING):
+        path = check_path(opening["path"])
         fenced = _FENCE.match(body.strip("\n"))
         if fenced is not None:  # models like to wrap code in fences even when told not to
             body = fenced["inner"] + "\n"
@@ -110,20 +111,6 @@ def parse_reply(text: str) -> tuple[dict[str, bytes], list[str]]:
     if len(files) > MAX_FILES:
         raise ReplyError(f"the reply has {len(files)} files; at most {MAX_FILES}")
     return files, deletes
-
-
-def _file_blocks(text: str) -> Iterator[tuple[str, str]]:
-    """Each `<file path="...">body</file>` block's path and body, as
-    `re.finditer(r'<file\\s+path\\s*=\\s*"([^"\\n]{1,300})"\\s*>\\n?(.*?)</file>', DOTALL)`
-    finds them, in linear time: that pattern scanned to the end of the reply from every unclosed
-    block, so 10,000 opening tags (190 KB) held `swarm pose` 48 s."""
-    position = 0
-    while (opening := _FILE_OPENING.search(text, position)) is not None:
-        end = text.find(_FILE_CLOSING, opening.end())
-        if end < 0:  # no later opening has a closing after it either
-            return
-        yield opening["path"], text[opening.end() : end]
-        position = end + len(_FILE_CLOSING)
 
 
 def check_path(raw: str) -> str:
