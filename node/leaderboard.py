@@ -11,6 +11,8 @@ from node.trust import Ledger, Verdict
 from research_dag import Experiment, Header, ResearchDag, Verification
 
 PAGE = 1024  # whole records loaded at a time where a view must read every one of a kind
+# Verifications read at a time: a peer's may hold a 150 KB outcome (256 items and details).
+VERIFICATION_PAGE = 256
 
 # Leaderboard order: what may be shown as a best first, then what is waiting, then the refuted.
 _RANK: dict[Verdict, int] = {"own": 0, "verified": 0, "pending": 1, "disputed": 2}
@@ -26,20 +28,34 @@ def headers_by_kind(dag: ResearchDag) -> dict[str, list[Header]]:
     return kinds
 
 
+def note_verifications(dag: ResearchDag, ledger: Ledger,
+                       verifications: list[Header] | None = None) -> list[tuple[Header, bool]]:
+    """Notes every stored verification in `ledger`, VERIFICATION_PAGE whole records at a time;
+    returns the ledger owner's own replays as (the claim's header, matched), for the caller to
+    record (a claim may be 1 MB: its header is all that needs). `verifications`: their
+    headers, if at hand."""
+    if verifications is None:
+        verifications = dag.headers_of("verification")
+    replays: list[tuple[Header, bool]] = []
+    for start in range(0, len(verifications), VERIFICATION_PAGE):
+        page = verifications[start : start + VERIFICATION_PAGE]
+        for record in dag.get_many(header.id for header in page):
+            if not isinstance(record, Verification):
+                continue
+            ledger.note(record)
+            if record.author == ledger.me:
+                claimed = dag.header(record.experiment)
+                if claimed is not None and claimed.kind == "experiment":
+                    replays.append((claimed, record.match))
+    return replays
+
+
 def ledger_from(dag: ResearchDag, me: str, verifications: list[Header] | None = None) -> Ledger:
     """This node's ledger as its records leave it: everyone's verifications noted, our own
     replays moving their authors' standing. `verifications`: their headers, if at hand."""
-    if verifications is None:
-        verifications = headers_by_kind(dag).get("verification", [])
     ledger = Ledger(me=me)
-    for start in range(0, len(verifications), PAGE):
-        for record in dag.get_many(h.id for h in verifications[start : start + PAGE]):
-            if isinstance(record, Verification):
-                ledger.note(record)
-                if record.author == me:
-                    claimed = dag.get(record.experiment)
-                    if isinstance(claimed, Experiment):
-                        ledger.record_replay(claimed, record.match)
+    for claimed, matched in note_verifications(dag, ledger, verifications):
+        ledger.record_replay(claimed, matched)
     return ledger
 
 

@@ -14,6 +14,7 @@ import trio
 from node.faults import inflated_claim
 from node.identity import Identity, sign_record
 from node.knowledge import DerivedGate, NodeKnowledge, evidence_rule
+from node.leaderboard import note_verifications
 from node.loop import ResearchLoop, Sealed, Step
 from node.mutators import Mutator
 from node.net import DecodedMessages, Network, Outbox, SyncService, problem_topic, topic_of
@@ -26,16 +27,13 @@ from node.trust import Ledger, PendingClaims, ReplayBudget
 from research_dag import (
     Budget,
     Experiment,
-    Header,
     ModelLimits,
     Problem,
     Record,
-    Verification,
 )
 
 __all__ = ["Evaluate", "EvaluatorFactory", "NodeConfig", "NodeStats", "SwarmNode"]
 
-RESTORE_PAGE = 256  # stored verifications read at once when the ledger is restored
 
 
 class SwarmNode(NodeIntake, ClaimReplays):
@@ -111,27 +109,10 @@ class SwarmNode(NodeIntake, ClaimReplays):
         bench/event_loop/node_startup.py). Nothing else touches the ledger until it returns."""
         if self._restored:
             return
-        replays = await trio.to_thread.run_sync(self._note_verifications)
+        replays = await trio.to_thread.run_sync(note_verifications, self.dag, self.ledger)
         for claimed, matched in replays:  # on the trio thread: it adjusts gossip scores
             self._record_replay(claimed, matched)
         self._restored = True
-
-    def _note_verifications(self) -> list[tuple[Header, bool]]:
-        """(In a worker thread.) Notes every stored verification; returns our own replays, by
-        the claims' headers (a claim may be 1 MB)."""
-        headers = self.dag.headers_of("verification")
-        replays: list[tuple[Header, bool]] = []
-        for start in range(0, len(headers), RESTORE_PAGE):
-            page = headers[start : start + RESTORE_PAGE]
-            for record in self.dag.get_many(header.id for header in page):
-                if not isinstance(record, Verification):
-                    continue
-                self.ledger.note(record)
-                if record.author == self.me:
-                    claimed = self.dag.header(record.experiment)
-                    if claimed is not None and claimed.kind == "experiment":
-                        replays.append((claimed, record.match))
-        return replays
 
     def known_problems(self) -> list[Problem]:
         return [p for p in self.dag.problems() if isinstance(p, Problem)]
