@@ -16,6 +16,10 @@ from operator import mul, truediv
 # decided by the float; nearer ones by the exact rational, so every node gets the same answer.
 FLOAT_MARGIN = 1e-7
 _LOG_TINY = -600.0  # exp() of this is ~1e-261: products of ratios stay normal floats
+# Beta parameters up to which lgamma gives the first term's log within ~1e-10 (x log x ulps of
+# 2**16 are ~1e-10), and how many factors it may sum instead past that.
+LGAMMA_UP_TO = 2**16
+FACTORS_UP_TO = 2**16
 
 
 def prob_greater(a1: int, b1: int, a2: int, b2: int) -> Fraction:
@@ -41,8 +45,7 @@ def prob_greater_float(a1: int, b1: int, a2: int, b2: int) -> float:
     """`prob_greater` in floats (within ~1e-9 of it): the same sum, in logs."""
     _check(a1, b1, a2, b2)
     count, flip, (_, beta_b), (alpha_a, beta_a) = _cheapest(a1, b1, a2, b2)
-    log_term = (math.lgamma(beta_a + beta_b) - math.lgamma(beta_a)
-                - math.lgamma(alpha_a + beta_a + beta_b) + math.lgamma(alpha_a + beta_a))
+    log_term = _log_first_term(alpha_a, beta_a, beta_b)
     if log_term < _LOG_TINY:  # the first term underflows: carry the sum in logs
         terms = [math.exp(log_term)]
         for i in range(count - 1):
@@ -57,6 +60,30 @@ def prob_greater_float(a1: int, b1: int, a2: int, b2: int) -> float:
         terms = list(accumulate(ratios, mul, initial=math.exp(log_term)))
     value = min(1.0, math.fsum(terms))
     return 1.0 - value if flip else value
+
+
+def _log_first_term(alpha_a: int, beta_a: int, beta_b: int) -> float:
+    """The log of Miller's first term B(alpha_A, beta_A + beta_B) / B(alpha_A, beta_A), <= 0.
+    From lgamma while its arguments stay below LGAMMA_UP_TO (its error grows like x log x
+    ulps: four values near 10**18 are ~4e19 each, and their difference was off by thousands,
+    so exp() overflowed, or made a "probability" far from the exact one); else as the sum of
+    the min(alpha_A, beta_B) factors `_terms` multiplies, as long as they are few."""
+    factors = min(alpha_a, beta_b)
+    if alpha_a + beta_a + beta_b <= LGAMMA_UP_TO or factors > FACTORS_UP_TO:
+        return min(0.0, math.lgamma(beta_a + beta_b) - math.lgamma(beta_a)
+                   - math.lgamma(alpha_a + beta_a + beta_b) + math.lgamma(alpha_a + beta_a))
+    # Each factor is (beta_A + i) / (alpha_A + beta_A + i) or (beta_A + i) / (beta_A + beta_B
+    # + i) (`_terms`).
+    if beta_b <= alpha_a:
+        return math.fsum(_log_ratio(beta_a + i, alpha_a + beta_a + i) for i in range(beta_b))
+    return math.fsum(_log_ratio(beta_a + i, beta_a + beta_b + i) for i in range(alpha_a))
+
+
+def _log_ratio(num: int, den: int) -> float:
+    """log(num / den) for 0 < num <= den, precise near 1 (log1p of the gap) and far from it:
+    int / int is correctly rounded however large the counts."""
+    gap = (den - num) / den
+    return math.log1p(-gap) if gap < 0.5 else math.log(num / den)
 
 
 def compare_greater(a1: int, b1: int, a2: int, b2: int, threshold: Fraction,
