@@ -73,7 +73,8 @@ def test_a_joined_problem_is_found_by_package_name_or_id_prefix(
          "inconsistent", "underived"], 0)
     assert node["evaluations"] >= 2 and node["peer_id"] == identity.peer_id
     assert node["sync_serving"] == dict.fromkeys(  # alone: nobody asked for our records
-        ["served", "queued", "paced", "refused", "busy", "displaced", "expired"], 0)
+        ["served", "queued", "paced", "refused", "busy", "displaced", "expired", "throttled"],
+        0)
     text = swarm("status", *d).stdout
     assert "drops    oversize 0, malformed 0, version 0, invalid_record 0" in text, text
     assert "serving  served 0, queued 0, paced 0, refused 0" in text, text

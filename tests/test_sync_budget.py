@@ -130,6 +130,13 @@ def budget_bound(limits: ServeLimits, seconds: float) -> float:
     return limits.burst_bytes + limits.bytes_per_s * seconds + overdraft
 
 
+def node_bound(limits: ServeLimits, seconds: float, largest: int = MAX_RESPONSE_BYTES) -> float:
+    """The most all peers together can be sent in `seconds` (as `budget_bound`, node-wide),
+    answers being at most `largest` bytes."""
+    overdraft = limits.serving * largest
+    return limits.node_burst_bytes + limits.node_bytes_per_s * seconds + overdraft
+
+
 async def test_a_flooder_is_paced_and_refused_while_an_honest_peer_syncs_everything(
     tmp_path: Path, mock_clock: trio.testing.MockClock
 ) -> None:
@@ -159,6 +166,49 @@ async def test_a_flooder_is_paced_and_refused_while_an_honest_peer_syncs_everyth
     assert counted["refused"] == got.refused and counted["paced"] >= 1
     load = server.sync.budget.load(FLOODER.peer_id)
     assert load is not None and load.sent == got.bytes and load.refused == got.refused
+
+
+async def test_many_identities_flooding_share_the_nodes_bytes_while_an_honest_peer_syncs(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    """Identities are free: eight flooders, each within its own (generous) budget, are held
+    together to the node's byte rate, and an honest peer still gets its turn at it (one in
+    nine: each turn waits for the flooders' 4 MiB answers ahead of it, 0.5 s each)."""
+    records = history(36, 140_000, seed=4)  # ~5 MB: two fetch replies, the first 4 MiB
+    limits = ServeLimits(bytes_per_s=64 * 2**20, burst_bytes=8 * 2**20,
+                         node_bytes_per_s=8 * 2**20, node_burst_bytes=2**20)
+    hub = MemoryHub()
+    floods = [Flood() for _ in range(8)]
+    async with AsyncExitStack() as stack:
+        server = await stack.enter_async_context(open_node(hub, SERVER, tmp_path, records,
+                                                           limits))
+        honest = await stack.enter_async_context(open_node(hub, HONEST, tmp_path))
+        flooders = [await stack.enter_async_context(hub.open_node(f"sybil-{n}"))
+                    for n in range(len(floods))]
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        nursery.start_soon(jump_when_quiet, mock_clock, [server, honest])
+        await honest.network.connect(f"/memory/{server.me}")
+        began = trio.current_time()
+        for flooder, got in zip(flooders, floods, strict=True):
+            await flooder.connect(f"/memory/{server.me}")
+            nursery.start_soon(keep_asking, flooder, server.me, [r.id for r in records], 2,
+                               got)
+        await trio.testing.wait_all_tasks_blocked(QUIET_S)  # the flood is under way
+        taken = await honest.sync.sync_with(server.me)
+        elapsed = trio.current_time() - began
+        held = honest.dag.ids()
+        nursery.cancel_scope.cancel()
+    assert taken == len(records) and honest.sync.failures == 0
+    assert held == {r.id for r in records}
+    budget = server.sync.budget
+    flooded = sum(got.bytes for got in floods)
+    assert sum(got.answered for got in floods) >= 1
+    # Each flooder alone could have had 8 MiB at once and 64 MiB/s; together they got the
+    # node's rate, the honest peer's answers included.
+    assert flooded + budget.loads()[honest.me].sent == budget.sent
+    assert budget.sent <= node_bound(limits, elapsed)
+    assert budget.by_reason()["throttled"] >= 1
+    assert elapsed < 30  # one pass: its turns came within the exchange limit
 
 
 async def test_a_late_joiner_pulls_the_whole_history_paced_in_one_pass(
@@ -191,8 +241,8 @@ async def test_a_late_joiner_pulls_the_whole_history_paced_in_one_pass(
 class Bounds(trio.abc.Instrument):
     """After every task step: what the server runs and remembers is within its limits."""
 
-    def __init__(self, sync: SyncService, limits: ServeLimits) -> None:
-        self.sync, self.limits = sync, limits
+    def __init__(self, sync: SyncService, limits: ServeLimits, largest: int) -> None:
+        self.sync, self.limits, self.largest = sync, limits, largest
         self.broken: Counter[str] = Counter()
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
@@ -201,6 +251,8 @@ class Bounds(trio.abc.Instrument):
         self.broken["serving"] += budget.serving > limits.serving
         self.broken["waiting"] += budget.waiting > limits.waiting
         self.broken["tracked"] += budget.tracked > limits.peers
+        self.broken["node bytes"] += budget.sent > node_bound(limits, trio.current_time(),
+                                                              self.largest)
         for load in budget.loads().values():
             self.broken["peer serving"] += load.serving > limits.serving_per_peer
             self.broken["peer waiting"] += load.waiting > limits.waiting_per_peer
@@ -216,13 +268,16 @@ REQUESTS = st.lists(
     min_size=8, max_size=120,
 )
 LIMITS = st.builds(
-    lambda rate, burst, per_peer, waiting_per_peer, serving, waiting, spare, wait: ServeLimits(
+    lambda rate, burst, per_peer, waiting_per_peer, serving, waiting, spare, wait, node_rate,
+    node_burst: ServeLimits(
         bytes_per_s=rate, burst_bytes=burst, serving_per_peer=min(per_peer, serving),
         waiting_per_peer=waiting_per_peer, serving=serving, waiting=waiting,
-        peers=waiting + serving + spare, max_wait_s=wait),
+        peers=waiting + serving + spare, max_wait_s=wait, node_bytes_per_s=node_rate,
+        node_burst_bytes=node_burst),
     st.sampled_from([2_000.0, 200_000.0, 4 * 2**20]), st.sampled_from([0, 10_000, 2**24]),
     st.integers(1, 2), st.integers(1, 4), st.integers(1, 3), st.integers(1, 8),
     st.integers(1, 4), st.sampled_from([0.3, 10.0]),
+    st.sampled_from([4_000.0, 400_000.0, 12 * 2**20]), st.sampled_from([0, 20_000, 2**26]),
 )
 SMALL = history(12, 4_000, seed=2)
 
@@ -255,7 +310,10 @@ def test_no_requests_from_any_peers_take_serving_past_its_bounds(
             async with open_node(MemoryHub(), SERVER, Path(root), SMALL, limits) as server, \
                     trio.open_nursery() as outer:
                 outer.start_soon(jump_when_quiet, clock, [server])
-                bounds = Bounds(server.sync, limits)
+                # The largest answer (a fetch of everything), asked first: the node's bytes
+                # are overdrawn by at most `serving` answers built past its bucket's last look.
+                largest = len(await server.sync.handle("probe", payloads["fetch"]))
+                bounds = Bounds(server.sync, limits, largest)
                 trio.lowlevel.add_instrument(bounds)
                 try:
                     async with trio.open_nursery() as nursery:
@@ -268,7 +326,7 @@ def test_no_requests_from_any_peers_take_serving_past_its_bounds(
                 budget = server.sync.budget
                 assert budget.serving == budget.waiting == 0
                 assert sum(outcomes.values()) == len(requests)
-                assert outcomes["answered"] == budget.counts["served"]
+                assert outcomes["answered"] + 1 == budget.counts["served"]
                 return bounds
 
     clock = trio.testing.MockClock()

@@ -13,7 +13,10 @@ seconds (passes back to back until one brings nothing more; a pass stops at 30 s
 served bytes per second over the same span and its refusals, the server's counts when it has a
 serve budget, and the longest event loop steps.
 
-    .venv/bin/python bench/event_loop/sync_flood.py [N=20000] [--tasks 8]
+    .venv/bin/python bench/event_loop/sync_flood.py [N=20000] [--tasks 8] [--identities 1]
+
+`--identities K`: the flood comes from K peer ids (identities are free to make), each keeping
+`--tasks` fetches open; per-peer budgets alone then serve K times one peer's rate.
 
 Before/after: run the same script in a worktree of an older commit (it imports only what both
 have):
@@ -29,6 +32,7 @@ import gc
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +123,7 @@ async def keep_asking(network: MemoryNetwork, server: str, ids: list[str], tasks
             nursery.start_soon(one)
 
 
-async def main(n: int, tasks: int) -> None:
+async def main(n: int, tasks: int, identities: int) -> None:
     problem = load_package(EXAMPLE)
     maker = Records(problem)
     t0 = time.perf_counter()
@@ -141,9 +145,12 @@ async def main(n: int, tasks: int) -> None:
                 print(f"joiner alone: {alone:.1f} s in {passes} pass(es), first pass "
                       f"{first:.1f} s, holds {held} of {n}")
                 got = Flood()
-                async with hub.open_node("flooder") as flooder, trio.open_nursery() as nursery:
-                    await flooder.connect(f"/memory/{server.me}")
-                    nursery.start_soon(keep_asking, flooder, server.me, ids, tasks, got)
+                async with AsyncExitStack() as stack:
+                    nursery = await stack.enter_async_context(trio.open_nursery())
+                    for k in range(identities):
+                        flooder = await stack.enter_async_context(hub.open_node(f"flooder{k}"))
+                        await flooder.connect(f"/memory/{server.me}")
+                        nursery.start_soon(keep_asking, flooder, server.me, ids, tasks, got)
                     await trio.sleep(1.0)  # the flood under way
                     before = got.bytes
                     with common.measuring() as steps:
@@ -151,10 +158,11 @@ async def main(n: int, tasks: int) -> None:
                             hub, server, root, "flooded", n)
                     rate = (got.bytes - before) / flooded
                     nursery.cancel_scope.cancel()
-                print(f"joiner during the flood ({tasks} fetches of 1,024 ids open at once): "
+                print(f"joiner during the flood ({identities} x {tasks} fetches of 1,024 ids open"
+                      " at once): "
                       f"{flooded:.1f} s in {passes} pass(es), first pass {first:.1f} s, holds "
                       f"{held} of {n}")
-                print(f"flooder: served {rate / 2**20:.1f} MiB/s while the joiner synced; "
+                print(f"flooders: served {rate / 2**20:.1f} MiB/s while the joiner synced; "
                       f"{got.answered} replies ({got.bytes / 2**20:.0f} MiB), "
                       f"{got.refused} refused")
                 budget = getattr(server.sync, "budget", None)
@@ -164,4 +172,4 @@ async def main(n: int, tasks: int) -> None:
 
 
 if __name__ == "__main__":
-    common.run(main, __doc__, n=20000, options={"--tasks": 8})
+    common.run(main, __doc__, n=20000, options={"--tasks": 8, "--identities": 1})

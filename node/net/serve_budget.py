@@ -26,12 +26,13 @@ MIB = 1024 * 1024
 # refused    its peer already had `waiting_per_peer` requests waiting;
 # busy       the node's queue was full of other peers' requests, none with more waiting;
 # displaced  it was waiting when a peer with fewer requests waiting took its place;
-# expired    it waited `max_wait_s` without its turn.
+# expired    it waited `max_wait_s` without its turn;
+# throttled  waited for the node's byte budget, which all peers share.
 ServeEvent: TypeAlias = Literal[
-    "served", "queued", "paced", "refused", "busy", "displaced", "expired"
+    "served", "queued", "paced", "refused", "busy", "displaced", "expired", "throttled"
 ]
 SERVE_EVENTS: tuple[ServeEvent, ...] = (
-    "served", "queued", "paced", "refused", "busy", "displaced", "expired"
+    "served", "queued", "paced", "refused", "busy", "displaced", "expired", "throttled"
 )
 
 
@@ -76,6 +77,15 @@ class ServeLimits:
       busy).
     - `max_wait_s` 10: a request is refused rather than held longer (both sides bound an
       exchange at 30 s; the JS peer waits 10 s for an answer).
+    - `node_bytes_per_s` 12 MiB and `node_burst_bytes` 48 MiB: what all peers together are
+      sent. Per-peer budgets alone let k fresh identities (free to make) take k times a
+      peer's rate, up to what the 2 serving threads can build (a flooder was served up to
+      31 MiB/s, nearly a core of this machine); the node's bucket holds every peer's
+      serving to ~0.35 of a core (0.09 s a 3.1 MiB reply) whatever the number of identities,
+      leaving the node's own research the rest. Three peers at their full rate fit in it, so
+      a late joiner is paced only by its own budget unless more than two others pull at
+      once; under a flood of k identities each waiting peer gets its turn in arrival order
+      (at most one request per peer waits for it), ~1/(k + 1) of it.
     """
 
     bytes_per_s: float = 4 * MIB
@@ -86,11 +96,16 @@ class ServeLimits:
     waiting: int = 64
     peers: int = 1024
     max_wait_s: float = 10.0
+    node_bytes_per_s: float = 12 * MIB
+    node_burst_bytes: int = 48 * MIB
 
     def __post_init__(self) -> None:
         counts = (self.serving_per_peer, self.waiting_per_peer, self.serving, self.waiting)
-        if self.bytes_per_s <= 0 or self.burst_bytes < 0 or self.max_wait_s <= 0:
-            raise ValueError("want bytes_per_s > 0, burst_bytes >= 0 and max_wait_s > 0")
+        rates = (self.bytes_per_s, self.node_bytes_per_s)
+        if min(rates) <= 0 or min(self.burst_bytes, self.node_burst_bytes) < 0:
+            raise ValueError("want byte rates > 0 and bursts >= 0")
+        if self.max_wait_s <= 0:
+            raise ValueError("want max_wait_s > 0")
         if min(counts) < 1 or self.serving_per_peer > self.serving:
             raise ValueError("want every count >= 1 and serving_per_peer <= serving")
         if self.peers <= self.waiting + self.serving:
@@ -117,23 +132,48 @@ class _Waiter:
         self.displaced = False
 
 
+class _Bucket:
+    """Bytes that may be sent before a request waits: `burst` at most, refilled at `rate` a
+    second, in debt (< 0) after an answer larger than what was left."""
+
+    __slots__ = ("burst", "rate", "tokens", "updated")
+
+    def __init__(self, burst: int, rate: float, now: float) -> None:
+        self.burst, self.rate = float(burst), rate
+        self.tokens = self.burst
+        self.updated = now
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def charge(self, size: int) -> None:
+        self.refill(trio.current_time())
+        self.tokens -= size
+
+    async def out_of_debt(self) -> bool:
+        """Until the bucket is out of debt; whether that took a wait. Less than a byte of debt
+        is none (else float rounding could ask for a wait of no time, forever)."""
+        waited = False
+        while True:
+            now = trio.current_time()
+            self.refill(now)
+            if self.tokens > -1.0:
+                return waited
+            waited = True
+            await trio.sleep_until(now + -self.tokens / self.rate)
+
+
 class _Peer:
-    __slots__ = ("paced", "peer", "refused", "sent", "serving", "slots", "tokens", "updated",
-                 "waiters")
+    __slots__ = ("bytes", "paced", "peer", "refused", "sent", "serving", "slots", "waiters")
 
     def __init__(self, peer: str, limits: ServeLimits, now: float) -> None:
         self.peer = peer
         self.slots = trio.Semaphore(limits.serving_per_peer)  # FIFO: its requests in order
         self.waiters: deque[_Waiter] = deque()
         self.serving = 0
-        self.tokens = float(limits.burst_bytes)
-        self.updated = now
+        self.bytes = _Bucket(limits.burst_bytes, limits.bytes_per_s, now)
         self.sent = self.paced = self.refused = 0
-
-    def refill(self, limits: ServeLimits, now: float) -> None:
-        self.tokens = min(float(limits.burst_bytes),
-                          self.tokens + (now - self.updated) * limits.bytes_per_s)
-        self.updated = now
 
     @property
     def idle(self) -> bool:
@@ -152,6 +192,9 @@ class ServeBudget:
         self._peers: dict[str, _Peer] = {}  # least recently asking first
         self._queued: dict[str, _Peer] = {}  # peers with requests waiting
         self._slots = trio.Semaphore(self.limits.serving)  # FIFO across peers
+        self._node: _Bucket | None = None  # every peer's bytes (made in trio: it reads time)
+        self._node_turn = trio.Lock()  # fair: waits for the node's bytes in arrival order
+        self.sent = 0  # bytes served to all peers
 
     @property
     def tracked(self) -> int:
@@ -162,7 +205,7 @@ class ServeBudget:
         state = self._peers.get(peer)
         if state is None:
             return None
-        return PeerLoad(state.serving, len(state.waiters), state.tokens, state.sent,
+        return PeerLoad(state.serving, len(state.waiters), state.bytes.tokens, state.sent,
                         state.paced, state.refused)
 
     def loads(self) -> dict[str, PeerLoad]:
@@ -185,13 +228,29 @@ class ServeBudget:
         state.waiters.append(waiter)
         self._queued[peer] = state
         self.waiting += 1
-        queued = paced = turn = False
+        if self._node is None:
+            self._node = _Bucket(limits.node_burst_bytes, limits.node_bytes_per_s,
+                                 trio.current_time())
+        node = self._node
+        queued = paced = throttled = turn = False
         try:
             with waiter.scope:
                 queued = await _acquire(state.slots)
                 try:
-                    paced = await self._wait_for_bytes(state)
-                    queued = await _acquire(self._slots) or queued
+                    paced = await state.bytes.out_of_debt()
+                    # One request per peer at most waits here (it holds its peer's slot), so
+                    # under a flood of identities each gets its turn at the node's bytes. The
+                    # node's bucket is read holding a serving slot: an answer is charged
+                    # before its slot is released, so at most `serving` answers are built
+                    # past the bucket's last look (without the slot, every peer's waiting
+                    # request passed an empty bucket before the answers ahead were charged).
+                    async with self._node_turn:
+                        queued = await _acquire(self._slots) or queued
+                        try:
+                            throttled = await node.out_of_debt()
+                        except BaseException:
+                            self._slots.release()
+                            raise
                 except BaseException:
                     state.slots.release()
                     raise
@@ -206,6 +265,8 @@ class ServeBudget:
         if paced:
             self.counts["paced"] += 1
             state.paced += 1
+        if throttled:
+            self.counts["throttled"] += 1
         state.serving += 1
         self.serving += 1
         response: bytes | None = None
@@ -214,9 +275,11 @@ class ServeBudget:
             self.counts["served"] += 1
             return response
         finally:
-            state.refill(limits, trio.current_time())
-            state.tokens -= unanswered_cost if response is None else len(response)
+            cost = unanswered_cost if response is None else len(response)
+            state.bytes.charge(cost)
+            node.charge(cost)
             state.sent += 0 if response is None else len(response)
+            self.sent += 0 if response is None else len(response)
             state.serving -= 1
             self.serving -= 1
             self._slots.release()
@@ -264,18 +327,6 @@ class ServeBudget:
         self.counts[reason] += 1
         state.refused += 1
         raise ServeRefused(state.peer, reason)
-
-    async def _wait_for_bytes(self, state: _Peer) -> bool:
-        """Until `state`'s bucket is out of debt; whether that took a wait. Less than a byte
-        of debt is none (else float rounding could ask for a wait of no time, forever)."""
-        paced = False
-        while True:
-            now = trio.current_time()
-            state.refill(self.limits, now)
-            if state.tokens > -1.0:
-                return paced
-            paced = True
-            await trio.sleep_until(now + -state.tokens / self.limits.bytes_per_s)
 
 
 async def _acquire(slots: trio.Semaphore) -> bool:
