@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -25,6 +26,7 @@ from node.store_schema import (
     SCHEMA_VERSION,
     StoreCorrupt,
     StoreError,
+    StoreFull,
     _is_id,
     create,
     prepare,
@@ -34,6 +36,7 @@ from research_dag import DERIVED_AUTHOR, Problem, Record, ResearchDag, encode_re
 
 __all__ = [
     "MAX_DELTA_DEPTH", "SCHEMA_VERSION", "RecordStore", "StoreCorrupt", "StoreError",
+    "StoreFull",
 ]
 
 PAGE_ROWS = 256  # rows read per lock hold while iterating, so writers never wait long
@@ -145,6 +148,14 @@ class RecordStore(StoreRetention):
             while len(self._just_stored) > JUST_STORED:
                 self._just_stored.popitem(last=False)
         return added
+
+    def free_bytes(self) -> int:
+        """Bytes free on the file system holding the store (a statfs call, microseconds)."""
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError as error:
+            raise StoreError(f"record store {self.path}: cannot read the free space ({error})"
+                             ) from None
 
     def just_stored(self, record_id: str) -> bool:
         """Is it among the records the last few `add_many` calls stored (or held already)?"""
@@ -309,6 +320,9 @@ class RecordStore(StoreRetention):
             try:
                 yield self._db
             except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                    raise StoreFull(f"record store {self.path}: the disk is full ({error})"
+                                    ) from None
                 if "locked" in str(error) or "busy" in str(error):
                     raise StoreError(
                         f"record store {self.path} is locked by another process ({error});"

@@ -75,6 +75,10 @@ class StoreCorrupt(StoreError):
     """A stored record does not decode or does not hash to its id."""
 
 
+class StoreFull(StoreError):
+    """The disk (or the file's page limit) is full: the write was rolled back whole."""
+
+
 def prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> int:
     """Check the file and set the durability pragmas; returns its schema version (0: new)."""
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -79,6 +79,8 @@ class SwarmNode(NodeIntake, ClaimReplays):
         self.fakes: set[str] = set()  # ids of claims this node forged (liar fault only)
         self._turn = 0
         self._intakes = 0
+        self.room = True  # the disk has room for peers' records (node/swarm_intake.py)
+        self._full_until = 0.0
         # Ids being stored by an intake right now: a second intake of the same records (two
         # sync passes overlap when a node joins) skips them instead of storing them twice.
         self._storing: set[str] = set()

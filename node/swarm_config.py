@@ -40,6 +40,11 @@ class NodeConfig:
     # as many headers; every record, header and edge stays in the store (docs/storage.md).
     dag_cache: int = 2048
     curate_every: int = CURATE_EVERY  # rounds between derivations of the playbook (0: never)
+    # Free disk space kept for the node's own records: below it, peers' records are not
+    # stored (counted as the drop reason "disk"). Records are free to sign, by identities
+    # free to make, so without a floor any peer could fill the disk and stop the node's own
+    # writes. 1 GiB holds ~3 million of the node's own attempts (0.3 KB each, docs/storage.md).
+    min_free_bytes: int = 1 << 30
 
 
 @dataclass

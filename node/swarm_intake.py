@@ -3,6 +3,8 @@ anti-entropy passes, and storing and indexing what arrives (refusing what contra
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -20,7 +22,7 @@ from node.net import (
     problem_topic,
     topic_of,
 )
-from node.store import RecordStore
+from node.store import RecordStore, StoreError, StoreFull
 from node.swarm_config import NodeConfig, NodeStats
 from node.trust import Ledger
 from research_dag import (
@@ -36,6 +38,9 @@ from research_dag import (
 # Messages taken in per store transaction: what piled up while the previous batch was written.
 INTAKE_BATCH = 256
 TAKE_STEP = 256  # records an intake checks or adds between checkpoints of the event loop
+
+FULL_RETRY_S = 60.0  # after a write found the disk full, peers' records wait this long
+_log = logging.getLogger(__name__)
 
 
 class NodeIntake:
@@ -53,6 +58,8 @@ class NodeIntake:
     sync: SyncService
     refused: DerivedGate
     _intakes: int
+    room: bool  # False while the disk is at the reserve: peers' records are not stored
+    _full_until: float  # time.monotonic() before which a full disk is assumed still full
     _storing: set[str]
     _deriving: trio.Lock
     _nursery: trio.Nursery | None
@@ -120,14 +127,18 @@ class NodeIntake:
                 else:
                     fresh[record.id] = record
                     self._storing.add(record.id)  # another intake meanwhile skips it
+        # durable first
+        if fresh and not await trio.to_thread.run_sync(self._store_peers, list(fresh.values())):
+            for _ in fresh:
+                self.stats.drops.add("disk")  # not remembered as dropped: asked again later
+            self._storing.difference_update(fresh)
+            fresh.clear()
         if not fresh:
             if refused:
                 async with self._deriving:
                     for record in refused:
                         self._refuse(record)
             return 0
-        # durable first
-        await trio.to_thread.run_sync(self.store.add_many, list(fresh.values()))
         async with self._deriving:  # never while a derivation reads the DAG (or ledger)
             for record in refused:
                 self._refuse(record)
@@ -143,6 +154,51 @@ class NodeIntake:
                     self._consider_claim(record)
         self.stats.received += len(fresh)
         return len(fresh)
+
+    def _store_peers(self, records: list[Record]) -> bool:
+        """Store peers' records (in a worker thread) unless the disk is at the node's reserve
+        (`NodeConfig.min_free_bytes`) or full: peers' records are free to make, by identities
+        free to make, and a disk they fill would stop the node's own writes. False: none was
+        stored (a transaction rolls back whole); the node keeps researching, and sync asks for
+        them again once there is room."""
+        room = self.has_room()
+        if room:
+            try:
+                self.store.add_many(records)
+            except StoreFull:  # e.g. a quota that statfs does not show: wait before the next try
+                self._full_until = time.monotonic() + FULL_RETRY_S
+                self._noted_room(False)
+                return False
+        return room
+
+    def has_room(self) -> bool:
+        """Whether the disk holding the store is above the node's reserve (a statfs call)
+        and no write found it full in the last FULL_RETRY_S."""
+        try:
+            room = (self.store.free_bytes() >= self.config.min_free_bytes
+                    and time.monotonic() >= self._full_until)
+        except StoreError:  # cannot tell: the write itself will say
+            room = True
+        self._noted_room(room)
+        return room
+
+    def _noted_room(self, room: bool) -> None:
+        if room != self.room:
+            self.room = room
+            if room:
+                _log.warning("the data directory has room again: peers' records are stored")
+            else:
+                _log.warning(
+                    "the data directory's disk is at this node's reserve (%d MiB free, %d MiB"
+                    " kept for its own records): peers' records are not stored until there is"
+                    " room (free disk space, or `swarm gc`)",
+                    self._free_mib(), self.config.min_free_bytes // 2**20)
+
+    def _free_mib(self) -> int:
+        try:
+            return self.store.free_bytes() // 2**20
+        except StoreError:
+            return -1
 
     def _refuse(self, record: Record) -> None:
         """A signed record that contradicts what we hold: its author signed it, so the author

@@ -147,7 +147,7 @@ class SyncService:
                 i for i in summary.ids if i not in held and i not in dropped and i not in refused
             ])
             taken += fetched
-            if not delivered or not summary.truncated or not summary.ids:
+            if not delivered or not summary.truncated or not summary.ids or not self.node.room:
                 break
             after = summary.ids[-1]
         self.rounds += 1
@@ -167,6 +167,8 @@ class SyncService:
         """Take in the records `missing` names from `peer`; how many, and whether it sent
         every one (False: it stopped sending, too large or gone, and we stop asking)."""
         taken = 0
+        if missing and not self.node.has_room():  # what we cannot store, we do not ask for
+            return 0, True
         while missing:
             chunk, missing = missing[:MAX_FETCH_IDS], missing[MAX_FETCH_IDS:]
             answer = await self.network.request(
@@ -245,6 +247,15 @@ class SyncedNode(Protocol):
     def refused(self) -> Container[str]:
         """Ids of records refused at intake that no answer changes (node/knowledge.py,
         DerivedGate): not fetched again."""
+        ...
+
+    @property
+    def room(self) -> bool:
+        """Whether the last store of peers' records found room (node/swarm_intake.py)."""
+        ...
+
+    def has_room(self) -> bool:
+        """Whether the disk has room for peers' records now (a statfs call)."""
         ...
 
     def sync_scope(self) -> list[str] | None: ...
