@@ -57,6 +57,10 @@ def join(
     dashboard: DashboardFlag = False,
     dashboard_port: DashboardPort = 8321,
     eval_model: EvalModel = "standin",
+    reserve_mib: Annotated[int, typer.Option(
+        "--reserve-mib", min=0, help="Free disk space (MiB) kept for this node's own records:"
+        " below it, peers' records are not stored (docs/storage.md, 'A full disk').")
+    ] = 1024,
 ) -> None:
     """Run a swarm node until Ctrl-C: research, share, verify peers' claims."""
     import trio
@@ -94,7 +98,7 @@ def join(
                 identity.private_key, listen=listen, bootstrap=bootstrap or (), mdns=mdns
             ) as network:
                 node = SwarmNode(identity, network, store, evaluator_for, chosen,
-                                 NodeConfig(problems=wanted))
+                                 NodeConfig(problems=wanted, min_free_bytes=reserve_mib << 20))
                 for addr in network.listen_addrs():
                     out.print(f"listening on [bold]{addr}[/]", highlight=False, soft_wrap=True)
                 try:
