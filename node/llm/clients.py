@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -38,6 +38,9 @@ from node.llm.chat import (
 )
 
 NESTED = "the reply nests too deeply to decode"
+# A reply's body is read up to this, decoded (a reply of 32,000 tokens is ~200 KB of JSON).
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+TOO_LARGE = f"the reply is larger than {MAX_REPLY_BYTES} bytes"
 # anthropic (~1.3 s) and the HTTP stacks load on first use so that `swarm --help` stays fast.
 if TYPE_CHECKING:
     import anthropic
@@ -76,9 +79,28 @@ __all__ = [
 
 
 def _bridge(inner: httpx.AsyncBaseTransport) -> httpx2.AsyncBaseTransport:
-    """Adapt an httpx transport to httpx2, the HTTP library anthropic 2.x is built on."""
+    """Adapt an httpx transport to httpx2, the HTTP library anthropic 2.x is built on. The body
+    passes through unread and still encoded: `_bounded` reads it."""
     import httpx
     import httpx2
+
+    class Body(httpx2.AsyncByteStream):
+        def __init__(self, stream: httpx.AsyncByteStream) -> None:
+            self._stream = stream
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            # The stream itself, not `aiter_raw()`, which leaves the stream's own iterator
+            # unclosed when its reader stops early (httpx2 reads the stream itself for this).
+            chunks = aiter(self._stream)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                if isinstance(chunks, AsyncGenerator):
+                    await chunks.aclose()
+
+        async def aclose(self) -> None:
+            await self._stream.aclose()
 
     class Bridge(httpx2.AsyncBaseTransport):
         async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -89,20 +111,50 @@ def _bridge(inner: httpx.AsyncBaseTransport) -> httpx2.AsyncBaseTransport:
                 content=await request.aread(),
             )
             response = await inner.handle_async_request(outgoing)
-            try:
-                body = await response.aread()  # decoded, so encoding headers no longer apply
-            finally:
-                await response.aclose()
-            skip = {b"content-encoding", b"content-length", b"transfer-encoding"}
-            headers = [(k, v) for k, v in response.headers.raw if k.lower() not in skip]
-            return httpx2.Response(
-                response.status_code, headers=headers, content=body, request=request
-            )
+            if response.is_stream_consumed:  # built whole, as a recorded reply is: decoded
+                headers = _decoded(response.headers.raw)
+                return httpx2.Response(
+                    response.status_code, headers=headers, content=response.content
+                )
+            if not isinstance(response.stream, httpx.AsyncByteStream):
+                raise TypeError("the transport answered with a sync stream")
+            headers = list(response.headers.raw)
+            body = Body(response.stream)
+            return httpx2.Response(response.status_code, headers=headers, stream=body)
 
         async def aclose(self) -> None:
             await inner.aclose()
 
     return Bridge()
+
+
+def _bounded(inner: httpx2.AsyncClient) -> httpx2.AsyncBaseTransport:
+    """A transport that sends through `inner` and reads each reply whole, up to MAX_REPLY_BYTES
+    as decoded (httpx2 inflates in pieces of at most 1 MiB, so a gzip bomb stops near the bound),
+    raising LLMBadReply past it: the SDK would read whatever its `--base-url` sends."""
+    import httpx2
+
+    class Bounded(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            # The outer client follows redirects back through here: every hop is bounded.
+            response = await inner.send(request, stream=True, follow_redirects=False)
+            async with contextlib.aclosing(response):
+                body = await _read_at_most(response, MAX_REPLY_BYTES)
+            if body is None:
+                raise LLMBadReply(TOO_LARGE)
+            headers = _decoded(response.headers.raw)
+            return httpx2.Response(response.status_code, headers=headers, content=body)
+
+        async def aclose(self) -> None:
+            await inner.aclose()
+
+    return Bounded()
+
+
+def _decoded(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers for their body held decoded, where its encoding and framing no longer apply."""
+    skip = {b"content-encoding", b"content-length", b"transfer-encoding"}
+    return [(key, value) for key, value in headers if key.lower() not in skip]
 
 
 class _RetryingClient:
@@ -154,9 +206,15 @@ class AnthropicClient(_RetryingClient):
         import httpx2
 
         super().__init__(config, sleep)
-        http_client = None
-        if transport is not None:
-            http_client = httpx2.AsyncClient(transport=_bridge(transport))
+        # The SDK's own default client routes each request (its connection pool, TCP
+        # keep-alive, proxies from the environment); the SDK gets one that reads through
+        # `_bounded` (and follows redirects, as its default does).
+        inner = (
+            anthropic.DefaultAsyncHttpxClient()
+            if transport is None
+            else httpx2.AsyncClient(transport=_bridge(transport))
+        )
+        http_client = anthropic.DefaultAsyncHttpxClient(transport=_bounded(inner))
         # timeout=None: the deadline is our trio cancel scope, not an SDK setting.
         self._sdk = anthropic.AsyncAnthropic(
             api_key=config.api_key,
@@ -185,6 +243,8 @@ class AnthropicClient(_RetryingClient):
         except anthropic.APITimeoutError:
             raise LLMTimeout("the connection timed out") from None
         except anthropic.APIConnectionError as error:
+            if isinstance(error.__cause__, LLMBadReply):  # raised by `_bounded`, wrapped
+                raise LLMBadReply(str(error.__cause__)) from None
             raise LLMUnavailable(f"cannot reach the Anthropic API: {error.message}") from None
         except anthropic.APIResponseValidationError as error:
             raise LLMBadReply(f"unexpected reply shape: {error.message}") from None
@@ -214,8 +274,6 @@ class AnthropicClient(_RetryingClient):
 
 
 _OPENAI_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}
-# A chat completion's body is read up to this (a reply of 32,000 tokens is ~200 KB of JSON).
-MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
 class OpenAICompatibleClient(_RetryingClient):
@@ -256,7 +314,7 @@ class OpenAICompatibleClient(_RetryingClient):
         except httpx.RequestError as error:  # transport, and a body it cannot decode
             raise LLMUnavailable(f"cannot reach {self._http.base_url}: {error}") from None
         if raw is None:
-            raise LLMBadReply(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
+            raise LLMBadReply(TOO_LARGE)
         try:
             data: Any = json.loads(raw)
         except ValueError:
@@ -291,9 +349,9 @@ class OpenAICompatibleClient(_RetryingClient):
         await self._http.aclose()
 
 
-async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` bytes (read no further: a server answering
-    with a gigabyte would take that much memory)."""
+async def _read_at_most(response: httpx.Response | httpx2.Response, limit: int) -> bytes | None:
+    """The decoded body, or None once it passes `limit` bytes (read no further: a server
+    answering with a gigabyte would take that much memory)."""
     chunks: list[bytes] = []
     size = 0
     # httpx declares an AsyncIterator; it is an async generator, which aclosing closes.
