@@ -45,15 +45,16 @@ OWNERS = {
 # Inside node: its rooms (sub-packages) and the modules directly in node/ ("base": the loop,
 # problem, store, identity, trust, swarm node, reports, sanitiser). What each may import of node
 # besides itself. `sim` runs swarm nodes (base) with the offline mutator on a network; `net`
-# needs identity (peer ids, record signatures) and nothing else of node; `llm` needs nothing;
-# `web`, the dashboard, reads base.
+# needs identity (peer ids, record signatures) and nothing else of node; `llm` needs only the
+# sanitiser (a prompt quotes strangers' text: node/llm/prompt_data.py); `web`, the dashboard,
+# reads base.
 NODE_ROOMS = ("cli", "sim", "net", "llm", "publish", "mutators", "web")
 EVERYTHING = {"base", *NODE_ROOMS}
 NODE_ALLOWED: dict[str, set[str]] = {
     "cli": EVERYTHING,
     "sim": {"base", "mutators", "net"},
     "net": {"node.identity"},
-    "llm": set(),
+    "llm": {"node.untrusted_text"},
     "publish": {"base", "llm"},
     "mutators": {"llm"},
     "web": {"base"},  # reads the store, the DAG and the ledger; serves and exports them

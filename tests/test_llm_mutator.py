@@ -435,7 +435,8 @@ async def test_a_planned_change_is_asked_for_and_the_proposal_tests_its_hypothes
         )
     prompt = script.prompt()
     assert "## Planned change" in prompt and "helped on two other problems" in prompt
-    assert "`perturb` on the `threshold` at one of: `strategy.py:THRESHOLD`" in prompt
+    assert "`perturb` on the `threshold` at one of the sites it names" in prompt
+    assert "\nsite: strategy.py:THRESHOLD\n</data id=" in prompt  # a site is the plan's data
     assert "structural change" not in prompt  # the plan is the change to make
     assert proposal.hypothesis_id == "h" * 64
     assert proposal.applied == ("p" * 64,)

@@ -32,6 +32,7 @@ from node.llm.gateway import (
     SpotSession,
     parse_request,
 )
+from node.llm.prompt_data import data_block, inert
 from node.llm.providers import (
     ChatProvider,
     ModelProvider,
@@ -71,6 +72,8 @@ __all__ = [
     "StandinProvider",
     "Usage",
     "closed_blocks",
+    "data_block",
+    "inert",
     "judge_verdict",
     "load_prompt",
     "open_client",

@@ -14,6 +14,8 @@ from node.llm import (
     LLMError,
     Usage,
     closed_blocks,
+    data_block,
+    inert,
     load_prompt,
 )
 from node.mutators.base import (
@@ -29,6 +31,7 @@ from playbook import PlannedChange
 from research_dag import (
     AFFORDANCES,
     MAX_NAME,
+    MAX_TEXT,
     OPERATIONS,
     Change,
     Experiment,
@@ -45,6 +48,8 @@ MAX_FILE_CHARS = 256_000  # the bound research_dag puts on a strategy file and a
 DEFAULT_KIND = "llm_edit"
 MAX_CHANGES = 8  # research_dag's bound on Experiment.changes
 MAX_PLAN_SITES = 12  # sites of a planned change named in the prompt
+MAX_SHOWN = 1_000  # characters of a peer's description or hypothesis, a guidance line, a plan
+MAX_STDERR_LINE = 300  # characters of each stderr line shown
 MAX_CHANGE_LINE = 2 * MAX_KIND + MAX_NAME + 40  # characters of a `<changes>` line read
 # `prune weight_vector strategy.py:WEIGHTS[3]`, also with `:` or `/` between the words, a
 # leading bullet, or `at` before the site.
@@ -95,45 +100,59 @@ class LLMMutator:
 
 
 def render_user_prompt(template: Template, context: MutationContext) -> str:
+    """The user message: our words around data blocks (node.llm.prompt_data) holding whatever a
+    stranger wrote (the problem, its metric's names, the files, the attempts, the playbook's
+    guidance, a planned change, the failing cases), every such field made inert and bounded."""
     problem = context.problem
     best = "none yet" if context.best_score is None else f"{context.best_score:.6g}"
-    guidance = "".join(f"- {line}\n" for line in context.guidance)
+    guidance = "\n".join(f"- {inert(line, MAX_SHOWN, one_line=True)}" for line in context.guidance)
     structural = (
         "\n## Plateau\n\nRecent attempts found no improvement. Propose a bigger, structural "
         "change this time: a different algorithm or approach, not another small tweak.\n"
     )
+    about = "the problem's name, entry point and statement, as its author wrote them"
     return template.substitute(
-        name=problem.name,
-        statement=problem.statement.strip(),
-        metric=_render_metric(problem),
+        problem=data_block(
+            f"name: {inert(problem.name, MAX_NAME, one_line=True)}\n"
+            f"entry point: {inert(problem.entry, MAX_NAME, one_line=True)}\n\n"
+            f"{inert(problem.statement.strip(), MAX_TEXT)}",
+            about,
+        ),
+        metric=data_block(_render_metric(problem), "the metric and checks the author named"),
         best_score=best,
-        entry=problem.entry,
         files="\n\n".join(
-            f'<file path="{path}">\n{text.rstrip(chr(10))}\n</file>'
+            data_block(text.rstrip("\n"), f"file {path}")
             for path, text in context.best_files.items()
         ),
         recent=_render_recent(context.recent[-MAX_RECENT:]),
-        guidance=f"\n## Guidance from the swarm's playbook\n\n{guidance}" if guidance else "",
+        guidance="\n## Guidance from the swarm's playbook\n\n"
+        f"{data_block(guidance, 'what worked before, quoting peers and problem authors')}\n"
+        if guidance else "",
         structural=structural if context.structural and context.plan is None else "",
         plan="" if context.plan is None else _render_plan(context.plan),
-        failures=render_failures(context) if problem.runner is not None else "",
+        failures=data_block(render_failures(context), "failing checks and the model's outputs")
+        if problem.runner is not None else "",
     )
 
 
 def _render_plan(plan: PlannedChange) -> str:
-    sites = ", ".join(f"`{site}`" for site in plan.sites[:MAX_PLAN_SITES])
-    where = f" at one of: {sites}" if sites else ""
+    sites = [inert(site, MAX_NAME, one_line=True) for site in plan.sites[:MAX_PLAN_SITES]]
+    where = " at one of the sites it names" if sites else ""
+    body = "\n".join([f"hypothesis: {inert(plan.text, MAX_SHOWN, one_line=True)}",
+                      *(f"site: {site}" for site in sites)])
     return (
         "\n## Planned change\n\nThis turn tests a hypothesis the swarm carried over from other "
-        f"problems: {plan.text}\nMake exactly this change and no other: `{plan.operation}` on "
-        f"the `{plan.affordance}`{where}. Choose the one most likely to improve the score.\n"
+        f"problems:\n\n{data_block(body, 'a hypothesis from the playbook')}\n\n"
+        f"Make exactly this change and no other: `{plan.operation}` on the `{plan.affordance}`"
+        f"{where}. Choose the one most likely to improve the score.\n"
     )
 
 
 def _render_metric(problem: Problem) -> str:
     metric = problem.metric
     better = "higher" if metric.direction == "maximize" else "lower"
-    lines = [f"`{metric.name}`: {metric.direction} it ({better} is better)."]
+    name = inert(metric.name, MAX_NAME, one_line=True)
+    lines = [f"`{name}`: {metric.direction} it ({better} is better)."]
     if metric.target is not None:
         lines.append(f"Target: {metric.target:.6g}.")
     if metric.source == "fuel":
@@ -142,7 +161,8 @@ def _render_metric(problem: Problem) -> str:
             "the evaluator only checks that its output is valid."
         )
     if problem.checklist:
-        lines.append("Checks the output must pass: " + ", ".join(problem.checklist) + ".")
+        checks = ", ".join(inert(check, MAX_NAME, one_line=True) for check in problem.checklist)
+        lines.append(f"Checks the output must pass: {checks}.")
     budget = problem.budget
     lines.append(f"Each evaluation may use {budget.fuel:,} fuel and {budget.memory_mb} MB memory.")
     return "\n".join(lines)
@@ -155,18 +175,20 @@ def _render_recent(recent: tuple[Experiment, ...]) -> str:
     for number, attempt in enumerate(recent, 1):
         outcome = attempt.outcome
         score = "no score" if outcome.score is None else f"score {outcome.score:.6g}"
+        kind = inert(attempt.mutation_kind, MAX_NAME, one_line=True)
+        description = inert(attempt.description, MAX_SHOWN, one_line=True)
         lines = [
-            f"{number}. {attempt.mutation_kind}: {attempt.description or '(no description)'}",
+            f"{number}. {kind}: {description or '(no description)'}",
             f"   result: {outcome.status}, {score}",
         ]
         if attempt.hypothesis:
-            lines.append(f"   hypothesis: {attempt.hypothesis}")
-        tail = outcome.stderr_tail.strip().split("\n")[-STDERR_LINES:]
-        if outcome.status != "ok" and tail != [""]:
+            lines.append(f"   hypothesis: {inert(attempt.hypothesis, MAX_SHOWN, one_line=True)}")
+        tail = outcome.stderr_tail.strip().splitlines()[-STDERR_LINES:]
+        if outcome.status != "ok" and tail:
             lines.append("   stderr (last lines):")
-            lines.extend(f"       {line}" for line in tail)
+            lines.extend(f"       {inert(line, MAX_STDERR_LINE)}" for line in tail)
         blocks.append("\n".join(lines))
-    return "\n".join(blocks)
+    return data_block("\n".join(blocks), "recent attempts, this node's and its peers'")
 
 
 def parse_reply(reply: ChatReply, context: MutationContext) -> Proposal:

@@ -24,6 +24,8 @@ from node.llm import (
     LLMError,
     Usage,
     closed_blocks,
+    data_block,
+    inert,
     load_prompt,
 )
 from node.problem import PackageError, load_package
@@ -33,6 +35,8 @@ from sandbox import Runtime
 
 MAX_FILES = 256
 MAX_STATEMENT = 2_000
+MAX_FINDINGS = 32  # a failed attempt's findings shown to the model for repair
+MAX_FINDING = 1_000  # characters of each
 # What `swarm init` copies for people who write a package by hand instead of posing one.
 PACKAGE_TEMPLATE = Path(__file__).parent / "templates" / "package"
 # A block's opening tag; its body runs to the next `</file>` (node.llm.closed_blocks).
@@ -160,6 +164,16 @@ def _load(files: Mapping[str, bytes]) -> Problem:
         return load_package(root)
 
 
+def findings(failures: list[str]) -> str:
+    """A failed attempt's findings for the repair prompt, as one data block: they quote what the
+    package printed (its evaluator's stderr) and the paths the reply named."""
+    lines = [f"- {inert(failure, MAX_FINDING, one_line=True)}"
+             for failure in failures[:MAX_FINDINGS]]
+    if len(failures) > MAX_FINDINGS:
+        lines.append(f"- and {len(failures) - MAX_FINDINGS} more")
+    return data_block("\n".join(lines), "the validator's findings")
+
+
 class Poser:
     """Asks a chat model for a package and repairs it until it validates or attempts run out."""
 
@@ -189,7 +203,9 @@ class Poser:
         if not statement or len(statement) > MAX_STATEMENT:
             raise ValueError(f"the problem statement must be 1 to {MAX_STATEMENT} characters")
         result = PoseResult(statement)
-        messages = [ChatMessage("user", self._user.substitute(statement=statement))]
+        shown = data_block(inert(statement, MAX_STATEMENT, one_line=True),
+                           "the problem statement, as the person posing it wrote it")
+        messages = [ChatMessage("user", self._user.substitute(statement=shown))]
         for number in range(1, self.config.attempts + 1):
             try:
                 self.meter.check()
@@ -215,9 +231,8 @@ class Poser:
                 return result
             for failure in failures:
                 self._say(f"attempt {number} failed: {failure}")
-            feedback = "\n".join(f"- {failure}" for failure in failures)
             messages.append(ChatMessage("user", self._repair.substitute(
-                attempt=number, attempts=self.config.attempts, failures=feedback)))
+                attempt=number, attempts=self.config.attempts, failures=findings(failures))))
         return result
 
     async def _judge(
