@@ -44,6 +44,12 @@ SERVE_PAGE_ROWS = 16  # rows per lock hold when serving a fetch, which stops at 
 MIGRATION_BATCH = 256  # old records written per statement group while upgrading a file
 JUST_STORED = 4096  # ids of the latest batches remembered (`just_stored`)
 
+# What SQLite answers when the file system will not take a write: ENOSPC is SQLITE_FULL; a
+# quota's EDQUOT or a file size limit's EFBIG is an I/O error on write, and a full disk met
+# while the WAL's index grows is SQLITE_IOERR_SHMSIZE (each rolls the transaction back).
+REFUSED_WRITES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_WRITE,
+                            sqlite3.SQLITE_IOERR_SHMSIZE, sqlite3.SQLITE_IOERR_TRUNCATE})
+
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -129,8 +135,13 @@ class RecordStore(StoreRetention):
         """Store one record durably; True if it was new. Returns only after the commit."""
         return self.add_many([record]) == 1
 
-    def add_many(self, records: Iterable[Record]) -> int:
+    def add_many(self, records: Iterable[Record], keep_free: int | None = None) -> int:
         """Store records in one transaction; returns how many were new.
+
+        `keep_free`: bytes the file system must still have free once the records are written
+        (checked before the commit, under the store's lock, so two batches cannot both pass one
+        look; the batch counts twice its new pages, once in the WAL and once in the file);
+        StoreFull, rolled back, if it would have fewer.
 
         Rows go in multi-row INSERTs: called from a worker thread, every statement releases and
         retakes the GIL, and retaking it waits for a busy trio thread's switch interval (5 ms),
@@ -140,8 +151,18 @@ class RecordStore(StoreRetention):
         batch = list(records)
         if not batch:
             return 0
+        def work() -> int:
+            before = _pages(conn) if keep_free is not None else 0
+            added = write(conn, self.caches, batch)
+            if keep_free is not None:
+                grown = (_pages(conn) - before) * _page_size(conn)
+                if self.free_bytes() - 2 * grown < keep_free:
+                    raise StoreFull(f"record store {self.path}: fewer than {keep_free} bytes"
+                                    " would be left free")
+            return added
+
         with self.locked() as conn:
-            added = self._transaction(conn, lambda: write(conn, self.caches, batch))
+            added = self._transaction(conn, work)
             self._held += added
             for record in batch:
                 self._just_stored[record.id] = None
@@ -320,9 +341,9 @@ class RecordStore(StoreRetention):
             try:
                 yield self._db
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
-                    raise StoreFull(f"record store {self.path}: the disk is full ({error})"
-                                    ) from None
+                if error.sqlite_errorcode in REFUSED_WRITES:
+                    raise StoreFull(f"record store {self.path}: the disk is full or refuses"
+                                    f" writes (a quota, a file size limit: {error})") from None
                 if "locked" in str(error) or "busy" in str(error):
                     raise StoreError(
                         f"record store {self.path} is locked by another process ({error});"
@@ -395,3 +416,11 @@ class RecordStore(StoreRetention):
                 " schema (%s)", self.path, record_id, row[0], result
             )
         return None
+
+
+def _pages(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA page_count").fetchone()[0])
+
+
+def _page_size(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA page_size").fetchone()[0])

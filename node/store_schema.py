@@ -89,6 +89,9 @@ def prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> int:
     # WAL + FULL: a commit is on disk (WAL fsynced) before add() returns, so a record that
     # add() reported survives kill -9 and power loss.
     conn.execute("PRAGMA journal_mode = WAL")
+    # A checkpoint truncates the WAL back to 64 MiB: a peers' batch of 128 MiB left it that
+    # size for good, free space the disk reserve (docs/storage.md) counted on.
+    conn.execute(f"PRAGMA journal_size_limit = {64 << 20}")
     conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'OFF'}")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:

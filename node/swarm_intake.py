@@ -139,19 +139,23 @@ class NodeIntake:
                     for record in refused:
                         self._refuse(record)
             return 0
-        async with self._deriving:  # never while a derivation reads the DAG (or ledger)
-            for record in refused:
-                self._refuse(record)
-            for index, record in enumerate(fresh.values()):
-                if index and index % TAKE_STEP == 0:
-                    await trio.lowlevel.checkpoint()
-                self.dag.add(record)
-                if isinstance(record, Verification):
-                    self.ledger.note(record)
-                elif isinstance(record, Experiment):
-                    if record.problem in self.loops:  # the model's data once it vouches
-                        self.loops[record.problem].offer_data(record)
-                    self._consider_claim(record)
+        # Stored, so indexed whatever happens now: a cancel between the commit and the DAG
+        # (sync's 30 s limit, which a peer can time) left records stored and counted as held
+        # but never indexed (a problem never known, each record taken again as 0).
+        with trio.CancelScope(shield=True):
+            async with self._deriving:  # never while a derivation reads the DAG (or ledger)
+                for record in refused:
+                    self._refuse(record)
+                for index, record in enumerate(fresh.values()):
+                    if index and index % TAKE_STEP == 0:
+                        await trio.lowlevel.checkpoint()
+                    self.dag.add(record)
+                    if isinstance(record, Verification):
+                        self.ledger.note(record)
+                    elif isinstance(record, Experiment):
+                        if record.problem in self.loops:  # the model's data once it vouches
+                            self.loops[record.problem].offer_data(record)
+                        self._consider_claim(record)
         self.stats.received += len(fresh)
         return len(fresh)
 
@@ -164,8 +168,8 @@ class NodeIntake:
         room = self.has_room()
         if room:
             try:
-                self.store.add_many(records)
-            except StoreFull:  # e.g. a quota that statfs does not show: wait before the next try
+                self.store.add_many(records, keep_free=self.config.min_free_bytes)
+            except StoreFull:  # into the reserve, or a limit statfs does not show (a quota)
                 self._full_until = time.monotonic() + FULL_RETRY_S
                 self._noted_room(False)
                 return False

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import resource
+import signal
 import tempfile
 from pathlib import Path
 
@@ -130,3 +132,101 @@ def test_no_batches_of_peers_records_on_a_filling_disk_stop_the_node_or_split_a_
         trio.run(main)
     finally:
         node.swarm_intake.FULL_RETRY_S = retry
+
+
+async def test_a_write_the_file_system_refuses_drops_the_peers_batch_not_the_node(
+    tmp_path: Path,
+) -> None:
+    """A quota (EDQUOT) or a file size limit (EFBIG, made real here with RLIMIT_FSIZE) is not
+    ENOSPC: SQLite says SQLITE_IOERR_WRITE, and a full disk met while the WAL's index grows
+    says SQLITE_IOERR_SHMSIZE. Each was a plain StoreError that left sync and stopped the
+    node; now, like SQLITE_FULL, it drops the batch and the node goes on."""
+    records = history(60, 100_000, seed=12)  # ~6 MB, past the limit below
+    hub = MemoryHub()
+    async with open_node(hub, SERVER, tmp_path, records) as server, \
+            open_node(hub, RECEIVER, tmp_path) as receiver:
+        at_reserve(receiver, 0)  # statfs shows plenty: the limit is invisible to it
+        await receiver.network.connect(f"/memory/{server.me}")
+        old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, resource.RLIM_INFINITY))
+        try:
+            with trio.fail_after(60):
+                taken = await receiver.sync.sync_with(server.me)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE,
+                               (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            signal.signal(signal.SIGXFSZ, old)
+        assert receiver.stats.drops.counts["disk"] >= 1 and not receiver.room
+        assert receiver.store.count() == taken  # what went in went in whole
+
+
+async def test_a_take_cancelled_after_its_commit_is_still_indexed(tmp_path: Path) -> None:
+    """Sync's 30 s limit can land between the store's commit (in a worker thread) and the
+    DAG's update: the records were stored and counted as held but never indexed, so a
+    stored problem never became known and taking the records again took none."""
+    records = history(30, 140_000, seed=9)  # ~4 MB: the store's thread takes a while
+    async with open_node(MemoryHub(), RECEIVER, tmp_path) as receiver:
+        before = receiver.store.count()
+        cancelled = trio.CancelScope()
+
+        async def take() -> None:
+            with cancelled:
+                await receiver.take(records)
+
+        async def cancel_once_committed() -> None:
+            while receiver.store.count() == before:  # committed in the worker thread
+                await trio.sleep(0)
+            cancelled.cancel()  # as sync's fail_after would, at that moment
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(take)
+                nursery.start_soon(cancel_once_committed)
+        assert receiver.store.count() == before + len(records)
+        assert [p.id for p in receiver.known_problems()] == [records[0].id]
+        assert {r.id for r in records} <= receiver.dag.ids()
+        assert receiver.stats.received == len(records)
+
+
+async def test_a_pass_asks_for_nothing_more_once_the_disk_is_full(tmp_path: Path) -> None:
+    records = history(5000, 1_500, seed=11)  # five fetches of 1,024 ids
+    hub = MemoryHub()
+    async with open_node(hub, SERVER, tmp_path, records) as server, \
+            open_node(hub, RECEIVER, tmp_path) as receiver:
+        at_reserve(receiver, 0)
+        page_limit(receiver.store, 50)  # full at the first fetch
+        await receiver.network.connect(f"/memory/{server.me}")
+        with trio.fail_after(60):
+            assert await receiver.sync.sync_with(server.me) == 0
+        assert not receiver.room
+        # A summary and one fetch: the four others would have been fetched, checked, dropped.
+        assert server.sync.budget.by_reason()["served"] == 2
+        assert receiver.stats.drops.counts["disk"] == 1024
+
+
+async def test_batches_at_once_cannot_all_pass_one_look_at_the_reserve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four intakes at once (a drain per topic, and sync) each looked at the free space before
+    taking the store's lock, so all four passed one look and wrote the disk below the reserve.
+    A small disk here: its free space is a fixed capacity less the store's files."""
+    hub = MemoryHub()
+    async with open_node(hub, RECEIVER, tmp_path) as receiver:
+        store = receiver.store
+        reserve = 8 << 20
+
+        def used() -> int:
+            return sum(f.stat().st_size for f in tmp_path.glob(store.path.name + "*"))
+
+        capacity = used() + reserve + (3 << 20)  # room for about one 1.2 MB batch, twice over
+        monkeypatch.setattr(store, "free_bytes", lambda: capacity - used())
+        at_reserve(receiver, reserve)
+        batches = [history(8, 150_000, seed=20 + n)[1:] for n in range(4)]
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for batch in batches:
+                    nursery.start_soon(receiver.take, batch)
+        assert store.free_bytes() >= reserve
+        stored = [bool(store.held(r.id for r in batch)) for batch in batches]
+        assert 1 <= sum(stored) < len(batches)
+        assert receiver.stats.drops.counts["disk"] == 8 * (len(batches) - sum(stored))

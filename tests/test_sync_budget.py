@@ -6,9 +6,11 @@ virtual time that moves only while the nodes are idle (`jump_when_quiet`)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -233,6 +235,47 @@ async def test_a_late_joiner_pulls_the_whole_history_paced_in_one_pass(
     # With no burst, each fetch waited for the bytes of the answer before.
     assert load.paced >= 2 and server.sync.budget.by_reason()["paced"] == load.paced
     assert load.sent <= budget_bound(limits, elapsed)
+
+
+async def test_answers_cancelled_by_their_asker_never_run_past_the_serving_threads(
+    tmp_path: Path,
+) -> None:
+    """An asker resetting each request 3 ms in: each answer's worker thread was abandoned and
+    kept building its 4 MiB answer after its slot was freed, so the next ones started beside
+    it (up to trio's 40 shared threads). Now an answer's thread is one of `serving`, kept until
+    it ends."""
+    records = history(36, 140_000, seed=4)  # a 4 MiB answer: ~0.1 s of a thread
+    limits = ServeLimits(bytes_per_s=2**40, burst_bytes=2**40, node_bytes_per_s=2**40,
+                         node_burst_bytes=2**40)
+    request = encode_sync_request(SyncFetch(ids=sorted(r.id for r in records)[:1024]))
+    hub = MemoryHub()
+    running = peak = 0
+    lock = threading.Lock()
+    async with open_node(hub, SERVER, tmp_path, records, limits) as server, \
+            hub.open_node("asker") as asker:
+        answer = server.sync._answer
+
+        def counted(data: bytes) -> bytes:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            try:
+                return answer(data)
+            finally:
+                with lock:
+                    running -= 1
+
+        server.sync._answer = counted  # type: ignore[method-assign]
+        await asker.connect(f"/memory/{server.me}")
+        with trio.fail_after(60):
+            for _ in range(40):
+                with trio.move_on_after(0.003):  # reset once the answer is being built
+                    with contextlib.suppress(NetworkError):
+                        await asker.request(server.me, SYNC_PROTOCOL, request)
+            while server.sync.decoding:
+                await trio.sleep(0.01)
+    assert 1 <= peak <= limits.serving, peak
 
 
 # ---- any requests, any peers: the bounds hold at every step -------------------------------

@@ -54,6 +54,7 @@ class SyncService:
         # What each peer is served, and when (docs/protocol.md section 7, node/net/
         # serve_budget.py); its `by_reason()` counts what was paced and refused.
         self.budget = ServeBudget(limits)
+        self._answering = trio.CapacityLimiter(self.budget.limits.serving)
         self.rounds = 0
         self.fetched = 0
         self.failures = 0
@@ -68,7 +69,18 @@ class SyncService:
         thread that answers it: a refused request is never decoded (33 KB of ids, checked
         one by one), and the event loop decodes none."""
         return await self.budget.serve(
-            peer, functools.partial(self._in_thread, self._answer, data), len(data))
+            peer, functools.partial(self._answer_in_thread, data), len(data))
+
+    async def _answer_in_thread(self, data: bytes) -> bytes:
+        """`_answer(data)` in one of the budget's `serving` worker threads, never abandoned: a
+        peer cancelling its requests 3 ms in left each answer's thread running after its slot
+        was freed (40 of them at once, trio's whole shared pool, with intake and the store
+        waiting behind them). A cancel now waits for the answer, ~0.1 s."""
+        self.decoding += 1
+        try:
+            return await trio.to_thread.run_sync(self._answer, data, limiter=self._answering)
+        finally:
+            self.decoding -= 1
 
     def _answer(self, data: bytes) -> bytes:
         """In a worker thread: a summary page of up to 100,000 ids read from the store's index
@@ -182,6 +194,8 @@ class SyncService:
                 return taken, False  # don't spin on what the peer cannot send
             self.node.dag.prefetch(response.records)  # one query for intake's checks
             taken += await self.node.take(_parents_first(response.records))
+            if not self.node.room:  # the disk reached the reserve: ask for no more
+                return taken, True
             got = {record.id for record in response.records}
             # A responder stops at the size limit: ask again for the rest of the chunk.
             missing = [i for i in chunk if i not in got] + missing
