@@ -125,6 +125,29 @@ async def keep_asking(network: MemoryNetwork, server: str, ids: list[str], tasks
             nursery.start_soon(one)
 
 
+async def sync_under_flood(clock: trio.testing.MockClock, server: SwarmNode, honest: SwarmNode,
+                           flooders: Sequence[MemoryNetwork], tasks: int, floods: list[Flood],
+                           records: Sequence[Record]) -> float:
+    """The honest peer's sync of everything while each flooder keeps `tasks` fetches of it
+    open; its (virtual) seconds. It must take every record in one pass."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(jump_when_quiet, clock, [server, honest])
+        await honest.network.connect(f"/memory/{server.me}")
+        began = trio.current_time()
+        for flooder, got in zip(flooders, floods, strict=True):
+            await flooder.connect(f"/memory/{server.me}")
+            nursery.start_soon(keep_asking, flooder, server.me, [r.id for r in records], tasks,
+                               got)
+        await trio.testing.wait_all_tasks_blocked(QUIET_S)  # the flood is under way
+        taken = await honest.sync.sync_with(server.me)
+        elapsed = trio.current_time() - began
+        held = honest.dag.ids()
+        nursery.cancel_scope.cancel()
+    assert taken == len(records) and honest.sync.failures == 0
+    assert held == {r.id for r in records}
+    return elapsed
+
+
 def budget_bound(limits: ServeLimits, seconds: float) -> float:
     """The most one peer can be sent in `seconds`: its burst, its rate, and the replies in
     flight when its bucket was last out of debt (charged after they are built)."""
@@ -148,19 +171,9 @@ async def test_a_flooder_is_paced_and_refused_while_an_honest_peer_syncs_everyth
     got = Flood()
     async with open_node(hub, SERVER, tmp_path, records, limits) as server, \
             open_node(hub, HONEST, tmp_path) as honest, \
-            hub.open_node(FLOODER.peer_id) as flooder, trio.open_nursery() as nursery:
-        nursery.start_soon(jump_when_quiet, mock_clock, [server, honest])
-        await honest.network.connect(f"/memory/{server.me}")
-        await flooder.connect(f"/memory/{server.me}")
-        began = trio.current_time()
-        nursery.start_soon(keep_asking, flooder, server.me, [r.id for r in records], 12, got)
-        await trio.testing.wait_all_tasks_blocked(QUIET_S)  # the flood is under way
-        taken = await honest.sync.sync_with(server.me)
-        elapsed = trio.current_time() - began
-        held = honest.dag.ids()
-        nursery.cancel_scope.cancel()
-    assert taken == len(records) and honest.sync.failures == 0
-    assert held == {r.id for r in records}
+            hub.open_node(FLOODER.peer_id) as flooder:
+        elapsed = await sync_under_flood(mock_clock, server, honest, [flooder], 12, [got],
+                                         records)
     # The flooder: refused beyond its queue, paced within its byte budget.
     assert got.refused >= 12 - 1 - limits.waiting_per_peer
     assert got.answered >= 1 and got.bytes <= budget_bound(limits, elapsed)
@@ -187,21 +200,8 @@ async def test_many_identities_flooding_share_the_nodes_bytes_while_an_honest_pe
         honest = await stack.enter_async_context(open_node(hub, HONEST, tmp_path))
         flooders = [await stack.enter_async_context(hub.open_node(f"sybil-{n}"))
                     for n in range(len(floods))]
-        nursery = await stack.enter_async_context(trio.open_nursery())
-        nursery.start_soon(jump_when_quiet, mock_clock, [server, honest])
-        await honest.network.connect(f"/memory/{server.me}")
-        began = trio.current_time()
-        for flooder, got in zip(flooders, floods, strict=True):
-            await flooder.connect(f"/memory/{server.me}")
-            nursery.start_soon(keep_asking, flooder, server.me, [r.id for r in records], 2,
-                               got)
-        await trio.testing.wait_all_tasks_blocked(QUIET_S)  # the flood is under way
-        taken = await honest.sync.sync_with(server.me)
-        elapsed = trio.current_time() - began
-        held = honest.dag.ids()
-        nursery.cancel_scope.cancel()
-    assert taken == len(records) and honest.sync.failures == 0
-    assert held == {r.id for r in records}
+        elapsed = await sync_under_flood(mock_clock, server, honest, flooders, 2, floods,
+                                         records)
     budget = server.sync.budget
     flooded = sum(got.bytes for got in floods)
     assert sum(got.answered for got in floods) >= 1
