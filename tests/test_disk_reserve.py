@@ -7,6 +7,7 @@ node's own writes keep the reserve, and the records come by sync once there is r
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import resource
 import signal
@@ -19,12 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import node.swarm_intake
+from node.cli.status import NODE_STATUS_FILE
+from node.cli.swarm import node_counters
 from node.identity import Identity, sign_record
 from node.net.memory import MemoryHub
 from node.store import RecordStore, StoreFull
 from node.swarm import SwarmNode
 from research_dag import Experiment, Outcome, Record
 from tests.test_sync_budget import SERVER, history, open_node
+from tests.web_run import swarm
 
 RECEIVER = Identity.from_seed(b"\x31" * 32)
 
@@ -66,6 +70,14 @@ async def test_peers_records_wait_while_the_disk_is_at_the_reserve_and_come_with
         assert receiver.stats.drops.counts["disk"] == 5 and receiver.dropped == set()
         # The node's own records still go in: the reserve is theirs.
         assert receiver.store.add(experiment(records[0].id, 1, 100, random.Random(1)))
+        # What `swarm join` writes for `swarm status`, and what that shows an operator.
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / NODE_STATUS_FILE).write_text(json.dumps(node_counters(receiver)))
+        shown = swarm("status", "--data-dir", str(data))
+        assert shown.returncode == 0, shown.stderr
+        assert "disk     at this node's reserve of free space" in shown.stdout
+        assert "disk 5" in shown.stdout  # the drops line
         at_reserve(receiver, 0)
         assert await receiver.sync.sync_with(server.me) == len(records)
         assert receiver.room and {r.id for r in records} <= receiver.dag.ids()

@@ -86,6 +86,10 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
                                 time.localtime(float(node.get("written_ms", 0)) / 1000))
         out.print(f"drops    {drops} (counted by the node since it started; as of {written})",
                   highlight=False, soft_wrap=True)
+        if node.get("room") is False:  # the disk at the reserve (docs/storage.md)
+            out.print("[yellow]disk[/]     at this node's reserve of free space: peers' records"
+                      " are not stored until there is room (free space, or `swarm gc`)",
+                      highlight=False, soft_wrap=True)
         serving = node.get("sync_serving")
         if isinstance(serving, dict) and serving:  # peers' sync requests, paced or refused
             counted = ", ".join(f"{inline(str(k))} {inline(str(n))}"

@@ -165,6 +165,8 @@ def node_counters(node: SwarmNode) -> dict[str, Any]:
         "sampled": stats.sampled, "expired": stats.expired, "adopted": stats.adopted,
         "received": stats.received, "ignored": stats.ignored, "refused": stats.refused,
         "published": stats.published, "sync_failures": node.sync.failures,
+        # False while the disk is at the node's reserve: peers' records are not stored
+        "room": node.room,
         # requests peers made of our records: served, paced, refused (node/net/serve_budget.py)
         "sync_serving": node.sync.budget.by_reason(),
         # spot checks of model-backed claims that could not run, claims given up, and why
