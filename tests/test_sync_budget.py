@@ -278,6 +278,26 @@ async def test_answers_cancelled_by_their_asker_never_run_past_the_serving_threa
     assert 1 <= peak <= limits.serving, peak
 
 
+async def test_a_pass_cut_short_counts_what_it_took(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    """A pass whose next fetch is refused (its turn would come after `max_wait_s`) ends as a
+    failure, but what it took before is counted: it reported 0 (a joiner under a flood of
+    identities saw 0, 0, 0 while its records arrived)."""
+    records = history(36, 140_000, seed=7)  # ~5 MB: the first fetch brings 4 MiB of it
+    limits = ServeLimits(bytes_per_s=100_000, burst_bytes=0)  # the next turn in ~40 s
+    hub = MemoryHub()
+    async with open_node(hub, SERVER, tmp_path, records, limits) as server, \
+            open_node(hub, HONEST, tmp_path) as joiner, trio.open_nursery() as nursery:
+        nursery.start_soon(jump_when_quiet, mock_clock, [server, joiner])
+        await joiner.network.connect(f"/memory/{server.me}")
+        taken = await joiner.sync.sync_with(server.me)
+        held = len(joiner.dag)
+        nursery.cancel_scope.cancel()
+    assert joiner.sync.failures == 1 and server.sync.budget.by_reason()["expired"] >= 1
+    assert 0 < taken == held < len(records) and joiner.sync.fetched == taken
+
+
 # ---- any requests, any peers: the bounds hold at every step -------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Callable, Container, Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar, TypeVarTuple
 
 import trio
@@ -126,25 +127,26 @@ class SyncService:
         """Pull every record `peer` holds that we lack (for our problems, plus all problem
         records). Returns how many records were taken in; never raises for a bad peer: a
         response that is not a valid message is counted in `drops` by its reason and lowers
-        the peer's score (issue 8, finding 11: a deep reply once stopped the node here)."""
+        the peer's score (issue 8, finding 11: a deep reply once stopped the node here). A
+        pass cut short (30 s, a failed exchange) still counts what it took before."""
+        progress = _Pass()
         try:
             with trio.fail_after(SYNC_TIMEOUT_S):
-                return await self._pull(peer)
+                await self._pull(peer, progress)
         except WireError as error:
             self.failures += 1
             self.drops.add(error.reason)
             self.network.adjust_score(peer, INVALID_RESPONSE_PENALTY)
-            return 0
         except (NetworkError, trio.TooSlowError):
             self.failures += 1
-            return 0
+        self.fetched += progress.taken
+        return progress.taken
 
-    async def _pull(self, peer: str) -> int:
+    async def _pull(self, peer: str, progress: _Pass) -> None:
         """Page through the peer's summary, fetching each page's missing records before asking
         for the next page: a peer listing endless pages of ids it never sends once made us
         gather every page first (100,000 ids a page, gigabytes within the time limit); now a
         page it cannot deliver ends the pass."""
-        taken = 0
         after: str | None = None
         while True:
             request = SyncSummaryRequest(problems=self.node.sync_scope(), after=after)
@@ -155,16 +157,13 @@ class SyncService:
                 raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
             held = await self._in_thread(self.node.dag.held, summary.ids)
             dropped, refused = self.node.dropped, self.node.refused
-            fetched, delivered = await self._fetch(peer, [
+            delivered = await self._fetch(peer, [
                 i for i in summary.ids if i not in held and i not in dropped and i not in refused
-            ])
-            taken += fetched
+            ], progress)
             if not delivered or not summary.truncated or not summary.ids or not self.node.room:
                 break
             after = summary.ids[-1]
         self.rounds += 1
-        self.fetched += taken
-        return taken
 
     async def _in_thread(self, decode: Callable[[*Ts], T], *args: *Ts) -> T:
         """`decode(*args)` in a worker thread; `decoding` counts those under way, so a
@@ -175,12 +174,11 @@ class SyncService:
         finally:
             self.decoding -= 1
 
-    async def _fetch(self, peer: str, missing: list[str]) -> tuple[int, bool]:
-        """Take in the records `missing` names from `peer`; how many, and whether it sent
-        every one (False: it stopped sending, too large or gone, and we stop asking)."""
-        taken = 0
+    async def _fetch(self, peer: str, missing: list[str], progress: _Pass) -> bool:
+        """Take in the records `missing` names from `peer` (counted in `progress`); whether it
+        sent every one (False: it stopped sending, too large or gone, and we stop asking)."""
         if missing and not self.node.has_room():  # what we cannot store, we do not ask for
-            return 0, True
+            return True
         while missing:
             chunk, missing = missing[:MAX_FETCH_IDS], missing[MAX_FETCH_IDS:]
             answer = await self.network.request(
@@ -191,15 +189,22 @@ class SyncService:
             # a peer whose ping echo takes 5 s; issue 10, item 4).
             response = await self._in_thread(self.decoded.sync_records, answer, chunk)
             if not response.records:
-                return taken, False  # don't spin on what the peer cannot send
+                return False  # don't spin on what the peer cannot send
             self.node.dag.prefetch(response.records)  # one query for intake's checks
-            taken += await self.node.take(_parents_first(response.records))
+            progress.taken += await self.node.take(_parents_first(response.records))
             if not self.node.room:  # the disk reached the reserve: ask for no more
-                return taken, True
+                return True
             got = {record.id for record in response.records}
             # A responder stops at the size limit: ask again for the rest of the chunk.
             missing = [i for i in chunk if i not in got] + missing
-        return taken, True
+        return True
+
+
+@dataclass
+class _Pass:
+    """What one sync pass took in so far (kept when the pass is cut short)."""
+
+    taken: int = 0
 
 
 def _parents_first(records: Iterable[Record]) -> list[Record]:
