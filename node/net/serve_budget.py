@@ -66,9 +66,9 @@ class ServeLimits:
       under `max_wait_s`; a 6th request at once is refused.
     - `serving` 2: requests answered at once (each in a worker thread), whatever the number
       of peers: the cores. Unbounded, a flooder's streams could take all 40 threads of trio's
-      shared pool, which the node's intake and checks use too; now at most 2 of them (a
-      thread a cancelled serve abandons keeps its place in that pool until it ends, so a
-      process running many nodes still has at most 40).
+      shared pool, which the node's intake and checks use too; now answers run in 2 threads
+      of their own (node/net/sync.py), and a cancelled answer keeps its slot until its thread
+      ends (abandoned, its thread went on building 4 MiB beside the next ones).
     - `waiting` 64: requests waiting over all peers (each holds its <= 64 KiB request: 4 MiB
       at most); a peer with fewer waiting displaces the newest of the peer with the most, so
       a peer that waits for each answer always gets a place.
