@@ -26,7 +26,7 @@ from node.identity import Identity, sign_record
 from node.mutators import OfflineMutator
 from node.net import SyncService
 from node.net.memory import MemoryHub, MemoryNetwork
-from node.net.network import MAX_RESPONSE_BYTES, SYNC_PROTOCOL, NetworkError
+from node.net.network import MAX_RESPONSE_BYTES, SYNC_PROTOCOL, NetworkError, network_group
 from node.net.serve_budget import ServeLimits, ServeRefused
 from node.net.wire import SyncFetch, SyncSummaryRequest, WireError, encode_sync_request
 from node.problem import load_package
@@ -211,6 +211,47 @@ async def test_many_identities_flooding_share_the_nodes_bytes_while_an_honest_pe
     assert budget.sent <= node_bound(limits, elapsed)
     assert budget.by_reason()["throttled"] >= 1
     assert elapsed < 30  # one pass: its turns came within the exchange limit
+
+
+async def test_identities_from_one_address_block_share_one_budget_and_one_turn(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    """Eight identities from one /24 (as libp2p sees their addresses) are one requester to the
+    budget: one answer at a time at one peer's rate, one turn at the node's bytes, the rest
+    refused; the honest peer from another block waits for at most one of their answers."""
+    records = history(36, 140_000, seed=4)  # ~5 MB: two fetch replies, the first 4 MiB
+    limits = ServeLimits(bytes_per_s=2 * 2**20, burst_bytes=2**20,
+                         node_bytes_per_s=8 * 2**20, node_burst_bytes=2**20)
+    hub = MemoryHub()
+    floods = [Flood() for _ in range(8)]
+    block = network_group("81.2.69.7")
+    async with AsyncExitStack() as stack:
+        server = await stack.enter_async_context(open_node(hub, SERVER, tmp_path, records,
+                                                           limits))
+        honest = await stack.enter_async_context(open_node(hub, HONEST, tmp_path))
+        hub.origins[honest.me] = network_group("93.184.216.34")
+        flooders = [await stack.enter_async_context(hub.open_node(f"sybil-{n}", block))
+                    for n in range(len(floods))]
+        elapsed = await sync_under_flood(mock_clock, server, honest, flooders, 2, floods,
+                                         records)
+    loads = server.sync.budget.loads()
+    assert block is not None and set(loads) == {block, "93.184.216.0/24"}
+    flooded = sum(got.bytes for got in floods)
+    assert flooded == loads[block].sent <= budget_bound(limits, elapsed)  # one peer's budget
+    assert sum(got.refused for got in floods) == loads[block].refused >= 1
+    # Its two answers (~5 MB at the node's 8 MiB/s) and at most one of theirs before each.
+    assert elapsed <= 4 * 4 * 2**20 / limits.node_bytes_per_s
+
+
+def test_a_network_group_is_a_public_addresss_block() -> None:
+    assert network_group("81.2.69.7") == network_group("81.2.69.250") == "81.2.69.0/24"
+    assert network_group("81.2.70.7") != network_group("81.2.69.7")
+    assert network_group("::ffff:81.2.69.9") == "81.2.69.0/24"
+    assert network_group("2001:4860:1:2::1") == network_group("2001:4860:1:ffff::9")
+    assert network_group("2001:4860:1:2::1") == "2001:4860:1::/48"
+    for own in ("127.0.0.1", "10.1.2.3", "192.168.0.9", "::1", "fe80::1%eth0", "0.0.0.0",
+                "203.0.113.7", "100.64.0.1", "not an address", "", "1.2.3.4.5"):
+        assert network_group(own) is None, own
 
 
 async def test_a_late_joiner_pulls_the_whole_history_paced_in_one_pass(

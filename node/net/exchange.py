@@ -9,7 +9,13 @@ from typing import Protocol
 
 import trio
 
-from node.net.network import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, NetworkError, RequestHandler
+from node.net.network import (
+    MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+    REQUEST_ORIGIN,
+    NetworkError,
+    RequestHandler,
+)
 
 FRAME_HEADER_BYTES = 4  # a frame: 4-byte big-endian length, then that many bytes
 SERVE_TIMEOUT_S = 30.0  # server side: read the request, run the handler, write the response
@@ -44,14 +50,17 @@ async def exchange(stream: ByteStream, request: bytes, errors: StreamErrors) -> 
 
 
 async def serve(
-    stream: ByteStream, peer: str, handler: RequestHandler, errors: StreamErrors
+    stream: ByteStream, peer: str, handler: RequestHandler, errors: StreamErrors,
+    origin: str | None = None,
 ) -> bool:
-    """Answer one request with `handler`, within SERVE_TIMEOUT_S. Any failure resets the stream;
-    returns False when the handler itself failed (raised, or answered over the limit)."""
+    """Answer one request with `handler`, within SERVE_TIMEOUT_S, with REQUEST_ORIGIN set to
+    `origin` meanwhile. Any failure resets the stream; returns False when the handler itself
+    failed (raised, or answered over the limit)."""
     handler_failed = answered = False
     with contextlib.suppress(NetworkError, trio.TooSlowError, *errors):
         with trio.fail_after(SERVE_TIMEOUT_S):
             request = await read_frame(stream, MAX_REQUEST_BYTES)
+            token = REQUEST_ORIGIN.set(origin)
             try:
                 response = await handler(peer, request)
             except Exception:  # noqa: BLE001  # peer-fed app code: fail this exchange only
@@ -61,6 +70,8 @@ async def serve(
                 if not handler_failed:
                     await write_frame(stream, response)
                     answered = True
+            finally:
+                REQUEST_ORIGIN.reset(token)
     await (close_stream(stream, errors) if answered else reset_stream(stream, errors))
     return not handler_failed
 

@@ -44,6 +44,7 @@ from node.net.network import (
     NetworkError,
     RequestHandler,
     Validator,
+    network_group,
 )
 from node.net.pacing import PublishPacer
 
@@ -228,7 +229,7 @@ class Libp2pNetwork:
     def handle_requests(self, protocol: str, handler: RequestHandler) -> None:
         async def answer(stream: INetStream) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
-            if not await serve(stream, peer, handler, _LIBP2P_ERRORS):
+            if not await serve(stream, peer, handler, _LIBP2P_ERRORS, _origin(stream)):
                 self.handler_failures += 1
 
         self._host.set_stream_handler(TProtocol(protocol), answer)
@@ -401,3 +402,12 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     for error in group.exceptions:
         found += _leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
     return found
+
+
+def _origin(stream: INetStream) -> str | None:
+    """The network group (`network_group`) of the address a stream came from, or None."""
+    try:
+        address = stream.get_remote_address()
+    except (AttributeError, OSError, ValueError):  # no address: the peer id will do
+        return None
+    return None if not address else network_group(str(address[0]))

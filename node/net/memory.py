@@ -101,6 +101,7 @@ class MemoryHub:
         self.fanout = fanout
         self._rng = random.Random(seed)
         self._nodes: dict[str, MemoryNetwork] = {}  # up nodes
+        self.origins: dict[str, str | None] = {}  # each node's network group (open_node)
         self._counts: dict[str, Counter[str]] = {}
         self._groups: dict[str, int] | None = None
         self._heap: list[_Hop] = []
@@ -110,14 +111,18 @@ class MemoryHub:
         self._idle = trio.lowlevel.ParkingLot()
 
     @asynccontextmanager
-    async def open_node(self, peer_id: str) -> AsyncIterator[MemoryNetwork]:
-        """A node that is up inside the block; leaving the block takes it down like a crash."""
+    async def open_node(self, peer_id: str, origin: str | None = None
+                        ) -> AsyncIterator[MemoryNetwork]:
+        """A node that is up inside the block; leaving the block takes it down like a crash.
+        `origin`: the network group its requests come from (`network_group` of its address
+        over libp2p; None: a loopback or private address)."""
         if not peer_id or "/" in peer_id:
             raise ValueError(f"peer id {peer_id!r} must be non-empty and contain no '/'")
         if peer_id in self._nodes:
             raise ValueError(f"{peer_id} is already up")
         node = MemoryNetwork(self, peer_id, self._counts.setdefault(peer_id, Counter()))
         self._nodes[peer_id] = node
+        self.origins[peer_id] = origin
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._schedule)
             try:

@@ -17,6 +17,7 @@ from node.net.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,
+    REQUEST_ORIGIN,
     GossipMessage,
     NetworkError,
     RequestHandler,
@@ -38,6 +39,7 @@ class Hub(Protocol):
 
     seed: int
     loss: float
+    origins: dict[str, str | None]  # each node's network group (its requests' REQUEST_ORIGIN)
 
     def _delay(self, rng: random.Random) -> float: ...
 
@@ -147,6 +149,7 @@ class MemoryNetwork:
         response: bytes | None = None
         with trio.CancelScope() as serving:  # cancelled if the server goes down meanwhile
             server._serving.add(serving)
+            token = REQUEST_ORIGIN.set(self._hub.origins.get(self._peer_id))
             try:
                 response = await handler(self._peer_id, data)
             # The handler is the serving peer's code: whatever it raises is that peer's failure,
@@ -154,6 +157,7 @@ class MemoryNetwork:
             except Exception as exc:
                 raise NetworkError(f"{peer} failed serving {protocol}: {exc!r}") from exc
             finally:
+                REQUEST_ORIGIN.reset(token)
                 server._serving.discard(serving)
         if response is None:
             raise NetworkError(f"{peer} went down while serving {protocol}")

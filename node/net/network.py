@@ -7,7 +7,9 @@ simulations and fast tests). Everything above this module is written against `Ne
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +38,26 @@ class GossipMessage:
 Validator = Callable[[str, bytes], bool]
 # (requesting peer id, request bytes) -> response bytes
 RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
+# The network group a request came from while its handler runs (`network_group`), or None: a
+# peer id costs nothing, an address block does, so a node budgets what it serves by this.
+REQUEST_ORIGIN: ContextVar[str | None] = ContextVar("request_origin", default=None)
+
+
+def network_group(host: str) -> str | None:
+    """The block of addresses one operator is likely to hold, for a public address: its /24
+    (IPv4) or /48 (IPv6, a site's usual allocation; a /64 is anyone's for free). None for a
+    loopback, private, link-local or otherwise non-global address (peers on one machine or
+    LAN are told apart by id) and for what is not an address."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not address.is_global:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 class NetworkError(Exception):

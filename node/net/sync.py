@@ -13,7 +13,13 @@ from typing import Protocol, TypeVar, TypeVarTuple
 import trio
 
 from node.net.decoded import DecodedMessages
-from node.net.network import MAX_RESPONSE_BYTES, SYNC_PROTOCOL, Network, NetworkError
+from node.net.network import (
+    MAX_RESPONSE_BYTES,
+    REQUEST_ORIGIN,
+    SYNC_PROTOCOL,
+    Network,
+    NetworkError,
+)
 from node.net.serve_budget import ServeBudget, ServeLimits
 from node.net.wire import (
     MAX_FETCH_IDS,
@@ -69,8 +75,12 @@ class SyncService:
         either way the network layer resets the stream. Decoded in its turn, in the worker
         thread that answers it: a refused request is never decoded (33 KB of ids, checked
         one by one), and the event loop decodes none."""
+        # Budgeted by the requester's network group where it has a public address: peer ids
+        # are free, so k identities from one machine share one peer's budget and one turn at
+        # the node's bytes (node/net/serve_budget.py); by its id otherwise.
+        key = REQUEST_ORIGIN.get() or peer
         return await self.budget.serve(
-            peer, functools.partial(self._answer_in_thread, data), len(data))
+            key, functools.partial(self._answer_in_thread, data), len(data))
 
     async def _answer_in_thread(self, data: bytes) -> bytes:
         """`_answer(data)` in one of the budget's `serving` worker threads, never abandoned: a
