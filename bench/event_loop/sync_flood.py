@@ -17,6 +17,8 @@ serve budget, and the longest event loop steps.
 
 `--identities K`: the flood comes from K peer ids (identities are free to make), each keeping
 `--tasks` fetches open; per-peer budgets alone then serve K times one peer's rate.
+`--one-block`: the K identities come from one public /24 (as libp2p would see their
+addresses), the joiner from another: the server budgets the block as one requester.
 
 Before/after: run the same script in a worktree of an older commit (it imports only what both
 have):
@@ -55,6 +57,7 @@ from node.swarm import NodeConfig, SwarmNode
 from research_dag import Problem, Record
 
 JOINER = Identity.from_seed(b"\x4a" * 32)
+BLOCK = "81.2.69.0/24"  # a public /24 the flood comes from (`--one-block`)
 RETRY_S = 0.01  # a refused flooder asks again after about a remote round trip
 PASSES = 5
 
@@ -123,7 +126,7 @@ async def keep_asking(network: MemoryNetwork, server: str, ids: list[str], tasks
             nursery.start_soon(one)
 
 
-async def main(n: int, tasks: int, identities: int) -> None:
+async def main(n: int, tasks: int, identities: int, one_block: bool) -> None:
     problem = load_package(EXAMPLE)
     maker = Records(problem)
     t0 = time.perf_counter()
@@ -148,7 +151,8 @@ async def main(n: int, tasks: int, identities: int) -> None:
                 async with AsyncExitStack() as stack:
                     nursery = await stack.enter_async_context(trio.open_nursery())
                     for k in range(identities):
-                        flooder = await stack.enter_async_context(hub.open_node(f"flooder{k}"))
+                        flooder = await stack.enter_async_context(hub.open_node(
+                            f"flooder{k}", BLOCK if one_block else None))
                         await flooder.connect(f"/memory/{server.me}")
                         nursery.start_soon(keep_asking, flooder, server.me, ids, tasks, got)
                     await trio.sleep(1.0)  # the flood under way
@@ -172,4 +176,5 @@ async def main(n: int, tasks: int, identities: int) -> None:
 
 
 if __name__ == "__main__":
-    common.run(main, __doc__, n=20000, options={"--tasks": 8, "--identities": 1})
+    common.run(main, __doc__, n=20000, options={"--tasks": 8, "--identities": 1},
+               flags=["--one-block"])
