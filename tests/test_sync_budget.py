@@ -26,7 +26,13 @@ from node.identity import Identity, sign_record
 from node.mutators import OfflineMutator
 from node.net import SyncService
 from node.net.memory import MemoryHub, MemoryNetwork
-from node.net.network import MAX_RESPONSE_BYTES, SYNC_PROTOCOL, NetworkError, network_group
+from node.net.network import (
+    MAX_RESPONSE_BYTES,
+    REQUEST_ORIGIN,
+    SYNC_PROTOCOL,
+    NetworkError,
+    network_group,
+)
 from node.net.serve_budget import ServeLimits, ServeRefused
 from node.net.wire import SyncFetch, SyncSummaryRequest, WireError, encode_sync_request
 from node.problem import load_package
@@ -368,6 +374,7 @@ REQUESTS = st.lists(
         st.sampled_from(["fetch", "fetch", "summary", "garbage"]),
         st.integers(0, 3),  # tenths of a (virtual) second before asking
         st.none() | st.integers(0, 20),  # tenths of a second before giving up, if ever
+        st.none() | st.sampled_from(["81.2.69.0/24", "93.184.216.0/24"]),  # its address block
     ),
     min_size=8, max_size=120,
 )
@@ -389,7 +396,7 @@ SMALL = history(12, 4_000, seed=2)
 @settings(max_examples=30, deadline=None)
 @given(requests=REQUESTS, limits=LIMITS)
 def test_no_requests_from_any_peers_take_serving_past_its_bounds(
-    requests: list[tuple[int, str, int, int | None]], limits: ServeLimits
+    requests: list[tuple[int, str, int, int | None, str | None]], limits: ServeLimits
 ) -> None:
     ids = sorted(r.id for r in SMALL)
     payloads = {"fetch": encode_sync_request(SyncFetch(ids=ids)),
@@ -397,7 +404,8 @@ def test_no_requests_from_any_peers_take_serving_past_its_bounds(
     outcomes: Counter[str] = Counter()
 
     async def ask(sync: SyncService, peer: str, kind: str, delay: int,
-                  give_up: int | None) -> None:
+                  give_up: int | None, origin: str | None) -> None:
+        REQUEST_ORIGIN.set(origin)  # as the network layer sets it (this task's own context)
         await trio.sleep(delay / 10)
         with trio.move_on_after(math.inf if give_up is None else give_up / 10):
             try:
@@ -421,9 +429,9 @@ def test_no_requests_from_any_peers_take_serving_past_its_bounds(
                 trio.lowlevel.add_instrument(bounds)
                 try:
                     async with trio.open_nursery() as nursery:
-                        for peer, kind, delay, give_up in requests:
+                        for peer, kind, delay, give_up, origin in requests:
                             nursery.start_soon(ask, server.sync, f"peer-{peer}", kind, delay,
-                                               give_up)
+                                               give_up, origin)
                 finally:
                     trio.lowlevel.remove_instrument(bounds)
                 outer.cancel_scope.cancel()
