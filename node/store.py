@@ -151,11 +151,12 @@ class RecordStore(StoreRetention):
         batch = list(records)
         if not batch:
             return 0
+
         def work() -> int:
-            before = _pages(conn) if keep_free is not None else 0
+            before = _file_bytes(conn) if keep_free is not None else 0
             added = write(conn, self.caches, batch)
             if keep_free is not None:
-                grown = (_pages(conn) - before) * _page_size(conn)
+                grown = _file_bytes(conn) - before
                 if self.free_bytes() - 2 * grown < keep_free:
                     raise StoreFull(f"record store {self.path}: fewer than {keep_free} bytes"
                                     " would be left free")
@@ -418,9 +419,7 @@ class RecordStore(StoreRetention):
         return None
 
 
-def _pages(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA page_count").fetchone()[0])
-
-
-def _page_size(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA page_size").fetchone()[0])
+def _file_bytes(conn: sqlite3.Connection) -> int:
+    """The database's size in its pages (what it will take on disk once checkpointed)."""
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    return pages * int(conn.execute("PRAGMA page_size").fetchone()[0])

@@ -76,7 +76,8 @@ class StoreCorrupt(StoreError):
 
 
 class StoreFull(StoreError):
-    """The disk (or the file's page limit) is full: the write was rolled back whole."""
+    """The file system refused a write (full disk, a quota, a file size limit, the file's page
+    limit) or it would have left less than the caller's reserve: rolled back whole."""
 
 
 def prepare(conn: sqlite3.Connection, path: Path, durable: bool = True) -> int:

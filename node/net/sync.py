@@ -80,18 +80,8 @@ class SyncService:
         # the node's bytes (node/net/serve_budget.py); by its id otherwise.
         key = REQUEST_ORIGIN.get() or peer
         return await self.budget.serve(
-            key, functools.partial(self._answer_in_thread, data), len(data))
-
-    async def _answer_in_thread(self, data: bytes) -> bytes:
-        """`_answer(data)` in one of the budget's `serving` worker threads, never abandoned: a
-        peer cancelling its requests 3 ms in left each answer's thread running after its slot
-        was freed (40 of them at once, trio's whole shared pool, with intake and the store
-        waiting behind them). A cancel now waits for the answer, ~0.1 s."""
-        self.decoding += 1
-        try:
-            return await trio.to_thread.run_sync(self._answer, data, limiter=self._answering)
-        finally:
-            self.decoding -= 1
+            key, functools.partial(self._in_thread, self._answer, data, serving=True),
+            len(data))
 
     def _answer(self, data: bytes) -> bytes:
         """In a worker thread: a summary page of up to 100,000 ids read from the store's index
@@ -175,11 +165,20 @@ class SyncService:
             after = summary.ids[-1]
         self.rounds += 1
 
-    async def _in_thread(self, decode: Callable[[*Ts], T], *args: *Ts) -> T:
+    async def _in_thread(self, decode: Callable[[*Ts], T], *args: *Ts,
+                         serving: bool = False) -> T:
         """`decode(*args)` in a worker thread; `decoding` counts those under way, so a
-        simulation waiting for quiet (node.sim.settle) waits for them too."""
+        simulation waiting for quiet (node.sim.settle) waits for them too.
+
+        `serving`: an answer to a peer, in one of the budget's `serving` threads of its own and
+        never abandoned: a peer cancelling its requests 3 ms in left each answer's thread
+        running after its slot was freed (up to trio's whole shared pool of 40, which intake
+        and the store use too). A cancel waits for the answer, ~0.1 s. What we decode for
+        ourselves is abandoned on cancel (the pass is over)."""
         self.decoding += 1
         try:
+            if serving:
+                return await trio.to_thread.run_sync(decode, *args, limiter=self._answering)
             return await trio.to_thread.run_sync(decode, *args, abandon_on_cancel=True)
         finally:
             self.decoding -= 1
