@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from node.store_ballast import Ballast
 from node.store_blobs import MAX_DELTA_DEPTH
 from node.store_bodies import Caches
 from node.store_legacy import old_dropped, old_rows, remove_old, set_aside
@@ -74,13 +75,18 @@ class RecordStore(StoreRetention):
         # Ids the last few batches stored: the DAG adds each record just stored, and asking
         # SQLite whether it holds each one cost ~40 us a record of a late joiner's intake.
         self._just_stored: OrderedDict[str, None] = OrderedDict()
+        # Space held for the node's own records where a limit statfs does not show fills the
+        # disk (node/store_ballast.py); None: no ballast (every command but `swarm join`).
+        self.ballast: Ballast | None = None
 
     @classmethod
-    def open(cls, path: Path, durable: bool = True) -> RecordStore:
+    def open(cls, path: Path, durable: bool = True, ballast_bytes: int = 0) -> RecordStore:
         """Open (creating if needed) the store at `path`, check its integrity and schema; a
         file an older version wrote is upgraded in place, in one transaction.
 
         `durable=False` (simulations only) skips fsync: much faster, not crash-safe.
+        `ballast_bytes`: space to hold in the file `ballast` beside the store and give to the
+        node's own records when the disk fills (node/store_ballast.py; 0: none).
         """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +116,12 @@ class RecordStore(StoreRetention):
         except BaseException:
             db.close()
             raise
+        if ballast_bytes > 0:
+            store.ballast = Ballast(path.with_name("ballast"), ballast_bytes)
+            if not store.ballast.hold():
+                _log.warning("the disk holding %s has no room for this node's ballast (%d MiB):"
+                             " peers' records are not stored until it has", path,
+                             ballast_bytes >> 20)
         return store
 
     def close(self) -> None:
@@ -138,10 +150,12 @@ class RecordStore(StoreRetention):
     def add_many(self, records: Iterable[Record], keep_free: int | None = None) -> int:
         """Store records in one transaction; returns how many were new.
 
-        `keep_free`: bytes the file system must still have free once the records are written
-        (checked before the commit, under the store's lock, so two batches cannot both pass one
-        look; the batch counts twice its new pages, once in the WAL and once in the file);
-        StoreFull, rolled back, if it would have fewer.
+        `keep_free` (peers' records): bytes the file system must still have free once the
+        records are written (checked before the commit, under the store's lock, so two batches
+        cannot both pass one look; the batch counts twice its new pages, once in the WAL and
+        once in the file); StoreFull, rolled back, if it would have fewer, and at once while
+        the ballast is released. Without it (the node's own records), a disk found full
+        releases the ballast and the batch is written again into the space it freed.
 
         Rows go in multi-row INSERTs: called from a worker thread, every statement releases and
         retakes the GIL, and retaking it waits for a busy trio thread's switch interval (5 ms),
@@ -151,7 +165,23 @@ class RecordStore(StoreRetention):
         batch = list(records)
         if not batch:
             return 0
+        if keep_free is None:
+            try:
+                return self._add(batch, None)
+            except StoreFull:
+                if self.ballast is None or not self.ballast.release():
+                    raise
+            _log.warning("the disk holding %s is full: this node's ballast (%d MiB) is released"
+                         " for its own records, and peers' records are not stored until there"
+                         " is room for it again (free space, or `swarm gc`)", self.path,
+                         self.ballast.size >> 20)
+            return self._add(batch, None)
+        if self.ballast is not None and not self.ballast.hold():
+            raise StoreFull(f"record store {self.path}: the ballast kept for this node's own"
+                            " records is released (the disk was full)")
+        return self._add(batch, keep_free)
 
+    def _add(self, batch: list[Record], keep_free: int | None) -> int:
         def work() -> int:
             before = _file_bytes(conn) if keep_free is not None else 0
             added = write(conn, self.caches, batch)

@@ -176,11 +176,14 @@ class NodeIntake:
         return room
 
     def has_room(self) -> bool:
-        """Whether the disk holding the store is above the node's reserve (a statfs call)
-        and no write found it full in the last FULL_RETRY_S."""
+        """Whether the disk holding the store is above the node's reserve (a statfs call), no
+        write found it full in the last FULL_RETRY_S, and the ballast is held (or due to be
+        allocated again: the peers' next write tries)."""
+        ballast = self.store.ballast
         try:
             room = (self.store.free_bytes() >= self.config.min_free_bytes
-                    and time.monotonic() >= self._full_until)
+                    and time.monotonic() >= self._full_until
+                    and (ballast is None or ballast.ready()))
         except StoreError:  # cannot tell: the write itself will say
             room = True
         self._noted_room(room)
@@ -191,6 +194,10 @@ class NodeIntake:
             self.room = room
             if room:
                 _log.warning("the data directory has room again: peers' records are stored")
+            elif self.store.ballast is not None and not self.store.ballast.held:
+                _log.warning("the data directory's disk is full and this node's ballast is"
+                             " released for its own records: peers' records are not stored"
+                             " until it can be held again (free disk space, or `swarm gc`)")
             else:
                 _log.warning(
                     "the data directory's disk is at this node's reserve (%d MiB free, %d MiB"

@@ -184,11 +184,12 @@ def _fmt(score: float | None) -> str:
     return "-" if score is None else f"{score:.6g}"
 
 
-def _open_store(data_dir: Path | None) -> RecordStore:
+def _open_store(data_dir: Path | None, ballast_bytes: int = 0) -> RecordStore:
     from node.store import RecordStore, StoreError
 
     try:
-        return RecordStore.open(_data_dir(data_dir) / "records.sqlite")
+        return RecordStore.open(_data_dir(data_dir) / "records.sqlite",
+                                ballast_bytes=ballast_bytes)
     except StoreError as error:
         _fail(str(error))
 

@@ -90,6 +90,11 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
             out.print("[yellow]disk[/]     at this node's reserve of free space: peers' records"
                       " are not stored until there is room (free space, or `swarm gc`)",
                       highlight=False, soft_wrap=True)
+        ballast = node.get("ballast")
+        if isinstance(ballast, dict) and ballast.get("held") is False:  # the disk filled
+            out.print("[yellow]disk[/]     full: the ballast was released for this node's own"
+                      " records; peers' records are not stored until it can be held again"
+                      " (free space, or `swarm gc`)", highlight=False, soft_wrap=True)
         serving = node.get("sync_serving")
         if isinstance(serving, dict) and serving:  # peers' sync requests, paced or refused
             counted = ", ".join(f"{inline(str(k))} {inline(str(n))}"

@@ -59,7 +59,8 @@ def join(
     eval_model: EvalModel = "standin",
     reserve_mib: Annotated[int, typer.Option(
         "--reserve-mib", min=0, help="Free disk space (MiB) kept for this node's own records:"
-        " below it, peers' records are not stored (docs/storage.md, 'A full disk').")
+        " below it, peers' records are not stored; up to 64 MiB of it is also held in a"
+        " ballast file for when a quota fills the disk (docs/storage.md, 'A full disk').")
     ] = 1024,
 ) -> None:
     """Run a swarm node until Ctrl-C: research, share, verify peers' claims."""
@@ -67,6 +68,7 @@ def join(
 
     from node.net import NetworkError, open_libp2p_network
     from node.store import StoreError
+    from node.store_ballast import BALLAST_BYTES
     from node.swarm import NodeConfig, SwarmNode
     from node.web import DashboardError, DashboardSource
     from sandbox import Evaluator
@@ -93,7 +95,9 @@ def join(
     status_path = _data_dir(data_dir) / NODE_STATUS_FILE
 
     async def main() -> None:
-        with _open_store(data_dir) as store:
+        # The ballast: room for the node's own records when a limit statfs does not show (a
+        # quota) fills the disk; no larger than the reserve (`--reserve-mib 0`: neither).
+        with _open_store(data_dir, min(BALLAST_BYTES, reserve_mib << 20)) as store:
             async with open_libp2p_network(
                 identity.private_key, listen=listen, bootstrap=bootstrap or (), mdns=mdns
             ) as network:
@@ -167,6 +171,10 @@ def node_counters(node: SwarmNode) -> dict[str, Any]:
         "published": stats.published, "sync_failures": node.sync.failures,
         # False while the disk is at the node's reserve: peers' records are not stored
         "room": node.room,
+        # times the disk filled and the ballast was given to the node's own records, and
+        # whether it is held now (None: no ballast)
+        "ballast": None if node.store.ballast is None else {
+            "held": node.store.ballast.held, "released": node.store.ballast.released},
         # requests peers made of our records: served, paced, refused (node/net/serve_budget.py)
         "sync_serving": node.sync.budget.by_reason(),
         # spot checks of model-backed claims that could not run, claims given up, and why
