@@ -18,6 +18,15 @@ from research_dag import (
     Verification,
 )
 
+# A record is dated by its author's clock. Two bounds keep a stranger's clock from ordering
+# what a node keeps, shows, samples and derives (docs/protocol.md, "Time"): a record dated
+# more than MAX_AHEAD_MS past the receiver's clock is not taken yet (drop reason "ahead", not
+# remembered: sync brings it once its time has come), and an experiment dated more than
+# MAX_SKEW_MS before a record it cites (its problem, parent, hypothesis, transcript, the
+# patterns it applied) is refused as inconsistent: honest clocks differ by minutes, not hours.
+MAX_AHEAD_MS = 10 * 60 * 1000
+MAX_SKEW_MS = 60 * 60 * 1000
+
 Lookup = Callable[[str], Record | None]
 # A held record's header (None: not held), what the DAG keeps in memory: most checks need no
 # more, and loading a whole record may read the store on the event loop.
@@ -33,6 +42,9 @@ def refusal(record: Record, lookup: Lookup, brief: Brief) -> str | None:
     again when it matters (`strategy_refusal` before a claim is queued or replayed).
     """
     if isinstance(record, Experiment):
+        why = _dated_before(record, brief)
+        if why is not None:
+            return why
         kind = _kind(brief, record.problem)
         if kind is not None and kind != "problem":
             return f"experiment {record.id}: its problem {record.problem} is a {kind}"
@@ -79,6 +91,20 @@ def refusal(record: Record, lookup: Lookup, brief: Brief) -> str | None:
             )
     elif isinstance(record, Pattern | Hypothesis | Verdict):
         return derived_refusal(record, brief)
+    return None
+
+
+def _dated_before(experiment: Experiment, brief: Brief) -> str | None:
+    """Why `experiment` is dated more than MAX_SKEW_MS before a held record it cites (a copy
+    of a peer's find dated 0 took its credit, and tests dated 0 decided a hypothesis before
+    anyone tested it), or None."""
+    cited = [experiment.problem, experiment.parent, experiment.hypothesis_id,
+             experiment.transcript, *(experiment.applied or ())]
+    for cited_id in cited:
+        held = None if cited_id is None else brief(cited_id)
+        if held is not None and experiment.created_ms + MAX_SKEW_MS < held.created_ms:
+            return (f"experiment {experiment.id}: dated {experiment.created_ms}, before"
+                    f" {held.kind} {held.id} that it cites ({held.created_ms})")
     return None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from node.intake import MAX_AHEAD_MS
 from node.leaderboard import ledger_from
 from node.trust import Ledger
 from research_dag import Experiment, Header, ResearchDag
@@ -83,11 +84,18 @@ def plan(dag: ResearchDag, me: str, retention: Retention, now_ms: int) -> Plan:
 
 
 def _old(headers: list[Header], retention: Retention, now_ms: int) -> list[Header]:
+    """Headers (time-ordered) past `retention`. One dated beyond what intake takes today
+    (`MAX_AHEAD_MS` past our clock; stored before that rule) counts as old: dated at the end
+    of time, a flood was never expired by `--keep-days` and was every problem's newest for
+    `--keep-last`, whose slots it took from our own attempts."""
+    ahead = now_ms + MAX_AHEAD_MS
+    future = [h for h in headers if h.created_ms > ahead]
+    dated = [h for h in headers if h.created_ms <= ahead]
     if retention.keep_last is not None:
-        return headers[: max(0, len(headers) - retention.keep_last)]  # headers are time-ordered
+        return future + dated[: max(0, len(dated) - retention.keep_last)]
     assert retention.keep_days is not None
     cutoff = now_ms - int(retention.keep_days * DAY_MS)
-    return [h for h in headers if h.created_ms < cutoff]
+    return future + [h for h in dated if h.created_ms < cutoff]
 
 
 def _needed(dag: ResearchDag, ledger: Ledger, header: Header) -> str:

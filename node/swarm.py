@@ -262,6 +262,7 @@ class SwarmNode(NodeIntake, ClaimReplays):
         """Publish a problem (signed) so that peers can join it."""
         signed = sign_record(problem, self.identity)
         assert isinstance(signed, Problem)
+        self.sync.watch(signed.id)  # `sync.served` says when a peer has fetched it
         await trio.to_thread.run_sync(self.store.add, signed)
         self.dag.add(signed)
         self._share(signed)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
 
-from node.intake import refusal
+from node.intake import MAX_AHEAD_MS, refusal
 from node.knowledge import DerivedGate
 from node.loop import ResearchLoop
 from node.net import (
@@ -58,6 +59,7 @@ class NodeIntake:
     sync: SyncService
     refused: DerivedGate
     _intakes: int
+    now_ms: Callable[[], int]  # the node's clock (a simulation's is the round's)
     room: bool  # False while the disk is at the reserve: peers' records are not stored
     _full_until: float  # time.monotonic() before which a full disk is assumed still full
     _storing: set[str]
@@ -105,11 +107,14 @@ class NodeIntake:
                 return Header(held.id, held.kind, held.created_ms, held.author, problem)
             return self.dag.header(record_id)
 
+        ahead = self.now_ms() + MAX_AHEAD_MS
         for index, record in enumerate(records):
             if index and index % TAKE_STEP == 0:
                 await trio.lowlevel.checkpoint()  # a batch holds up to 16,384 records
             if self.ledger.ignored(record.author):
                 self.stats.ignored += 1
+            elif record.created_ms > ahead:  # a clock past ours: taken once its time comes
+                self.stats.drops.add("ahead")
             elif (record.id not in self.dag and record.id not in fresh
                   and record.id not in self.dropped and record.id not in self._storing):
                 # A Pattern, Hypothesis or Verdict not derived here is dropped before any check
@@ -221,7 +226,7 @@ class NodeIntake:
         if record.author == DERIVED_AUTHOR:
             return
         penalty = self.config.trust.mismatch_penalty
-        self.ledger.standing[record.author] = self.ledger.standing_of(record.author) - penalty
+        self.ledger.penalise(record.author, penalty)
         self.network.adjust_score(record.author, -self.config.trust.score_penalty)
 
     # ----- gossip and sync -------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
+from node.net import bound_negatives
 from node.spot_retries import Unchecked
 from research_dag import (
     Experiment,
@@ -254,6 +255,12 @@ class Ledger:
 
     def standing_of(self, author: str) -> float:
         return self.standing.get(author, 0.0)
+
+    def penalise(self, author: str, amount: float) -> None:
+        """Lower a (peer's) standing for a record it signed that we refuse: any identity can,
+        so the table keeps at most MAX_TRACKED entries (node/net/bounded_table.py)."""
+        self.standing[author] = self.standing_of(author) - amount
+        bound_negatives(self.standing)
 
     def ignored(self, author: str) -> bool:
         return author != self.me and self.standing_of(author) < self.config.standing_floor

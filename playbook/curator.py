@@ -125,8 +125,8 @@ def derivation(dag: ResearchDag, counts: Callable[[Experiment], bool],
     """`sites_of`: the caller's cache of each problem's sites (hypotheses_of)."""
     evidence = collect_evidence(dag, counts)
     chains = pattern_chains(evidence)
-    hypotheses = hypotheses_of(chains, evidence.problems, sites_of=sites_of,
-                               tried=tried_sites(evidence))
+    targets = {pid: p for pid, p in evidence.problems.items() if pid in evidence.worked}
+    hypotheses = hypotheses_of(chains, targets, sites_of=sites_of, tried=tried_sites(evidence))
     return Derivation(chains, hypotheses, verdicts_of(hypotheses, evidence))
 
 

@@ -47,6 +47,10 @@ class Evidence:
 
     attempts: tuple[Attempt, ...]
     problems: dict[str, Problem] = field(default_factory=dict)
+    # Problems with an experiment `counts` accepts (a baseline too): someone whose word counts
+    # worked on them. Only these are hypotheses' targets: problem ids are free, and every
+    # stranger's problem became a hypothesis (stored, shared, its sites analysed and kept).
+    worked: frozenset[str] = frozenset()
 
     def by_problem(self) -> dict[str, list[Attempt]]:
         grouped: dict[str, list[Attempt]] = {pid: [] for pid in sorted(self.problems)}
@@ -60,14 +64,15 @@ def collect_evidence(dag: ResearchDag, counts: Callable[[Experiment], bool]) -> 
     with a parent, with `changes`, that `counts` accepts (replayed by a peer, or the node's own).
     Everything else is ignored: old records without `changes`, baselines, unreplayed claims."""
     problems = {problem.id: problem for problem in dag.problems()}
+    worked: set[str] = set()
     attempts = [attempt for problem in problems.values()
-                for attempt in _attempts(dag, problem, counts)]
+                for attempt in _attempts(dag, problem, counts, worked)]
     attempts.sort(key=lambda attempt: attempt.key)
-    return Evidence(tuple(attempts), problems)
+    return Evidence(tuple(attempts), problems, frozenset(worked))
 
 
 def _attempts(
-    dag: ResearchDag, problem: Problem, counts: Callable[[Experiment], bool]
+    dag: ResearchDag, problem: Problem, counts: Callable[[Experiment], bool], worked: set[str]
 ) -> Iterator[Attempt]:
     """One candidate is one attempt, however many evaluated it: in a swarm's first round every
     node toggles the same switch of the same baseline, and eight copies made "toggle:switch/on
@@ -82,10 +87,15 @@ def _attempts(
     made: dict[tuple[Files, tuple[str, ...]], Attempt] = {}  # in first-copy order
     for header in sorted(headers, key=lambda h: (h.created_ms, h.id)):
         experiment = loaded.get(header.id)
-        if not isinstance(experiment, Experiment) or header.parent is None:
+        if not isinstance(experiment, Experiment):
+            continue
+        if header.parent is None:  # a baseline: no change, but someone worked on the problem
+            if problem.id not in worked and counts(experiment):
+                worked.add(problem.id)
             continue
         if not experiment.changes or not counts(experiment):
             continue
+        worked.add(problem.id)
         parent = by_id.get(header.parent) or dag.header(header.parent)
         sites = _sites(experiment)
         cells = tuple(sorted({klass for klass, _ in sites}))  # = change_cells(experiment)

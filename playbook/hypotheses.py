@@ -149,7 +149,7 @@ def verdicts_of(hypotheses: Iterable[Hypothesis], evidence: Evidence, plan: Test
         if mine:
             control = [a for a in on_problem.get(hypothesis.problem, ())
                        if hypothesis.mutation_kind not in a.classes]
-            verdict = _verdict(hypothesis, mine, control, plan)
+            verdict = _verdict(hypothesis, _authors_in_turn(mine), control, plan)
             if verdict is not None:
                 verdicts.append(verdict)
     return verdicts
@@ -177,6 +177,23 @@ def decide(lift: Lift, tries: int, plan: TestPlan = PLAN) -> str | None:
     if lift.at_most(plan.refute_p):
         return "refuted"
     return None
+
+
+def _authors_in_turn(tests: list[Attempt]) -> list[Attempt]:
+    """Tests in the order a verdict reads them: each author's in the DAG's order, authors
+    taking turns (first tests of each, by when each began, then second tests, ...). In time
+    order alone, one peer in good standing dating its tests just after the hypothesis, ahead
+    of every honest test, decided it by itself (a red team: "refuted: 0 of 5" where 6 of 8
+    honest tests improved); now each prefix holds at most one test more of an author than of
+    any other who has tests. One tester's order is unchanged."""
+    by_author: dict[str, list[Attempt]] = {}
+    for test in tests:
+        by_author.setdefault(test.author, []).append(test)
+    queues = list(by_author.values())  # by each author's first test, as `tests` is ordered
+    turns: list[Attempt] = []
+    for depth in range(max((len(queue) for queue in queues), default=0)):
+        turns += [queue[depth] for queue in queues if depth < len(queue)]
+    return turns
 
 
 def _verdict(hypothesis: Hypothesis, tests: list[Attempt], control: list[Attempt],

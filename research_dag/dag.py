@@ -56,7 +56,9 @@ class ResearchDag(DagQueries):
         self._index: HeaderIndex = MemoryIndex() if index is None else index
         # Few, and asked for often (every summary): always in memory. `problems` are those the
         # index already holds.
-        self._problems: dict[str, Problem] = {p.id: p for p in problems}
+        self._problems: dict[str, Problem] = {}
+        for problem in problems:
+            self._hold_problem(problem.id, problem)
         for record in records:
             self.add(record)
 
@@ -73,9 +75,15 @@ class ResearchDag(DagQueries):
         new = self._index.add(record, header_of(record), edges_of(record))
         if new or (self._load is not None and record_id not in self._whole):
             self._keep(record_id, record)
-        if isinstance(record, Problem):
-            self._problems.setdefault(record_id, record)
+        if isinstance(record, Problem) and record_id not in self._problems:
+            self._hold_problem(record_id, record)
         return new
+
+    def _hold_problem(self, record_id: str, problem: Problem) -> None:
+        """Held for good, without its cached encoding: a package of up to 3 MiB was kept
+        twice, as files and as bytes (the store and sync read the bytes from the file)."""
+        problem.__dict__.pop("_encoded_cache", None)
+        self._problems[record_id] = problem
 
     def _keep(self, record_id: str, record: Record) -> None:
         whole = self._whole

@@ -24,7 +24,8 @@ async def post_claim(node: SwarmNode, problem: Problem, skill: str, run: ModelEv
     parent = node.loops[problem.id].best
     assert parent is not None
     claim = node._seal(Experiment(problem=problem.id, parent=parent.id, strategy=files,
-                                  outcome=outcome, transcript=sealed.id, created_ms=1))
+                                  outcome=outcome, transcript=sealed.id,
+                                  created_ms=node.now_ms()))
     for record in (sealed, claim):
         node.store.add(record)
         node._share(record)

@@ -4,14 +4,18 @@ not for one without; its counted tests decide it; confirmation rates per pattern
 
 from __future__ import annotations
 
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playbook_history import TRAINED, History, everything, make_problem
 
 from playbook.curator import derivation, derive
-from playbook.evidence import collect_evidence
-from playbook.hypotheses import confirmation_rates, decide, verdicts_of
+from playbook.evidence import Attempt, collect_evidence
+from playbook.hypotheses import _authors_in_turn, confirmation_rates, decide, verdicts_of
 from playbook.power import PLAN, predict
 from playbook.stats import Lift
-from research_dag import DERIVED_AUTHOR, Experiment, Hypothesis, ResearchDag, Verdict
+from research_dag import DERIVED_AUTHOR, Experiment, Hypothesis, Outcome, ResearchDag, Verdict
 
 PRUNE = "prune:weight_vector"
 PERTURB = "perturb:constant"
@@ -241,3 +245,63 @@ def test_the_plan_leaves_out_sites_the_target_tried_and_a_fully_tried_class_gets
     late = _learned_on_finance()  # tried after the snapshot: the plan as it was written
     late.attempt("search", PRUNE, False, at=10**9, site='strategy.py:WEIGHTS["a"]')
     assert len(_hypothesis_for(late, "search").sites) == 3
+
+
+def test_only_problems_someone_counted_worked_on_are_targets() -> None:
+    """Problem ids are free: every stranger's problem with a weight vector became a hypothesis
+    of ours (stored below our reserve, shared, its sites analysed and kept: 12 KB of memory
+    and an 807-byte record each, a red team measured). A target now needs an experiment the
+    node counts (its own, or a peer's it vouches for); a baseline is enough."""
+    history = _learned_on_finance()
+    junk = [make_problem(f"junk{n}", domains=["junk"], at=10 + n) for n in range(20)]
+    history.records += junk  # posed, no experiment on them anywhere
+    stranger = make_problem("posed by a stranger", domains=["junk"], at=40)
+    history.records.append(stranger)
+    history.records.append(Experiment(  # its baseline, by an author we do not count
+        problem=stranger.id, strategy={"strategy.py": "# baseline\n"},
+        outcome=Outcome(status="ok", score=0.5), created_ms=history.tick(), author="z"))
+    found = derivation(history.dag(), lambda e: e.author != "z")
+    assert {h.problem for h in found.hypotheses} == {history.problems["search"].id}
+    sites: dict[str, dict[str, list[str]]] = {}
+    derivation(history.dag(), lambda e: e.author != "z", sites_of=sites)
+    assert not {p.id for p in junk} & set(sites) and stranger.id not in sites
+
+
+def test_one_testers_tests_dated_first_do_not_decide_a_hypothesis_alone() -> None:
+    """A peer in good standing dated its failing tests just after the hypothesis, ahead of
+    every honest test, and refuted it with its own tests alone (a red team, 2026-12-08):
+    authors now take turns in a verdict's order, so the deciding tests are both testers'."""
+    history = _learned_on_finance()
+    hypothesis = _hypothesis_for(history, "search")
+    for i in range(8):  # honest tests: 6 of 8 improve
+        history.attempt("search", PRUNE, i % 4 != 3, hypothesis=hypothesis.id, author="honest")
+    [before] = derivation(history.dag(), everything).verdicts
+    assert before.result == "confirmed"
+    for i in range(8):
+        history.attempt("search", PRUNE, False, hypothesis=hypothesis.id, author="mallory",
+                        at=hypothesis.created_ms + 1 + i, site=f"strategy.py:Y{i}")
+    [after] = [v for v in derivation(history.dag(), everything).verdicts
+               if v.hypothesis == hypothesis.id]
+    authors = [e.author for e in history.records
+               if isinstance(e, Experiment) and e.id in set(after.tests)]
+    assert authors.count("honest") >= authors.count("mallory") - 1 and "honest" in authors
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from("abcd"), max_size=40))
+def test_in_a_verdicts_order_no_author_gets_ahead_of_another_by_more_than_one(
+    authors: list[str],
+) -> None:
+    tests = [Attempt((n, f"{n:064x}"), "p", author, ("k",), n % 2 == 0, "h")
+             for n, author in enumerate(authors)]
+    turns = _authors_in_turn(tests)
+    assert sorted(t.key for t in turns) == [t.key for t in tests]
+    for author in set(authors):  # each author's own tests stay in their order
+        assert [t.key for t in turns if t.author == author] == [
+            t.key for t in tests if t.author == author]
+    for end in range(len(turns) + 1):
+        counts = Counter(t.author for t in turns[:end])
+        for a in counts:
+            for b in set(authors):
+                left_b = sum(1 for t in tests if t.author == b) - counts[b]
+                assert counts[a] <= counts[b] + 1 or left_b == 0

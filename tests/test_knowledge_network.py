@@ -102,7 +102,7 @@ async def test_two_nodes_derive_the_same_pattern_and_a_fake_one_is_never_used(
         # a's evidence on two problems, taken in by a and b alike; b replays every claim, so
         # both count the same experiments (a its own, b those its replays reproduced)
         evidence = [e for i, p in enumerate(problems[:2])
-                    for e in _attempts(a, p, runtime, 10**12 + 100 * i)]
+                    for e in _attempts(a, p, runtime, a.now_ms() + 100 * i)]
         await a.take(evidence)
         await b.take(evidence)
         for claim in evidence:

@@ -31,6 +31,7 @@ from research_dag import (
     Experiment,
     Hypothesis,
     Metric,
+    Outcome,
     Pattern,
     Problem,
     decode_record,
@@ -210,6 +211,10 @@ def test_a_live_cell_is_carried_only_where_the_target_offers_the_cell() -> None:
     history.problems["off"] = make_problem("off", "SWITCH = False\n", ["ml"], at=5_000)
     history.problems["on"] = make_problem("on", "SWITCH = True\n", ["ml"], at=5_000)
     history.records += [history.problems["off"], history.problems["on"]]
+    for name in ("off", "on"):  # worked on (a baseline): a target (playbook/evidence.py)
+        history.records.append(Experiment(
+            problem=history.problems[name].id, strategy={"strategy.py": f"# {name}\n"},
+            outcome=Outcome(status="ok", score=0.5), created_ms=history.tick(), author="a"))
     derived = derivation(history.dag(), everything)
     carried = {(h.mutation_kind, h.problem) for h in derived.hypotheses}
     off, on = history.problems["off"].id, history.problems["on"].id

@@ -3,6 +3,7 @@ the bytes, batching and anti-entropy sync that run over either."""
 
 from typing import TYPE_CHECKING, Any
 
+from node.net.bounded_table import bound_negatives
 from node.net.decoded import SHARED_BYTES, SHARED_MESSAGES, DecodedMessages
 from node.net.memory import MemoryHub, MemoryNetwork
 from node.net.network import (
@@ -35,6 +36,7 @@ __all__ = [
     "NetworkError",
     "Outbox",
     "SyncService",
+    "bound_negatives",
     "open_libp2p_network",
     "problem_topic",
     "topic_of",

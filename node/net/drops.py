@@ -10,14 +10,15 @@ from typing import Literal, TypeAlias
 # "inconsistent": a valid, signed record that contradicts one the node holds (node/intake.py);
 # "topic": a valid envelope holding a record that does not belong on the topic it came on;
 # "underived": a peer's Pattern, Hypothesis or Verdict this node does not derive (not stored);
-# "disk": a valid record not stored because the disk is at the node's reserve (one per record).
+# "disk": a valid record not stored because the disk is at the node's reserve (one per record);
+# "ahead": a valid record dated more than 10 minutes past the node's clock (taken once due).
 DropReason: TypeAlias = Literal[
     "oversize", "malformed", "version", "signature", "invalid_record", "inconsistent", "topic",
-    "underived", "disk",
+    "underived", "disk", "ahead",
 ]
 DROP_REASONS: tuple[DropReason, ...] = (
     "oversize", "malformed", "version", "invalid_record", "signature", "topic", "inconsistent",
-    "underived", "disk",
+    "underived", "disk", "ahead",
 )
 
 

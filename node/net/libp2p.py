@@ -21,6 +21,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
+from node.net.bounded_table import bound_negatives
 from node.net.exchange import close_stream, exchange, read_exactly, reset_stream, serve
 from node.net.libp2p_host import (
     _LIBP2P_ERRORS,
@@ -292,6 +293,7 @@ class Libp2pNetwork:
         """Kept across reconnects; GossipSub reads it as the application-specific score."""
         standing = self._scorer.standing
         standing[peer] = standing.get(peer, 0.0) + delta
+        bound_negatives(standing)  # peer ids are free (node/net/bounded_table.py)
 
     def decay_scores(self, factor: float) -> None:
         standing = self._scorer.standing

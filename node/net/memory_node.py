@@ -13,6 +13,7 @@ from typing import Protocol
 
 import trio
 
+from node.net.bounded_table import bound_negatives
 from node.net.network import (
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
@@ -177,6 +178,7 @@ class MemoryNetwork:
 
     def adjust_score(self, peer: str, delta: float) -> None:
         self._scores[peer] = self._scores.get(peer, 0.0) + delta
+        bound_negatives(self._scores)  # peer ids are free (node/net/bounded_table.py)
 
     def decay_scores(self, factor: float) -> None:
         for peer, score in self._scores.items():

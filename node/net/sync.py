@@ -33,7 +33,7 @@ from node.net.wire import (
     encode_summary_page,
     encode_sync_request,
 )
-from research_dag import Record, ResearchDag
+from research_dag import Experiment, Record, ResearchDag
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -66,6 +66,10 @@ class SyncService:
         self.fetched = 0
         self.failures = 0
         self.decoding = 0  # responses being decoded in worker threads right now
+        # Ids someone waits to see fetched (`watch`; `swarm pose` its problem) and those of
+        # them a peer fetched: not every id served (a late joiner fetching the whole history
+        # made that set grow with it, 145 B a record).
+        self._watched: set[str] = set()
         self._served: set[str] = set()
         network.handle_requests(SYNC_PROTOCOL, self.handle)
 
@@ -103,7 +107,8 @@ class SyncService:
         held = self.node.dag.held(ids)
         message, sent = encode_stored_records(self.node.store.encoded_many(
             [record_id for record_id in ids if record_id in held], MAX_RESPONSE_BYTES))
-        self._served.update(sent)
+        if self._watched:
+            self._served.update(record_id for record_id in sent if record_id in self._watched)
         return message
 
     def _summary(self, request: SyncSummaryRequest) -> bytes:
@@ -119,8 +124,12 @@ class SyncService:
             page = ids[start : start + MAX_SUMMARY_IDS + 1]
         return encode_summary_page([bytes.fromhex(record_id) for record_id in page], None)
 
+    def watch(self, record_id: str) -> None:
+        """Note when a peer fetches this record (`served`)."""
+        self._watched.add(record_id)
+
     def served(self, record_id: str) -> bool:
-        """Has a peer fetched this record from us (e.g. the problem we just posed)?"""
+        """Has a peer fetched this watched record from us (e.g. the problem we just posed)?"""
         return record_id in self._served
 
     async def sync_with(self, peer: str) -> int:
@@ -219,10 +228,39 @@ class _Pass:
 def _parents_first(records: Iterable[Record]) -> list[Record]:
     """Problems, then experiments, then the rest, each after the records it cites: the DAG is
     order-free, but replays and adoption are decided as records arrive and need the problem
-    first, and intake checks a derived record against the evidence it cites when held."""
+    first, and intake checks a record against those it cites only when they are held. Within
+    a kind by time, then each experiment after its parent and transcript in the batch: by
+    time alone, a parent its author dated late came after its children, whose check against
+    it (the same problem) was then skipped."""
     order = {"problem": 0, "transcript": 1, "experiment": 1, "verification": 2, "pattern": 3,
              "hypothesis": 4, "verdict": 5}
-    return sorted(records, key=lambda r: (order.get(r.kind, 4), r.created_ms, r.id))
+    timed = sorted(records, key=lambda r: (order.get(r.kind, 4), r.created_ms, r.id))
+    batch = {record.id: record for record in timed}
+    placed: set[str] = set()
+    ordered: list[Record] = []
+    for record in timed:
+        pending = [record]  # the record, then what it cites in the batch, unplaced (no recursion)
+        stacked = {record.id}
+        while pending:
+            top = pending[-1]
+            cited = [c for c in _cites_first(top)
+                     if c in batch and c not in placed and c not in stacked]
+            if cited:
+                pending.extend(batch[c] for c in cited)
+                stacked.update(cited)
+                continue
+            pending.pop()
+            if top.id not in placed:
+                placed.add(top.id)
+                ordered.append(top)
+    return ordered
+
+
+def _cites_first(record: Record) -> tuple[str, ...]:
+    """The records an experiment cites that intake checks it against."""
+    if isinstance(record, Experiment):
+        return tuple(c for c in (record.parent, record.transcript) if c is not None)
+    return ()
 
 
 def record_ids(dag: ResearchDag, problems: list[str] | None) -> set[str]:

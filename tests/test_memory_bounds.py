@@ -1,0 +1,90 @@
+"""Memory a stranger can make a long-running node hold (a red team, 2026-12-08): tables keyed
+by peer ids, which are free, must be bounded. Each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import node.net.bounded_table
+from node.identity import Identity, sign_record
+from node.net.bounded_table import bound_negatives
+from node.net.memory import MemoryHub
+from node.net.wire import SyncFetch, encode_sync_request
+from research_dag import Outcome, Problem, Record, Verification
+from tests.test_sync_budget import SERVER, history, open_node
+
+RECEIVER = Identity.from_seed(b"\x44" * 32)
+LIAR = Identity.from_seed(b"\x45" * 32)
+
+
+def refused_by_a_fresh_identity(problem: Problem, n: int) -> Record:
+    """A Verification of a problem (not an experiment): valid alone, refused at intake as
+    inconsistent and charged to its author, who is new each time; nothing is stored."""
+    return sign_record(Verification(experiment=problem.id, outcome=Outcome(status="ok"),
+                                    match=True, created_ms=1),
+                       Identity.from_seed(n.to_bytes(4, "big") * 8))
+
+
+async def test_refused_records_by_fresh_identities_leave_bounded_tables_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each refused record left a standing and a gossip score for its author for ever
+    (~170 B, nothing stored, the relay uncharged); now at most MAX_TRACKED of each, and the
+    most negative (a repeat liar, ignored) are kept last."""
+    monkeypatch.setattr(node.net.bounded_table, "MAX_TRACKED", 64)
+    problem = history(0, 0)[0]
+    assert isinstance(problem, Problem)
+    async with open_node(MemoryHub(), RECEIVER, tmp_path, [problem]) as receiver:
+        for _ in range(5):  # a liar refused five times: ignored (standing below the floor)
+            await receiver.take([sign_record(Verification(
+                experiment=problem.id, outcome=Outcome(status="ok"), match=True,
+                created_ms=len(receiver.ledger.standing)), LIAR)])
+        assert receiver.ledger.ignored(LIAR.peer_id)
+        for start in range(0, 1_000, 100):
+            await receiver.take([refused_by_a_fresh_identity(problem, start + n)
+                                 for n in range(100)])
+        assert receiver.stats.refused + receiver.stats.ignored == 1_005
+        assert receiver.store.count() == 1
+        assert len(receiver.ledger.standing) <= 64
+        scores = receiver.network._scores  # type: ignore[attr-defined]
+        assert len(scores) <= 64
+        assert receiver.ledger.ignored(LIAR.peer_id) and scores[LIAR.peer_id] < 0
+
+
+@settings(max_examples=50, deadline=None)
+@given(scores=st.lists(st.floats(-100, 100, allow_nan=False), max_size=300),
+       limit=st.integers(2, 40))
+def test_a_bounded_table_keeps_every_positive_and_the_most_negative(
+    scores: list[float], limit: int
+) -> None:
+    table: dict[str, float] = {}
+    for n, score in enumerate(scores):
+        table[str(n)] = score
+        bound_negatives(table, limit)
+        positives = sum(1 for s in table.values() if s >= 0)
+        assert len(table) <= max(limit, positives + limit // 2)
+    if scores and min(scores) < 0:  # the most negative (an ignored liar) is never dropped
+        assert min(table.values()) == min(scores)
+    assert {k for k, s in enumerate(scores) if s >= 0} == {int(k) for k, s in table.items()
+                                                           if s >= 0}
+
+
+async def test_serving_remembers_only_the_records_someone_watches(tmp_path: Path) -> None:
+    """Every id ever served was kept (145 B each) so that `swarm pose` could tell its problem
+    was fetched: a late joiner fetching the whole history grew it by the history."""
+    records = history(50, 200)
+    hub = MemoryHub()
+    async with open_node(hub, SERVER, tmp_path, records) as server, \
+            open_node(hub, RECEIVER, tmp_path) as receiver:
+        server.sync.watch(records[0].id)
+        await receiver.network.connect(f"/memory/{server.me}")
+        assert await receiver.sync.sync_with(server.me) == len(records)
+        assert server.sync.served(records[0].id) and not server.sync.served(records[1].id)
+        assert server.sync._served == {records[0].id}
+        ask = encode_sync_request(SyncFetch(ids=[r.id for r in records]))
+        assert await server.sync.handle("someone", ask)
+        assert server.sync._served == {records[0].id}
