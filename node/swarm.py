@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import trio
 
+from node.catalogue import Catalogue
 from node.faults import inflated_claim
 from node.identity import Identity, sign_record
 from node.knowledge import DerivedGate, NodeKnowledge, evidence_rule
@@ -97,6 +98,10 @@ class SwarmNode(NodeIntake, ClaimReplays):
         # What `_validate` decoded, for `receive`; a simulation passes one shared by all nodes.
         self.decoded = DecodedMessages() if decoded is None else decoded
         self.sync = SyncService(network, self, self.decoded, self.stats.drops)
+        # Strangers' problems held, bounded (node/catalogue.py); counted from what is stored.
+        chosen = () if config.problems == "all" else config.problems
+        self.catalogue = Catalogue(self.me, frozenset(chosen), self.known_problems(),
+                                   config.max_problems_held, config.max_problem_bytes)
         self._restored = False  # the ledger as the stored verifications leave it (`serve`)
         self.knowledge = NodeKnowledge(self.dag, evidence_rule(self.dag, self.ledger))
         self.refused = DerivedGate(self.knowledge)  # peers' derived records not derived here

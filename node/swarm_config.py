@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from node.catalogue import MAX_PROBLEM_BYTES, MAX_PROBLEMS_HELD
 from node.knowledge import CURATE_EVERY
 from node.loop_config import LoopConfig
 from node.net import DropCounter
@@ -45,6 +46,12 @@ class NodeConfig:
     # free to make, so without a floor any peer could fill the disk and stop the node's own
     # writes. 1 GiB holds ~3 million of the node's own attempts (0.3 KB each, docs/storage.md).
     min_free_bytes: int = 1 << 30
+    # Strangers' problems held, and their size in memory (files at full size): past either,
+    # a new one is not taken (drop reason "catalogue"). Every problem is held whole in memory
+    # and problem ids are free: without a bound, posting problems exhausted a node's memory
+    # (node/catalogue.py). The node's own problems and those chosen by id always come in.
+    max_problems_held: int = MAX_PROBLEMS_HELD
+    max_problem_bytes: int = MAX_PROBLEM_BYTES
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from node.catalogue import Catalogue
 from node.intake import MAX_AHEAD_MS, refusal
 from node.knowledge import DerivedGate
 from node.loop import ResearchLoop
@@ -58,6 +59,7 @@ class NodeIntake:
     decoded: DecodedMessages
     sync: SyncService
     refused: DerivedGate
+    catalogue: Catalogue
     _intakes: int
     now_ms: Callable[[], int]  # the node's clock (a simulation's is the round's)
     room: bool  # False while the disk is at the reserve: peers' records are not stored
@@ -124,6 +126,9 @@ class NodeIntake:
                 # (`_pushed`).
                 if not self.refused.admits(record):
                     self.stats.drops.add("underived")  # never stored: node/knowledge.py
+                elif isinstance(record, Problem) and not self.catalogue.admits(record):
+                    self.stats.drops.add("catalogue")  # past what we hold of others'
+
                 elif refusal(record, lookup, brief) is not None:
                     if self._deriving.locked():  # standing moves only between derivations
                         refused.append(record)
@@ -132,10 +137,14 @@ class NodeIntake:
                 else:
                     fresh[record.id] = record
                     self._storing.add(record.id)  # another intake meanwhile skips it
+                    if isinstance(record, Problem):
+                        self.catalogue.add(record)  # counted now: a batch holds many
         # durable first
         if fresh and not await trio.to_thread.run_sync(self._store_peers, list(fresh.values())):
-            for _ in fresh:
+            for record in fresh.values():
                 self.stats.drops.add("disk")  # not remembered as dropped: asked again later
+                if isinstance(record, Problem):
+                    self.catalogue.remove(record)
             self._storing.difference_update(fresh)
             fresh.clear()
         if not fresh:

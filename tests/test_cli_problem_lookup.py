@@ -70,7 +70,7 @@ def test_a_joined_problem_is_found_by_package_name_or_id_prefix(
     node = status["node"]
     assert node["drops"] == dict.fromkeys(
         ["oversize", "malformed", "version", "invalid_record", "signature", "topic",
-         "inconsistent", "underived", "disk", "ahead"], 0)
+         "inconsistent", "underived", "disk", "ahead", "catalogue"], 0)
     assert node["evaluations"] >= 2 and node["peer_id"] == identity.peer_id
     assert node["sync_serving"] == dict.fromkeys(  # alone: nobody asked for our records
         ["served", "queued", "paced", "refused", "busy", "displaced", "expired", "throttled"],

@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import node.net.bounded_table
+from node.catalogue import Catalogue
 from node.identity import Identity, sign_record
 from node.net.bounded_table import bound_negatives
 from node.net.memory import MemoryHub
 from node.net.wire import SyncFetch, encode_sync_request
-from research_dag import Outcome, Problem, Record, Verification
+from research_dag import Metric, Outcome, Problem, Record, Verification
 from tests.test_sync_budget import SERVER, history, open_node
 
 RECEIVER = Identity.from_seed(b"\x44" * 32)
@@ -88,3 +89,61 @@ async def test_serving_remembers_only_the_records_someone_watches(tmp_path: Path
         ask = encode_sync_request(SyncFetch(ids=[r.id for r in records]))
         assert await server.sync.handle("someone", ask)
         assert server.sync._served == {records[0].id}
+
+
+def strangers_problem(n: int, data: int = 0) -> Problem:
+    """A valid problem by a fresh identity, with `data` bytes of zeros besides its strategy."""
+    files = {"strategy.py": f"X = {n}\n".encode()}
+    if data:
+        files["data/public/zeros.bin"] = bytes(data)
+    made = sign_record(Problem(
+        name=f"junk{n}", statement="optimise", metric=Metric(name="s", direction="maximize"),
+        mutable=["strategy.py"], files=files, created_ms=1),
+        Identity.from_seed(n.to_bytes(4, "big") * 8))
+    assert isinstance(made, Problem)
+    return made
+
+
+async def test_strangers_problems_past_the_catalogues_bounds_are_not_taken(
+    tmp_path: Path,
+) -> None:
+    """Every problem is held whole in memory, its files at full size (3 MiB of zeros cost
+    3 MiB for 32 KiB of disk), and problem ids are free: a node now holds others' problems up
+    to a count and a size; its own and those chosen by id always come in."""
+    mine = sign_record(strangers_problem(0).model_copy(update={"name": "mine"}), RECEIVER)
+    chosen = strangers_problem(99)
+    async with open_node(MemoryHub(), RECEIVER, tmp_path) as receiver:
+        receiver.catalogue = Catalogue(RECEIVER.peer_id, {chosen.id}, (), max_count=3,
+                                       max_bytes=3 << 20)
+        junk = [strangers_problem(n) for n in range(1, 6)]
+        assert await receiver.take(junk) == 3
+        assert receiver.stats.drops.counts["catalogue"] == 2 and receiver.catalogue.full
+        assert [p.id in receiver.dag for p in junk] == [True] * 3 + [False] * 2
+        assert junk[4].id in receiver.catalogue and junk[0].id not in receiver.catalogue
+        assert await receiver.take([mine, chosen]) == 2  # ours and chosen: always
+        assert receiver.catalogue.count == 3
+    # Memory counts files at full size, whatever the store makes of them.
+    async with open_node(MemoryHub(), RECEIVER, tmp_path / "big") as receiver:
+        receiver.catalogue = Catalogue(RECEIVER.peer_id, (), (), max_bytes=5 << 20)
+        big = [strangers_problem(n, data=2 << 20) for n in range(10, 14)]
+        assert await receiver.take(big) == 2
+        assert receiver.catalogue.bytes > 4 << 20 and receiver.store.size() < 1 << 20
+
+
+async def test_a_declined_problem_is_not_fetched_again_and_the_count_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    junk = [strangers_problem(n) for n in range(1, 9)]
+    hub = MemoryHub()
+    async with open_node(hub, SERVER, tmp_path, junk) as server:
+        async with open_node(hub, RECEIVER, tmp_path) as receiver:
+            receiver.catalogue = Catalogue(RECEIVER.peer_id, (), receiver.known_problems(),
+                                           max_count=5)
+            await receiver.network.connect(f"/memory/{server.me}")
+            assert await receiver.sync.sync_with(server.me) == 5
+            served = server.sync.budget.by_reason()["served"]
+            assert await receiver.sync.sync_with(server.me) == 0
+            # the second pass asked for the summary only: the three declined are not fetched
+            assert server.sync.budget.by_reason()["served"] == served + 1
+        async with open_node(hub, RECEIVER, tmp_path) as again:  # the same store, restarted
+            assert again.catalogue.count == 5 and len(again.known_problems()) == 5

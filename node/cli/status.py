@@ -90,6 +90,11 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
             out.print("[yellow]disk[/]     at this node's reserve of free space: peers' records"
                       " are not stored until there is room (free space, or `swarm gc`)",
                       highlight=False, soft_wrap=True)
+        catalogue = node.get("catalogue")
+        if isinstance(catalogue, dict) and catalogue.get("full") is True:  # node/catalogue.py
+            out.print(f"[yellow]problems[/] {inline(str(catalogue.get('held')))} of others'"
+                      " held, the most this node takes: new ones are not (join one by id with"
+                      " `swarm join --problems ID`)", highlight=False, soft_wrap=True)
         ballast = node.get("ballast")
         if isinstance(ballast, dict) and ballast.get("held") is False:  # the disk filled
             out.print("[yellow]disk[/]     full: the ballast was released for this node's own"

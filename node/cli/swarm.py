@@ -173,6 +173,9 @@ def node_counters(node: SwarmNode) -> dict[str, Any]:
         "room": node.room,
         # times the disk filled and the ballast was given to the node's own records, and
         # whether it is held now (None: no ballast)
+        # strangers' problems held (count, memory) and whether a new one was last declined
+        "catalogue": {"held": node.catalogue.count, "bytes": node.catalogue.bytes,
+                      "full": node.catalogue.full},
         "ballast": None if node.store.ballast is None else {
             "held": node.store.ballast.held, "released": node.store.ballast.released},
         # requests peers made of our records: served, paced, refused (node/net/serve_budget.py)

@@ -11,14 +11,15 @@ from typing import Literal, TypeAlias
 # "topic": a valid envelope holding a record that does not belong on the topic it came on;
 # "underived": a peer's Pattern, Hypothesis or Verdict this node does not derive (not stored);
 # "disk": a valid record not stored because the disk is at the node's reserve (one per record);
-# "ahead": a valid record dated more than 10 minutes past the node's clock (taken once due).
+# "ahead": a valid record dated more than 10 minutes past the node's clock (taken once due);
+# "catalogue": a stranger's valid problem past what the node holds of others' (node/catalogue.py).
 DropReason: TypeAlias = Literal[
     "oversize", "malformed", "version", "signature", "invalid_record", "inconsistent", "topic",
-    "underived", "disk", "ahead",
+    "underived", "disk", "ahead", "catalogue",
 ]
 DROP_REASONS: tuple[DropReason, ...] = (
     "oversize", "malformed", "version", "invalid_record", "signature", "topic", "inconsistent",
-    "underived", "disk", "ahead",
+    "underived", "disk", "ahead", "catalogue",
 )
 
 

@@ -165,9 +165,10 @@ class SyncService:
                 # The same page again (or an earlier one): paging would never end.
                 raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
             held = await self._in_thread(self.node.dag.held, summary.ids)
-            dropped, refused = self.node.dropped, self.node.refused
+            dropped, refused, declined = self.node.dropped, self.node.refused, self.node.catalogue
             delivered = await self._fetch(peer, [
                 i for i in summary.ids if i not in held and i not in dropped and i not in refused
+                and i not in declined
             ], progress)
             if not delivered or not summary.truncated or not summary.ids or not self.node.room:
                 break
@@ -313,6 +314,12 @@ class SyncedNode(Protocol):
     def refused(self) -> Container[str]:
         """Ids of records refused at intake that no answer changes (node/knowledge.py,
         DerivedGate): not fetched again."""
+        ...
+
+    @property
+    def catalogue(self) -> Container[str]:
+        """Ids of strangers' problems declined at intake: the node holds all of others' it
+        takes (node/catalogue.py); not fetched again."""
         ...
 
     @property
