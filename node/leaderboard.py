@@ -5,6 +5,7 @@ header holds (issue 10: a store-backed DAG keeps few whole records)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from node.trust import Ledger, Verdict
@@ -29,18 +30,27 @@ def headers_by_kind(dag: ResearchDag) -> dict[str, list[Header]]:
 
 
 def note_verifications(dag: ResearchDag, ledger: Ledger,
-                       verifications: list[Header] | None = None) -> list[tuple[Header, bool]]:
+                       verifications: list[Header] | None = None,
+                       orphaned: Callable[[str], None] | None = None,
+                       ) -> list[tuple[Header, bool]]:
     """Notes every stored verification in `ledger`, VERIFICATION_PAGE whole records at a time;
     returns the ledger owner's own replays as (the claim's header, matched), for the caller to
     record (a claim may be 1 MB: its header is all that needs). `verifications`: their
-    headers, if at hand."""
+    headers, if at hand. `orphaned`: given, a verification of an experiment not held is not
+    noted but its experiment's id is passed to it (votes on nothing held cost memory per
+    record a stranger signs: node/swarm_intake.py notes them when the experiment comes)."""
     if verifications is None:
         verifications = dag.headers_of("verification")
     replays: list[tuple[Header, bool]] = []
     for start in range(0, len(verifications), VERIFICATION_PAGE):
         page = verifications[start : start + VERIFICATION_PAGE]
-        for record in dag.get_many(header.id for header in page):
-            if not isinstance(record, Verification):
+        records = [r for r in dag.get_many(header.id for header in page)
+                   if isinstance(r, Verification)]
+        held = dag.held(r.experiment for r in records) if orphaned is not None else None
+        for record in records:
+            if held is not None and record.experiment not in held:
+                assert orphaned is not None
+                orphaned(record.experiment)
                 continue
             ledger.note(record)
             if record.author == ledger.me:

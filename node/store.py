@@ -85,7 +85,7 @@ class RecordStore(StoreRetention):
         file an older version wrote is upgraded in place, in one transaction.
 
         `durable=False` (simulations only) skips fsync: much faster, not crash-safe.
-        `ballast_bytes`: space to hold in the file `ballast` beside the store and give to the
+        `ballast_bytes`: space to hold in the file `<name>.ballast` beside it and give to the
         node's own records when the disk fills (node/store_ballast.py; 0: none).
         """
         try:
@@ -117,7 +117,7 @@ class RecordStore(StoreRetention):
             db.close()
             raise
         if ballast_bytes > 0:
-            store.ballast = Ballast(path.with_name("ballast"), ballast_bytes)
+            store.ballast = Ballast(path.with_name(path.name + ".ballast"), ballast_bytes)
             if not store.ballast.hold():
                 _log.warning("the disk holding %s has no room for this node's ballast (%d MiB):"
                              " peers' records are not stored until it has", path,
@@ -165,23 +165,7 @@ class RecordStore(StoreRetention):
         batch = list(records)
         if not batch:
             return 0
-        if keep_free is None:
-            try:
-                return self._add(batch, None)
-            except StoreFull:
-                if self.ballast is None or not self.ballast.release():
-                    raise
-            _log.warning("the disk holding %s is full: this node's ballast (%d MiB) is released"
-                         " for its own records, and peers' records are not stored until there"
-                         " is room for it again (free space, or `swarm gc`)", self.path,
-                         self.ballast.size >> 20)
-            return self._add(batch, None)
-        if self.ballast is not None and not self.ballast.hold():
-            raise StoreFull(f"record store {self.path}: the ballast kept for this node's own"
-                            " records is released (the disk was full)")
-        return self._add(batch, keep_free)
 
-    def _add(self, batch: list[Record], keep_free: int | None) -> int:
         def work() -> int:
             before = _file_bytes(conn) if keep_free is not None else 0
             added = write(conn, self.caches, batch)
@@ -192,8 +176,26 @@ class RecordStore(StoreRetention):
                                     " would be left free")
             return added
 
+        # The ballast is held, checked and released under the store's lock: a peers' batch
+        # that passed a look at it before the lock was written into the space it had just
+        # freed, and an own write failing while a peers' batch allocated it again found
+        # nothing to release and stopped the node (a red team, 2026-12-08).
         with self.locked() as conn:
-            added = self._transaction(conn, work)
+            ballast = self.ballast
+            if keep_free is not None and ballast is not None and not ballast.hold():
+                raise StoreFull(f"record store {self.path}: the ballast kept for this node's"
+                                " own records is released (the disk was full)")
+            try:
+                added = self._transaction(conn, work)
+            except sqlite3.OperationalError as error:
+                if (keep_free is not None or ballast is None
+                        or error.sqlite_errorcode not in REFUSED_WRITES or not ballast.release()):
+                    raise
+                _log.warning(
+                    "the disk holding %s is full: this node's ballast (%d MiB) is released for"
+                    " its own records, and peers' records are not stored until there is room"
+                    " for it again (free space, or `swarm gc`)", self.path, ballast.size >> 20)
+                added = self._transaction(conn, work)
             self._held += added
             for record in batch:
                 self._just_stored[record.id] = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import trio
@@ -23,7 +24,7 @@ from node.spot_retries import SpotRetries
 from node.store import RecordStore
 from node.swarm_claims import ClaimReplays, _arrival_order
 from node.swarm_config import Evaluate, EvaluatorFactory, NodeConfig, NodeStats
-from node.swarm_intake import NodeIntake
+from node.swarm_intake import NodeIntake, NotYet
 from node.trust import Ledger, PendingClaims, ReplayBudget
 from research_dag import (
     Budget,
@@ -85,6 +86,9 @@ class SwarmNode(NodeIntake, ClaimReplays):
         # Ids being stored by an intake right now: a second intake of the same records (two
         # sync passes overlap when a node joins) skips them instead of storing them twice.
         self._storing: set[str] = set()
+        # Experiments not held that stored verifications vote on (bounded): their votes are
+        # noted when the experiment comes (node/swarm_intake.py).
+        self._orphan_votes: OrderedDict[str, None] = OrderedDict()
         self._nursery: trio.Nursery | None = None
         self._topics: set[str] = set()
         # The clock of this node's experiments (`created_ms`); a simulation passes one counted
@@ -100,6 +104,7 @@ class SwarmNode(NodeIntake, ClaimReplays):
         self.sync = SyncService(network, self, self.decoded, self.stats.drops)
         # Strangers' problems held, bounded (node/catalogue.py); counted from what is stored.
         chosen = () if config.problems == "all" else config.problems
+        self.not_yet = NotYet(lambda: self.now_ms())  # records dated ahead, until due
         self.catalogue = Catalogue(self.me, frozenset(chosen), self.known_problems(),
                                    config.max_problems_held, config.max_problem_bytes)
         self._restored = False  # the ledger as the stored verifications leave it (`serve`)
@@ -116,7 +121,8 @@ class SwarmNode(NodeIntake, ClaimReplays):
         bench/event_loop/node_startup.py). Nothing else touches the ledger until it returns."""
         if self._restored:
             return
-        replays = await trio.to_thread.run_sync(note_verifications, self.dag, self.ledger)
+        replays = await trio.to_thread.run_sync(note_verifications, self.dag, self.ledger,
+                                                None, self._orphaned)
         for claimed, matched in replays:  # on the trio thread: it adjusts gossip scores
             self._record_replay(claimed, matched)
         self._restored = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from node.net import (
 )
 from node.store import RecordStore, StoreError, StoreFull
 from node.swarm_config import NodeConfig, NodeStats
-from node.trust import Ledger
+from node.trust import MAX_VOTES, Ledger
 from research_dag import (
     DERIVED_AUTHOR,
     Experiment,
@@ -41,8 +42,39 @@ from research_dag import (
 INTAKE_BATCH = 256
 TAKE_STEP = 256  # records an intake checks or adds between checkpoints of the event loop
 
+NOT_YET_IDS = 16_384  # ids of records dated ahead remembered (not fetched again before due)
+ORPHAN_VOTES = 65_536  # experiments not held that stored verifications vote on, remembered
 FULL_RETRY_S = 60.0  # after a write found the disk full, peers' records wait this long
 _log = logging.getLogger(__name__)
+
+
+class NotYet:
+    """Ids of records dated ahead of our clock (drop reason "ahead"), each with its time,
+    bounded: sync does not fetch one again before it is due (a peer holding records dated
+    ahead had every node that synced with it decode and check them again on every pass)."""
+
+    def __init__(self, now_ms: Callable[[], int], limit: int = NOT_YET_IDS) -> None:
+        self.now_ms = now_ms
+        self.limit = limit
+        self._due: OrderedDict[str, int] = OrderedDict()
+
+    def note(self, record_id: str, created_ms: int) -> None:
+        self._due[record_id] = created_ms
+        self._due.move_to_end(record_id)
+        while len(self._due) > self.limit:
+            self._due.popitem(last=False)
+
+    def __contains__(self, record_id: object) -> bool:
+        """Dated ahead when last seen, and still not due?"""
+        if not isinstance(record_id, str):
+            return False
+        when = self._due.get(record_id)
+        if when is None:
+            return False
+        if when > self.now_ms() + MAX_AHEAD_MS:
+            return True
+        del self._due[record_id]
+        return False
 
 
 class NodeIntake:
@@ -60,11 +92,13 @@ class NodeIntake:
     sync: SyncService
     refused: DerivedGate
     catalogue: Catalogue
+    not_yet: NotYet
     _intakes: int
     now_ms: Callable[[], int]  # the node's clock (a simulation's is the round's)
     room: bool  # False while the disk is at the reserve: peers' records are not stored
     _full_until: float  # time.monotonic() before which a full disk is assumed still full
     _storing: set[str]
+    _orphan_votes: OrderedDict[str, None]
     _deriving: trio.Lock
     _nursery: trio.Nursery | None
     _topics: set[str]
@@ -117,6 +151,7 @@ class NodeIntake:
                 self.stats.ignored += 1
             elif record.created_ms > ahead:  # a clock past ours: taken once its time comes
                 self.stats.drops.add("ahead")
+                self.not_yet.note(record.id, record.created_ms)
             elif (record.id not in self.dag and record.id not in fresh
                   and record.id not in self.dropped and record.id not in self._storing):
                 # A Pattern, Hypothesis or Verdict not derived here is dropped before any check
@@ -165,13 +200,37 @@ class NodeIntake:
                         await trio.lowlevel.checkpoint()
                     self.dag.add(record)
                     if isinstance(record, Verification):
-                        self.ledger.note(record)
+                        if record.experiment in self.dag:
+                            self.ledger.note(record)
+                        else:  # a vote on nothing held: stored, noted if it comes
+                            self._orphaned(record.experiment)
                     elif isinstance(record, Experiment):
+                        if self._orphan_votes.pop(record.id, False) is None:
+                            self._note_votes_on(record.id)
                         if record.problem in self.loops:  # the model's data once it vouches
                             self.loops[record.problem].offer_data(record)
                         self._consider_claim(record)
         self.stats.received += len(fresh)
         return len(fresh)
+
+    def _orphaned(self, experiment_id: str) -> None:
+        """Remember (bounded) that stored verifications vote on `experiment_id`, not held:
+        every vote was noted in memory (~1 KB each, more than its record takes on disk), so a
+        stranger's verifications of experiments nobody holds grew memory past what the disk
+        reserve bounds. An id forgotten past the bound has its votes noted at the next start
+        if its experiment has come by then."""
+        self._orphan_votes[experiment_id] = None
+        self._orphan_votes.move_to_end(experiment_id)
+        while len(self._orphan_votes) > ORPHAN_VOTES:
+            self._orphan_votes.popitem(last=False)
+
+    def _note_votes_on(self, experiment_id: str) -> None:
+        """Note the stored votes on an experiment that has just come (MAX_VOTES of them are
+        kept at most: a few times that are read, from the store)."""
+        ids = self.dag.linked_ids(experiment_id, "verified_by")[: 4 * MAX_VOTES]
+        for verification in self.dag.get_many(ids):
+            if isinstance(verification, Verification):
+                self.ledger.note(verification)
 
     def _store_peers(self, records: list[Record]) -> bool:
         """Store peers' records (in a worker thread) unless the disk is at the node's reserve

@@ -10,6 +10,7 @@ import json
 import os
 import random
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,11 +95,11 @@ async def test_the_nodes_own_writes_go_on_when_peers_filled_the_disk(
 ) -> None:
     rng = random.Random(3)
     other_program = small_disk / "checkpoint.bin"  # another program's file, removed later
-    other_program.write_bytes(bytes(4 << 20))
+    other_program.write_bytes(bytes(10 << 20))
     async with open_node(small_disk, BALLAST) as receiver:
         ballast = receiver.store.ballast
         assert ballast is not None and ballast.held
-        assert (small_disk / "ballast").stat().st_blocks * 512 >= BALLAST
+        assert (small_disk / "records.sqlite.ballast").stat().st_blocks * 512 >= BALLAST
         assert await fill_with_peers_records(receiver) > 0
         assert receiver.stats.drops.counts["disk"] >= 1 and ballast.held
         problem = receiver.known_problems()[0].id
@@ -111,7 +112,7 @@ async def test_the_nodes_own_writes_go_on_when_peers_filled_the_disk(
         for _ in range(1_000):  # ~2 MB more, into the ballast's 4 MiB
             mine.append(own(problem, len(mine), rng))
             assert receiver.store.add(mine[-1])
-        assert not (small_disk / "ballast").exists()
+        assert not (small_disk / "records.sqlite.ballast").exists()
         assert receiver.store.held(r.id for r in mine) == {r.id for r in mine}
         # Peers' records wait: the ballast cannot be held again while the disk is full.
         later = history(5, 30_000, seed=500)[1:]
@@ -127,7 +128,7 @@ async def test_the_nodes_own_writes_go_on_when_peers_filled_the_disk(
         other_program.unlink()
         assert await receiver.take(later) == len(later)
         assert ballast.held and receiver.room
-        assert (small_disk / "ballast").stat().st_size == BALLAST
+        assert (small_disk / "records.sqlite.ballast").stat().st_size == BALLAST
 
 
 async def test_without_a_ballast_the_nodes_own_write_fails_clearly(
@@ -145,7 +146,7 @@ async def test_without_a_ballast_the_nodes_own_write_fails_clearly(
 
 
 def test_a_ballast_is_kept_across_restarts_and_never_follows_a_link(tmp_path: Path) -> None:
-    path = tmp_path / "ballast"
+    path = tmp_path / "records.sqlite.ballast"
     first = Ballast(path, 1 << 20)
     assert first.hold() and path.stat().st_size == 1 << 20
     inode = path.stat().st_ino
@@ -154,9 +155,69 @@ def test_a_ballast_is_kept_across_restarts_and_never_follows_a_link(tmp_path: Pa
     again = Ballast(path, 1 << 20)
     assert again.hold() and path.stat().st_size == 1 << 20
     assert again.release() and not path.exists() and not again.release()
+
+
+@pytest.mark.parametrize("taken", ["link", "directory", "fifo", "second link"])
+def test_a_name_taken_by_something_else_is_left_alone_and_no_ballast_held(
+    tmp_path: Path, taken: str
+) -> None:
+    """A red team (2026-12-08): a directory of the ballast's name raised IsADirectoryError out
+    of the store's opening (a traceback, the database left open), a FIFO hung `swarm join`,
+    and a link was deleted. Now the node leaves such a name alone and runs without a
+    ballast (`swarm status` says why)."""
+    path = tmp_path / "records.sqlite.ballast"
     target = tmp_path / "precious"
     target.write_bytes(b"keep me")
-    os.symlink(target, path)  # the ballast's name made a link to another file
-    linked = Ballast(path, 1 << 20)
-    assert not linked.hold()
-    assert target.read_bytes() == b"keep me" and not path.exists()
+    if taken == "link":
+        os.symlink(target, path)
+    elif taken == "directory":
+        path.mkdir()
+    elif taken == "fifo":
+        os.mkfifo(path)
+    else:
+        os.link(target, path)
+    with RecordStore.open(tmp_path / "records.sqlite", ballast_bytes=1 << 20) as store:
+        ballast = store.ballast
+        assert ballast is not None and not ballast.held and ballast.disabled
+        assert not ballast.ready() and not ballast.release()
+        assert store.add(own("a" * 64, 0, random.Random(0)))
+    assert target.read_bytes() == b"keep me" and os.path.lexists(path)
+
+
+def test_no_write_runs_while_the_ballast_is_allocated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ballast is held, checked and released under the store's lock. Before, an own write
+    that failed while a peers' batch was allocating the ballast again (filling the disk for a
+    moment) found nothing to release and stopped the node, and a peers' batch that had looked
+    at the ballast before the lock was written into the space a release had just freed."""
+    with RecordStore.open(tmp_path / "records.sqlite", ballast_bytes=1 << 20) as store:
+        ballast = store.ballast
+        assert ballast is not None and ballast.release()
+        monkeypatch.setattr(node.store_ballast, "RETRY_S", 0.0)
+        ballast._next_try = 0.0
+        filling, go = threading.Event(), threading.Event()
+        real_fill = node.store_ballast._fill
+
+        def slow_fill(descriptor: int, size: int) -> None:
+            filling.set()
+            assert go.wait(10)
+            real_fill(descriptor, size)
+
+        monkeypatch.setattr(node.store_ballast, "_fill", slow_fill)
+        rng = random.Random(5)
+        problem = history(0, 0)[0]
+        done: list[str] = []
+        peers = threading.Thread(target=lambda: done.append(
+            f"peers {store.add_many([problem], keep_free=0)}"))
+        peers.start()
+        assert filling.wait(10)  # the peers' batch is allocating the ballast
+        mine = threading.Thread(target=lambda: done.append(
+            f"own {store.add(own('a' * 64, 1, rng))}"))
+        mine.start()
+        mine.join(0.5)
+        assert mine.is_alive() and done == []  # waits for the store's lock
+        go.set()
+        peers.join(10)
+        mine.join(10)
+        assert done == ["peers 1", "own True"] and ballast.held

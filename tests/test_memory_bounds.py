@@ -147,3 +147,29 @@ async def test_a_declined_problem_is_not_fetched_again_and_the_count_survives_a_
             assert server.sync.budget.by_reason()["served"] == served + 1
         async with open_node(hub, RECEIVER, tmp_path) as again:  # the same store, restarted
             assert again.catalogue.count == 5 and len(again.known_problems()) == 5
+
+
+async def test_votes_on_experiments_nobody_holds_cost_no_memory_until_one_comes(
+    tmp_path: Path,
+) -> None:
+    """Every stored Verification's vote was noted in memory (~1 KB, more than the record takes
+    on disk), also of experiments nobody holds: a stranger's endless verifications grew a
+    node's memory past what its disk reserve bounds. Such a vote is noted when its experiment
+    comes, now or after a restart."""
+    records = history(3, 200)
+    problem, claims = records[0], records[1:]
+    voters = [Identity.from_seed(bytes([0x70 + n]) * 32) for n in range(5)]
+    votes = [sign_record(Verification(experiment=claim.id, outcome=Outcome(status="ok"),
+                                      match=False, created_ms=1), voter)
+             for claim in claims for voter in voters]
+    async with open_node(MemoryHub(), RECEIVER, tmp_path, [problem]) as receiver:
+        assert await receiver.take(votes) == len(votes)  # stored, not noted
+        assert receiver.ledger.votes == {}
+        assert await receiver.take([claims[0]]) == 1  # the experiment comes: its votes count
+        assert set(receiver.ledger.votes) == {claims[0].id}
+        assert len(receiver.ledger.votes[claims[0].id]) == len(voters)
+    async with open_node(MemoryHub(), RECEIVER, tmp_path) as again:  # restarted
+        await again.restore_ledger()
+        assert set(again.ledger.votes) == {claims[0].id}
+        assert await again.take([claims[1]]) == 1
+        assert set(again.ledger.votes) == {claims[0].id, claims[1].id}

@@ -140,6 +140,12 @@ async def test_a_record_dated_past_our_clock_waits_for_its_time_and_then_comes(
             assert me.stats.drops.counts["ahead"] == 1 and me.stats.refused == 0
             assert early.id not in me.dropped
             assert me.ledger.standing_of(PEER.peer_id) >= 0
+            # Not fetched again before it is due: a peer holding records dated ahead had every
+            # node that synced with it decode and check them again on every pass.
+            served = server.sync.budget.by_reason()["served"]
+            assert await me.sync.sync_with(server.me) == 0
+            assert server.sync.budget.by_reason()["served"] == served + 1  # the summary only
+            assert me.stats.drops.counts["ahead"] == 1
             clock.now += 2  # its time has come
             assert await me.sync.sync_with(server.me) == 1 and early.id in me.dag
 

@@ -96,10 +96,17 @@ def status(problem: ProblemArg = None, data_dir: DataDir = None,
                       " held, the most this node takes: new ones are not (join one by id with"
                       " `swarm join --problems ID`)", highlight=False, soft_wrap=True)
         ballast = node.get("ballast")
-        if isinstance(ballast, dict) and ballast.get("held") is False:  # the disk filled
-            out.print("[yellow]disk[/]     full: the ballast was released for this node's own"
-                      " records; peers' records are not stored until it can be held again"
-                      " (free space, or `swarm gc`)", highlight=False, soft_wrap=True)
+        if isinstance(ballast, dict) and ballast.get("held") is False:  # docs/storage.md
+            if ballast.get("disabled"):
+                why = f"no ballast: {inline(str(ballast['disabled']))}"
+            elif ballast.get("released"):
+                why = ("full: the ballast was released for this node's own records; peers'"
+                       " records are not stored until it can be held again (free space, or"
+                       " `swarm gc`)")
+            else:
+                why = ("no room for this node's ballast: peers' records are not stored until"
+                       " there is (free space, or `swarm gc`)")
+            out.print(f"[yellow]disk[/]     {why}", highlight=False, soft_wrap=True)
         serving = node.get("sync_serving")
         if isinstance(serving, dict) and serving:  # peers' sync requests, paced or refused
             counted = ", ".join(f"{inline(str(k))} {inline(str(n))}"

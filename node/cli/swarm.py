@@ -177,7 +177,8 @@ def node_counters(node: SwarmNode) -> dict[str, Any]:
         "catalogue": {"held": node.catalogue.count, "bytes": node.catalogue.bytes,
                       "full": node.catalogue.full},
         "ballast": None if node.store.ballast is None else {
-            "held": node.store.ballast.held, "released": node.store.ballast.released},
+            "held": node.store.ballast.held, "released": node.store.ballast.released,
+            "disabled": node.store.ballast.disabled},
         # requests peers made of our records: served, paced, refused (node/net/serve_budget.py)
         "sync_serving": node.sync.budget.by_reason(),
         # spot checks of model-backed claims that could not run, claims given up, and why

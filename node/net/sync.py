@@ -165,10 +165,12 @@ class SyncService:
                 # The same page again (or an earlier one): paging would never end.
                 raise WireError(f"a summary page after {after} starts at {summary.ids[0]}")
             held = await self._in_thread(self.node.dag.held, summary.ids)
-            dropped, refused, declined = self.node.dropped, self.node.refused, self.node.catalogue
+            node = self.node
+            dropped, refused, declined, not_yet = (node.dropped, node.refused, node.catalogue,
+                                                   node.not_yet)
             delivered = await self._fetch(peer, [
-                i for i in summary.ids if i not in held and i not in dropped and i not in refused
-                and i not in declined
+                i for i in summary.ids if i not in held and i not in dropped
+                and i not in refused and i not in declined and i not in not_yet
             ], progress)
             if not delivered or not summary.truncated or not summary.ids or not self.node.room:
                 break
@@ -320,6 +322,11 @@ class SyncedNode(Protocol):
     def catalogue(self) -> Container[str]:
         """Ids of strangers' problems declined at intake: the node holds all of others' it
         takes (node/catalogue.py); not fetched again."""
+        ...
+
+    @property
+    def not_yet(self) -> Container[str]:
+        """Ids of records dated ahead of our clock, until they are due: not fetched."""
         ...
 
     @property
