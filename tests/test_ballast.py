@@ -6,7 +6,6 @@ mounted for the test (root only; skipped elsewhere, with the reason)."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import subprocess
@@ -19,8 +18,6 @@ import pytest
 
 import node.store_ballast
 import node.swarm_intake
-from node.cli.status import NODE_STATUS_FILE
-from node.cli.swarm import node_counters
 from node.identity import Identity, sign_record
 from node.mutators import OfflineMutator
 from node.net.memory import MemoryHub
@@ -28,8 +25,8 @@ from node.store import RecordStore, StoreFull
 from node.store_ballast import Ballast
 from node.swarm import NodeConfig, SwarmNode
 from research_dag import Experiment, Outcome, Record
+from tests.test_disk_reserve import status_shown
 from tests.test_sync_budget import history
-from tests.web_run import swarm
 
 ME = Identity.from_seed(b"\x41" * 32)
 BALLAST = 4 << 20
@@ -118,12 +115,8 @@ async def test_the_nodes_own_writes_go_on_when_peers_filled_the_disk(
         later = history(5, 30_000, seed=500)[1:]
         assert await receiver.take(later) == 0 and not receiver.room
         # What `swarm status` shows an operator.
-        data = tmp_path / "data"
-        data.mkdir()
-        (data / NODE_STATUS_FILE).write_text(json.dumps(node_counters(receiver)))
-        shown = swarm("status", "--data-dir", str(data))
-        assert shown.returncode == 0, shown.stderr
-        assert "the ballast was released for this node's own records" in shown.stdout
+        assert ("the ballast was released for this node's own records"
+                in status_shown(receiver, tmp_path))
         # Space comes back (the other program's file goes): the ballast first, then peers'.
         other_program.unlink()
         assert await receiver.take(later) == len(later)

@@ -33,6 +33,16 @@ from tests.web_run import swarm
 RECEIVER = Identity.from_seed(b"\x31" * 32)
 
 
+def status_shown(node: SwarmNode, root: Path) -> str:
+    """What `swarm status` prints of the counters `swarm join` would write for `node`."""
+    data = root / "data"
+    data.mkdir()
+    (data / NODE_STATUS_FILE).write_text(json.dumps(node_counters(node)))
+    shown = swarm("status", "--data-dir", str(data))
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout
+
+
 def at_reserve(node: SwarmNode, reserve: int) -> None:
     node.config = dataclasses.replace(node.config, min_free_bytes=reserve)
 
@@ -71,13 +81,9 @@ async def test_peers_records_wait_while_the_disk_is_at_the_reserve_and_come_with
         # The node's own records still go in: the reserve is theirs.
         assert receiver.store.add(experiment(records[0].id, 1, 100, random.Random(1)))
         # What `swarm join` writes for `swarm status`, and what that shows an operator.
-        data = tmp_path / "data"
-        data.mkdir()
-        (data / NODE_STATUS_FILE).write_text(json.dumps(node_counters(receiver)))
-        shown = swarm("status", "--data-dir", str(data))
-        assert shown.returncode == 0, shown.stderr
-        assert "disk     at this node's reserve of free space" in shown.stdout
-        assert "disk 5" in shown.stdout  # the drops line
+        shown = status_shown(receiver, tmp_path)
+        assert "disk     at this node's reserve of free space" in shown
+        assert "disk 5" in shown  # the drops line
         at_reserve(receiver, 0)
         assert await receiver.sync.sync_with(server.me) == len(records)
         assert receiver.room and {r.id for r in records} <= receiver.dag.ids()
