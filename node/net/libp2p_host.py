@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
+import time
 import weakref
 from collections.abc import Callable, Iterable
 
@@ -18,9 +20,14 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
+from libp2p.io.abc import ReadWriteCloser
 from libp2p.network.config import ConnectionConfig
+from libp2p.network.connection.raw_connection import RawConnection
+from libp2p.network.connection.swarm_connection import SwarmConn
+from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.peer.peerstore import PeerStore
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
@@ -34,6 +41,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from node.net.exchange import reset_stream
 from node.net.network import NetworkError
 
+MAX_BACK_OFF_S = 600  # the longest back-off a peer's PRUNE may ask of us
 MESH_DEGREE, MESH_DEGREE_LOW, MESH_DEGREE_HIGH = 6, 4, 12  # go-libp2p's D, D_lo, D_hi
 # py-libp2p drops (and penalises) more than this many messages per second per topic from one
 # forwarder, our own publishes included; `publish` paces ours at OWN_PUBLISH_PER_S instead of
@@ -146,6 +154,79 @@ class _GossipSub(GossipSub):
         if self._idontwant_due:
             await super()._emit_idontwant_for_message(msg_id, topic_ids)
 
+    async def handle_prune(self, prune_msg: rpc_pb2.ControlPrune, sender_peer_id: ID) -> None:
+        """A PRUNE for a topic we are in, its back-off at most MAX_BACK_OFF_S. py-libp2p kept a
+        back-off entry for any topic named, as long as the sender asked (up to 2^64 s), and
+        removed one only when that exact topic and peer were looked up: one stranger's
+        connection left 80,000 entries, 27.7 MB, in 2.7 s (a red team, 2026-12-08)."""
+        if prune_msg.topicID not in self.mesh:
+            return
+        prune_msg.backoff = min(prune_msg.backoff, MAX_BACK_OFF_S)
+        await super().handle_prune(prune_msg, sender_peer_id)
+
+    def _prune_idontwant_entries(self) -> None:
+        """Once a heartbeat (py-libp2p calls this from it): also forget back-offs that are over
+        or of a topic we left, so peers that come and go leave none behind."""
+        super()._prune_idontwant_entries()
+        now = int(time.time())
+        for topic in list(self.back_off):
+            peers = self.back_off[topic]
+            for peer in [p for p, until in peers.items() if until <= now]:
+                del peers[peer]
+            if not peers or topic not in self.mesh:
+                del self.back_off[topic]
+
+
+class _OwnPeerStore(PeerStore):
+    """A peerstore that never evicts our own entry. py-libp2p keeps at most 1,000 peers and
+    evicts those without addresses first: ours (our key pair, no addresses) went first, after
+    which every publish and identify answer raised PeerStoreError. A stranger's 75 PRUNEs
+    offering peer exchange of free keys did it in 1.8 s (peer exchange is off now too); so
+    would enough fresh identities connecting."""
+
+    def __init__(self, own: ID) -> None:
+        super().__init__()
+        self._own = own
+
+    def _enforce_peer_limit(self) -> None:
+        own = self.peer_data_map.pop(self._own, None)
+        try:
+            super()._enforce_peer_limit()
+        finally:
+            if own is not None:
+                self.peer_data_map[self._own] = own
+
+
+def _release_inbound_handlers(swarm: Swarm) -> None:
+    """Each inbound connection's handler now ends when that connection closes. py-libp2p
+    0.8.1 kept it (and its one of 250 inbound slots) until the whole swarm stopped: after
+    ~250 connections accepted over the node's life, by one stranger reconnecting in a loop
+    (~80 s) or by weeks of honest reconnects, it accepted no one (a red team, 2026-12-08). The
+    handler may not return while the connection is open: trio closes the socket then."""
+
+    async def handle(read_write_closer: ReadWriteCloser, maddr: multiaddr.Multiaddr,
+                     failure_event: object) -> None:
+        remote = swarm._build_remote_multiaddr(read_write_closer)
+        if remote is not None and not await swarm.connection_gate.is_allowed(remote):
+            with contextlib.suppress(Exception):
+                await read_write_closer.close()
+            return
+        raw = RawConnection(read_write_closer, False)
+        try:
+            muxed = await swarm.upgrade_inbound_raw_conn(raw, maddr)
+        except Exception:  # as py-libp2p's: a failed upgrade closes the socket  # noqa: BLE001
+            with contextlib.suppress(Exception):
+                await raw.close()
+            return
+        for conn in [c for conns in swarm.connections.values() for c in conns]:
+            if conn.muxed_conn is muxed and isinstance(conn, SwarmConn):
+                await conn.event_closed.wait()  # this connection's end, not the swarm's
+                return
+        with contextlib.suppress(Exception):  # not registered (refused when added)
+            await raw.close()
+
+    swarm._do_handle_inbound_connection = handle  # type: ignore[method-assign]
+
 
 class _ChunkedStream(INetStream):
     """An inbound pubsub stream read READ_CHUNK_BYTES at a time. py-libp2p reads each RPC's
@@ -256,6 +337,7 @@ def _build(
     key_pair = create_new_key_pair(seed)
     host = new_host(
         key_pair=key_pair,
+        peerstore_opt=_OwnPeerStore(ID.from_pubkey(key_pair.public_key)),
         # Noise only: by default py-libp2p also accepts plaintext, secio and TLS peers.
         sec_opt={
             NOISE_PROTOCOL_ID: NoiseTransport(
@@ -282,7 +364,9 @@ def _build(
         publish_threshold=PUBLISH_THRESHOLD,
         gossip_threshold=GOSSIP_THRESHOLD,
         graylist_threshold=GRAYLIST_THRESHOLD,
-        accept_px_threshold=0.0,
+        # No peer exchange: peers come from bootstrap, mDNS and sync. A PRUNE's offered
+        # peers (signed records of free keys) filled the peerstore and were each dialled.
+        accept_px_threshold=math.inf,
     )
     router = _GossipSub(
         protocols=_PROTOCOLS,
@@ -295,6 +379,9 @@ def _build(
         max_messages_per_topic_per_second=SPAM_CAP_PER_TOPIC_S,
     )
     router.mcache = _ContentKeyedCache(router.mcache.window_size, router.mcache.history_size)
+    swarm = host.get_network()
+    assert isinstance(swarm, Swarm)
+    _release_inbound_handlers(swarm)
     router.scorer = scorer = _FullScorer(params)
     params.app_specific_score_fn = lambda peer: scorer.standing.get(peer.to_base58(), 0.0)
     pubsub = _SerialPubsub(host, router)

@@ -1,0 +1,120 @@
+"""What a stranger could make py-libp2p's own tables hold, on real hosts on 127.0.0.1 (an audit,
+2026-12-08; node/net/libp2p_host.py): every inbound connection kept one of 250 inbound slots
+until the node stopped (then it accepted no one), a PRUNE's peer exchange filled the peerstore
+and evicted our own key (then every publish failed), and PRUNEs naming any topic left back-off
+entries for good. Each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import trio
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerstore import create_signed_peer_record
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.utils.varint import encode_varint_prefixed
+from multiaddr import Multiaddr
+
+from node.net.libp2p import Libp2pNetwork, open_libp2p_network
+from node.net.libp2p_host import MAX_BACK_OFF_S, _OwnPeerStore
+
+TOPIC = "strangers"
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait for `condition`, checking it between the hosts' steps, within `timeout`."""
+    with trio.fail_after(timeout):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+async def test_an_inbound_connection_gives_its_slot_back_when_it_closes() -> None:
+    """One stranger connecting and closing in a loop held a slot each time: after ~250 the
+    node refused every inbound connection, honest ones too (weeks of honest reconnects as
+    well)."""
+    async with open_libp2p_network(os.urandom(32)) as target:
+        addr = target.listen_addrs()[0]
+        limiter = target._host.get_network()._inbound_limiter
+        swarm = target._host.get_network()
+        async with open_libp2p_network(os.urandom(32)) as stranger:
+            me = ID.from_base58(stranger.peer_id)
+            for _ in range(12):
+                await stranger.connect(addr)
+                await until(lambda: bool(swarm.get_connections(me)))
+                await stranger.block([target.peer_id])  # closes the connection
+                stranger.unblock([target.peer_id])
+                await until(lambda: not swarm.get_connections(me))
+                await until(lambda: limiter.borrowed_tokens == 0)
+        async with open_libp2p_network(os.urandom(32), bootstrap=[addr]) as honest:
+            assert target.peer_id in honest.connected_peers()
+
+
+def _px_prune(peers: int) -> rpc_pb2.ControlPrune:
+    """A PRUNE of our topic offering `peers` signed records of fresh keys (peer exchange)."""
+    prune = rpc_pb2.ControlPrune(topicID=TOPIC, backoff=60)
+    for _ in range(peers):
+        pair = create_new_key_pair()
+        peer = ID.from_pubkey(pair.public_key)
+        record = create_signed_peer_record(peer, [Multiaddr("/ip4/127.0.0.1/udp/9")],
+                                           pair.private_key)
+        prune.peers.append(rpc_pb2.PeerInfo(peerID=peer.to_bytes(),
+                                            signedPeerRecord=record.marshal_envelope()))
+    return prune
+
+
+async def _send(stream: object, target: Libp2pNetwork, rpc: rpc_pb2.RPC, marker: str) -> None:
+    """Write `rpc`, then a subscription to `marker`: RPCs on one stream are handled in order,
+    so once the marker shows, `rpc` has been handled."""
+    for message in (rpc, rpc_pb2.RPC(subscriptions=[
+            rpc_pb2.RPC.SubOpts(subscribe=True, topicid=marker)])):
+        await stream.write(  # type: ignore[attr-defined]
+            encode_varint_prefixed(message.SerializeToString()))
+    await until(lambda: marker in target._pubsub.peer_topics)
+
+
+async def test_prunes_offering_peers_or_naming_any_topic_leave_nothing_behind() -> None:
+    async with open_libp2p_network(os.urandom(32)) as target:
+        await target.subscribe(TOPIC)
+        store = target._host.get_peerstore()
+        async with open_libp2p_network(os.urandom(32),
+                                       bootstrap=target.listen_addrs()) as stranger:
+            me = ID.from_base58(stranger.peer_id)
+            await until(lambda: me in target._pubsub.peers)
+            stream = await stranger._host.new_stream(ID.from_base58(target.peer_id),
+                                                     [TProtocol(PROTOCOL_ID_V11)])
+            # Peer exchange: 20 x 16 fresh keys offered (75 such PRUNEs evicted our key).
+            rpc = rpc_pb2.RPC(control=rpc_pb2.ControlMessage(
+                prune=[_px_prune(16) for _ in range(20)]))
+            await _send(stream, target, rpc, "marker-px")
+            assert len(store.peer_data_map) <= 3
+            # Topics we are not in, with back-offs of 2^40 s.
+            junk = rpc_pb2.RPC(control=rpc_pb2.ControlMessage(prune=[
+                rpc_pb2.ControlPrune(topicID=f"junk-{n}", backoff=2**40) for n in range(500)]
+                + [rpc_pb2.ControlPrune(topicID=TOPIC, backoff=2**40)]))
+            await _send(stream, target, junk, "marker-junk")
+            router = target._router
+            assert not [t for t in router.back_off if t.startswith("junk-")]
+            latest = time.time() + MAX_BACK_OFF_S + 5  # a back-off is a wall-clock time
+            assert all(until_s <= latest
+                       for peers in router.back_off.values() for until_s in peers.values())
+        with trio.fail_after(10):
+            await target.publish(TOPIC, b"still publishing")
+
+
+def test_our_own_entry_survives_a_full_peerstore() -> None:
+    """py-libp2p evicts entries without addresses first once past 1,000 peers: ours (our key
+    pair, no addresses) went first, and every publish then raised PeerStoreError."""
+    pair = create_new_key_pair()
+    own = ID.from_pubkey(pair.public_key)
+    store = _OwnPeerStore(own)
+    store.add_key_pair(own, pair)
+    for _ in range(store.max_peers + 50):
+        other = ID.from_pubkey(create_new_key_pair().public_key)
+        store.add_addrs(other, [Multiaddr("/ip4/127.0.0.1/tcp/9")], 3600)
+    assert own in store.peer_data_map and store.pubkey(own) == pair.public_key
+    assert len(store.peer_data_map) <= store.max_peers + 1
