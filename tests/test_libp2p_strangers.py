@@ -21,7 +21,7 @@ from libp2p.utils.varint import encode_varint_prefixed
 from multiaddr import Multiaddr
 
 from node.net.libp2p import Libp2pNetwork, open_libp2p_network
-from node.net.libp2p_host import MAX_BACK_OFF_S, _OwnPeerStore
+from node.net.libp2p_host import MAX_BACK_OFF_S, _GossipSub, _OwnPeerStore
 
 TOPIC = "strangers"
 
@@ -118,3 +118,38 @@ def test_our_own_entry_survives_a_full_peerstore() -> None:
         store.add_addrs(other, [Multiaddr("/ip4/127.0.0.1/tcp/9")], 3600)
     assert own in store.peer_data_map and store.pubkey(own) == pair.public_key
     assert len(store.peer_data_map) <= store.max_peers + 1
+
+
+def test_a_peers_identify_leaves_a_bounded_entry() -> None:
+    """py-libp2p kept every protocol string a peer's identify named and up to 1,000 of its
+    addresses (a 1 MiB identify held 8.7 MB); now 64 protocols of 256 characters at most and
+    16 addresses per peer."""
+    pair = create_new_key_pair()
+    store = _OwnPeerStore(ID.from_pubkey(pair.public_key))
+    peer = ID.from_pubkey(create_new_key_pair().public_key)
+    store.add_addrs(peer, [Multiaddr(f"/ip4/10.0.{n // 256}.{n % 256}/tcp/9")
+                           for n in range(1_000)], 3600)
+    store.add_protocols(peer, [f"/junk/{n}" for n in range(10_000)] + ["/x/" + "y" * 5_000])
+    store.add_protocols(peer, ["/meshsub/1.1.0"])
+    assert len(store.addrs(peer)) <= 16
+    protocols = store.get_protocols(peer)
+    assert len(protocols) <= 64 and max(map(len, protocols)) <= 256
+
+
+def test_equivocation_is_caught_from_a_digest_not_the_whole_message() -> None:
+    """py-libp2p kept the first copy of each (sender, sequence number) whole, up to ~1,000
+    messages of up to 512 KiB between trims; now a digest, and the same check."""
+    router = _GossipSub(protocols=[TProtocol(PROTOCOL_ID_V11)], degree=6, degree_low=4,
+                        degree_high=12)
+    sender = ID.from_pubkey(create_new_key_pair().public_key).to_bytes()
+    big = rpc_pb2.Message(from_id=sender, seqno=b"\x01", data=b"x" * (512 << 10),
+                          topicIDs=[TOPIC])
+    assert router._check_equivocation(big) and router._check_equivocation(big)
+    assert not router.equivocation_detection  # where py-libp2p kept the whole message
+    assert all(len(repr(v)) < 200 for v in (router._first_seen or {}).values())
+    other = rpc_pb2.Message(from_id=sender, seqno=b"\x01", data=b"y", topicIDs=[TOPIC])
+    assert not router._check_equivocation(other)
+    for n in range(3_000):  # bounded whatever the senders send
+        router._check_equivocation(rpc_pb2.Message(from_id=sender, seqno=n.to_bytes(4, "big"),
+                                                   data=b"z", topicIDs=[TOPIC]))
+    assert len(router._first_seen or {}) <= 1_000
