@@ -14,6 +14,7 @@ docs/security.md, "Memory a stranger can make a node hold"."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Container, Iterable
 
@@ -47,23 +48,29 @@ class Catalogue:
         self.bytes = 0
         self._declined: OrderedDict[str, None] = OrderedDict()
         self.full = False
+        self._quiet_until = 0.0  # the next "catalogue full" warning, not before
         for problem in held:
             self.add(problem)
 
     def exempt(self, problem: Problem) -> bool:
         return problem.author == self.me or problem.id in self.chosen
 
-    def admits(self, problem: Problem) -> bool:
-        """Whether `problem` fits; if not, it is declined (remembered, bounded) and the first
-        refusal since there was room is logged."""
+    def admits(self, problem: Problem, pending: tuple[int, int] = (0, 0)) -> bool:
+        """Whether `problem` fits beside those held and `pending` (count, bytes: a batch's
+        problems admitted and being stored; a problem is counted once stored, or a cancelled
+        intake counted what it never stored); if not, it is declined (remembered, bounded),
+        logged at most once a minute."""
         if self.exempt(problem):
             return True
-        fits = self.count < self.max_count and self.bytes + held_bytes(problem) <= self.max_bytes
+        count = self.count + pending[0]
+        size = self.bytes + pending[1] + held_bytes(problem)
+        fits = count < self.max_count and size <= self.max_bytes
         if not fits:
             self._declined[problem.id] = None
             while len(self._declined) > DECLINED_IDS:
                 self._declined.popitem(last=False)
-            if not self.full:
+            if time.monotonic() >= self._quiet_until:
+                self._quiet_until = time.monotonic() + 60.0
                 _log.warning(
                     "this node holds %d problems of others (%d MiB in memory): new ones are not"
                     " taken (drop reason `catalogue`); join one by id with `swarm join"
@@ -72,16 +79,10 @@ class Catalogue:
         return fits
 
     def add(self, problem: Problem) -> None:
-        """Count a problem taken in (or reserved for a batch being stored)."""
+        """Count a problem taken in (stored and indexed)."""
         if not self.exempt(problem):
             self.count += 1
             self.bytes += held_bytes(problem)
-
-    def remove(self, problem: Problem) -> None:
-        """Uncount a reserved problem its batch did not store after all."""
-        if not self.exempt(problem):
-            self.count -= 1
-            self.bytes -= held_bytes(problem)
 
     def __contains__(self, record_id: object) -> bool:
         """Was a problem of this id declined (recently)? Sync does not fetch it again."""

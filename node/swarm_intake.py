@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from node.catalogue import Catalogue
+from node.catalogue import Catalogue, held_bytes
 from node.intake import MAX_AHEAD_MS, refusal
 from node.knowledge import DerivedGate
 from node.loop import ResearchLoop
@@ -27,7 +27,7 @@ from node.net import (
 )
 from node.store import RecordStore, StoreError, StoreFull
 from node.swarm_config import NodeConfig, NodeStats
-from node.trust import MAX_VOTES, Ledger
+from node.trust import Ledger
 from research_dag import (
     DERIVED_AUTHOR,
     Experiment,
@@ -43,6 +43,7 @@ INTAKE_BATCH = 256
 TAKE_STEP = 256  # records an intake checks or adds between checkpoints of the event loop
 
 NOT_YET_IDS = 16_384  # ids of records dated ahead remembered (not fetched again before due)
+VOTE_PAGE = 256  # stored votes read at a time when their experiment comes
 ORPHAN_VOTES = 65_536  # experiments not held that stored verifications vote on, remembered
 FULL_RETRY_S = 60.0  # after a write found the disk full, peers' records wait this long
 _log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class NodeIntake:
             return self.dag.header(record_id)
 
         ahead = self.now_ms() + MAX_AHEAD_MS
+        pending = (0, 0)  # this batch's problems admitted to the catalogue: (count, bytes)
         for index, record in enumerate(records):
             if index and index % TAKE_STEP == 0:
                 await trio.lowlevel.checkpoint()  # a batch holds up to 16,384 records
@@ -161,7 +163,7 @@ class NodeIntake:
                 # (`_pushed`).
                 if not self.refused.admits(record):
                     self.stats.drops.add("underived")  # never stored: node/knowledge.py
-                elif isinstance(record, Problem) and not self.catalogue.admits(record):
+                elif isinstance(record, Problem) and not self.catalogue.admits(record, pending):
                     self.stats.drops.add("catalogue")  # past what we hold of others'
 
                 elif refusal(record, lookup, brief) is not None:
@@ -172,14 +174,12 @@ class NodeIntake:
                 else:
                     fresh[record.id] = record
                     self._storing.add(record.id)  # another intake meanwhile skips it
-                    if isinstance(record, Problem):
-                        self.catalogue.add(record)  # counted now: a batch holds many
+                    if isinstance(record, Problem) and not self.catalogue.exempt(record):
+                        pending = (pending[0] + 1, pending[1] + held_bytes(record))
         # durable first
         if fresh and not await trio.to_thread.run_sync(self._store_peers, list(fresh.values())):
-            for record in fresh.values():
+            for _ in fresh:
                 self.stats.drops.add("disk")  # not remembered as dropped: asked again later
-                if isinstance(record, Problem):
-                    self.catalogue.remove(record)
             self._storing.difference_update(fresh)
             fresh.clear()
         if not fresh:
@@ -195,10 +195,13 @@ class NodeIntake:
             async with self._deriving:  # never while a derivation reads the DAG (or ledger)
                 for record in refused:
                     self._refuse(record)
+                voted: list[str] = []  # experiments come that stored votes were on
                 for index, record in enumerate(fresh.values()):
                     if index and index % TAKE_STEP == 0:
                         await trio.lowlevel.checkpoint()
                     self.dag.add(record)
+                    if isinstance(record, Problem):  # counted once stored, not before: a
+                        self.catalogue.add(record)  # cancelled intake counted what it lost
                     if isinstance(record, Verification):
                         if record.experiment in self.dag:
                             self.ledger.note(record)
@@ -206,10 +209,11 @@ class NodeIntake:
                             self._orphaned(record.experiment)
                     elif isinstance(record, Experiment):
                         if self._orphan_votes.pop(record.id, False) is None:
-                            self._note_votes_on(record.id)
+                            voted.append(record.id)
                         if record.problem in self.loops:  # the model's data once it vouches
                             self.loops[record.problem].offer_data(record)
                         self._consider_claim(record)
+                await self._note_stored_votes(voted)
         self.stats.received += len(fresh)
         return len(fresh)
 
@@ -224,13 +228,20 @@ class NodeIntake:
         while len(self._orphan_votes) > ORPHAN_VOTES:
             self._orphan_votes.popitem(last=False)
 
-    def _note_votes_on(self, experiment_id: str) -> None:
-        """Note the stored votes on an experiment that has just come (MAX_VOTES of them are
-        kept at most: a few times that are read, from the store)."""
-        ids = self.dag.linked_ids(experiment_id, "verified_by")[: 4 * MAX_VOTES]
-        for verification in self.dag.get_many(ids):
-            if isinstance(verification, Verification):
-                self.ledger.note(verification)
+    async def _note_stored_votes(self, experiment_ids: list[str]) -> None:
+        """Note every stored vote on experiments that have just come, read a page at a time in
+        a worker thread (a red team: 256 votes on each of 128 experiments, read and decoded on
+        the event loop, held it 2.4 s), all of them: `Ledger.note` keeps a vouching peer's
+        over strangers' (the first 256 read, in storage order, had left it out)."""
+        for experiment_id in experiment_ids:
+            ids = await trio.to_thread.run_sync(self.dag.linked_ids, experiment_id,
+                                                "verified_by")
+            for start in range(0, len(ids), VOTE_PAGE):
+                votes = await trio.to_thread.run_sync(self.dag.get_many,
+                                                      ids[start:start + VOTE_PAGE])
+                for vote in votes:
+                    if isinstance(vote, Verification):
+                        self.ledger.note(vote)
 
     def _store_peers(self, records: list[Record]) -> bool:
         """Store peers' records (in a worker thread) unless the disk is at the node's reserve

@@ -158,6 +158,11 @@ def test_clicking_a_dag_node_shows_its_record(browser: Any, served: str, run_dir
     visit(browser, f"{served}#/dag/{problem.id}")
     target = experiments[-1]
     canvas = browser.find_element(By.ID, "dag")
+    # The view is drawn (no "loading…") before its graph arrives and cytoscape exists: read a
+    # node's position only once it does (it was null in 1 run of ~10 under a loaded machine).
+    WebDriverWait(browser, WAIT_S).until(lambda b: b.execute_script(
+        "const cy = window.swarmDashboard.cy;"
+        "return !!cy && cy.getElementById(arguments[0]).length > 0;", target.id))
     x, y = browser.execute_script(
         "const p = window.swarmDashboard.cy.getElementById(arguments[0]).renderedPosition();"
         "return [p.x, p.y];", target.id)

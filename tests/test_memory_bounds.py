@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,10 @@ from node.identity import Identity, sign_record
 from node.net.bounded_table import bound_negatives
 from node.net.memory import MemoryHub
 from node.net.wire import SyncFetch, encode_sync_request
+from node.swarm_intake import TAKE_STEP
+from node.trust import MAX_VOTES
 from research_dag import Metric, Outcome, Problem, Record, Verification
+from tests.test_disk_reserve import status_shown
 from tests.test_sync_budget import SERVER, history, open_node
 
 RECEIVER = Identity.from_seed(b"\x44" * 32)
@@ -122,6 +126,9 @@ async def test_strangers_problems_past_the_catalogues_bounds_are_not_taken(
         assert junk[4].id in receiver.catalogue and junk[0].id not in receiver.catalogue
         assert await receiver.take([mine, chosen]) == 2  # ours and chosen: always
         assert receiver.catalogue.count == 3
+        shown = status_shown(receiver, tmp_path)  # what an operator sees
+        assert "problems 3 of others' held, the most this node takes" in shown
+        assert "catalogue 2" in shown
     # Memory counts files at full size, whatever the store makes of them.
     async with open_node(MemoryHub(), RECEIVER, tmp_path / "big") as receiver:
         receiver.catalogue = Catalogue(RECEIVER.peer_id, (), (), max_bytes=5 << 20)
@@ -173,3 +180,51 @@ async def test_votes_on_experiments_nobody_holds_cost_no_memory_until_one_comes(
         assert set(again.ledger.votes) == {claims[0].id}
         assert await again.take([claims[1]]) == 1
         assert set(again.ledger.votes) == {claims[0].id, claims[1].id}
+
+
+async def test_a_cancelled_intake_counts_no_problem_it_did_not_store(tmp_path: Path) -> None:
+    """A problem was counted when admitted, before its batch was stored: a cancel at one of
+    intake's checkpoints (sync's 30 s limit, which the sending peer can time) left it counted
+    though never stored, and sent again it counted again, until the catalogue was full of
+    nothing and declined honest problems (a red team of the catalogue)."""
+    junk = strangers_problem(1, data=1 << 20)
+    honest = strangers_problem(2)
+    async with open_node(MemoryHub(), RECEIVER, tmp_path) as receiver:
+        receiver.catalogue = Catalogue(RECEIVER.peer_id, (), (), max_count=4,
+                                       max_bytes=64 << 20)
+        for _ in range(4):
+            with trio.CancelScope() as scope:
+                scope.cancel()  # the pass's deadline, due at intake's first checkpoint
+                await receiver.take([junk] * (TAKE_STEP + 1))
+        assert junk.id not in receiver.dag
+        assert (receiver.catalogue.count, receiver.catalogue.bytes) == (0, 0)
+        assert await receiver.take([honest]) == 1
+        # Within one batch the bound holds for what is being stored.
+        more = [strangers_problem(n) for n in range(3, 10)]
+        assert await receiver.take(more) == 3 and receiver.catalogue.count == 4
+
+
+async def test_a_vouched_vote_stored_after_many_strangers_counts_when_the_claim_comes(
+    tmp_path: Path,
+) -> None:
+    """Stored votes were noted, when their experiment came, only for the first 256 in storage
+    order and on the event loop: 256 free identities voting first kept a vouched peer's vote
+    out until a restart, and many such votes held the loop for seconds (a red team). All are
+    read now, a page at a time in a worker thread; the ledger keeps a vouched vote over
+    strangers'."""
+    records = history(1, 200)
+    problem, claim = records[0], records[1]
+    strangers = [sign_record(Verification(experiment=claim.id, outcome=Outcome(status="ok"),
+                                          match=False, created_ms=1),
+                             Identity.from_seed(n.to_bytes(4, "big") * 8))
+                 for n in range(1, 4 * MAX_VOTES + 1)]
+    honest = Identity.from_seed(b"\x77" * 32)
+    vote = sign_record(Verification(experiment=claim.id, outcome=claim.outcome, match=True,
+                                    created_ms=1), honest)
+    async with open_node(MemoryHub(), RECEIVER, tmp_path, [problem]) as receiver:
+        receiver.ledger.standing[honest.peer_id] = 1.0  # our replays reproduced its claims
+        assert await receiver.take(strangers) == len(strangers)  # a late joiner's pages
+        assert await receiver.take([vote]) == 1
+        assert await receiver.take([claim]) == 1
+        voters = {v.author for v in receiver.ledger.votes[claim.id]}
+        assert honest.peer_id in voters and len(voters) <= MAX_VOTES
