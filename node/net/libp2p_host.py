@@ -9,7 +9,7 @@ import hashlib
 import math
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import multiaddr  # type: ignore[import-untyped]  # libp2p's own dependency; ships no types
 import trio
@@ -20,14 +20,10 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
-from libp2p.io.abc import ReadWriteCloser
 from libp2p.network.config import ConnectionConfig
-from libp2p.network.connection.raw_connection import RawConnection
-from libp2p.network.connection.swarm_connection import SwarmConn
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
-from libp2p.peer.peerstore import PeerStore
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
@@ -39,10 +35,10 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from node.net.exchange import reset_stream
+from node.net.libp2p_bounds import OwnPeerStore, release_inbound_handlers
 from node.net.network import NetworkError
 
 MAX_BACK_OFF_S = 600  # the longest back-off a peer's PRUNE may ask of us
-MAX_PEER_ADDRS, MAX_PEER_PROTOCOLS, MAX_PROTOCOL_CHARS = 16, 64, 256  # kept per peer
 EQUIVOCATION_KEYS = 1_000  # messages' (sender, sequence number) remembered, then half go
 MESH_DEGREE, MESH_DEGREE_LOW, MESH_DEGREE_HIGH = 6, 4, 12  # go-libp2p's D, D_lo, D_hi
 # py-libp2p drops (and penalises) more than this many messages per second per topic from one
@@ -198,71 +194,6 @@ class _GossipSub(GossipSub):
                 del self.back_off[topic]
 
 
-class _OwnPeerStore(PeerStore):
-    """A peerstore that never evicts our own entry. py-libp2p keeps at most 1,000 peers and
-    evicts those without addresses first: ours (our key pair, no addresses) went first, after
-    which every publish and identify answer raised PeerStoreError. A stranger's 75 PRUNEs
-    offering peer exchange of free keys did it in 1.8 s (peer exchange is off now too); so
-    would enough fresh identities connecting."""
-
-    def __init__(self, own: ID) -> None:
-        super().__init__()
-        self._own = own
-
-    # What a peer's identify may leave in its entry: py-libp2p kept every protocol string it
-    # named and up to 1,000 addresses (a 1 MiB identify held 8.7 MB, an audit measured).
-    def add_addrs(self, peer_id: ID, addrs: Sequence[multiaddr.Multiaddr], ttl: int = 0
-                  ) -> None:
-        held = self.peer_data_map.get(peer_id)
-        room = MAX_PEER_ADDRS - (len(held.get_addrs()) if held is not None else 0)
-        super().add_addrs(peer_id, list(addrs)[: max(room, 0)], ttl)
-
-    def add_protocols(self, peer_id: ID, protocols: Sequence[str]) -> None:
-        held = self.peer_data_map.get(peer_id)
-        room = MAX_PEER_PROTOCOLS - (len(held.get_protocols()) if held is not None else 0)
-        kept = [p for p in protocols if len(p) <= MAX_PROTOCOL_CHARS]
-        super().add_protocols(peer_id, kept[: max(room, 0)])
-
-    def _enforce_peer_limit(self) -> None:
-        own = self.peer_data_map.pop(self._own, None)
-        try:
-            super()._enforce_peer_limit()
-        finally:
-            if own is not None:
-                self.peer_data_map[self._own] = own
-
-
-def _release_inbound_handlers(swarm: Swarm) -> None:
-    """Each inbound connection's handler now ends when that connection closes. py-libp2p
-    0.8.1 kept it (and its one of 250 inbound slots) until the whole swarm stopped: after
-    ~250 connections accepted over the node's life, by one stranger reconnecting in a loop
-    (~80 s) or by weeks of honest reconnects, it accepted no one (a red team, 2026-12-08). The
-    handler may not return while the connection is open: trio closes the socket then."""
-
-    async def handle(read_write_closer: ReadWriteCloser, maddr: multiaddr.Multiaddr,
-                     failure_event: object) -> None:
-        remote = swarm._build_remote_multiaddr(read_write_closer)
-        if remote is not None and not await swarm.connection_gate.is_allowed(remote):
-            with contextlib.suppress(Exception):
-                await read_write_closer.close()
-            return
-        raw = RawConnection(read_write_closer, False)
-        try:
-            muxed = await swarm.upgrade_inbound_raw_conn(raw, maddr)
-        except Exception:  # as py-libp2p's: a failed upgrade closes the socket  # noqa: BLE001
-            with contextlib.suppress(Exception):
-                await raw.close()
-            return
-        for conn in [c for conns in swarm.connections.values() for c in conns]:
-            if conn.muxed_conn is muxed and isinstance(conn, SwarmConn):
-                await conn.event_closed.wait()  # this connection's end, not the swarm's
-                return
-        with contextlib.suppress(Exception):  # not registered (refused when added)
-            await raw.close()
-
-    swarm._do_handle_inbound_connection = handle  # type: ignore[method-assign]
-
-
 class _ChunkedStream(INetStream):
     """An inbound pubsub stream read READ_CHUNK_BYTES at a time. py-libp2p reads each RPC's
     length prefix one byte per `read`, and its yamux answers every `read` with a WINDOW_UPDATE
@@ -372,7 +303,7 @@ def _build(
     key_pair = create_new_key_pair(seed)
     host = new_host(
         key_pair=key_pair,
-        peerstore_opt=_OwnPeerStore(ID.from_pubkey(key_pair.public_key)),
+        peerstore_opt=OwnPeerStore(ID.from_pubkey(key_pair.public_key)),
         # Noise only: by default py-libp2p also accepts plaintext, secio and TLS peers.
         sec_opt={
             NOISE_PROTOCOL_ID: NoiseTransport(
@@ -416,7 +347,7 @@ def _build(
     router.mcache = _ContentKeyedCache(router.mcache.window_size, router.mcache.history_size)
     swarm = host.get_network()
     assert isinstance(swarm, Swarm)
-    _release_inbound_handlers(swarm)
+    release_inbound_handlers(swarm)
     router.scorer = scorer = _FullScorer(params)
     params.app_specific_score_fn = lambda peer: scorer.standing.get(peer.to_base58(), 0.0)
     pubsub = _SerialPubsub(host, router)
