@@ -20,8 +20,8 @@ from research_dag import (
 
 # A record is dated by its author's clock. Two bounds keep a stranger's clock from ordering
 # what a node keeps, shows, samples and derives (docs/protocol.md, "Time"): a record dated
-# more than MAX_AHEAD_MS past the receiver's clock is not taken yet (drop reason "ahead", not
-# remembered: sync brings it once its time has come), and an experiment dated more than
+# more than MAX_AHEAD_MS past the receiver's clock is not taken yet (drop reason "ahead"; not
+# charged, and sync brings it once its time has come), and an experiment dated more than
 # MAX_SKEW_MS before a record it cites (its problem, parent, hypothesis, transcript, the
 # patterns it applied) is refused as inconsistent: honest clocks differ by minutes, not hours.
 MAX_AHEAD_MS = 10 * 60 * 1000

@@ -118,7 +118,7 @@ class RecordStore(StoreRetention):
             raise
         if ballast_bytes > 0:
             store.ballast = Ballast(path.with_name(path.name + ".ballast"), ballast_bytes)
-            if not store.ballast.hold():
+            if not store.ballast.hold() and not store.ballast.disabled:
                 _log.warning("the disk holding %s has no room for this node's ballast (%d MiB):"
                              " peers' records are not stored until it has", path,
                              ballast_bytes >> 20)

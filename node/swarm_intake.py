@@ -165,7 +165,6 @@ class NodeIntake:
                     self.stats.drops.add("underived")  # never stored: node/knowledge.py
                 elif isinstance(record, Problem) and not self.catalogue.admits(record, pending):
                     self.stats.drops.add("catalogue")  # past what we hold of others'
-
                 elif refusal(record, lookup, brief) is not None:
                     if self._deriving.locked():  # standing moves only between derivations
                         refused.append(record)
@@ -208,7 +207,8 @@ class NodeIntake:
                         else:  # a vote on nothing held: stored, noted if it comes
                             self._orphaned(record.experiment)
                     elif isinstance(record, Experiment):
-                        if self._orphan_votes.pop(record.id, False) is None:
+                        if record.id in self._orphan_votes:
+                            del self._orphan_votes[record.id]
                             voted.append(record.id)
                         if record.problem in self.loops:  # the model's data once it vouches
                             self.loops[record.problem].offer_data(record)
