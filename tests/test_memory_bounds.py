@@ -3,6 +3,7 @@ by peer ids, which are free, must be bounded. Each test fails on the code before
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import node.net.bounded_table
-from node.catalogue import Catalogue
+from node.catalogue import Catalogue, held_bytes
 from node.identity import Identity, sign_record
 from node.net.bounded_table import bound_negatives
 from node.net.memory import MemoryHub
@@ -228,3 +229,34 @@ async def test_a_vouched_vote_stored_after_many_strangers_counts_when_the_claim_
         assert await receiver.take([claim]) == 1
         voters = {v.author for v in receiver.ledger.votes[claim.id]}
         assert honest.peer_id in voters and len(voters) <= MAX_VOTES
+
+
+@settings(max_examples=25, deadline=None)
+@given(batches=st.lists(st.tuples(st.lists(st.integers(0, 40), min_size=1, max_size=6),
+                                  st.booleans()), min_size=1, max_size=6),
+       max_count=st.integers(1, 8), max_kib=st.integers(8, 200))
+def test_the_catalogue_counts_exactly_what_is_stored_and_never_passes_its_bounds(
+    batches: list[tuple[list[int], bool]], max_count: int, max_kib: int
+) -> None:
+    """Whatever the batches (problems of any size, repeated, some intakes cancelled at their
+    first checkpoint): the catalogue's count and bytes are those of the strangers' problems
+    stored, and within its bounds."""
+
+    async def main(root: Path) -> None:
+        async with open_node(MemoryHub(), RECEIVER, root) as receiver:
+            receiver.catalogue = Catalogue(RECEIVER.peer_id, (), (), max_count=max_count,
+                                           max_bytes=max_kib << 10)
+            for sizes, cancelled in batches:
+                batch = [strangers_problem(n + 1, data=n << 10) for n in sizes]
+                if cancelled:
+                    with trio.CancelScope() as scope:
+                        scope.cancel()
+                        await receiver.take(batch * (TAKE_STEP // len(batch) + 1))
+                else:
+                    await receiver.take(batch)
+                held = receiver.known_problems()
+                assert receiver.catalogue.count == len(held) <= max_count
+                assert receiver.catalogue.bytes == sum(map(held_bytes, held)) <= max_kib << 10
+
+    with tempfile.TemporaryDirectory() as root:
+        trio.run(main, Path(root))
